@@ -1,0 +1,45 @@
+# edgepolicy developer entry points. `make run` shows it working; `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+OPA := .tools/bin/opa
+STAMP := $(VENV)/.installed
+
+.PHONY: setup tools tools-all run test test-rego test-python lint fmt clean bench
+
+setup: $(STAMP) tools
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+tools:
+	scripts/install-tools.sh opa
+
+tools-all:
+	scripts/install-tools.sh all
+
+run: setup
+	scripts/run.sh
+
+test: setup tools-all test-rego test-python
+
+test-rego: tools
+	scripts/test-rego.sh
+
+test-python: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP) tools
+	$(OPA) fmt --list --fail rego
+	$(OPA) check --strict rego
+	$(BIN)/ruff check edgepolicy webhook bundles tests bench
+	$(BIN)/mypy
+
+bench: setup tools-all
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache build *.egg-info

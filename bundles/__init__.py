@@ -1,0 +1,1 @@
+"""OPA bundles from Git: build, sign, publish and serve."""

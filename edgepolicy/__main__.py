@@ -1,0 +1,7 @@
+"""Allow `python -m edgepolicy`."""
+
+import sys
+
+from edgepolicy.cli import main
+
+sys.exit(main())

@@ -1,0 +1,42 @@
+"""The one error hierarchy of edgepolicy.
+
+Library code raises these; only the CLI turns them into a message and an exit code.
+Every message names the problem and the place (file, object, field) where there is one.
+"""
+
+from __future__ import annotations
+
+
+class EdgepolicyError(Exception):
+    """Base class of every error edgepolicy raises on purpose."""
+
+
+class UsageError(EdgepolicyError):
+    """The command line or configuration is wrong (bad flag values, missing files)."""
+
+
+class InputError(EdgepolicyError):
+    """A manifest or policy file could not be read or parsed.
+
+    The message names the file and, for YAML, the line.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+        self.path = path
+        self.line = line
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(f"{where}{message}")
+
+
+class OpaNotFoundError(EdgepolicyError):
+    """No OPA binary could be located."""
+
+
+class OpaError(EdgepolicyError):
+    """OPA could not be started, reached, or returned an unusable answer."""
+
+
+class OpaUnavailableError(OpaError):
+    """OPA did not answer in time or refused the connection."""

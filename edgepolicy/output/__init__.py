@@ -1,0 +1,1 @@
+"""Report formats for `edgepolicy check`."""

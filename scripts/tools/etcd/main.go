@@ -1,0 +1,12 @@
+// Command etcd runs the pinned etcd server for the local test control plane.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() {
+	etcdmain.Main(os.Args)
+}

@@ -1,0 +1,1 @@
+"""HTTP admission webhook: validating and mutating, AdmissionReview v1 over TLS."""
