@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 OPA := .tools/bin/opa
 STAMP := $(VENV)/.installed
 
-.PHONY: setup tools tools-all run test test-rego test-python lint fmt clean bench
+
+.PHONY: setup tools tools-e2e tools-all run test test-rego test-python lint fmt clean bench
 
 setup: $(STAMP) tools
 
@@ -18,13 +19,16 @@ $(STAMP): pyproject.toml
 tools:
 	scripts/install-tools.sh opa
 
+tools-e2e:
+	scripts/install-tools.sh opa k8s etcd
+
 tools-all:
 	scripts/install-tools.sh all
 
 run: setup
 	scripts/run.sh
 
-test: setup tools-all test-rego test-python
+test: setup tools-e2e test-rego test-python
 
 test-rego: tools
 	scripts/test-rego.sh
