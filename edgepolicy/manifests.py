@@ -1,0 +1,290 @@
+"""Read Kubernetes objects from YAML and JSON manifests.
+
+Files may hold several YAML documents; a ``kind: List`` (or ``…List``) is expanded into its items.
+Every object remembers its file, its position in the file and the line where it starts, so reports
+and errors can point at it. Timestamps stay strings, as the Kubernetes API keeps them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgepolicy.errors import InputError
+
+POLICY_GROUP = "policy.apexlogic.com"
+POLICY_KINDS = frozenset({"FinOpsPolicy", "ModelPolicy"})
+MANIFEST_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
+
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _KubernetesLoader(_BaseLoader):  # type: ignore[misc,valid-type]
+    """A safe loader that leaves timestamps as strings (Kubernetes treats them as strings)."""
+
+
+_KubernetesLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One Kubernetes object read from a file.
+
+    ``index`` counts objects from 0 within the file (items of a List each count); ``line`` is the
+    1-based line where the object's document or list item starts (None when unknown).
+    """
+
+    path: str
+    index: int
+    line: int | None
+    obj: dict[str, Any]
+
+
+def is_policy_object(obj: Mapping[str, Any]) -> bool:
+    """Tell whether ``obj`` is a FinOpsPolicy or ModelPolicy of the policy.apexlogic.com group."""
+    api_version = obj.get("apiVersion")
+    if not isinstance(api_version, str):
+        return False
+    return api_version.split("/")[0] == POLICY_GROUP and obj.get("kind") in POLICY_KINDS
+
+
+def load_paths(paths: Sequence[str | Path]) -> list[Manifest]:
+    """Load every object from the given files and directories (searched recursively).
+
+    Directories contribute their ``.yaml``, ``.yml`` and ``.json`` files in sorted order; files
+    named explicitly are read whatever their suffix.
+
+    Raises:
+        InputError: a path does not exist or cannot be read, a file is not valid YAML/JSON (the
+            message names the file and line), or a document is not a Kubernetes object.
+    """
+    manifests: list[Manifest] = []
+    for file in _expand(paths):
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise InputError(f"cannot read file: {error}", path=str(file)) from error
+        manifests.extend(load_text(text, str(file)))
+    return manifests
+
+
+def load_text(text: str, path: str, *, strict: bool = True) -> list[Manifest]:
+    """Parse manifest text that was read from ``path`` (used only in messages and results).
+
+    JSON is parsed as JSON when ``path`` ends in ``.json``, everything else as YAML (which
+    also accepts JSON). With ``strict=False`` documents that are not Kubernetes objects (not a
+    mapping, or without ``apiVersion`` and ``kind``) are skipped instead of rejected, for
+    repositories that mix manifests with other YAML.
+
+    Raises:
+        InputError: the text is not valid YAML/JSON, or (strict) a document is not a Kubernetes
+            object; the message names ``path`` and the line.
+    """
+    if path.endswith(".json"):
+        documents = _json_documents(text, path)
+    else:
+        documents = _yaml_documents(text, path)
+    manifests: list[Manifest] = []
+    for value, line, item_lines in documents:
+        if value is None:
+            continue
+        if not _looks_like_object(value):
+            if strict:
+                _reject_document(value, path, line)
+            continue
+        _check_json_compatible(value, path, line)
+        for obj, obj_line in _expand_list(value, path, line, item_lines, strict=strict):
+            manifests.append(Manifest(path=path, index=len(manifests), line=obj_line, obj=obj))
+    return manifests
+
+
+def _expand(paths: Sequence[str | Path]) -> Iterator[Path]:
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MANIFEST_SUFFIXES
+            )
+            yield from found
+        elif path.is_file():
+            yield path
+        elif path.exists():
+            raise InputError("not a regular file or directory", path=str(path))
+        else:
+            raise InputError("no such file or directory", path=str(path))
+
+
+_Document = tuple[Any, int | None, list[int | None]]
+
+
+def _yaml_documents(text: str, path: str) -> list[_Document]:
+    """Return (value, start line, start lines of ``items`` entries) for each YAML document."""
+    loader = _KubernetesLoader(text)
+    documents: list[_Document] = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            value = loader.construct_document(node)
+            documents.append((value, _document_line(node), _item_lines(node)))
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = error.problem or error.context or "invalid YAML"
+        raise InputError(f"invalid YAML: {problem}", path=path, line=line) from error
+    except yaml.YAMLError as error:
+        raise InputError(f"invalid YAML: {error}", path=path) from error
+    finally:
+        loader.dispose()
+    return documents
+
+
+def _document_line(node: yaml.Node) -> int | None:
+    """Line of a document's first key (skipping the ``---`` marker and comments)."""
+    if isinstance(node, yaml.MappingNode) and node.value:
+        return int(node.value[0][0].start_mark.line) + 1
+    return int(node.start_mark.line) + 1
+
+
+def _item_lines(node: yaml.Node) -> list[int | None]:
+    if not isinstance(node, yaml.MappingNode):
+        return []
+    for key, value in node.value:
+        is_items = isinstance(key, yaml.ScalarNode) and key.value == "items"
+        if is_items and isinstance(value, yaml.SequenceNode):
+            return [int(item.start_mark.line) + 1 for item in value.value]
+    return []
+
+
+def _json_documents(text: str, path: str) -> list[_Document]:
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        raise InputError(f"invalid JSON: {error.msg}", path=path, line=error.lineno) from error
+    except ValueError as error:
+        raise InputError(f"invalid JSON: {error}", path=path) from error
+    return [(value, 1, [])]
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in a Kubernetes object")
+
+
+def _check_json_compatible(value: Any, path: str, line: int | None, where: str = "") -> None:
+    """Reject YAML values JSON (and so Kubernetes and OPA) cannot carry."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InputError(
+                    f"mapping key {key!r}{_at(where)} must be a string, got {type(key).__name__}",
+                    path=path,
+                    line=line,
+                )
+            _check_json_compatible(item, path, line, f"{where}.{key}" if where else key)
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            _check_json_compatible(item, path, line, f"{where}[{position}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise InputError(
+            f"{_field(where)} is {value}, which JSON cannot represent", path=path, line=line
+        )
+    elif value is not None and not isinstance(value, str | int | float | bool):
+        raise InputError(
+            f"{_field(where)} has YAML type {type(value).__name__}, which JSON cannot represent",
+            path=path,
+            line=line,
+        )
+
+
+def _at(where: str) -> str:
+    return f" in field {where}" if where else ""
+
+
+def _field(where: str) -> str:
+    return f"field {where}" if where else "document"
+
+
+def _looks_like_object(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("apiVersion"), str)
+        and isinstance(value.get("kind"), str)
+    )
+
+
+def _reject_document(value: Any, path: str, line: int | None) -> None:
+    if not isinstance(value, dict):
+        raise InputError(
+            f"expected a Kubernetes object (a mapping), got {_describe(value)}",
+            path=path,
+            line=line,
+        )
+    for field in ("apiVersion", "kind"):
+        if field not in value:
+            raise InputError(f"object has no {field}", path=path, line=line)
+        if not isinstance(value[field], str):
+            raise InputError(
+                f"{field} must be a string, got {_describe(value[field])}", path=path, line=line
+            )
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _expand_list(
+    value: dict[str, Any],
+    path: str,
+    line: int | None,
+    item_lines: list[int | None],
+    *,
+    strict: bool,
+) -> Iterator[tuple[dict[str, Any], int | None]]:
+    """Yield the object itself, or the items of a List with their own lines."""
+    kind: str = value["kind"]
+    if not (kind.endswith("List") and "items" in value):
+        _check_metadata(value, path, line)
+        yield value, line
+        return
+    items = value["items"]
+    if not isinstance(items, list):
+        raise InputError(
+            f"{kind}.items must be a list, got {_describe(items)}", path=path, line=line
+        )
+    for position, item in enumerate(items):
+        item_line = item_lines[position] if position < len(item_lines) else line
+        if not _looks_like_object(item):
+            if strict:
+                _reject_document(item, path, item_line)
+            continue
+        yield from _expand_list(item, path, item_line, [], strict=strict)
+
+
+def _check_metadata(obj: Mapping[str, Any], path: str, line: int | None) -> None:
+    """Reject metadata that would break naming the object (the rest is for the policies)."""
+    metadata = obj.get("metadata")
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
+        raise InputError(
+            f"metadata must be a mapping, got {_describe(metadata)}", path=path, line=line
+        )
+    for field in ("name", "namespace", "generateName"):
+        if field in metadata and not isinstance(metadata[field], str):
+            raise InputError(
+                f"metadata.{field} must be a string, got {_describe(metadata[field])}",
+                path=path,
+                line=line,
+            )

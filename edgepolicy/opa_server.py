@@ -1,0 +1,248 @@
+"""Run a real OPA server on the loopback interface for as long as it is needed."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from edgepolicy.errors import OpaError, UsageError
+from edgepolicy.opa_client import OpaClient
+
+_POLL_SECONDS = 0.05
+_STOP_SECONDS = 5.0
+_LOG_TAIL_CHARS = 2000
+
+
+class LocalOpa:
+    """A real ``opa run --server`` process, as a context manager.
+
+    On entry OPA starts on a free 127.0.0.1 port (or ``addr``) with the Rego and data
+    ``paths``, the ``bundles`` (tarballs or bundle directories, loaded the way OPA loads
+    bundles, so their ``.manifest`` roots apply) and ``data`` (written to a temporary file and
+    merged at the root of ``data``); entry returns once ``/health`` answers. On exit the
+    process is stopped. ``url`` is the base URL to give an :class:`OpaClient`.
+    """
+
+    def __init__(
+        self,
+        opa_binary: Path,
+        *,
+        paths: Sequence[Path] = (),
+        bundles: Sequence[Path] = (),
+        data: Mapping[str, Any] | None = None,
+        addr: str | None = None,
+        log_path: Path | None = None,
+        extra_args: Sequence[str] = (),
+        startup_timeout: float = 30.0,
+    ) -> None:
+        """Describe the server to run; nothing starts before ``__enter__``.
+
+        Raises:
+            UsageError: ``data`` sets values under a root that one of the ``bundles`` owns
+                (OPA would silently drop them), or a bundle's ``.manifest`` is unreadable.
+        """
+        self._binary = Path(opa_binary)
+        self._paths = [Path(path) for path in paths]
+        self._bundles = [Path(bundle) for bundle in bundles]
+        self._data = dict(data) if data else None
+        self._addr = addr
+        self._log_path = log_path
+        self._extra_args = list(extra_args)
+        self._startup_timeout = startup_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._tempdir: tempfile.TemporaryDirectory[str] | None = None
+        self._log: io.BufferedWriter | None = None
+        self.url = ""
+        if self._data:
+            for bundle in self._bundles:
+                check_data_outside_roots(self._data, bundle_roots(bundle), bundle)
+
+    def __enter__(self) -> LocalOpa:
+        """Start OPA and wait until it answers.
+
+        Raises:
+            OpaError: OPA exited or did not become healthy in time (with its log's tail).
+        """
+        self._tempdir = tempfile.TemporaryDirectory(prefix="edgepolicy-opa-")
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Stop OPA and remove the temporary files."""
+        self.stop()
+
+    @property
+    def pid(self) -> int | None:
+        """The OPA process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    def stop(self) -> None:
+        """Stop OPA (SIGTERM, then SIGKILL after a few seconds) and clean up; idempotent."""
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.terminate()
+                try:
+                    self._process.wait(_STOP_SECONDS)
+                except subprocess.TimeoutExpired:
+                    self._process.kill()
+                    self._process.wait()
+            self._process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+            self._tempdir = None
+
+    def _start(self) -> None:
+        assert self._tempdir is not None
+        workdir = Path(self._tempdir.name)
+        log_path = self._log_path or workdir / "opa.log"
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        addr = self._addr or f"127.0.0.1:{_free_port()}"
+        self.url = f"http://{addr}"
+        command = [
+            str(self._binary),
+            "run",
+            "--server",
+            "--addr",
+            addr,
+            "--log-level",
+            "error",
+            "--skip-version-check",
+            "--shutdown-grace-period",
+            "1",
+            *self._extra_args,
+            *[str(path) for path in self._bundles],
+            *[str(path) for path in self._paths],
+        ]
+        if self._data:
+            data_file = workdir / "data.json"
+            data_file.write_text(json.dumps(self._data), encoding="utf-8")
+            command.append(str(data_file))
+        try:
+            self._process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
+            )
+        except OSError as error:
+            raise OpaError(f"cannot run OPA at {self._binary}: {error}") from error
+        self._wait_healthy(log_path)
+
+    def _wait_healthy(self, log_path: Path) -> None:
+        assert self._process is not None
+        client = OpaClient(self.url, timeout=1.0, maxsize=1)
+        deadline = time.monotonic() + self._startup_timeout
+        try:
+            while True:
+                if self._process.poll() is not None:
+                    raise OpaError(
+                        f"OPA exited with status {self._process.returncode} while starting: "
+                        f"{_tail(log_path)}"
+                    )
+                if client.health():
+                    return
+                if time.monotonic() > deadline:
+                    raise OpaError(
+                        f"OPA did not answer at {self.url} within {self._startup_timeout:g}s: "
+                        f"{_tail(log_path)}"
+                    )
+                time.sleep(_POLL_SECONDS)
+        finally:
+            client.close()
+
+
+def bundle_roots(bundle: Path) -> list[str]:
+    """Return the roots a bundle (tarball or directory) declares in its ``.manifest``.
+
+    A bundle without a manifest or without ``roots`` owns the whole data tree (``[""]``).
+
+    Raises:
+        UsageError: the bundle or its manifest cannot be read.
+    """
+    try:
+        if bundle.is_dir():
+            manifest_file = bundle / ".manifest"
+            raw = manifest_file.read_bytes() if manifest_file.is_file() else None
+        else:
+            raw = _manifest_from_tarball(bundle)
+        manifest = json.loads(raw) if raw else {}
+    except (OSError, tarfile.TarError, ValueError) as error:
+        raise UsageError(f"{bundle}: cannot read the bundle's .manifest: {error}") from error
+    roots = manifest.get("roots", [""]) if isinstance(manifest, dict) else [""]
+    if not isinstance(roots, list) or not all(isinstance(root, str) for root in roots):
+        raise UsageError(f"{bundle}: .manifest roots must be a list of strings, got {roots!r}")
+    return roots
+
+
+def _manifest_from_tarball(bundle: Path) -> bytes | None:
+    with tarfile.open(bundle, "r:*") as archive:
+        for member in archive:
+            if member.isfile() and member.name.removeprefix("./").lstrip("/") == ".manifest":
+                extracted = archive.extractfile(member)
+                return extracted.read() if extracted is not None else None
+    return None
+
+
+def check_data_outside_roots(data: Mapping[str, Any], roots: Sequence[str], bundle: Path) -> None:
+    """Refuse data that a bundle's roots own: OPA would drop it without a word.
+
+    Raises:
+        UsageError: some value of ``data`` lies at or under one of ``roots``, or replaces an
+            object above one.
+    """
+    for root in roots:
+        node: Any = data
+        walked: list[str] = []
+        for segment in (segment for segment in root.split("/") if segment):
+            if not isinstance(node, Mapping) or segment not in node:
+                break
+            node = node[segment]
+            walked.append(segment)
+        else:
+            if node not in (None, {}):
+                raise UsageError(_overlap_message(walked, root, roots, bundle))
+            continue
+        if not isinstance(node, Mapping):
+            raise UsageError(_overlap_message(walked, root, roots, bundle))
+
+
+def _overlap_message(walked: list[str], root: str, roots: Sequence[str], bundle: Path) -> str:
+    place = ".".join(["data", *walked])
+    owned = ".".join(["data", *(segment for segment in root.split("/") if segment)])
+    return (
+        f"the data sets {place}, but bundle {bundle} owns {owned} (its .manifest roots: "
+        f"{', '.join(repr(r) for r in roots)}) and OPA would ignore the data there; "
+        "put these values into the bundle instead"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _tail(log_path: Path) -> str:
+    try:
+        text = log_path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no log)"
+    return text[-_LOG_TAIL_CHARS:].strip() or "(no output)"

@@ -1,0 +1,127 @@
+"""Reading manifests: documents, lists, lines, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgepolicy.errors import InputError
+from edgepolicy.manifests import is_policy_object, load_paths, load_text
+
+MULTI = """\
+# a comment before the first document
+---
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: a, creationTimestamp: 2020-01-01T00:00:00Z}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: b}
+---
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: c
+"""
+
+
+def test_multi_document_yaml_with_list_expanded_and_lines() -> None:
+    manifests = load_text(MULTI, "m.yaml")
+    assert [(m.index, m.line, m.obj["metadata"]["name"]) for m in manifests] == [
+        (0, 6, "a"),
+        (1, 9, "b"),
+        (2, 14, "c"),
+    ]
+    assert all(m.path == "m.yaml" for m in manifests)
+
+
+def test_timestamps_stay_strings() -> None:
+    (pod, *_) = load_text(MULTI, "m.yaml")
+    assert pod.obj["metadata"]["creationTimestamp"] == "2020-01-01T00:00:00Z"
+
+
+def test_json_file_is_parsed_as_json() -> None:
+    (only,) = load_text('{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}', "p.json")
+    assert only.obj["kind"] == "Pod"
+    assert only.line == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "expected"),
+    [
+        ("a: [1,\n  b\n", "bad.yaml", "bad.yaml:3: invalid YAML"),
+        (
+            "apiVersion: v1\nkind: Pod\n---\n- 1\n",
+            "list.yaml",
+            "list.yaml:4: expected a Kubernetes",
+        ),
+        ("kind: Pod\n", "nokind.yaml", "nokind.yaml:1: object has no apiVersion"),
+        ("apiVersion: v1\nkind: 3\n", "k.yaml", "k.yaml:1: kind must be a string"),
+        ("apiVersion: v1\nkind: Pod\nmetadata: {name: 3}\n", "n.yaml", "metadata.name must be"),
+        ("apiVersion: v1\nkind: Pod\nmetadata: []\n", "m.yaml", "metadata must be a mapping"),
+        ("apiVersion: v1\nkind: X\nx: !!binary aGk=\n", "b.yaml", "field x has YAML type bytes"),
+        ("{1: 2, apiVersion: v1, kind: X}", "i.yaml", "mapping key 1 must be a string"),
+        ("apiVersion: v1\nkind: List\nitems: 3\n", "l.yaml", "List.items must be a list"),
+        ('{"a":\n1,}', "bad.json", "bad.json:2: invalid JSON"),
+        ('{"apiVersion": "v1", "kind": "X", "n": NaN}', "nan.json", "NaN is not allowed"),
+    ],
+)
+def test_bad_input_names_file_line_and_problem(text: str, path: str, expected: str) -> None:
+    with pytest.raises(InputError, match=expected.replace("[", r"\[")) as caught:
+        load_text(text, path)
+    assert caught.value.path == path
+
+
+def test_non_strict_skips_documents_that_are_not_objects() -> None:
+    text = "on: push\n---\n- x\n---\napiVersion: v1\nkind: Pod\n"
+    assert [m.obj["kind"] for m in load_text(text, "ci.yml", strict=False)] == ["Pod"]
+
+
+def test_empty_and_comment_only_files_have_no_objects() -> None:
+    assert load_text("", "e.yaml") == []
+    assert load_text("# nothing\n---\n", "e.yaml") == []
+
+
+def test_load_paths_walks_directories_sorted_and_reads_named_files(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.yml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: b}\n")
+    (tmp_path / "a.json").write_text(
+        '{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}}'
+    )
+    (tmp_path / "notes.txt").write_text("not a manifest")
+    named = tmp_path / "named.txt"
+    named.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: n}\n")
+    manifests = load_paths([tmp_path / "sub", tmp_path / "a.json", named])
+    assert [m.obj["metadata"]["name"] for m in manifests] == ["b", "a", "n"]
+    assert [m.obj["metadata"]["name"] for m in load_paths([tmp_path])] == ["a", "b"]
+
+
+def test_missing_path_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file or directory"):
+        load_paths([tmp_path / "missing.yaml"])
+
+
+def test_undecodable_file_is_an_input_error(tmp_path: Path) -> None:
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes(b"kind: \xff\n")
+    with pytest.raises(InputError, match="cannot read file"):
+        load_paths([bad])
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        ({"apiVersion": "policy.apexlogic.com/v1alpha1", "kind": "FinOpsPolicy"}, True),
+        ({"apiVersion": "policy.apexlogic.com/v1", "kind": "ModelPolicy"}, True),
+        ({"apiVersion": "other.example.com/v1alpha1", "kind": "FinOpsPolicy"}, False),
+        ({"apiVersion": "policy.apexlogic.com/v1alpha1", "kind": "Deployment"}, False),
+        ({"kind": "FinOpsPolicy"}, False),
+    ],
+)
+def test_is_policy_object(obj: dict[str, str], expected: bool) -> None:
+    assert is_policy_object(obj) is expected

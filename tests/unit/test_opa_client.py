@@ -1,0 +1,133 @@
+"""The OPA REST client, against a scripted HTTP server standing in for OPA."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from edgepolicy.errors import OpaError, OpaUnavailableError
+from edgepolicy.opa_client import OpaClient
+
+
+class _Script:
+    """What the stand-in answers next, and what it received."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.body: bytes = b"{}"
+        self.delay = 0.0
+        self.requests: list[tuple[str, str, Any]] = []
+
+
+@pytest.fixture
+def fake_opa() -> Iterator[tuple[str, _Script]]:
+    script = _Script()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            script.requests.append((self.command, self.path, json.loads(raw) if raw else None))
+            if script.delay:
+                threading.Event().wait(script.delay)
+            self.send_response(script.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(script.body)))
+            self.end_headers()
+            self.wfile.write(script.body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", script
+    server.shutdown()
+    server.server_close()
+
+
+def test_decide_posts_input_to_the_decision_document(fake_opa: tuple[str, _Script]) -> None:
+    url, script = fake_opa
+    script.body = json.dumps({"result": {"allowed": True, "policies": ["ai/p"]}}).encode()
+    decision = OpaClient(url).decide({"request": {"uid": "1"}})
+    assert decision.allowed is True
+    assert decision.policies == ("ai/p",)
+    assert script.requests == [
+        ("POST", "/v1/data/edgepolicy/admission/decision", {"input": {"request": {"uid": "1"}}})
+    ]
+
+
+def test_query_without_input_is_a_get(fake_opa: tuple[str, _Script]) -> None:
+    url, script = fake_opa
+    script.body = b'{"result": {"a": 1}}'
+    assert OpaClient(url + "/").query("/edgepolicy/settings/") == {"a": 1}
+    assert script.requests[0][:2] == ("GET", "/v1/data/edgepolicy/settings")
+
+
+def test_undefined_document_is_an_error(fake_opa: tuple[str, _Script]) -> None:
+    url, _ = fake_opa
+    with pytest.raises(OpaError, match="no value at data.edgepolicy.admission.decision"):
+        OpaClient(url).decide({})
+
+
+def test_http_error_carries_opas_message(fake_opa: tuple[str, _Script]) -> None:
+    url, script = fake_opa
+    script.status = 500
+    script.body = b'{"code": "internal_error", "message": "eval_conflict_error: boom"}'
+    with pytest.raises(OpaError, match="HTTP 500: eval_conflict_error: boom"):
+        OpaClient(url).query("x")
+
+
+def test_bad_json_is_an_error(fake_opa: tuple[str, _Script]) -> None:
+    url, script = fake_opa
+    script.body = b"<html>"
+    with pytest.raises(OpaError, match="invalid JSON"):
+        OpaClient(url).query("x")
+
+
+def test_malformed_decision_is_an_error(fake_opa: tuple[str, _Script]) -> None:
+    url, script = fake_opa
+    script.body = b'{"result": {"allowed": "maybe"}}'
+    with pytest.raises(OpaError, match="decision.allowed"):
+        OpaClient(url).decide({})
+
+
+def test_slow_opa_is_unavailable(fake_opa: tuple[str, _Script]) -> None:
+    url, script = fake_opa
+    script.delay = 0.5
+    with pytest.raises(OpaUnavailableError, match="unavailable"):
+        OpaClient(url, timeout=0.1).query("x", {})
+
+
+def test_refused_connection_is_unavailable_and_unhealthy() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = OpaClient(f"http://127.0.0.1:{port}", timeout=0.5)
+    with pytest.raises(OpaUnavailableError):
+        client.query("x")
+    assert client.health() is False
+
+
+def test_health_reflects_status_and_asks_for_bundles(fake_opa: tuple[str, _Script]) -> None:
+    url, script = fake_opa
+    client = OpaClient(url)
+    assert client.health() is True
+    script.status = 500
+    assert client.health(bundles=True) is False
+    assert [path for _, path, _ in script.requests] == ["/health", "/health?bundles"]
+
+
+@pytest.mark.parametrize("bad", ["127.0.0.1:8181", "ftp://x", "http://"])
+def test_bad_base_url_is_rejected(bad: str) -> None:
+    with pytest.raises(OpaError, match="OPA URL must look like"):
+        OpaClient(bad)
