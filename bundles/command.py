@@ -1,18 +1,197 @@
-"""The `edgepolicy bundle` subcommand (work in progress: replaced by its issue's implementation)."""
+"""The ``edgepolicy bundle`` subcommands: build, publish, serve and watch.
+
+A thin layer: it parses flags, calls the library in ``bundles``, prints one line per result and
+returns the exit code (0 success, 1 the work failed, 2 bad usage or input via EdgepolicyError).
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
+import signal
+from pathlib import Path
+from types import FrameType
 from typing import Any
+
+from bundles.builder import build_bundle, write_bundle
+from bundles.publish import parse_target, publish, read_token
+from bundles.server import make_server
+from bundles.signing import SigningKey, load_signing_key
+from bundles.watch import WatchConfig, watch
+from edgepolicy.errors import UsageError
+from edgepolicy.opa_binary import find_opa
+
+DEFAULT_PORT = 8282
+DEFAULT_WORKDIR = Path.home() / ".cache" / "edgepolicy" / "watch"
 
 
 def add_parser(subparsers: Any) -> None:
-    """Register `bundle`."""
-    parser = subparsers.add_parser("bundle", help="bundle (not yet implemented)")
-    parser.set_defaults(func=_run)
+    """Register ``bundle`` and its subcommands."""
+    parser = subparsers.add_parser(
+        "bundle", help="build, sign, publish and serve OPA policy bundles from Git"
+    )
+    sub = parser.add_subparsers(dest="bundle_command", metavar="SUBCOMMAND")
+    sub.required = True
+
+    build = sub.add_parser("build", help="build a (signed) bundle from a Git revision")
+    build.add_argument("--repo", default=".", help="policy repository (default: .)")
+    build.add_argument("--rev", default="HEAD", help="Git revision to build (default: HEAD)")
+    build.add_argument("--out", required=True, help="bundle file to write (.tar.gz)")
+    _add_signing(build)
+    build.add_argument("--opa", help="OPA binary used to validate the policies")
+    build.set_defaults(func=_build)
+
+    pub = sub.add_parser("publish", help="publish a bundle to a directory, URL or ConfigMap")
+    pub.add_argument("bundle", metavar="BUNDLE", help="bundle file (.tar.gz)")
+    _add_publishing(pub)
+    pub.set_defaults(func=_publish)
+
+    serve = sub.add_parser("serve", help="serve a directory of bundles to OPA (long polling)")
+    serve.add_argument("--dir", required=True, help="directory holding the bundles")
+    serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port (default: {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    serve.add_argument(
+        "--upload-token-file", help="accept PUT uploads bearing the token in this file"
+    )
+    serve.set_defaults(func=_serve)
+
+    watch_parser = sub.add_parser("watch", help="GitOps loop: build and publish each new commit")
+    watch_parser.add_argument("--repo", required=True, help="repository URL or path")
+    watch_parser.add_argument("--branch", default="main", help="branch to follow (default: main)")
+    watch_parser.add_argument(
+        "--interval", type=float, default=10.0, help="seconds between fetches (default: 10)"
+    )
+    watch_parser.add_argument("--once", action="store_true", help="run one round and exit")
+    watch_parser.add_argument("--max-iterations", type=int, help="stop after N rounds")
+    watch_parser.add_argument(
+        "--workdir",
+        default=str(DEFAULT_WORKDIR),
+        help=f"where the mirror clone lives (default: {DEFAULT_WORKDIR})",
+    )
+    watch_parser.add_argument("--opa", help="OPA binary used to validate the policies")
+    _add_signing(watch_parser)
+    _add_publishing(watch_parser, repeat=True)
+    watch_parser.set_defaults(func=_watch)
 
 
-def _run(args: argparse.Namespace) -> int:
-    print("edgepolicy bundle: not implemented yet", file=sys.stderr)
-    return 2
+def _add_signing(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--signing-key", help="PEM private key (RSA → RS256, EC P-256 → ES256)")
+    parser.add_argument("--key-id", help="key id OPA's configuration names the public key by")
+
+
+def _add_publishing(parser: argparse.ArgumentParser, *, repeat: bool = False) -> None:
+    parser.add_argument(
+        "--to",
+        required=True,
+        action="append" if repeat else "store",
+        help="dir:PATH, http(s)://URL (PUT) or configmap:NAMESPACE/NAME"
+        + (" (repeatable)" if repeat else ""),
+    )
+    parser.add_argument(
+        "--name",
+        default="bundle.tar.gz",
+        help="file name inside a dir: target (default: bundle.tar.gz)",
+    )
+    parser.add_argument(
+        "--token-file", help="bearer token for http(s) targets (default: $EDGEPOLICY_BUNDLE_TOKEN)"
+    )
+    parser.add_argument("--ca-file", help="CA bundle for https targets")
+    parser.add_argument(
+        "--kubeconfig",
+        help="kubeconfig for configmap targets (default: $KUBECONFIG, ~/.kube/config)",
+    )
+
+
+def _signing_key(args: argparse.Namespace) -> SigningKey | None:
+    if args.signing_key is None:
+        if args.key_id:
+            raise UsageError("--key-id needs --signing-key")
+        return None
+    return load_signing_key(args.signing_key, args.key_id or "")
+
+
+def _build(args: argparse.Namespace) -> int:
+    key = _signing_key(args)
+    bundle = build_bundle(Path(args.repo), args.rev, opa=find_opa(args.opa), signing_key=key)
+    write_bundle(bundle, Path(args.out))
+    signed = f"signed ({key.algorithm}, key id {key.key_id})" if key else "unsigned"
+    print(f"built {args.out}: revision {bundle.revision}, {bundle.policies} policies, {signed}")
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    target = parse_target(args.to)
+    try:
+        archive = Path(args.bundle).read_bytes()
+    except OSError as error:
+        raise UsageError(f"cannot read bundle {args.bundle}: {error.strerror}") from error
+    where = publish(
+        archive,
+        target,
+        bundle_name=args.name,
+        token=read_token(args.token_file),
+        ca_file=args.ca_file,
+        kubeconfig=args.kubeconfig,
+    )
+    print(f"published {where}")
+    return 0
+
+
+def _stop_on_term(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _serve(args: argparse.Namespace) -> int:
+    token = None
+    if args.upload_token_file:
+        token = read_token(args.upload_token_file)
+        if not token:
+            raise UsageError(f"upload token file {args.upload_token_file} is empty")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    server = make_server(Path(args.dir), args.host, args.port, token)
+    signal.signal(signal.SIGTERM, _stop_on_term)
+    print(f"serving bundles from {args.dir} at {server.url}/", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.store.close()
+        server.server_close()
+    return 0
+
+
+def _report(line: str) -> None:
+    print(line, flush=True)
+
+
+def _watch(args: argparse.Namespace) -> int:
+    if args.once and args.max_iterations is not None:
+        raise UsageError("use either --once or --max-iterations")
+    config = WatchConfig(
+        source=args.repo,
+        branch=args.branch,
+        targets=[parse_target(t) for t in args.to],
+        opa=find_opa(args.opa),
+        workdir=Path(args.workdir),
+        signing_key=_signing_key(args),
+        bundle_name=args.name,
+        interval=args.interval,
+        max_iterations=1 if args.once else args.max_iterations,
+        token=read_token(args.token_file),
+        ca_file=args.ca_file,
+        kubeconfig=args.kubeconfig,
+    )
+    signal.signal(signal.SIGTERM, _stop_on_term)
+    try:
+        state = watch(config, _report)
+    except KeyboardInterrupt:
+        return 0
+    if config.max_iterations is not None and state.errors and state.published is None:
+        return 1
+    return 0

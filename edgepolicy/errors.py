@@ -40,3 +40,7 @@ class OpaError(EdgepolicyError):
 
 class OpaUnavailableError(OpaError):
     """OPA did not answer in time or refused the connection."""
+
+
+class BundleError(EdgepolicyError):
+    """A policy bundle could not be built, signed, published or served."""

@@ -1,0 +1,138 @@
+"""Build an OPA bundle from a policy repository at one Git revision.
+
+The result is a standard OPA bundle (``.manifest``, Rego modules, ``data.json``), optionally
+signed (``.signatures.json``), packed reproducibly: the same commit, library and key give
+byte-identical bytes.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from bundles import layout
+from bundles.archive import tar_gz, write_atomically
+from bundles.gitrepo import Snapshot, read_snapshot, redact_url
+from bundles.signing import SIGNATURES_FILE, SigningKey, signatures_document
+from bundles.validation import validate_bundle
+from edgepolicy.errors import InputError
+from edgepolicy.library import library_path
+from edgepolicy.manifests import MANIFEST_SUFFIXES, Manifest, is_policy_object, load_text
+from edgepolicy.policy_data import policies_to_data
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A built bundle: its archive bytes and what went into it."""
+
+    revision: str
+    archive: bytes
+    files: tuple[str, ...]
+    policies: int
+    signed: bool
+
+
+def _wanted(path: str) -> bool:
+    return layout.is_rego(path) or Path(path).suffix.lower() in MANIFEST_SUFFIXES
+
+
+def policy_manifests(snapshot: Snapshot) -> list[Manifest]:
+    """Return every FinOpsPolicy and ModelPolicy object in the snapshot's YAML/JSON files.
+
+    Files that hold other YAML are fine; a file that is not valid YAML fails the build, since
+    it might hold policies that would silently go missing.
+
+    Raises:
+        InputError: a manifest file cannot be parsed (names the file and line).
+    """
+    found: list[Manifest] = []
+    for path in sorted(snapshot.files):
+        if Path(path).suffix.lower() not in MANIFEST_SUFFIXES:
+            continue
+        try:
+            text = snapshot.files[path].decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise InputError("not UTF-8 text", path=path) from error
+        found.extend(m for m in load_text(text, path, strict=False) if is_policy_object(m.obj))
+    return found
+
+
+def bundle_files(snapshot: Snapshot, policies: list[Manifest], source: str) -> dict[str, bytes]:
+    """Return the unsigned bundle's files (bundle path → content).
+
+    Raises:
+        InputError: a policy object has no name, or two share kind, namespace and name.
+        BundleError: the shipped library is missing or clashes with bundle paths.
+    """
+    files = layout.library_files(library_path())
+    for path, content in snapshot.files.items():
+        if layout.is_rego(path):
+            files[layout.repo_rego_path(path)] = content
+    try:
+        data = policies_to_data(m.obj for m in policies)
+    except InputError as error:
+        raise InputError(f"{error} (in {_files_of(policies)})") from error
+    files[layout.POLICIES_DATA] = layout.policies_json(data)
+    files[layout.MANIFEST] = layout.manifest_json(
+        snapshot.commit, snapshot.author_time, redact_url(source)
+    )
+    return files
+
+
+def _files_of(policies: list[Manifest]) -> str:
+    return ", ".join(sorted({m.path for m in policies}))
+
+
+def _write_tree(root: Path, files: Mapping[str, bytes]) -> None:
+    for name, content in files.items():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+
+
+def build_bundle(
+    repo: Path,
+    rev: str = "HEAD",
+    *,
+    opa: Path,
+    signing_key: SigningKey | None = None,
+    source: str | None = None,
+) -> Bundle:
+    """Build the bundle of ``repo`` at ``rev``, validated by the real OPA at ``opa``.
+
+    ``source`` is recorded in the manifest's metadata (default: the repository path; user
+    names and passwords in URLs are removed).
+
+    Raises:
+        UsageError: ``repo`` is not a Git repository or ``rev`` is not a commit in it.
+        InputError: a manifest cannot be parsed or a policy object is invalid (the message
+            names the file, the object and the field).
+        OpaError: OPA cannot load the bundle (e.g. the repository's Rego does not compile).
+        BundleError: Git or the library could not be read.
+    """
+    snapshot = read_snapshot(repo, rev, _wanted)
+    policies = policy_manifests(snapshot)
+    files = bundle_files(snapshot, policies, source if source is not None else str(repo))
+    with tempfile.TemporaryDirectory(prefix="edgepolicy-bundle-") as tmp:
+        _write_tree(Path(tmp), files)
+        validate_bundle(opa, Path(tmp), policies)
+    if signing_key is not None:
+        files[SIGNATURES_FILE] = signatures_document(files, signing_key)
+    return Bundle(
+        revision=snapshot.commit,
+        archive=tar_gz(files, mtime=snapshot.commit_time),
+        files=tuple(sorted(files)),
+        policies=len(policies),
+        signed=signing_key is not None,
+    )
+
+
+def write_bundle(bundle: Bundle, out: Path) -> None:
+    """Write ``bundle`` to ``out`` atomically (nothing is written if anything fails).
+
+    Raises:
+        BundleError: the file cannot be written.
+    """
+    write_atomically(out, bundle.archive)

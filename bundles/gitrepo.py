@@ -1,0 +1,125 @@
+"""Read a policy repository at one revision straight from Git's object database.
+
+Nothing here looks at the working tree: a build sees exactly what was committed. Git is run as
+a subprocess (``git rev-parse``, ``git ls-tree``, ``git cat-file --batch``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from edgepolicy.errors import BundleError, UsageError
+
+_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+_BLOB_MODES = frozenset({"100644", "100755"})
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The files of one commit that a bundle is built from."""
+
+    commit: str
+    author_time: int
+    commit_time: int
+    files: dict[str, bytes]
+
+
+def run_git(args: Sequence[str], *, cwd: Path | None = None, stdin: bytes | None = None) -> bytes:
+    """Run ``git ARGS`` and return its standard output.
+
+    Raises:
+        BundleError: git is missing or exits non-zero (its stderr is in the message).
+    """
+    try:
+        result = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            input=stdin,
+            capture_output=True,
+            env={**os.environ, **_GIT_ENV},
+            check=False,
+        )
+    except FileNotFoundError as error:
+        raise BundleError("git is not installed or not on PATH") from error
+    if result.returncode != 0:
+        message = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise BundleError(f"git {args[0]} failed: {message[-1] if message else 'no output'}")
+    return result.stdout
+
+
+def resolve_commit(repo: Path, rev: str) -> str:
+    """Return the full commit id ``rev`` names in ``repo``.
+
+    Raises:
+        UsageError: ``repo`` is not a Git repository or ``rev`` names no commit in it.
+    """
+    if not repo.exists():
+        raise UsageError(f"policy repository {repo} does not exist")
+    try:
+        out = run_git(
+            ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"], cwd=repo
+        )
+    except BundleError as error:
+        raise UsageError(f"{repo}: revision {rev!r} is not a commit ({error})") from error
+    return out.decode("ascii").strip()
+
+
+def read_snapshot(repo: Path, rev: str, wanted: Callable[[str], bool]) -> Snapshot:
+    """Return the commit ``rev`` of ``repo`` with the content of its files ``wanted`` selects.
+
+    Symbolic links and submodules are skipped; only regular files are read.
+
+    Raises:
+        UsageError: ``repo`` or ``rev`` is not usable.
+        BundleError: Git failed while reading objects.
+    """
+    commit = resolve_commit(repo, rev)
+    times = run_git(["show", "-s", "--format=%at %ct", commit], cwd=repo).decode().split()
+    listing = run_git(["ls-tree", "-r", "-z", "--full-tree", commit], cwd=repo)
+    blobs: list[tuple[str, str]] = []
+    for entry in listing.split(b"\0"):
+        if not entry:
+            continue
+        meta, _, raw_path = entry.partition(b"\t")
+        mode, kind, sha = meta.decode("ascii").split()
+        path = raw_path.decode("utf-8", "surrogateescape")
+        if kind == "blob" and mode in _BLOB_MODES and wanted(path):
+            blobs.append((path, sha))
+    contents = _cat_blobs(repo, [sha for _, sha in blobs])
+    files = {path: contents[sha] for path, sha in blobs}
+    return Snapshot(
+        commit=commit, author_time=int(times[0]), commit_time=int(times[1]), files=files
+    )
+
+
+def _cat_blobs(repo: Path, shas: Sequence[str]) -> dict[str, bytes]:
+    """Read many blobs with one ``git cat-file --batch`` process."""
+    if not shas:
+        return {}
+    out = run_git(["cat-file", "--batch"], cwd=repo, stdin="".join(f"{s}\n" for s in shas).encode())
+    contents: dict[str, bytes] = {}
+    position = 0
+    for sha in shas:
+        header_end = out.index(b"\n", position)
+        header = out[position:header_end].decode("ascii").split()
+        if len(header) != 3 or header[1] != "blob":
+            raise BundleError(f"git cat-file: unexpected object header {' '.join(header)!r}")
+        size = int(header[2])
+        start = header_end + 1
+        contents[sha] = out[start : start + size]
+        position = start + size + 1
+    return contents
+
+
+def redact_url(source: str) -> str:
+    """Return ``source`` with any user name or password removed from a URL (never log secrets)."""
+    parts = urlsplit(source)
+    if not parts.scheme or parts.hostname is None or "@" not in parts.netloc:
+        return source
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))

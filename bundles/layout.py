@@ -1,0 +1,79 @@
+"""Which files go into a bundle, and under which paths.
+
+A bundle holds the shipped Rego library at its own relative paths (its ``data.json`` files land
+where the library expects them), the policy repository's ``.rego`` files under ``repo/``, the
+repository's policy objects in ``edgepolicy/policies/data.json`` (``data.edgepolicy.policies``,
+see docs/decision-contract.md) and a ``.manifest`` whose roots are ``["edgepolicy"]``.
+Test files (``*_test.rego``) are left out: they are for ``opa test``, not for enforcement.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from edgepolicy.errors import BundleError
+
+ROOTS = ("edgepolicy",)
+MANIFEST = ".manifest"
+POLICIES_DATA = "edgepolicy/policies/data.json"
+REPO_PREFIX = "repo/"
+_DATA_FILES = frozenset({"data.json", "data.yaml", "data.yml"})
+_RESERVED = frozenset({MANIFEST, ".signatures.json", POLICIES_DATA})
+
+
+def is_rego(path: str) -> bool:
+    """Return whether ``path`` is a Rego module that belongs in a bundle (tests excluded)."""
+    return path.endswith(".rego") and not path.endswith("_test.rego")
+
+
+def library_files(library: Path) -> dict[str, bytes]:
+    """Return the shipped library's Rego modules and data files, keyed by bundle path.
+
+    Raises:
+        BundleError: the library directory is missing or uses a path reserved for the bundle.
+    """
+    if not library.is_dir():
+        raise BundleError(f"the Rego library directory {library} does not exist")
+    files: dict[str, bytes] = {}
+    for path in sorted(library.rglob("*")):
+        if not path.is_file():
+            continue
+        name = path.relative_to(library).as_posix()
+        if is_rego(name) or posixpath.basename(name) in _DATA_FILES:
+            if name in _RESERVED or name.startswith(REPO_PREFIX):
+                raise BundleError(f"the Rego library uses {name}, a path reserved for bundles")
+            files[name] = path.read_bytes()
+    return files
+
+
+def repo_rego_path(path: str) -> str:
+    """Return the bundle path of the repository's Rego module at ``path``."""
+    return REPO_PREFIX + path
+
+
+def policies_json(policies: Mapping[str, Any]) -> bytes:
+    """Return ``edgepolicy/policies/data.json`` for ``data.edgepolicy.policies``."""
+    return json.dumps(policies, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8"
+    )
+
+
+def manifest_json(commit: str, author_time: int, source: str) -> bytes:
+    """Return the ``.manifest``: revision is the commit id; metadata says where it came from."""
+    manifest = {
+        "revision": commit,
+        "roots": list(ROOTS),
+        "metadata": {
+            "commit": commit,
+            "author_time": datetime.fromtimestamp(author_time, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "source": source,
+        },
+    }
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8"
+    )

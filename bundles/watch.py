@@ -1,0 +1,135 @@
+"""The GitOps loop: follow a branch, and build, sign and publish every new head commit.
+
+The repository (a URL or a local path) is mirrored into a work directory and fetched every
+interval. Whenever the branch head differs from the last commit published, the bundle of that
+commit is built, signed and published to every target; a revert is a new commit, so the
+reverted policy goes out as a new revision. A commit that fails to build is reported once and
+skipped (the last good bundle stays published); failures to fetch or publish are retried on the
+next round.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bundles.builder import build_bundle
+from bundles.gitrepo import redact_url, resolve_commit, run_git
+from bundles.publish import Target, publish
+from bundles.signing import SigningKey
+from edgepolicy.errors import BundleError, EdgepolicyError, InputError, OpaError
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    """What the loop follows and where it publishes."""
+
+    source: str
+    branch: str
+    targets: Sequence[Target]
+    opa: Path
+    workdir: Path
+    signing_key: SigningKey | None = None
+    bundle_name: str = "bundle.tar.gz"
+    interval: float = 10.0
+    max_iterations: int | None = None
+    token: str | None = None
+    ca_file: str | None = None
+    kubeconfig: str | None = None
+
+
+@dataclass
+class WatchState:
+    """What the loop has done so far."""
+
+    published: str | None = None
+    failed: str | None = None
+    rounds: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def mirror_dir(workdir: Path, source: str) -> Path:
+    """Return the mirror clone's directory for ``source`` inside ``workdir``."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    return workdir / f"mirror-{digest}.git"
+
+
+def sync_mirror(source: str, mirror: Path) -> None:
+    """Clone ``source`` as a bare mirror the first time, fetch it afterwards.
+
+    Raises:
+        BundleError: Git cannot clone or fetch (the message never contains credentials).
+    """
+    try:
+        if (mirror / "HEAD").is_file():
+            run_git(["fetch", "--quiet", "--prune", "origin"], cwd=mirror)
+        else:
+            mirror.parent.mkdir(parents=True, exist_ok=True)
+            run_git(["clone", "--quiet", "--mirror", "--", source, str(mirror)])
+    except BundleError as error:
+        raise BundleError(f"cannot fetch {redact_url(source)}: {error}") from None
+
+
+def run_round(config: WatchConfig, state: WatchState, report: Callable[[str], None]) -> None:
+    """Run one round: fetch, and build and publish the branch head if it is new.
+
+    Raises:
+        InputError, OpaError: the head commit does not build (it is not retried).
+        BundleError, UsageError: fetching or publishing failed (retried next round).
+    """
+    mirror = mirror_dir(config.workdir, config.source)
+    sync_mirror(config.source, mirror)
+    head = resolve_commit(mirror, f"refs/heads/{config.branch}")
+    if head in (state.published, state.failed):
+        return
+    try:
+        bundle = build_bundle(
+            mirror,
+            head,
+            opa=config.opa,
+            signing_key=config.signing_key,
+            source=config.source,
+        )
+    except (InputError, OpaError) as error:
+        state.failed = head
+        report(f"commit {head} not published: {error}")
+        raise
+    for target in config.targets:
+        where = publish(
+            bundle.archive,
+            target,
+            bundle_name=config.bundle_name,
+            token=config.token,
+            ca_file=config.ca_file,
+            kubeconfig=config.kubeconfig,
+        )
+        report(f"published {where}")
+    state.published = head
+
+
+def watch(
+    config: WatchConfig,
+    report: Callable[[str], None],
+    sleep: Callable[[float], None] = time.sleep,
+) -> WatchState:
+    """Run rounds every ``interval`` seconds, ``max_iterations`` times or forever.
+
+    Errors of a round are reported and kept in the returned state; the loop goes on, and the
+    last good bundle stays published.
+    """
+    state = WatchState()
+    while config.max_iterations is None or state.rounds < config.max_iterations:
+        state.rounds += 1
+        try:
+            run_round(config, state, report)
+        except (InputError, OpaError) as error:
+            state.errors.append(str(error))  # already reported by run_round
+        except EdgepolicyError as error:
+            state.errors.append(str(error))
+            report(f"round {state.rounds}: {error}")
+        if config.max_iterations is None or state.rounds < config.max_iterations:
+            sleep(config.interval)
+    return state
