@@ -1,18 +1,172 @@
-"""The `edgepolicy serve` subcommand (work in progress: replaced by its issue's implementation)."""
+"""The `edgepolicy serve` subcommand: the admission webhook over TLS, served by gunicorn.
+
+With ``--opa-url`` the webhook asks that OPA (the sidecar fed by bundles). Without it, serve
+starts and supervises a local OPA loaded with the shipped Rego library, the policy objects under
+``--policies`` and the ``--data`` files, so one command runs everything on a laptop.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
+
+from edgepolicy.errors import UsageError
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def add_parser(subparsers: Any) -> None:
     """Register `serve`."""
-    parser = subparsers.add_parser("serve", help="serve (not yet implemented)")
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the validating and mutating admission webhook over TLS",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--tls-cert", required=True, metavar="FILE", help="PEM certificate chain")
+    parser.add_argument("--tls-key", required=True, metavar="FILE", help="PEM private key")
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, default=8443, help="port to listen on (default 8443)")
+    parser.add_argument(
+        "--opa-url",
+        metavar="URL",
+        help="OPA to ask (e.g. http://127.0.0.1:8181, the sidecar); default: start a local OPA",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, metavar="N", help="gunicorn worker processes (default 2)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=4, metavar="N", help="threads per worker (default 4)"
+    )
+    parser.add_argument(
+        "--fail-open",
+        action="store_true",
+        help="admit objects (with a warning) when no decision can be made in time; "
+        "default: deny them (fail closed)",
+    )
+    parser.add_argument(
+        "--policies",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="PATH",
+        help="files or directories with FinOpsPolicy/ModelPolicy objects for the local OPA",
+    )
+    parser.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="JSON/YAML data file for the local OPA (e.g. edgepolicy.settings); repeatable",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
+        help="deadline for answering one AdmissionReview (default 3; keep it below the "
+        "webhook configuration's timeoutSeconds)",
+    )
+    parser.add_argument("--opa", metavar="PATH", help="OPA binary for the local OPA")
+    parser.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        help="kubeconfig for reading FinOpsPolicies and HPA targets from the cluster; "
+        "default: the in-cluster service account when running in a pod, else no lookups",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="gunicorn log level (default info)",
+    )
+    parser.add_argument("--access-log", action="store_true", help="log every HTTP request")
     parser.set_defaults(func=_run)
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
+    if args.workers < 1 or args.threads < 1:
+        raise UsageError("--workers and --threads must be at least 1")
+    if args.opa_url and (args.policies or args.data or args.opa):
+        raise UsageError(
+            "--policies, --data and --opa configure the local OPA; with --opa-url the policies "
+            "come from that OPA (its bundles)"
+        )
+    for flag, value in (("--kubeconfig", args.kubeconfig), *(("--data", d) for d in args.data)):
+        if value is not None and not Path(value).is_file():
+            raise UsageError(f"{flag}: file not found: {value}")
+
+
 def _run(args: argparse.Namespace) -> int:
-    print("edgepolicy serve: not implemented yet", file=sys.stderr)
-    return 2
+    _check_args(args)
+    metrics_dir = tempfile.mkdtemp(prefix="edgepolicy-metrics-")
+    # prometheus_client picks its multiprocess mode when first imported: set it up before.
+    os.environ[MULTIPROC_ENV] = metrics_dir
+    owner = os.getpid()
+    try:
+        return _serve(args)
+    finally:
+        if os.getpid() == owner:  # gunicorn workers leave through here too
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from edgepolicy.library import library_path
+    from edgepolicy.opa_binary import find_opa
+    from webhook import kube
+    from webhook.config import WebhookConfig
+    from webhook.local_opa import SupervisedOpa, policy_data
+    from webhook.server import ServerOptions, WebhookServer, gunicorn_settings
+    from webhook.tls import ReloadingContext
+
+    options = ServerOptions(
+        cert_file=Path(args.tls_cert),
+        key_file=Path(args.tls_key),
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        threads=args.threads,
+        log_level=args.log_level,
+        access_log=args.access_log,
+    )
+    tls = ReloadingContext(options.cert_file, options.key_file)
+    kubeconfig = Path(args.kubeconfig) if args.kubeconfig else None
+    kube.connect(kubeconfig)  # fail now, not in every worker, on unusable credentials
+    local_opa: SupervisedOpa | None = None
+    opa_url: str = args.opa_url or ""
+    if not opa_url:
+        local_opa = SupervisedOpa(
+            find_opa(args.opa),
+            paths=[library_path(), *(Path(path) for path in args.data)],
+            data=policy_data([Path(path) for path in args.policies]),
+        )
+        opa_url = local_opa.url
+    config = WebhookConfig(
+        opa_url=opa_url,
+        timeout=args.timeout,
+        fail_open=args.fail_open,
+        kubeconfig=kubeconfig,
+        bundles=local_opa is None,
+    )
+    if local_opa is not None:
+        local_opa.start()
+    try:
+        mode = "fail open" if args.fail_open else "fail closed"
+        print(
+            f"edgepolicy serve: https://{args.host}:{args.port} (/validate, /mutate), "
+            f"OPA {opa_url}{' (local)' if local_opa else ''}, {mode}, deadline {args.timeout:g}s",
+            file=sys.stderr,
+            flush=True,
+        )
+        WebhookServer(gunicorn_settings(options, tls), config).run()
+    finally:
+        if local_opa is not None:
+            local_opa.stop()
+    return 0

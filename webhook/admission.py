@@ -1,0 +1,190 @@
+"""Answer AdmissionReviews: gather context, ask OPA, build the response, log and count it.
+
+The data path runs one way: the received review → :func:`edgepolicy.review.decision_input`
+(the same input builder ``edgepolicy check`` uses) with context from the cluster → OPA's
+decision document → the AdmissionResponse. Python never decides a rule itself. When no decision
+can be had within the deadline (OPA or the Kubernetes API down or slow), the configured failure
+mode answers: deny (fail closed, the default) or admit with a warning (fail open).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from edgepolicy.decision import Decision
+from edgepolicy.errors import OpaError, OpaUnavailableError
+from edgepolicy.review import decision_input
+from webhook import decision_log, metrics, reviews
+from webhook.config import RESPONSE_MARGIN_SECONDS, WebhookConfig
+from webhook.kube import KubernetesApiError
+
+ENDPOINTS = ("validate", "mutate")
+
+
+class DecisionSource(Protocol):
+    """What the service needs from OPA (implemented by :class:`edgepolicy.opa_client.OpaClient`)."""
+
+    def decide(self, input_doc: Mapping[str, Any]) -> Decision: ...
+
+    def health(self, *, bundles: bool = False) -> bool: ...
+
+
+class ContextSource(Protocol):
+    """What the service needs from the cluster (implemented by :class:`webhook.kube.KubeClient`)."""
+
+    def finops_policies(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]: ...
+
+    def workload(
+        self, namespace: str, api_version: str, kind: str, name: str, *, timeout: float
+    ) -> dict[str, Any] | None: ...
+
+
+class _NoDecision(Exception):
+    """No decision could be made in time; ``reason`` says why (shown to the user)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class AdmissionService:
+    """Decides AdmissionReviews for the /validate and /mutate endpoints."""
+
+    def __init__(
+        self,
+        config: WebhookConfig,
+        opa: DecisionSource,
+        kube: ContextSource | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config = config
+        self._opa = opa
+        self._kube = kube
+        self._clock = clock
+
+    def answer(self, endpoint: str, review: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the AdmissionReview answering ``review`` (already checked by
+        :func:`webhook.reviews.parse_review`) at ``endpoint`` (``validate`` or ``mutate``).
+
+        Never raises for OPA or Kubernetes API failures: those become the failure-mode answer.
+        """
+        started = self._clock()
+        request: Mapping[str, Any] = review["request"]
+        uid = str(request["uid"])
+        decision: Decision | None = None
+        error: str | None = None
+        if not reviews.is_evaluated(request):
+            response = reviews.untouched_response(uid)
+        else:
+            try:
+                decision = self._decide(review, started + self._config.timeout)
+            except _NoDecision as failure:
+                error = failure.reason
+                mode = "fail-open" if self._config.fail_open else "fail-closed"
+                metrics.FAILURE_MODE.labels(mode=mode).inc()
+                response = reviews.unavailable_response(
+                    uid, failure.reason, fail_open=self._config.fail_open
+                )
+            else:
+                if endpoint == "validate":
+                    metrics.record_findings(decision)
+                    response = reviews.validate_response(uid, decision)
+                else:
+                    response = reviews.mutate_response(uid, decision)
+        allowed = bool(response["response"]["allowed"])
+        elapsed = self._clock() - started
+        metrics.REQUESTS.labels(
+            endpoint=endpoint, operation=str(request.get("operation")), allowed=str(allowed).lower()
+        ).inc()
+        metrics.DURATION.labels(endpoint=endpoint).observe(elapsed)
+        decision_log.emit(
+            decision_log.record(
+                endpoint=endpoint,
+                request=request,
+                allowed=allowed,
+                duration_ms=elapsed * 1000,
+                decision=decision,
+                error=error,
+                patched="patch" in response["response"],
+            )
+        )
+        return response
+
+    def _decide(self, review: Mapping[str, Any], deadline: float) -> Decision:
+        policies, workloads = self._context(review["request"])
+        if self._clock() > deadline - RESPONSE_MARGIN_SECONDS:
+            raise _NoDecision("deadline exceeded before asking OPA")
+        try:
+            return self._opa.decide(decision_input(review, policies=policies, workloads=workloads))
+        except OpaUnavailableError as error:
+            metrics.OPA_ERRORS.labels(reason="unavailable").inc()
+            raise _NoDecision(f"policy engine unavailable: {error}") from error
+        except OpaError as error:
+            metrics.OPA_ERRORS.labels(reason="error").inc()
+            raise _NoDecision(f"policy engine error: {error}") from error
+
+    def _context(
+        self, request: Mapping[str, Any]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Return the cluster's FinOpsPolicies in the namespace and the HPA's scale target."""
+        namespace = request.get("namespace")
+        if self._kube is None or not namespace:
+            return [], []
+        timeout = self._config.kube_timeout
+        try:
+            policies = self._kube.finops_policies(namespace, timeout=timeout)
+            workloads = []
+            target = _scale_target(request)
+            if target is not None:
+                found = self._kube.workload(namespace, *target, timeout=timeout)
+                if found is not None:
+                    workloads.append(found)
+        except KubernetesApiError as error:
+            metrics.KUBE_ERRORS.inc()
+            raise _NoDecision(f"cannot read decision context: {error}") from error
+        return policies, workloads
+
+    def ready(self) -> tuple[bool, str]:
+        """Tell whether decisions can be made now: OPA answers (with every bundle activated
+        when fed by bundles) and the decision document is defined (the policy is loaded)."""
+        if not self._opa.health(bundles=self._config.bundles):
+            what = "OPA is unreachable or its bundles are not activated"
+            return False, what if self._config.bundles else "OPA is unreachable"
+        probe = {"apiVersion": reviews.API_VERSION, "kind": reviews.KIND, "request": _PROBE}
+        try:
+            self._opa.decide(decision_input(probe))
+        except OpaError as error:
+            return False, f"policy not loaded: {error}"
+        return True, "ready"
+
+
+# A DELETE review: cheap to evaluate, and defined exactly when the decision document is loaded.
+_PROBE: dict[str, Any] = {
+    "uid": "readiness-probe",
+    "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+    "resource": {"group": "", "version": "v1", "resource": "configmaps"},
+    "namespace": "default",
+    "name": "readiness-probe",
+    "operation": "DELETE",
+    "userInfo": {"username": "edgepolicy-readiness"},
+    "object": None,
+    "oldObject": None,
+    "dryRun": True,
+}
+
+
+def _scale_target(request: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    """Return (apiVersion, kind, name) of an HPA's scaleTargetRef, or None for other objects."""
+    if (request.get("kind") or {}).get("kind") != "HorizontalPodAutoscaler":
+        return None
+    spec = (request.get("object") or {}).get("spec")
+    ref = spec.get("scaleTargetRef") if isinstance(spec, Mapping) else None
+    if not isinstance(ref, Mapping):
+        return None
+    parts = (ref.get("apiVersion"), ref.get("kind"), ref.get("name"))
+    if not all(isinstance(part, str) and part for part in parts):
+        return None
+    return str(parts[0]), str(parts[1]), str(parts[2])

@@ -1,0 +1,57 @@
+"""Configuration of the webhook application (what every gunicorn worker needs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgepolicy.errors import UsageError
+
+# Time kept back from the deadline for building and sending the response.
+RESPONSE_MARGIN_SECONDS = 0.1
+# The share of the deadline Kubernetes lookups may use (at most one second).
+KUBE_SHARE = 1 / 3
+KUBE_MAX_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """How a worker decides: where OPA is, the deadline, the failure mode, the cluster access.
+
+    ``timeout`` is the deadline (seconds) for answering one AdmissionReview; it must stay below
+    the webhook configuration's ``timeoutSeconds``. ``bundles`` says OPA is fed by bundles, so
+    readiness also requires every bundle to be activated.
+    """
+
+    opa_url: str
+    timeout: float = 3.0
+    fail_open: bool = False
+    kubeconfig: Path | None = None
+    bundles: bool = False
+    kube_cache_seconds: float = 5.0
+    max_body_bytes: int = 8 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        """Check the values.
+
+        Raises:
+            UsageError: the deadline leaves no time to ask OPA, or a size or cache time is
+                negative.
+        """
+        if self.timeout <= RESPONSE_MARGIN_SECONDS * 2:
+            raise UsageError(
+                f"--timeout must be more than {RESPONSE_MARGIN_SECONDS * 2} seconds, "
+                f"got {self.timeout}"
+            )
+        if self.kube_cache_seconds < 0 or self.max_body_bytes <= 0:
+            raise UsageError("cache time and body size limits must be positive")
+
+    @property
+    def kube_timeout(self) -> float:
+        """Seconds a Kubernetes lookup may take within one request."""
+        return min(KUBE_MAX_SECONDS, self.timeout * KUBE_SHARE)
+
+    def opa_timeout(self, with_kube: bool) -> float:
+        """Seconds OPA may take, so lookups plus decision plus response fit in the deadline."""
+        budget = self.timeout - RESPONSE_MARGIN_SECONDS
+        return budget - self.kube_timeout if with_kube else budget

@@ -1,0 +1,86 @@
+"""One structured JSON log line per admission decision.
+
+The line names the request (uid, kind, namespace/name, operation, user) and the outcome (allowed,
+rule ids by action, duration). It never contains the object, the old object or any field value
+of them: Secrets and environment variables pass through admission.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from edgepolicy.decision import Decision
+
+LOGGER_NAME = "edgepolicy.webhook.decisions"
+_LOG = logging.getLogger(LOGGER_NAME)
+
+
+def configure(level: int = logging.INFO) -> None:
+    """Send decision lines, unadorned, to stderr (one JSON document per line)."""
+    if any(getattr(handler, "_edgepolicy", False) for handler in _LOG.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler._edgepolicy = True  # type: ignore[attr-defined]
+    _LOG.addHandler(handler)
+    _LOG.setLevel(level)
+    _LOG.propagate = False
+
+
+def record(
+    *,
+    endpoint: str,
+    request: Mapping[str, Any],
+    allowed: bool,
+    duration_ms: float,
+    decision: Decision | None = None,
+    error: str | None = None,
+    patched: bool = False,
+) -> dict[str, Any]:
+    """Build the log record of one answered AdmissionReview (no object content)."""
+    kind = request.get("kind") or {}
+    user = (request.get("userInfo") or {}).get("username")
+    entry: dict[str, Any] = {
+        "event": "admission",
+        "endpoint": endpoint,
+        "uid": request.get("uid"),
+        "kind": kind.get("kind") if isinstance(kind, Mapping) else None,
+        "namespace": request.get("namespace"),
+        "name": request.get("name") or _generated_name(request),
+        "operation": request.get("operation"),
+        "user": user,
+        "dryRun": bool(request.get("dryRun")),
+        "allowed": allowed,
+        "duration_ms": round(duration_ms, 3),
+    }
+    if decision is not None:
+        entry["policies"] = sorted(decision.policies)
+        if endpoint == "validate":  # /mutate never denies: its findings decide nothing
+            entry["deny"] = sorted({finding.rule for finding in decision.violations})
+            entry["warn"] = sorted({finding.rule for finding in decision.warnings})
+            entry["dryrun"] = sorted({finding.rule for finding in decision.dryrun})
+    if patched:
+        entry["patched"] = True
+    if error is not None:
+        entry["error"] = error
+    return entry
+
+
+def _generated_name(request: Mapping[str, Any]) -> str | None:
+    obj = request.get("object")
+    if not isinstance(obj, Mapping):
+        return None
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return None
+    name = metadata.get("name") or metadata.get("generateName")
+    return name if isinstance(name, str) else None
+
+
+def emit(entry: Mapping[str, Any]) -> None:
+    """Write one decision line."""
+    _LOG.info(json.dumps(entry, separators=(",", ":"), sort_keys=True, default=str))

@@ -1,0 +1,77 @@
+"""Prometheus metrics of the webhook.
+
+Under gunicorn every worker is a process, so the metrics use prometheus_client's multiprocess
+mode: ``edgepolicy serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a private temporary directory
+before any worker starts, and :func:`exposition` merges the workers' files. Without that
+variable (unit tests, a single process) the default registry is served.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from edgepolicy.decision import Decision
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+REQUESTS = Counter(
+    "edgepolicy_admission_requests",
+    "AdmissionReviews answered, by endpoint, operation and outcome.",
+    ["endpoint", "operation", "allowed"],
+)
+DECISIONS = Counter(
+    "edgepolicy_decisions",
+    "Policy findings, by rule id and enforcement action (deny, warn, dryrun).",
+    ["rule", "action"],
+)
+DURATION = Histogram(
+    "edgepolicy_admission_duration_seconds",
+    "Time to answer an AdmissionReview, from request to response.",
+    ["endpoint"],
+    buckets=(0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3),
+)
+OPA_ERRORS = Counter(
+    "edgepolicy_opa_errors",
+    "Decisions OPA could not give (unavailable: timeout or refused; error: bad answer).",
+    ["reason"],
+)
+KUBE_ERRORS = Counter(
+    "edgepolicy_kube_errors",
+    "Failed Kubernetes API lookups of decision context (policies, HPA targets).",
+)
+FAILURE_MODE = Counter(
+    "edgepolicy_fail_mode_answers",
+    "AdmissionReviews answered without a decision, by mode (fail-open, fail-closed).",
+    ["mode"],
+)
+
+
+def record_findings(decision: Decision) -> None:
+    """Count every finding of a decision by rule and action (dryrun findings are counted here)."""
+    for finding in (*decision.violations, *decision.warnings, *decision.dryrun):
+        DECISIONS.labels(rule=finding.rule, action=finding.action).inc()
+
+
+def exposition() -> tuple[bytes, str]:
+    """Return the metrics page and its content type, merged across workers when multiprocess."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def mark_worker_dead(pid: int) -> None:
+    """Drop a dead worker's live-only samples (gunicorn's ``child_exit`` hook)."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

@@ -1,0 +1,201 @@
+"""AdmissionReview v1 in and out: validating requests and building responses (pure functions).
+
+Kubernetes payloads stay plain dicts with the API's camelCase keys. Nothing here talks to OPA,
+Kubernetes or HTTP; :mod:`webhook.admission` decides and :mod:`webhook.app` serves.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from edgepolicy.decision import Decision, Finding
+from edgepolicy.errors import InputError
+
+API_VERSION = "admission.k8s.io/v1"
+KIND = "AdmissionReview"
+OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
+EVALUATED_OPERATIONS = ("CREATE", "UPDATE")
+DENIED_CODE = 403
+UNAVAILABLE_CODE = 503
+# Kubernetes truncates longer warnings; keep each one readable in `kubectl` output.
+MAX_WARNING_CHARS = 256
+
+
+class MalformedReviewError(InputError):
+    """The request body is not an AdmissionReview admission.k8s.io/v1 the webhook can answer."""
+
+
+def parse_review(body: bytes) -> dict[str, Any]:
+    """Parse and check an AdmissionReview request body.
+
+    Returns a fresh review holding only ``apiVersion``, ``kind`` and ``request``: anything else a
+    caller sent (for example a forged ``context`` with model facts) is dropped, because only the
+    webhook itself fills in the decision context.
+
+    Raises:
+        MalformedReviewError: the body is not JSON, or not an AdmissionReview v1 with a request
+            carrying a uid, a known operation, a kind and (for CREATE and UPDATE) an object.
+    """
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise MalformedReviewError(f"request body is not valid JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise MalformedReviewError(
+            f"request body must be a JSON object, got {type(document).__name__}"
+        )
+    if document.get("apiVersion") != API_VERSION or document.get("kind") != KIND:
+        raise MalformedReviewError(
+            f"expected apiVersion {API_VERSION!r} and kind {KIND!r}, got "
+            f"{document.get('apiVersion')!r} and {document.get('kind')!r}"
+        )
+    request = document.get("request")
+    if not isinstance(request, dict):
+        raise MalformedReviewError("AdmissionReview has no 'request' object")
+    _check_request(request)
+    return {"apiVersion": API_VERSION, "kind": KIND, "request": request}
+
+
+def _check_request(request: Mapping[str, Any]) -> None:
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise MalformedReviewError("request.uid must be a non-empty string")
+    operation = request.get("operation")
+    if operation not in OPERATIONS:
+        raise MalformedReviewError(
+            f"request.operation must be one of {', '.join(OPERATIONS)}, got {operation!r}"
+        )
+    kind = request.get("kind")
+    if not isinstance(kind, dict) or not isinstance(kind.get("kind"), str):
+        raise MalformedReviewError("request.kind must be an object with a 'kind' string")
+    if operation in EVALUATED_OPERATIONS and not isinstance(request.get("object"), dict):
+        raise MalformedReviewError(f"request.object must be an object for {operation}")
+    if operation == "UPDATE" and not isinstance(request.get("oldObject"), dict):
+        raise MalformedReviewError("request.oldObject must be an object for UPDATE")
+    for field in ("namespace", "name"):
+        if request.get(field) is not None and not isinstance(request.get(field), str):
+            raise MalformedReviewError(f"request.{field} must be a string")
+
+
+def is_evaluated(request: Mapping[str, Any]) -> bool:
+    """Return whether the operation is sent to OPA (CREATE, UPDATE) or allowed untouched."""
+    return request.get("operation") in EVALUATED_OPERATIONS
+
+
+def _describe(finding: Finding) -> str:
+    where = f" (container {finding.container})" if finding.container else ""
+    return f"[{finding.rule}] {finding.policy}{where}: {finding.message}"
+
+
+def denial_message(violations: Sequence[Finding]) -> str:
+    """Return the ``status.message`` of a denial, listing every violation on its own line."""
+    count = len(violations)
+    header = f"edgepolicy denied the request: {count} violation{'s' if count != 1 else ''}"
+    return "\n".join([header, *(f"- {_describe(finding)}" for finding in violations)])
+
+
+def warning_texts(warnings: Sequence[Finding]) -> list[str]:
+    """Return the AdmissionResponse ``warnings`` for warn findings (kubectl prints them)."""
+    texts = []
+    for finding in warnings:
+        text = _describe(finding)
+        if len(text) > MAX_WARNING_CHARS:
+            text = text[: MAX_WARNING_CHARS - 3] + "..."
+        texts.append(text)
+    return texts
+
+
+def audit_annotations(decision: Decision) -> dict[str, str]:
+    """Return the ``auditAnnotations``: the deciding rule ids and the matched policies."""
+    findings = [*decision.violations, *decision.warnings, *decision.dryrun]
+    annotations = {"decision": "allowed" if decision.allowed else "denied"}
+    rules = sorted({finding.rule for finding in findings})
+    if rules:
+        annotations["rules"] = ",".join(rules)
+    policies = sorted({*decision.policies, *(finding.policy for finding in findings)})
+    if policies:
+        annotations["policies"] = ",".join(policies)
+    return annotations
+
+
+def encode_patch(patches: Sequence[Mapping[str, Any]]) -> str:
+    """Return a JSONPatch as the base64 string an AdmissionResponse carries."""
+    raw = json.dumps(list(patches), separators=(",", ":"), sort_keys=True).encode()
+    return base64.b64encode(raw).decode("ascii")
+
+
+def review_response(uid: str, response: Mapping[str, Any]) -> dict[str, Any]:
+    """Wrap an AdmissionResponse body (without uid) in an AdmissionReview that echoes ``uid``."""
+    return {"apiVersion": API_VERSION, "kind": KIND, "response": {"uid": uid, **response}}
+
+
+def untouched_response(uid: str) -> dict[str, Any]:
+    """Return the answer for operations the webhook does not evaluate (DELETE, CONNECT)."""
+    return review_response(uid, {"allowed": True})
+
+
+def validate_response(uid: str, decision: Decision) -> dict[str, Any]:
+    """Return the /validate answer: 403 with every violation when denied, warnings, audit."""
+    response: dict[str, Any] = {"allowed": decision.allowed}
+    if not decision.allowed:
+        response["status"] = {
+            "code": DENIED_CODE,
+            "reason": "Forbidden",
+            "message": denial_message(decision.violations),
+        }
+    warnings = warning_texts(decision.warnings)
+    if warnings:
+        response["warnings"] = warnings
+    response["auditAnnotations"] = audit_annotations(decision)
+    return review_response(uid, response)
+
+
+def mutate_response(uid: str, decision: Decision) -> dict[str, Any]:
+    """Return the /mutate answer: always allowed, with the decision's JSONPatch when non-empty.
+
+    Denying is /validate's job, so policy violations never make /mutate refuse an object.
+    """
+    response: dict[str, Any] = {"allowed": True}
+    if decision.patches:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = encode_patch(decision.patches)
+    policies = sorted(decision.policies)
+    if policies:
+        response["auditAnnotations"] = {"policies": ",".join(policies)}
+    return review_response(uid, response)
+
+
+def unavailable_response(uid: str, reason: str, *, fail_open: bool) -> dict[str, Any]:
+    """Return the answer when no decision could be made in time.
+
+    Fail closed (the default) denies with a message saying why; fail open admits the object with
+    a warning so the user sees that no policy was applied.
+    """
+    if fail_open:
+        return review_response(
+            uid,
+            {
+                "allowed": True,
+                "warnings": [
+                    f"edgepolicy: no policy decision ({reason}); admitted unchecked "
+                    "because the webhook runs with --fail-open"
+                ],
+                "auditAnnotations": {"decision": "fail-open"},
+            },
+        )
+    return review_response(
+        uid,
+        {
+            "allowed": False,
+            "status": {
+                "code": UNAVAILABLE_CODE,
+                "reason": "ServiceUnavailable",
+                "message": f"edgepolicy could not decide ({reason}); denied because the "
+                "webhook fails closed (run it with --fail-open to admit unchecked objects instead)",
+            },
+            "auditAnnotations": {"decision": "fail-closed"},
+        },
+    )

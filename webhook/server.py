@@ -1,0 +1,92 @@
+"""Serve the webhook with gunicorn over TLS (TLS 1.2 minimum, certificate reloaded on rotation).
+
+gunicorn runs in-process through :class:`WebhookServer`, a ``BaseApplication`` whose settings
+come from :class:`ServerOptions`. Workers are ``gthread`` workers (a few threads each, so a slow
+OPA answer does not block other requests, with HTTP keep-alive for the API server's reused
+connections). Each worker builds its own app (and its own pooled OPA client) after the fork.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+
+from webhook import metrics
+from webhook.app import create_app
+from webhook.config import WebhookConfig
+from webhook.tls import ReloadingContext
+
+# Seconds a worker may stay silent before gunicorn replaces it: far above any request's deadline.
+WORKER_SILENCE_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """Where and how gunicorn listens."""
+
+    cert_file: Path
+    key_file: Path
+    host: str = "0.0.0.0"
+    port: int = 8443
+    workers: int = 2
+    threads: int = 4
+    keepalive_seconds: int = 75
+    log_level: str = "info"
+    access_log: bool = False
+
+
+def gunicorn_settings(options: ServerOptions, tls: ReloadingContext) -> dict[str, Any]:
+    """Return the gunicorn settings for ``options`` (TLS through the reloading context)."""
+
+    def ssl_context(_config: Any, _default_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+        return tls.context()
+
+    def child_exit(_arbiter: Any, worker: Any) -> None:
+        metrics.mark_worker_dead(worker.pid)
+
+    host = f"[{options.host}]" if ":" in options.host else options.host
+    settings: dict[str, Any] = {
+        "bind": [f"{host}:{options.port}"],
+        "workers": options.workers,
+        "worker_class": "gthread",
+        "threads": options.threads,
+        "keepalive": options.keepalive_seconds,
+        "timeout": WORKER_SILENCE_SECONDS,
+        "graceful_timeout": 10,
+        "certfile": str(options.cert_file),
+        "keyfile": str(options.key_file),
+        "ssl_context": ssl_context,
+        "child_exit": child_exit,
+        "errorlog": "-",
+        "loglevel": options.log_level,
+        "accesslog": "-" if options.access_log else None,
+        "proc_name": "edgepolicy-webhook",
+        "control_socket_disable": True,
+    }
+    if Path("/dev/shm").is_dir():
+        settings["worker_tmp_dir"] = "/dev/shm"
+    return settings
+
+
+class WebhookServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn serving :func:`webhook.app.create_app` with the given settings."""
+
+    def __init__(self, settings: dict[str, Any], app_config: WebhookConfig) -> None:
+        self._settings = settings
+        self._app_config = app_config
+        super().__init__()
+
+    def load_config(self) -> None:
+        """Apply the settings to gunicorn's configuration."""
+        for key, value in self._settings.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        """Build the application (called in each worker after the fork)."""
+        return create_app(self._app_config)

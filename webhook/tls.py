@@ -1,0 +1,103 @@
+"""TLS for the webhook: a server SSL context that follows certificate rotation on disk.
+
+cert-manager (or any rotation tool) replaces the certificate and key files in place. gunicorn asks
+for an SSL context for every accepted connection (its ``ssl_context`` server hook), so the
+:class:`ReloadingContext` below hands out one cached :class:`ssl.SSLContext` and rebuilds it when
+the files' identity (inode, size, modification time) changes. Connections already open keep the
+context they were accepted with, so a rotation drops no requests; a half-written pair (key and
+certificate that do not match yet) is ignored until the files are consistent again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import threading
+import time
+from pathlib import Path
+
+from edgepolicy.errors import UsageError
+
+_LOG = logging.getLogger("edgepolicy.webhook.tls")
+
+FileIdentity = tuple[int, int, int, int]
+
+
+def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    """Build a server-side SSL context (TLS 1.2 minimum) from a PEM certificate chain and key.
+
+    Raises:
+        UsageError: a file is missing or unreadable, or the key does not match the certificate.
+    """
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        context.load_cert_chain(certfile=str(cert_file), keyfile=str(key_file))
+    except FileNotFoundError as error:
+        raise UsageError(f"TLS file not found: {error.filename}") from error
+    except (ssl.SSLError, OSError) as error:
+        raise UsageError(
+            f"cannot load TLS certificate {cert_file} with key {key_file}: {error}"
+        ) from error
+    return context
+
+
+def _identity(path: Path) -> FileIdentity:
+    status = os.stat(path)
+    return (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
+class ReloadingContext:
+    """Hands out a server SSL context, rebuilt when the certificate or key file changes.
+
+    The files are checked at most once per ``check_interval`` seconds, so the per-connection cost
+    is a clock read. Safe to call from several threads.
+    """
+
+    def __init__(self, cert_file: Path, key_file: Path, *, check_interval: float = 1.0) -> None:
+        """Load the initial context.
+
+        Raises:
+            UsageError: the initial certificate or key cannot be loaded.
+        """
+        self._cert_file = cert_file
+        self._key_file = key_file
+        self._check_interval = check_interval
+        self._lock = threading.Lock()
+        self._identities = self._current_identities()
+        self._context = server_context(cert_file, key_file)
+        self._checked_at = time.monotonic()
+
+    def _current_identities(self) -> tuple[FileIdentity, FileIdentity]:
+        return (_identity(self._cert_file), _identity(self._key_file))
+
+    def context(self) -> ssl.SSLContext:
+        """Return the context for a new connection, reloading the files first if they changed."""
+        now = time.monotonic()
+        if now - self._checked_at < self._check_interval:
+            return self._context
+        with self._lock:
+            if now - self._checked_at >= self._check_interval:
+                self._checked_at = now
+                self._reload_if_changed()
+        return self._context
+
+    def _reload_if_changed(self) -> None:
+        try:
+            identities = self._current_identities()
+        except OSError as error:
+            _LOG.warning("TLS files unreadable, keeping the current certificate: %s", error)
+            return
+        if identities == self._identities:
+            return
+        try:
+            context = server_context(self._cert_file, self._key_file)
+        except UsageError as error:
+            # Mid-rotation (new certificate, old key): try again on a later connection.
+            _LOG.warning("TLS files changed but do not load yet; keeping the old ones: %s", error)
+            return
+        self._context = context
+        self._identities = identities
+        _LOG.info("TLS certificate reloaded from %s", self._cert_file)
