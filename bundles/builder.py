@@ -8,7 +8,6 @@ byte-identical bytes.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,13 +84,6 @@ def _files_of(policies: list[Manifest]) -> str:
     return ", ".join(sorted({m.path for m in policies}))
 
 
-def _write_tree(root: Path, files: Mapping[str, bytes]) -> None:
-    for name, content in files.items():
-        target = root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
-
-
 def build_bundle(
     repo: Path,
     rev: str = "HEAD",
@@ -116,8 +108,9 @@ def build_bundle(
     policies = policy_manifests(snapshot)
     files = bundle_files(snapshot, policies, source if source is not None else str(repo))
     with tempfile.TemporaryDirectory(prefix="edgepolicy-bundle-") as tmp:
-        _write_tree(Path(tmp), files)
-        validate_bundle(opa, Path(tmp), policies)
+        unsigned = Path(tmp, "unsigned.tar.gz")
+        unsigned.write_bytes(tar_gz(files))
+        validate_bundle(opa, unsigned, policies)
     if signing_key is not None:
         files[SIGNATURES_FILE] = signatures_document(files, signing_key)
     return Bundle(

@@ -1,6 +1,6 @@
 """Validate a bundle's policy objects with the real OPA and the library's ``policy.invalid`` rule.
 
-The unsigned bundle directory is loaded into a local ``opa run --server`` exactly as a sidecar
+The unsigned bundle archive is loaded into a local ``opa run --server`` exactly as a sidecar
 would load it (so the repository's Rego must compile together with the library and stay under
 the bundle roots), then every policy object is sent through the decision document as the
 webhook would see it. Any ``policy.invalid`` finding, whatever its enforcement action, fails the
@@ -22,15 +22,15 @@ from edgepolicy.review import admission_review, decision_input
 INVALID_RULE = "policy.invalid"
 
 
-def validate_bundle(opa: Path, bundle_dir: Path, policies: Sequence[Manifest]) -> None:
-    """Load ``bundle_dir`` into a real OPA and check every object of ``policies``.
+def validate_bundle(opa: Path, bundle: Path, policies: Sequence[Manifest]) -> None:
+    """Load the bundle archive ``bundle`` into a real OPA and check every object of ``policies``.
 
     Raises:
         InputError: a policy object is malformed (names the file, line, object and field).
         OpaError: OPA cannot load the bundle (for example Rego that does not compile or a
             package outside the bundle roots; OPA's message is included).
     """
-    with LocalOpa(opa, bundles=[bundle_dir]) as server:
+    with LocalOpa(opa, bundles=[bundle]) as server:
         client = OpaClient(server.url, timeout=30.0, maxsize=1)
         try:
             for manifest in policies:

@@ -1,0 +1,88 @@
+"""Test helper: a throw-away policy Git repository with reproducible commits.
+
+Author and committer dates are fixed (advancing one minute per commit), so the same sequence of
+commits always yields the same commit ids.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+BASE_TIME = 1_767_225_600  # 2026-01-01T00:00:00Z
+
+
+def finops_policy(
+    name: str = "edge-ai-inference-cost-policy",
+    namespace: str = "ai-workloads",
+    *,
+    max_replicas: int = 3,
+    max_cpu_cores: Any = 8,
+) -> dict[str, Any]:
+    """Return a FinOpsPolicy like the seed example, with the limits the tests vary."""
+    return {
+        "apiVersion": "policy.apexlogic.com/v1alpha1",
+        "kind": "FinOpsPolicy",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "targetWorkloadSelector": {"matchLabels": {"app": "ai-inference-service"}},
+            "costLimits": {"maxCPUCores": max_cpu_cores, "maxMemoryGB": 32},
+            "autoScale": {"minReplicas": 1, "maxReplicas": max_replicas},
+        },
+    }
+
+
+class PolicyRepo:
+    """A Git repository in ``path`` whose commits have fixed dates."""
+
+    def __init__(self, path: Path, branch: str = "main") -> None:
+        self.path = path
+        self.commits = 0
+        path.mkdir(parents=True, exist_ok=True)
+        self.git("init", "--quiet", f"--initial-branch={branch}")
+
+    def git(self, *args: str) -> str:
+        """Run git in the repository with the fixed identity and dates; return stdout."""
+        when = f"{BASE_TIME + 60 * self.commits} +0000"
+        env = {
+            **os.environ,
+            "GIT_AUTHOR_NAME": "Policy Author",
+            "GIT_AUTHOR_EMAIL": "author@example.com",
+            "GIT_COMMITTER_NAME": "Policy Author",
+            "GIT_COMMITTER_EMAIL": "author@example.com",
+            "GIT_AUTHOR_DATE": when,
+            "GIT_COMMITTER_DATE": when,
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_CONFIG_NOSYSTEM": "1",
+        }
+        result = subprocess.run(
+            ["git", *args], cwd=self.path, env=env, capture_output=True, text=True, check=True
+        )
+        return result.stdout.strip()
+
+    def write(self, relative: str, content: str | dict[str, Any] | list[dict[str, Any]]) -> None:
+        """Write a file (a dict is written as YAML, a list as multi-document YAML)."""
+        target = self.path / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, dict):
+            content = yaml.safe_dump(content, sort_keys=False)
+        elif isinstance(content, list):
+            content = yaml.safe_dump_all(content, sort_keys=False)
+        target.write_text(content, encoding="utf-8")
+
+    def commit(self, message: str) -> str:
+        """Commit everything and return the new commit id."""
+        self.commits += 1
+        self.git("add", "-A")
+        self.git("commit", "--quiet", "--allow-empty", "-m", message)
+        return self.git("rev-parse", "HEAD")
+
+    def revert(self, commit: str) -> str:
+        """Revert ``commit`` with a new commit and return its id."""
+        self.commits += 1
+        self.git("revert", "--no-edit", commit)
+        return self.git("rev-parse", "HEAD")

@@ -1,0 +1,56 @@
+"""Reproducible bundle archives."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from bundles.archive import read_tar_gz, tar_gz, write_atomically
+from edgepolicy.errors import BundleError
+
+FILES = {"b/data.json": b"{}", ".manifest": b'{"revision":"r"}', "a.rego": b"package a\n"}
+
+
+def test_same_files_give_identical_bytes_whatever_the_insertion_order() -> None:
+    assert tar_gz(FILES, mtime=5) == tar_gz(dict(reversed(list(FILES.items()))), mtime=5)
+
+
+def test_entries_are_sorted_owned_by_root_with_fixed_time_and_mode() -> None:
+    archive = tar_gz(FILES, mtime=1_767_225_600)
+    assert archive[4:8] == b"\0\0\0\0"  # gzip header mtime
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        members = tar.getmembers()
+    assert [m.name for m in members] == sorted(FILES)
+    for member in members:
+        assert (member.uid, member.gid, member.uname, member.gname) == (0, 0, "", "")
+        assert member.mtime == 1_767_225_600
+        assert member.mode == 0o644
+        assert member.isfile()
+
+
+def test_read_back() -> None:
+    assert read_tar_gz(tar_gz(FILES), source="x") == FILES
+
+
+def test_reading_garbage_names_the_source() -> None:
+    with pytest.raises(BundleError, match="upload.tar.gz: not a gzipped tar bundle"):
+        read_tar_gz(gzip.compress(b"not a tar"), source="upload.tar.gz")
+
+
+def test_write_atomically_replaces_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "bundle.tar.gz"
+    write_atomically(target, b"one")
+    write_atomically(target, b"two")
+    assert target.read_bytes() == b"two"
+    assert [p.name for p in target.parent.iterdir()] == ["bundle.tar.gz"]
+
+
+def test_write_failure_is_a_bundle_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(BundleError, match="cannot write"):
+        write_atomically(blocker / "bundle.tar.gz", b"x")

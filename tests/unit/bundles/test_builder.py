@@ -1,0 +1,130 @@
+"""Building bundles from a policy repository (real OPA validates; stand-in library)."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+from policyrepo import PolicyRepo, finops_policy
+
+from bundles.builder import build_bundle, write_bundle
+from bundles.signing import load_signing_key
+from edgepolicy.errors import InputError, OpaError
+
+pytestmark = pytest.mark.usefixtures("stand_in_library")
+
+
+def _files(archive: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> PolicyRepo:
+    repo = PolicyRepo(tmp_path / "policies")
+    repo.write("teams/ai/cost.yaml", finops_policy())
+    repo.write(
+        "teams/ml/more.yaml",
+        [
+            finops_policy("batch", "ml"),
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "unrelated"}},
+        ],
+    )
+    repo.write(".github/workflows/ci.yml", {"on": "push", "jobs": {}})
+    repo.write("rego/extra.rego", "package edgepolicy.custom\n\nextra := true\n")
+    repo.write("rego/extra_test.rego", "package edgepolicy.custom_test\n")
+    repo.commit("policies")
+    return repo
+
+
+def test_bundle_layout_manifest_and_data(repo: PolicyRepo, opa: Path) -> None:
+    bundle = build_bundle(repo.path, opa=opa, source="https://user:pw@git.example.com/p.git")
+    files = _files(bundle.archive)
+    assert set(files) == {
+        ".manifest",
+        "edgepolicy/admission/decision.rego",
+        "edgepolicy/policies/data.json",
+        "repo/rego/extra.rego",
+    }
+    manifest = json.loads(files[".manifest"])
+    head = repo.git("rev-parse", "HEAD")
+    assert manifest == {
+        "revision": head,
+        "roots": ["edgepolicy"],
+        "metadata": {
+            "commit": head,
+            "author_time": "2026-01-01T00:01:00Z",
+            "source": "https://git.example.com/p.git",
+        },
+    }
+    data = json.loads(files["edgepolicy/policies/data.json"])
+    assert set(data["finops"]) == {"ai-workloads", "ml"}
+    assert data["finops"]["ml"]["batch"]["spec"]["autoScale"]["maxReplicas"] == 3
+    assert data["model"] == {}
+    assert bundle.revision == head and bundle.policies == 2 and not bundle.signed
+
+
+def test_same_commit_and_key_give_identical_bytes(
+    repo: PolicyRepo, opa: Path, rsa_key_file: Path, ec_key_file: Path
+) -> None:
+    for key_file in (rsa_key_file, ec_key_file):
+        key = load_signing_key(key_file, "k")
+        first = build_bundle(repo.path, opa=opa, signing_key=key).archive
+        second = build_bundle(repo.path, opa=opa, signing_key=key).archive
+        assert first == second
+        assert ".signatures.json" in _files(first)
+
+
+def test_a_new_commit_gives_a_new_revision(repo: PolicyRepo, opa: Path) -> None:
+    before = build_bundle(repo.path, opa=opa)
+    repo.write("teams/ai/cost.yaml", finops_policy(max_replicas=5))
+    repo.commit("raise replicas")
+    after = build_bundle(repo.path, opa=opa)
+    assert before.revision != after.revision
+    assert build_bundle(repo.path, "HEAD~1", opa=opa).archive == before.archive
+
+
+def test_invalid_policy_fails_naming_file_object_and_field(
+    repo: PolicyRepo, opa: Path, tmp_path: Path
+) -> None:
+    repo.write("teams/ai/cost.yaml", finops_policy(max_cpu_cores=-2))
+    repo.commit("bad")
+    out = tmp_path / "out" / "bundle.tar.gz"
+    with pytest.raises(InputError) as error:
+        write_bundle(build_bundle(repo.path, opa=opa), out)
+    message = str(error.value)
+    assert message.startswith("teams/ai/cost.yaml:1: ")
+    assert "FinOpsPolicy ai-workloads/edge-ai-inference-cost-policy" in message
+    assert "spec.costLimits.maxCPUCores" in message
+    assert not out.parent.exists()
+
+
+def test_invalid_yaml_fails_with_file_and_line(repo: PolicyRepo, opa: Path) -> None:
+    repo.write("teams/broken.yaml", "a: 1\nb: [unclosed\n")
+    repo.commit("broken")
+    with pytest.raises(InputError, match=r"^teams/broken.yaml:\d+: invalid YAML"):
+        build_bundle(repo.path, opa=opa)
+
+
+def test_duplicate_policies_are_rejected(repo: PolicyRepo, opa: Path) -> None:
+    repo.write("copy.yaml", finops_policy())
+    repo.commit("duplicate")
+    with pytest.raises(InputError, match="duplicate FinOpsPolicy ai-workloads/edge-ai-inference"):
+        build_bundle(repo.path, opa=opa)
+
+
+def test_rego_outside_the_bundle_roots_is_rejected(repo: PolicyRepo, opa: Path) -> None:
+    repo.write("rego/rogue.rego", "package rogue\n\nallow := true\n")
+    repo.commit("rogue")
+    with pytest.raises(OpaError, match="rogue"):
+        build_bundle(repo.path, opa=opa)
+
+
+def test_rego_that_does_not_compile_is_rejected(repo: PolicyRepo, opa: Path) -> None:
+    repo.write("rego/broken.rego", "package edgepolicy.broken\n\nallow if {\n")
+    repo.commit("broken rego")
+    with pytest.raises(OpaError, match="broken.rego"):
+        build_bundle(repo.path, opa=opa)
