@@ -25,11 +25,11 @@ MANIFEST_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _KubernetesLoader(_BaseLoader):  # type: ignore[misc,valid-type]
+class KubernetesLoader(_BaseLoader):  # type: ignore[misc,valid-type]
     """A safe loader that leaves timestamps as strings (Kubernetes treats them as strings)."""
 
 
-_KubernetesLoader.yaml_implicit_resolvers = {
+KubernetesLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
@@ -128,7 +128,7 @@ _Document = tuple[Any, int | None, list[int | None]]
 
 def _yaml_documents(text: str, path: str) -> list[_Document]:
     """Return (value, start line, start lines of ``items`` entries) for each YAML document."""
-    loader = _KubernetesLoader(text)
+    loader = KubernetesLoader(text)
     documents: list[_Document] = []
     try:
         while loader.check_node():
@@ -139,6 +139,8 @@ def _yaml_documents(text: str, path: str) -> list[_Document]:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else None
         problem = error.problem or error.context or "invalid YAML"
+        if error.context and error.context_mark is not None and error.problem:
+            problem += f" ({error.context} at line {error.context_mark.line + 1})"
         raise InputError(f"invalid YAML: {problem}", path=path, line=line) from error
     except yaml.YAMLError as error:
         raise InputError(f"invalid YAML: {error}", path=path) from error

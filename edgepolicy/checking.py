@@ -1,0 +1,234 @@
+"""Check manifests against the policies through one real OPA: the engine of ``edgepolicy check``.
+
+Every object is wrapped in the AdmissionReview the webhook would receive for it (CREATE) and
+sent to the same REST decision endpoint the webhook queries. Policy objects among the inputs go
+into every input's ``context.policies`` and are themselves checked, so a malformed one is
+reported; an HPA gets the workload its ``scaleTargetRef`` names, as the webhook looks it up in
+the cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgepolicy.decision import Decision, Finding
+from edgepolicy.errors import UsageError
+from edgepolicy.manifests import Manifest, is_policy_object
+from edgepolicy.opa_client import OpaClient
+from edgepolicy.opa_server import LocalOpa
+from edgepolicy.policy_data import policies_to_data, with_namespace
+from edgepolicy.review import admission_review, decision_input, is_namespaced
+
+BUNDLE_SUFFIXES = (".tar.gz", ".tgz")
+CHECKED_KINDS = frozenset(
+    {
+        "Pod",
+        "Deployment",
+        "StatefulSet",
+        "ReplicaSet",
+        "DaemonSet",
+        "Job",
+        "CronJob",
+        "HorizontalPodAutoscaler",
+        "FinOpsPolicy",
+        "ModelPolicy",
+    }
+)
+_PARALLEL_REQUESTS = 4
+_OPA_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The decision for one object of one file."""
+
+    manifest: Manifest
+    namespace: str
+    decision: Decision
+
+    @property
+    def file(self) -> str:
+        """The file the object came from."""
+        return self.manifest.path
+
+    @property
+    def index(self) -> int:
+        """The object's position in its file, from 0."""
+        return self.manifest.index
+
+    @property
+    def line(self) -> int | None:
+        """The line where the object starts in its file."""
+        return self.manifest.line
+
+    @property
+    def api_version(self) -> str:
+        """The object's apiVersion."""
+        return str(self.manifest.obj.get("apiVersion", ""))
+
+    @property
+    def kind(self) -> str:
+        """The object's kind."""
+        return str(self.manifest.obj.get("kind", ""))
+
+    @property
+    def name(self) -> str:
+        """The object's name (its generateName prefix when it has no name)."""
+        metadata = self.manifest.obj.get("metadata") or {}
+        return str(metadata.get("name") or metadata.get("generateName") or "")
+
+    @property
+    def is_checked_kind(self) -> bool:
+        """Whether edgepolicy has rules for this kind (others are allowed untouched)."""
+        return self.kind in CHECKED_KINDS
+
+    @property
+    def denied(self) -> bool:
+        """Whether the object would be refused."""
+        return not self.decision.allowed
+
+    @property
+    def violations(self) -> tuple[Finding, ...]:
+        """The findings that deny the object."""
+        return self.decision.violations
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        """The findings that only warn."""
+        return self.decision.warnings
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """The results of one check run, in input order."""
+
+    results: tuple[CheckResult, ...]
+
+    @property
+    def denied(self) -> int:
+        """How many objects would be refused."""
+        return sum(1 for result in self.results if result.denied)
+
+    @property
+    def warned(self) -> int:
+        """How many objects have at least one warning."""
+        return sum(1 for result in self.results if result.warnings)
+
+    def exit_code(self, *, fail_on_warn: bool = False) -> int:
+        """Return 1 when an object is denied (or warned, with ``fail_on_warn``), else 0."""
+        if self.denied or (fail_on_warn and self.warned):
+            return 1
+        return 0
+
+
+@dataclass(frozen=True)
+class PolicySource:
+    """Where the Rego comes from: a directory of Rego files or a bundle tarball.
+
+    A directory is loaded file by file (its ``.rego``, ``.json`` and ``.yaml`` files), a
+    tarball as an OPA bundle.
+    """
+
+    path: Path
+    is_bundle: bool
+
+    @classmethod
+    def from_path(cls, path: Path) -> PolicySource:
+        """Classify ``--policy``.
+
+        Raises:
+            UsageError: the path does not exist, or is a file that is not a .tar.gz bundle.
+        """
+        if path.is_dir():
+            return cls(path, is_bundle=False)
+        if path.is_file() and path.name.endswith(BUNDLE_SUFFIXES):
+            return cls(path, is_bundle=True)
+        if path.exists():
+            raise UsageError(
+                f"--policy {path}: expected a directory of Rego files or a bundle .tar.gz"
+            )
+        raise UsageError(f"--policy {path}: no such file or directory")
+
+
+def check_manifests(
+    manifests: Sequence[Manifest],
+    *,
+    opa_binary: Path,
+    policy: PolicySource,
+    data: Mapping[str, Any] | None = None,
+    namespace: str = "default",
+) -> CheckReport:
+    """Decide every manifest with one OPA started for the run.
+
+    Raises:
+        InputError: two policy objects among the inputs share kind, namespace and name.
+        UsageError: ``data`` sets values a bundle owns.
+        OpaError: OPA failed to start or returned an unusable answer.
+    """
+    objects = [_with_default_namespace(manifest.obj, namespace) for manifest in manifests]
+    policies = [obj for obj in objects if is_policy_object(obj)]
+    policies_to_data(policies)  # rejects duplicates before OPA starts
+    workloads = [obj for obj in objects if not is_policy_object(obj)]
+    inputs = [
+        decision_input(
+            admission_review(obj, namespace_default=namespace, username="edgepolicy-check"),
+            policies=policies,
+            workloads=scale_targets(obj, workloads),
+        )
+        for obj in objects
+    ]
+    paths = [] if policy.is_bundle else [policy.path]
+    bundles = [policy.path] if policy.is_bundle else []
+    with LocalOpa(opa_binary, paths=paths, bundles=bundles, data=data) as opa:
+        client = OpaClient(opa.url, timeout=_OPA_TIMEOUT_SECONDS, maxsize=_PARALLEL_REQUESTS)
+        try:
+            with ThreadPoolExecutor(max_workers=_PARALLEL_REQUESTS) as pool:
+                decisions = list(pool.map(client.decide, inputs))
+        finally:
+            client.close()
+    return CheckReport(
+        tuple(
+            CheckResult(manifest, _namespace_of(obj), decision)
+            for manifest, obj, decision in zip(manifests, objects, decisions, strict=True)
+        )
+    )
+
+
+def scale_targets(obj: Mapping[str, Any], workloads: Iterable[Mapping[str, Any]]) -> list[Any]:
+    """Return the workloads a HorizontalPodAutoscaler's ``scaleTargetRef`` names (same
+    namespace, kind, name and, when given, apiVersion); nothing for other kinds."""
+    if obj.get("kind") != "HorizontalPodAutoscaler":
+        return []
+    spec = obj.get("spec")
+    ref = spec.get("scaleTargetRef") if isinstance(spec, Mapping) else None
+    if not isinstance(ref, Mapping):
+        return []
+    namespace = _namespace_of(obj)
+    return [
+        workload
+        for workload in workloads
+        if workload.get("kind") == ref.get("kind")
+        and _name_of(workload) == ref.get("name")
+        and _namespace_of(workload) == namespace
+        and ref.get("apiVersion") in (None, workload.get("apiVersion"))
+    ]
+
+
+def _with_default_namespace(obj: dict[str, Any], namespace: str) -> dict[str, Any]:
+    if not is_namespaced(str(obj.get("kind", ""))) or _namespace_of(obj):
+        return obj
+    return with_namespace(obj, namespace)
+
+
+def _namespace_of(obj: Mapping[str, Any]) -> str:
+    metadata = obj.get("metadata")
+    return str(metadata.get("namespace") or "") if isinstance(metadata, Mapping) else ""
+
+
+def _name_of(obj: Mapping[str, Any]) -> str:
+    metadata = obj.get("metadata")
+    return str(metadata.get("name") or "") if isinstance(metadata, Mapping) else ""

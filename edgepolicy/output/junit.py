@@ -1,0 +1,72 @@
+"""The JUnit XML report: one test suite per file, one test case per object.
+
+A denied object is a failed test case whose failure lists every violation; warnings and dry-run
+findings go to the test case's ``system-out``, since JUnit has no warning status.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ElementTree
+
+from edgepolicy.checking import CheckReport, CheckResult
+from edgepolicy.decision import Finding
+
+
+def render(report: CheckReport) -> str:
+    """Render ``report`` as a JUnit XML document."""
+    root = ElementTree.Element(
+        "testsuites",
+        name="edgepolicy check",
+        tests=str(len(report.results)),
+        failures=str(report.denied),
+        errors="0",
+        skipped="0",
+    )
+    by_file: dict[str, list[CheckResult]] = {}
+    for result in report.results:
+        by_file.setdefault(result.file, []).append(result)
+    for file, results in by_file.items():
+        suite = ElementTree.SubElement(
+            root,
+            "testsuite",
+            name=file,
+            tests=str(len(results)),
+            failures=str(sum(1 for result in results if result.denied)),
+            errors="0",
+            skipped="0",
+        )
+        for result in results:
+            _add_case(suite, result)
+    ElementTree.indent(root)
+    body = ElementTree.tostring(root, encoding="unicode")
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n{body}\n'
+
+
+def _add_case(suite: ElementTree.Element, result: CheckResult) -> None:
+    name = f"{result.namespace}/{result.name}" if result.namespace else result.name
+    case = ElementTree.SubElement(
+        suite,
+        "testcase",
+        name=f"{result.kind} {name} (#{result.index})",
+        classname=result.file,
+        file=result.file,
+    )
+    if result.line is not None:
+        case.set("line", str(result.line))
+    if result.violations:
+        failure = ElementTree.SubElement(
+            case,
+            "failure",
+            type=result.violations[0].rule,
+            message="denied by " + ", ".join(sorted({v.rule for v in result.violations})),
+        )
+        failure.text = "\n".join(_line(finding) for finding in result.violations)
+    notes = [*result.warnings, *result.decision.dryrun]
+    if notes:
+        output = ElementTree.SubElement(case, "system-out")
+        output.text = "\n".join(f"{finding.action}: {_line(finding)}" for finding in notes)
+
+
+def _line(finding: Finding) -> str:
+    container = f" (container {finding.container})" if finding.container else ""
+    return f"{finding.rule} [{finding.policy}]{container}: {finding.message}"

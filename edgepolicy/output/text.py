@@ -1,0 +1,40 @@
+"""The human-readable report: one verdict line per object, then what to change."""
+
+from __future__ import annotations
+
+from edgepolicy.checking import CheckReport, CheckResult
+from edgepolicy.decision import Finding
+
+
+def render(report: CheckReport) -> str:
+    """Render ``report`` for a terminal."""
+    lines: list[str] = []
+    for result in report.results:
+        lines.append(_headline(result))
+        lines.extend(_finding("deny", finding) for finding in result.violations)
+        lines.extend(_finding("warn", finding) for finding in result.warnings)
+        lines.extend(_finding("dryrun", finding) for finding in result.decision.dryrun)
+    lines.append("")
+    lines.append(
+        f"{len(report.results)} object(s) checked: {report.denied} denied, "
+        f"{report.warned} warned, {len(report.results) - report.denied} allowed"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _headline(result: CheckResult) -> str:
+    verdict = "DENY" if result.denied else ("WARN" if result.warnings else "PASS")
+    where = f"{result.file}:{result.line}" if result.line is not None else result.file
+    name = f"{result.namespace}/{result.name}" if result.namespace else result.name
+    headline = f"{verdict} {where} {result.kind} {name}"
+    if not result.is_checked_kind:
+        return f"{headline} (kind {result.kind} has no edgepolicy rules; allowed)"
+    if result.decision.policies:
+        return f"{headline} (policies: {', '.join(result.decision.policies)})"
+    return f"{headline} (no policy selects it)"
+
+
+def _finding(label: str, finding: Finding) -> str:
+    container = f" container {finding.container}:" if finding.container else ""
+    policy = f" [{finding.policy}]" if finding.policy else ""
+    return f"  {label:<6} {finding.rule}{policy}{container} {finding.message}"
