@@ -1,0 +1,358 @@
+"""End-to-end test helpers: `kubectl`, the webhook process, webhook configurations, objects.
+
+Everything here drives real processes: the pinned `kubectl` against the test control plane and
+`edgepolicy serve` over TLS. The fixtures that start them live in conftest.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import importlib.util
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = ROOT / ".tools" / "bin"
+ASSETS = Path(__file__).resolve().parent / "assets"
+EDGEPOLICY = Path(sys.executable).parent / "edgepolicy"
+WEBHOOK_CONFIGS = ROOT / "deploy" / "base" / "webhooks.yaml"
+SEED_POLICY = ASSETS / "seed-finopspolicy.yaml"
+SEED_LABELS = {"app": "ai-inference-service", "env": "production-edge"}
+POLICY_LABEL = "finops.apexlogic.com/policy"
+IDLE_ANNOTATION = "finops.apexlogic.com/idle-shutdown-after"
+
+T = TypeVar("T")
+
+
+def _load_controlplane() -> ModuleType:
+    """Import scripts/controlplane.py (a script, not a package) for its certificate helpers."""
+    spec = importlib.util.spec_from_file_location(
+        "edgepolicy_controlplane", ROOT / "scripts" / "controlplane.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
+    spec.loader.exec_module(module)
+    return module
+
+
+controlplane = _load_controlplane()
+
+
+def _env_without_proxies() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+
+
+def eventually(check: Callable[[], T], *, timeout: float = 20.0, interval: float = 0.3) -> T:
+    """Call ``check`` until it stops raising AssertionError; return its value or re-raise.
+
+    Webhook configuration changes reach the API server's admission plugins through an informer,
+    and the webhook caches cluster lookups for a few seconds, so some effects are not immediate.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(interval)
+
+
+# --- kubectl ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kubectl:
+    """Runs the pinned `kubectl` against the test control plane."""
+
+    kubeconfig: Path
+
+    def run(
+        self, *args: str, stdin: str | None = None, check: bool = False, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``kubectl ARGS``; raise AssertionError with its stderr if ``check`` and it failed."""
+        env = _env_without_proxies()
+        env["KUBECONFIG"] = str(self.kubeconfig)
+        result = subprocess.run(
+            [str(BIN / "kubectl"), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
+            )
+        return result
+
+    def apply(
+        self, *objects: Mapping[str, Any], extra: Sequence[str] = (), check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """``kubectl apply -f -`` the given objects and return the finished process."""
+        document = {"apiVersion": "v1", "kind": "List", "items": list(objects)}
+        return self.run("apply", *extra, "-f", "-", stdin=json.dumps(document), check=check)
+
+    def get(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+        """Return the stored object, or None if it does not exist."""
+        result = self.run(
+            "get", kind, name, "-n", namespace, "-o", "json", "--ignore-not-found", check=True
+        )
+        return json.loads(result.stdout) if result.stdout.strip() else None
+
+    def create_namespace(self, name: str) -> str:
+        """Create namespace ``name`` if it is missing; return the name."""
+        self.apply(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}, check=True
+        )
+        return name
+
+
+# --- the webhook --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookTls:
+    """A CA and a serving certificate for 127.0.0.1, as files."""
+
+    ca_pem: bytes
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+def make_webhook_tls(directory: Path) -> WebhookTls:
+    """Issue a test CA and a serving certificate for 127.0.0.1 into ``directory``."""
+    ca = controlplane.new_ca("edgepolicy-e2e-webhook-ca")
+    serving = controlplane.issue_cert(
+        ca, "edgepolicy-webhook", dns_names=["localhost"], ip_addresses=["127.0.0.1"]
+    )
+    (directory / "ca.crt").write_bytes(ca.cert_pem)
+    (directory / "tls.crt").write_bytes(serving.cert_pem)
+    (directory / "tls.key").write_bytes(serving.key_pem)
+    (directory / "tls.key").chmod(0o600)
+    return WebhookTls(
+        ca.cert_pem, directory / "ca.crt", directory / "tls.crt", directory / "tls.key"
+    )
+
+
+@dataclass
+class Webhook:
+    """A running `edgepolicy serve` process; its output (and decision log) goes to ``log_file``."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log_file: Path
+    tls: WebhookTls
+
+    @property
+    def url(self) -> str:
+        """The webhook's base URL."""
+        return f"https://127.0.0.1:{self.port}"
+
+    def get(self, path: str, timeout: float = 2.0) -> tuple[int, str]:
+        """GET ``path`` over TLS, trusting only the test CA; return status and body."""
+        context = ssl.create_default_context(cafile=str(self.tls.ca_file))
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPSHandler(context=context), urllib.request.ProxyHandler({})
+        )
+        try:
+            with opener.open(self.url + path, timeout=timeout) as response:
+                return int(response.status), response.read().decode()
+        except urllib.error.HTTPError as error:
+            return int(error.code), error.read().decode()
+
+    def decisions(self) -> list[dict[str, Any]]:
+        """The structured decision log lines (``"event": "admission"``) written so far."""
+        entries = []
+        for line in self.log_file.read_text(errors="replace").splitlines():
+            if not line.startswith("{"):
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("event") == "admission":
+                entries.append(entry)
+        return entries
+
+    def stop(self) -> None:
+        """Stop the webhook: SIGTERM to its process group, SIGKILL after 10 s."""
+        if self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+
+def start_webhook(
+    tls: WebhookTls, log_file: Path, *, args: Sequence[str] = (), timeout: float = 60.0
+) -> Webhook:
+    """Start `edgepolicy serve` on a free loopback port; wait until its /readyz answers 200."""
+    port = controlplane.free_port()
+    env = _env_without_proxies()
+    env["EDGEPOLICY_OPA"] = str(BIN / "opa")
+    argv = [
+        str(EDGEPOLICY),
+        "serve",
+        "--tls-cert",
+        str(tls.cert_file),
+        "--tls-key",
+        str(tls.key_file),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        *args,
+    ]
+    with log_file.open("ab") as log:
+        process = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    webhook = Webhook(process, port, log_file, tls)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"edgepolicy serve exited ({process.returncode}):\n{log_file.read_text()}")
+        try:
+            status, _ = webhook.get("/readyz", timeout=1.0)
+        except OSError:
+            status = 0
+        if status == 200:
+            return webhook
+        time.sleep(0.2)
+    webhook.stop()
+    pytest.fail(f"edgepolicy serve not ready within {timeout:.0f}s:\n{log_file.read_text()}")
+
+
+# --- webhook configurations ---------------------------------------------------------------------
+
+
+def webhook_configurations(
+    url: str, ca_pem: bytes, *, failure_policy: str = "Fail"
+) -> list[dict[str, Any]]:
+    """The shipped webhook configurations (deploy/base/webhooks.yaml) pointed at ``url``.
+
+    Only ``clientConfig`` (a URL with the test CA as caBundle instead of the in-cluster Service)
+    and ``failurePolicy`` change; rules, namespaceSelector and timeouts stay as shipped.
+    """
+    configurations = [doc for doc in yaml.safe_load_all(WEBHOOK_CONFIGS.read_text()) if doc]
+    ca_bundle = base64.b64encode(ca_pem).decode()
+    for configuration in configurations:
+        for hook in configuration["webhooks"]:
+            path = hook["clientConfig"]["service"]["path"]
+            hook["clientConfig"] = {"url": f"{url}{path}", "caBundle": ca_bundle}
+            hook["failurePolicy"] = failure_policy
+    return configurations
+
+
+def unregister(kubectl: Kubectl, configurations: Sequence[Mapping[str, Any]]) -> None:
+    """Delete the webhook configurations (ignoring ones already gone)."""
+    for configuration in configurations:
+        kubectl.run(
+            "delete",
+            configuration["kind"].lower(),
+            configuration["metadata"]["name"],
+            "--ignore-not-found",
+            check=True,
+        )
+
+
+# --- objects ------------------------------------------------------------------------------------
+
+
+def seed_policy(namespace: str) -> dict[str, Any]:
+    """The issue's seed FinOpsPolicy example, unchanged except for its namespace."""
+    policy: dict[str, Any] = yaml.safe_load(SEED_POLICY.read_text())
+    policy["metadata"]["namespace"] = namespace
+    return policy
+
+
+def deployment(
+    name: str,
+    namespace: str,
+    *,
+    replicas: int = 1,
+    cpu: str = "1",
+    memory: str = "1Gi",
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A one-container Deployment whose pods carry ``labels`` (default: the seed's selector)."""
+    pod_labels = dict(SEED_LABELS if labels is None else labels)
+    template_metadata: dict[str, Any] = {"labels": pod_labels}
+    if annotations:
+        template_metadata["annotations"] = dict(annotations)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": copy.deepcopy(pod_labels)},
+            "template": {
+                "metadata": template_metadata,
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "server",
+                            "image": "registry.example/ai/inference:1.0",
+                            "resources": {
+                                "requests": {"cpu": cpu, "memory": memory},
+                                "limits": {"cpu": cpu, "memory": memory},
+                            },
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+def hpa(
+    name: str, namespace: str, target: str, *, min_replicas: int, max_replicas: int, cpu: int
+) -> dict[str, Any]:
+    """An autoscaling/v2 HPA scaling Deployment ``target`` on CPU utilization ``cpu`` %."""
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+            "minReplicas": min_replicas,
+            "maxReplicas": max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": cpu},
+                    },
+                }
+            ],
+        },
+    }
