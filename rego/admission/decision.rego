@@ -1,0 +1,51 @@
+# METADATA
+# title: The admission decision
+# description: |
+#   The one document every consumer queries (`edgepolicy check`, the webhook, audits), as
+#   docs/decision-contract.md describes: the findings of every rule package under
+#   `data.edgepolicy.rules` (each defines `findings`), split by their enforcement action, plus
+#   the mutation patches and the policies that matched. DELETE and CONNECT are allowed untouched.
+package edgepolicy.admission
+
+import data.edgepolicy.lib.policy
+import data.edgepolicy.lib.request
+import data.edgepolicy.lib.settings
+import data.edgepolicy.mutation
+
+# METADATA
+# title: decision
+# description: |
+#   `{"allowed", "violations", "warnings", "dryrun", "patches", "policies"}`: `allowed` is true
+#   exactly when no finding has the action `deny`; findings are sorted by rule, policy, container
+#   and message.
+decision := {
+	"allowed": count(_by_action.deny) == 0,
+	"violations": _by_action.deny,
+	"warnings": _by_action.warn,
+	"dryrun": _by_action.dryrun,
+	"patches": mutation.patches,
+	"policies": sort(policy.matching),
+} if {
+	request.is_evaluated
+} else := {
+	"allowed": true,
+	"violations": [],
+	"warnings": [],
+	"dryrun": [],
+	"patches": [],
+	"policies": [],
+}
+
+_findings contains object.union(finding, {"action": settings.action(finding.rule)}) if {
+	some finding in data.edgepolicy.rules[_].findings
+}
+
+_by_action[action] := [finding |
+	some key in sort([[f.rule, f.policy, object.get(f, "container", ""), f.message, f] |
+		some f in _findings
+		f.action == action
+	])
+	finding := key[4]
+] if {
+	some action in {"deny", "warn", "dryrun"}
+}

@@ -1,0 +1,121 @@
+# METADATA
+# title: FinOpsPolicies and what they apply to
+# description: |
+#   Merges the FinOpsPolicy objects of `data.edgepolicy.policies.finops[namespace][name]` with those
+#   of `input.context.policies` (the context copy wins for the same `namespace/name`; among
+#   duplicates in the context the last wins), and finds the policies that apply to the admitted
+#   object: policies in its namespace whose `targetWorkloadSelector` matches its pod labels (for a
+#   HorizontalPodAutoscaler, the pod labels of the workload it scales).
+package edgepolicy.lib.policy
+
+import data.edgepolicy.lib.autoscaling
+import data.edgepolicy.lib.request
+import data.edgepolicy.lib.selector
+import data.edgepolicy.lib.workload
+
+# METADATA
+# title: all
+# description: |
+#   Every known FinOpsPolicy by id `namespace/name`, as
+#   `{"id", "namespace", "name", "object"}`.
+all[id] := record if {
+	some namespace, by_name in data.edgepolicy.policies.finops
+	some name, policy in by_name
+	id := concat("/", [namespace, name])
+	not id in _context_ids
+	record := {"id": id, "namespace": namespace, "name": name, "object": policy}
+}
+
+all[id] := record if {
+	some id in _context_ids
+	same := [policy | some policy in _context_policies; _context_id(policy) == id]
+	policy := same[count(same) - 1]
+	record := {
+		"id": id,
+		"namespace": _context_namespace(policy),
+		"name": _context_name(policy),
+		"object": policy,
+	}
+}
+
+_context_policies := [policy |
+	some policy in input.context.policies
+	policy.kind == "FinOpsPolicy"
+]
+
+_context_ids := {_context_id(policy) | some policy in _context_policies}
+
+_context_id(policy) := concat("/", [_context_namespace(policy), _context_name(policy)])
+
+_context_namespace(policy) := policy.metadata.namespace if {
+	is_string(policy.metadata.namespace)
+	policy.metadata.namespace != ""
+} else := "default"
+
+_context_name(policy) := policy.metadata.name if is_string(policy.metadata.name)
+
+else := ""
+
+# METADATA
+# title: subjects
+# description: |
+#   The workloads whose pod labels policies are matched against: the admitted object when it is a
+#   workload, the workloads an admitted HPA scales.
+subjects contains request.object if workload.is_workload(request.object)
+
+subjects contains target if {
+	autoscaling.is_hpa(request.object)
+	some target in autoscaling.targets(request.object, request.namespace)
+}
+
+# METADATA
+# title: matching
+# description: The ids of the usable policies that apply to the admitted object.
+matching contains id if {
+	some subject in subjects
+	some id, record in all
+	applies(record, subject, request.namespace)
+}
+
+# METADATA
+# title: unusable
+# description: |
+#   The ids of the policies in the admitted object's namespace whose selector is missing or
+#   malformed: nobody can tell what they target, so they are reported on every workload of their
+#   namespace (fail closed) and enforce nothing else.
+unusable contains id if {
+	count(subjects) > 0
+	some id, record in all
+	record.namespace == request.namespace
+	not _has_usable_selector(record.object)
+}
+
+# METADATA
+# title: applies
+# description: True when policy `record` applies to workload `obj` in `namespace`.
+applies(record, obj, namespace) if {
+	record.namespace == namespace
+	_has_usable_selector(record.object)
+	selector.matches(record.object.spec.targetWorkloadSelector, workload.pod_labels(obj))
+}
+
+_has_usable_selector(policy) if {
+	count(selector.errors(policy.spec.targetWorkloadSelector, "")) == 0
+}
+
+# METADATA
+# title: setting
+# description: |
+#   The value of `spec.<section>.<field>` of FinOpsPolicy `policy` when it is set and valid;
+#   undefined otherwise (an invalid value is reported by `policy.invalid` instead).
+setting(policy, section, field) := value if {
+	value := policy.spec[section][field]
+	is_valid_value(_sections[section][field], value)
+}
+
+# METADATA
+# title: max_replicas
+# description: The policy's valid `autoScale.maxReplicas`, or 0 when it sets none.
+max_replicas(policy) := value if {
+	value := setting(policy, "autoScale", "maxReplicas")
+} else := 0

@@ -1,0 +1,135 @@
+# FinOpsPolicy validation (part of package edgepolicy.lib.policy, annotated in policy.rego).
+# The schema of a FinOpsPolicy, checked field by field. Every field is optional except
+# `spec.targetWorkloadSelector`; `null` counts as absent. Unknown fields are errors so that a
+# typo (`costLimit`) never silently disables a limit.
+package edgepolicy.lib.policy
+
+import data.edgepolicy.lib.selector
+
+_sections := {
+	"costLimits": {"dailyGPUHours": "hours", "maxCPUCores": "positive", "maxMemoryGB": "positive"},
+	"optimizationRules": {"idleShutdownThresholdMinutes": "positive", "modelQuantizationRequired": "boolean"},
+	"autoScale": {"minReplicas": "count", "maxReplicas": "count", "cpuUtilizationPercentage": "count"},
+	"alerting": {"thresholdExceeded": "alert", "idleShutdown": "alert"},
+}
+
+_alert_fields := {"severity", "recipientGroup"}
+
+_spec_fields := {"targetWorkloadSelector"} | {section | some section, _ in _sections}
+
+_expectations := {
+	"hours": "a number of hours in (0, 24]",
+	"positive": "a number greater than 0",
+	"boolean": "true or false",
+	"count": "a whole number of at least 1",
+	"alert": "an object with severity and recipientGroup strings",
+}
+
+# METADATA
+# title: errors
+# description: |
+#   The problems of FinOpsPolicy object `policy`, each `{"field": ..., "message": ...}` naming the
+#   field (e.g. `spec.costLimits.maxCPUCores`) and what is expected instead.
+errors(policy) := {error | some error in _errors(policy)}
+
+_errors(policy) := [{"field": "", "message": sprintf("must be an object, got %s", [json.marshal(policy)])}] if {
+	not is_object(policy)
+} else := array.concat(_name_errors(policy), _spec_errors(policy))
+
+_name_errors(policy) := [] if {
+	is_string(policy.metadata.name)
+	policy.metadata.name != ""
+} else := [{"field": "metadata.name", "message": "is required"}]
+
+_spec_errors(policy) := [{"field": "spec", "message": sprintf("must be an object, got %s", [json.marshal(object.get(policy, "spec", null))])}] if {
+	not is_object(policy.spec)
+} else := [{"field": "spec.targetWorkloadSelector", "message": "is required: a label selector with matchLabels and/or matchExpressions"}] if {
+	object.get(policy.spec, "targetWorkloadSelector", null) == null
+} else := [error |
+	some error in array.concat(
+		[e | some e in selector.errors(policy.spec.targetWorkloadSelector, "spec.targetWorkloadSelector")],
+		_section_errors(policy.spec),
+	)
+]
+
+_section_errors(spec) := [error |
+	some errors in [
+		_unknown_errors(spec, _spec_fields, "spec"),
+		_value_errors(spec),
+		_replica_order_errors(spec),
+	]
+	some error in errors
+]
+
+_unknown_errors(obj, known, prefix) := [error |
+	some field, _ in obj
+	not field in known
+	error := {
+		"field": sprintf("%s.%s", [prefix, field]),
+		"message": sprintf("unknown field (known: %s)", [concat(", ", sort(known))]),
+	}
+]
+
+_value_errors(spec) := [error |
+	some section, fields in _sections
+	value := object.get(spec, section, null)
+	value != null
+	some error in _section_value_errors(value, fields, sprintf("spec.%s", [section]))
+]
+
+_section_value_errors(value, fields, prefix) := [{"field": prefix, "message": sprintf("must be an object, got %s", [json.marshal(value)])}] if {
+	not is_object(value)
+} else := array.concat(_unknown_errors(value, {name | some name, _ in fields}, prefix), [error |
+	some name, kind in fields
+	field_value := object.get(value, name, null)
+	field_value != null
+	some error in _field_errors(kind, field_value, sprintf("%s.%s", [prefix, name]))
+])
+
+_field_errors("alert", value, field) := [{"field": field, "message": sprintf("must be %s, got %s", [_expectations.alert, json.marshal(value)])}] if {
+	not is_object(value)
+} else := array.concat(_unknown_errors(value, _alert_fields, field), [error |
+	some name in _alert_fields
+	entry := object.get(value, name, null)
+	entry != null
+	not is_string(entry)
+	error := {"field": sprintf("%s.%s", [field, name]), "message": sprintf("must be a string, got %s", [json.marshal(entry)])}
+])
+
+_field_errors(kind, value, field) := [] if {
+	kind != "alert"
+	is_valid_value(kind, value)
+} else := [{"field": field, "message": sprintf("must be %s, got %s", [_expectations[kind], json.marshal(value)])}] if {
+	kind != "alert"
+}
+
+_replica_order_errors(spec) := [{
+	"field": "spec.autoScale.minReplicas",
+	"message": sprintf("must not exceed spec.autoScale.maxReplicas (%v > %v)", [spec.autoScale.minReplicas, spec.autoScale.maxReplicas]),
+}] if {
+	is_valid_value("count", spec.autoScale.minReplicas)
+	is_valid_value("count", spec.autoScale.maxReplicas)
+	spec.autoScale.minReplicas > spec.autoScale.maxReplicas
+} else := []
+
+# METADATA
+# title: is_valid_value
+# description: True when `value` is valid for a field of `kind` (hours, positive, boolean, count).
+is_valid_value("hours", value) if {
+	is_number(value)
+	value > 0
+	value <= 24
+}
+
+is_valid_value("positive", value) if {
+	is_number(value)
+	value > 0
+}
+
+is_valid_value("boolean", value) if is_boolean(value)
+
+is_valid_value("count", value) if {
+	is_number(value)
+	value >= 1
+	value == round(value)
+}

@@ -1,0 +1,25 @@
+# METADATA
+# title: Settings from data, with defaults
+# description: |
+#   `data.edgepolicy.settings` may be absent; every setting has a default here. An unknown
+#   enforcement action falls back to `deny` (fail closed).
+package edgepolicy.lib.settings
+
+_actions := {"deny", "warn", "dryrun"}
+
+_default_gpu_resource_names := ["nvidia.com/gpu", "amd.com/gpu", "gpu.intel.com/i915"]
+
+# METADATA
+# title: action
+# description: The enforcement action of `rule`, from `data.edgepolicy.settings.enforcementActions`.
+action(rule) := configured if {
+	configured := data.edgepolicy.settings.enforcementActions[rule]
+	configured in _actions
+} else := "deny"
+
+# METADATA
+# title: gpu_resource_names
+# description: The extended resources counted as GPUs, from `data.edgepolicy.settings.gpuResourceNames`.
+gpu_resource_names := {name | some name in data.edgepolicy.settings.gpuResourceNames; is_string(name)} if {
+	is_array(data.edgepolicy.settings.gpuResourceNames)
+} else := {name | some name in _default_gpu_resource_names}

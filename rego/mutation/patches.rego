@@ -1,0 +1,77 @@
+# METADATA
+# title: Mutation
+# description: |
+#   The JSONPatch (RFC 6902) the mutating webhook applies to a workload that FinOpsPolicies apply
+#   to, on CREATE and UPDATE:
+#   - the label `finops.apexlogic.com/policy` on the object's `metadata.labels`, set to the name of
+#     the first applying policy in sorted `namespace/name` order (replaced when it differs);
+#   - the annotation `finops.apexlogic.com/idle-shutdown-after` on the pod template (the Pod's own
+#     metadata for a Pod) when the pod template does not have it, set to `<minutes>m` with the
+#     smallest `idleShutdownThresholdMinutes` of the applying policies, so that it satisfies every
+#     one of them and never fights `finops.idle-shutdown`.
+#   Missing maps are added whole; `/` in keys is escaped as `~1`. Applying the patch and deciding
+#   again gives no operations.
+package edgepolicy.mutation
+
+import data.edgepolicy.lib.format
+import data.edgepolicy.lib.policy
+import data.edgepolicy.lib.request
+import data.edgepolicy.lib.workload
+
+_policy_label := "finops.apexlogic.com/policy"
+
+_idle_annotation := "finops.apexlogic.com/idle-shutdown-after"
+
+# METADATA
+# title: patches
+# description: The JSONPatch operations for the admitted object, sorted by path; `[]` when none.
+patches := [operation |
+	some entry in sort([[operation.path, operation] | some operation in _operations])
+	operation := entry[1]
+]
+
+_policy_ids := sort(policy.matching) if workload.is_workload(request.object)
+
+_operations contains operation if {
+	count(_policy_ids) > 0
+	value := policy.all[_policy_ids[0]].name
+	some operation in _set(["metadata", "labels"], _policy_label, value)
+}
+
+_operations contains operation if {
+	thresholds := [threshold |
+		some id in _policy_ids
+		threshold := policy.setting(policy.all[id].object, "optimizationRules", "idleShutdownThresholdMinutes")
+	]
+	count(thresholds) > 0
+	template_path := workload.template_path(request.object)
+	_is_object_at(template_path)
+	annotations_path := array.concat(workload.pod_metadata_path(request.object), ["annotations"])
+	not _has_key(annotations_path, _idle_annotation)
+	value := sprintf("%sm", [format.number(min(thresholds))])
+	some operation in _set(annotations_path, _idle_annotation, value)
+}
+
+# The operations that make map `path` of the admitted object hold `key` = `value`.
+_set(path, key, value) := [] if {
+	object.get(request.object, array.concat(path, [key]), null) == value
+} else := [{"op": "replace", "path": _pointer(array.concat(path, [key])), "value": value}] if {
+	_has_key(path, key)
+} else := [{"op": "add", "path": _pointer(array.concat(path, [key])), "value": value}] if {
+	_is_object_at(path)
+} else := array.concat(_parents(path), [{"op": "add", "path": _pointer(path), "value": {key: value}}])
+
+# Operations adding the missing (or null) maps above `path`, outermost first.
+_parents(path) := [{"op": "add", "path": _pointer(prefix), "value": {}} |
+	some length in numbers.range(1, count(path) - 1)
+	prefix := array.slice(path, 0, length)
+	not _is_object_at(prefix)
+]
+
+_is_object_at(path) if is_object(object.get(request.object, path, null))
+
+_has_key(path, key) if object.get(request.object, array.concat(path, [key]), null) != null
+
+_pointer(path) := concat("", [sprintf("/%s", [_escape(segment)]) | some segment in path])
+
+_escape(segment) := replace(replace(segment, "~", "~0"), "/", "~1")

@@ -1,0 +1,81 @@
+# finops.cpu and finops.memory: pods x effective per-pod limit within the policy's maxCPUCores and
+# maxMemoryGB (GiB, 2^30 bytes) (part of package edgepolicy.rules.finops, annotated in finops.rego).
+package edgepolicy.rules.finops
+
+import data.edgepolicy.lib.format
+import data.edgepolicy.lib.policy
+import data.edgepolicy.lib.request
+import data.edgepolicy.lib.resources
+
+_gibibyte := 1073741824
+
+# METADATA
+# title: finops.cpu
+# description: Pods x per-pod cpu limit exceeds `costLimits.maxCPUCores`.
+findings contains finding if {
+	some record in _workload_policies
+	limit := policy.setting(record.object, "costLimits", "maxCPUCores")
+	pods := _pods(record)
+	per_pod := resources.pod_limit(request.object, "cpu")
+	total := pods.count * per_pod
+	total > limit
+	finding := {
+		"rule": "finops.cpu",
+		"policy": record.id,
+		"message": sprintf(
+			"finops.cpu: %s: %s x %s CPU cores per pod = %s cores exceeds maxCPUCores %s of FinOpsPolicy %s; lower resources.limits.cpu or the number of pods so the total is at most %s cores",
+			[
+				request.description, pods.reason, format.number(per_pod), format.number(total),
+				format.number(limit), record.id, format.number(limit),
+			],
+		),
+	}
+}
+
+# METADATA
+# title: finops.memory
+# description: Pods x per-pod memory limit exceeds `costLimits.maxMemoryGB` x 2^30 bytes.
+findings contains finding if {
+	some record in _workload_policies
+	limit_gb := policy.setting(record.object, "costLimits", "maxMemoryGB")
+	pods := _pods(record)
+	per_pod := resources.pod_limit(request.object, "memory")
+	total := pods.count * per_pod
+	total > limit_gb * _gibibyte
+	finding := {
+		"rule": "finops.memory",
+		"policy": record.id,
+		"message": sprintf(
+			"finops.memory: %s: %s x %s per pod = %s (%s bytes) exceeds maxMemoryGB %s (%s bytes) of FinOpsPolicy %s; lower resources.limits.memory or the number of pods so the total is at most %sGi",
+			[
+				request.description, pods.reason, format.gibibytes(per_pod), format.gibibytes(total),
+				format.number(total), format.number(limit_gb), format.number(limit_gb * _gibibyte),
+				record.id, format.number(limit_gb),
+			],
+		),
+	}
+}
+
+# METADATA
+# title: malformed cpu or memory quantities
+# description: |
+#   A cpu or memory limit that is not a Kubernetes quantity is a violation of finops.cpu or
+#   finops.memory (when the policy sets that limit) naming the container and the field.
+findings contains finding if {
+	some record in _workload_policies
+	some rule, field in {"finops.cpu": "maxCPUCores", "finops.memory": "maxMemoryGB"}
+	policy.setting(record.object, "costLimits", field)
+	resource := trim_prefix(rule, "finops.")
+	some problem in resources.malformed_limits(request.object, {resource})
+	finding := _malformed_quantity_finding(rule, record, problem)
+}
+
+_malformed_quantity_finding(rule, record, problem) := {
+	"rule": rule,
+	"policy": record.id,
+	"container": problem.container,
+	"message": sprintf(
+		"%s: %s: container %q: %s is %s, not a Kubernetes quantity (for example 500m, 2, 512Mi, 1.5Gi, 1e9), so FinOpsPolicy %s cannot be checked; fix the quantity",
+		[rule, request.description, problem.container, problem.field, json.marshal(problem.value), record.id],
+	),
+}

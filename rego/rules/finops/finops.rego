@@ -1,0 +1,37 @@
+# METADATA
+# title: FinOps rules
+# description: |
+#   The `finops.*` rules. Each contributes to `findings`, a set of
+#   `{"rule", "policy", "message"}` objects (plus `container` where a container is at fault) for
+#   the admitted object, one per FinOpsPolicy that applies and per problem. A rule only runs when
+#   its policy sets (validly) the field it enforces; equal to a limit is allowed.
+package edgepolicy.rules.finops
+
+import data.edgepolicy.lib.format
+import data.edgepolicy.lib.policy
+import data.edgepolicy.lib.request
+import data.edgepolicy.lib.workload
+
+# The policies that apply to the admitted object when it is a workload.
+_workload_policies contains record if {
+	workload.is_workload(request.object)
+	some id in policy.matching
+	record := policy.all[id]
+}
+
+# How many pods the admitted workload runs at most under `record`, and why, for messages.
+_pods(record) := {"count": scale, "reason": _scale_reason(record, scale)} if {
+	scale := workload.max_scale(request.object, policy.max_replicas(record.object))
+}
+
+_scale_reason(record, scale) := sprintf("%s pods (the larger of spec.replicas %s and autoScale.maxReplicas %s)", [
+	format.number(scale),
+	format.number(workload.replicas(request.object)),
+	format.number(policy.max_replicas(record.object)),
+]) if {
+	request.kind in {"Deployment", "StatefulSet", "ReplicaSet"}
+} else := sprintf("%s pods (autoScale.maxReplicas of the policy, else 1)", [format.number(scale)]) if {
+	request.kind == "DaemonSet"
+} else := sprintf("%s pods (parallelism)", [format.number(scale)]) if {
+	request.kind in {"Job", "CronJob"}
+} else := "1 pod"

@@ -1,0 +1,80 @@
+# finops.gpu-hours: pods x per-pod GPUs x daily active hours within the policy's dailyGPUHours
+# (part of package edgepolicy.rules.finops, annotated in finops.rego). Daily active hours come
+# from the pod-template annotation finops.apexlogic.com/daily-active-hours (a number in (0, 24],
+# default 24).
+package edgepolicy.rules.finops
+
+import data.edgepolicy.lib.format
+import data.edgepolicy.lib.policy
+import data.edgepolicy.lib.request
+import data.edgepolicy.lib.resources
+import data.edgepolicy.lib.settings
+import data.edgepolicy.lib.workload
+
+_hours_annotation := "finops.apexlogic.com/daily-active-hours"
+
+# METADATA
+# title: finops.gpu-hours
+# description: Pods x per-pod GPUs x daily active hours exceeds `costLimits.dailyGPUHours`.
+findings contains finding if {
+	some record in _workload_policies
+	limit := policy.setting(record.object, "costLimits", "dailyGPUHours")
+	hours := _daily_hours
+	pods := _pods(record)
+	gpus := resources.pod_gpus(request.object, settings.gpu_resource_names)
+	total := (pods.count * gpus) * hours
+	total > limit
+	finding := {
+		"rule": "finops.gpu-hours",
+		"policy": record.id,
+		"message": sprintf(
+			"finops.gpu-hours: %s: %s x %s GPUs per pod x %s active hours a day (annotation %s, default 24) = %s GPU-hours a day exceeds dailyGPUHours %s of FinOpsPolicy %s; lower the GPU limits, the number of pods or the daily active hours",
+			[
+				request.description, pods.reason, format.number(gpus), format.number(hours), _hours_annotation,
+				format.number(total), format.number(limit), record.id,
+			],
+		),
+	}
+}
+
+# METADATA
+# title: malformed GPU quantities and daily-active-hours annotation
+# description: |
+#   A GPU limit that is not a quantity, or a daily-active-hours annotation that is not a number in
+#   (0, 24], is a finops.gpu-hours violation when the policy sets dailyGPUHours.
+findings contains finding if {
+	some record in _workload_policies
+	policy.setting(record.object, "costLimits", "dailyGPUHours")
+	some problem in resources.malformed_limits(request.object, settings.gpu_resource_names)
+	finding := _malformed_quantity_finding("finops.gpu-hours", record, problem)
+}
+
+findings contains finding if {
+	some record in _workload_policies
+	policy.setting(record.object, "costLimits", "dailyGPUHours")
+	value := workload.pod_annotations(request.object)[_hours_annotation]
+	not _daily_hours
+	finding := {
+		"rule": "finops.gpu-hours",
+		"policy": record.id,
+		"message": sprintf(
+			"finops.gpu-hours: %s: annotation %s on %s.annotations is %s, not a number of hours in (0, 24], so FinOpsPolicy %s cannot be checked; set it to a number such as \"8\" or \"12.5\"",
+			[
+				request.description, _hours_annotation, workload.field(workload.pod_metadata_path(request.object)),
+				json.marshal(value), record.id,
+			],
+		),
+	}
+}
+
+# The daily active hours of the admitted workload's pods; undefined when the annotation is malformed.
+_daily_hours := hours if {
+	value := workload.pod_annotations(request.object)[_hours_annotation]
+	is_string(value)
+	regex.match(`^[0-9]{1,3}(\.[0-9]{1,6})?$`, value)
+	hours := to_number(value)
+	hours > 0
+	hours <= 24
+} else := 24 if {
+	not _hours_annotation in object.keys(workload.pod_annotations(request.object))
+}

@@ -1,0 +1,99 @@
+# finops.hpa: a HorizontalPodAutoscaler scaling a matched workload stays within the policy's
+# autoScale bounds (part of package edgepolicy.rules.finops, annotated in finops.rego). It is
+# judged when the HPA is admitted (its target resolved from input.context.workloads) and when the
+# workload it scales is admitted with the HPA in input.context.workloads (the HPA may have been
+# created first, when its target was not known yet).
+package edgepolicy.rules.finops
+
+import data.edgepolicy.lib.autoscaling
+import data.edgepolicy.lib.policy
+import data.edgepolicy.lib.request
+
+# METADATA
+# title: finops.hpa (admitted HPA)
+# description: |
+#   The admitted HPA has minReplicas below the policy's, maxReplicas above it, or a CPU
+#   averageUtilization target missing or below `autoScale.cpuUtilizationPercentage`.
+findings contains finding if {
+	autoscaling.is_hpa(request.object)
+	some id in policy.matching
+	record := policy.all[id]
+	some problem in _hpa_problems(request.object, record.object)
+	finding := {
+		"rule": "finops.hpa",
+		"policy": record.id,
+		"message": sprintf(
+			"finops.hpa: %s (scaling %s %s): %s of FinOpsPolicy %s; %s",
+			[
+				request.description, request.object.spec.scaleTargetRef.kind,
+				request.object.spec.scaleTargetRef.name, problem.text, record.id, problem.fix,
+			],
+		),
+	}
+}
+
+# METADATA
+# title: finops.hpa (admitted workload)
+# description: An HPA in the context that scales the admitted workload breaks the policy's bounds.
+findings contains finding if {
+	some record in _workload_policies
+	some hpa in autoscaling.targeting(request.kind, request.name, request.namespace)
+	some problem in _hpa_problems(hpa, record.object)
+	finding := {
+		"rule": "finops.hpa",
+		"policy": record.id,
+		"message": sprintf(
+			"finops.hpa: %s is scaled by HorizontalPodAutoscaler %s/%s whose %s of FinOpsPolicy %s; %s on the HPA",
+			[request.description, request.namespace, hpa.metadata.name, problem.text, record.id, problem.fix],
+		),
+	}
+}
+
+_hpa_problems(hpa, policy_object) := array.concat(
+	array.concat(_min_problems(hpa, policy_object), _max_problems(hpa, policy_object)),
+	_cpu_problems(hpa, policy_object),
+)
+
+_min_problems(hpa, policy_object) := [problem |
+	limit := policy.setting(policy_object, "autoScale", "minReplicas")
+	actual := autoscaling.min_replicas(hpa)
+	actual < limit
+	problem := {
+		"text": sprintf("minReplicas %v (default 1) is below autoScale.minReplicas %v", [actual, limit]),
+		"fix": sprintf("set minReplicas to at least %v", [limit]),
+	}
+]
+
+_max_problems(hpa, policy_object) := [problem |
+	limit := policy.setting(policy_object, "autoScale", "maxReplicas")
+	not autoscaling.max_replicas(hpa) <= limit
+	problem := {
+		"text": sprintf("maxReplicas %s exceeds autoScale.maxReplicas %v", [json.marshal(object.get(hpa, ["spec", "maxReplicas"], null)), limit]),
+		"fix": sprintf("set maxReplicas to at most %v", [limit]),
+	}
+]
+
+_cpu_problems(hpa, policy_object) := array.concat(
+	[problem |
+		limit := policy.setting(policy_object, "autoScale", "cpuUtilizationPercentage")
+		count(autoscaling.cpu_utilization_targets(hpa)) == 0
+		problem := {
+			"text": sprintf("CPU averageUtilization target is missing, autoScale.cpuUtilizationPercentage is %v", [limit]),
+			"fix": sprintf("add a Resource metric on cpu with target type Utilization and averageUtilization of at least %v", [limit]),
+		}
+	],
+	[problem |
+		limit := policy.setting(policy_object, "autoScale", "cpuUtilizationPercentage")
+		some target in autoscaling.cpu_utilization_targets(hpa)
+		not _is_at_least(target, limit)
+		problem := {
+			"text": sprintf("CPU averageUtilization target %s is below autoScale.cpuUtilizationPercentage %v", [json.marshal(target), limit]),
+			"fix": sprintf("raise averageUtilization to at least %v", [limit]),
+		}
+	],
+)
+
+_is_at_least(value, limit) if {
+	is_number(value)
+	value >= limit
+}

@@ -1,0 +1,71 @@
+# finops.idle-shutdown: the annotation finops.apexlogic.com/idle-shutdown-after (a Go duration
+# such as 45m or 1h30m) is at most the policy's idleShutdownThresholdMinutes (part of package
+# edgepolicy.rules.finops, annotated in finops.rego). It is read from the workload's
+# metadata.annotations and from its pod template's annotations; wherever it is set, it must hold.
+package edgepolicy.rules.finops
+
+import data.edgepolicy.lib.format
+import data.edgepolicy.lib.policy
+import data.edgepolicy.lib.request
+import data.edgepolicy.lib.workload
+
+_idle_annotation := "finops.apexlogic.com/idle-shutdown-after"
+
+_go_duration := `^(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`
+
+_nanoseconds_per_minute := 60000000000
+
+# METADATA
+# title: finops.idle-shutdown
+# description: The idle-shutdown annotation exceeds `optimizationRules.idleShutdownThresholdMinutes`.
+findings contains finding if {
+	some record in _workload_policies
+	threshold := policy.setting(record.object, "optimizationRules", "idleShutdownThresholdMinutes")
+	some location, value in _idle_annotations
+	minutes := _minutes(value)
+	minutes > threshold
+	finding := {
+		"rule": "finops.idle-shutdown",
+		"policy": record.id,
+		"message": sprintf(
+			"finops.idle-shutdown: %s: annotation %s on %s is %s (%s minutes), above idleShutdownThresholdMinutes %s of FinOpsPolicy %s; set it to %sm or less",
+			[
+				request.description, _idle_annotation, location, value, format.number(minutes),
+				format.number(threshold), record.id, format.number(threshold),
+			],
+		),
+	}
+}
+
+# METADATA
+# title: malformed idle-shutdown annotation
+# description: An idle-shutdown annotation that is not a positive Go duration is a violation.
+findings contains finding if {
+	some record in _workload_policies
+	policy.setting(record.object, "optimizationRules", "idleShutdownThresholdMinutes")
+	some location, value in _idle_annotations
+	not _minutes(value)
+	finding := {
+		"rule": "finops.idle-shutdown",
+		"policy": record.id,
+		"message": sprintf(
+			"finops.idle-shutdown: %s: annotation %s on %s is %s, not a positive Go duration such as 45m or 1h30m, so FinOpsPolicy %s cannot be checked; fix the value",
+			[request.description, _idle_annotation, location, json.marshal(value), record.id],
+		),
+	}
+}
+
+# The idle-shutdown annotation values of the admitted workload by where they are set.
+_idle_annotations[location] := value if {
+	some path in {["metadata", "annotations"], array.concat(workload.pod_metadata_path(request.object), ["annotations"])}
+	value := object.get(request.object, array.concat(path, [_idle_annotation]), null)
+	value != null
+	location := workload.field(path)
+}
+
+_minutes(value) := nanoseconds / _nanoseconds_per_minute if {
+	is_string(value)
+	regex.match(_go_duration, value)
+	nanoseconds := time.parse_duration_ns(value)
+	nanoseconds > 0
+}

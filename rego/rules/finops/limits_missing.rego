@@ -1,0 +1,31 @@
+# finops.limits-missing: every container and init container of a matched workload sets both a cpu
+# and a memory limit (part of package edgepolicy.rules.finops, annotated in finops.rego).
+package edgepolicy.rules.finops
+
+import data.edgepolicy.lib.request
+import data.edgepolicy.lib.workload
+
+# METADATA
+# title: finops.limits-missing
+# description: A container of a matched workload has no cpu or no memory limit.
+findings contains finding if {
+	some record in _workload_policies
+	some container in workload.containers(request.object)
+	missing := [resource | some resource in ["cpu", "memory"]; not _has_limit(container, resource)]
+	count(missing) > 0
+	finding := {
+		"rule": "finops.limits-missing",
+		"policy": record.id,
+		"container": container.name,
+		"message": sprintf(
+			"finops.limits-missing: %s: container %q (%s) has no %s limit, required by FinOpsPolicy %s; set %s",
+			[
+				request.description, container.name, container.field,
+				concat(" and no ", missing), record.id,
+				concat(" and ", [sprintf("resources.limits.%s", [resource]) | some resource in missing]),
+			],
+		),
+	}
+}
+
+_has_limit(container, resource) if container.limits[resource] != null

@@ -1,0 +1,46 @@
+# finops.replicas: spec.replicas, when set, within the policy's [minReplicas, maxReplicas]
+# (part of package edgepolicy.rules.finops, annotated in finops.rego). Objects owned by a
+# controller (a Deployment's ReplicaSets) are left to their owner, which is checked itself: the
+# controller scales them to 0 during rollouts.
+package edgepolicy.rules.finops
+
+import data.edgepolicy.lib.policy
+import data.edgepolicy.lib.request
+
+# METADATA
+# title: finops.replicas
+# description: '`spec.replicas`, when set, is outside [`autoScale.minReplicas`, `autoScale.maxReplicas`].'
+findings contains finding if {
+	some record in _workload_policies
+	request.kind in {"Deployment", "StatefulSet", "ReplicaSet"}
+	not _is_controlled
+	replicas := request.object.spec.replicas
+	is_number(replicas)
+	some bound in _replica_bounds(record.object, replicas)
+	finding := {
+		"rule": "finops.replicas",
+		"policy": record.id,
+		"message": sprintf(
+			"finops.replicas: %s: spec.replicas %v is %s autoScale.%s %v of FinOpsPolicy %s; set spec.replicas to %s %v",
+			[request.description, replicas, bound.relation, bound.field, bound.limit, record.id, bound.fix, bound.limit],
+		),
+	}
+}
+
+_replica_bounds(policy_object, replicas) := [bound |
+	some field, relation in {"minReplicas": "below", "maxReplicas": "above"}
+	limit := policy.setting(policy_object, "autoScale", field)
+	_is_out_of_bound(relation, replicas, limit)
+	bound := {"field": field, "relation": relation, "limit": limit, "fix": _fixes[relation]}
+]
+
+_fixes := {"below": "at least", "above": "at most"}
+
+_is_out_of_bound("below", replicas, limit) if replicas < limit
+
+_is_out_of_bound("above", replicas, limit) if replicas > limit
+
+_is_controlled if {
+	some owner in request.object.metadata.ownerReferences
+	owner.controller == true
+}

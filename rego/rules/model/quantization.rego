@@ -1,0 +1,62 @@
+# METADATA
+# title: Model rules
+# description: |
+#   `model.quantization`: a FinOpsPolicy with `optimizationRules.modelQuantizationRequired: true`
+#   admits a workload only when verified model facts (`input.context.models`, keyed by container
+#   name, filled by the model-signature verifier and never from annotations) say its model is
+#   quantized (`"quantized": true`): at least one container must have such facts, and no container
+#   may have facts saying otherwise. No facts at all is a violation.
+package edgepolicy.rules.model
+
+import data.edgepolicy.lib.policy
+import data.edgepolicy.lib.request
+import data.edgepolicy.lib.workload
+
+_required_policies contains record if {
+	workload.is_workload(request.object)
+	some id in policy.matching
+	record := policy.all[id]
+	policy.setting(record.object, "optimizationRules", "modelQuantizationRequired") == true
+}
+
+_container_names := {container.name | some container in workload.containers(request.object)}
+
+_quantized_containers := {name |
+	some name in _container_names
+	input.context.models[name].quantized == true
+}
+
+# METADATA
+# title: model.quantization (no verified quantized model)
+# description: No container of the workload has verified facts saying its model is quantized.
+findings contains finding if {
+	some record in _required_policies
+	count(_quantized_containers) == 0
+	finding := {
+		"rule": "model.quantization",
+		"policy": record.id,
+		"message": sprintf(
+			"model.quantization: %s: FinOpsPolicy %s requires quantized models (optimizationRules.modelQuantizationRequired) but no verified model facts say this workload's model is quantized; serve a quantized model whose signature the model verifier accepts",
+			[request.description, record.id],
+		),
+	}
+}
+
+# METADATA
+# title: model.quantization (container with a non-quantized model)
+# description: A container's verified facts say its model is not quantized.
+findings contains finding if {
+	some record in _required_policies
+	some name in _container_names
+	facts := input.context.models[name]
+	not facts.quantized == true
+	finding := {
+		"rule": "model.quantization",
+		"policy": record.id,
+		"container": name,
+		"message": sprintf(
+			"model.quantization: %s: container %q serves a model that verified facts say is not quantized (quantized: %s), but FinOpsPolicy %s requires quantized models; serve a quantized model",
+			[request.description, name, json.marshal(object.get(facts, "quantized", null)), record.id],
+		),
+	}
+}

@@ -1,0 +1,44 @@
+# METADATA
+# title: Policy rules
+# description: |
+#   `policy.invalid`: a malformed FinOpsPolicy is reported when it is admitted itself, and on every
+#   workload it applies to. A policy whose selector is unusable is reported on every workload of
+#   its namespace (nobody can tell what it targets: fail closed). Only the valid fields of a
+#   malformed policy are enforced.
+package edgepolicy.rules.policy
+
+import data.edgepolicy.lib.policy
+import data.edgepolicy.lib.request
+
+# METADATA
+# title: policy.invalid (admitted FinOpsPolicy)
+# description: The admitted FinOpsPolicy is malformed.
+findings contains finding if {
+	request.kind == "FinOpsPolicy"
+	some error in policy.errors(request.object)
+	finding := {
+		"rule": "policy.invalid",
+		"policy": concat("/", [request.namespace, request.name]),
+		"message": sprintf("policy.invalid: %s: %s; fix the policy", [request.description, _describe(error)]),
+	}
+}
+
+# METADATA
+# title: policy.invalid (policy applying to the admitted object)
+# description: A FinOpsPolicy in data or context that applies to the admitted object is malformed.
+findings contains finding if {
+	some id in (policy.matching | policy.unusable)
+	some error in policy.errors(policy.all[id].object)
+	finding := {
+		"rule": "policy.invalid",
+		"policy": id,
+		"message": sprintf(
+			"policy.invalid: FinOpsPolicy %s, which applies to %s, is malformed: %s; fix the policy (until then only its valid fields are enforced)",
+			[id, request.description, _describe(error)],
+		),
+	}
+}
+
+_describe(error) := error.message if error.field == ""
+
+else := sprintf("%s %s", [error.field, error.message])
