@@ -26,10 +26,11 @@ class LocalOpa:
     """A real ``opa run --server`` process, as a context manager.
 
     On entry OPA starts on a free 127.0.0.1 port (or ``addr``) with the Rego and data
-    ``paths``, the ``bundles`` (tarballs or bundle directories, loaded the way OPA loads
-    bundles, so their ``.manifest`` roots apply) and ``data`` (written to a temporary file and
-    merged at the root of ``data``); entry returns once ``/health`` answers. On exit the
-    process is stopped. ``url`` is the base URL to give an :class:`OpaClient`.
+    ``paths`` (files or directories, loaded file by file), the ``bundles`` (``.tar.gz``
+    tarballs, loaded the way OPA loads bundles, so their ``.manifest`` roots apply) and
+    ``data`` (written to a temporary file and merged at the root of ``data``); entry returns
+    once ``/health`` answers. On exit the process is stopped. ``url`` is the base URL to give
+    an :class:`OpaClient`.
     """
 
     def __init__(
@@ -170,7 +171,7 @@ class LocalOpa:
 
 
 def bundle_roots(bundle: Path) -> list[str]:
-    """Return the roots a bundle (tarball or directory) declares in its ``.manifest``.
+    """Return the roots a bundle tarball declares in its ``.manifest``.
 
     A bundle without a manifest or without ``roots`` owns the whole data tree (``[""]``).
 
@@ -178,11 +179,7 @@ def bundle_roots(bundle: Path) -> list[str]:
         UsageError: the bundle or its manifest cannot be read.
     """
     try:
-        if bundle.is_dir():
-            manifest_file = bundle / ".manifest"
-            raw = manifest_file.read_bytes() if manifest_file.is_file() else None
-        else:
-            raw = _manifest_from_tarball(bundle)
+        raw = _manifest_from_tarball(bundle)
         manifest = json.loads(raw) if raw else {}
     except (OSError, tarfile.TarError, ValueError) as error:
         raise UsageError(f"{bundle}: cannot read the bundle's .manifest: {error}") from error
