@@ -70,7 +70,8 @@ def sync_mirror(source: str, mirror: Path) -> None:
             mirror.parent.mkdir(parents=True, exist_ok=True)
             run_git(["clone", "--quiet", "--mirror", "--", source, str(mirror)])
     except BundleError as error:
-        raise BundleError(f"cannot fetch {redact_url(source)}: {error}") from None
+        detail = str(error).replace(source, redact_url(source))
+        raise BundleError(f"cannot fetch {redact_url(source)}: {detail}") from None
 
 
 def run_round(config: WatchConfig, state: WatchState, report: Callable[[str], None]) -> None:

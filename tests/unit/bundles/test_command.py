@@ -1,0 +1,69 @@
+"""The `edgepolicy bundle` command line (real Git and OPA, stand-in library)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from policyrepo import PolicyRepo, finops_policy
+
+from bundles.publish import bundle_revision
+from edgepolicy.cli import main
+
+pytestmark = pytest.mark.usefixtures("stand_in_library")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> PolicyRepo:
+    repo = PolicyRepo(tmp_path / "repo")
+    repo.write("cost.yaml", finops_policy())
+    repo.commit("first")
+    return repo
+
+
+def test_build_then_publish(
+    repo: PolicyRepo, tmp_path: Path, rsa_key_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bundle.tar.gz"
+    args = ["bundle", "build", "--repo", str(repo.path), "--out", str(out)]
+    assert main([*args, "--signing-key", str(rsa_key_file), "--key-id", "k1"]) == 0
+    head = repo.git("rev-parse", "HEAD")
+    assert f"revision {head}, 1 policies, signed (RS256, key id k1)" in capsys.readouterr().out
+    assert bundle_revision(out.read_bytes(), "out") == head
+    served = tmp_path / "served"
+    assert main(["bundle", "publish", str(out), "--to", f"dir:{served}", "--name", "e.tar.gz"]) == 0
+    assert (served / "e.tar.gz").read_bytes() == out.read_bytes()
+
+
+def test_bad_policy_exits_2_with_file_and_field(
+    repo: PolicyRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo.write("cost.yaml", finops_policy(max_cpu_cores=0))
+    repo.commit("zero cores")
+    out = tmp_path / "bundle.tar.gz"
+    assert main(["bundle", "build", "--repo", str(repo.path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("edgepolicy: error: cost.yaml:1: FinOpsPolicy ai-workloads/")
+    assert "maxCPUCores" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_key_id_without_key_is_a_usage_error(repo: PolicyRepo, tmp_path: Path) -> None:
+    args = ["bundle", "build", "--repo", str(repo.path), "--out", str(tmp_path / "b.tar.gz")]
+    assert main([*args, "--key-id", "k"]) == 2
+
+
+def test_watch_once(repo: PolicyRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    served = tmp_path / "served"
+    args = ["bundle", "watch", "--repo", str(repo.path), "--once", "--to", f"dir:{served}"]
+    assert main([*args, "--workdir", str(tmp_path / "w")]) == 0
+    assert "published " in capsys.readouterr().out
+    assert (served / "bundle.tar.gz").exists()
+
+
+def test_watch_once_on_a_missing_branch_exits_1(
+    repo: PolicyRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["bundle", "watch", "--repo", str(repo.path), "--branch", "nope", "--once"]
+    assert main([*args, "--to", f"dir:{tmp_path}", "--workdir", str(tmp_path / "w")]) == 1
+    assert "revision 'refs/heads/nope' is not a commit" in capsys.readouterr().out

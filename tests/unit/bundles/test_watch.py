@@ -1,0 +1,105 @@
+"""The GitOps loop, driven round by round (real Git and OPA, stand-in library)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from policyrepo import PolicyRepo, finops_policy
+
+from bundles.archive import read_tar_gz
+from bundles.publish import Target
+from bundles.watch import WatchConfig, watch
+
+pytestmark = pytest.mark.usefixtures("stand_in_library")
+
+
+def _config(repo: PolicyRepo, out: Path, opa: Path, tmp_path: Path, rounds: int) -> WatchConfig:
+    return WatchConfig(
+        source=str(repo.path),
+        branch="main",
+        targets=[Target("dir", str(out))],
+        opa=opa,
+        workdir=tmp_path / "work",
+        bundle_name="edgepolicy.tar.gz",
+        interval=0,
+        max_iterations=rounds,
+    )
+
+
+def _published(out: Path) -> tuple[str, int]:
+    files = read_tar_gz((out / "edgepolicy.tar.gz").read_bytes(), source="out")
+    policies = json.loads(files["edgepolicy/policies/data.json"])
+    revision = json.loads(files[".manifest"])["revision"]
+    return revision, policies["finops"]["ai-workloads"]["edge-ai-inference-cost-policy"]["spec"][
+        "autoScale"
+    ]["maxReplicas"]
+
+
+def test_each_new_commit_and_a_revert_are_published(tmp_path: Path, opa: Path) -> None:
+    repo = PolicyRepo(tmp_path / "repo")
+    repo.write("cost.yaml", finops_policy(max_replicas=3))
+    first = repo.commit("first")
+    out = tmp_path / "served"
+    seen: list[tuple[str, int]] = []
+    steps: list[Callable[[], str]] = [
+        lambda: repo.commit("nothing new") and repo.git("reset", "--quiet", "--hard", first),
+        lambda: (repo.write("cost.yaml", finops_policy(max_replicas=5)), repo.commit("five"))[1],
+        lambda: repo.revert(repo.git("rev-parse", "HEAD")),
+    ]
+
+    def between_rounds(_: float) -> None:
+        seen.append(_published(out))
+        steps[len(seen) - 1]()
+
+    lines: list[str] = []
+    state = watch(_config(repo, out, opa, tmp_path, 4), lines.append, sleep=between_rounds)
+    seen.append(_published(out))
+    revert = repo.git("rev-parse", "HEAD")
+    five = repo.git("rev-parse", "HEAD~1")
+    assert seen == [(first, 3), (first, 3), (five, 5), (revert, 3)]
+    assert state.errors == [] and state.published == revert
+    assert sum(line.startswith("published ") for line in lines) == 3
+
+
+def test_a_bad_commit_is_reported_once_and_the_last_good_bundle_stays(
+    tmp_path: Path, opa: Path
+) -> None:
+    repo = PolicyRepo(tmp_path / "repo")
+    repo.write("cost.yaml", finops_policy())
+    good = repo.commit("good")
+    out = tmp_path / "served"
+
+    def break_policy(_: float) -> None:
+        if repo.commits == 1:
+            repo.write("cost.yaml", finops_policy(max_cpu_cores="eight"))
+            repo.commit("bad")
+
+    lines: list[str] = []
+    state = watch(_config(repo, out, opa, tmp_path, 3), lines.append, sleep=break_policy)
+    assert _published(out)[0] == good
+    assert state.published == good
+    assert len(state.errors) == 1
+    assert [line for line in lines if "not published" in line] == [
+        f"commit {state.failed} not published: {state.errors[0]}"
+    ]
+    assert "spec.costLimits.maxCPUCores" in state.errors[0]
+
+
+def test_unreachable_repository_is_reported_without_credentials(tmp_path: Path, opa: Path) -> None:
+    config = WatchConfig(
+        source="https://user:hunter2@127.0.0.1:9/policies.git",
+        branch="main",
+        targets=[Target("dir", str(tmp_path / "out"))],
+        opa=opa,
+        workdir=tmp_path / "work",
+        interval=0,
+        max_iterations=1,
+    )
+    lines: list[str] = []
+    state = watch(config, lines.append)
+    assert state.published is None
+    assert "cannot fetch https://127.0.0.1:9/policies.git" in lines[0]
+    assert "hunter2" not in " ".join(lines + state.errors)
