@@ -1,0 +1,236 @@
+"""The admission service with stand-ins for OPA and the Kubernetes API."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+from webhook_builders import decision, finding, review
+
+from edgepolicy.decision import Decision
+from edgepolicy.errors import OpaError, OpaUnavailableError
+from webhook import decision_log, metrics
+from webhook.admission import AdmissionService
+from webhook.config import WebhookConfig
+from webhook.kube import KubernetesApiError
+
+CONFIG = WebhookConfig(opa_url="http://127.0.0.1:1")
+
+
+class FakeOpa:
+    """Answers every decision with ``answer`` (or raises it) and remembers the inputs."""
+
+    def __init__(self, answer: Decision | Exception, healthy: bool = True) -> None:
+        self.answer = answer
+        self.healthy = healthy
+        self.inputs: list[Mapping[str, Any]] = []
+        self.health_bundles: list[bool] = []
+
+    def decide(self, input_doc: Mapping[str, Any]) -> Decision:
+        self.inputs.append(input_doc)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+    def health(self, *, bundles: bool = False) -> bool:
+        self.health_bundles.append(bundles)
+        return self.healthy
+
+
+class FakeKube:
+    """A cluster holding one FinOpsPolicy and one Deployment, or failing every lookup."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.calls: list[tuple[Any, ...]] = []
+
+    def finops_policies(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]:
+        self.calls.append(("policies", namespace, timeout))
+        if self.error:
+            raise self.error
+        return [{"kind": "FinOpsPolicy", "metadata": {"name": "budget", "namespace": namespace}}]
+
+    def workload(
+        self, namespace: str, api_version: str, kind: str, name: str, *, timeout: float
+    ) -> dict[str, Any] | None:
+        self.calls.append(("workload", namespace, api_version, kind, name))
+        return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}}
+
+
+def _sample(counter: Any, **labels: str) -> float:
+    return float(counter.labels(**labels)._value.get())
+
+
+def test_validate_asks_opa_with_the_review_and_empty_context() -> None:
+    opa = FakeOpa(decision(violations=(finding("finops.cpu"),)))
+    answer = AdmissionService(CONFIG, opa).answer("validate", review())
+    assert answer["response"]["allowed"] is False
+    assert answer["response"]["uid"] == "3f1c-uid"
+    (sent,) = opa.inputs
+    assert sent["request"] == review()["request"]
+    assert sent["context"] == {"policies": [], "workloads": []}
+
+
+def test_update_sends_the_old_object_to_opa() -> None:
+    opa = FakeOpa(decision())
+    AdmissionService(CONFIG, opa).answer("validate", review("UPDATE"))
+    assert opa.inputs[0]["request"]["oldObject"]["metadata"]["name"] == "web"
+
+
+@pytest.mark.parametrize("operation", ["DELETE", "CONNECT"])
+def test_delete_and_connect_are_allowed_without_asking_opa(operation: str) -> None:
+    opa = FakeOpa(OpaUnavailableError("must not be asked"))
+    document = review(operation)
+    document["request"]["object"] = None
+    answer = AdmissionService(CONFIG, opa).answer("validate", document)
+    assert answer["response"] == {"uid": "3f1c-uid", "allowed": True}
+    assert opa.inputs == []
+
+
+def test_cluster_policies_and_the_hpa_target_go_into_the_context() -> None:
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": "ai"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}},
+    }
+    opa, kube = FakeOpa(decision()), FakeKube()
+    AdmissionService(CONFIG, opa, kube).answer(
+        "validate", review(kind="HorizontalPodAutoscaler", obj=hpa)
+    )
+    context = opa.inputs[0]["context"]
+    assert [p["metadata"]["name"] for p in context["policies"]] == ["budget"]
+    assert context["workloads"] == [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}
+    ]
+    assert kube.calls[1] == ("workload", "ai", "apps/v1", "Deployment", "web")
+    assert kube.calls[0][2] == CONFIG.kube_timeout
+
+
+def test_non_hpa_objects_need_no_workload_lookup() -> None:
+    kube = FakeKube()
+    AdmissionService(CONFIG, FakeOpa(decision()), kube).answer("validate", review())
+    assert [call[0] for call in kube.calls] == ["policies"]
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (OpaUnavailableError("connection refused"), "unavailable"),
+        (OpaError("decision undefined"), "error"),
+    ],
+)
+def test_opa_failure_fails_closed_by_default(error: Exception, reason: str) -> None:
+    before = _sample(metrics.OPA_ERRORS, reason=reason)
+    answer = AdmissionService(CONFIG, FakeOpa(error)).answer("validate", review())
+    response = answer["response"]
+    assert response["allowed"] is False
+    assert response["status"]["code"] == 503
+    assert str(error) in response["status"]["message"]
+    assert _sample(metrics.OPA_ERRORS, reason=reason) == before + 1
+
+
+def test_opa_failure_fails_open_when_configured() -> None:
+    config = WebhookConfig(opa_url="http://127.0.0.1:1", fail_open=True)
+    answer = AdmissionService(config, FakeOpa(OpaUnavailableError("timed out"))).answer(
+        "mutate", review()
+    )
+    assert answer["response"]["allowed"] is True
+    assert "timed out" in answer["response"]["warnings"][0]
+
+
+def test_kubernetes_failure_follows_the_failure_mode() -> None:
+    kube = FakeKube(KubernetesApiError("Kubernetes API: HTTP 403 forbidden"))
+    opa = FakeOpa(decision())
+    answer = AdmissionService(CONFIG, opa, kube).answer("validate", review())
+    assert answer["response"]["allowed"] is False
+    assert "HTTP 403 forbidden" in answer["response"]["status"]["message"]
+    assert opa.inputs == []
+
+
+def test_a_spent_deadline_does_not_ask_opa() -> None:
+    ticks = iter([0.0, 10.0, 10.0])
+    opa = FakeOpa(decision())
+    service = AdmissionService(CONFIG, opa, clock=lambda: next(ticks))
+    answer = service.answer("validate", review())
+    assert "deadline exceeded" in answer["response"]["status"]["message"]
+    assert opa.inputs == []
+
+
+def test_findings_and_requests_are_counted() -> None:
+    answer = decision(
+        violations=(finding("finops.cpu"),),
+        warnings=(finding("finops.replicas", "warn"),),
+        dryrun=(finding("finops.hpa", "dryrun"),),
+    )
+    counters = {
+        ("finops.cpu", "deny"): _sample(metrics.DECISIONS, rule="finops.cpu", action="deny"),
+        ("finops.hpa", "dryrun"): _sample(metrics.DECISIONS, rule="finops.hpa", action="dryrun"),
+    }
+    requests = _sample(metrics.REQUESTS, endpoint="validate", operation="CREATE", allowed="false")
+    service = AdmissionService(CONFIG, FakeOpa(answer))
+    service.answer("validate", review())
+    service.answer("mutate", review())  # the mutating pass must not count findings twice
+    for (rule, action), before in counters.items():
+        assert _sample(metrics.DECISIONS, rule=rule, action=action) == before + 1
+    after = _sample(metrics.REQUESTS, endpoint="validate", operation="CREATE", allowed="false")
+    assert after == requests + 1
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def decision_lines() -> Iterator[list[str]]:
+    """The decision log lines written during the test."""
+    handler = _Lines()
+    logger = logging.getLogger(decision_log.LOGGER_NAME)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler.lines
+    logger.removeHandler(handler)
+
+
+def test_one_json_log_line_per_decision_without_the_object(decision_lines: list[str]) -> None:
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "ai"},
+        "data": {"password": "aHVudGVyMg=="},
+    }
+    service = AdmissionService(CONFIG, FakeOpa(decision(dryrun=(finding("x.y", "dryrun"),))))
+    service.answer("validate", review(kind="Secret", obj=secret))
+    (line,) = decision_lines
+    entry = json.loads(line)
+    assert entry["uid"] == "3f1c-uid"
+    assert entry["kind"] == "Secret"
+    assert (entry["namespace"], entry["name"], entry["operation"]) == ("ai", "web", "CREATE")
+    assert entry["user"] == "alice"
+    assert entry["allowed"] is True
+    assert entry["dryrun"] == ["x.y"]
+    assert isinstance(entry["duration_ms"], float)
+    assert "aHVudGVyMg==" not in line
+
+
+def test_ready_needs_opa_health_and_a_defined_decision() -> None:
+    assert AdmissionService(CONFIG, FakeOpa(decision())).ready() == (True, "ready")
+    assert AdmissionService(CONFIG, FakeOpa(decision(), healthy=False)).ready()[0] is False
+    not_loaded = FakeOpa(OpaError("OPA has no value at data.edgepolicy.admission.decision"))
+    ready, reason = AdmissionService(CONFIG, not_loaded).ready()
+    assert not ready and "policy not loaded" in reason
+
+
+def test_ready_checks_bundles_only_when_fed_by_bundles() -> None:
+    opa = FakeOpa(decision())
+    AdmissionService(WebhookConfig(opa_url="http://o:1", bundles=True), opa).ready()
+    AdmissionService(CONFIG, opa).ready()
+    assert opa.health_bundles == [True, False]

@@ -1,0 +1,106 @@
+"""The HTTP views, through Flask's test client with a stand-in OPA."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from webhook_builders import decision, finding, review
+
+from edgepolicy.decision import Decision
+from webhook.admission import AdmissionService
+from webhook.app import create_app
+from webhook.config import WebhookConfig
+
+CONFIG = WebhookConfig(opa_url="http://127.0.0.1:1", max_body_bytes=64 * 1024)
+
+
+class StubOpa:
+    """Always gives ``answer``; ``broken`` makes decide raise an unexpected error."""
+
+    def __init__(self, answer: Decision, *, broken: bool = False, healthy: bool = True) -> None:
+        self.answer = answer
+        self.broken = broken
+        self.healthy = healthy
+
+    def decide(self, input_doc: Mapping[str, Any]) -> Decision:
+        if self.broken:
+            raise RuntimeError("secret internals")
+        return self.answer
+
+    def health(self, *, bundles: bool = False) -> bool:
+        return self.healthy
+
+
+def _client(opa: StubOpa) -> FlaskClient:
+    app = create_app(CONFIG, service=AdmissionService(CONFIG, opa))
+    return app.test_client()
+
+
+@pytest.fixture
+def client() -> FlaskClient:
+    return _client(StubOpa(decision(violations=(finding("finops.cpu"),))))
+
+
+def test_validate_answers_an_admission_review(client: FlaskClient) -> None:
+    response = client.post("/validate", json=review())
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["response"]["uid"] == "3f1c-uid"
+    assert body["response"]["status"]["code"] == 403
+
+
+def test_mutate_answers_allowed(client: FlaskClient) -> None:
+    response = client.post("/mutate", json=review())
+    assert response.status_code == 200 and response.get_json()["response"]["allowed"] is True
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"{", b"null", json.dumps({"apiVersion": "v1", "kind": "Pod"}).encode()],
+)
+def test_malformed_reviews_get_400_with_a_json_error(client: FlaskClient, body: bytes) -> None:
+    response = client.post("/validate", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["error"].startswith("malformed AdmissionReview: ")
+
+
+def test_oversized_bodies_get_413_as_json(client: FlaskClient) -> None:
+    response = client.post("/validate", data=b"x" * (CONFIG.max_body_bytes + 1))
+    assert response.status_code == 413
+    assert "error" in response.get_json()
+
+
+def test_unknown_routes_and_methods_get_json_errors(client: FlaskClient) -> None:
+    assert client.get("/nowhere").get_json()["error"].startswith("Not Found")
+    response = client.get("/validate")
+    assert response.status_code == 405 and "error" in response.get_json()
+
+
+def test_unexpected_errors_become_a_json_500_without_internals() -> None:
+    response = _client(StubOpa(decision(), broken=True)).post("/validate", json=review())
+    assert response.status_code == 500
+    assert "secret internals" not in response.get_data(as_text=True)
+    assert response.get_json()["error"].startswith("internal error")
+
+
+def test_health_and_readiness(client: FlaskClient) -> None:
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    unready = _client(StubOpa(decision(), healthy=False)).get("/readyz")
+    assert unready.status_code == 503
+    assert unready.get_json()["reason"] == "OPA is unreachable"
+
+
+def test_metrics_are_prometheus_text(client: FlaskClient) -> None:
+    client.post("/validate", json=review())
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain")
+    text = response.get_data(as_text=True)
+    assert 'edgepolicy_admission_requests_total{allowed="false",endpoint="validate"' in text
+    assert 'edgepolicy_decisions_total{action="deny",rule="finops.cpu"}' in text
+    assert "edgepolicy_admission_duration_seconds_bucket" in text

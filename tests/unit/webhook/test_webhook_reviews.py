@@ -1,0 +1,150 @@
+"""AdmissionReview parsing and response building (pure functions)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from webhook_builders import decision, finding, review
+
+from webhook import reviews
+
+
+def _body(document: object) -> bytes:
+    return json.dumps(document).encode()
+
+
+def test_parse_keeps_the_request_and_drops_a_forged_context() -> None:
+    sent = {**review(), "context": {"models": {"srv": {"quantized": True}}}}
+    parsed = reviews.parse_review(_body(sent))
+    assert parsed == review()
+    assert "context" not in parsed
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+        (b"[1, 2]", "must be a JSON object, got list"),
+        (_body({**review(), "apiVersion": "admission.k8s.io/v1beta1"}), "admission.k8s.io/v1beta1"),
+        (_body({**review(), "kind": "Pod"}), "'Pod'"),
+        (_body({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}), "no 'request'"),
+    ],
+)
+def test_parse_rejects_bodies_that_are_not_admission_reviews(body: bytes, expected: str) -> None:
+    with pytest.raises(reviews.MalformedReviewError, match=expected.replace("(", r"\(")):
+        reviews.parse_review(body)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"uid": ""}, "request.uid"),
+        ({"uid": None}, "request.uid"),
+        ({"operation": "PATCH"}, "request.operation must be one of"),
+        ({"kind": "Deployment"}, "request.kind"),
+        ({"object": None}, "request.object must be an object for CREATE"),
+        ({"namespace": 7}, "request.namespace"),
+    ],
+)
+def test_parse_names_the_bad_request_field(change: dict[str, object], expected: str) -> None:
+    document = review()
+    document["request"].update(change)
+    with pytest.raises(reviews.MalformedReviewError, match=expected):
+        reviews.parse_review(_body(document))
+
+
+def test_update_needs_the_old_object() -> None:
+    document = review("UPDATE")
+    document["request"]["oldObject"] = None
+    with pytest.raises(reviews.MalformedReviewError, match="oldObject"):
+        reviews.parse_review(_body(document))
+
+
+def test_delete_needs_no_object() -> None:
+    assert reviews.parse_review(_body(review("DELETE")))["request"]["operation"] == "DELETE"
+
+
+def test_denial_lists_every_violation_with_rule_policy_and_container() -> None:
+    denied = decision(violations=(finding("finops.cpu", container="srv"), finding("finops.memory")))
+    answer = reviews.validate_response("u1", denied)
+    response = answer["response"]
+    assert answer["apiVersion"] == "admission.k8s.io/v1" and answer["kind"] == "AdmissionReview"
+    assert response["uid"] == "u1"
+    assert response["allowed"] is False
+    assert response["status"]["code"] == 403
+    lines = response["status"]["message"].splitlines()
+    assert lines[0] == "edgepolicy denied the request: 2 violations"
+    assert (
+        lines[1]
+        == "- [finops.cpu] ai/budget (container srv): finops.cpu is over the limit; lower it"
+    )
+    assert lines[2].startswith("- [finops.memory] ai/budget: ")
+    assert response["auditAnnotations"] == {
+        "decision": "denied",
+        "rules": "finops.cpu,finops.memory",
+        "policies": "ai/budget",
+    }
+
+
+def test_allowed_answer_carries_warnings_but_not_dryrun_findings() -> None:
+    allowed = decision(
+        warnings=(finding("finops.replicas", "warn"),), dryrun=(finding("finops.hpa", "dryrun"),)
+    )
+    response = reviews.validate_response("u2", allowed)["response"]
+    assert response["allowed"] is True
+    assert "status" not in response
+    assert response["warnings"] == [
+        "[finops.replicas] ai/budget: finops.replicas is over the limit; lower it"
+    ]
+    assert "finops.hpa" not in json.dumps(response["warnings"])
+    # dryrun findings are recorded for audit, never shown to the user.
+    assert response["auditAnnotations"]["rules"] == "finops.hpa,finops.replicas"
+
+
+def test_long_warnings_are_cut_to_what_kubernetes_shows() -> None:
+    long = finding("finops.replicas", "warn")
+    long = type(long)(long.rule, long.policy, "x" * 400, long.action)
+    (text,) = reviews.warning_texts([long])
+    assert len(text) == reviews.MAX_WARNING_CHARS and text.endswith("...")
+
+
+def test_mutate_encodes_the_patch_as_base64_json_patch() -> None:
+    patches = (
+        {"op": "add", "path": "/metadata/labels/finops.apexlogic.com~1policy", "value": "b"},
+    )
+    response = reviews.mutate_response("u3", decision(patches=patches))["response"]
+    assert response["allowed"] is True
+    assert response["patchType"] == "JSONPatch"
+    assert json.loads(base64.b64decode(response["patch"])) == list(patches)
+
+
+def test_mutate_never_denies_and_omits_an_empty_patch() -> None:
+    response = reviews.mutate_response("u4", decision(violations=(finding("finops.cpu"),)))
+    assert response["response"]["allowed"] is True
+    assert "patch" not in response["response"] and "patchType" not in response["response"]
+
+
+def test_untouched_operations_are_allowed_plainly() -> None:
+    assert reviews.untouched_response("u5") == {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": {"uid": "u5", "allowed": True},
+    }
+
+
+def test_fail_closed_denies_with_the_reason() -> None:
+    response = reviews.unavailable_response("u6", "OPA timed out", fail_open=False)["response"]
+    assert response["allowed"] is False
+    assert response["status"]["code"] == 503
+    assert "OPA timed out" in response["status"]["message"]
+    assert "--fail-open" in response["status"]["message"]
+
+
+def test_fail_open_admits_with_a_warning() -> None:
+    response = reviews.unavailable_response("u7", "OPA timed out", fail_open=True)["response"]
+    assert response["allowed"] is True
+    assert "OPA timed out" in response["warnings"][0]
+    assert response["auditAnnotations"] == {"decision": "fail-open"}
