@@ -20,7 +20,8 @@ from webhook import decision_log, metrics, reviews
 from webhook.config import RESPONSE_MARGIN_SECONDS, WebhookConfig
 from webhook.kube import KubernetesApiError
 
-ENDPOINTS = ("validate", "mutate")
+# Kinds an HPA can scale: when one is admitted, the HPAs scaling it join the context.
+SCALABLE_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet"})
 
 
 class DecisionSource(Protocol):
@@ -39,6 +40,8 @@ class ContextSource(Protocol):
     def workload(
         self, namespace: str, api_version: str, kind: str, name: str, *, timeout: float
     ) -> dict[str, Any] | None: ...
+
+    def autoscalers(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]: ...
 
 
 class _NoDecision(Exception):
@@ -129,7 +132,8 @@ class AdmissionService:
     def _context(
         self, request: Mapping[str, Any]
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Return the cluster's FinOpsPolicies in the namespace and the HPA's scale target."""
+        """Return the cluster's FinOpsPolicies in the namespace and the related workloads: the
+        scale target of an admitted HPA, or the HPAs scaling an admitted workload."""
         namespace = request.get("namespace")
         if self._kube is None or not namespace:
             return [], []
@@ -142,6 +146,12 @@ class AdmissionService:
                 found = self._kube.workload(namespace, *target, timeout=timeout)
                 if found is not None:
                     workloads.append(found)
+            elif _kind(request) in SCALABLE_KINDS and request.get("name"):
+                workloads = [
+                    hpa
+                    for hpa in self._kube.autoscalers(namespace, timeout=timeout)
+                    if _targets(hpa, _kind(request), str(request["name"]))
+                ]
         except KubernetesApiError as error:
             metrics.KUBE_ERRORS.inc()
             raise _NoDecision(f"cannot read decision context: {error}") from error
@@ -176,12 +186,27 @@ _PROBE: dict[str, Any] = {
 }
 
 
+def _kind(request: Mapping[str, Any]) -> str:
+    return str((request.get("kind") or {}).get("kind", ""))
+
+
+def _scale_target_ref(obj: Any) -> Mapping[str, Any] | None:
+    spec = obj.get("spec") if isinstance(obj, Mapping) else None
+    ref = spec.get("scaleTargetRef") if isinstance(spec, Mapping) else None
+    return ref if isinstance(ref, Mapping) else None
+
+
+def _targets(hpa: Mapping[str, Any], kind: str, name: str) -> bool:
+    """Tell whether ``hpa`` scales the object of ``kind`` named ``name``."""
+    ref = _scale_target_ref(hpa)
+    return ref is not None and ref.get("kind") == kind and ref.get("name") == name
+
+
 def _scale_target(request: Mapping[str, Any]) -> tuple[str, str, str] | None:
     """Return (apiVersion, kind, name) of an HPA's scaleTargetRef, or None for other objects."""
-    if (request.get("kind") or {}).get("kind") != "HorizontalPodAutoscaler":
+    if _kind(request) != "HorizontalPodAutoscaler":
         return None
-    spec = (request.get("object") or {}).get("spec")
-    ref = spec.get("scaleTargetRef") if isinstance(spec, Mapping) else None
+    ref = _scale_target_ref(request.get("object"))
     if not isinstance(ref, Mapping):
         return None
     parts = (ref.get("apiVersion"), ref.get("kind"), ref.get("name"))

@@ -99,9 +99,8 @@ def _check_args(args: argparse.Namespace) -> None:
             "--policies, --data and --opa configure the local OPA; with --opa-url the policies "
             "come from that OPA (its bundles)"
         )
-    for flag, value in (("--kubeconfig", args.kubeconfig), *(("--data", d) for d in args.data)):
-        if value is not None and not Path(value).is_file():
-            raise UsageError(f"{flag}: file not found: {value}")
+    if args.kubeconfig is not None and not Path(args.kubeconfig).is_file():
+        raise UsageError(f"--kubeconfig {args.kubeconfig}: no such file")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -122,7 +121,7 @@ def _serve(args: argparse.Namespace) -> int:
     from edgepolicy.opa_binary import find_opa
     from webhook import kube
     from webhook.config import WebhookConfig
-    from webhook.local_opa import SupervisedOpa, policy_data
+    from webhook.local_opa import SupervisedOpa, local_data
     from webhook.server import ServerOptions, WebhookServer, gunicorn_settings
     from webhook.tls import ReloadingContext
 
@@ -144,8 +143,8 @@ def _serve(args: argparse.Namespace) -> int:
     if not opa_url:
         local_opa = SupervisedOpa(
             find_opa(args.opa),
-            paths=[library_path(), *(Path(path) for path in args.data)],
-            data=policy_data([Path(path) for path in args.policies]),
+            paths=[library_path()],
+            data=local_data([Path(path) for path in args.policies], [Path(d) for d in args.data]),
         )
         opa_url = local_opa.url
     config = WebhookConfig(

@@ -1,7 +1,9 @@
 """The webhook's only access to the Kubernetes API: decision context lookups, cached briefly.
 
-The webhook asks the cluster two things: the FinOpsPolicy objects stored in a request's namespace
-(so ``kubectl apply``-ed policies are enforced) and the workload an HPA's ``scaleTargetRef`` names.
+The webhook asks the cluster for the FinOpsPolicy objects stored in a request's namespace (so
+``kubectl apply``-ed policies are enforced), the workload an HPA's ``scaleTargetRef`` names, and
+the HPAs of a namespace (those scaling an admitted workload), as ``edgepolicy check`` relates
+the objects of a run.
 Access is plain HTTPS (pooled urllib3) with the in-cluster service account or a kubeconfig; it is
 optional: without either, :func:`connect` returns None and no lookups happen. Answers (including
 "not found") are cached for a few seconds per worker; failures raise
@@ -166,6 +168,28 @@ class KubeClient:
             items = (document or {}).get("items") or []
             return [
                 _slim(item, "policy.apexlogic.com/v1alpha1", "FinOpsPolicy")
+                for item in items
+                if isinstance(item, Mapping)
+            ]
+
+        result: list[dict[str, Any]] = self._cache.get_or_load(path, load)
+        return result
+
+    def autoscalers(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]:
+        """Return the autoscaling/v2 HorizontalPodAutoscalers in ``namespace``.
+
+        Raises:
+            KubernetesApiError: the lookup failed or timed out.
+        """
+        path = (
+            f"/apis/autoscaling/v2/namespaces/{quote(namespace, safe='')}/horizontalpodautoscalers"
+        )
+
+        def load() -> list[dict[str, Any]]:
+            document = self._get(path, timeout)
+            items = (document or {}).get("items") or []
+            return [
+                _slim(item, "autoscaling/v2", "HorizontalPodAutoscaler")
                 for item in items
                 if isinstance(item, Mapping)
             ]

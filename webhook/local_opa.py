@@ -1,8 +1,9 @@
 """A local OPA that ``edgepolicy serve`` starts and keeps alive when no ``--opa-url`` is given.
 
-OPA is loaded with the shipped Rego library and the policy objects found under ``--policies``
-(read exactly as ``edgepolicy check`` reads them). A watchdog thread checks OPA's ``/health``
-and restarts it on the same address when it stops answering, so the workers' URL never changes.
+OPA is loaded with the shipped Rego library, the ``--data`` files and the policy objects found
+under ``--policies`` (read exactly as ``edgepolicy check`` reads them). A watchdog thread checks
+OPA's ``/health`` and restarts it on the same address when it stops answering, so the workers'
+URL never changes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgepolicy.errors import OpaError
+from edgepolicy.data_files import load_data_files
+from edgepolicy.errors import OpaError, UsageError
 from edgepolicy.manifests import is_policy_object, load_paths
 from edgepolicy.opa_client import OpaClient
 from edgepolicy.opa_server import LocalOpa
@@ -24,15 +26,25 @@ from edgepolicy.policy_data import policies_to_data
 _LOG = logging.getLogger("edgepolicy.webhook.opa")
 
 
-def policy_data(policy_paths: Sequence[Path]) -> dict[str, Any]:
-    """Return OPA's data for the policy objects under ``policy_paths`` (others are ignored).
+def local_data(policy_paths: Sequence[Path], data_files: Sequence[Path]) -> dict[str, Any]:
+    """Return the data of the local OPA: the ``--data`` files (merged as ``check`` merges them)
+    and, at ``edgepolicy.policies``, the policy objects under ``policy_paths``.
 
     Raises:
+        UsageError: a data file does not exist, or sets ``edgepolicy.policies`` itself.
         InputError: a file cannot be read or parsed, or two policies share a name.
     """
+    data = load_data_files(data_files)
     manifests = load_paths(policy_paths) if policy_paths else []
     objs = [manifest.obj for manifest in manifests if is_policy_object(manifest.obj)]
-    return {"edgepolicy": {"policies": policies_to_data(objs)}}
+    section = data.setdefault("edgepolicy", {})
+    if not isinstance(section, dict) or "policies" in section:
+        raise UsageError(
+            "--data files must not set data.edgepolicy.policies: give policy objects with "
+            "--policies"
+        )
+    section["policies"] = policies_to_data(objs)
+    return data
 
 
 def _free_address() -> str:

@@ -59,6 +59,19 @@ class FakeKube:
         self.calls.append(("workload", namespace, api_version, kind, name))
         return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}}
 
+    def autoscalers(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]:
+        self.calls.append(("autoscalers", namespace))
+        return [_hpa("web-hpa", "Deployment", "web"), _hpa("db-hpa", "StatefulSet", "web")]
+
+
+def _hpa(name: str, kind: str, target: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "namespace": "ai"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": kind, "name": target}},
+    }
+
 
 def _sample(counter: Any, **labels: str) -> float:
     return float(counter.labels(**labels)._value.get())
@@ -91,12 +104,7 @@ def test_delete_and_connect_are_allowed_without_asking_opa(operation: str) -> No
 
 
 def test_cluster_policies_and_the_hpa_target_go_into_the_context() -> None:
-    hpa = {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "web", "namespace": "ai"},
-        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}},
-    }
+    hpa = _hpa("web", "Deployment", "web")
     opa, kube = FakeOpa(decision()), FakeKube()
     AdmissionService(CONFIG, opa, kube).answer(
         "validate", review(kind="HorizontalPodAutoscaler", obj=hpa)
@@ -110,9 +118,17 @@ def test_cluster_policies_and_the_hpa_target_go_into_the_context() -> None:
     assert kube.calls[0][2] == CONFIG.kube_timeout
 
 
-def test_non_hpa_objects_need_no_workload_lookup() -> None:
+def test_an_admitted_workload_gets_the_hpas_scaling_it() -> None:
+    opa, kube = FakeOpa(decision()), FakeKube()
+    AdmissionService(CONFIG, opa, kube).answer("validate", review())
+    assert [call[0] for call in kube.calls] == ["policies", "autoscalers"]
+    workloads = opa.inputs[0]["context"]["workloads"]
+    assert [hpa["metadata"]["name"] for hpa in workloads] == ["web-hpa"]
+
+
+def test_other_kinds_need_no_workload_lookup() -> None:
     kube = FakeKube()
-    AdmissionService(CONFIG, FakeOpa(decision()), kube).answer("validate", review())
+    AdmissionService(CONFIG, FakeOpa(decision()), kube).answer("validate", review(kind="Pod"))
     assert [call[0] for call in kube.calls] == ["policies"]
 
 

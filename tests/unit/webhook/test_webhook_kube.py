@@ -31,6 +31,10 @@ POLICY = {
 ROUTES: dict[str, tuple[int, Any]] = {
     "/apis/policy.apexlogic.com/v1alpha1/namespaces/ai/finopspolicies": (200, {"items": [POLICY]}),
     "/apis/apps/v1/namespaces/ai/deployments/web": (200, {"metadata": {"name": "web"}}),
+    "/apis/autoscaling/v2/namespaces/ai/horizontalpodautoscalers": (
+        200,
+        {"items": [{"metadata": {"name": "web"}, "spec": {"maxReplicas": 4}}]},
+    ),
     "/apis/policy.apexlogic.com/v1alpha1/namespaces/broken/finopspolicies": (
         500,
         {"message": "etcd is sad"},
@@ -72,7 +76,7 @@ def api(tmp_path: Path, write_key_pair: KeyPairWriter) -> Iterator[tuple[FakeApi
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
@@ -137,6 +141,12 @@ def test_workload_lookup_and_absent_workloads(api: tuple[FakeApi, Path]) -> None
     assert found == {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}
     assert client.workload("ai", "apps/v1", "StatefulSet", "db", timeout=2) is None
     assert api[0].requests[-1] == "/apis/apps/v1/namespaces/ai/statefulsets/db"
+
+
+def test_lists_autoscalers(api: tuple[FakeApi, Path]) -> None:
+    (hpa,) = from_kubeconfig(api[1]).autoscalers("ai", timeout=2)
+    assert (hpa["apiVersion"], hpa["kind"]) == ("autoscaling/v2", "HorizontalPodAutoscaler")
+    assert hpa["spec"] == {"maxReplicas": 4}
 
 
 def test_server_errors_raise_with_the_api_message(api: tuple[FakeApi, Path]) -> None:
