@@ -3,8 +3,8 @@
 Every object is wrapped in the AdmissionReview the webhook would receive for it (CREATE) and
 sent to the same REST decision endpoint the webhook queries. Policy objects among the inputs go
 into every input's ``context.policies`` and are themselves checked, so a malformed one is
-reported; an HPA gets the workload its ``scaleTargetRef`` names, as the webhook looks it up in
-the cluster.
+reported; an HPA gets the workload its ``scaleTargetRef`` names and a workload the HPAs that
+scale it (``context.workloads``), as the webhook would look them up in the cluster.
 """
 
 from __future__ import annotations
@@ -85,6 +85,11 @@ class CheckResult:
     def is_checked_kind(self) -> bool:
         """Whether edgepolicy has rules for this kind (others are allowed untouched)."""
         return self.kind in CHECKED_KINDS
+
+    @property
+    def is_policy(self) -> bool:
+        """Whether the object is a FinOpsPolicy or ModelPolicy (checked for being well formed)."""
+        return is_policy_object(self.manifest.obj)
 
     @property
     def denied(self) -> bool:
@@ -177,7 +182,7 @@ def check_manifests(
         decision_input(
             admission_review(obj, namespace_default=namespace, username="edgepolicy-check"),
             policies=policies,
-            workloads=scale_targets(obj, workloads),
+            workloads=related_workloads(obj, workloads),
         )
         for obj in objects
     ]
@@ -198,24 +203,41 @@ def check_manifests(
     )
 
 
-def scale_targets(obj: Mapping[str, Any], workloads: Iterable[Mapping[str, Any]]) -> list[Any]:
-    """Return the workloads a HorizontalPodAutoscaler's ``scaleTargetRef`` names (same
-    namespace, kind, name and, when given, apiVersion); nothing for other kinds."""
+def related_workloads(
+    obj: Mapping[str, Any], workloads: Iterable[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """Return the objects of the run that ``obj``'s HPA rule needs, as the webhook would find
+    them in the cluster: for a HorizontalPodAutoscaler, the objects its ``scaleTargetRef``
+    names; for any other object, the HPAs whose ``scaleTargetRef`` names it. Matching is by
+    namespace, kind and name only; the Rego decides the rest."""
+    namespace = _namespace_of(obj)
+    ref = _scale_target_ref(obj)
+    if ref is not None:
+        return [
+            other
+            for other in workloads
+            if other is not obj
+            and other.get("kind") == ref.get("kind")
+            and _name_of(other) == ref.get("name")
+            and _namespace_of(other) == namespace
+        ]
+    return [
+        other
+        for other in workloads
+        if other is not obj
+        and (other_ref := _scale_target_ref(other)) is not None
+        and other_ref.get("kind") == obj.get("kind")
+        and other_ref.get("name") == _name_of(obj)
+        and _namespace_of(other) == namespace
+    ]
+
+
+def _scale_target_ref(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
     if obj.get("kind") != "HorizontalPodAutoscaler":
-        return []
+        return None
     spec = obj.get("spec")
     ref = spec.get("scaleTargetRef") if isinstance(spec, Mapping) else None
-    if not isinstance(ref, Mapping):
-        return []
-    namespace = _namespace_of(obj)
-    return [
-        workload
-        for workload in workloads
-        if workload.get("kind") == ref.get("kind")
-        and _name_of(workload) == ref.get("name")
-        and _namespace_of(workload) == namespace
-        and ref.get("apiVersion") in (None, workload.get("apiVersion"))
-    ]
+    return ref if isinstance(ref, Mapping) else None
 
 
 def _with_default_namespace(obj: dict[str, Any], namespace: str) -> dict[str, Any]:

@@ -27,6 +27,8 @@ def _headline(result: CheckResult) -> str:
     where = f"{result.file}:{result.line}" if result.line is not None else result.file
     name = f"{result.namespace}/{result.name}" if result.namespace else result.name
     headline = f"{verdict} {where} {result.kind} {name}"
+    if result.is_policy:
+        return f"{headline} (policy object, validated)"
     if not result.is_checked_kind:
         return f"{headline} (kind {result.kind} has no edgepolicy rules; allowed)"
     if result.decision.policies:
@@ -35,6 +37,8 @@ def _headline(result: CheckResult) -> str:
 
 
 def _finding(label: str, finding: Finding) -> str:
+    if finding.message.startswith(f"{finding.rule}:"):
+        return f"  {label}: {finding.message}"
     container = f" container {finding.container}:" if finding.container else ""
     policy = f" [{finding.policy}]" if finding.policy else ""
-    return f"  {label:<6} {finding.rule}{policy}{container} {finding.message}"
+    return f"  {label}: {finding.rule}{policy}{container} {finding.message}"
