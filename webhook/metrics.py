@@ -55,6 +55,12 @@ FAILURE_MODE = Counter(
     ["mode"],
 )
 
+# Known label values start at zero, so dashboards and alerts see the series before any failure.
+for _reason in ("unavailable", "error"):
+    OPA_ERRORS.labels(reason=_reason)
+for _mode in ("fail-open", "fail-closed"):
+    FAILURE_MODE.labels(mode=_mode)
+
 
 def record_findings(decision: Decision) -> None:
     """Count every finding of a decision by rule and action (dryrun findings are counted here)."""

@@ -3,6 +3,7 @@ real processes started and cleaned up (OPA, `edgepolicy serve`), and an HTTPS cl
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import json
@@ -12,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,10 +210,8 @@ class ServeProcess:
                 self.process.wait()
         else:
             # A crashed master may leave workers or OPA behind in its session.
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self._log.close()
 
 
@@ -221,7 +220,5 @@ def post_review(
 ) -> tuple[int, Any]:
     """POST an AdmissionReview (or raw bytes) and return (status, decoded JSON body)."""
     body = raw if raw is not None else json.dumps(review).encode()
-    response = client.request(
-        "POST", url, body=body, headers={"Content-Type": "application/json"}
-    )
+    response = client.request("POST", url, body=body, headers={"Content-Type": "application/json"})
     return response.status, json.loads(response.data)

@@ -1,0 +1,531 @@
+"""`edgepolicy serve` for real: gunicorn over TLS, a real OPA with the shipped Rego library, real
+HTTPS requests carrying AdmissionReviews."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import urllib3
+from conftest import (
+    ServeProcess,
+    ServerCert,
+    TestCA,
+    free_port,
+    https_pool,
+    post_review,
+)
+
+from edgepolicy.opa_server import LocalOpa
+from edgepolicy.review import admission_review
+
+pytestmark = pytest.mark.integration
+
+ASSETS = Path(__file__).resolve().parent / "assets" / "webhook"
+POLICY = "ai/team-budget"
+
+
+def deployment(
+    name: str,
+    *,
+    cpu: str = "1",
+    memory: str = "1Gi",
+    replicas: int | None = None,
+    annotations: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A Deployment in namespace ai; by default matched by the team budget and within it."""
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": {"app": "inference"}},
+        "template": {
+            "metadata": {"labels": labels or {"app": "inference"}},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "server",
+                        "image": "registry.example.com/ai/server:1.0",
+                        "resources": {"limits": {"cpu": cpu, "memory": memory}},
+                    }
+                ]
+            },
+        },
+    }
+    if replicas is not None:
+        spec["replicas"] = replicas
+    if annotations:
+        spec["template"]["metadata"]["annotations"] = annotations
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "ai"},
+        "spec": spec,
+    }
+
+
+def _pointer(path: str) -> list[str]:
+    return [part.replace("~1", "/").replace("~0", "~") for part in path.split("/")[1:]]
+
+
+def apply_patch(obj: dict[str, Any], patch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Apply an RFC 6902 JSONPatch of add/replace/remove operations on object members."""
+    result = copy.deepcopy(obj)
+    for operation in patch:
+        *parents, last = _pointer(operation["path"])
+        node = result
+        for part in parents:
+            node = node[part]
+        if operation["op"] in ("add", "replace"):
+            if operation["op"] == "replace":
+                assert last in node, f"replace of a missing member: {operation}"
+            node[last] = copy.deepcopy(operation["value"])
+        elif operation["op"] == "remove":
+            del node[last]
+        else:
+            raise AssertionError(f"unexpected JSONPatch operation {operation}")
+    return result
+
+
+def start_serve(
+    tmp_path: Path, ca: TestCA, cert: ServerCert, *args: str, name: str = "serve"
+) -> ServeProcess:
+    server = ServeProcess(
+        ["--tls-cert", str(cert.cert_file), "--tls-key", str(cert.key_file), *args],
+        log_file=tmp_path / f"{name}.log",
+        port=free_port(),
+    )
+    server.wait_healthy(https_pool(ca))
+    return server
+
+
+@pytest.fixture(scope="module")
+def module_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
+    return TestCA(tmp_path_factory.mktemp("webhook-ca"))
+
+
+@pytest.fixture(scope="module")
+def serve(
+    module_ca: TestCA, tmp_path_factory: pytest.TempPathFactory, opa_binary: Path
+) -> Iterator[ServeProcess]:
+    """One webhook with its own local OPA: the shipped library, the team budget, the settings."""
+    directory = tmp_path_factory.mktemp("serve")
+    cert_file, key_file = directory / "tls.crt", directory / "tls.key"
+    cert = ServerCert(cert_file, key_file, module_ca.issue(cert_file, key_file))
+    server = start_serve(
+        directory,
+        module_ca,
+        cert,
+        "--opa",
+        str(opa_binary),
+        "--policies",
+        str(ASSETS / "policies"),
+        "--data",
+        str(ASSETS / "settings.yaml"),
+        "--workers",
+        "2",
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def client(module_ca: TestCA) -> urllib3.PoolManager:
+    return https_pool(module_ca)
+
+
+def validate(
+    client: urllib3.PoolManager, server: ServeProcess, review: dict[str, Any]
+) -> dict[str, Any]:
+    status, body = post_review(client, server.url + "/validate", review)
+    assert status == 200, body
+    assert body["response"]["uid"] == review["request"]["uid"]
+    response: dict[str, Any] = body["response"]
+    return response
+
+
+def mutate(
+    client: urllib3.PoolManager, server: ServeProcess, review: dict[str, Any]
+) -> dict[str, Any]:
+    status, body = post_review(client, server.url + "/mutate", review)
+    assert status == 200, body
+    assert body["response"]["uid"] == review["request"]["uid"]
+    response: dict[str, Any] = body["response"]
+    return response
+
+
+def test_a_workload_within_budget_is_allowed(
+    serve: ServeProcess, client: urllib3.PoolManager
+) -> None:
+    response = validate(client, serve, admission_review(deployment("small", replicas=2)))
+    assert response["allowed"] is True
+    assert "status" not in response and "warnings" not in response
+    assert response["auditAnnotations"] == {"decision": "allowed", "policies": POLICY}
+
+
+def test_an_over_budget_workload_is_denied_with_every_violation(
+    serve: ServeProcess, client: urllib3.PoolManager
+) -> None:
+    big = deployment("big", cpu="4", memory="16Gi", replicas=3)  # 12 cores, 48Gi
+    response = validate(client, serve, admission_review(big))
+    assert response["allowed"] is False
+    assert response["status"]["code"] == 403
+    message = response["status"]["message"]
+    assert message.startswith("edgepolicy denied the request: 2 violations")
+    assert f"- [finops.cpu] {POLICY}: " in message
+    assert f"- [finops.memory] {POLICY}: " in message
+    assert "maxCPUCores 8" in message
+    assert response["auditAnnotations"]["rules"] == "finops.cpu,finops.memory"
+
+
+def test_update_is_evaluated_with_the_old_object(
+    serve: ServeProcess, client: urllib3.PoolManager
+) -> None:
+    old = deployment("grown", cpu="1")
+    new = deployment("grown", cpu="6")  # 3 pods (autoScale.maxReplicas) x 6 cores
+    review = admission_review(new, operation="UPDATE", old_object=old)
+    response = validate(client, serve, review)
+    assert response["allowed"] is False
+    assert "[finops.cpu]" in response["status"]["message"]
+    shrunk = admission_review(old, operation="UPDATE", old_object=new)
+    assert validate(client, serve, shrunk)["allowed"] is True
+
+
+def test_warn_rules_become_response_warnings(
+    serve: ServeProcess, client: urllib3.PoolManager
+) -> None:
+    response = validate(client, serve, admission_review(deployment("wide", replicas=5)))
+    assert response["allowed"] is True
+    (warning,) = response["warnings"]
+    assert warning.startswith(f"[finops.replicas] {POLICY}: ")
+    assert "set spec.replicas to at most 3" in warning
+
+
+def test_dryrun_rules_are_only_logged_and_counted(
+    serve: ServeProcess, client: urllib3.PoolManager
+) -> None:
+    lazy = deployment("lazy", annotations={"finops.apexlogic.com/idle-shutdown-after": "45m"})
+    review = admission_review(lazy)
+    response = validate(client, serve, review)
+    assert response["allowed"] is True
+    assert "warnings" not in response and "status" not in response
+    assert response["auditAnnotations"]["rules"] == "finops.idle-shutdown"
+    line = _log_line(serve, review["request"]["uid"], "validate")
+    assert line["dryrun"] == ["finops.idle-shutdown"]
+    assert 'edgepolicy_decisions_total{action="dryrun",rule="finops.idle-shutdown"}' in (
+        _metrics(client, serve)
+    )
+
+
+def test_mutation_patches_once_and_then_changes_nothing(
+    serve: ServeProcess, client: urllib3.PoolManager
+) -> None:
+    original = deployment("fresh")
+    response = mutate(client, serve, admission_review(original))
+    assert response["allowed"] is True
+    assert response["patchType"] == "JSONPatch"
+    patch = json.loads(base64.b64decode(response["patch"]))
+    patched = apply_patch(original, patch)
+    assert patched["metadata"]["labels"]["finops.apexlogic.com/policy"] == "team-budget"
+    annotations = patched["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["finops.apexlogic.com/idle-shutdown-after"] == "30m"
+    second = mutate(client, serve, admission_review(patched))
+    assert "patch" not in second and "patchType" not in second
+    # The validator agrees with what the mutator produced.
+    assert validate(client, serve, admission_review(patched))["allowed"] is True
+
+
+def test_unmatched_objects_are_neither_patched_nor_denied(
+    serve: ServeProcess, client: urllib3.PoolManager
+) -> None:
+    other = deployment("other", cpu="64", labels={"app": "web"})
+    assert validate(client, serve, admission_review(other))["allowed"] is True
+    assert "patch" not in mutate(client, serve, admission_review(other))
+
+
+def test_mutate_never_denies(serve: ServeProcess, client: urllib3.PoolManager) -> None:
+    big = admission_review(deployment("huge", cpu="32"))
+    response = mutate(client, serve, big)
+    assert response["allowed"] is True and "status" not in response
+
+
+@pytest.mark.parametrize("endpoint", ["/validate", "/mutate"])
+def test_delete_is_allowed_untouched(
+    serve: ServeProcess, client: urllib3.PoolManager, endpoint: str
+) -> None:
+    review = admission_review(deployment("gone", cpu="64"), operation="DELETE")
+    status, body = post_review(client, serve.url + endpoint, review)
+    assert status == 200
+    assert body["response"] == {"uid": review["request"]["uid"], "allowed": True}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"not json", "not valid JSON"),
+        (b'{"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview"}', "v1beta1"),
+        (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}', "'request'"),
+        (
+            b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",'
+            b' "request": {"operation": "CREATE"}}',
+            "request.uid",
+        ),
+    ],
+)
+def test_malformed_reviews_get_400(
+    serve: ServeProcess, client: urllib3.PoolManager, raw: bytes, expected: str
+) -> None:
+    status, body = post_review(client, serve.url + "/validate", None, raw=raw)
+    assert status == 400
+    assert expected in body["error"]
+    assert "Traceback" not in serve.log()
+
+
+def test_one_json_log_line_per_decision_without_secrets(
+    serve: ServeProcess, client: urllib3.PoolManager
+) -> None:
+    secret = deployment("with-secret")
+    container = secret["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [{"name": "TOKEN", "value": "s3cr3t-value-123"}]
+    review = admission_review(secret, username="alice@example.com")
+    validate(client, serve, review)
+    line = _log_line(serve, review["request"]["uid"], "validate")
+    assert line["kind"] == "Deployment"
+    assert (line["namespace"], line["name"], line["operation"]) == ("ai", "with-secret", "CREATE")
+    assert line["user"] == "alice@example.com"
+    assert line["allowed"] is True
+    assert line["deny"] == []
+    assert line["duration_ms"] > 0
+    assert "s3cr3t-value-123" not in serve.log()
+
+
+def test_health_readiness_and_metrics(serve: ServeProcess, client: urllib3.PoolManager) -> None:
+    assert client.request("GET", serve.url + "/healthz").status == 200
+    ready = client.request("GET", serve.url + "/readyz")
+    assert ready.status == 200, ready.data
+    for _ in range(4):  # spread over both workers
+        validate(client, serve, admission_review(deployment("counted", cpu="64")))
+    text = _metrics(client, serve)
+    denied = _sample(
+        text,
+        'edgepolicy_admission_requests_total{allowed="false",endpoint="validate",operation="CREATE"}',
+    )
+    assert denied >= 4
+    assert _sample(text, 'edgepolicy_decisions_total{action="deny",rule="finops.cpu"}') >= 4
+    assert _sample(text, 'edgepolicy_admission_duration_seconds_count{endpoint="validate"}') >= 4
+    assert "edgepolicy_opa_errors_total" in text
+
+
+def test_the_local_opa_is_restarted_when_it_dies(
+    serve: ServeProcess, client: urllib3.PoolManager
+) -> None:
+    (opa_pid,) = _opa_children(serve.process.pid)
+    os.kill(opa_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        restarted = _opa_children(serve.process.pid)
+        is_new = bool(restarted) and restarted != [opa_pid]
+        if is_new and client.request("GET", serve.url + "/readyz").status == 200:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"OPA was not restarted:\n{serve.log()}")
+    response = validate(client, serve, admission_review(deployment("after", cpu="64")))
+    assert response["allowed"] is False
+
+
+# ---- failure modes, against an OPA the test controls ------------------------------------------
+
+
+@pytest.fixture
+def own_opa(opa_binary: Path) -> Iterator[LocalOpa]:
+    """A real OPA with the shipped library and the team budget, outside serve's control."""
+    from edgepolicy.library import library_path
+    from webhook.local_opa import local_data
+
+    data = local_data([ASSETS / "policies"], [])
+    with LocalOpa(opa_binary, paths=[library_path()], data=data) as opa:
+        yield opa
+
+
+@pytest.mark.parametrize("fail_open", [False, True])
+def test_opa_down_fails_closed_or_open(
+    tmp_path: Path,
+    test_ca: TestCA,
+    server_cert: ServerCert,
+    own_opa: LocalOpa,
+    fail_open: bool,
+) -> None:
+    flags = ["--opa-url", own_opa.url, "--workers", "1", *(["--fail-open"] if fail_open else [])]
+    server = start_serve(tmp_path, test_ca, server_cert, *flags)
+    client = https_pool(test_ca)
+    try:
+        review = admission_review(deployment("during-outage"))
+        assert validate(client, server, review)["allowed"] is True
+        own_opa.stop()
+        assert client.request("GET", server.url + "/readyz").status == 503
+        response = validate(client, server, admission_review(deployment("during-outage")))
+        if fail_open:
+            assert response["allowed"] is True
+            assert "admitted unchecked" in response["warnings"][0]
+        else:
+            assert response["allowed"] is False
+            assert response["status"]["code"] == 503
+            assert "policy engine unavailable" in response["status"]["message"]
+        deleted = admission_review(deployment("x"), operation="DELETE")
+        assert validate(client, server, deleted)["allowed"] is True
+        text = _metrics(client, server)
+        assert _sample(text, 'edgepolicy_opa_errors_total{reason="unavailable"}') >= 1
+    finally:
+        server.stop()
+
+
+def test_a_stalled_opa_is_answered_within_the_deadline(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: LocalOpa
+) -> None:
+    server = start_serve(tmp_path, test_ca, server_cert, "--opa-url", own_opa.url, "--timeout", "1")
+    client = https_pool(test_ca)
+    assert own_opa.pid is not None
+    try:
+        validate(client, server, admission_review(deployment("warm-up")))
+        os.kill(own_opa.pid, signal.SIGSTOP)  # accepts connections, never answers
+        started = time.monotonic()
+        response = validate(client, server, admission_review(deployment("stalled")))
+        elapsed = time.monotonic() - started
+        assert response["allowed"] is False
+        assert "policy engine unavailable" in response["status"]["message"]
+        assert elapsed < 1.0 + 0.3, f"answered after {elapsed:.2f}s"
+    finally:
+        os.kill(own_opa.pid, signal.SIGCONT)
+        server.stop()
+
+
+# ---- TLS ---------------------------------------------------------------------------------------
+
+
+def _served_serial(ca: TestCA, port: int) -> int:
+    context = ssl.create_default_context(cafile=str(ca.cert_file))
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        return int(tls.getpeercert()["serialNumber"], 16)
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+def test_tls_1_1_is_refused(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: LocalOpa
+) -> None:
+    server = start_serve(tmp_path, test_ca, server_cert, "--opa-url", own_opa.url)
+    try:
+        context = ssl.create_default_context(cafile=str(test_ca.cert_file))
+        context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+        context.maximum_version = ssl.TLSVersion.TLSv1_1
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")  # the client would speak TLS 1.1
+        with (
+            socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,
+            pytest.raises(ssl.SSLError),
+        ):
+            context.wrap_socket(raw, server_hostname="127.0.0.1")
+    finally:
+        server.stop()
+
+
+def test_a_rotated_certificate_is_served_without_dropping_requests(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: LocalOpa
+) -> None:
+    server = start_serve(tmp_path, test_ca, server_cert, "--opa-url", own_opa.url, "--workers", "2")
+    client = https_pool(test_ca)
+    failures: list[str] = []
+    answered = 0
+    stop = threading.Event()
+
+    def keep_asking() -> None:
+        nonlocal answered
+        pool = https_pool(test_ca)
+        while not stop.is_set():
+            try:
+                status, body = post_review(
+                    pool, server.url + "/validate", admission_review(deployment("steady"))
+                )
+                if status != 200 or body["response"]["allowed"] is not True:
+                    failures.append(f"{status} {body}")
+                answered += 1
+            except urllib3.exceptions.HTTPError as error:
+                failures.append(repr(error))
+
+    try:
+        before = _served_serial(test_ca, server.port)
+        assert before == server_cert.cert.serial_number
+        # A kept-alive connection opened before the rotation.
+        kept = https_pool(test_ca)
+        assert kept.request("GET", server.url + "/healthz").status == 200
+        asker = threading.Thread(target=keep_asking)
+        asker.start()
+        time.sleep(0.5)
+        rotated = test_ca.issue(server_cert.cert_file, server_cert.key_file)
+        deadline = time.monotonic() + 10
+        while _served_serial(test_ca, server.port) != rotated.serial_number:
+            assert time.monotonic() < deadline, "the rotated certificate was never served"
+            time.sleep(0.2)
+        # Every worker serves it (each reloads on its own): ask a few new connections.
+        serials = {_served_serial(test_ca, server.port) for _ in range(8)}
+        assert serials == {rotated.serial_number}
+        time.sleep(0.5)
+        stop.set()
+        asker.join()
+        assert kept.request("GET", server.url + "/healthz").status == 200
+        assert failures == []
+        assert answered > 0
+        assert client.request("GET", server.url + "/readyz").status == 200
+    finally:
+        stop.set()
+        server.stop()
+
+
+# ---- helpers -----------------------------------------------------------------------------------
+
+
+def _metrics(client: urllib3.PoolManager, server: ServeProcess) -> str:
+    response = client.request("GET", server.url + "/metrics")
+    assert response.status == 200
+    return str(response.data.decode())
+
+
+def _sample(text: str, series: str) -> float:
+    match = re.search(re.escape(series) + r" ([0-9.e+]+)", text)
+    assert match, f"{series} not in metrics:\n{text}"
+    return float(match.group(1))
+
+
+def _log_line(server: ServeProcess, uid: str, endpoint: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for raw in server.log().splitlines():
+            if raw.startswith("{") and f'"uid":"{uid}"' in raw:
+                entry: dict[str, Any] = json.loads(raw)
+                if entry["endpoint"] == endpoint:
+                    return entry
+        time.sleep(0.1)
+    pytest.fail(f"no decision line for {uid}:\n{server.log()}")
+
+
+def _opa_children(pid: int) -> list[int]:
+    """The OPA processes started by ``pid`` (the gunicorn master)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            if cmdline and cmdline[0].endswith(b"opa") and b"run" in cmdline:
+                found.append(int(child))
+    return found
