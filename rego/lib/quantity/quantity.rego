@@ -52,10 +52,8 @@ parse(q) := value if {
 # description: True when `q` parses as a non-negative quantity.
 is_valid(q) if parse(q)
 
-_to_number(digits) := to_number(concat("", ["0", digits, "0"])) if {
-	startswith(digits, ".")
-	endswith(digits, ".")
-} else := to_number(concat("", ["0", digits])) if {
+# `.5` and `5.` are quantities but not JSON numbers; the pattern never yields a lone `.`.
+_to_number(digits) := to_number(concat("", ["0", digits])) if {
 	startswith(digits, ".")
 } else := to_number(concat("", [digits, "0"])) if {
 	endswith(digits, ".")

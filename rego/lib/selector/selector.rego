@@ -31,7 +31,13 @@ _satisfied(requirement, labels) if {
 
 _satisfied(requirement, labels) if {
 	requirement.operator == "NotIn"
-	not labels[requirement.key] in requirement.values
+	not _has_label(labels, requirement.key)
+}
+
+_satisfied(requirement, labels) if {
+	requirement.operator == "NotIn"
+	value := labels[requirement.key]
+	not value in requirement.values
 }
 
 _satisfied(requirement, labels) if {

@@ -66,7 +66,7 @@ _min_problems(hpa, policy_object) := [problem |
 
 _max_problems(hpa, policy_object) := [problem |
 	limit := policy.setting(policy_object, "autoScale", "maxReplicas")
-	not autoscaling.max_replicas(hpa) <= limit
+	not _is_max_within(hpa, limit)
 	problem := {
 		"text": sprintf("maxReplicas %s exceeds autoScale.maxReplicas %v", [json.marshal(object.get(hpa, ["spec", "maxReplicas"], null)), limit]),
 		"fix": sprintf("set maxReplicas to at most %v", [limit]),
@@ -92,6 +92,8 @@ _cpu_problems(hpa, policy_object) := array.concat(
 		}
 	],
 )
+
+_is_max_within(hpa, limit) if autoscaling.max_replicas(hpa) <= limit
 
 _is_at_least(value, limit) if {
 	is_number(value)

@@ -1,0 +1,83 @@
+# METADATA
+# title: Tests of FinOpsPolicy validation
+package edgepolicy.lib.validation_test
+
+import data.edgepolicy.lib.policy
+import data.edgepolicy.test.fixtures_test as fx
+
+_fields(spec) := {error.field | some error in policy.errors(fx.policy("p", spec))}
+
+# METADATA
+# title: the seed policy of the issue is valid
+test_seed_is_valid if count(policy.errors(fx.seed_policy)) == 0
+
+# METADATA
+# title: a selector alone is a valid policy; null fields are absent
+test_minimal_is_valid if {
+	count(policy.errors(fx.policy("p", {"targetWorkloadSelector": {}, "costLimits": null, "autoScale": {"minReplicas": null}}))) == 0
+}
+
+# METADATA
+# title: the object, its name and its spec must be there
+test_structure if {
+	{error.field | some error in policy.errors("policy")} == {""}
+	{error.field | some error in policy.errors({"kind": "FinOpsPolicy", "spec": {"targetWorkloadSelector": {}}})} == {"metadata.name"}
+	_fields(null) == {"spec"}
+	_fields({}) == {"spec.targetWorkloadSelector"}
+	_fields({"targetWorkloadSelector": null}) == {"spec.targetWorkloadSelector"}
+}
+
+# METADATA
+# title: selector problems are named under spec.targetWorkloadSelector
+test_selector_errors if {
+	_fields({"targetWorkloadSelector": {"matchExpressions": [{"key": "a", "operator": "Has"}]}}) == {"spec.targetWorkloadSelector.matchExpressions[0].operator"}
+}
+
+# METADATA
+# title: wrong types, zero and negative limits, hours outside (0, 24]
+test_value_errors if {
+	cases := {
+		"spec.costLimits.maxCPUCores": {"costLimits": {"maxCPUCores": "8"}},
+		"spec.costLimits.maxMemoryGB": {"costLimits": {"maxMemoryGB": 0}},
+		"spec.costLimits.dailyGPUHours": {"costLimits": {"dailyGPUHours": 25}},
+		"spec.optimizationRules.idleShutdownThresholdMinutes": {"optimizationRules": {"idleShutdownThresholdMinutes": -5}},
+		"spec.optimizationRules.modelQuantizationRequired": {"optimizationRules": {"modelQuantizationRequired": "yes"}},
+		"spec.autoScale.minReplicas": {"autoScale": {"minReplicas": 1.5}},
+		"spec.autoScale.maxReplicas": {"autoScale": {"maxReplicas": 0}},
+		"spec.autoScale.cpuUtilizationPercentage": {"autoScale": {"cpuUtilizationPercentage": "70%"}},
+		"spec.costLimits": {"costLimits": [8]},
+		"spec.costLimit": {"costLimit": {"maxCPUCores": 8}},
+		"spec.costLimits.maxCPU": {"costLimits": {"maxCPU": 8}},
+		"spec.alerting.idleShutdown": {"alerting": {"idleShutdown": "mlops"}},
+		"spec.alerting.thresholdExceeded.severity": {"alerting": {"thresholdExceeded": {"severity": 1}}},
+		"spec.alerting.thresholdExceeded.team": {"alerting": {"thresholdExceeded": {"team": "x"}}},
+	}
+	every field, extra in cases {
+		_fields(fx.selector_spec(extra)) == {field}
+	}
+}
+
+# METADATA
+# title: boundaries of hours and counts
+test_boundaries if {
+	count(_fields(fx.selector_spec({"costLimits": {"dailyGPUHours": 24}}))) == 0
+	count(_fields(fx.selector_spec({"costLimits": {"dailyGPUHours": 0.5}}))) == 0
+	_fields(fx.selector_spec({"costLimits": {"dailyGPUHours": 0}})) == {"spec.costLimits.dailyGPUHours"}
+	count(_fields(fx.selector_spec({"autoScale": {"minReplicas": 2, "maxReplicas": 2}}))) == 0
+}
+
+# METADATA
+# title: minReplicas above maxReplicas is an error naming minReplicas
+test_min_above_max if {
+	errors := policy.errors(fx.policy("p", fx.selector_spec({"autoScale": {"minReplicas": 4, "maxReplicas": 3}})))
+	errors == {{"field": "spec.autoScale.minReplicas", "message": "must not exceed spec.autoScale.maxReplicas (4 > 3)"}}
+}
+
+# METADATA
+# title: messages say what was expected and what was given
+test_messages if {
+	policy.errors(fx.policy("p", fx.selector_spec({"costLimits": {"maxCPUCores": "eight"}}))) == {{
+		"field": "spec.costLimits.maxCPUCores",
+		"message": "must be a number greater than 0, got \"eight\"",
+	}}
+}

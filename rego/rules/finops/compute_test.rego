@@ -1,0 +1,86 @@
+# METADATA
+# title: Tests of finops.cpu and finops.memory
+package edgepolicy.rules.finops.compute_test
+
+import data.edgepolicy.rules.finops
+import data.edgepolicy.test.fixtures_test as fx
+
+_found(obj, rule) := {f | some f in finops.findings with input as fx.seeded(obj); f.rule == rule}
+
+# With the seed (maxReplicas 3), a Deployment of 1 replica counts as 3 pods.
+
+# METADATA
+# title: cpu equal to the limit is allowed
+test_cpu_equal_allowed if {
+	count(_found(fx.deployment(4, [fx.container("a", "1500m", "1Gi"), fx.container("b", "500m", "1Gi")]), "finops.cpu")) == 0
+	count(_found(fx.workload("Pod", fx.pod_spec([fx.container("a", "8", "1Gi")])), "finops.cpu")) == 0
+	count(_found(fx.deployment(4, [fx.container("a", "1501m", "1Gi"), fx.container("b", "500m", "1Gi")]), "finops.cpu")) == 1
+}
+
+# METADATA
+# title: one millicore above the limit is denied, with the numbers compared
+test_cpu_above_denied if {
+	[f] := [f | some f in _found(fx.workload("Pod", fx.pod_spec([fx.container("a", "8001m", "1Gi")])), "finops.cpu")]
+	f.message == "finops.cpu: Pod ai-workloads/inference: 1 pod x 8.001 CPU cores per pod = 8.001 cores exceeds maxCPUCores 8 of FinOpsPolicy ai-workloads/edge-ai-inference-cost-policy; lower resources.limits.cpu or the number of pods so the total is at most 8 cores"
+	f.policy == fx.policy_id
+}
+
+# METADATA
+# title: the pod count uses the larger of replicas and maxReplicas
+test_cpu_counts_max_replicas if {
+	[f] := [f | some f in _found(fx.deployment(1, [fx.container("a", "3", "1Gi")]), "finops.cpu")]
+	contains(f.message, "3 pods (the larger of spec.replicas 1 and autoScale.maxReplicas 3) x 3 CPU cores per pod = 9 cores")
+}
+
+_pod(memory) := fx.workload("Pod", fx.pod_spec([fx.container("a", "1", memory)]))
+
+# METADATA
+# title: memory equal to maxMemoryGB x 2^30 is allowed, one byte more is denied
+test_memory_boundary if {
+	count(_found(_pod("32Gi"), "finops.memory")) == 0
+	count(_found(_pod("34359738368"), "finops.memory")) == 0
+	[f] := [f | some f in _found(_pod("34359738369"), "finops.memory")]
+	contains(f.message, "exceeds maxMemoryGB 32 (34359738368 bytes)")
+	contains(f.message, "(34359738369 bytes)")
+}
+
+# METADATA
+# title: decimal gigabytes are not gibibytes
+test_memory_decimal_units if {
+	count(_found(fx.workload("Pod", fx.pod_spec([fx.container("a", "1", "34G")])), "finops.memory")) == 0
+	count(_found(fx.workload("Pod", fx.pod_spec([fx.container("a", "1", "35G")])), "finops.memory")) == 1
+}
+
+# METADATA
+# title: a malformed quantity is a violation naming the container and field
+test_malformed_quantity if {
+	[f] := [f | some f in _found(fx.deployment(1, [fx.container("server", "2", "eight gigs")]), "finops.memory")]
+	f.container == "server"
+	contains(f.message, "spec.template.spec.containers[0].resources.limits.memory is \"eight gigs\", not a Kubernetes quantity")
+	[g] := [g | some g in _found(fx.deployment(1, [fx.container("server", "two", "1Gi")]), "finops.cpu")]
+	g.container == "server"
+}
+
+# METADATA
+# title: a policy without the limit does not enforce it
+test_absent_limit_not_enforced if {
+	lenient := fx.policy("lenient", fx.selector_spec({}))
+	big := fx.deployment(9, [fx.container("a", "64", "x")])
+	count([f | some f in finops.findings; f.rule in {"finops.cpu", "finops.memory"}]) == 0 with input as fx.review_with(big, {"policies": [lenient]})
+}
+
+# METADATA
+# title: every workload kind is judged, with its own pod count
+test_kinds if {
+	spec := fx.pod_spec([fx.container("a", "3", "1Gi")])
+	every kind in {"Deployment", "StatefulSet", "ReplicaSet", "DaemonSet"} {
+		count(_found(fx.workload(kind, spec), "finops.cpu")) == 1
+	}
+	every kind in {"Pod", "Job", "CronJob"} {
+		count(_found(fx.workload(kind, spec), "finops.cpu")) == 0
+	}
+	[f] := [f | some f in _found(object.union(fx.workload("Job", spec), {"spec": {"parallelism": 3}}), "finops.cpu")]
+	contains(f.message, "3 pods (parallelism) x 3 CPU cores")
+	[g] := [g | some g in _found(fx.workload("DaemonSet", spec), "finops.cpu")]
+	contains(g.message, "3 pods (autoScale.maxReplicas of the policy, else 1)")
+}

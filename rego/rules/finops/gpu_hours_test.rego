@@ -1,0 +1,73 @@
+# METADATA
+# title: Tests of finops.gpu-hours
+package edgepolicy.rules.finops.gpu_hours_test
+
+import data.edgepolicy.rules.finops
+import data.edgepolicy.test.fixtures_test as fx
+
+_found(obj) := {f | some f in finops.findings with input as fx.seeded(obj); f.rule == "finops.gpu-hours"}
+
+_gpu_pod(gpus, annotations) := object.union(
+	fx.workload("Pod", fx.pod_spec([{"name": "server", "resources": {"limits": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": gpus}}}])),
+	{"metadata": {"annotations": annotations}},
+)
+
+# METADATA
+# title: 1 GPU x 18 hours equals dailyGPUHours 18 and is allowed
+test_equal_allowed if count(_found(_gpu_pod("1", {"finops.apexlogic.com/daily-active-hours": "18"}))) == 0
+
+# METADATA
+# title: 1 GPU x 18.5 hours is denied with the numbers compared
+test_above_denied if {
+	[f] := [f | some f in _found(_gpu_pod("1", {"finops.apexlogic.com/daily-active-hours": "18.5"}))]
+	f.message == "finops.gpu-hours: Pod ai-workloads/inference: 1 pod x 1 GPUs per pod x 18.5 active hours a day (annotation finops.apexlogic.com/daily-active-hours, default 24) = 18.5 GPU-hours a day exceeds dailyGPUHours 18 of FinOpsPolicy ai-workloads/edge-ai-inference-cost-policy; lower the GPU limits, the number of pods or the daily active hours"
+}
+
+# METADATA
+# title: daily active hours default to 24
+test_default_hours if {
+	[f] := [f | some f in _found(_gpu_pod("1", {}))]
+	contains(f.message, "= 24 GPU-hours a day")
+}
+
+# METADATA
+# title: no GPUs, no GPU-hours
+test_no_gpus if count(_found(fx.compliant)) == 0
+
+# METADATA
+# title: pods multiply; the pod template annotation of a Deployment counts
+test_deployment_pods if {
+	spec := fx.pod_spec([{"name": "server", "resources": {"limits": {"cpu": "1", "memory": "1Gi", "amd.com/gpu": 1}}}])
+	obj := object.union(fx.workload("Deployment", spec), {"spec": {"template": {"metadata": {"annotations": {"finops.apexlogic.com/daily-active-hours": "6"}}}}})
+	count(_found(obj)) == 0
+	busier := object.union(obj, {"spec": {"template": {"metadata": {"annotations": {"finops.apexlogic.com/daily-active-hours": "6.5"}}}}})
+	[f] := [f | some f in _found(busier)]
+	contains(f.message, "3 pods (the larger of spec.replicas 1 and autoScale.maxReplicas 3) x 1 GPUs per pod x 6.5 active hours a day")
+}
+
+# METADATA
+# title: GPU resource names come from data
+test_gpu_names_from_data if {
+	pod := fx.workload("Pod", fx.pod_spec([{"name": "s", "resources": {"limits": {"cpu": "1", "memory": "1Gi", "example.com/npu": "1"}}}]))
+	count(_found(pod)) == 0
+	count(finops.findings) == 1 with input as fx.seeded(pod) with data.edgepolicy.settings.gpuResourceNames as ["example.com/npu"]
+}
+
+# METADATA
+# title: a malformed hours annotation is a violation naming the annotation
+test_malformed_annotation if {
+	every value in ["0", "25", "all day", "-3", "24.0000001"] {
+		[f] := [f | some f in _found(_gpu_pod("1", {"finops.apexlogic.com/daily-active-hours": value}))]
+		contains(f.message, "annotation finops.apexlogic.com/daily-active-hours on metadata.annotations is")
+		contains(f.message, "not a number of hours in (0, 24]")
+	}
+	count(_found(_gpu_pod("0", {"finops.apexlogic.com/daily-active-hours": "24"}))) == 0
+}
+
+# METADATA
+# title: a malformed GPU quantity is a violation naming the container
+test_malformed_gpu_quantity if {
+	[f] := [f | some f in _found(_gpu_pod("one", {}))]
+	f.container == "server"
+	contains(f.message, "spec.containers[0].resources.limits.nvidia.com/gpu is \"one\"")
+}
