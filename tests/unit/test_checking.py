@@ -1,0 +1,211 @@
+"""The check engine: what it sends to OPA, and how it counts (OPA replaced by a recorder)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pytest
+
+from edgepolicy import checking
+from edgepolicy.checking import (
+    CheckReport,
+    CheckResult,
+    PolicySource,
+    check_manifests,
+    related_workloads,
+)
+from edgepolicy.decision import Decision, Finding
+from edgepolicy.errors import InputError, UsageError
+from edgepolicy.manifests import Manifest, load_text
+
+MANIFESTS = """\
+apiVersion: policy.apexlogic.com/v1alpha1
+kind: FinOpsPolicy
+metadata: {name: budget}
+spec: {targetWorkloadSelector: {matchLabels: {app: a}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: other, namespace: elsewhere}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web-hpa}
+spec: {scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: team}
+"""
+
+DENY = Finding("finops.cpu", "team/budget", "too much", "deny")
+WARN = Finding("finops.memory", "team/budget", "a lot", "warn")
+
+
+class RecordingOpa:
+    """Stands in for LocalOpa + OpaClient: records what it is started with and asked."""
+
+    instances: list[RecordingOpa] = []
+
+    def __init__(self, binary: Path, **options: Any) -> None:
+        self.binary = binary
+        self.options = options
+        self.inputs: list[Mapping[str, Any]] = []
+        self.url = "http://recording"
+        RecordingOpa.instances.append(self)
+
+    def __enter__(self) -> RecordingOpa:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+
+class RecordingClient:
+    def __init__(self, url: str, **options: Any) -> None:
+        self.opa = RecordingOpa.instances[-1]
+
+    def decide(self, input_doc: Mapping[str, Any]) -> Decision:
+        self.opa.inputs.append(input_doc)
+        if input_doc["request"]["name"] == "web":
+            return Decision(allowed=False, violations=(DENY,))
+        return Decision(allowed=True)
+
+    def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> list[RecordingOpa]:
+    RecordingOpa.instances = []
+    monkeypatch.setattr(checking, "LocalOpa", RecordingOpa)
+    monkeypatch.setattr(checking, "OpaClient", RecordingClient)
+    return RecordingOpa.instances
+
+
+def test_one_opa_decides_every_object_with_the_run_as_context(
+    recorded: list[RecordingOpa],
+) -> None:
+    manifests = load_text(MANIFESTS, "all.yaml")
+    report = check_manifests(
+        manifests,
+        opa_binary=Path("/opa"),
+        policy=PolicySource(Path("/rego"), is_bundle=False),
+        data={"x": 1},
+        namespace="team",
+    )
+    (opa,) = recorded
+    assert opa.options == {"paths": [Path("/rego")], "bundles": [], "data": {"x": 1}}
+    by_name = {doc["request"]["name"]: doc for doc in opa.inputs}
+    assert set(by_name) == {"budget", "web", "other", "web-hpa", "team"}
+    for doc in opa.inputs:
+        (policy,) = doc["context"]["policies"]
+        assert policy["metadata"] == {"name": "budget", "namespace": "team"}
+        assert doc["request"]["operation"] == "CREATE"
+    assert by_name["web"]["request"]["namespace"] == "team"
+    assert by_name["other"]["request"]["namespace"] == "elsewhere"
+    assert by_name["team"]["request"]["namespace"] == ""
+    assert [w["metadata"]["name"] for w in by_name["web-hpa"]["context"]["workloads"]] == ["web"]
+    assert [w["metadata"]["name"] for w in by_name["web"]["context"]["workloads"]] == ["web-hpa"]
+    assert by_name["other"]["context"]["workloads"] == []
+    assert [result.name for result in report.results] == [
+        "budget",
+        "web",
+        "other",
+        "web-hpa",
+        "team",
+    ]
+    assert [result.namespace for result in report.results][:3] == ["team", "team", "elsewhere"]
+    assert report.denied == 1
+    assert report.exit_code() == 1
+
+
+def test_bundle_policy_is_loaded_as_a_bundle(recorded: list[RecordingOpa]) -> None:
+    check_manifests(
+        [],
+        opa_binary=Path("/opa"),
+        policy=PolicySource(Path("/b.tar.gz"), is_bundle=True),
+    )
+    assert recorded[0].options["paths"] == []
+    assert recorded[0].options["bundles"] == [Path("/b.tar.gz")]
+
+
+def test_duplicate_policies_fail_before_opa_starts(recorded: list[RecordingOpa]) -> None:
+    policy = MANIFESTS.split("---")[0]
+    with pytest.raises(InputError, match="duplicate FinOpsPolicy default/budget"):
+        check_manifests(
+            load_text(policy + "---\n" + policy, "dup.yaml"),
+            opa_binary=Path("/opa"),
+            policy=PolicySource(Path("/rego"), is_bundle=False),
+        )
+    assert recorded == []
+
+
+def _result(name: str, decision: Decision) -> CheckResult:
+    obj = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}}
+    return CheckResult(Manifest("f.yaml", 0, 1, obj), "default", decision)
+
+
+@pytest.mark.parametrize(
+    ("decisions", "fail_on_warn", "expected"),
+    [
+        ([], False, 0),
+        ([Decision(allowed=True)], False, 0),
+        ([Decision(allowed=True, warnings=(WARN,))], False, 0),
+        ([Decision(allowed=True, warnings=(WARN,))], True, 1),
+        ([Decision(allowed=True), Decision(allowed=False, violations=(DENY,))], False, 1),
+    ],
+)
+def test_exit_code(decisions: list[Decision], fail_on_warn: bool, expected: int) -> None:
+    report = CheckReport(tuple(_result(f"p{i}", d) for i, d in enumerate(decisions)))
+    assert report.exit_code(fail_on_warn=fail_on_warn) == expected
+
+
+def test_result_properties() -> None:
+    obj = {"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"generateName": "g-"}}
+    result = CheckResult(Manifest("x.yaml", 3, 7, obj), "lab", Decision(allowed=True))
+    assert (result.file, result.index, result.line) == ("x.yaml", 3, 7)
+    assert (result.api_version, result.kind, result.name) == ("example.com/v1", "Gadget", "g-")
+    assert not result.is_checked_kind
+    assert not result.is_policy
+    assert not result.denied
+
+
+def test_related_workloads_match_namespace_kind_and_name() -> None:
+    hpa = {
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "h", "namespace": "a"},
+        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}},
+    }
+    web = {"kind": "Deployment", "metadata": {"name": "web", "namespace": "a"}}
+    web_b = {"kind": "Deployment", "metadata": {"name": "web", "namespace": "b"}}
+    set_a = {"kind": "StatefulSet", "metadata": {"name": "web", "namespace": "a"}}
+    everything = [hpa, web, web_b, set_a]
+    assert related_workloads(hpa, everything) == [web]
+    assert related_workloads(web, everything) == [hpa]
+    assert related_workloads(web_b, everything) == []
+    assert related_workloads(set_a, everything) == []
+    broken = {"kind": "HorizontalPodAutoscaler", "metadata": {"name": "x"}, "spec": []}
+    assert related_workloads(broken, everything) == []
+
+
+def test_policy_source_classifies_paths(tmp_path: Path) -> None:
+    bundle = tmp_path / "policy.tar.gz"
+    bundle.write_bytes(b"")
+    other = tmp_path / "policy.zip"
+    other.write_bytes(b"")
+    assert PolicySource.from_path(tmp_path) == PolicySource(tmp_path, is_bundle=False)
+    assert PolicySource.from_path(bundle) == PolicySource(bundle, is_bundle=True)
+    with pytest.raises(UsageError, match="expected a directory of Rego files or a bundle"):
+        PolicySource.from_path(other)
+    with pytest.raises(UsageError, match="no such file or directory"):
+        PolicySource.from_path(tmp_path / "missing")
