@@ -34,6 +34,12 @@ EDGEPOLICY = Path(sys.executable).parent / "edgepolicy"
 WEBHOOK_CONFIGS = ROOT / "deploy" / "base" / "webhooks.yaml"
 SEED_POLICY = ASSETS / "seed-finopspolicy.yaml"
 SEED_LABELS = {"app": "ai-inference-service", "env": "production-edge"}
+SEED_NAMESPACE = "ai-workloads"
+SEED_POLICY_ID = f"{SEED_NAMESPACE}/edge-ai-inference-cost-policy"
+# How the tests run `edgepolicy serve` (plus --kubeconfig): its local OPA gets the seed policy and
+# the warn-mode settings.
+WEBHOOK_ARGS = ("--policies", str(SEED_POLICY), "--data", str(ASSETS / "settings.yaml"))
+DENIED = 'admission webhook "validate.edgepolicy.apexlogic.com" denied the request'
 POLICY_LABEL = "finops.apexlogic.com/policy"
 IDLE_ANNOTATION = "finops.apexlogic.com/idle-shutdown-after"
 
@@ -356,3 +362,24 @@ def hpa(
             ],
         },
     }
+
+
+def over_budget(name: str, namespace: str = SEED_NAMESPACE) -> dict[str, Any]:
+    """Against the seed: 3 replicas x 4 cores (12 > 8) and x 1 GPU x 24 h (72 > 18 GPU-hours)."""
+    obj = deployment(name, namespace, replicas=3, cpu="4", memory="8Gi")
+    limits = obj["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    limits["nvidia.com/gpu"] = "1"
+    return obj
+
+
+def compliant(name: str, namespace: str = SEED_NAMESPACE) -> dict[str, Any]:
+    """Against the seed: 3 replicas (its maxReplicas) x 2 cores (6 <= 8), x 4Gi (12 <= 32 GiB)."""
+    return deployment(name, namespace, replicas=2, cpu="2", memory="4Gi")
+
+
+def assert_denied(result: subprocess.CompletedProcess[str], *texts: str) -> None:
+    """Assert kubectl failed because our validating webhook denied, naming ``texts``."""
+    assert result.returncode != 0, f"admitted:\n{result.stdout}{result.stderr}"
+    assert DENIED in result.stderr, result.stderr
+    for text in texts:
+        assert text in result.stderr, f"{text} not in:\n{result.stderr}"

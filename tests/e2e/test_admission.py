@@ -1,0 +1,181 @@
+"""End to end: the real API server calls the real `edgepolicy serve`; `kubectl` applies objects.
+
+The webhook runs its own local OPA with the shipped Rego library, the seed FinOpsPolicy (through
+``--policies``) and ``model.quantization`` in warn mode (``--data``); it reads FinOpsPolicies
+stored in the cluster through ``--kubeconfig``. The webhook configurations are the ones shipped in
+deploy/base, pointed at the webhook's loopback URL with the test CA as caBundle.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from e2e_support import (
+    IDLE_ANNOTATION,
+    POLICY_LABEL,
+    SEED_NAMESPACE,
+    SEED_POLICY_ID,
+    WEBHOOK_ARGS,
+    Kubectl,
+    Webhook,
+    WebhookTls,
+    assert_denied,
+    compliant,
+    eventually,
+    hpa,
+    over_budget,
+    seed_policy,
+    start_webhook,
+    unregister,
+    webhook_configurations,
+)
+
+pytestmark = pytest.mark.e2e
+
+NAMESPACE = SEED_NAMESPACE
+POLICY = SEED_POLICY_ID
+
+
+@pytest.fixture(scope="module")
+def webhook(
+    kubectl: Kubectl, webhook_tls: WebhookTls, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Webhook]:
+    """`edgepolicy serve` registered as validating + mutating webhook (failurePolicy Fail)."""
+    kubectl.create_namespace(NAMESPACE)
+    log_file = tmp_path_factory.mktemp("webhook") / "webhook.log"
+    server = start_webhook(
+        webhook_tls,
+        log_file,
+        args=[*WEBHOOK_ARGS, "--kubeconfig", str(kubectl.kubeconfig)],
+    )
+    configurations = webhook_configurations(server.url, webhook_tls.ca_pem)
+    try:
+        kubectl.apply(*configurations, check=True)
+        # The API server picks configurations up asynchronously: wait until it asks us.
+        eventually(
+            lambda: assert_denied(
+                kubectl.apply(over_budget("probe"), extra=["--dry-run=server"]), "finops.cpu"
+            )
+        )
+        yield server
+    finally:
+        unregister(kubectl, configurations)
+        server.stop()
+
+
+def test_over_budget_deployment_is_denied_with_rule_ids(kubectl: Kubectl, webhook: Webhook) -> None:
+    result = kubectl.apply(over_budget("too-big"))
+
+    assert_denied(result, "finops.cpu", "finops.gpu-hours", POLICY)
+    assert re.search(r"\b12\b", result.stderr), "the message shows the numbers compared"
+    assert kubectl.get("deployment", "too-big", NAMESPACE) is None
+
+
+def test_compliant_deployment_is_stored_with_the_mutation(
+    kubectl: Kubectl, webhook: Webhook
+) -> None:
+    result = kubectl.apply(compliant("inference"))
+
+    assert result.returncode == 0, result.stderr
+    assert "deployment.apps/inference created" in result.stdout
+    stored = kubectl.get("deployment", "inference", NAMESPACE)
+    assert stored is not None
+    assert stored["metadata"]["labels"][POLICY_LABEL] == "edge-ai-inference-cost-policy"
+    assert stored["spec"]["template"]["metadata"]["annotations"][IDLE_ANNOTATION] == "30m"
+
+
+def test_reapplying_a_mutated_deployment_changes_nothing(
+    kubectl: Kubectl, webhook: Webhook
+) -> None:
+    kubectl.apply(compliant("stable"), check=True)
+    first = kubectl.get("deployment", "stable", NAMESPACE)
+
+    result = kubectl.apply(compliant("stable"))
+
+    assert result.returncode == 0, result.stderr
+    assert "deployment.apps/stable unchanged" in result.stdout
+    second = kubectl.get("deployment", "stable", NAMESPACE)
+    assert first is not None and second is not None
+    assert second["metadata"]["generation"] == first["metadata"]["generation"] == 1
+    assert second["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+
+
+def test_warn_rule_shows_a_kubectl_warning_and_admits(kubectl: Kubectl, webhook: Webhook) -> None:
+    result = kubectl.apply(compliant("warned"))
+
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
+    assert any("model.quantization" in line and POLICY in line for line in warnings), result.stderr
+    assert kubectl.get("deployment", "warned", NAMESPACE) is not None
+
+
+def test_out_of_bounds_hpa_is_denied_and_in_bounds_hpa_admitted(
+    kubectl: Kubectl, webhook: Webhook
+) -> None:
+    kubectl.apply(compliant("scaled"), check=True)
+
+    too_wide = kubectl.apply(
+        hpa("scaled-wide", NAMESPACE, "scaled", min_replicas=1, max_replicas=10, cpu=70)
+    )
+    within = kubectl.apply(
+        hpa("scaled", NAMESPACE, "scaled", min_replicas=1, max_replicas=3, cpu=70)
+    )
+
+    assert_denied(too_wide, "finops.hpa", POLICY)
+    assert kubectl.get("hpa", "scaled-wide", NAMESPACE) is None
+    assert within.returncode == 0, within.stderr
+
+
+def test_policy_applied_with_kubectl_is_validated_and_enforced(
+    kubectl: Kubectl, webhook: Webhook
+) -> None:
+    namespace = kubectl.create_namespace("ai-cluster")  # no policy from --policies here
+
+    applied = kubectl.apply(seed_policy(namespace))
+
+    assert applied.returncode == 0, applied.stderr
+    eventually(  # the webhook caches cluster lookups for a few seconds
+        lambda: assert_denied(
+            kubectl.apply(over_budget("too-big", namespace), extra=["--dry-run=server"]),
+            "finops.cpu",
+            f"{namespace}/edge-ai-inference-cost-policy",
+        )
+    )
+
+
+def test_malformed_policy_is_denied_with_policy_invalid(kubectl: Kubectl, webhook: Webhook) -> None:
+    policy = seed_policy(NAMESPACE)
+    policy["metadata"]["name"] = "inverted-bounds"
+    policy["spec"]["autoScale"].update({"minReplicas": 5, "maxReplicas": 2})
+
+    result = kubectl.apply(policy)
+
+    assert_denied(result, "policy.invalid", "minReplicas")
+    assert kubectl.get("finopspolicy", "inverted-bounds", NAMESPACE) is None
+
+
+def test_kube_system_is_never_sent_to_the_webhook(kubectl: Kubectl, webhook: Webhook) -> None:
+    governed = kubectl.apply(compliant("logged"))
+    exempt = kubectl.apply(over_budget("system-agent", "kube-system"))
+
+    assert governed.returncode == 0, governed.stderr
+    assert exempt.returncode == 0, exempt.stderr
+    assert kubectl.get("deployment", "system-agent", "kube-system") is not None
+    decisions = webhook.decisions()
+    assert any(entry["name"] == "logged" for entry in decisions), "the decision log works"
+    assert not [entry for entry in decisions if entry["namespace"] == "kube-system"]
+
+
+def test_server_side_dry_run_is_decided_but_not_stored(kubectl: Kubectl, webhook: Webhook) -> None:
+    admitted = kubectl.apply(compliant("rehearsal"), extra=["--dry-run=server"])
+    denied = kubectl.apply(over_budget("rehearsal-big"), extra=["--dry-run=server"])
+
+    assert admitted.returncode == 0, admitted.stderr
+    assert "deployment.apps/rehearsal created (server dry run)" in admitted.stdout
+    assert kubectl.get("deployment", "rehearsal", NAMESPACE) is None
+    assert_denied(denied, "finops.cpu")
+    assert any(
+        entry["name"] == "rehearsal" and entry["dryRun"] is True for entry in webhook.decisions()
+    )
