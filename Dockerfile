@@ -1,0 +1,31 @@
+# The edgepolicy webhook image that deploy/ references (`edgepolicy serve`; OPA runs as a sidecar).
+# Multi-stage: the build stage installs the project exactly as `pip install .` does into a venv;
+# the runtime stage copies only that venv and runs as a non-root user.
+# Pin the base by digest as well when you build for production (`python:3.11.14-slim-bookworm@sha256:…`).
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+WORKDIR /src
+# edgepolicy/policy_library is a symlink to ../rego: both are copied so the wheel gets the library.
+COPY pyproject.toml README.md ./
+COPY edgepolicy ./edgepolicy
+COPY webhook ./webhook
+COPY bundles ./bundles
+COPY rego ./rego
+RUN python -m venv /opt/edgepolicy \
+ && /opt/edgepolicy/bin/pip install . \
+ && /opt/edgepolicy/bin/edgepolicy --version
+
+FROM ${PYTHON_IMAGE}
+COPY --from=build /opt/edgepolicy /opt/edgepolicy
+ENV PATH=/opt/edgepolicy/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+# 65532: the conventional "nonroot" uid; deploy/ runs with the same uid and a read-only root
+# filesystem (the webhook writes only to /tmp, for its Prometheus multiprocess files).
+USER 65532:65532
+EXPOSE 8443
+ENTRYPOINT ["edgepolicy"]
+CMD ["serve", "--tls-cert=/etc/edgepolicy/tls/tls.crt", "--tls-key=/etc/edgepolicy/tls/tls.key", \
+     "--opa-url=http://127.0.0.1:8181"]
