@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from edgepolicy.errors import InputError, UsageError
-from edgepolicy.manifests import KubernetesLoader
+from edgepolicy.manifests import KubernetesLoader, check_json_value
 
 
 def load_data_files(paths: Sequence[str | Path]) -> dict[str, Any]:
@@ -60,10 +60,7 @@ def _read(path: Path) -> dict[str, Any]:
             f"{type(value).__name__}",
             path=str(path),
         )
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError) as error:
-        raise InputError(f"data must be plain JSON values: {error}", path=str(path)) from error
+    check_json_value(value, str(path), None)
     return value
 
 

@@ -21,12 +21,37 @@ from edgepolicy.errors import InputError
 POLICY_GROUP = "policy.apexlogic.com"
 POLICY_KINDS = frozenset({"FinOpsPolicy", "ModelPolicy"})
 MANIFEST_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
+MAX_NODES = 1_000_000
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class KubernetesLoader(_BaseLoader):  # type: ignore[misc,valid-type]
-    """A safe loader that leaves timestamps as strings (Kubernetes treats them as strings)."""
+    """A safe loader that reads YAML as the Kubernetes API does.
+
+    Timestamps stay strings, and a key repeated in one mapping is an error (kubectl refuses
+    such manifests; silently keeping the last value could hide what a reviewer saw).
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """Build a mapping, refusing duplicate keys with the line of the second one."""
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
+                continue
+            if key_node.value in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"key {key_node.value!r} appears twice",
+                    key_node.start_mark,
+                )
+            seen.add(key_node.value)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 KubernetesLoader.yaml_implicit_resolvers = {
@@ -101,7 +126,7 @@ def load_text(text: str, path: str, *, strict: bool = True) -> list[Manifest]:
             if strict:
                 _reject_document(value, path, line)
             continue
-        _check_json_compatible(value, path, line)
+        check_json_value(value, path, line)
         for obj, obj_line in _expand_list(value, path, line, item_lines, strict=strict):
             manifests.append(Manifest(path=path, index=len(manifests), line=obj_line, obj=obj))
     return manifests
@@ -180,8 +205,19 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in a Kubernetes object")
 
 
-def _check_json_compatible(value: Any, path: str, line: int | None, where: str = "") -> None:
-    """Reject YAML values JSON (and so Kubernetes and OPA) cannot carry."""
+def check_json_value(
+    value: Any, path: str, line: int | None, where: str = "", budget: list[int] | None = None
+) -> None:
+    """Reject YAML values JSON (and so Kubernetes and OPA) cannot carry, and documents whose
+    aliases expand beyond ``MAX_NODES`` values (a "billion laughs" document)."""
+    budget = budget if budget is not None else [MAX_NODES]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise InputError(
+            f"document expands to more than {MAX_NODES} values (YAML aliases?)",
+            path=path,
+            line=line,
+        )
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
@@ -190,10 +226,10 @@ def _check_json_compatible(value: Any, path: str, line: int | None, where: str =
                     path=path,
                     line=line,
                 )
-            _check_json_compatible(item, path, line, f"{where}.{key}" if where else key)
+            check_json_value(item, path, line, f"{where}.{key}" if where else key, budget)
     elif isinstance(value, list):
         for position, item in enumerate(value):
-            _check_json_compatible(item, path, line, f"{where}[{position}]")
+            check_json_value(item, path, line, f"{where}[{position}]", budget)
     elif isinstance(value, float) and not math.isfinite(value):
         raise InputError(
             f"{_field(where)} is {value}, which JSON cannot represent", path=path, line=line

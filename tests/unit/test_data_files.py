@@ -70,7 +70,8 @@ def test_object_replaced_by_a_value_is_a_conflict(tmp_path: Path) -> None:
         ("list.yaml", "- 1\n", "must hold a mapping"),
         ("bad.yaml", "a: [1\n", "bad.yaml:2: invalid YAML"),
         ("bad.json", '{"a": 1,\n}', "bad.json:2: invalid JSON"),
-        ("bin.yaml", "a: !!binary aGk=\n", "must be plain JSON values"),
+        ("bin.yaml", "a: !!binary aGk=\n", "field a has YAML type bytes"),
+        ("dup.yaml", "a: 1\na: 2\n", "dup.yaml:2: invalid YAML: key 'a' appears twice"),
     ],
 )
 def test_bad_files_are_input_errors(tmp_path: Path, name: str, content: str, expected: str) -> None:

@@ -68,6 +68,11 @@ def test_json_file_is_parsed_as_json() -> None:
         ("{1: 2, apiVersion: v1, kind: X}", "i.yaml", "mapping key 1 must be a string"),
         ("apiVersion: v1\nkind: List\nitems: 3\n", "l.yaml", "List.items must be a list"),
         ('{"a":\n1,}', "bad.json", "bad.json:2: invalid JSON"),
+        (
+            "apiVersion: v1\nkind: X\nmetadata:\n  name: a\n  name: b\n",
+            "d.yaml",
+            "d.yaml:5: invalid YAML: key 'name' appears twice",
+        ),
         ('{"apiVersion": "v1", "kind": "X", "n": NaN}', "nan.json", "NaN is not allowed"),
     ],
 )
@@ -125,3 +130,19 @@ def test_undecodable_file_is_an_input_error(tmp_path: Path) -> None:
 )
 def test_is_policy_object(obj: dict[str, str], expected: bool) -> None:
     assert is_policy_object(obj) is expected
+
+
+def test_merge_keys_are_not_duplicates() -> None:
+    text = "apiVersion: v1\nkind: X\nbase: &b {x: 1}\nother:\n  <<: *b\n  y: 2\n"
+    (only,) = load_text(text, "merge.yaml")
+    assert only.obj["other"] == {"x": 1, "y": 2}
+
+
+def test_alias_bombs_are_refused() -> None:
+    text = 'apiVersion: v1\nkind: X\na: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+    previous = "a"
+    for name in "bcdefghij":
+        text += f"{name}: &{name} [{', '.join(['*' + previous] * 9)}]\n"
+        previous = name
+    with pytest.raises(InputError, match="expands to more than 1000000 values"):
+        load_text(text, "lol.yaml")
