@@ -17,6 +17,12 @@ Usage (through ``scripts/controlplane.sh``, which runs this with the project's v
     controlplane.sh [--dir DIR] stop
     controlplane.sh [--dir DIR] status
     controlplane.sh [--dir DIR] env        # prints `export KUBECONFIG=...`
+    controlplane.sh webhook-certs --out DIR
+    controlplane.sh webhook-config --url URL --ca-file FILE [--failure-policy Fail|Ignore]
+
+The last two serve a webhook running on loopback (tests, ``make run``): ``webhook-certs`` writes
+a CA and a serving certificate for 127.0.0.1; ``webhook-config`` prints deploy/base's webhook
+configurations with a URL clientConfig and that CA as caBundle, for ``kubectl apply -f -``.
 
 ``start`` and ``stop`` are idempotent: starting a running plane reports it and changes nothing;
 stopping a stopped plane does nothing. Binaries are looked up in ``--bin-dir`` (default
@@ -46,7 +52,9 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -55,6 +63,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = ROOT / ".run"
 DEFAULT_BIN_DIR = ROOT / ".tools" / "bin"
+WEBHOOK_CONFIGURATIONS = ROOT / "deploy" / "base" / "webhooks.yaml"
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 PROXY_VARIABLES = (
     "http_proxy",
@@ -505,6 +514,46 @@ class ControlPlane:
         return etcd_alive or apiserver_alive
 
 
+# --- a webhook on loopback -----------------------------------------------------------------------
+
+
+def write_webhook_certs(directory: Path, *, ip_address: str = "127.0.0.1") -> KeyPair:
+    """Write a fresh CA (ca.crt) and a serving pair for ``ip_address`` (tls.crt, tls.key).
+
+    Returns the CA; its certificate is the caBundle the API server needs to trust the webhook.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = new_ca("edgepolicy-local-webhook-ca")
+    serving = issue_cert(
+        ca, "edgepolicy-webhook", dns_names=["localhost"], ip_addresses=[ip_address]
+    )
+    (directory / "ca.crt").write_bytes(ca.cert_pem)
+    (directory / "tls.crt").write_bytes(serving.cert_pem)
+    _write_private(directory / "tls.key", serving.key_pem)
+    return ca
+
+
+def webhook_configurations(
+    url: str, ca_pem: bytes, *, failure_policy: str = "Fail"
+) -> list[dict[str, Any]]:
+    """The shipped webhook configurations (deploy/base/webhooks.yaml) pointed at ``url``.
+
+    Only ``clientConfig`` changes (a URL with ``ca_pem`` as caBundle instead of the in-cluster
+    Service) and ``failurePolicy``; rules, namespaceSelector and timeouts stay as shipped.
+    """
+    if failure_policy not in ("Fail", "Ignore"):
+        raise ControlPlaneError(f"failurePolicy must be Fail or Ignore, got {failure_policy!r}")
+    documents = yaml.safe_load_all(WEBHOOK_CONFIGURATIONS.read_text())
+    configurations = [doc for doc in documents if doc]
+    ca_bundle = base64.b64encode(ca_pem).decode()
+    for configuration in configurations:
+        for hook in configuration["webhooks"]:
+            path = hook["clientConfig"]["service"]["path"]
+            hook["clientConfig"] = {"url": f"{url.rstrip('/')}{path}", "caBundle": ca_bundle}
+            hook["failurePolicy"] = failure_policy
+    return configurations
+
+
 # --- command line -------------------------------------------------------------------------------
 
 
@@ -533,6 +582,19 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("stop", help="stop the control plane")
     commands.add_parser("status", help="exit 0 if running and ready, 1 otherwise")
     commands.add_parser("env", help="print `export KUBECONFIG=...` for a shell")
+    certs = commands.add_parser(
+        "webhook-certs", help="write ca.crt, tls.crt, tls.key for a webhook on 127.0.0.1"
+    )
+    certs.add_argument("--out", type=Path, required=True, help="directory to write them to")
+    config = commands.add_parser(
+        "webhook-config",
+        help="print deploy/base's webhook configurations pointed at URL (for kubectl apply -f -)",
+    )
+    config.add_argument(
+        "--url", required=True, help="the webhook's base URL, https://127.0.0.1:PORT"
+    )
+    config.add_argument("--ca-file", type=Path, required=True, help="PEM CA that signed its cert")
+    config.add_argument("--failure-policy", choices=["Fail", "Ignore"], default="Fail")
     return parser
 
 
@@ -561,6 +623,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"KUBECONFIG={recorded.kubeconfig}"
             )
             return 0 if ready else 1
+        elif args.command == "webhook-certs":
+            write_webhook_certs(args.out)
+            print(f"wrote {args.out}/ca.crt, tls.crt, tls.key")
+        elif args.command == "webhook-config":
+            try:
+                ca_pem = args.ca_file.read_bytes()
+            except OSError as error:
+                raise ControlPlaneError(
+                    f"--ca-file: cannot read {args.ca_file}: {error}"
+                ) from error
+            items = webhook_configurations(args.url, ca_pem, failure_policy=args.failure_policy)
+            print(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=2))
         else:
             print(f"export KUBECONFIG={plane.kubeconfig}")
     except ControlPlaneError as error:

@@ -6,7 +6,6 @@ Everything here drives real processes: the pinned `kubectl` against the test con
 
 from __future__ import annotations
 
-import base64
 import copy
 import importlib.util
 import json
@@ -31,7 +30,6 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".tools" / "bin"
 ASSETS = Path(__file__).resolve().parent / "assets"
 EDGEPOLICY = Path(sys.executable).parent / "edgepolicy"
-WEBHOOK_CONFIGS = ROOT / "deploy" / "base" / "webhooks.yaml"
 SEED_POLICY = ASSETS / "seed-finopspolicy.yaml"
 SEED_LABELS = {"app": "ai-inference-service", "env": "production-edge"}
 SEED_NAMESPACE = "ai-workloads"
@@ -148,14 +146,7 @@ class WebhookTls:
 
 def make_webhook_tls(directory: Path) -> WebhookTls:
     """Issue a test CA and a serving certificate for 127.0.0.1 into ``directory``."""
-    ca = controlplane.new_ca("edgepolicy-e2e-webhook-ca")
-    serving = controlplane.issue_cert(
-        ca, "edgepolicy-webhook", dns_names=["localhost"], ip_addresses=["127.0.0.1"]
-    )
-    (directory / "ca.crt").write_bytes(ca.cert_pem)
-    (directory / "tls.crt").write_bytes(serving.cert_pem)
-    (directory / "tls.key").write_bytes(serving.key_pem)
-    (directory / "tls.key").chmod(0o600)
+    ca = controlplane.write_webhook_certs(directory)
     return WebhookTls(
         ca.cert_pem, directory / "ca.crt", directory / "tls.crt", directory / "tls.key"
     )
@@ -261,18 +252,10 @@ def start_webhook(
 def webhook_configurations(
     url: str, ca_pem: bytes, *, failure_policy: str = "Fail"
 ) -> list[dict[str, Any]]:
-    """The shipped webhook configurations (deploy/base/webhooks.yaml) pointed at ``url``.
-
-    Only ``clientConfig`` (a URL with the test CA as caBundle instead of the in-cluster Service)
-    and ``failurePolicy`` change; rules, namespaceSelector and timeouts stay as shipped.
-    """
-    configurations = [doc for doc in yaml.safe_load_all(WEBHOOK_CONFIGS.read_text()) if doc]
-    ca_bundle = base64.b64encode(ca_pem).decode()
-    for configuration in configurations:
-        for hook in configuration["webhooks"]:
-            path = hook["clientConfig"]["service"]["path"]
-            hook["clientConfig"] = {"url": f"{url}{path}", "caBundle": ca_bundle}
-            hook["failurePolicy"] = failure_policy
+    """deploy/base's webhook configurations pointed at ``url`` (see scripts/controlplane.py)."""
+    configurations: list[dict[str, Any]] = controlplane.webhook_configurations(
+        url, ca_pem, failure_policy=failure_policy
+    )
     return configurations
 
 
