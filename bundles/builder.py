@@ -14,6 +14,7 @@ from pathlib import Path
 from bundles import layout
 from bundles.archive import tar_gz, write_atomically
 from bundles.gitrepo import Snapshot, read_snapshot, redact_url
+from bundles.settings import SETTINGS_FILE, parse_settings
 from bundles.signing import SIGNATURES_FILE, SigningKey, signatures_document
 from bundles.validation import validate_bundle
 from edgepolicy.errors import InputError
@@ -62,7 +63,8 @@ def bundle_files(snapshot: Snapshot, policies: list[Manifest], source: str) -> d
     """Return the unsigned bundle's files (bundle path → content).
 
     Raises:
-        InputError: a policy object has no name, or two share kind, namespace and name.
+        InputError: a policy object has no name, two share kind, namespace and name, or the
+            settings file is malformed.
         BundleError: the shipped library is missing or clashes with bundle paths.
     """
     files = layout.library_files(library_path())
@@ -73,7 +75,11 @@ def bundle_files(snapshot: Snapshot, policies: list[Manifest], source: str) -> d
         data = policies_to_data(m.obj for m in policies)
     except InputError as error:
         raise InputError(f"{error} (in {_files_of(policies)})") from error
-    files[layout.POLICIES_DATA] = layout.policies_json(data)
+    files[layout.POLICIES_DATA] = layout.data_json(data)
+    if SETTINGS_FILE in snapshot.files:
+        files[layout.SETTINGS_DATA] = layout.data_json(
+            parse_settings(snapshot.files[SETTINGS_FILE])
+        )
     files[layout.MANIFEST] = layout.manifest_json(
         snapshot.commit, snapshot.author_time, redact_url(source)
     )

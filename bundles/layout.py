@@ -3,7 +3,8 @@
 A bundle holds the shipped Rego library at its own relative paths (its ``data.json`` files land
 where the library expects them), the policy repository's ``.rego`` files under ``repo/``, the
 repository's policy objects in ``edgepolicy/policies/data.json`` (``data.edgepolicy.policies``,
-see docs/decision-contract.md) and a ``.manifest`` whose roots are ``["edgepolicy"]``.
+see docs/decision-contract.md), its settings file (if any) in ``edgepolicy/settings/data.json``
+and a ``.manifest`` whose roots are ``["edgepolicy"]``.
 Test files (``*_test.rego``) are left out: they are for ``opa test``, not for enforcement.
 """
 
@@ -21,9 +22,10 @@ from edgepolicy.errors import BundleError
 ROOTS = ("edgepolicy",)
 MANIFEST = ".manifest"
 POLICIES_DATA = "edgepolicy/policies/data.json"
+SETTINGS_DATA = "edgepolicy/settings/data.json"
 REPO_PREFIX = "repo/"
 _DATA_FILES = frozenset({"data.json", "data.yaml", "data.yml"})
-_RESERVED = frozenset({MANIFEST, ".signatures.json", POLICIES_DATA})
+_RESERVED = frozenset({MANIFEST, ".signatures.json", POLICIES_DATA, SETTINGS_DATA})
 
 
 def is_rego(path: str) -> bool:
@@ -56,9 +58,9 @@ def repo_rego_path(path: str) -> str:
     return REPO_PREFIX + path
 
 
-def policies_json(policies: Mapping[str, Any]) -> bytes:
-    """Return ``edgepolicy/policies/data.json`` for ``data.edgepolicy.policies``."""
-    return json.dumps(policies, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+def data_json(value: Mapping[str, Any]) -> bytes:
+    """Return a bundle ``data.json`` holding ``value`` (compact, keys sorted)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
         "utf-8"
     )
 

@@ -172,6 +172,24 @@ def test_a_new_commit_reaches_every_sidecar(fleet: Fleet) -> None:
         assert sidecar.decide(_input(5))["allowed"] is True
 
 
+def test_a_rule_rolled_out_in_warn_mode_through_git_warns(fleet: Fleet) -> None:
+    denying = fleet.commit_policy(3, "max 3 replicas")
+    fleet.publish(fleet.build(fleet.tmp / "deny.tar.gz"))
+    sidecar = fleet.sidecar()
+    sidecar.wait_for_revision(denying)
+    assert _rules(sidecar.decide(_input(5))) == ["finops.replicas"]
+
+    fleet.repo.write(
+        "edgepolicy-settings.yaml", {"enforcementActions": {"finops.replicas": "warn"}}
+    )
+    warning = fleet.repo.commit("finops.replicas in warn mode")
+    fleet.publish(fleet.build(fleet.tmp / "warn.tar.gz"))
+    sidecar.wait_for_revision(warning, timeout=10)
+    decision = sidecar.decide(_input(5))
+    assert decision["allowed"] is True
+    assert [w["rule"] for w in decision["warnings"]] == ["finops.replicas"]
+
+
 def test_tampered_unsigned_and_foreign_bundles_are_rejected(fleet: Fleet) -> None:
     good = fleet.commit_policy(3, "max 3 replicas")
     signed = fleet.build(fleet.tmp / "good.tar.gz")

@@ -128,3 +128,19 @@ def test_rego_that_does_not_compile_is_rejected(repo: PolicyRepo, opa: Path) -> 
     repo.commit("broken rego")
     with pytest.raises(OpaError, match="broken.rego"):
         build_bundle(repo.path, opa=opa)
+
+
+def test_settings_file_becomes_data_edgepolicy_settings(repo: PolicyRepo, opa: Path) -> None:
+    repo.write("edgepolicy-settings.yaml", {"enforcementActions": {"finops.replicas": "warn"}})
+    repo.commit("warn first")
+    files = _files(build_bundle(repo.path, opa=opa).archive)
+    assert json.loads(files["edgepolicy/settings/data.json"]) == {
+        "enforcementActions": {"finops.replicas": "warn"}
+    }
+
+
+def test_bad_settings_fail_the_build(repo: PolicyRepo, opa: Path) -> None:
+    repo.write("edgepolicy-settings.yaml", {"enforcementActions": {"finops.replicas": "off"}})
+    repo.commit("typo")
+    with pytest.raises(InputError, match="edgepolicy-settings.yaml: enforcementActions"):
+        build_bundle(repo.path, opa=opa)
