@@ -20,7 +20,7 @@ from bundles.validation import validate_bundle
 from edgepolicy.errors import InputError
 from edgepolicy.library import library_path
 from edgepolicy.manifests import MANIFEST_SUFFIXES, Manifest, is_policy_object, load_text
-from edgepolicy.policy_data import policies_to_data
+from edgepolicy.policy_data import policies_to_data, policy_key
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,8 @@ def bundle_files(snapshot: Snapshot, policies: list[Manifest], source: str) -> d
     for path, content in snapshot.files.items():
         if layout.is_rego(path):
             files[layout.repo_rego_path(path)] = content
-    try:
-        data = policies_to_data(m.obj for m in policies)
-    except InputError as error:
-        raise InputError(f"{error} (in {_files_of(policies)})") from error
+    _check_unique(policies)
+    data = policies_to_data(m.obj for m in policies)
     files[layout.POLICIES_DATA] = layout.data_json(data)
     if SETTINGS_FILE in snapshot.files:
         files[layout.SETTINGS_DATA] = layout.data_json(
@@ -86,8 +84,23 @@ def bundle_files(snapshot: Snapshot, policies: list[Manifest], source: str) -> d
     return files
 
 
-def _files_of(policies: list[Manifest]) -> str:
-    return ", ".join(sorted({m.path for m in policies}))
+def _check_unique(policies: list[Manifest]) -> None:
+    """Reject policy objects without a name, or sharing kind, namespace and name."""
+    seen: dict[tuple[str, str, str], Manifest] = {}
+    for manifest in policies:
+        try:
+            namespace, name = policy_key(manifest.obj)
+        except InputError as error:
+            raise InputError(str(error), path=manifest.path, line=manifest.line) from error
+        key = (str(manifest.obj.get("kind")), namespace, name)
+        first = seen.setdefault(key, manifest)
+        if first is not manifest:
+            raise InputError(
+                f"duplicate {key[0]} {namespace}/{name}, first defined at "
+                f"{first.path}:{first.line}; each policy needs its own name",
+                path=manifest.path,
+                line=manifest.line,
+            )
 
 
 def build_bundle(

@@ -112,7 +112,20 @@ def test_invalid_yaml_fails_with_file_and_line(repo: PolicyRepo, opa: Path) -> N
 def test_duplicate_policies_are_rejected(repo: PolicyRepo, opa: Path) -> None:
     repo.write("copy.yaml", finops_policy())
     repo.commit("duplicate")
-    with pytest.raises(InputError, match="duplicate FinOpsPolicy ai-workloads/edge-ai-inference"):
+    with pytest.raises(
+        InputError,
+        match="^teams/ai/cost.yaml:1: duplicate FinOpsPolicy ai-workloads/edge-ai-inference-cost-"
+        "policy, first defined at copy.yaml:1",
+    ):
+        build_bundle(repo.path, opa=opa)
+
+
+def test_policy_without_a_name_is_rejected_with_its_file(repo: PolicyRepo, opa: Path) -> None:
+    nameless = finops_policy()
+    del nameless["metadata"]["name"]
+    repo.write("nameless.yaml", nameless)
+    repo.commit("nameless")
+    with pytest.raises(InputError, match="^nameless.yaml:1: FinOpsPolicy has no metadata.name"):
         build_bundle(repo.path, opa=opa)
 
 
