@@ -33,11 +33,16 @@ findings contains finding if {
 		"rule": "policy.invalid",
 		"policy": id,
 		"message": sprintf(
-			"policy.invalid: FinOpsPolicy %s, which applies to %s, is malformed: %s; fix the policy (until then only its valid fields are enforced)",
-			[id, request.description, _describe(error)],
+			"policy.invalid: FinOpsPolicy %s, which %s %s, is malformed: %s; fix the policy (until then only its valid fields are enforced)",
+			[id, _relation(id), request.description, _describe(error)],
 		),
 	}
 }
+
+# A policy with an unusable selector may or may not be meant for the object.
+_relation(id) := "applies to" if id in policy.matching
+
+else := "may apply to"
 
 _describe(error) := error.message if error.field == ""
 

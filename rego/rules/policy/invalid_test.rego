@@ -42,7 +42,7 @@ test_unusable_selector if {
 	headless := fx.policy("headless", {"costLimits": {"maxCPUCores": 1}})
 	[f] := [f | some f in policy.findings with input as fx.review_with(fx.compliant, {"policies": [headless]})]
 	f.policy == "ai-workloads/headless"
-	contains(f.message, "spec.targetWorkloadSelector is required")
+	contains(f.message, "FinOpsPolicy ai-workloads/headless, which may apply to Deployment ai-workloads/inference, is malformed: spec.targetWorkloadSelector is required")
 	elsewhere := object.union(fx.compliant, {"metadata": {"namespace": "elsewhere"}})
 	count(policy.findings) == 0 with input as fx.review_with(elsewhere, {"policies": [headless]})
 }
