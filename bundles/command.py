@@ -14,7 +14,7 @@ from types import FrameType
 from typing import Any
 
 from bundles.builder import build_bundle, write_bundle
-from bundles.publish import parse_target, publish, read_token
+from bundles.publish import DEFAULT_BUNDLE_NAME, parse_target, publish, read_token
 from bundles.server import make_server
 from bundles.signing import SigningKey, load_signing_key
 from bundles.watch import WatchConfig, watch
@@ -94,8 +94,8 @@ def _add_publishing(parser: argparse.ArgumentParser, *, repeat: bool = False) ->
     )
     parser.add_argument(
         "--name",
-        default="bundle.tar.gz",
-        help="file name inside a dir: target (default: bundle.tar.gz)",
+        default=DEFAULT_BUNDLE_NAME,
+        help=f"file name inside a dir: target (default: {DEFAULT_BUNDLE_NAME})",
     )
     parser.add_argument(
         "--token-file", help="bearer token for http(s) targets (default: $EDGEPOLICY_BUNDLE_TOKEN)"

@@ -19,6 +19,7 @@ from bundles.layout import MANIFEST
 from edgepolicy.errors import BundleError, UsageError
 
 TOKEN_ENV = "EDGEPOLICY_BUNDLE_TOKEN"
+DEFAULT_BUNDLE_NAME = "edgepolicy.tar.gz"
 _TIMEOUT = urllib3.Timeout(connect=5.0, read=60.0)
 
 
@@ -103,7 +104,7 @@ def publish(
     archive: bytes,
     target: Target,
     *,
-    bundle_name: str = "bundle.tar.gz",
+    bundle_name: str = DEFAULT_BUNDLE_NAME,
     token: str | None = None,
     ca_file: str | None = None,
     kubeconfig: str | None = None,

@@ -72,6 +72,7 @@ class BundleServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: BundleServer
     protocol_version = "HTTP/1.1"
+    timeout = 120  # seconds a connection may idle between requests (OPA reconnects)
     server_version = "edgepolicy-bundles"
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bundles.builder import build_bundle
 from bundles.gitrepo import redact_url, resolve_commit, run_git
-from bundles.publish import Target, publish
+from bundles.publish import DEFAULT_BUNDLE_NAME, Target, publish
 from bundles.signing import SigningKey
 from edgepolicy.errors import BundleError, EdgepolicyError, InputError, OpaError
 
@@ -33,7 +33,7 @@ class WatchConfig:
     opa: Path
     workdir: Path
     signing_key: SigningKey | None = None
-    bundle_name: str = "bundle.tar.gz"
+    bundle_name: str = DEFAULT_BUNDLE_NAME
     interval: float = 10.0
     max_iterations: int | None = None
     token: str | None = None

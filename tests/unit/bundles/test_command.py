@@ -58,7 +58,7 @@ def test_watch_once(repo: PolicyRepo, tmp_path: Path, capsys: pytest.CaptureFixt
     args = ["bundle", "watch", "--repo", str(repo.path), "--once", "--to", f"dir:{served}"]
     assert main([*args, "--workdir", str(tmp_path / "w")]) == 0
     assert "published " in capsys.readouterr().out
-    assert (served / "bundle.tar.gz").exists()
+    assert (served / "edgepolicy.tar.gz").exists()
 
 
 def test_watch_once_on_a_missing_branch_exits_1(
