@@ -78,7 +78,7 @@ _cpu_problems(hpa, policy_object) := array.concat(
 		limit := policy.setting(policy_object, "autoScale", "cpuUtilizationPercentage")
 		count(autoscaling.cpu_utilization_targets(hpa)) == 0
 		problem := {
-			"text": sprintf("CPU averageUtilization target is missing, autoScale.cpuUtilizationPercentage is %v", [limit]),
+			"text": sprintf("CPU averageUtilization target is missing, required by autoScale.cpuUtilizationPercentage %v", [limit]),
 			"fix": sprintf("add a Resource metric on cpu with target type Utilization and averageUtilization of at least %v", [limit]),
 		}
 	],
