@@ -6,24 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from policyrepo import write_key
 
 from edgepolicy.opa_binary import find_opa
 
 ASSETS = Path(__file__).parent / "assets"
-
-
-def write_key(path: Path, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> Path:
-    """Write ``key`` as an unencrypted PKCS#8 PEM file and return its path."""
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Test helper: a throw-away policy Git repository with reproducible commits.
+"""Test helpers: a throw-away policy Git repository with reproducible commits, and keys.
 
 Author and committer dates are fixed (advancing one minute per commit), so the same sequence of
 commits always yields the same commit ids.
@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 BASE_TIME = 1_767_225_600  # 2026-01-01T00:00:00Z
 
@@ -86,3 +88,15 @@ class PolicyRepo:
         self.commits += 1
         self.git("revert", "--no-edit", commit)
         return self.git("rev-parse", "HEAD")
+
+
+def write_key(path: Path, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> Path:
+    """Write ``key`` as an unencrypted PKCS#8 PEM file and return its path."""
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
