@@ -36,7 +36,7 @@ _replicas contains finding if {
 	}
 }
 
-_violations := [f | some f in _invalid | _replicas]
+_violations := [f | some f in (_invalid | _replicas)]
 
 decision := {
 	"allowed": count(_violations) == 0,
