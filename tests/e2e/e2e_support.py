@@ -207,28 +207,30 @@ class Webhook:
 def start_webhook(
     tls: WebhookTls, log_file: Path, *, args: Sequence[str] = (), timeout: float = 60.0
 ) -> Webhook:
-    """Start `edgepolicy serve` on a free loopback port; wait until its /readyz answers 200."""
+    """Start `edgepolicy serve ARGS` on a free loopback port; wait until /readyz answers 200."""
     port = controlplane.free_port()
+    argv = [
+        str(EDGEPOLICY), "serve",
+        "--tls-cert", str(tls.cert_file), "--tls-key", str(tls.key_file),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        *args,
+    ]  # fmt: skip
+    return launch_webhook(argv, port, tls, log_file, timeout=timeout)
+
+
+def launch_webhook(
+    argv: Sequence[str], port: int, tls: WebhookTls, log_file: Path, *, timeout: float = 60.0
+) -> Webhook:
+    """Run ``argv`` (an `edgepolicy serve` command listening on ``port`` with ``tls``).
+
+    Waits until /readyz answers 200; fails the test with the webhook's output if it exits or
+    is not ready within ``timeout`` seconds.
+    """
     env = _env_without_proxies()
     env["EDGEPOLICY_OPA"] = str(BIN / "opa")
-    argv = [
-        str(EDGEPOLICY),
-        "serve",
-        "--tls-cert",
-        str(tls.cert_file),
-        "--tls-key",
-        str(tls.key_file),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        *args,
-    ]
     with log_file.open("ab") as log:
         process = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            list(argv), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
     webhook = Webhook(process, port, log_file, tls)
     deadline = time.monotonic() + timeout
