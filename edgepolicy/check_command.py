@@ -17,6 +17,7 @@ from edgepolicy.library import library_path
 from edgepolicy.manifests import load_paths
 from edgepolicy.opa_binary import find_opa
 from edgepolicy.output import FORMATS, render
+from edgepolicy.verification_keys import load_verification_key
 
 
 def add_parser(subparsers: Any) -> None:
@@ -59,6 +60,17 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--fail-on-warn", action="store_true", help="exit 1 when an object only has warnings"
     )
+    parser.add_argument(
+        "--verification-key",
+        metavar="PEM",
+        help="public key verifying a signed --policy bundle (RSA: RS256, EC: ES256/384/512)",
+    )
+    parser.add_argument(
+        "--verification-key-id",
+        metavar="ID",
+        default="default",
+        help="key id the bundle's signature names (default: default)",
+    )
     parser.add_argument("--opa", metavar="PATH", help="OPA binary to run")
     parser.set_defaults(func=run)
 
@@ -71,10 +83,20 @@ def run(args: argparse.Namespace) -> int:
     """
     opa_binary = find_opa(args.opa)
     policy = PolicySource.from_path(Path(args.policy) if args.policy else library_path())
+    key = (
+        load_verification_key(args.verification_key, args.verification_key_id)
+        if args.verification_key
+        else None
+    )
     data = load_data_files(args.data)
     manifests = load_paths(args.paths)
     report = check_manifests(
-        manifests, opa_binary=opa_binary, policy=policy, data=data, namespace=args.namespace
+        manifests,
+        opa_binary=opa_binary,
+        policy=policy,
+        data=data,
+        namespace=args.namespace,
+        verification_key=key,
     )
     sys.stdout.write(render(report, args.output))
     return report.exit_code(fail_on_warn=args.fail_on_warn)

@@ -22,6 +22,7 @@ from edgepolicy.opa_client import OpaClient
 from edgepolicy.opa_server import LocalOpa
 from edgepolicy.policy_data import policies_to_data, with_namespace
 from edgepolicy.review import admission_review, decision_input, is_namespaced
+from edgepolicy.verification_keys import VerificationKey
 
 BUNDLE_SUFFIXES = (".tar.gz", ".tgz")
 CHECKED_KINDS = frozenset(
@@ -166,14 +167,20 @@ def check_manifests(
     policy: PolicySource,
     data: Mapping[str, Any] | None = None,
     namespace: str = "default",
+    verification_key: VerificationKey | None = None,
 ) -> CheckReport:
     """Decide every manifest with one OPA started for the run.
 
+    A bundle is verified with ``verification_key``; a signed bundle without one is refused.
+
     Raises:
         InputError: two policy objects among the inputs share kind, namespace and name.
-        UsageError: ``data`` sets values a bundle owns.
-        OpaError: OPA failed to start or returned an unusable answer.
+        UsageError: ``data`` sets values a bundle owns, a signed bundle comes without a key,
+            or a key comes without a bundle.
+        OpaError: OPA failed to start, refused the bundle, or returned an unusable answer.
     """
+    if verification_key is not None and not policy.is_bundle:
+        raise UsageError("--verification-key applies to a bundle: give --policy BUNDLE.tar.gz")
     objects = [_with_default_namespace(manifest.obj, namespace) for manifest in manifests]
     policies = [obj for obj in objects if is_policy_object(obj)]
     policies_to_data(policies)  # rejects duplicates before OPA starts
@@ -188,7 +195,10 @@ def check_manifests(
     ]
     paths = [] if policy.is_bundle else [policy.path]
     bundles = [policy.path] if policy.is_bundle else []
-    with LocalOpa(opa_binary, paths=paths, bundles=bundles, data=data) as opa:
+    local_opa = LocalOpa(
+        opa_binary, paths=paths, bundles=bundles, data=data, verification_key=verification_key
+    )
+    with local_opa as opa:
         client = OpaClient(opa.url, timeout=_OPA_TIMEOUT_SECONDS, maxsize=_PARALLEL_REQUESTS)
         try:
             with ThreadPoolExecutor(max_workers=_PARALLEL_REQUESTS) as pool:

@@ -16,6 +16,7 @@ from typing import Any
 
 from edgepolicy.errors import OpaError, UsageError
 from edgepolicy.opa_client import OpaClient
+from edgepolicy.verification_keys import VerificationKey
 
 _POLL_SECONDS = 0.05
 _STOP_SECONDS = 5.0
@@ -31,6 +32,11 @@ class LocalOpa:
     ``data`` (written to a temporary file and merged at the root of ``data``); entry returns
     once ``/health`` answers. On exit the process is stopped. ``url`` is the base URL to give
     an :class:`OpaClient`.
+
+    With a ``verification_key`` the bundles are loaded by OPA's bundle plugin (``file://``
+    resources) with signature verification, and entry waits until every bundle is activated;
+    a bundle that fails verification fails the start. A signed bundle without a key is
+    refused rather than loaded unverified.
     """
 
     def __init__(
@@ -44,12 +50,14 @@ class LocalOpa:
         log_path: Path | None = None,
         extra_args: Sequence[str] = (),
         startup_timeout: float = 30.0,
+        verification_key: VerificationKey | None = None,
     ) -> None:
         """Describe the server to run; nothing starts before ``__enter__``.
 
         Raises:
             UsageError: ``data`` sets values under a root that one of the ``bundles`` owns
-                (OPA would silently drop them), or a bundle's ``.manifest`` is unreadable.
+                (OPA would silently drop them), a bundle's ``.manifest`` is unreadable, or a
+                bundle is signed but no ``verification_key`` is given.
         """
         self._binary = Path(opa_binary)
         self._paths = [Path(path) for path in paths]
@@ -59,13 +67,19 @@ class LocalOpa:
         self._log_path = log_path
         self._extra_args = list(extra_args)
         self._startup_timeout = startup_timeout
+        self._verification_key = verification_key
         self._process: subprocess.Popen[bytes] | None = None
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._log: io.BufferedWriter | None = None
         self.url = ""
-        if self._data:
-            for bundle in self._bundles:
+        for bundle in self._bundles:
+            if self._data:
                 check_data_outside_roots(self._data, bundle_roots(bundle), bundle)
+            if verification_key is None and is_signed(bundle):
+                raise UsageError(
+                    f"bundle {bundle} is signed: give the public key that verifies it "
+                    "(--verification-key PEM and --verification-key-id ID)"
+                )
 
     def __enter__(self) -> LocalOpa:
         """Start OPA and wait until it answers.
@@ -132,9 +146,15 @@ class LocalOpa:
             "--shutdown-grace-period",
             "1",
             *self._extra_args,
-            *[str(path) for path in self._bundles],
-            *[str(path) for path in self._paths],
         ]
+        if self._verification_key is None:
+            command.extend(str(bundle) for bundle in self._bundles)
+        else:
+            config_file = workdir / "config.json"
+            config = _bundle_plugin_config(self._bundles, self._verification_key)
+            config_file.write_text(json.dumps(config), encoding="utf-8")
+            command.extend(["--config-file", str(config_file)])
+        command.extend(str(path) for path in self._paths)
         if self._data:
             data_file = workdir / "data.json"
             data_file.write_text(json.dumps(self._data), encoding="utf-8")
@@ -158,8 +178,11 @@ class LocalOpa:
                         f"OPA exited with status {self._process.returncode} while starting: "
                         f"{_tail(log_path)}"
                     )
-                if client.health():
+                if client.health(bundles=self._verification_key is not None):
                     return
+                failure = _bundle_failure(log_path)
+                if failure is not None:
+                    raise OpaError(f"OPA refused a bundle: {failure}")
                 if time.monotonic() > deadline:
                     raise OpaError(
                         f"OPA did not answer at {self.url} within {self._startup_timeout:g}s: "
@@ -168,6 +191,53 @@ class LocalOpa:
                 time.sleep(_POLL_SECONDS)
         finally:
             client.close()
+
+
+def _bundle_plugin_config(bundles: Sequence[Path], key: VerificationKey) -> dict[str, Any]:
+    """OPA configuration loading each bundle file through the bundle plugin, verified."""
+    return {
+        "bundles": {
+            f"bundle-{position}": {
+                "resource": bundle.resolve().as_uri(),
+                "signing": {"keyid": key.key_id},
+            }
+            for position, bundle in enumerate(bundles)
+        },
+        "keys": {key.key_id: {"algorithm": key.algorithm, "key": key.pem}},
+    }
+
+
+def _bundle_failure(log_path: Path) -> str | None:
+    """The first bundle-plugin error in OPA's JSON log, if any."""
+    try:
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        is_bundle_entry = isinstance(entry, dict) and entry.get("plugin") == "bundle"
+        if is_bundle_entry and entry.get("level") == "error":
+            return str(entry.get("msg", line))
+    return None
+
+
+def is_signed(bundle: Path) -> bool:
+    """Tell whether a bundle tarball carries a ``.signatures.json``.
+
+    Raises:
+        UsageError: the bundle cannot be read.
+    """
+    try:
+        with tarfile.open(bundle, "r:*") as archive:
+            return any(
+                member.name.removeprefix("./").lstrip("/") == ".signatures.json"
+                for member in archive
+            )
+    except (OSError, tarfile.TarError) as error:
+        raise UsageError(f"{bundle}: cannot read the bundle: {error}") from error
 
 
 def bundle_roots(bundle: Path) -> list[str]:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import subprocess
 import sys
+import tarfile
 import textwrap
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from edgepolicy.library import library_path
 from edgepolicy.opa_binary import find_opa
@@ -391,8 +394,11 @@ def test_list_kind_and_json_files_are_read(tmp_path: Path) -> None:
     assert [(r["name"], r["index"]) for r in document["results"]] == [("a", 0), ("b", 1)]
 
 
-def _build_bundle(tmp_path: Path, policies: dict[str, Any]) -> Path:
-    """Build a real OPA bundle (``opa build``) holding the shipped library and ``policies``."""
+def _build_bundle(
+    tmp_path: Path, policies: dict[str, Any], signing: tuple[Path, str, str] | None = None
+) -> Path:
+    """Build a real OPA bundle (``opa build``) holding the shipped library and ``policies``,
+    signed by OPA itself when ``signing`` is (private key file, algorithm, key id)."""
     source = tmp_path / "bundle-src"
     source.mkdir()
     (source / ".manifest").write_text(json.dumps({"roots": ["edgepolicy"], "revision": "test"}))
@@ -404,12 +410,14 @@ def _build_bundle(tmp_path: Path, policies: dict[str, Any]) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(file.read_bytes())
     bundle = tmp_path / "bundle.tar.gz"
-    subprocess.run(
-        [str(find_opa()), "build", "--bundle", str(source), "--output", str(bundle)],
-        check=True,
-        capture_output=True,
-        env={**os.environ},
-    )
+    command = [str(find_opa()), "build", "--bundle", str(source), "--output", str(bundle)]
+    if signing is not None:
+        key, algorithm, key_id = signing
+        command += ["--signing-key", str(key), "--signing-alg", algorithm]
+        claims = tmp_path / "claims.json"
+        claims.write_text(json.dumps({"keyid": key_id}))
+        command += ["--claims-file", str(claims)]
+    subprocess.run(command, check=True, capture_output=True)
     return bundle
 
 
@@ -440,3 +448,85 @@ def test_bundle_with_data_under_its_roots_is_refused(tmp_path: Path) -> None:
     assert completed.returncode == 2
     assert "the data sets data.edgepolicy, but bundle" in completed.stderr
     assert "owns data.edgepolicy" in completed.stderr
+
+
+def _key_pair(tmp_path: Path, name: str, algorithm: str) -> tuple[Path, Path]:
+    """Write a fresh private/public PEM pair for ``algorithm`` (RS256 or ES256)."""
+    private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    if algorithm == "RS256":
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        private = ec.generate_private_key(ec.SECP256R1())
+    private_file, public_file = tmp_path / f"{name}.key", tmp_path / f"{name}.pub"
+    private_file.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public_file.write_bytes(
+        private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return private_file, public_file
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "ES256"])
+def test_signed_bundle_is_verified_before_use(tmp_path: Path, algorithm: str) -> None:
+    from edgepolicy.manifests import load_paths
+    from edgepolicy.policy_data import policies_to_data
+
+    private, public = _key_pair(tmp_path, "signer", algorithm)
+    _, other_public = _key_pair(tmp_path, "other", algorithm)
+    policies = policies_to_data(m.obj for m in load_paths([EXAMPLES / "policies"]))
+    bundle = _build_bundle(tmp_path, policies, signing=(private, algorithm, "edge"))
+    workloads = "examples/workloads"
+
+    unverified = run_check("--policy", bundle, workloads)
+    assert unverified.returncode == 2
+    assert "is signed: give the public key that verifies it" in unverified.stderr
+
+    verified = run_check(
+        "--output", "json", "--policy", bundle,
+        "--verification-key", public, "--verification-key-id", "edge", workloads,
+    )  # fmt: skip
+    assert verified.returncode == 1, verified.stderr
+    assert json.loads(verified.stdout)["summary"]["denied"] == 8
+
+    wrong_key = run_check(
+        "--policy", bundle, "--verification-key", other_public,
+        "--verification-key-id", "edge", workloads,
+    )  # fmt: skip
+    assert wrong_key.returncode == 2
+    assert "OPA refused a bundle" in wrong_key.stderr
+
+
+def test_tampered_signed_bundle_is_refused(tmp_path: Path) -> None:
+    private, public = _key_pair(tmp_path, "signer", "RS256")
+    bundle = _build_bundle(tmp_path, {}, signing=(private, "RS256", "edge"))
+    tampered = tmp_path / "tampered.tar.gz"
+    with tarfile.open(bundle) as source, tarfile.open(tampered, "w:gz") as target:
+        for member in source.getmembers():
+            content = source.extractfile(member)
+            data = content.read() if content is not None else b""
+            if member.name.lstrip("/") == "data.json":
+                data = data.replace(b'"policies":{}', b'"policies":{"finops":{}}')
+                assert b'"finops"' in data
+            member.size = len(data)
+            target.addfile(member, io.BytesIO(data))
+    completed = run_check(
+        "--policy", tampered, "--verification-key", public,
+        "--verification-key-id", "edge", "examples/",
+    )  # fmt: skip
+    assert completed.returncode == 2
+    assert "OPA refused a bundle" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_verification_key_without_a_bundle_is_bad_usage(tmp_path: Path) -> None:
+    _, public = _key_pair(tmp_path, "k", "ES256")
+    completed = run_check("--verification-key", public, "examples/")
+    assert completed.returncode == 2
+    assert "--verification-key applies to a bundle" in completed.stderr
