@@ -25,7 +25,14 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "unit" / "bundles")]
 
 from policyrepo import PolicyRepo, finops_policy  # noqa: E402
 
-from bench.bundles_sidecars import KEY_ID, RESOURCE, BundleService, Sidecar, wait_until  # noqa: E402
+from bench.bundles_sidecars import (  # noqa: E402
+    KEY_ID,
+    RESOURCE,
+    BundleService,
+    Sidecar,
+    free_port,
+    wait_until,
+)
 from bundles.archive import read_tar_gz, tar_gz, write_atomically  # noqa: E402
 from edgepolicy.opa_binary import find_opa  # noqa: E402
 from edgepolicy.review import admission_review, decision_input  # noqa: E402
@@ -188,6 +195,29 @@ def test_a_rule_rolled_out_in_warn_mode_through_git_warns(fleet: Fleet) -> None:
     decision = sidecar.decide(_input(5))
     assert decision["allowed"] is True
     assert [w["rule"] for w in decision["warnings"]] == ["finops.replicas"]
+
+
+def test_any_static_web_server_works(fleet: Fleet, tmp_path: Path) -> None:
+    revision = fleet.commit_policy(3, "max 3 replicas")
+    static_dir = tmp_path / "static"
+    static_dir.mkdir()
+    fleet.build(static_dir / RESOURCE)
+    port = free_port()
+    with open(tmp_path / "http.server.log", "wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory",
+             str(static_dir), str(port)],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        sidecar = Sidecar(fleet.opa, tmp_path / "opa-static", f"http://127.0.0.1:{port}",
+                          _public_pem(fleet.key), long_polling=False)  # fmt: skip
+        fleet.sidecars.append(sidecar)
+        sidecar.start().wait_for_revision(revision, timeout=20)
+        assert _rules(sidecar.decide(_input(5))) == ["finops.replicas"]
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def test_tampered_unsigned_and_foreign_bundles_are_rejected(fleet: Fleet) -> None:

@@ -53,9 +53,11 @@ def test_key_id_without_key_is_a_usage_error(repo: PolicyRepo, tmp_path: Path) -
     assert main([*args, "--key-id", "k"]) == 2
 
 
-def test_watch_once(repo: PolicyRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_watch_once_from_a_url(
+    repo: PolicyRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     served = tmp_path / "served"
-    args = ["bundle", "watch", "--repo", str(repo.path), "--once", "--to", f"dir:{served}"]
+    args = ["bundle", "watch", "--repo", repo.path.as_uri(), "--once", "--to", f"dir:{served}"]
     assert main([*args, "--workdir", str(tmp_path / "w")]) == 0
     assert "published " in capsys.readouterr().out
     assert (served / "edgepolicy.tar.gz").exists()
