@@ -20,6 +20,7 @@ from edgepolicy.checking import (
 from edgepolicy.decision import Decision, Finding
 from edgepolicy.errors import InputError, UsageError
 from edgepolicy.manifests import Manifest, load_text
+from edgepolicy.verification_keys import VerificationKey
 
 MANIFESTS = """\
 apiVersion: policy.apexlogic.com/v1alpha1
@@ -104,7 +105,12 @@ def test_one_opa_decides_every_object_with_the_run_as_context(
         namespace="team",
     )
     (opa,) = recorded
-    assert opa.options == {"paths": [Path("/rego")], "bundles": [], "data": {"x": 1}}
+    assert opa.options == {
+        "paths": [Path("/rego")],
+        "bundles": [],
+        "data": {"x": 1},
+        "verification_key": None,
+    }
     by_name = {doc["request"]["name"]: doc for doc in opa.inputs}
     assert set(by_name) == {"budget", "web", "other", "web-hpa", "team"}
     for doc in opa.inputs:
@@ -209,3 +215,21 @@ def test_policy_source_classifies_paths(tmp_path: Path) -> None:
         PolicySource.from_path(other)
     with pytest.raises(UsageError, match="no such file or directory"):
         PolicySource.from_path(tmp_path / "missing")
+
+
+def test_verification_key_needs_a_bundle(recorded: list[RecordingOpa]) -> None:
+    key = VerificationKey("k", "RS256", "-----BEGIN PUBLIC KEY-----")
+    with pytest.raises(UsageError, match="--verification-key applies to a bundle"):
+        check_manifests(
+            [],
+            opa_binary=Path("/opa"),
+            policy=PolicySource(Path("/rego"), is_bundle=False),
+            verification_key=key,
+        )
+    check_manifests(
+        [],
+        opa_binary=Path("/opa"),
+        policy=PolicySource(Path("/b.tar.gz"), is_bundle=True),
+        verification_key=key,
+    )
+    assert recorded[0].options["verification_key"] is key
