@@ -1,0 +1,92 @@
+"""LocalOpa's bundle checks, which run before any OPA starts."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgepolicy.errors import UsageError
+from edgepolicy.opa_server import LocalOpa, bundle_roots, check_data_outside_roots, is_signed
+from edgepolicy.verification_keys import VerificationKey
+
+
+def _tarball(tmp_path: Path, files: dict[str, bytes], name: str = "b.tar.gz") -> Path:
+    path = tmp_path / name
+    with tarfile.open(path, "w:gz") as archive:
+        for member, content in files.items():
+            info = tarfile.TarInfo(member)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    return path
+
+
+def _manifest(roots: Any) -> bytes:
+    return json.dumps({"revision": "r", "roots": roots}).encode()
+
+
+def test_roots_come_from_the_manifest(tmp_path: Path) -> None:
+    assert bundle_roots(_tarball(tmp_path, {"/.manifest": _manifest(["a/b", "c"])})) == [
+        "a/b",
+        "c",
+    ]
+    assert bundle_roots(_tarball(tmp_path, {"./.manifest": b"{}"}, "c.tar.gz")) == [""]
+    assert bundle_roots(_tarball(tmp_path, {"x.rego": b""}, "d.tar.gz")) == [""]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [(b"not json", "cannot read the bundle's .manifest"), (_manifest("a"), "list of strings")],
+)
+def test_bad_manifests_are_usage_errors(tmp_path: Path, content: bytes, expected: str) -> None:
+    with pytest.raises(UsageError, match=expected):
+        bundle_roots(_tarball(tmp_path, {".manifest": content}))
+
+
+def test_unreadable_bundle_is_a_usage_error(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(b"not a tarball")
+    with pytest.raises(UsageError, match="cannot read"):
+        bundle_roots(broken)
+    with pytest.raises(UsageError, match="cannot read the bundle"):
+        is_signed(broken)
+
+
+def test_signed_bundles_are_recognised(tmp_path: Path) -> None:
+    assert is_signed(_tarball(tmp_path, {"/.signatures.json": b"{}"}))
+    assert not is_signed(_tarball(tmp_path, {"/.manifest": b"{}"}, "u.tar.gz"))
+
+
+@pytest.mark.parametrize(
+    ("data", "roots", "refused"),
+    [
+        ({"edgepolicy": {"settings": {}}}, ["edgepolicy"], "data.edgepolicy"),
+        ({"edgepolicy": {"settings": {"a": 1}}}, ["edgepolicy/settings"],
+         "data.edgepolicy.settings"),
+        ({"edgepolicy": 3}, ["edgepolicy/settings"], "data.edgepolicy"),
+        ({"anything": 1}, [""], "data"),
+        ({"edgepolicy": {"policies": {}}}, ["edgepolicy/settings"], None),
+        ({"other": {"x": 1}}, ["edgepolicy"], None),
+        ({"edgepolicy": {}}, ["edgepolicy"], None),
+    ],
+)  # fmt: skip
+def test_data_under_bundle_roots_is_refused(
+    data: dict[str, Any], roots: list[str], refused: str | None
+) -> None:
+    if refused is None:
+        check_data_outside_roots(data, roots, Path("b.tar.gz"))
+        return
+    with pytest.raises(UsageError, match=f"the data sets {refused.replace('.', '[.]')}, but"):
+        check_data_outside_roots(data, roots, Path("b.tar.gz"))
+
+
+def test_signed_bundle_without_key_is_refused_before_starting(tmp_path: Path) -> None:
+    signed = _tarball(tmp_path, {"/.manifest": _manifest(["x"]), "/.signatures.json": b"{}"})
+    with pytest.raises(UsageError, match="is signed: give the public key"):
+        LocalOpa(Path("/no/opa"), bundles=[signed])
+    key = VerificationKey("k", "ES256", "pem")
+    LocalOpa(Path("/no/opa"), bundles=[signed], verification_key=key)
