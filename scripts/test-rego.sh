@@ -21,6 +21,38 @@ fi
 echo "test-rego: opa check --strict"
 "$OPA" check --strict rego
 
+echo "test-rego: # METADATA on every package and every rule"
+python3 - "$OPA" "$REGO" <<'PY'
+"""Every package has a package annotation (in one of its files) and every rule name an annotation."""
+import collections
+import json
+import pathlib
+import subprocess
+import sys
+
+opa, rego_dir = sys.argv[1], pathlib.Path(sys.argv[2])
+annotated_packages, packages, missing = set(), {}, []
+for path in sorted(rego_dir.rglob("*.rego")):
+    parsed = subprocess.run(
+        [opa, "parse", "--format", "json", "--json-include", "locations", str(path)],
+        capture_output=True, text=True, check=True,
+    )
+    ast = json.loads(parsed.stdout)
+    package = ".".join(str(term["value"]) for term in ast["package"]["path"][1:])
+    packages.setdefault(package, path)
+    if any(a.get("scope") == "package" for a in ast.get("annotations", [])):
+        annotated_packages.add(package)
+    rules = collections.defaultdict(bool)
+    for rule in ast.get("rules", []):
+        head = rule["head"]
+        name = head["ref"][0]["value"] if head.get("ref") else head["name"]
+        rules[name] |= bool(rule.get("annotations"))
+    missing += [f"{path}: rule {name}" for name, annotated in rules.items() if not annotated]
+missing += [f"{path}: package {p}" for p, path in packages.items() if p not in annotated_packages]
+if missing:
+    sys.exit("test-rego: no # METADATA annotation for:\n  " + "\n  ".join(missing))
+PY
+
 echo "test-rego: opa test"
 "$OPA" test rego
 

@@ -36,10 +36,16 @@ decision := {
 	"policies": [],
 }
 
+# METADATA
+# title: _findings
+# description: 'Every finding of every rule package, with its enforcement action added.'
 _findings contains object.union(finding, {"action": settings.action(finding.rule)}) if {
 	some finding in data.edgepolicy.rules[_].findings
 }
 
+# METADATA
+# title: _by_action
+# description: 'The findings per action (`deny`, `warn`, `dryrun`), sorted by rule, policy, container and message.'
 _by_action[action] := [finding |
 	some key in sort([[f.rule, f.policy, object.get(f, "container", ""), f.message, f] |
 		some f in _findings

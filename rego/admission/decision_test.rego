@@ -5,8 +5,14 @@ package edgepolicy.admission_test
 import data.edgepolicy.admission
 import data.edgepolicy.test.fixtures_test as fx
 
+# METADATA
+# title: _over_budget
+# description: 'A Deployment above the seed''s cpu and memory limits, with a container lacking limits.'
 _over_budget := fx.deployment(1, [fx.container("server", "4", "12Gi"), {"name": "sidecar"}])
 
+# METADATA
+# title: _quantized
+# description: 'A context with the seed policy and verified quantized facts for container `server`.'
 _quantized := {"policies": [fx.seed_policy], "models": fx.quantized("server")}
 
 # METADATA

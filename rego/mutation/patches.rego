@@ -18,8 +18,14 @@ import data.edgepolicy.lib.policy
 import data.edgepolicy.lib.request
 import data.edgepolicy.lib.workload
 
+# METADATA
+# title: _policy_label
+# description: 'The cost-attribution label.'
 _policy_label := "finops.apexlogic.com/policy"
 
+# METADATA
+# title: _idle_annotation
+# description: 'The idle-shutdown annotation.'
 _idle_annotation := "finops.apexlogic.com/idle-shutdown-after"
 
 # METADATA
@@ -30,8 +36,14 @@ patches := [operation |
 	operation := entry[1]
 ]
 
+# METADATA
+# title: _policy_ids
+# description: 'The sorted ids of the policies applying to the admitted workload.'
 _policy_ids := sort(policy.matching) if workload.is_workload(request.object)
 
+# METADATA
+# title: _operations
+# description: 'The JSONPatch operations, unordered.'
 _operations contains operation if {
 	count(_policy_ids) > 0
 	value := policy.all[_policy_ids[0]].name
@@ -52,7 +64,9 @@ _operations contains operation if {
 	some operation in _set(annotations_path, _idle_annotation, value)
 }
 
-# The operations that make map `path` of the admitted object hold `key` = `value`.
+# METADATA
+# title: _set
+# description: 'The operations that make map `path` of the admitted object hold `key` = `value`.'
 _set(path, key, value) := [] if {
 	object.get(request.object, array.concat(path, [key]), null) == value
 } else := [{"op": "replace", "path": _pointer(array.concat(path, [key])), "value": value}] if {
@@ -61,17 +75,31 @@ _set(path, key, value) := [] if {
 	_is_object_at(path)
 } else := array.concat(_parents(path), [{"op": "add", "path": _pointer(path), "value": {key: value}}])
 
-# Operations adding the missing (or null) maps above `path`, outermost first.
+# METADATA
+# title: _parents
+# description: 'Operations adding the missing (or null) maps above `path`, outermost first.'
 _parents(path) := [{"op": "add", "path": _pointer(prefix), "value": {}} |
 	some length in numbers.range(1, count(path) - 1)
 	prefix := array.slice(path, 0, length)
 	not _is_object_at(prefix)
 ]
 
+# METADATA
+# title: _is_object_at
+# description: 'True when the admitted object has an object at `path`.'
 _is_object_at(path) if is_object(object.get(request.object, path, null))
 
+# METADATA
+# title: _has_key
+# description: 'True when map `path` of the admitted object has a non-null `key`.'
 _has_key(path, key) if object.get(request.object, array.concat(path, [key]), null) != null
 
+# METADATA
+# title: _pointer
+# description: '`path` as a JSON Pointer.'
 _pointer(path) := concat("", [sprintf("/%s", [_escape(segment)]) | some segment in path])
 
+# METADATA
+# title: _escape
+# description: '`segment` escaped for a JSON Pointer (`~` as `~0`, `/` as `~1`).'
 _escape(segment) := replace(replace(segment, "~", "~0"), "/", "~1")

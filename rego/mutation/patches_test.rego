@@ -5,8 +5,14 @@ package edgepolicy.mutation_test
 import data.edgepolicy.mutation
 import data.edgepolicy.test.fixtures_test as fx
 
+# METADATA
+# title: _label
+# description: 'The operation adding the labels map with the seed policy''s name.'
 _label := {"op": "add", "path": "/metadata/labels", "value": {"finops.apexlogic.com/policy": "edge-ai-inference-cost-policy"}}
 
+# METADATA
+# title: _patches
+# description: 'The patches for `obj` with the seed policy in the context.'
 _patches(obj) := patches if {
 	patches := mutation.patches with input as fx.seeded(obj)
 }
@@ -104,4 +110,7 @@ test_nothing_to_add if {
 	mutation.patches == [] with input as fx.review_with(hpa, {"policies": [fx.seed_policy], "workloads": [fx.compliant]})
 }
 
+# METADATA
+# title: _label_for
+# description: 'The operation adding the labels map with policy `name`.'
 _label_for(name) := {"op": "add", "path": "/metadata/labels", "value": {"finops.apexlogic.com/policy": name}}

@@ -90,6 +90,9 @@ workload(kind, spec) := {
 	not kind in {"Pod", "CronJob"}
 }
 
+# METADATA
+# title: _api_versions
+# description: 'The apiVersion of each templated workload kind.'
 _api_versions := {
 	"Deployment": "apps/v1",
 	"StatefulSet": "apps/v1",

@@ -69,11 +69,17 @@ cpu_utilization_targets(hpa) := array.concat(
 	],
 )
 
+# METADATA
+# title: _context_workloads
+# description: 'The objects of `input.context.workloads`.'
 _context_workloads := [candidate |
 	some candidate in input.context.workloads
 	is_object(candidate)
 ]
 
+# METADATA
+# title: _namespace
+# description: 'The namespace of `obj`, or `fallback` when it names none.'
 _namespace(obj, fallback) := obj.metadata.namespace if {
 	is_string(obj.metadata.namespace)
 	obj.metadata.namespace != ""

@@ -5,6 +5,9 @@ package edgepolicy.lib.autoscaling_test
 import data.edgepolicy.lib.autoscaling
 import data.edgepolicy.test.fixtures_test as fx
 
+# METADATA
+# title: _hpa
+# description: 'An autoscaling/v2 HPA scaling Deployment `inference`, with `spec` merged in.'
 _hpa(spec) := {
 	"apiVersion": "autoscaling/v2",
 	"kind": "HorizontalPodAutoscaler",

@@ -38,20 +38,35 @@ all[id] := record if {
 	}
 }
 
+# METADATA
+# title: _context_policies
+# description: 'The FinOpsPolicy objects of `input.context.policies`.'
 _context_policies := [policy |
 	some policy in input.context.policies
 	policy.kind == "FinOpsPolicy"
 ]
 
+# METADATA
+# title: _context_ids
+# description: 'The ids (`namespace/name`) of the context policies.'
 _context_ids := {_context_id(policy) | some policy in _context_policies}
 
+# METADATA
+# title: _context_id
+# description: 'The id `namespace/name` of context policy `policy`.'
 _context_id(policy) := concat("/", [_context_namespace(policy), _context_name(policy)])
 
+# METADATA
+# title: _context_namespace
+# description: 'The namespace of context policy `policy` (`default` when it names none).'
 _context_namespace(policy) := policy.metadata.namespace if {
 	is_string(policy.metadata.namespace)
 	policy.metadata.namespace != ""
 } else := "default"
 
+# METADATA
+# title: _context_name
+# description: 'The name of context policy `policy` (`""` when it has none).'
 _context_name(policy) := policy.metadata.name if is_string(policy.metadata.name)
 
 else := ""
@@ -99,6 +114,9 @@ applies(record, obj, namespace) if {
 	selector.matches(record.object.spec.targetWorkloadSelector, workload.pod_labels(obj))
 }
 
+# METADATA
+# title: _has_usable_selector
+# description: 'True when `policy` has a well-formed targetWorkloadSelector.'
 _has_usable_selector(policy) if {
 	count(selector.errors(policy.spec.targetWorkloadSelector, "")) == 0
 }

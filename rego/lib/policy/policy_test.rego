@@ -5,6 +5,9 @@ package edgepolicy.lib.policy_test
 import data.edgepolicy.lib.policy
 import data.edgepolicy.test.fixtures_test as fx
 
+# METADATA
+# title: _other
+# description: 'A second valid policy selecting the fixture labels.'
 _other := fx.policy("other", fx.selector_spec({"costLimits": {"maxCPUCores": 4}}))
 
 # METADATA

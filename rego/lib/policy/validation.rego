@@ -6,6 +6,9 @@ package edgepolicy.lib.policy
 
 import data.edgepolicy.lib.selector
 
+# METADATA
+# title: _sections
+# description: 'The spec sections and, per field, the kind of value it takes.'
 _sections := {
 	"costLimits": {"dailyGPUHours": "hours", "maxCPUCores": "positive", "maxMemoryGB": "positive"},
 	"optimizationRules": {"idleShutdownThresholdMinutes": "positive", "modelQuantizationRequired": "boolean"},
@@ -13,10 +16,19 @@ _sections := {
 	"alerting": {"thresholdExceeded": "alert", "idleShutdown": "alert"},
 }
 
+# METADATA
+# title: _alert_fields
+# description: 'The fields of an alerting entry.'
 _alert_fields := {"severity", "recipientGroup"}
 
+# METADATA
+# title: _spec_fields
+# description: 'The fields `spec` may have.'
 _spec_fields := {"targetWorkloadSelector"} | {section | some section, _ in _sections}
 
+# METADATA
+# title: _expectations
+# description: 'What each kind of value must be, for messages.'
 _expectations := {
 	"hours": "a number of hours in (0, 24]",
 	"positive": "a number greater than 0",
@@ -32,15 +44,24 @@ _expectations := {
 #   field (e.g. `spec.costLimits.maxCPUCores`) and what is expected instead.
 errors(policy) := {error | some error in _errors(policy)}
 
+# METADATA
+# title: _errors
+# description: 'The problems of `policy` as a list.'
 _errors(policy) := [{"field": "", "message": sprintf("must be an object, got %s", [json.marshal(policy)])}] if {
 	not is_object(policy)
 } else := array.concat(_name_errors(policy), _spec_errors(policy))
 
+# METADATA
+# title: _name_errors
+# description: 'A problem when `metadata.name` is missing.'
 _name_errors(policy) := [] if {
 	is_string(policy.metadata.name)
 	policy.metadata.name != ""
 } else := [{"field": "metadata.name", "message": "is required"}]
 
+# METADATA
+# title: _spec_errors
+# description: 'The problems of `spec`: missing, no selector, or its selector and sections.'
 _spec_errors(policy) := [{"field": "spec", "message": sprintf("must be an object, got %s", [json.marshal(object.get(policy, "spec", null))])}] if {
 	not is_object(policy.spec)
 } else := [{"field": "spec.targetWorkloadSelector", "message": "is required: a label selector with matchLabels and/or matchExpressions"}] if {
@@ -52,6 +73,9 @@ _spec_errors(policy) := [{"field": "spec", "message": sprintf("must be an object
 	)
 ]
 
+# METADATA
+# title: _section_errors
+# description: 'The problems of the sections of `spec`.'
 _section_errors(spec) := [error |
 	some errors in [
 		_unknown_errors(spec, _spec_fields, "spec"),
@@ -61,6 +85,9 @@ _section_errors(spec) := [error |
 	some error in errors
 ]
 
+# METADATA
+# title: _unknown_errors
+# description: 'A problem per field of `obj` not in `known`, under `prefix`.'
 _unknown_errors(obj, known, prefix) := [error |
 	some field, _ in obj
 	not field in known
@@ -70,6 +97,9 @@ _unknown_errors(obj, known, prefix) := [error |
 	}
 ]
 
+# METADATA
+# title: _value_errors
+# description: 'The problems of the values in every section of `spec`.'
 _value_errors(spec) := [error |
 	some section, fields in _sections
 	value := object.get(spec, section, null)
@@ -77,6 +107,9 @@ _value_errors(spec) := [error |
 	some error in _section_value_errors(value, fields, sprintf("spec.%s", [section]))
 ]
 
+# METADATA
+# title: _section_value_errors
+# description: 'The problems of one section `value` with its `fields`, under `prefix`.'
 _section_value_errors(value, fields, prefix) := [{"field": prefix, "message": sprintf("must be an object, got %s", [json.marshal(value)])}] if {
 	not is_object(value)
 } else := array.concat(_unknown_errors(value, {name | some name, _ in fields}, prefix), [error |
@@ -86,6 +119,9 @@ _section_value_errors(value, fields, prefix) := [{"field": prefix, "message": sp
 	some error in _field_errors(kind, field_value, sprintf("%s.%s", [prefix, name]))
 ])
 
+# METADATA
+# title: _field_errors
+# description: 'The problems of one field `value` of `kind`, named `field`.'
 _field_errors("alert", value, field) := [{"field": field, "message": sprintf("must be %s, got %s", [_expectations.alert, json.marshal(value)])}] if {
 	not is_object(value)
 } else := array.concat(_unknown_errors(value, _alert_fields, field), [error |
@@ -103,6 +139,9 @@ _field_errors(kind, value, field) := [] if {
 	kind != "alert"
 }
 
+# METADATA
+# title: _replica_order_errors
+# description: 'A problem when autoScale.minReplicas exceeds autoScale.maxReplicas.'
 _replica_order_errors(spec) := [{
 	"field": "spec.autoScale.minReplicas",
 	"message": sprintf("must not exceed spec.autoScale.maxReplicas (%v > %v)", [spec.autoScale.minReplicas, spec.autoScale.maxReplicas]),

@@ -5,6 +5,9 @@ package edgepolicy.lib.validation_test
 import data.edgepolicy.lib.policy
 import data.edgepolicy.test.fixtures_test as fx
 
+# METADATA
+# title: _fields
+# description: 'The fields named by the errors of a policy with `spec`.'
 _fields(spec) := {error.field | some error in policy.errors(fx.policy("p", spec))}
 
 # METADATA

@@ -7,9 +7,14 @@
 #   resource limit cannot be negative. Unparseable input leaves `parse` undefined.
 package edgepolicy.lib.quantity
 
-# Number, optional suffix; the exponent alternative comes before the bare `E` (exa) suffix.
+# METADATA
+# title: _pattern
+# description: 'Number, optional suffix; the exponent alternative comes before the bare `E` (exa) suffix.'
 _pattern := `^\+?([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]{1,2}|n|u|m|k|M|G|T|P|E)?$`
 
+# METADATA
+# title: _multipliers
+# description: 'The factor of each multiplying suffix.'
 _multipliers := {
 	"": 1,
 	"k": 1000,
@@ -26,9 +31,14 @@ _multipliers := {
 	"Ei": 1152921504606846976,
 }
 
-# Sub-unit suffixes divide instead of multiply: division keeps the result exact.
+# METADATA
+# title: _divisors
+# description: 'Sub-unit suffixes divide instead of multiply: division keeps the result exact.'
 _divisors := {"m": 1000, "u": 1000000, "n": 1000000000}
 
+# METADATA
+# title: _max_exponent
+# description: 'The largest decimal exponent accepted (bounds the work a quantity can cause).'
 _max_exponent := 24
 
 # METADATA
@@ -52,13 +62,18 @@ parse(q) := value if {
 # description: True when `q` parses as a non-negative quantity.
 is_valid(q) if parse(q)
 
-# `.5` and `5.` are quantities but not JSON numbers; the pattern never yields a lone `.`.
+# METADATA
+# title: _to_number
+# description: 'The number written as `digits`; `.5` and `5.` are quantities but not JSON numbers.'
 _to_number(digits) := to_number(concat("", ["0", digits])) if {
 	startswith(digits, ".")
 } else := to_number(concat("", [digits, "0"])) if {
 	endswith(digits, ".")
 } else := to_number(digits)
 
+# METADATA
+# title: _scale
+# description: '`n` scaled by `suffix`.'
 _scale(n, suffix) := n * _multipliers[suffix]
 
 _scale(n, suffix) := n / _divisors[suffix]
@@ -70,10 +85,16 @@ _scale(n, suffix) := value if {
 	value := _apply_exponent(n, exponent)
 }
 
+# METADATA
+# title: _apply_exponent
+# description: '`n` x 10^`exponent`.'
 _apply_exponent(n, exponent) := n * _power_of_ten(exponent) if exponent >= 0
 
 _apply_exponent(n, exponent) := n / _power_of_ten(abs(exponent)) if exponent < 0
 
+# METADATA
+# title: _power_of_ten
+# description: '10^`exponent` for a non-negative whole `exponent`.'
 _power_of_ten(0) := 1
 
 _power_of_ten(exponent) := product([10 | some _ in numbers.range(1, exponent)]) if exponent > 0

@@ -57,6 +57,9 @@ else := "<unnamed>"
 # description: The object as messages name it, `Kind namespace/name`.
 description := sprintf("%s %s/%s", [kind, namespace, name])
 
+# METADATA
+# title: _is_non_empty_string
+# description: 'True when `value` is a non-empty string.'
 _is_non_empty_string(value) if {
 	is_string(value)
 	value != ""

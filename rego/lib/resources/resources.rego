@@ -42,19 +42,31 @@ malformed_limits(obj, resources) := {problem |
 	}
 }
 
+# METADATA
+# title: _value
+# description: 'The limit of `resource` of `container` in base units, 0 when missing or malformed.'
 _value(container, resource) := value if {
 	value := quantity.parse(container.limits[resource])
 } else := 0
 
+# METADATA
+# title: _long_running
+# description: 'The sum of `resource` over containers and sidecars.'
 _long_running(containers, resource) := sum([_value(container, resource) |
 	some container in containers
 	_is_long_running(container)
 ])
 
+# METADATA
+# title: _is_long_running
+# description: 'True for containers and restartable init containers.'
 _is_long_running(container) if not container.is_init
 
 _is_long_running(container) if container.is_sidecar
 
+# METADATA
+# title: _init_peak
+# description: 'The largest `resource` need of an ordinary init container plus the sidecars already running.'
 _init_peak(containers, resource) := max(array.concat([0], [peak |
 	some container in containers
 	container.is_init
@@ -62,6 +74,9 @@ _init_peak(containers, resource) := max(array.concat([0], [peak |
 	peak := _value(container, resource) + _sidecars_before(containers, container.index, resource)
 ]))
 
+# METADATA
+# title: _sidecars_before
+# description: 'The sum of `resource` over the sidecars declared before init container `index`.'
 _sidecars_before(containers, index, resource) := sum([_value(sidecar, resource) |
 	some sidecar in containers
 	sidecar.is_sidecar

@@ -5,10 +5,19 @@ package edgepolicy.lib.resources_test
 import data.edgepolicy.lib.resources
 import data.edgepolicy.test.fixtures_test as fx
 
+# METADATA
+# title: _pod
+# description: 'A Pod with `containers` and `init_containers`.'
 _pod(containers, init_containers) := fx.workload("Pod", {"containers": containers, "initContainers": init_containers})
 
+# METADATA
+# title: _init
+# description: 'An ordinary init container with a cpu limit.'
 _init(name, cpu) := {"name": name, "resources": {"limits": {"cpu": cpu}}}
 
+# METADATA
+# title: _sidecar
+# description: 'A restartable init container (sidecar) with a cpu limit.'
 _sidecar(name, cpu) := object.union(_init(name, cpu), {"restartPolicy": "Always"})
 
 # METADATA

@@ -7,8 +7,14 @@
 #   with errors matches nothing.
 package edgepolicy.lib.selector
 
+# METADATA
+# title: _operators
+# description: 'The matchExpressions operators.'
 _operators := {"In", "NotIn", "Exists", "DoesNotExist"}
 
+# METADATA
+# title: _known_fields
+# description: 'The fields of a LabelSelector.'
 _known_fields := {"matchLabels", "matchExpressions"}
 
 # METADATA
@@ -24,6 +30,9 @@ matches(selector, labels) if {
 	}
 }
 
+# METADATA
+# title: _satisfied
+# description: 'True when `requirement` holds for `labels`.'
 _satisfied(requirement, labels) if {
 	requirement.operator == "In"
 	labels[requirement.key] in requirement.values
@@ -50,6 +59,9 @@ _satisfied(requirement, labels) if {
 	not _has_label(labels, requirement.key)
 }
 
+# METADATA
+# title: _has_label
+# description: 'True when `labels` has `key`, whatever its value.'
 _has_label(labels, key) if key in object.keys(labels)
 
 # METADATA
@@ -59,15 +71,24 @@ _has_label(labels, key) if key in object.keys(labels)
 #   by `prefix` (e.g. `spec.targetWorkloadSelector`).
 errors(selector, prefix) := {e | some e in _errors(selector, prefix)}
 
+# METADATA
+# title: _errors
+# description: 'The problems of `selector` as a list.'
 _errors(selector, prefix) := [{"field": prefix, "message": sprintf("must be an object, got %s", [json.marshal(selector)])}] if {
 	not is_object(selector)
 } else := _object_errors(selector, prefix)
 
+# METADATA
+# title: _object_errors
+# description: 'The problems of a selector that is an object.'
 _object_errors(selector, prefix) := array.concat(
 	array.concat(_unknown_field_errors(selector, prefix), _match_labels_errors(selector, prefix)),
 	_match_expressions_errors(selector, prefix),
 )
 
+# METADATA
+# title: _unknown_field_errors
+# description: 'A problem per unknown selector field.'
 _unknown_field_errors(selector, prefix) := [error |
 	some field, _ in selector
 	not field in _known_fields
@@ -77,6 +98,9 @@ _unknown_field_errors(selector, prefix) := [error |
 	}
 ]
 
+# METADATA
+# title: _match_labels_errors
+# description: 'The problems of matchLabels.'
 _match_labels_errors(selector, prefix) := [] if {
 	not "matchLabels" in object.keys(selector)
 } else := [{"field": _join(prefix, "matchLabels"), "message": sprintf("must be a map of label names to strings, got %s", [json.marshal(selector.matchLabels)])}] if {
@@ -90,6 +114,9 @@ _match_labels_errors(selector, prefix) := [] if {
 	}
 ]
 
+# METADATA
+# title: _match_expressions_errors
+# description: 'The problems of matchExpressions.'
 _match_expressions_errors(selector, prefix) := [] if {
 	not "matchExpressions" in object.keys(selector)
 } else := [{"field": _join(prefix, "matchExpressions"), "message": sprintf("must be a list of requirements, got %s", [json.marshal(selector.matchExpressions)])}] if {
@@ -99,21 +126,33 @@ _match_expressions_errors(selector, prefix) := [] if {
 	some error in _requirement_errors(requirement, sprintf("%s.matchExpressions[%d]", [prefix, i]))
 ]
 
+# METADATA
+# title: _requirement_errors
+# description: 'The problems of one requirement, named `field`.'
 _requirement_errors(requirement, field) := [{"field": field, "message": sprintf("must be an object with key, operator and values, got %s", [json.marshal(requirement)])}] if {
 	not is_object(requirement)
 } else := [error |
 	some error in array.concat(_key_errors(requirement, field), _operator_errors(requirement, field))
 ]
 
+# METADATA
+# title: _key_errors
+# description: 'A problem when a requirement''s key is not a non-empty string.'
 _key_errors(requirement, field) := [] if {
 	is_string(requirement.key)
 	requirement.key != ""
 } else := [{"field": sprintf("%s.key", [field]), "message": sprintf("must be a non-empty string, got %s", [json.marshal(object.get(requirement, "key", null))])}]
 
+# METADATA
+# title: _operator_errors
+# description: 'A problem when the operator is unknown, else the problems of the values.'
 _operator_errors(requirement, field) := [{"field": sprintf("%s.operator", [field]), "message": sprintf("must be one of %s, got %s", [concat(", ", sort(_operators)), json.marshal(object.get(requirement, "operator", null))])}] if {
 	not object.get(requirement, "operator", null) in _operators
 } else := _values_errors(requirement, field)
 
+# METADATA
+# title: _values_errors
+# description: 'The problems of the values of a requirement for its operator.'
 _values_errors(requirement, field) := [] if {
 	requirement.operator in {"In", "NotIn"}
 	is_array(requirement.values)
@@ -127,6 +166,9 @@ _values_errors(requirement, field) := [] if {
 	count(object.get(requirement, "values", [])) == 0
 } else := [{"field": sprintf("%s.values", [field]), "message": sprintf("operator %s takes no values, got %s", [requirement.operator, json.marshal(requirement.values)])}]
 
+# METADATA
+# title: _join
+# description: '`field` under `prefix` as a dotted path.'
 _join("", field) := field
 
 _join(prefix, field) := sprintf("%s.%s", [prefix, field]) if prefix != ""

@@ -4,6 +4,9 @@ package edgepolicy.lib.selector_test
 
 import data.edgepolicy.lib.selector
 
+# METADATA
+# title: _labels
+# description: 'Labels the selector tests match against.'
 _labels := {"app": "model", "env": "edge", "tier": ""}
 
 # METADATA

@@ -5,8 +5,14 @@
 #   enforcement action falls back to `deny` (fail closed).
 package edgepolicy.lib.settings
 
+# METADATA
+# title: _actions
+# description: 'The enforcement actions.'
 _actions := {"deny", "warn", "dryrun"}
 
+# METADATA
+# title: _default_gpu_resource_names
+# description: 'The GPU resource names used when data sets none.'
 _default_gpu_resource_names := ["nvidia.com/gpu", "amd.com/gpu", "gpu.intel.com/i915"]
 
 # METADATA

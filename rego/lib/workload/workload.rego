@@ -13,6 +13,9 @@ package edgepolicy.lib.workload
 # description: The workload kinds FinOpsPolicies apply to.
 kinds := {"Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Job", "CronJob", "Pod"}
 
+# METADATA
+# title: _scalable_kinds
+# description: 'The kinds with spec.replicas.'
 _scalable_kinds := {"Deployment", "StatefulSet", "ReplicaSet"}
 
 # METADATA
@@ -49,6 +52,9 @@ pod_labels(obj) := _map_at(obj, array.concat(pod_metadata_path(obj), ["labels"])
 # description: The annotations of the pods `obj` creates, `{}` when there are none.
 pod_annotations(obj) := _map_at(obj, array.concat(pod_metadata_path(obj), ["annotations"]))
 
+# METADATA
+# title: _map_at
+# description: 'The object at `path` in `obj`, `{}` when absent or not an object.'
 _map_at(obj, path) := value if {
 	value := object.get(obj, path, {})
 	is_object(value)
@@ -64,6 +70,9 @@ _map_at(obj, path) := value if {
 #   is the position in its list.
 containers(obj) := array.concat(_containers(obj, "containers"), _containers(obj, "initContainers"))
 
+# METADATA
+# title: _containers
+# description: 'The records of the containers in pod-spec list `list` of `obj`.'
 _containers(obj, list) := [record |
 	spec_path := array.concat(template_path(obj), ["spec"])
 	some i, container in _list_at(obj, array.concat(spec_path, [list]))
@@ -77,15 +86,24 @@ _containers(obj, list) := [record |
 	}
 ]
 
+# METADATA
+# title: _list_at
+# description: 'The array at `path` in `obj`, `[]` when absent or not an array.'
 _list_at(obj, path) := value if {
 	value := object.get(obj, path, [])
 	is_array(value)
 } else := []
 
+# METADATA
+# title: _container_name
+# description: 'The name of `container`, or `#<index>` when it has none.'
 _container_name(container, index) := container.name if {
 	is_string(container.name)
 } else := sprintf("#%d", [index])
 
+# METADATA
+# title: _is_restartable
+# description: 'True for an init container with `restartPolicy: Always`.'
 _is_restartable(container, list) if {
 	list == "initContainers"
 	container.restartPolicy == "Always"
@@ -116,6 +134,9 @@ max_scale(obj, policy_max_replicas) := max([1, policy_max_replicas]) if obj.kind
 # description: '`spec.replicas` of `obj`, 1 when absent or not a number.'
 replicas(obj) := _number_or_one(object.get(obj, ["spec", "replicas"], 1))
 
+# METADATA
+# title: _number_or_one
+# description: '`value` when it is a number, else 1.'
 _number_or_one(value) := value if is_number(value)
 
 else := 1

@@ -5,6 +5,9 @@ package edgepolicy.lib.workload_test
 import data.edgepolicy.lib.workload
 import data.edgepolicy.test.fixtures_test as fx
 
+# METADATA
+# title: _spec
+# description: 'A pod spec with one limited container.'
 _spec := fx.pod_spec([fx.container("server", "1", "1Gi")])
 
 # METADATA

@@ -7,6 +7,9 @@ import data.edgepolicy.lib.policy
 import data.edgepolicy.lib.request
 import data.edgepolicy.lib.resources
 
+# METADATA
+# title: _gibibyte
+# description: 'Bytes in a GiB; maxMemoryGB counts in these.'
 _gibibyte := 1073741824
 
 # METADATA
@@ -70,6 +73,9 @@ findings contains finding if {
 	finding := _malformed_quantity_finding(rule, record, problem)
 }
 
+# METADATA
+# title: _malformed_quantity_finding
+# description: 'The finding of `rule` for a malformed quantity `problem` under policy `record`.'
 _malformed_quantity_finding(rule, record, problem) := {
 	"rule": rule,
 	"policy": record.id,

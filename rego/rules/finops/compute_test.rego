@@ -5,6 +5,9 @@ package edgepolicy.rules.finops.compute_test
 import data.edgepolicy.rules.finops
 import data.edgepolicy.test.fixtures_test as fx
 
+# METADATA
+# title: _found
+# description: 'The findings of `rule` for `obj` under the seed policy.'
 _found(obj, rule) := {f | some f in finops.findings with input as fx.seeded(obj); f.rule == rule}
 
 # With the seed (maxReplicas 3), a Deployment of 1 replica counts as 3 pods.
@@ -32,6 +35,9 @@ test_cpu_counts_max_replicas if {
 	contains(f.message, "3 pods (the larger of spec.replicas 1 and autoScale.maxReplicas 3) x 3 CPU cores per pod = 9 cores")
 }
 
+# METADATA
+# title: _pod
+# description: 'A Pod with one container limited to 1 core and `memory`.'
 _pod(memory) := fx.workload("Pod", fx.pod_spec([fx.container("a", "1", memory)]))
 
 # METADATA

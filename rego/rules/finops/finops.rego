@@ -12,18 +12,25 @@ import data.edgepolicy.lib.policy
 import data.edgepolicy.lib.request
 import data.edgepolicy.lib.workload
 
-# The policies that apply to the admitted object when it is a workload.
+# METADATA
+# title: _workload_policies
+# description: 'The policies that apply to the admitted object when it is a workload.'
 _workload_policies contains record if {
 	workload.is_workload(request.object)
 	some id in policy.matching
 	record := policy.all[id]
 }
 
-# How many pods the admitted workload runs at most under `record`, and why, for messages.
+# METADATA
+# title: _pods
+# description: 'How many pods the admitted workload runs at most under `record`, and why, for messages.'
 _pods(record) := {"count": scale, "reason": _scale_reason(record, scale)} if {
 	scale := workload.max_scale(request.object, policy.max_replicas(record.object))
 }
 
+# METADATA
+# title: _scale_reason
+# description: 'Why the admitted workload counts as `scale` pods, for messages.'
 _scale_reason(record, scale) := sprintf("%s pods (the larger of spec.replicas %s and autoScale.maxReplicas %s)", [
 	format.number(scale),
 	format.number(workload.replicas(request.object)),

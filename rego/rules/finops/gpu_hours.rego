@@ -11,6 +11,9 @@ import data.edgepolicy.lib.resources
 import data.edgepolicy.lib.settings
 import data.edgepolicy.lib.workload
 
+# METADATA
+# title: _hours_annotation
+# description: 'The daily-active-hours annotation.'
 _hours_annotation := "finops.apexlogic.com/daily-active-hours"
 
 # METADATA
@@ -67,7 +70,9 @@ findings contains finding if {
 	}
 }
 
-# The daily active hours of the admitted workload's pods; undefined when the annotation is malformed.
+# METADATA
+# title: _daily_hours
+# description: 'The daily active hours of the admitted workload''s pods; undefined when the annotation is malformed.'
 _daily_hours := hours if {
 	value := workload.pod_annotations(request.object)[_hours_annotation]
 	is_string(value)

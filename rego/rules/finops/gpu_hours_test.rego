@@ -5,8 +5,14 @@ package edgepolicy.rules.finops.gpu_hours_test
 import data.edgepolicy.rules.finops
 import data.edgepolicy.test.fixtures_test as fx
 
+# METADATA
+# title: _found
+# description: 'The finops.gpu-hours findings for `obj` under the seed policy.'
 _found(obj) := {f | some f in finops.findings with input as fx.seeded(obj); f.rule == "finops.gpu-hours"}
 
+# METADATA
+# title: _gpu_pod
+# description: 'A Pod with `gpus` NVIDIA GPUs and `annotations`.'
 _gpu_pod(gpus, annotations) := object.union(
 	fx.workload("Pod", fx.pod_spec([{"name": "server", "resources": {"limits": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": gpus}}}])),
 	{"metadata": {"annotations": annotations}},

@@ -49,11 +49,17 @@ findings contains finding if {
 	}
 }
 
+# METADATA
+# title: _hpa_problems
+# description: 'What `hpa` breaks of the autoScale bounds of `policy_object`, each with its fix.'
 _hpa_problems(hpa, policy_object) := array.concat(
 	array.concat(_min_problems(hpa, policy_object), _max_problems(hpa, policy_object)),
 	_cpu_problems(hpa, policy_object),
 )
 
+# METADATA
+# title: _min_problems
+# description: 'A problem when minReplicas is below the policy''s.'
 _min_problems(hpa, policy_object) := [problem |
 	limit := policy.setting(policy_object, "autoScale", "minReplicas")
 	actual := autoscaling.min_replicas(hpa)
@@ -64,6 +70,9 @@ _min_problems(hpa, policy_object) := [problem |
 	}
 ]
 
+# METADATA
+# title: _max_problems
+# description: 'A problem when maxReplicas is above the policy''s or missing.'
 _max_problems(hpa, policy_object) := [problem |
 	limit := policy.setting(policy_object, "autoScale", "maxReplicas")
 	not _is_max_within(hpa, limit)
@@ -73,6 +82,9 @@ _max_problems(hpa, policy_object) := [problem |
 	}
 ]
 
+# METADATA
+# title: _cpu_problems
+# description: 'Problems when the CPU utilization target is missing or below the policy''s.'
 _cpu_problems(hpa, policy_object) := array.concat(
 	[problem |
 		limit := policy.setting(policy_object, "autoScale", "cpuUtilizationPercentage")
@@ -93,8 +105,14 @@ _cpu_problems(hpa, policy_object) := array.concat(
 	],
 )
 
+# METADATA
+# title: _is_max_within
+# description: 'True when the maxReplicas of `hpa` is at most `limit`.'
 _is_max_within(hpa, limit) if autoscaling.max_replicas(hpa) <= limit
 
+# METADATA
+# title: _is_at_least
+# description: 'True when `value` is a number of at least `limit`.'
 _is_at_least(value, limit) if {
 	is_number(value)
 	value >= limit

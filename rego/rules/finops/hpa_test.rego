@@ -5,8 +5,14 @@ package edgepolicy.rules.finops.hpa_test
 import data.edgepolicy.rules.finops
 import data.edgepolicy.test.fixtures_test as fx
 
+# METADATA
+# title: _cpu
+# description: 'Metrics with a CPU Utilization target of `utilization`.'
 _cpu(utilization) := [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": utilization}}}]
 
+# METADATA
+# title: _hpa
+# description: 'An autoscaling/v2 HPA scaling Deployment `inference`, with `spec` merged in.'
 _hpa(spec) := {
 	"apiVersion": "autoscaling/v2",
 	"kind": "HorizontalPodAutoscaler",
@@ -14,6 +20,9 @@ _hpa(spec) := {
 	"spec": object.union({"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "inference"}}, spec),
 }
 
+# METADATA
+# title: _found
+# description: 'The finops.hpa findings for `hpa` with the seed policy and its target in the context.'
 _found(hpa) := {f |
 	some f in finops.findings with input as fx.review_with(hpa, {"policies": [fx.seed_policy], "workloads": [fx.compliant]})
 	f.rule == "finops.hpa"

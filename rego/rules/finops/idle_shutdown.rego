@@ -9,10 +9,19 @@ import data.edgepolicy.lib.policy
 import data.edgepolicy.lib.request
 import data.edgepolicy.lib.workload
 
+# METADATA
+# title: _idle_annotation
+# description: 'The idle-shutdown annotation.'
 _idle_annotation := "finops.apexlogic.com/idle-shutdown-after"
 
+# METADATA
+# title: _go_duration
+# description: 'A Go duration such as `45m`, `1h30m` or `0.5h`.'
 _go_duration := `^(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`
 
+# METADATA
+# title: _nanoseconds_per_minute
+# description: 'Nanoseconds in a minute.'
 _nanoseconds_per_minute := 60000000000
 
 # METADATA
@@ -55,7 +64,9 @@ findings contains finding if {
 	}
 }
 
-# The idle-shutdown annotation values of the admitted workload by where they are set.
+# METADATA
+# title: _idle_annotations
+# description: 'The idle-shutdown annotation values of the admitted workload by where they are set.'
 _idle_annotations[location] := value if {
 	some path in {["metadata", "annotations"], array.concat(workload.pod_metadata_path(request.object), ["annotations"])}
 	value := object.get(request.object, array.concat(path, [_idle_annotation]), null)
@@ -63,6 +74,9 @@ _idle_annotations[location] := value if {
 	location := workload.field(path)
 }
 
+# METADATA
+# title: _minutes
+# description: 'The minutes of Go duration `value`; undefined unless it is a positive duration.'
 _minutes(value) := nanoseconds / _nanoseconds_per_minute if {
 	is_string(value)
 	regex.match(_go_duration, value)

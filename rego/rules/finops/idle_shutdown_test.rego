@@ -5,10 +5,19 @@ package edgepolicy.rules.finops.idle_shutdown_test
 import data.edgepolicy.rules.finops
 import data.edgepolicy.test.fixtures_test as fx
 
+# METADATA
+# title: _found
+# description: 'The finops.idle-shutdown findings for `obj` under the seed policy.'
 _found(obj) := {f | some f in finops.findings with input as fx.seeded(obj); f.rule == "finops.idle-shutdown"}
 
+# METADATA
+# title: _on_template
+# description: 'The compliant Deployment with the annotation `value` on its pod template.'
 _on_template(value) := object.union(fx.compliant, {"spec": {"template": {"metadata": {"annotations": {"finops.apexlogic.com/idle-shutdown-after": value}}}}})
 
+# METADATA
+# title: _on_workload
+# description: 'The compliant Deployment with the annotation `value` on its own metadata.'
 _on_workload(value) := object.union(fx.compliant, {"metadata": {"annotations": {"finops.apexlogic.com/idle-shutdown-after": value}}})
 
 # METADATA

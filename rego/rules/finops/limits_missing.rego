@@ -28,4 +28,7 @@ findings contains finding if {
 	}
 }
 
+# METADATA
+# title: _has_limit
+# description: 'True when `container` sets a (non-null) limit of `resource`.'
 _has_limit(container, resource) if container.limits[resource] != null

@@ -5,6 +5,9 @@ package edgepolicy.rules.finops.limits_missing_test
 import data.edgepolicy.rules.finops
 import data.edgepolicy.test.fixtures_test as fx
 
+# METADATA
+# title: _found
+# description: 'The finops.limits-missing findings for `obj` under the seed policy.'
 _found(obj) := {f | some f in finops.findings with input as fx.seeded(obj); f.rule == "finops.limits-missing"}
 
 # METADATA

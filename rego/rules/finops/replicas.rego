@@ -27,6 +27,9 @@ findings contains finding if {
 	}
 }
 
+# METADATA
+# title: _replica_bounds
+# description: 'The autoScale bounds of `policy_object` that `replicas` breaks.'
 _replica_bounds(policy_object, replicas) := [bound |
 	some field, relation in {"minReplicas": "below", "maxReplicas": "above"}
 	limit := policy.setting(policy_object, "autoScale", field)
@@ -34,12 +37,21 @@ _replica_bounds(policy_object, replicas) := [bound |
 	bound := {"field": field, "relation": relation, "limit": limit, "fix": _fixes[relation]}
 ]
 
+# METADATA
+# title: _fixes
+# description: 'What to set replicas to, per broken bound.'
 _fixes := {"below": "at least", "above": "at most"}
 
+# METADATA
+# title: _is_out_of_bound
+# description: 'True when `replicas` is on the wrong side of `limit`.'
 _is_out_of_bound("below", replicas, limit) if replicas < limit
 
 _is_out_of_bound("above", replicas, limit) if replicas > limit
 
+# METADATA
+# title: _is_controlled
+# description: 'True when the admitted object has a controller owner.'
 _is_controlled if {
 	some owner in request.object.metadata.ownerReferences
 	owner.controller == true

@@ -5,8 +5,14 @@ package edgepolicy.rules.finops.replicas_test
 import data.edgepolicy.rules.finops
 import data.edgepolicy.test.fixtures_test as fx
 
+# METADATA
+# title: _found
+# description: 'The finops.replicas findings for `obj` under the seed policy.'
 _found(obj) := {f | some f in finops.findings with input as fx.seeded(obj); f.rule == "finops.replicas"}
 
+# METADATA
+# title: _small
+# description: 'Containers small enough for every cost rule.'
 _small := [fx.container("a", "100m", "128Mi")]
 
 # METADATA

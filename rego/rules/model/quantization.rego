@@ -12,6 +12,9 @@ import data.edgepolicy.lib.policy
 import data.edgepolicy.lib.request
 import data.edgepolicy.lib.workload
 
+# METADATA
+# title: _required_policies
+# description: 'The applying policies that require quantized models.'
 _required_policies contains record if {
 	workload.is_workload(request.object)
 	some id in policy.matching
@@ -19,8 +22,14 @@ _required_policies contains record if {
 	policy.setting(record.object, "optimizationRules", "modelQuantizationRequired") == true
 }
 
+# METADATA
+# title: _container_names
+# description: 'The names of the admitted workload''s containers.'
 _container_names := {container.name | some container in workload.containers(request.object)}
 
+# METADATA
+# title: _quantized_containers
+# description: 'The containers whose verified facts say their model is quantized.'
 _quantized_containers := {name |
 	some name in _container_names
 	input.context.models[name].quantized == true

@@ -5,6 +5,9 @@ package edgepolicy.rules.model_test
 import data.edgepolicy.rules.model
 import data.edgepolicy.test.fixtures_test as fx
 
+# METADATA
+# title: _found
+# description: 'The model findings for the compliant Deployment with `models` facts.'
 _found(models) := findings if {
 	findings := model.findings with input as fx.review_with(fx.compliant, {"policies": [fx.seed_policy], "models": models})
 }

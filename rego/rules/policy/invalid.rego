@@ -39,11 +39,16 @@ findings contains finding if {
 	}
 }
 
-# A policy with an unusable selector may or may not be meant for the object.
+# METADATA
+# title: _relation
+# description: 'How policy `id` relates to the admitted object, for messages.'
 _relation(id) := "applies to" if id in policy.matching
 
 else := "may apply to"
 
+# METADATA
+# title: _describe
+# description: '`error` as text: its field and message.'
 _describe(error) := error.message if error.field == ""
 
 else := sprintf("%s %s", [error.field, error.message])
