@@ -91,3 +91,17 @@ def test_crd_rejects_a_policy_without_selector_naming_the_fields(kubectl: Kubect
     assert result.returncode != 0
     assert "spec.targetWorkloadSelector: Required value" in result.stderr
     assert "spec.costLimits.maxCPUCores" in result.stderr
+
+
+def test_documented_user_overlay_is_accepted_by_server_dry_run(
+    kubectl: Kubectl, webhook_namespace: str
+) -> None:
+    # docs/deploy.md's "my-cluster" overlay: own image, own OPA config, the verification key.
+    kubectl.run("apply", "-f", str(ASSETS / "cert-manager-crds.yaml"), check=True)
+    rendered = kubectl.run("kustomize", str(ASSETS / "user-overlay"), check=True).stdout
+    output = _server_dry_run(kubectl, "tests/e2e/assets/user-overlay")
+
+    assert "image: registry.example.com/platform/edgepolicy:0.1.0" in rendered
+    assert "url: https://bundles.example.com" in rendered
+    assert rendered.count("name: edgepolicy-bundle-verification-key-") == 2  # object + volume
+    assert "deployment.apps/edgepolicy-webhook created (server dry run)" in output
