@@ -184,12 +184,12 @@ def check_manifests(
     objects = [_with_default_namespace(manifest.obj, namespace) for manifest in manifests]
     policies = [obj for obj in objects if is_policy_object(obj)]
     policies_to_data(policies)  # rejects duplicates before OPA starts
-    workloads = [obj for obj in objects if not is_policy_object(obj)]
+    index = WorkloadIndex(obj for obj in objects if not is_policy_object(obj))
     inputs = [
         decision_input(
             admission_review(obj, namespace_default=namespace, username="edgepolicy-check"),
             policies=policies,
-            workloads=related_workloads(obj, workloads),
+            workloads=index.related(obj),
         )
         for obj in objects
     ]
@@ -213,33 +213,34 @@ def check_manifests(
     )
 
 
-def related_workloads(
-    obj: Mapping[str, Any], workloads: Iterable[Mapping[str, Any]]
-) -> list[Mapping[str, Any]]:
-    """Return the objects of the run that ``obj``'s HPA rule needs, as the webhook would find
-    them in the cluster: for a HorizontalPodAutoscaler, the objects its ``scaleTargetRef``
-    names; for any other object, the HPAs whose ``scaleTargetRef`` names it. Matching is by
-    namespace, kind and name only; the Rego decides the rest."""
-    namespace = _namespace_of(obj)
-    ref = _scale_target_ref(obj)
-    if ref is not None:
-        return [
-            other
-            for other in workloads
-            if other is not obj
-            and other.get("kind") == ref.get("kind")
-            and _name_of(other) == ref.get("name")
-            and _namespace_of(other) == namespace
-        ]
-    return [
-        other
-        for other in workloads
-        if other is not obj
-        and (other_ref := _scale_target_ref(other)) is not None
-        and other_ref.get("kind") == obj.get("kind")
-        and other_ref.get("name") == _name_of(obj)
-        and _namespace_of(other) == namespace
-    ]
+class WorkloadIndex:
+    """The objects of a run, indexed to find what an object's HPA rule needs, as the webhook
+    would find it in the cluster: for a HorizontalPodAutoscaler the objects its
+    ``scaleTargetRef`` names, for any other object the HPAs whose ``scaleTargetRef`` names it.
+    Matching is by namespace, kind and name only; the Rego decides the rest."""
+
+    def __init__(self, objects: Iterable[Mapping[str, Any]]) -> None:
+        """Index ``objects`` by namespace, kind and name, and HPAs by what they scale."""
+        self._by_key: dict[tuple[str, Any, Any], list[Mapping[str, Any]]] = {}
+        self._hpas_by_target: dict[tuple[str, Any, Any], list[Mapping[str, Any]]] = {}
+        for obj in objects:
+            key = (_namespace_of(obj), obj.get("kind"), _name_of(obj))
+            self._by_key.setdefault(key, []).append(obj)
+            ref = _scale_target_ref(obj)
+            if ref is not None:
+                target = (_namespace_of(obj), ref.get("kind"), ref.get("name"))
+                self._hpas_by_target.setdefault(target, []).append(obj)
+
+    def related(self, obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """Return the other indexed objects ``obj``'s HPA rule needs (see the class)."""
+        ref = _scale_target_ref(obj)
+        if ref is not None:
+            key = (_namespace_of(obj), ref.get("kind"), ref.get("name"))
+            candidates = self._by_key.get(key, [])
+        else:
+            target = (_namespace_of(obj), obj.get("kind"), _name_of(obj))
+            candidates = self._hpas_by_target.get(target, [])
+        return [other for other in candidates if other is not obj]
 
 
 def _scale_target_ref(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:

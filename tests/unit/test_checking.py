@@ -14,8 +14,8 @@ from edgepolicy.checking import (
     CheckReport,
     CheckResult,
     PolicySource,
+    WorkloadIndex,
     check_manifests,
-    related_workloads,
 )
 from edgepolicy.decision import Decision, Finding
 from edgepolicy.errors import InputError, UsageError
@@ -186,7 +186,7 @@ def test_result_properties() -> None:
     assert not result.denied
 
 
-def test_related_workloads_match_namespace_kind_and_name() -> None:
+def test_workload_index_relates_hpas_and_targets_by_namespace_kind_and_name() -> None:
     hpa = {
         "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": "h", "namespace": "a"},
@@ -195,13 +195,19 @@ def test_related_workloads_match_namespace_kind_and_name() -> None:
     web = {"kind": "Deployment", "metadata": {"name": "web", "namespace": "a"}}
     web_b = {"kind": "Deployment", "metadata": {"name": "web", "namespace": "b"}}
     set_a = {"kind": "StatefulSet", "metadata": {"name": "web", "namespace": "a"}}
-    everything = [hpa, web, web_b, set_a]
-    assert related_workloads(hpa, everything) == [web]
-    assert related_workloads(web, everything) == [hpa]
-    assert related_workloads(web_b, everything) == []
-    assert related_workloads(set_a, everything) == []
     broken = {"kind": "HorizontalPodAutoscaler", "metadata": {"name": "x"}, "spec": []}
-    assert related_workloads(broken, everything) == []
+    index = WorkloadIndex([hpa, web, web_b, set_a, broken])
+    assert index.related(hpa) == [web]
+    assert index.related(web) == [hpa]
+    assert index.related(web_b) == []
+    assert index.related(set_a) == []
+    assert index.related(broken) == []
+    self_scaling = {
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "h"},
+        "spec": {"scaleTargetRef": {"kind": "HorizontalPodAutoscaler", "name": "h"}},
+    }
+    assert WorkloadIndex([self_scaling]).related(self_scaling) == []
 
 
 def test_policy_source_classifies_paths(tmp_path: Path) -> None:
