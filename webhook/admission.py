@@ -137,19 +137,27 @@ class AdmissionService:
         namespace = request.get("namespace")
         if self._kube is None or not namespace:
             return [], []
-        timeout = self._config.kube_timeout
+        # All lookups of one request share one budget, so the deadline holds however many.
+        budget_end = self._clock() + self._config.kube_timeout
+
+        def remaining() -> float:
+            left = budget_end - self._clock()
+            if left <= 0:
+                raise KubernetesApiError("lookups took longer than their share of the deadline")
+            return left
+
         try:
-            policies = self._kube.finops_policies(namespace, timeout=timeout)
+            policies = self._kube.finops_policies(namespace, timeout=remaining())
             workloads = []
             target = _scale_target(request)
             if target is not None:
-                found = self._kube.workload(namespace, *target, timeout=timeout)
+                found = self._kube.workload(namespace, *target, timeout=remaining())
                 if found is not None:
                     workloads.append(found)
             elif _kind(request) in SCALABLE_KINDS and request.get("name"):
                 workloads = [
                     hpa
-                    for hpa in self._kube.autoscalers(namespace, timeout=timeout)
+                    for hpa in self._kube.autoscalers(namespace, timeout=remaining())
                     if _targets(hpa, _kind(request), str(request["name"]))
                 ]
         except KubernetesApiError as error:

@@ -115,7 +115,20 @@ def test_cluster_policies_and_the_hpa_target_go_into_the_context() -> None:
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}
     ]
     assert kube.calls[1] == ("workload", "ai", "apps/v1", "Deployment", "web")
-    assert kube.calls[0][2] == CONFIG.kube_timeout
+    assert 0 < kube.calls[0][2] <= CONFIG.kube_timeout
+
+
+def test_lookups_share_one_budget() -> None:
+    ticks = iter([0.0, 0.0, 0.0, 1.5, 1.5])  # the HPA lookup would start after the budget
+    kube = FakeKube()
+    opa = FakeOpa(decision())
+    answer = AdmissionService(CONFIG, opa, kube, clock=lambda: next(ticks)).answer(
+        "validate", review()
+    )
+    assert answer["response"]["allowed"] is False
+    assert "share of the deadline" in answer["response"]["status"]["message"]
+    assert [call[0] for call in kube.calls] == ["policies"]
+    assert opa.inputs == []
 
 
 def test_an_admitted_workload_gets_the_hpas_scaling_it() -> None:
