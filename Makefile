@@ -25,7 +25,7 @@ tools-e2e:
 tools-all:
 	scripts/install-tools.sh all
 
-run: setup
+run: setup tools-e2e
 	scripts/run.sh
 
 test: setup tools-e2e test-rego test-python
