@@ -21,6 +21,7 @@ from edgepolicy.verification_keys import VerificationKey
 _POLL_SECONDS = 0.05
 _STOP_SECONDS = 5.0
 _LOG_TAIL_CHARS = 2000
+_PORT_ATTEMPTS = 3
 
 
 class LocalOpa:
@@ -89,7 +90,15 @@ class LocalOpa:
         """
         self._tempdir = tempfile.TemporaryDirectory(prefix="edgepolicy-opa-")
         try:
-            self._start()
+            for attempt in range(_PORT_ATTEMPTS):
+                try:
+                    self._start()
+                    break
+                except OpaError as error:
+                    port_taken = "address already in use" in str(error)
+                    if self._addr is not None or not port_taken or attempt == _PORT_ATTEMPTS - 1:
+                        raise
+                    self._stop_process()  # another process took the free port: pick again
         except BaseException:
             self.stop()
             raise
@@ -111,6 +120,12 @@ class LocalOpa:
 
     def stop(self) -> None:
         """Stop OPA (SIGTERM, then SIGKILL after a few seconds) and clean up; idempotent."""
+        self._stop_process()
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+            self._tempdir = None
+
+    def _stop_process(self) -> None:
         if self._process is not None:
             if self._process.poll() is None:
                 self._process.terminate()
@@ -123,9 +138,6 @@ class LocalOpa:
         if self._log is not None:
             self._log.close()
             self._log = None
-        if self._tempdir is not None:
-            self._tempdir.cleanup()
-            self._tempdir = None
 
     def _start(self) -> None:
         assert self._tempdir is not None
@@ -308,8 +320,23 @@ def _free_port() -> int:
 
 
 def _tail(log_path: Path) -> str:
+    """The end of OPA's log as a reader needs it: plain lines and the messages of error
+    entries (OPA's warnings, e.g. about running as root, are left out)."""
     try:
-        text = log_path.read_text(encoding="utf-8", errors="replace")
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return "(no log)"
-    return text[-_LOG_TAIL_CHARS:].strip() or "(no output)"
+    kept: list[str] = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            kept.append(line.strip())
+            continue
+        if not isinstance(entry, dict):
+            kept.append(line.strip())
+        elif entry.get("level") == "error":
+            cause = f": {entry['err']}" if entry.get("err") else ""
+            kept.append(f"{entry.get('msg', line)}{cause}")
+    text = " ".join(line for line in kept if line)
+    return text[-_LOG_TAIL_CHARS:] or "(no output)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import tarfile
 from pathlib import Path
 
@@ -87,3 +88,31 @@ def test_conflicting_data_files_are_reported_by_opa(tmp_path: Path) -> None:
         LocalOpa(find_opa(), paths=[first, second]),
     ):
         pass
+
+
+def test_a_port_taken_meanwhile_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgepolicy import opa_server
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = [taken.getsockname()[1]]
+        real_free_port = opa_server._free_port
+        monkeypatch.setattr(
+            opa_server, "_free_port", lambda: ports.pop() if ports else real_free_port()
+        )
+        with LocalOpa(find_opa(), paths=[FIXTURE_REGO]) as opa:
+            assert OpaClient(opa.url).health()
+            assert opa.url != f"http://127.0.0.1:{taken.getsockname()[1]}"
+
+
+def test_fixed_address_in_use_is_an_error_without_retry() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        addr = f"127.0.0.1:{taken.getsockname()[1]}"
+        with (
+            pytest.raises(OpaError, match="address already in use"),
+            LocalOpa(find_opa(), paths=[FIXTURE_REGO], addr=addr),
+        ):
+            pass
