@@ -7,7 +7,7 @@ OPA := .tools/bin/opa
 STAMP := $(VENV)/.installed
 
 
-.PHONY: setup tools tools-e2e tools-all run test test-rego test-python lint fmt clean bench
+.PHONY: setup tools tools-e2e tools-all run test test-rego test-python lint fmt clean bench bench-admission
 
 setup: $(STAMP) tools
 
@@ -44,6 +44,10 @@ lint: $(STAMP) tools
 
 bench: setup tools-all
 	$(BIN)/python -m bench
+
+bench-admission: setup
+	scripts/install-tools.sh opa vegeta
+	$(BIN)/python bench/admission.py
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache build *.egg-info
