@@ -28,16 +28,10 @@ import urllib3
 import yaml
 
 from edgepolicy.errors import EdgepolicyError, UsageError
+from edgepolicy.review import resource_name
 
 POLICY_API = "/apis/policy.apexlogic.com/v1alpha1"
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-# Plurals of the kinds an HPA can scale; other kinds fall back to lower-case kind + "s".
-_PLURALS = {
-    "Deployment": "deployments",
-    "StatefulSet": "statefulsets",
-    "ReplicaSet": "replicasets",
-    "ReplicationController": "replicationcontrollers",
-}
 # Bulky metadata the Rego never reads; dropped to keep OPA's input small.
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -206,7 +200,7 @@ class KubeClient:
             KubernetesApiError: the lookup failed or timed out.
         """
         prefix = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
-        plural = _PLURALS.get(kind, kind.lower() + "s")
+        plural = resource_name(kind)
         path = f"{prefix}/namespaces/{quote(namespace, safe='')}/{plural}/{quote(name, safe='')}"
 
         def load() -> dict[str, Any] | None:
