@@ -7,7 +7,7 @@ OPA := .tools/bin/opa
 STAMP := $(VENV)/.installed
 
 
-.PHONY: setup tools tools-e2e tools-all run test test-rego test-python lint fmt clean bench bench-admission
+.PHONY: setup tools tools-e2e tools-all run test test-rego test-python lint fmt clean bench bench-admission bench-bundles
 
 setup: $(STAMP) tools
 
@@ -48,6 +48,10 @@ bench: setup tools-all
 bench-admission: setup
 	scripts/install-tools.sh opa vegeta
 	$(BIN)/python bench/admission.py
+
+# Publish-to-activation time of a bundle on 20 real OPA sidecars, long polling vs polling.
+bench-bundles: setup
+	$(BIN)/python bench/bundles_fleet.py --sidecars 20 --rounds 5
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache build *.egg-info
