@@ -27,7 +27,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -243,15 +243,32 @@ def webhook_server(
         log.close()
 
 
+def _children(pid: int) -> list[int]:
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
 def worker_rss_mb(master_pid: int) -> list[float]:
     """Resident memory (MB) of each gunicorn worker of ``master_pid``."""
     sizes = []
-    for task in Path(f"/proc/{master_pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            for line in Path(f"/proc/{child}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    sizes.append(int(line.split()[1]) / 1024)
+    for child in _children(master_pid):
+        for line in Path(f"/proc/{child}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                sizes.append(int(line.split()[1]) / 1024)
     return sorted(sizes)
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User plus system CPU seconds the processes have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 # ---- vegeta ------------------------------------------------------------------------------------
@@ -271,6 +288,7 @@ class Result:
     requests: int
     errors: int
     status_codes: dict[str, int]
+    cpu_ms_per_request: float = 0.0
 
 
 def attack(targets: Path, *, rate: int, duration: float, ca: Path | None, label: str) -> Result:
@@ -307,12 +325,22 @@ def attack(targets: Path, *, rate: int, duration: float, ca: Path | None, label:
     )
 
 
+def measured(
+    targets: Path, *, rate: int, duration: float, ca: Path | None, label: str, pids: Sequence[int]
+) -> Result:
+    """:func:`attack`, plus the CPU time ``pids`` spent per request meanwhile."""
+    before = cpu_seconds(pids)
+    result = attack(targets, rate=rate, duration=duration, ca=ca, label=label)
+    spent = (cpu_seconds(pids) - before) * 1000 / max(result.requests, 1)
+    return replace(result, cpu_ms_per_request=round(spent, 2))
+
+
 def _print(result: Result) -> None:
     print(
-        f"{result.target:<8} {result.rate:>6}/s  achieved {result.achieved:>7.1f}/s  "
-        f"throughput {result.throughput:>7.1f}/s  p50 {result.p50_ms:>7.2f} ms  "
+        f"{result.target:<8} {result.rate:>5}/s  achieved {result.achieved:>7.1f}/s  "
+        f"ok/s {result.throughput:>7.1f}  p50 {result.p50_ms:>7.2f} ms  "
         f"p99 {result.p99_ms:>8.2f} ms  max {result.max_ms:>8.2f} ms  "
-        f"errors {result.errors}/{result.requests}",
+        f"errors {result.errors}/{result.requests}  cpu {result.cpu_ms_per_request:.2f} ms/req",
         flush=True,
     )
 
@@ -354,16 +382,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             opa_targets = write_targets(targets, mix, webhook=url, opa=opa.url)
             attack(targets, rate=50, duration=2, ca=ca, label="warm-up")
             rss["idle (after warm-up)"] = worker_rss_mb(process.pid)
+            workers = _children(process.pid)
+            assert opa.pid is not None
             for rate in rates:
-                results.append(
-                    attack(targets, rate=rate, duration=args.duration, ca=ca, label="webhook")
-                )
-                _print(results[-1])
+                common = {"rate": rate, "duration": args.duration}
+                webhook_run = measured(
+                    targets, ca=ca, label="webhook", pids=workers, **common
+                )  # the workers' own CPU: TLS, HTTP, Flask, JSON, OPA client
+                _print(webhook_run)
                 rss[f"after {rate}/s"] = worker_rss_mb(process.pid)
-                results.append(
-                    attack(opa_targets, rate=rate, duration=args.duration, ca=None, label="opa")
-                )
-                _print(results[-1])
+                opa_run = measured(opa_targets, ca=None, label="opa", pids=[opa.pid], **common)
+                _print(opa_run)
+                results += [webhook_run, opa_run]
     print("webhook worker RSS (MB):")
     for moment, sizes in rss.items():
         print(f"  {moment:<22} " + ", ".join(f"{size:.1f}" for size in sizes))
