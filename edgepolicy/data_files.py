@@ -38,7 +38,7 @@ def load_data_files(paths: Sequence[str | Path]) -> dict[str, Any]:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(f"cannot read data file: {error}", path=str(path)) from error
     try:

@@ -95,7 +95,7 @@ def load_paths(paths: Sequence[str | Path]) -> list[Manifest]:
     manifests: list[Manifest] = []
     for file in _expand(paths):
         try:
-            text = file.read_text(encoding="utf-8")
+            text = file.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as error:
             raise InputError(f"cannot read file: {error}", path=str(file)) from error
         manifests.extend(load_text(text, str(file)))

@@ -146,3 +146,9 @@ def test_alias_bombs_are_refused() -> None:
         previous = name
     with pytest.raises(InputError, match="expands to more than 1000000 values"):
         load_text(text, "lol.yaml")
+
+
+def test_byte_order_mark_and_crlf_are_accepted(tmp_path: Path) -> None:
+    (tmp_path / "bom.json").write_bytes(b'\xef\xbb\xbf{"apiVersion": "v1", "kind": "Pod"}')
+    (tmp_path / "crlf.yaml").write_bytes(b"\xef\xbb\xbfapiVersion: v1\r\nkind: Pod\r\n")
+    assert [m.obj["kind"] for m in load_paths([tmp_path])] == ["Pod", "Pod"]
