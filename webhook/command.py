@@ -119,6 +119,7 @@ def _run(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from edgepolicy.library import library_path
     from edgepolicy.opa_binary import find_opa
+    from edgepolicy.opa_client import OpaClient
     from webhook import kube
     from webhook.config import WebhookConfig
     from webhook.local_opa import SupervisedOpa, local_data
@@ -154,6 +155,7 @@ def _serve(args: argparse.Namespace) -> int:
         kubeconfig=kubeconfig,
         bundles=local_opa is None,
     )
+    OpaClient(opa_url).close()  # a malformed URL fails here, not in every worker
     if local_opa is not None:
         local_opa.start()
     try:

@@ -30,13 +30,14 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     Raises:
         UsageError: a file is missing or unreadable, or the key does not match the certificate.
     """
+    for path in (cert_file, key_file):
+        if not path.is_file():
+            raise UsageError(f"TLS file not found: {path}")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.verify_mode = ssl.CERT_NONE
     try:
         context.load_cert_chain(certfile=str(cert_file), keyfile=str(key_file))
-    except FileNotFoundError as error:
-        raise UsageError(f"TLS file not found: {error.filename}") from error
     except (ssl.SSLError, OSError) as error:
         raise UsageError(
             f"cannot load TLS certificate {cert_file} with key {key_file}: {error}"
@@ -66,8 +67,8 @@ class ReloadingContext:
         self._key_file = key_file
         self._check_interval = check_interval
         self._lock = threading.Lock()
-        self._identities = self._current_identities()
         self._context = server_context(cert_file, key_file)
+        self._identities = self._current_identities()
         self._checked_at = time.monotonic()
 
     def _current_identities(self) -> tuple[FileIdentity, FileIdentity]:

@@ -23,8 +23,10 @@ def test_server_context_requires_tls_1_2(tmp_path: Path, write_key_pair: KeyPair
 def test_missing_or_mismatched_files_are_usage_errors(
     tmp_path: Path, write_key_pair: KeyPairWriter
 ) -> None:
-    with pytest.raises(UsageError, match="TLS file not found"):
+    with pytest.raises(UsageError, match="TLS file not found: .*nope.pem"):
         server_context(tmp_path / "nope.pem", tmp_path / "nope.key")
+    with pytest.raises(UsageError, match="TLS file not found: .*nope.pem"):
+        ReloadingContext(tmp_path / "nope.pem", tmp_path / "nope.key")
     write_key_pair(tmp_path / "a.pem", tmp_path / "a.key", "a")
     write_key_pair(tmp_path / "b.pem", tmp_path / "b.key", "b")
     with pytest.raises(UsageError, match="cannot load TLS certificate"):
