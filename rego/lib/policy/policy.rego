@@ -102,7 +102,7 @@ unusable contains id if {
 	count(subjects) > 0
 	some id, record in all
 	record.namespace == request.namespace
-	not _has_usable_selector(record.object)
+	not id in _usable
 }
 
 # METADATA
@@ -110,15 +110,16 @@ unusable contains id if {
 # description: True when policy `record` applies to workload `obj` in `namespace`.
 applies(record, obj, namespace) if {
 	record.namespace == namespace
-	_has_usable_selector(record.object)
+	record.id in _usable
 	selector.matches(record.object.spec.targetWorkloadSelector, workload.pod_labels(obj))
 }
 
 # METADATA
-# title: _has_usable_selector
-# description: 'True when `policy` has a well-formed targetWorkloadSelector.'
-_has_usable_selector(policy) if {
-	count(selector.errors(policy.spec.targetWorkloadSelector, "")) == 0
+# title: _usable
+# description: 'The ids of the policies with a well-formed targetWorkloadSelector, computed once per decision.'
+_usable contains id if {
+	some id, record in all
+	count(selector.errors(record.object.spec.targetWorkloadSelector, "")) == 0
 }
 
 # METADATA

@@ -74,12 +74,11 @@ _to_number(digits) := to_number(concat("", ["0", digits])) if {
 # METADATA
 # title: _scale
 # description: '`n` scaled by `suffix`.'
-_scale(n, suffix) := n * _multipliers[suffix]
-
-_scale(n, suffix) := n / _divisors[suffix]
-
-_scale(n, suffix) := value if {
-	regex.match(`^[eE][+-]?[0-9]+$`, suffix)
+_scale(n, suffix) := n * _multipliers[suffix] if {
+	_multipliers[suffix]
+} else := n / _divisors[suffix] if {
+	_divisors[suffix]
+} else := value if {
 	exponent := to_number(trim_left(substring(suffix, 1, -1), "+"))
 	abs(exponent) <= _max_exponent
 	value := _apply_exponent(n, exponent)

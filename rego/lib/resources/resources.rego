@@ -5,31 +5,38 @@
 #   containers and restartable init containers) and (the peak of each ordinary init container,
 #   plus the restartable init containers declared before it, which are already running). Only
 #   `resources.limits` count. A missing or malformed quantity counts as 0 here; malformed ones
-#   are reported by `malformed_limits`.
+#   are reported by `malformed_limits`. The functions take the container records of
+#   `workload.containers`, so a caller computes those once per object.
 package edgepolicy.lib.resources
 
 import data.edgepolicy.lib.quantity
-import data.edgepolicy.lib.workload
 
 # METADATA
 # title: pod_limit
-# description: The effective per-pod limit of `resource` (e.g. `cpu`, in base units) of `obj`.
-pod_limit(obj, resource) := max([_long_running(containers, resource), _init_peak(containers, resource)]) if {
-	containers := workload.containers(obj)
+# description: The effective per-pod limit of `resource` (e.g. `cpu`, in base units) of `containers`.
+pod_limit(containers, resource) := max([long_running, init_peak]) if {
+	values := [_value(container, resource) | some container in containers]
+	long_running := sum([values[i] | some i, container in containers; _is_long_running(container)])
+	init_peak := max(array.concat([0], [peak |
+		some i, container in containers
+		container.is_init
+		not container.is_sidecar
+		peak := values[i] + _sidecars_before(containers, values, container.index)
+	]))
 }
 
 # METADATA
 # title: pod_gpus
-# description: The effective per-pod GPU count of `obj`, summed over the GPU resource `names`.
-pod_gpus(obj, names) := sum([pod_limit(obj, name) | some name in names])
+# description: The effective per-pod GPU count of `containers`, summed over the GPU resource `names`.
+pod_gpus(containers, names) := sum([pod_limit(containers, name) | some name in names])
 
 # METADATA
 # title: malformed_limits
 # description: |
-#   The limits of `obj`'s containers for any of `resources` that are not valid non-negative
+#   The limits of `containers` for any of `resources` that are not valid non-negative
 #   quantities, each `{"container", "field", "resource", "value"}`.
-malformed_limits(obj, resources) := {problem |
-	some container in workload.containers(obj)
+malformed_limits(containers, resources) := {problem |
+	some container in containers
 	some resource in resources
 	value := container.limits[resource]
 	value != null
@@ -50,14 +57,6 @@ _value(container, resource) := value if {
 } else := 0
 
 # METADATA
-# title: _long_running
-# description: 'The sum of `resource` over containers and sidecars.'
-_long_running(containers, resource) := sum([_value(container, resource) |
-	some container in containers
-	_is_long_running(container)
-])
-
-# METADATA
 # title: _is_long_running
 # description: 'True for containers and restartable init containers.'
 _is_long_running(container) if not container.is_init
@@ -65,20 +64,10 @@ _is_long_running(container) if not container.is_init
 _is_long_running(container) if container.is_sidecar
 
 # METADATA
-# title: _init_peak
-# description: 'The largest `resource` need of an ordinary init container plus the sidecars already running.'
-_init_peak(containers, resource) := max(array.concat([0], [peak |
-	some container in containers
-	container.is_init
-	not container.is_sidecar
-	peak := _value(container, resource) + _sidecars_before(containers, container.index, resource)
-]))
-
-# METADATA
 # title: _sidecars_before
-# description: 'The sum of `resource` over the sidecars declared before init container `index`.'
-_sidecars_before(containers, index, resource) := sum([_value(sidecar, resource) |
-	some sidecar in containers
+# description: 'The sum of `values` over the sidecars declared before init container number `index`.'
+_sidecars_before(containers, values, index) := sum([values[i] |
+	some i, sidecar in containers
 	sidecar.is_sidecar
 	sidecar.index < index
 ])

@@ -3,12 +3,13 @@
 package edgepolicy.lib.resources_test
 
 import data.edgepolicy.lib.resources
+import data.edgepolicy.lib.workload
 import data.edgepolicy.test.fixtures_test as fx
 
 # METADATA
 # title: _pod
-# description: 'A Pod with `containers` and `init_containers`.'
-_pod(containers, init_containers) := fx.workload("Pod", {"containers": containers, "initContainers": init_containers})
+# description: 'The container records of a Pod with `containers` and `init_containers`.'
+_pod(containers, init_containers) := workload.containers(fx.workload("Pod", {"containers": containers, "initContainers": init_containers}))
 
 # METADATA
 # title: _init

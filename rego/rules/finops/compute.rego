@@ -18,9 +18,9 @@ _gibibyte := 1073741824
 findings contains finding if {
 	some record in _workload_policies
 	limit := policy.setting(record.object, "costLimits", "maxCPUCores")
-	pods := _pods(record)
-	per_pod := resources.pod_limit(request.object, "cpu")
-	total := pods.count * per_pod
+	pods := _pods[record.id]
+	per_pod := _per_pod.cpu
+	total := pods * per_pod
 	total > limit
 	finding := {
 		"rule": "finops.cpu",
@@ -28,7 +28,7 @@ findings contains finding if {
 		"message": sprintf(
 			"finops.cpu: %s: %s x %s CPU cores per pod = %s cores exceeds maxCPUCores %s of FinOpsPolicy %s; lower resources.limits.cpu or the number of pods so the total is at most %s cores",
 			[
-				request.description, pods.reason, format.number(per_pod), format.number(total),
+				request.description, _pods_text(record), format.number(per_pod), format.number(total),
 				format.number(limit), record.id, format.number(limit),
 			],
 		),
@@ -41,9 +41,9 @@ findings contains finding if {
 findings contains finding if {
 	some record in _workload_policies
 	limit_gb := policy.setting(record.object, "costLimits", "maxMemoryGB")
-	pods := _pods(record)
-	per_pod := resources.pod_limit(request.object, "memory")
-	total := pods.count * per_pod
+	pods := _pods[record.id]
+	per_pod := _per_pod.memory
+	total := pods * per_pod
 	total > limit_gb * _gibibyte
 	finding := {
 		"rule": "finops.memory",
@@ -51,7 +51,7 @@ findings contains finding if {
 		"message": sprintf(
 			"finops.memory: %s: %s x %s per pod = %s (%s bytes) exceeds maxMemoryGB %s (%s bytes) of FinOpsPolicy %s; lower resources.limits.memory or the number of pods so the total is at most %sGi",
 			[
-				request.description, pods.reason, format.gibibytes(per_pod), format.gibibytes(total),
+				request.description, _pods_text(record), format.gibibytes(per_pod), format.gibibytes(total),
 				format.number(total), format.number(limit_gb), format.number(limit_gb * _gibibyte),
 				record.id, format.number(limit_gb),
 			],
@@ -69,7 +69,7 @@ findings contains finding if {
 	some rule, field in {"finops.cpu": "maxCPUCores", "finops.memory": "maxMemoryGB"}
 	policy.setting(record.object, "costLimits", field)
 	resource := trim_prefix(rule, "finops.")
-	some problem in resources.malformed_limits(request.object, {resource})
+	some problem in resources.malformed_limits(_containers, {resource})
 	finding := _malformed_quantity_finding(rule, record, problem)
 }
 

@@ -10,6 +10,7 @@ package edgepolicy.rules.finops
 import data.edgepolicy.lib.format
 import data.edgepolicy.lib.policy
 import data.edgepolicy.lib.request
+import data.edgepolicy.lib.resources
 import data.edgepolicy.lib.workload
 
 # METADATA
@@ -23,22 +24,33 @@ _workload_policies contains record if {
 
 # METADATA
 # title: _pods
-# description: 'How many pods the admitted workload runs at most under `record`, and why, for messages.'
-_pods(record) := {"count": scale, "reason": _scale_reason(record, scale)} if {
+# description: 'How many pods the admitted workload runs at most, per applying policy id.'
+_pods[record.id] := scale if {
+	some record in _workload_policies
 	scale := workload.max_scale(request.object, policy.max_replicas(record.object))
 }
 
 # METADATA
-# title: _scale_reason
-# description: 'Why the admitted workload counts as `scale` pods, for messages.'
-_scale_reason(record, scale) := sprintf("%s pods (the larger of spec.replicas %s and autoScale.maxReplicas %s)", [
-	format.number(scale),
+# title: _containers
+# description: 'The container records of the admitted object, computed once per decision.'
+_containers := workload.containers(request.object)
+
+# METADATA
+# title: _per_pod
+# description: 'The effective per-pod cpu and memory limits of the admitted object.'
+_per_pod[resource] := resources.pod_limit(_containers, resource) if some resource in {"cpu", "memory"}
+
+# METADATA
+# title: _pods_text
+# description: 'How many pods the admitted workload counts as under `record`, and why, for messages.'
+_pods_text(record) := sprintf("%s pods (the larger of spec.replicas %s and autoScale.maxReplicas %s)", [
+	format.number(_pods[record.id]),
 	format.number(workload.replicas(request.object)),
 	format.number(policy.max_replicas(record.object)),
 ]) if {
 	request.kind in {"Deployment", "StatefulSet", "ReplicaSet"}
-} else := sprintf("%s pods (autoScale.maxReplicas of the policy, else 1)", [format.number(scale)]) if {
+} else := sprintf("%s pods (autoScale.maxReplicas of the policy, else 1)", [format.number(_pods[record.id])]) if {
 	request.kind == "DaemonSet"
-} else := sprintf("%s pods (parallelism)", [format.number(scale)]) if {
+} else := sprintf("%s pods (parallelism)", [format.number(_pods[record.id])]) if {
 	request.kind in {"Job", "CronJob"}
 } else := "1 pod"

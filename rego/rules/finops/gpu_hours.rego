@@ -23,9 +23,9 @@ findings contains finding if {
 	some record in _workload_policies
 	limit := policy.setting(record.object, "costLimits", "dailyGPUHours")
 	hours := _daily_hours
-	pods := _pods(record)
-	gpus := resources.pod_gpus(request.object, settings.gpu_resource_names)
-	total := (pods.count * gpus) * hours
+	pods := _pods[record.id]
+	gpus := resources.pod_gpus(_containers, settings.gpu_resource_names)
+	total := (pods * gpus) * hours
 	total > limit
 	finding := {
 		"rule": "finops.gpu-hours",
@@ -33,7 +33,7 @@ findings contains finding if {
 		"message": sprintf(
 			"finops.gpu-hours: %s: %s x %s GPUs per pod x %s active hours a day (annotation %s, default 24) = %s GPU-hours a day exceeds dailyGPUHours %s of FinOpsPolicy %s; lower the GPU limits, the number of pods or the daily active hours",
 			[
-				request.description, pods.reason, format.number(gpus), format.number(hours), _hours_annotation,
+				request.description, _pods_text(record), format.number(gpus), format.number(hours), _hours_annotation,
 				format.number(total), format.number(limit), record.id,
 			],
 		),
@@ -48,7 +48,7 @@ findings contains finding if {
 findings contains finding if {
 	some record in _workload_policies
 	policy.setting(record.object, "costLimits", "dailyGPUHours")
-	some problem in resources.malformed_limits(request.object, settings.gpu_resource_names)
+	some problem in resources.malformed_limits(_containers, settings.gpu_resource_names)
 	finding := _malformed_quantity_finding("finops.gpu-hours", record, problem)
 }
 

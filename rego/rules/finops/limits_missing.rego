@@ -3,14 +3,13 @@
 package edgepolicy.rules.finops
 
 import data.edgepolicy.lib.request
-import data.edgepolicy.lib.workload
 
 # METADATA
 # title: finops.limits-missing
 # description: A container of a matched workload has no cpu or no memory limit.
 findings contains finding if {
 	some record in _workload_policies
-	some container in workload.containers(request.object)
+	some container in _containers
 	missing := [resource | some resource in ["cpu", "memory"]; not _has_limit(container, resource)]
 	count(missing) > 0
 	finding := {
