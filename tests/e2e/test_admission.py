@@ -179,3 +179,70 @@ def test_server_side_dry_run_is_decided_but_not_stored(kubectl: Kubectl, webhook
     assert any(
         entry["name"] == "rehearsal" and entry["dryRun"] is True for entry in webhook.decisions()
     )
+
+
+def test_update_over_budget_is_denied_and_the_stored_object_kept(
+    kubectl: Kubectl, webhook: Webhook
+) -> None:
+    kubectl.apply(compliant("grows"), check=True)
+    bigger = compliant("grows")
+    bigger["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = "4"
+
+    result = kubectl.apply(bigger)
+
+    assert_denied(result, "finops.cpu", POLICY)
+    stored = kubectl.get("deployment", "grows", NAMESPACE)
+    assert stored is not None
+    assert stored["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] == "2"
+    assert any(
+        entry["name"] == "grows" and entry["operation"] == "UPDATE" and not entry["allowed"]
+        for entry in webhook.decisions()
+    )
+
+
+def test_autoscaling_v1_hpa_is_converted_and_denied(kubectl: Kubectl, webhook: Webhook) -> None:
+    kubectl.apply(compliant("scaled-v1"), check=True)
+    legacy = {
+        "apiVersion": "autoscaling/v1",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "scaled-v1", "namespace": NAMESPACE},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "scaled-v1"},
+            "minReplicas": 1,
+            "maxReplicas": 10,
+            "targetCPUUtilizationPercentage": 70,
+        },
+    }
+
+    result = kubectl.apply(legacy)
+
+    assert_denied(result, "finops.hpa", "maxReplicas 10")
+
+
+def test_bare_pod_with_a_too_long_idle_shutdown_is_denied(
+    kubectl: Kubectl, webhook: Webhook
+) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "debug",
+            "namespace": NAMESPACE,
+            "labels": {"app": "ai-inference-service", "env": "production-edge"},
+            "annotations": {IDLE_ANNOTATION: "45m"},
+        },
+        "spec": {
+            "containers": [
+                {
+                    "name": "server",
+                    "image": "registry.example/ai/inference:1.0",
+                    "resources": {"limits": {"cpu": "1", "memory": "1Gi"}},
+                }
+            ]
+        },
+    }
+
+    result = kubectl.apply(pod)
+
+    assert_denied(result, "finops.idle-shutdown", "45m")
+    assert kubectl.get("pod", "debug", NAMESPACE) is None
