@@ -7,6 +7,7 @@ Exit codes: 0 nothing denied; 1 something denied (or warned, with --fail-on-warn
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -98,5 +99,6 @@ def run(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         verification_key=key,
     )
+    report = dataclasses.replace(report, fail_on_warn=args.fail_on_warn)
     sys.stdout.write(render(report, args.output))
-    return report.exit_code(fail_on_warn=args.fail_on_warn)
+    return report.exit_code()

@@ -110,9 +110,13 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class CheckReport:
-    """The results of one check run, in input order."""
+    """The results of one check run, in input order.
+
+    With ``fail_on_warn`` an object with warnings fails the run as a denied one does.
+    """
 
     results: tuple[CheckResult, ...]
+    fail_on_warn: bool = False
 
     @property
     def denied(self) -> int:
@@ -124,11 +128,13 @@ class CheckReport:
         """How many objects have at least one warning."""
         return sum(1 for result in self.results if result.warnings)
 
-    def exit_code(self, *, fail_on_warn: bool = False) -> int:
-        """Return 1 when an object is denied (or warned, with ``fail_on_warn``), else 0."""
-        if self.denied or (fail_on_warn and self.warned):
-            return 1
-        return 0
+    def fails(self, result: CheckResult) -> bool:
+        """Whether ``result`` fails the run: denied, or warned with ``fail_on_warn``."""
+        return result.denied or (self.fail_on_warn and bool(result.warnings))
+
+    def exit_code(self) -> int:
+        """Return 1 when some object fails the run (see :meth:`fails`), else 0."""
+        return 1 if any(self.fails(result) for result in self.results) else 0
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The JUnit XML report: one test suite per file, one test case per object.
 
 A denied object is a failed test case whose failure lists every violation; warnings and dry-run
-findings go to the test case's ``system-out``, since JUnit has no warning status.
+findings go to the test case's ``system-out``, since JUnit has no warning status. With
+``--fail-on-warn`` a warned object fails too, its failure listing the warnings.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ def render(report: CheckReport) -> str:
         "testsuites",
         name="edgepolicy check",
         tests=str(len(report.results)),
-        failures=str(report.denied),
+        failures=str(sum(1 for result in report.results if report.fails(result))),
         errors="0",
         skipped="0",
     )
@@ -31,18 +32,18 @@ def render(report: CheckReport) -> str:
             "testsuite",
             name=file,
             tests=str(len(results)),
-            failures=str(sum(1 for result in results if result.denied)),
+            failures=str(sum(1 for result in results if report.fails(result))),
             errors="0",
             skipped="0",
         )
         for result in results:
-            _add_case(suite, result)
+            _add_case(suite, result, fails=report.fails(result))
     ElementTree.indent(root)
     body = ElementTree.tostring(root, encoding="unicode")
     return f'<?xml version="1.0" encoding="UTF-8"?>\n{body}\n'
 
 
-def _add_case(suite: ElementTree.Element, result: CheckResult) -> None:
+def _add_case(suite: ElementTree.Element, result: CheckResult, *, fails: bool) -> None:
     name = f"{result.namespace}/{result.name}" if result.namespace else result.name
     case = ElementTree.SubElement(
         suite,
@@ -53,14 +54,16 @@ def _add_case(suite: ElementTree.Element, result: CheckResult) -> None:
     )
     if result.line is not None:
         case.set("line", str(result.line))
-    if result.violations:
+    if fails:
+        reasons = result.violations or result.warnings
+        verb = "denied" if result.violations else "warned (--fail-on-warn)"
         failure = ElementTree.SubElement(
             case,
             "failure",
-            type=result.violations[0].rule,
-            message="denied by " + ", ".join(sorted({v.rule for v in result.violations})),
+            type=reasons[0].rule,
+            message=f"{verb} by " + ", ".join(sorted({finding.rule for finding in reasons})),
         )
-        failure.text = "\n".join(_line(finding) for finding in result.violations)
+        failure.text = "\n".join(_line(finding) for finding in reasons)
     notes = [*result.warnings, *result.decision.dryrun]
     if notes:
         output = ElementTree.SubElement(case, "system-out")

@@ -172,8 +172,10 @@ def _result(name: str, decision: Decision) -> CheckResult:
     ],
 )
 def test_exit_code(decisions: list[Decision], fail_on_warn: bool, expected: int) -> None:
-    report = CheckReport(tuple(_result(f"p{i}", d) for i, d in enumerate(decisions)))
-    assert report.exit_code(fail_on_warn=fail_on_warn) == expected
+    results = tuple(_result(f"p{i}", d) for i, d in enumerate(decisions))
+    report = CheckReport(results, fail_on_warn=fail_on_warn)
+    assert report.exit_code() == expected
+    assert any(report.fails(result) for result in results) is bool(expected)
 
 
 def test_result_properties() -> None:

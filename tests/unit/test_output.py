@@ -136,3 +136,15 @@ def test_sarif_levels_rules_and_locations() -> None:
 )
 def test_artifact_uri(path: str, uri: str) -> None:
     assert artifact_uri(path) == uri
+
+
+def test_junit_fails_warned_objects_with_fail_on_warn() -> None:
+    warned = _result("w.yaml", 0, 1, "Deployment", "w", Decision(allowed=True, warnings=(MEMORY,)))
+    plain = ElementTree.fromstring(render(CheckReport((warned,)), "junit"))
+    strict = ElementTree.fromstring(render(CheckReport((warned,), fail_on_warn=True), "junit"))
+    assert plain.get("failures") == "0"
+    assert plain.find("./testsuite/testcase/failure") is None
+    assert strict.get("failures") == "1"
+    failure = strict.find("./testsuite/testcase/failure")
+    assert failure is not None
+    assert failure.get("message") == "warned (--fail-on-warn) by finops.memory"
