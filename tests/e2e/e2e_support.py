@@ -192,6 +192,16 @@ class Webhook:
                 entries.append(entry)
         return entries
 
+    def requests_answered(self) -> float:
+        """Sum of the ``edgepolicy_admission_requests_total`` counters on /metrics."""
+        status, body = self.get("/metrics")
+        assert status == 200, body
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in body.splitlines()
+            if line.startswith("edgepolicy_admission_requests_total{")
+        )
+
     def stop(self) -> None:
         """Stop the webhook: SIGTERM to its process group, SIGKILL after 10 s."""
         if self.process.poll() is not None:

@@ -158,10 +158,14 @@ def test_malformed_policy_is_denied_with_policy_invalid(kubectl: Kubectl, webhoo
 
 def test_kube_system_is_never_sent_to_the_webhook(kubectl: Kubectl, webhook: Webhook) -> None:
     governed = kubectl.apply(compliant("logged"))
+    before = webhook.requests_answered()
     exempt = kubectl.apply(over_budget("system-agent", "kube-system"))
+    after = webhook.requests_answered()
 
     assert governed.returncode == 0, governed.stderr
     assert exempt.returncode == 0, exempt.stderr
+    assert before >= 2, "the metrics count the governed request (mutate + validate)"
+    assert after == before
     assert kubectl.get("deployment", "system-agent", "kube-system") is not None
     decisions = webhook.decisions()
     assert any(entry["name"] == "logged" for entry in decisions), "the decision log works"
