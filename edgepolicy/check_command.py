@@ -56,7 +56,11 @@ def add_parser(subparsers: Any) -> None:
         help="namespace for objects that name none (default: default)",
     )
     parser.add_argument(
-        "--output", "-o", choices=sorted(FORMATS), default="text", help="report format"
+        "--output",
+        "-o",
+        choices=list(FORMATS),
+        default="text",
+        help="report format (default: text)",
     )
     parser.add_argument(
         "--fail-on-warn", action="store_true", help="exit 1 when an object only has warnings"
