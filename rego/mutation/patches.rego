@@ -46,14 +46,14 @@ _policy_ids := sort(policy.matching) if workload.is_workload(request.object)
 # description: 'The JSONPatch operations, unordered.'
 _operations contains operation if {
 	count(_policy_ids) > 0
-	value := policy.all[_policy_ids[0]].name
+	value := policy.candidates[_policy_ids[0]].name
 	some operation in _set(["metadata", "labels"], _policy_label, value)
 }
 
 _operations contains operation if {
 	thresholds := [threshold |
 		some id in _policy_ids
-		threshold := policy.setting(policy.all[id].object, "optimizationRules", "idleShutdownThresholdMinutes")
+		threshold := policy.setting(policy.candidates[id].object, "optimizationRules", "idleShutdownThresholdMinutes")
 	]
 	count(thresholds) > 0
 	template_path := workload.template_path(request.object)

@@ -14,25 +14,27 @@ import data.edgepolicy.lib.selector
 import data.edgepolicy.lib.workload
 
 # METADATA
-# title: all
+# title: candidates
 # description: |
-#   Every known FinOpsPolicy by id `namespace/name`, as
-#   `{"id", "namespace", "name", "object"}`.
-all[id] := record if {
-	some namespace, by_name in data.edgepolicy.policies.finops
-	some name, policy in by_name
-	id := concat("/", [namespace, name])
+#   Every known FinOpsPolicy in the admitted object's namespace (the only ones that can apply to
+#   it) by id `namespace/name`, as `{"id", "namespace", "name", "object"}`. Policies of other
+#   namespaces are never looked at, so a decision costs the same however many namespaces a
+#   bundle holds.
+candidates[id] := record if {
+	some name, policy in data.edgepolicy.policies.finops[request.namespace]
+	id := concat("/", [request.namespace, name])
 	not id in _context_ids
-	record := {"id": id, "namespace": namespace, "name": name, "object": policy}
+	record := {"id": id, "namespace": request.namespace, "name": name, "object": policy}
 }
 
-all[id] := record if {
+candidates[id] := record if {
 	some id in _context_ids
 	same := [policy | some policy in _context_policies; _context_id(policy) == id]
 	policy := same[count(same) - 1]
+	_context_namespace(policy) == request.namespace
 	record := {
 		"id": id,
-		"namespace": _context_namespace(policy),
+		"namespace": request.namespace,
 		"name": _context_name(policy),
 		"object": policy,
 	}
@@ -88,8 +90,8 @@ subjects contains target if {
 # description: The ids of the usable policies that apply to the admitted object.
 matching contains id if {
 	some subject in subjects
-	some id, record in all
-	applies(record, subject, request.namespace)
+	some id, record in candidates
+	applies(record, subject)
 }
 
 # METADATA
@@ -100,16 +102,14 @@ matching contains id if {
 #   namespace (fail closed) and enforce nothing else.
 unusable contains id if {
 	count(subjects) > 0
-	some id, record in all
-	record.namespace == request.namespace
+	some id, _ in candidates
 	not id in _usable
 }
 
 # METADATA
 # title: applies
-# description: True when policy `record` applies to workload `obj` in `namespace`.
-applies(record, obj, namespace) if {
-	record.namespace == namespace
+# description: True when candidate policy `record` applies to workload `obj` (of the same namespace).
+applies(record, obj) if {
 	record.id in _usable
 	selector.matches(record.object.spec.targetWorkloadSelector, workload.pod_labels(obj))
 }
@@ -118,7 +118,7 @@ applies(record, obj, namespace) if {
 # title: _usable
 # description: 'The ids of the policies with a well-formed targetWorkloadSelector, computed once per decision.'
 _usable contains id if {
-	some id, record in all
+	some id, record in candidates
 	count(selector.errors(record.object.spec.targetWorkloadSelector, "")) == 0
 }
 

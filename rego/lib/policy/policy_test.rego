@@ -11,26 +11,33 @@ import data.edgepolicy.test.fixtures_test as fx
 _other := fx.policy("other", fx.selector_spec({"costLimits": {"maxCPUCores": 4}}))
 
 # METADATA
-# title: data and context policies merge by namespace/name, the context copy wins
+# title: data and context policies of the request namespace merge by id, the context copy wins
 test_merge if {
 	newer := object.union(fx.seed_policy, {"spec": {"costLimits": {"maxCPUCores": 2}}})
-	merged := policy.all with data.edgepolicy.policies.finops as {fx.namespace: {"edge-ai-inference-cost-policy": fx.seed_policy, "other": _other}}
+	in_data := {
+		fx.namespace: {"edge-ai-inference-cost-policy": fx.seed_policy, "other": _other},
+		"elsewhere": {"remote": _other},
+	}
+	merged := policy.candidates with data.edgepolicy.policies.finops as in_data
 		with input as fx.review_with(fx.compliant, {"policies": [newer, {"kind": "Service"}]})
-	count(merged) == 2
+	object.keys(merged) == {fx.policy_id, "ai-workloads/other"}
 	merged[fx.policy_id].object.spec.costLimits.maxCPUCores == 2
 	merged[fx.policy_id].name == "edge-ai-inference-cost-policy"
-	merged["ai-workloads/other"].object == _other
+	merged["ai-workloads/other"] == {"id": "ai-workloads/other", "namespace": fx.namespace, "name": "other", "object": _other}
 }
 
 # METADATA
-# title: among duplicates in the context the last wins; defaults for missing namespace and name
+# title: among duplicates in the context the last wins; a policy without namespace is in default
 test_context_duplicates if {
 	first := fx.policy("dup", fx.selector_spec({"costLimits": {"maxCPUCores": 1}}))
 	last := fx.policy("dup", fx.selector_spec({"costLimits": {"maxCPUCores": 2}}))
-	unnamed := {"kind": "FinOpsPolicy", "metadata": {}, "spec": {}}
-	merged := policy.all with input as fx.review_with(fx.compliant, {"policies": [first, last, unnamed]})
+	unnamed := {"kind": "FinOpsPolicy", "metadata": {"namespace": fx.namespace}, "spec": {}}
+	no_namespace := {"kind": "FinOpsPolicy", "metadata": {"name": "np"}, "spec": {}}
+	ctx := {"policies": [first, last, unnamed, no_namespace]}
+	merged := policy.candidates with input as fx.review_with(fx.compliant, ctx)
+	object.keys(merged) == {"ai-workloads/dup", "ai-workloads/"}
 	merged["ai-workloads/dup"].object == last
-	merged["default/"].object == unnamed
+	object.keys(policy.candidates) == {"default/np"} with input as fx.review_with(fx.compliant, ctx) with input.request.namespace as "default"
 }
 
 # METADATA

@@ -19,7 +19,7 @@ import data.edgepolicy.lib.workload
 _workload_policies contains record if {
 	workload.is_workload(request.object)
 	some id in policy.matching
-	record := policy.all[id]
+	record := policy.candidates[id]
 }
 
 # METADATA

@@ -17,7 +17,7 @@ import data.edgepolicy.lib.request
 findings contains finding if {
 	autoscaling.is_hpa(request.object)
 	some id in policy.matching
-	record := policy.all[id]
+	record := policy.candidates[id]
 	some problem in _hpa_problems(request.object, record.object)
 	finding := {
 		"rule": "finops.hpa",

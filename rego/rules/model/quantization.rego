@@ -18,7 +18,7 @@ import data.edgepolicy.lib.workload
 _required_policies contains record if {
 	workload.is_workload(request.object)
 	some id in policy.matching
-	record := policy.all[id]
+	record := policy.candidates[id]
 	policy.setting(record.object, "optimizationRules", "modelQuantizationRequired") == true
 }
 

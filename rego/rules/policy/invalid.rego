@@ -28,7 +28,7 @@ findings contains finding if {
 # description: A FinOpsPolicy in data or context that applies to the admitted object is malformed.
 findings contains finding if {
 	some id in (policy.matching | policy.unusable)
-	some error in policy.errors(policy.all[id].object)
+	some error in policy.errors(policy.candidates[id].object)
 	finding := {
 		"rule": "policy.invalid",
 		"policy": id,
