@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".tools" / "bin"
@@ -37,6 +39,7 @@ SEED_POLICY_ID = f"{SEED_NAMESPACE}/edge-ai-inference-cost-policy"
 # How the tests run `edgepolicy serve` (plus --kubeconfig): its local OPA gets the seed policy and
 # the warn-mode settings.
 WEBHOOK_ARGS = ("--policies", str(SEED_POLICY), "--data", str(ASSETS / "settings.yaml"))
+BUNDLE_KEY_ID = "edgepolicy-bundle"  # the key id deploy/base/opa-config.yaml verifies with
 DENIED = 'admission webhook "validate.edgepolicy.apexlogic.com" denied the request'
 POLICY_LABEL = "finops.apexlogic.com/policy"
 IDLE_ANNOTATION = "finops.apexlogic.com/idle-shutdown-after"
@@ -378,3 +381,57 @@ def assert_denied(result: subprocess.CompletedProcess[str], *texts: str) -> None
     assert DENIED in result.stderr, result.stderr
     for text in texts:
         assert text in result.stderr, f"{text} not in:\n{result.stderr}"
+
+
+# --- bundles ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignedBundle:
+    """A bundle built by `edgepolicy bundle build` from a fresh Git repository, ES256-signed."""
+
+    path: Path
+    public_key: Path
+    revision: str
+
+
+def build_signed_bundle(work: Path, files: Mapping[str, bytes], out: Path) -> SignedBundle:
+    """Commit ``files`` to a new Git repository under ``work`` and build its signed bundle."""
+    repo = work / "policy-repo"
+    repo.mkdir()
+    for name, content in files.items():
+        (repo / name).write_bytes(content)
+    git = ["git", "-C", str(repo), "-c", "user.name=e2e", "-c", "user.email=e2e@example.invalid"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "policies"], check=True)
+    revision = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    key = ec.generate_private_key(ec.SECP256R1())
+    signing_key = work / "signing.pem"
+    signing_key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public_key = work / "bundle-verification.pem"
+    public_key.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    built = subprocess.run(
+        [
+            str(EDGEPOLICY), "bundle", "build", "--repo", str(repo), "--out", str(out),
+            "--signing-key", str(signing_key), "--key-id", BUNDLE_KEY_ID,
+            "--opa", str(BIN / "opa"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    return SignedBundle(out, public_key, revision)

@@ -19,8 +19,6 @@ from typing import Any
 
 import pytest
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from e2e_support import (
     BIN,
     EDGEPOLICY,
@@ -33,6 +31,7 @@ from e2e_support import (
     Webhook,
     WebhookTls,
     assert_denied,
+    build_signed_bundle,
     compliant,
     controlplane,
     eventually,
@@ -41,12 +40,14 @@ from e2e_support import (
     unregister,
     webhook_configurations,
 )
+from e2e_support import (
+    BUNDLE_KEY_ID as KEY_ID,
+)
 
 pytestmark = pytest.mark.e2e
 
 DEPLOYMENT = ROOT / "deploy" / "base" / "deployment.yaml"
 OPA_CONFIG = ROOT / "deploy" / "base" / "opa-config.yaml"
-KEY_ID = "edgepolicy-bundle"
 
 
 def container(name: str) -> dict[str, Any]:
@@ -129,44 +130,17 @@ def bundle_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SignedB
     """A Git policy repository (the seed policy, model.quantization in warn mode), built into a
     signed bundle and served."""
     work = tmp_path_factory.mktemp("bundles")
-    repo = work / "policy-repo"
-    repo.mkdir()
-    (repo / "edge-ai-inference-cost-policy.yaml").write_bytes(SEED_POLICY.read_bytes())
-    # Rolled out in warn mode through Git (no model facts are verified in these tests).
-    (repo / "edgepolicy-settings.yaml").write_text(
-        "enforcementActions:\n  model.quantization: warn\n"
-    )
-    git = ["git", "-C", str(repo), "-c", "user.name=e2e", "-c", "user.email=e2e@example.invalid"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "seed policy"], check=True)
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    (work / "signing.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    public_key = work / "bundle-verification.pem"
-    public_key.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
     served = work / "served"
     served.mkdir()
-    subprocess.run(
-        [
-            str(EDGEPOLICY), "bundle", "build", "--repo", str(repo),
-            "--out", str(served / "edgepolicy.tar.gz"),
-            "--signing-key", str(work / "signing.pem"), "--key-id", KEY_ID,
-            "--opa", str(BIN / "opa"),
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
+    bundle = build_signed_bundle(
+        work,
+        {
+            "edge-ai-inference-cost-policy.yaml": SEED_POLICY.read_bytes(),
+            # Rolled out in warn mode through Git (no model facts are verified in these tests).
+            "edgepolicy-settings.yaml": b"enforcementActions:\n  model.quantization: warn\n",
+        },
+        served / "edgepolicy.tar.gz",
+    )
     port = controlplane.free_port()
     server = Process.start(
         [str(EDGEPOLICY), "bundle", "serve", "--dir", str(served), "--port", str(port)],
@@ -175,7 +149,7 @@ def bundle_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SignedB
     url = f"http://127.0.0.1:{port}"
     try:
         eventually(lambda: _assert_status(f"{url}/edgepolicy.tar.gz", 200), timeout=30)
-        yield SignedBundleService(url, public_key, server)
+        yield SignedBundleService(url, bundle.public_key, server)
     finally:
         server.stop()
 

@@ -1,0 +1,123 @@
+"""The optional in-cluster bundle service (deploy/components/bundle-service) and publishing to it.
+
+CI publishes a signed bundle into the ConfigMap the bundle service serves from, with
+`edgepolicy bundle publish --to configmap:...`, as a ServiceAccount holding only the shipped
+`edgepolicy-bundle-publisher` Role, through the real API server.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from e2e_support import (
+    ASSETS,
+    EDGEPOLICY,
+    ROOT,
+    SEED_POLICY,
+    Kubectl,
+    SignedBundle,
+    build_signed_bundle,
+)
+
+pytestmark = pytest.mark.e2e
+
+NAMESPACE = "edgepolicy-system"
+CONFIGMAP = "edgepolicy-bundle"
+TARGET = f"configmap:{NAMESPACE}/{CONFIGMAP}"
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> SignedBundle:
+    work = tmp_path_factory.mktemp("publish")
+    files = {"edge-ai-inference-cost-policy.yaml": SEED_POLICY.read_bytes()}
+    return build_signed_bundle(work, files, work / "edgepolicy.tar.gz")
+
+
+@pytest.fixture(scope="module")
+def publisher_rbac(kubectl: Kubectl) -> None:
+    kubectl.run("apply", "-f", str(ROOT / "deploy/base/namespace.yaml"), check=True)
+    kubectl.run("apply", "-f", str(ROOT / "deploy/components/bundle-service/rbac.yaml"), check=True)
+
+
+def service_account_kubeconfig(kubectl: Kubectl, name: str, directory: Path) -> Path:
+    """Create ServiceAccount ``name`` and a kubeconfig that authenticates with its token."""
+    kubectl.run("create", "serviceaccount", name, "-n", NAMESPACE, check=True)
+    token = kubectl.run("create", "token", name, "-n", NAMESPACE, check=True).stdout.strip()
+    admin = json.loads(kubectl.kubeconfig.read_text())
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": admin["clusters"],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [
+            {"name": name, "context": {"cluster": admin["clusters"][0]["name"], "user": name}}
+        ],
+        "current-context": name,
+    }
+    path = directory / f"{name}.kubeconfig"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def publish(bundle: SignedBundle, kubeconfig: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(EDGEPOLICY), "bundle", "publish", str(bundle.path), "--to", TARGET,
+         "--kubeconfig", str(kubeconfig)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_base_with_the_component_is_accepted_by_server_dry_run(kubectl: Kubectl) -> None:
+    kubectl.run("apply", "-f", str(ROOT / "deploy/base/namespace.yaml"), check=True)
+
+    result = kubectl.run("apply", "--dry-run=server", "-k", str(ASSETS / "bundle-service-overlay"))
+
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr, result.stderr  # restricted Pod Security holds
+    for name in (
+        "deployment.apps/edgepolicy-bundles",
+        "service/edgepolicy-bundles",
+        "role.rbac.authorization.k8s.io/edgepolicy-bundle-publisher",
+        "deployment.apps/edgepolicy-webhook",
+    ):
+        assert f"{name} created (server dry run)" in result.stdout, result.stdout
+
+
+def test_ci_with_the_publisher_role_creates_then_replaces_the_bundle(
+    kubectl: Kubectl, publisher_rbac: None, bundle: SignedBundle, tmp_path: Path
+) -> None:
+    kubeconfig = service_account_kubeconfig(kubectl, "policy-ci", tmp_path)
+    kubectl.run(
+        "create", "rolebinding", "policy-ci", "-n", NAMESPACE,
+        "--role=edgepolicy-bundle-publisher", f"--serviceaccount={NAMESPACE}:policy-ci",
+        check=True,
+    )  # fmt: skip
+
+    created = publish(bundle, kubeconfig)
+    replaced = publish(bundle, kubeconfig)
+
+    assert created.returncode == 0, created.stderr
+    assert replaced.returncode == 0, replaced.stderr
+    stored = kubectl.get("configmap", CONFIGMAP, NAMESPACE)
+    assert stored is not None
+    assert base64.b64decode(stored["binaryData"]["bundle.tar.gz"]) == bundle.path.read_bytes()
+    assert stored["metadata"]["annotations"]["policy.apexlogic.com/bundle-revision"] == (
+        bundle.revision
+    )
+
+
+def test_ci_without_the_role_is_refused_clearly(
+    kubectl: Kubectl, publisher_rbac: None, bundle: SignedBundle, tmp_path: Path
+) -> None:
+    kubeconfig = service_account_kubeconfig(kubectl, "stranger", tmp_path)
+
+    result = publish(bundle, kubeconfig)
+
+    assert result.returncode != 0
+    assert "HTTP 403" in result.stderr, result.stderr
+    assert f"{NAMESPACE}/{CONFIGMAP}" in result.stderr
+    assert "Traceback" not in result.stderr
