@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,8 @@ from e2e_support import (
     Kubectl,
     SignedBundle,
     build_signed_bundle,
+    controlplane,
+    eventually,
 )
 
 pytestmark = pytest.mark.e2e
@@ -121,3 +125,64 @@ def test_ci_without_the_role_is_refused_clearly(
     assert "HTTP 403" in result.stderr, result.stderr
     assert f"{NAMESPACE}/{CONFIGMAP}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _kubelet_configmap_update(volume: Path, version: str, files: dict[str, bytes]) -> None:
+    """Write ``files`` into ``volume`` the way kubelet updates a ConfigMap volume.
+
+    Kubelet's atomic writer puts the data in a timestamped hidden directory, repoints the
+    ``..data`` symlink at it with a rename, and exposes each key as a symlink through ``..data``.
+    """
+    data_dir = volume / f"..{version}"
+    data_dir.mkdir()
+    for name, content in files.items():
+        (data_dir / name).write_bytes(content)
+    staging = volume / "..data_tmp"
+    staging.symlink_to(data_dir.name)
+    staging.rename(volume / "..data")
+    for name in files:
+        link = volume / name
+        if not link.is_symlink():
+            link.symlink_to(f"..data/{name}")
+
+
+def test_bundle_serve_follows_a_configmap_volume_update(
+    bundle: SignedBundle, tmp_path: Path
+) -> None:
+    volume = tmp_path / "bundles"
+    volume.mkdir()
+    _kubelet_configmap_update(volume, "v1", {"edgepolicy.tar.gz": b"first"})
+    port = controlplane.free_port()
+    server = subprocess.Popen(
+        [str(EDGEPOLICY), "bundle", "serve", "--dir", str(volume), "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/edgepolicy.tar.gz"
+    try:
+        assert eventually(lambda: _body(url)) == b"first"
+
+        _kubelet_configmap_update(volume, "v2", {"edgepolicy.tar.gz": bundle.path.read_bytes()})
+
+        assert eventually(lambda: _changed(url, b"first")) == bundle.path.read_bytes()
+        assert _body(f"http://127.0.0.1:{port}/..data/edgepolicy.tar.gz") is None  # hidden
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _body(url: str) -> bytes | None:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=2) as response:
+            return bytes(response.read())
+    except urllib.error.HTTPError as error:
+        assert error.code == 404, error.code
+        return None
+    except OSError as error:
+        raise AssertionError(f"{url}: {error}") from error
+
+
+def _changed(url: str, old: bytes) -> bytes | None:
+    body = _body(url)
+    assert body != old
+    return body
