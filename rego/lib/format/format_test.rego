@@ -18,3 +18,10 @@ test_gibibytes if {
 	format.gibibytes(38654705664) == "36Gi"
 	format.gibibytes(536870912) == "0.5Gi"
 }
+
+# METADATA
+# title: a non-string annotation value gets a hint
+test_string_hint if {
+	format.string_hint("18") == ""
+	format.string_hint(18) == " (annotation values are strings: quote it)"
+}

@@ -61,10 +61,10 @@ findings contains finding if {
 		"rule": "finops.gpu-hours",
 		"policy": record.id,
 		"message": sprintf(
-			"finops.gpu-hours: %s: annotation %s on %s.annotations is %s, not a number of hours in (0, 24], so FinOpsPolicy %s cannot be checked; set it to a number such as \"8\" or \"12.5\"",
+			"finops.gpu-hours: %s: annotation %s on %s.annotations is %s, not a number of hours in (0, 24]%s, so FinOpsPolicy %s cannot be checked; set it to a number such as \"8\" or \"12.5\"",
 			[
 				request.description, _hours_annotation, workload.field(workload.pod_metadata_path(request.object)),
-				json.marshal(value), record.id,
+				json.marshal(value), format.string_hint(value), record.id,
 			],
 		),
 	}

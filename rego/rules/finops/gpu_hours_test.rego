@@ -68,6 +68,8 @@ test_malformed_annotation if {
 		contains(f.message, "not a number of hours in (0, 24]")
 	}
 	count(_found(_gpu_pod("0", {"finops.apexlogic.com/daily-active-hours": "24"}))) == 0
+	[f] := [f | some f in _found(_gpu_pod("1", {"finops.apexlogic.com/daily-active-hours": 12}))]
+	contains(f.message, "is 12, not a number of hours in (0, 24] (annotation values are strings: quote it)")
 }
 
 # METADATA

@@ -58,8 +58,8 @@ findings contains finding if {
 		"rule": "finops.idle-shutdown",
 		"policy": record.id,
 		"message": sprintf(
-			"finops.idle-shutdown: %s: annotation %s on %s is %s, not a positive Go duration such as 45m or 1h30m, so FinOpsPolicy %s cannot be checked; fix the value",
-			[request.description, _idle_annotation, location, json.marshal(value), record.id],
+			"finops.idle-shutdown: %s: annotation %s on %s is %s, not a positive Go duration such as 45m or 1h30m%s, so FinOpsPolicy %s cannot be checked; fix the value",
+			[request.description, _idle_annotation, location, json.marshal(value), format.string_hint(value), record.id],
 		),
 	}
 }
