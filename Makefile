@@ -7,7 +7,7 @@ OPA := .tools/bin/opa
 STAMP := $(VENV)/.installed
 
 
-.PHONY: setup tools tools-e2e tools-all run test test-rego test-python lint fmt clean bench bench-admission bench-bundles
+.PHONY: setup tools tools-e2e tools-all run test test-rego test-python test-e2e lint fmt clean bench bench-admission bench-bundles
 
 setup: $(STAMP) tools
 
@@ -35,6 +35,9 @@ test-rego: tools
 
 test-python: $(STAMP)
 	$(BIN)/pytest
+
+test-e2e: $(STAMP) tools-e2e
+	$(BIN)/pytest -m e2e tests/e2e
 
 lint: $(STAMP) tools
 	$(OPA) fmt --list --fail rego
