@@ -312,12 +312,12 @@ class ControlPlane:
 
     def is_ready(self, state: State, *, timeout: float = 2.0) -> bool:
         """True if the API server answers ``/readyz`` with ``ok`` using the admin credentials."""
-        context = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
-        context.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
-        opener = urllib.request.build_opener(
-            urllib.request.HTTPSHandler(context=context), urllib.request.ProxyHandler({})
-        )
         try:
+            context = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+            context.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
+            opener = urllib.request.build_opener(
+                urllib.request.HTTPSHandler(context=context), urllib.request.ProxyHandler({})
+            )
             with opener.open(f"{state.server}/readyz", timeout=timeout) as response:
                 return bool(response.status == 200 and response.read().strip() == b"ok")
         except (OSError, urllib.error.URLError, ssl.SSLError):
