@@ -134,6 +134,46 @@ class Kubectl:
         return name
 
 
+def token_kubeconfig(
+    kubectl: Kubectl, namespace: str, service_account: str, directory: Path
+) -> Path:
+    """Write a kubeconfig that authenticates as ServiceAccount ``namespace/service_account``.
+
+    The token comes from the TokenRequest API (``kubectl create token``), as a pod would get one.
+    """
+    token = kubectl.run(
+        "create", "token", service_account, "-n", namespace, "--duration=2h", check=True
+    ).stdout.strip()
+    admin = json.loads(kubectl.kubeconfig.read_text())
+    cluster = admin["clusters"][0]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": service_account, "user": {"token": token}}],
+        "contexts": [
+            {
+                "name": service_account,
+                "context": {"cluster": cluster["name"], "user": service_account},
+            }
+        ],
+        "current-context": service_account,
+    }
+    path = directory / f"{namespace}-{service_account}.kubeconfig"
+    path.write_text(json.dumps(config))
+    path.chmod(0o600)
+    return path
+
+
+def webhook_kubeconfig(kubectl: Kubectl, directory: Path) -> Path:
+    """A kubeconfig for the webhook with exactly the shipped RBAC (deploy/base/rbac.yaml)."""
+    kubectl.run("apply", "-f", str(ROOT / "deploy/base/namespace.yaml"), check=True)
+    kubectl.run(
+        "apply", "-n", "edgepolicy-system", "-f", str(ROOT / "deploy/base/rbac.yaml"), check=True
+    )
+    return token_kubeconfig(kubectl, "edgepolicy-system", "edgepolicy-webhook", directory)
+
+
 # --- the webhook --------------------------------------------------------------------------------
 
 

@@ -1,9 +1,10 @@
 """End to end: the real API server calls the real `edgepolicy serve`; `kubectl` applies objects.
 
 The webhook runs its own local OPA with the shipped Rego library, the seed FinOpsPolicy (through
-``--policies``) and ``model.quantization`` in warn mode (``--data``); it reads FinOpsPolicies
-stored in the cluster through ``--kubeconfig``. The webhook configurations are the ones shipped in
-deploy/base, pointed at the webhook's loopback URL with the test CA as caBundle.
+``--policies``) and ``model.quantization`` in warn mode (``--data``). It reads FinOpsPolicies,
+HPAs and HPA targets stored in the cluster through ``--kubeconfig``, as the ServiceAccount of
+deploy/base/rbac.yaml with exactly its permissions. The webhook configurations are the ones
+shipped in deploy/base, pointed at the webhook's loopback URL with the test CA as caBundle.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from e2e_support import (
     start_webhook,
     unregister,
     webhook_configurations,
+    webhook_kubeconfig,
 )
 
 pytestmark = pytest.mark.e2e
@@ -44,11 +46,11 @@ def webhook(
 ) -> Iterator[Webhook]:
     """`edgepolicy serve` registered as validating + mutating webhook (failurePolicy Fail)."""
     kubectl.create_namespace(NAMESPACE)
-    log_file = tmp_path_factory.mktemp("webhook") / "webhook.log"
+    work = tmp_path_factory.mktemp("webhook")
     server = start_webhook(
         webhook_tls,
-        log_file,
-        args=[*WEBHOOK_ARGS, "--kubeconfig", str(kubectl.kubeconfig)],
+        work / "webhook.log",
+        args=[*WEBHOOK_ARGS, "--kubeconfig", str(webhook_kubeconfig(kubectl, work))],
     )
     configurations = webhook_configurations(server.url, webhook_tls.ca_pem)
     try:

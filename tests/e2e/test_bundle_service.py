@@ -8,7 +8,6 @@ CI publishes a signed bundle into the ConfigMap the bundle service serves from, 
 from __future__ import annotations
 
 import base64
-import json
 import subprocess
 import urllib.error
 import urllib.request
@@ -25,6 +24,7 @@ from e2e_support import (
     build_signed_bundle,
     controlplane,
     eventually,
+    token_kubeconfig,
 )
 
 pytestmark = pytest.mark.e2e
@@ -50,21 +50,7 @@ def publisher_rbac(kubectl: Kubectl) -> None:
 def service_account_kubeconfig(kubectl: Kubectl, name: str, directory: Path) -> Path:
     """Create ServiceAccount ``name`` and a kubeconfig that authenticates with its token."""
     kubectl.run("create", "serviceaccount", name, "-n", NAMESPACE, check=True)
-    token = kubectl.run("create", "token", name, "-n", NAMESPACE, check=True).stdout.strip()
-    admin = json.loads(kubectl.kubeconfig.read_text())
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": admin["clusters"],
-        "users": [{"name": name, "user": {"token": token}}],
-        "contexts": [
-            {"name": name, "context": {"cluster": admin["clusters"][0]["name"], "user": name}}
-        ],
-        "current-context": name,
-    }
-    path = directory / f"{name}.kubeconfig"
-    path.write_text(json.dumps(config))
-    return path
+    return token_kubeconfig(kubectl, NAMESPACE, name, directory)
 
 
 def publish(bundle: SignedBundle, kubeconfig: Path) -> subprocess.CompletedProcess[str]:

@@ -24,6 +24,7 @@ from e2e_support import (
     start_webhook,
     unregister,
     webhook_configurations,
+    webhook_kubeconfig,
 )
 
 pytestmark = pytest.mark.e2e
@@ -39,10 +40,11 @@ def down_webhook(
     """Registered (failurePolicy Fail), proven to answer, then stopped; yields its URL."""
     kubectl.create_namespace("ai-workloads")
     kubectl.create_namespace(GOVERNED)
+    work = tmp_path_factory.mktemp("webhook")
     server = start_webhook(
         webhook_tls,
-        tmp_path_factory.mktemp("webhook") / "webhook.log",
-        args=[*WEBHOOK_ARGS, "--kubeconfig", str(kubectl.kubeconfig)],
+        work / "webhook.log",
+        args=[*WEBHOOK_ARGS, "--kubeconfig", str(webhook_kubeconfig(kubectl, work))],
     )
     configurations = webhook_configurations(server.url, webhook_tls.ca_pem)
     try:
