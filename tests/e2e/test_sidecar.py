@@ -39,6 +39,7 @@ from e2e_support import (
     over_budget,
     unregister,
     webhook_configurations,
+    webhook_kubeconfig,
 )
 from e2e_support import (
     BUNDLE_KEY_ID as KEY_ID,
@@ -235,8 +236,10 @@ def deployed_webhook(
             "--opa-url": sidecar.url,
         },
     )
-    log_file = tmp_path_factory.mktemp("deployed-webhook") / "webhook.log"
-    server = launch_webhook(argv, port, webhook_tls, log_file)
+    work = tmp_path_factory.mktemp("deployed-webhook")
+    # In a pod the ServiceAccount's token is mounted; here the same identity comes as a kubeconfig.
+    argv += ["--kubeconfig", str(webhook_kubeconfig(kubectl, work))]
+    server = launch_webhook(argv, port, webhook_tls, work / "webhook.log")
     configurations = webhook_configurations(server.url, webhook_tls.ca_pem)
     try:
         kubectl.apply(*configurations, check=True)
