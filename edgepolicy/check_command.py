@@ -14,6 +14,7 @@ from typing import Any
 
 from edgepolicy.checking import PolicySource, check_manifests
 from edgepolicy.data_files import load_data_files
+from edgepolicy.errors import UsageError
 from edgepolicy.library import library_path
 from edgepolicy.manifests import load_paths
 from edgepolicy.opa_binary import find_opa
@@ -95,6 +96,11 @@ def run(args: argparse.Namespace) -> int:
     )
     data = load_data_files(args.data)
     manifests = load_paths(args.paths)
+    if not manifests:
+        raise UsageError(
+            f"no Kubernetes objects found in {', '.join(args.paths)}: nothing to check "
+            "(expected .yaml, .yml or .json manifests)"
+        )
     report = check_manifests(
         manifests,
         opa_binary=opa_binary,

@@ -334,6 +334,14 @@ def test_bad_usage_exits_2_with_a_clear_message(args: list[str], expected: str) 
     assert "Traceback" not in completed.stderr
 
 
+def test_nothing_to_check_is_bad_usage(tmp_path: Path) -> None:
+    write(tmp_path / "notes.txt", "not a manifest")
+    write(tmp_path / "empty.yaml", "# nothing here yet\n")
+    completed = run_check(tmp_path)
+    assert completed.returncode == 2
+    assert "no Kubernetes objects found in" in completed.stderr
+
+
 def test_duplicate_policies_among_inputs_are_refused(tmp_path: Path) -> None:
     write(tmp_path / "a.yaml", TEAM_POLICY)
     write(tmp_path / "b.yaml", TEAM_POLICY)
