@@ -65,6 +65,7 @@ DEFAULT_DIR = ROOT / ".run"
 DEFAULT_BIN_DIR = ROOT / ".tools" / "bin"
 WEBHOOK_CONFIGURATIONS = ROOT / "deploy" / "base" / "webhooks.yaml"
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
+START_ATTEMPTS = 3
 PROXY_VARIABLES = (
     "http_proxy",
     "https_proxy",
@@ -77,6 +78,10 @@ PROXY_VARIABLES = (
 
 class ControlPlaneError(Exception):
     """The control plane could not be started, inspected or stopped; the message says why."""
+
+
+class PortTakenError(ControlPlaneError):
+    """A port picked for etcd or kube-apiserver was taken by another process before use."""
 
 
 # --- certificates -------------------------------------------------------------------------------
@@ -253,7 +258,7 @@ def _is_ours(pid: int, marker: str) -> bool:
     return marker in _cmdline(pid)
 
 
-def _terminate(pid: int, marker: str, *, grace: float = 15.0) -> None:
+def _terminate(pid: int, marker: str, *, grace: float = 5.0) -> None:
     """Send SIGTERM to our process ``pid``, then SIGKILL if it outlives ``grace`` seconds."""
     if not _is_ours(pid, marker):
         return
@@ -328,6 +333,9 @@ class ControlPlane:
     def start(self, *, timeout: float = 90.0) -> State:
         """Start etcd and kube-apiserver unless they already run; wait for ``/readyz``.
 
+        Ports are picked free just before use; if another process takes one in between, the
+        start is retried on new ports (up to three times).
+
         Raises ControlPlaneError (with the tail of the failing process's log) if a binary is
         missing or the API server is not ready within ``timeout`` seconds.
         """
@@ -336,6 +344,16 @@ class ControlPlane:
             return current
         etcd_bin = find_binary("etcd", self.bin_dir)
         apiserver_bin = find_binary("kube-apiserver", self.bin_dir)
+        attempt = 1
+        while True:
+            try:
+                return self._start_once(etcd_bin, apiserver_bin, timeout)
+            except PortTakenError:
+                if attempt == START_ATTEMPTS:
+                    raise
+                attempt += 1
+
+    def _start_once(self, etcd_bin: Path, apiserver_bin: Path, timeout: float) -> State:
         self.stop()
         self.home.mkdir(parents=True, exist_ok=True)
         self.home.chmod(0o700)
@@ -484,7 +502,9 @@ class ControlPlane:
             if not etcd_alive or not apiserver_alive:
                 which = "etcd" if not etcd_alive else "kube-apiserver"
                 self.stop()
-                raise ControlPlaneError(f"{which} exited during start-up:\n{self._tail(which)}")
+                tail = self._tail(which)
+                error = PortTakenError if "address already in use" in tail else ControlPlaneError
+                raise error(f"{which} exited during start-up:\n{tail}")
             if self.is_ready(state):
                 return
             time.sleep(0.25)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -125,3 +126,23 @@ def test_issued_serving_certificate_names_loopback() -> None:
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
     assert cert.issuer == x509.load_pem_x509_certificate(ca.cert_pem).subject
+
+
+def test_start_retries_when_a_picked_port_is_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    picks = iter([busy.getsockname()[1]])  # etcd's first client port is already in use
+    real_free_port = controlplane.free_port
+    monkeypatch.setattr(controlplane, "free_port", lambda: next(picks, None) or real_free_port())
+    plane = controlplane.ControlPlane(tmp_path)
+    try:
+        started = plane.start(timeout=90)
+
+        assert plane.is_ready(started)
+        assert started.etcd_url != f"http://127.0.0.1:{busy.getsockname()[1]}"
+    finally:
+        plane.stop()
+        busy.close()
