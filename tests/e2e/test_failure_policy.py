@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from e2e_support import (
     assert_denied,
     compliant,
     eventually,
+    make_webhook_tls,
     over_budget,
     start_webhook,
     unregister,
@@ -108,3 +110,35 @@ def test_ignore_policy_admits_unchecked_while_down(
 def _admitted(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 0, result.stderr
     return str(result.stdout)
+
+
+def test_a_webhook_the_ca_bundle_does_not_vouch_for_is_not_trusted(
+    kubectl: Kubectl,
+    webhook_tls: WebhookTls,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    kubectl.create_namespace(GOVERNED)
+    server = start_webhook(
+        webhook_tls,
+        tmp_path / "webhook.log",
+        args=[*WEBHOOK_ARGS, "--kubeconfig", str(webhook_kubeconfig(kubectl, tmp_path))],
+    )
+    other_ca = make_webhook_tls(tmp_path_factory.mktemp("other-ca"))
+    configurations = webhook_configurations(server.url, other_ca.ca_pem)
+    try:
+        kubectl.apply(*configurations, check=True)
+
+        eventually(lambda: _refused_for_tls(kubectl.apply(compliant("impostor", GOVERNED))))
+
+        assert kubectl.get("deployment", "impostor", GOVERNED) is None
+        assert not [e for e in server.decisions() if e["name"] == "impostor"]
+    finally:
+        unregister(kubectl, configurations)
+        server.stop()
+
+
+def _refused_for_tls(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode != 0
+    assert FAILED_CALL in result.stderr, result.stderr
+    assert "x509" in result.stderr or "certificate" in result.stderr, result.stderr
