@@ -67,14 +67,21 @@ class AdmissionService:
         self._opa = opa
         self._kube = kube
         self._clock = clock
+        self._opa_timeout = config.opa_timeout(kube is not None)
 
-    def answer(self, endpoint: str, review: Mapping[str, Any]) -> dict[str, Any]:
+    def answer(
+        self, endpoint: str, review: Mapping[str, Any], *, arrived: float | None = None
+    ) -> dict[str, Any]:
         """Return the AdmissionReview answering ``review`` (already checked by
         :func:`webhook.reviews.parse_review`) at ``endpoint`` (``validate`` or ``mutate``).
 
-        Never raises for OPA or Kubernetes API failures: those become the failure-mode answer.
+        ``arrived`` is when the request arrived (on the service's clock); the deadline counts
+        from then, so a request that waited too long for a thread is answered at once by the
+        failure mode. Never raises for OPA or Kubernetes API failures: those become the
+        failure-mode answer.
         """
-        started = self._clock()
+        now = self._clock()
+        started = min(arrived, now) if arrived is not None else now
         request: Mapping[str, Any] = review["request"]
         uid = str(request["uid"])
         decision: Decision | None = None
@@ -117,8 +124,15 @@ class AdmissionService:
         return response
 
     def _decide(self, review: Mapping[str, Any], deadline: float) -> Decision:
-        policies, workloads = self._context(review["request"])
-        if self._clock() > deadline - RESPONSE_MARGIN_SECONDS:
+        # OPA must be asked early enough for its whole timeout to fit before the deadline.
+        last_call = deadline - RESPONSE_MARGIN_SECONDS - self._opa_timeout
+        if self._clock() > last_call:
+            raise _NoDecision(
+                f"the webhook is overloaded: the request waited too long for a free thread to "
+                f"be decided within the {self._config.timeout:g}s deadline"
+            )
+        policies, workloads = self._context(review["request"], last_call)
+        if self._clock() > last_call:
             raise _NoDecision("deadline exceeded before asking OPA")
         try:
             return self._opa.decide(decision_input(review, policies=policies, workloads=workloads))
@@ -130,7 +144,7 @@ class AdmissionService:
             raise _NoDecision(f"policy engine error: {error}") from error
 
     def _context(
-        self, request: Mapping[str, Any]
+        self, request: Mapping[str, Any], last_call: float
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Return the cluster's FinOpsPolicies in the namespace and the related workloads: the
         scale target of an admitted HPA, or the HPAs scaling an admitted workload."""
@@ -138,7 +152,7 @@ class AdmissionService:
         if self._kube is None or not namespace:
             return [], []
         # All lookups of one request share one budget, so the deadline holds however many.
-        budget_end = self._clock() + self._config.kube_timeout
+        budget_end = min(self._clock() + self._config.kube_timeout, last_call)
 
         def remaining() -> float:
             left = budget_end - self._clock()

@@ -18,6 +18,8 @@ from webhook.admission import AdmissionService
 from webhook.config import WebhookConfig
 
 _LOG = logging.getLogger("edgepolicy.webhook")
+# Set by webhook.server's worker: when the request arrived (time.monotonic()).
+ARRIVAL_KEY = "edgepolicy.arrived"
 
 
 def create_app(config: WebhookConfig, *, service: AdmissionService | None = None) -> Flask:
@@ -48,7 +50,8 @@ def _register_views(app: Flask, service: AdmissionService) -> None:
             review = reviews.parse_review(request.get_data(cache=False))
         except reviews.MalformedReviewError as error:
             return jsonify(error=f"malformed AdmissionReview: {error}"), 400
-        return jsonify(service.answer(endpoint, review)), 200
+        arrived = request.environ.get(ARRIVAL_KEY)
+        return jsonify(service.answer(endpoint, review, arrived=arrived)), 200
 
     @app.post("/validate")
     def validate() -> tuple[Response, int]:

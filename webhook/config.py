@@ -18,9 +18,9 @@ KUBE_MAX_SECONDS = 1.0
 class WebhookConfig:
     """How a worker decides: where OPA is, the deadline, the failure mode, the cluster access.
 
-    ``timeout`` is the deadline (seconds) for answering one AdmissionReview; it must stay below
-    the webhook configuration's ``timeoutSeconds``. ``bundles`` says OPA is fed by bundles, so
-    readiness also requires every bundle to be activated.
+    ``timeout`` is the deadline (seconds) for answering one AdmissionReview, counted from its
+    arrival; it must stay below the webhook configuration's ``timeoutSeconds``. ``bundles`` says
+    OPA is fed by bundles, so readiness also requires every bundle to be activated.
     """
 
     opa_url: str
@@ -48,10 +48,13 @@ class WebhookConfig:
 
     @property
     def kube_timeout(self) -> float:
-        """Seconds a Kubernetes lookup may take within one request."""
+        """Seconds all Kubernetes lookups of one request may take together."""
         return min(KUBE_MAX_SECONDS, self.timeout * KUBE_SHARE)
 
     def opa_timeout(self, with_kube: bool) -> float:
-        """Seconds OPA may take, so lookups plus decision plus response fit in the deadline."""
+        """Seconds OPA may take: half of what the lookups and the response margin leave, so a
+        request that waited up to as long again for a free thread is still answered in time."""
         budget = self.timeout - RESPONSE_MARGIN_SECONDS
-        return budget - self.kube_timeout if with_kube else budget
+        if with_kube:
+            budget -= self.kube_timeout
+        return budget / 2

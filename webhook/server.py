@@ -3,12 +3,16 @@
 gunicorn runs in-process through :class:`WebhookServer`, a ``BaseApplication`` whose settings
 come from :class:`ServerOptions`. Workers are ``gthread`` workers (a few threads each, so a slow
 OPA answer does not block other requests, with HTTP keep-alive for the API server's reused
-connections). Each worker builds its own app (and its own pooled OPA client) after the fork.
+connections), extended by :class:`ArrivalStampingWorker` so the deadline counts from when a
+request arrived, not from when a thread got to it. Each worker builds its own app (and its own
+pooled OPA client) after the fork.
 """
 
 from __future__ import annotations
 
 import ssl
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +20,50 @@ from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
 
 from webhook import metrics
-from webhook.app import create_app
+from webhook.app import ARRIVAL_KEY, create_app
 from webhook.config import WebhookConfig
 from webhook.tls import ReloadingContext
 
 # Seconds a worker may stay silent before gunicorn replaces it: far above any request's deadline.
 WORKER_SILENCE_SECONDS = 30
+_arrival = threading.local()
+
+
+class ArrivalStampingWorker(ThreadWorker):  # type: ignore[misc]
+    """A gthread worker that stamps each request with the time it arrived.
+
+    A connection is queued for a thread when it is accepted or becomes readable again (keep-
+    alive); under load it can wait there. The stamp reaches the application as
+    ``environ["edgepolicy.arrived"]``, so a request that waited past its deadline is answered at
+    once (by the failure mode) instead of being decided for a caller that already gave up.
+    """
+
+    def enqueue_req(self, conn: Any) -> None:
+        """Stamp the connection, then queue it for a thread."""
+        conn.edgepolicy_arrived = time.monotonic()
+        super().enqueue_req(conn)
+
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        """Handle one request with its arrival time visible to the application."""
+        _arrival.value = getattr(conn, "edgepolicy_arrived", None)
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            _arrival.value = None
+
+    def load_wsgi(self) -> None:
+        """Load the application and pass each request's arrival time in its environ."""
+        super().load_wsgi()
+        application: Any = getattr(self, "wsgi")  # noqa: B009 - set by gunicorn
+
+        def with_arrival(environ: dict[str, Any], start_response: Any) -> Any:
+            environ[ARRIVAL_KEY] = getattr(_arrival, "value", None)
+            return application(environ, start_response)
+
+        self.wsgi = with_arrival
 
 
 @dataclass(frozen=True)
@@ -54,7 +94,7 @@ def gunicorn_settings(options: ServerOptions, tls: ReloadingContext) -> dict[str
     settings: dict[str, Any] = {
         "bind": [f"{host}:{options.port}"],
         "workers": options.workers,
-        "worker_class": "gthread",
+        "worker_class": f"{__name__}.ArrivalStampingWorker",
         "threads": options.threads,
         "keepalive": options.keepalive_seconds,
         "timeout": WORKER_SILENCE_SECONDS,

@@ -410,6 +410,46 @@ def test_a_stalled_opa_is_answered_within_the_deadline(
         server.stop()
 
 
+def test_requests_queued_behind_a_stalled_opa_are_still_answered_in_time(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: LocalOpa
+) -> None:
+    # One thread: requests queue behind each other while OPA never answers.
+    server = start_serve(
+        tmp_path,
+        test_ca,
+        server_cert,
+        *("--opa-url", own_opa.url, "--timeout", "1", "--workers", "1", "--threads", "1"),
+    )
+    assert own_opa.pid is not None
+    answers: list[tuple[float, dict[str, Any]]] = []
+
+    def ask() -> None:
+        pool = https_pool(test_ca)
+        started = time.monotonic()
+        _, body = post_review(
+            pool, server.url + "/validate", admission_review(deployment("queued"))
+        )
+        answers.append((time.monotonic() - started, body["response"]))
+
+    try:
+        validate(https_pool(test_ca), server, admission_review(deployment("warm-up")))
+        os.kill(own_opa.pid, signal.SIGSTOP)
+        askers = [threading.Thread(target=ask) for _ in range(6)]
+        for asker in askers:
+            asker.start()
+        for asker in askers:
+            asker.join()
+        assert len(answers) == 6
+        for elapsed, response in answers:
+            assert elapsed < 1.0 + 0.3, f"answered after {elapsed:.2f}s"
+            assert response["allowed"] is False and response["status"]["code"] == 503
+        messages = " ".join(response["status"]["message"] for _, response in answers)
+        assert "overloaded" in messages and "policy engine unavailable" in messages
+    finally:
+        os.kill(own_opa.pid, signal.SIGCONT)
+        server.stop()
+
+
 # ---- TLS ---------------------------------------------------------------------------------------
 
 

@@ -119,7 +119,7 @@ def test_cluster_policies_and_the_hpa_target_go_into_the_context() -> None:
 
 
 def test_lookups_share_one_budget() -> None:
-    ticks = iter([0.0, 0.0, 0.0, 1.5, 1.5])  # the HPA lookup would start after the budget
+    ticks = iter([0.0, 0.0, 0.0, 0.0, 1.5, 1.5])  # the HPA lookup would start after the budget
     kube = FakeKube()
     opa = FakeOpa(decision())
     answer = AdmissionService(CONFIG, opa, kube, clock=lambda: next(ticks)).answer(
@@ -180,12 +180,23 @@ def test_kubernetes_failure_follows_the_failure_mode() -> None:
     assert opa.inputs == []
 
 
-def test_a_spent_deadline_does_not_ask_opa() -> None:
-    ticks = iter([0.0, 10.0, 10.0])
+def test_a_request_that_waited_past_its_deadline_is_answered_at_once() -> None:
     opa = FakeOpa(decision())
-    service = AdmissionService(CONFIG, opa, clock=lambda: next(ticks))
-    answer = service.answer("validate", review())
-    assert "deadline exceeded" in answer["response"]["status"]["message"]
+    service = AdmissionService(CONFIG, opa, clock=lambda: 100.0)
+    answer = service.answer("validate", review(), arrived=100.0 - CONFIG.timeout)
+    assert answer["response"]["allowed"] is False
+    assert "overloaded" in answer["response"]["status"]["message"]
+    assert opa.inputs == []
+    # A short wait still leaves OPA its whole timeout: decided normally.
+    assert service.answer("validate", review(), arrived=99.9)["response"]["allowed"] is True
+
+
+def test_slow_lookups_leave_no_time_to_ask_opa() -> None:
+    ticks = iter([0.0, 0.0, 0.0, 0.0, 2.5, 2.5])  # the policy lookup returns at 2.5 s
+    opa = FakeOpa(decision())
+    service = AdmissionService(CONFIG, opa, FakeKube(), clock=lambda: next(ticks))
+    answer = service.answer("validate", review(kind="Pod"))
+    assert "deadline exceeded before asking OPA" in answer["response"]["status"]["message"]
     assert opa.inputs == []
 
 
