@@ -82,8 +82,7 @@ def test_fail_policy_refuses_changes_in_governed_namespaces(
 def test_kube_system_and_the_webhook_namespace_still_work(
     kubectl: Kubectl, down_webhook: str
 ) -> None:
-    kubectl.create_namespace("edgepolicy-system")
-
+    # edgepolicy-system exists: the fixture created it (deploy/base/namespace.yaml) for the RBAC.
     system = kubectl.apply(compliant("dns-fix", "kube-system"))
     own = kubectl.apply(compliant("webhook-fix", "edgepolicy-system"))
 
