@@ -56,23 +56,27 @@ _operations contains operation if {
 		threshold := policy.setting(policy.candidates[id].object, "optimizationRules", "idleShutdownThresholdMinutes")
 	]
 	count(thresholds) > 0
-	template_path := workload.template_path(request.object)
-	_is_object_at(template_path)
+	_is_object_at(workload.template_path(request.object))
 	annotations_path := array.concat(workload.pod_metadata_path(request.object), ["annotations"])
-	not _has_key(annotations_path, _idle_annotation)
-	value := sprintf("%sm", [format.number(min(thresholds))])
+	object.get(request.object, array.concat(annotations_path, [_idle_annotation]), null) == null
+	value := concat("", [format.number(min(thresholds)), "m"])
 	some operation in _set(annotations_path, _idle_annotation, value)
 }
 
 # METADATA
 # title: _set
 # description: 'The operations that make map `path` of the admitted object hold `key` = `value`.'
-_set(path, key, value) := [] if {
-	object.get(request.object, array.concat(path, [key]), null) == value
+_set(path, key, value) := _set_in(object.get(request.object, path, null), path, key, value)
+
+# METADATA
+# title: _set_in
+# description: 'The operations that make `current`, the map at `path` (or null), hold `key` = `value`.'
+_set_in(current, path, key, value) := [] if {
+	current[key] == value
 } else := [{"op": "replace", "path": _pointer(array.concat(path, [key])), "value": value}] if {
-	_has_key(path, key)
+	current[key] != null
 } else := [{"op": "add", "path": _pointer(array.concat(path, [key])), "value": value}] if {
-	_is_object_at(path)
+	is_object(current)
 } else := array.concat(_parents(path), [{"op": "add", "path": _pointer(path), "value": {key: value}}])
 
 # METADATA
@@ -90,14 +94,9 @@ _parents(path) := [{"op": "add", "path": _pointer(prefix), "value": {}} |
 _is_object_at(path) if is_object(object.get(request.object, path, null))
 
 # METADATA
-# title: _has_key
-# description: 'True when map `path` of the admitted object has a non-null `key`.'
-_has_key(path, key) if object.get(request.object, array.concat(path, [key]), null) != null
-
-# METADATA
 # title: _pointer
 # description: '`path` as a JSON Pointer.'
-_pointer(path) := concat("", [sprintf("/%s", [_escape(segment)]) | some segment in path])
+_pointer(path) := concat("/", array.concat([""], [_escape(segment) | some segment in path]))
 
 # METADATA
 # title: _escape

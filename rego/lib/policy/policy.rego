@@ -111,7 +111,7 @@ unusable contains id if {
 # description: True when candidate policy `record` applies to workload `obj` (of the same namespace).
 applies(record, obj) if {
 	record.id in _usable
-	selector.matches(record.object.spec.targetWorkloadSelector, workload.pod_labels(obj))
+	selector.matches_valid(record.object.spec.targetWorkloadSelector, workload.pod_labels(obj))
 }
 
 # METADATA

@@ -42,7 +42,68 @@ _expectations := {
 # description: |
 #   The problems of FinOpsPolicy object `policy`, each `{"field": ..., "message": ...}` naming the
 #   field (e.g. `spec.costLimits.maxCPUCores`) and what is expected instead.
-errors(policy) := {error | some error in _errors(policy)}
+errors(policy) := set() if {
+	_is_clean(policy)
+} else := {error | some error in _errors(policy)}
+
+# METADATA
+# title: _is_clean
+# description: |
+#   True when `policy` has no problem at all: the cheap common case, checked before the
+#   detailed (and costlier) error reporting runs.
+_is_clean(policy) if {
+	is_string(policy.metadata.name)
+	policy.metadata.name != ""
+	selector.is_clean(policy.spec.targetWorkloadSelector)
+	every name, value in policy.spec {
+		_is_clean_spec_field(name, value)
+	}
+	count(_replica_order_errors(policy.spec)) == 0
+}
+
+# METADATA
+# title: _is_clean_spec_field
+# description: 'True when spec field `name` is known and its `value` is null or valid.'
+_is_clean_spec_field("targetWorkloadSelector", _)
+
+_is_clean_spec_field(name, value) if {
+	fields := _sections[name]
+	_is_clean_section(value, fields)
+}
+
+# METADATA
+# title: _is_clean_section
+# description: 'True when section `value` is null or an object of known, valid fields.'
+_is_clean_section(null, _)
+
+_is_clean_section(value, fields) if {
+	is_object(value)
+	every name, field_value in value {
+		_is_clean_value(fields[name], field_value)
+	}
+}
+
+# METADATA
+# title: _is_clean_value
+# description: 'True when `value` is null or valid for a field of `kind`.'
+_is_clean_value(_, null)
+
+_is_clean_value("alert", value) if {
+	is_object(value)
+	every name, entry in value {
+		name in _alert_fields
+		_is_string_or_null(entry)
+	}
+}
+
+_is_clean_value(kind, value) if is_valid_value(kind, value)
+
+# METADATA
+# title: _is_string_or_null
+# description: 'True when `value` is a string or null.'
+_is_string_or_null(null)
+
+_is_string_or_null(value) if is_string(value)
 
 # METADATA
 # title: _errors

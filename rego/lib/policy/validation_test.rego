@@ -17,7 +17,12 @@ test_seed_is_valid if count(policy.errors(fx.seed_policy)) == 0
 # METADATA
 # title: a selector alone is a valid policy; null fields are absent
 test_minimal_is_valid if {
-	count(policy.errors(fx.policy("p", {"targetWorkloadSelector": {}, "costLimits": null, "autoScale": {"minReplicas": null}}))) == 0
+	count(policy.errors(fx.policy("p", {
+		"targetWorkloadSelector": {},
+		"costLimits": null,
+		"autoScale": {"minReplicas": null},
+		"alerting": {"idleShutdown": {"severity": null, "recipientGroup": "ops"}},
+	}))) == 0
 }
 
 # METADATA

@@ -6,6 +6,8 @@
 #   without either are in `default`, as `kubectl apply` would place them.
 package edgepolicy.lib.request
 
+import data.edgepolicy.lib.workload
+
 # METADATA
 # title: object
 # description: The object being admitted (`request.object`), or `{}` when absent or not an object.
@@ -56,6 +58,13 @@ else := "<unnamed>"
 # title: description
 # description: The object as messages name it, `Kind namespace/name`.
 description := sprintf("%s %s/%s", [kind, namespace, name])
+
+# METADATA
+# title: containers
+# description: |
+#   The container records (`workload.containers`) of the object being admitted, computed once per
+#   decision for every rule that looks at containers.
+containers := workload.containers(object)
 
 # METADATA
 # title: _is_non_empty_string

@@ -27,8 +27,12 @@ pod_limit(containers, resource) := max([long_running, init_peak]) if {
 
 # METADATA
 # title: pod_gpus
-# description: The effective per-pod GPU count of `containers`, summed over the GPU resource `names`.
-pod_gpus(containers, names) := sum([pod_limit(containers, name) | some name in names])
+# description: |
+#   The effective per-pod GPU count of `containers`, summed over the GPU resource `names` (only
+#   those some container sets, so pods without GPUs cost one pass).
+pod_gpus(containers, names) := sum([pod_limit(containers, name) |
+	some name in {name | some container in containers; some name in names; container.limits[name] != null}
+])
 
 # METADATA
 # title: malformed_limits

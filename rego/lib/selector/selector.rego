@@ -19,9 +19,18 @@ _known_fields := {"matchLabels", "matchExpressions"}
 
 # METADATA
 # title: matches
-# description: True when the well-formed `selector` selects an object carrying `labels`.
+# description: True when `selector` is well-formed and selects an object carrying `labels`.
 matches(selector, labels) if {
 	count(errors(selector, "")) == 0
+	matches_valid(selector, labels)
+}
+
+# METADATA
+# title: matches_valid
+# description: |
+#   True when `selector`, already known to have no `errors`, selects an object carrying `labels`.
+#   Callers that validate each selector once use it to avoid validating it again per object.
+matches_valid(selector, labels) if {
 	every key, value in object.get(selector, "matchLabels", {}) {
 		labels[key] == value
 	}
@@ -69,7 +78,37 @@ _has_label(labels, key) if key in object.keys(labels)
 # description: |
 #   The problems of `selector`, each `{"field": ..., "message": ...}` with the field path prefixed
 #   by `prefix` (e.g. `spec.targetWorkloadSelector`).
-errors(selector, prefix) := {e | some e in _errors(selector, prefix)}
+errors(selector, prefix) := set() if {
+	is_clean(selector)
+} else := {e | some e in _errors(selector, prefix)}
+
+# METADATA
+# title: is_clean
+# description: True when `selector` is a well-formed LabelSelector (the cheap check behind `errors`).
+is_clean(selector) if {
+	is_object(selector)
+	every field, value in selector {
+		_is_clean_field(field, value)
+	}
+}
+
+# METADATA
+# title: _is_clean_field
+# description: 'True when selector field `field` is known and its `value` well-formed.'
+_is_clean_field("matchLabels", labels) if {
+	is_object(labels)
+	every _, value in labels {
+		is_string(value)
+	}
+}
+
+_is_clean_field("matchExpressions", requirements) if {
+	is_array(requirements)
+	every requirement in requirements {
+		is_object(requirement)
+		count(_requirement_errors(requirement, "")) == 0
+	}
+}
 
 # METADATA
 # title: _errors

@@ -89,3 +89,10 @@ test_errors if {
 		error.field == field
 	}
 }
+
+# METADATA
+# title: matches_valid skips validation, so callers must validate first
+test_matches_valid if {
+	selector.matches_valid({"matchLabels": {"app": "model"}}, _labels)
+	not selector.matches_valid({"matchLabels": {"app": "other"}}, _labels)
+}

@@ -69,7 +69,7 @@ findings contains finding if {
 	some rule, field in {"finops.cpu": "maxCPUCores", "finops.memory": "maxMemoryGB"}
 	policy.setting(record.object, "costLimits", field)
 	resource := trim_prefix(rule, "finops.")
-	some problem in resources.malformed_limits(_containers, {resource})
+	some problem in resources.malformed_limits(request.containers, {resource})
 	finding := _malformed_quantity_finding(rule, record, problem)
 }
 

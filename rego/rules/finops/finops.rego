@@ -31,14 +31,9 @@ _pods[record.id] := scale if {
 }
 
 # METADATA
-# title: _containers
-# description: 'The container records of the admitted object, computed once per decision.'
-_containers := workload.containers(request.object)
-
-# METADATA
 # title: _per_pod
 # description: 'The effective per-pod cpu and memory limits of the admitted object.'
-_per_pod[resource] := resources.pod_limit(_containers, resource) if some resource in {"cpu", "memory"}
+_per_pod[resource] := resources.pod_limit(request.containers, resource) if some resource in {"cpu", "memory"}
 
 # METADATA
 # title: _pods_text

@@ -24,7 +24,7 @@ findings contains finding if {
 	limit := policy.setting(record.object, "costLimits", "dailyGPUHours")
 	hours := _daily_hours
 	pods := _pods[record.id]
-	gpus := resources.pod_gpus(_containers, settings.gpu_resource_names)
+	gpus := resources.pod_gpus(request.containers, settings.gpu_resource_names)
 	total := (pods * gpus) * hours
 	total > limit
 	finding := {
@@ -48,7 +48,7 @@ findings contains finding if {
 findings contains finding if {
 	some record in _workload_policies
 	policy.setting(record.object, "costLimits", "dailyGPUHours")
-	some problem in resources.malformed_limits(_containers, settings.gpu_resource_names)
+	some problem in resources.malformed_limits(request.containers, settings.gpu_resource_names)
 	finding := _malformed_quantity_finding("finops.gpu-hours", record, problem)
 }
 

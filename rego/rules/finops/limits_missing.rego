@@ -9,7 +9,7 @@ import data.edgepolicy.lib.request
 # description: A container of a matched workload has no cpu or no memory limit.
 findings contains finding if {
 	some record in _workload_policies
-	some container in _containers
+	some container in request.containers
 	missing := [resource | some resource in ["cpu", "memory"]; not _has_limit(container, resource)]
 	count(missing) > 0
 	finding := {

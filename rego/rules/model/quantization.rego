@@ -25,7 +25,7 @@ _required_policies contains record if {
 # METADATA
 # title: _container_names
 # description: 'The names of the admitted workload''s containers.'
-_container_names := {container.name | some container in workload.containers(request.object)}
+_container_names := {container.name | some container in request.containers}
 
 # METADATA
 # title: _quantized_containers
