@@ -24,6 +24,7 @@ from e2e_support import (
     WebhookTls,
     assert_denied,
     compliant,
+    deployment,
     eventually,
     hpa,
     over_budget,
@@ -252,3 +253,26 @@ def test_bare_pod_with_a_too_long_idle_shutdown_is_denied(
 
     assert_denied(result, "finops.idle-shutdown", "45m")
     assert kubectl.get("pod", "debug", NAMESPACE) is None
+
+
+def test_dryrun_rule_is_logged_and_counted_but_neither_blocks_nor_warns(
+    kubectl: Kubectl, webhook: Webhook
+) -> None:
+    # 4 replicas > autoScale.maxReplicas 3 (finops.replicas, in dryrun mode); 4 x 1 core <= 8.
+    result = kubectl.apply(deployment("rehearsed-rule", NAMESPACE, replicas=4, cpu="1"))
+
+    assert result.returncode == 0, result.stderr
+    assert "finops.replicas" not in result.stderr
+    assert any(
+        entry["name"] == "rehearsed-rule" and entry.get("dryrun") == ["finops.replicas"]
+        for entry in webhook.decisions()
+    )
+    status, metrics = webhook.get("/metrics")
+    assert status == 200
+    assert any(
+        line.startswith("edgepolicy_decisions_total{")
+        and 'action="dryrun"' in line
+        and 'rule="finops.replicas"' in line
+        and float(line.rsplit(" ", 1)[1]) >= 1
+        for line in metrics.splitlines()
+    ), metrics
