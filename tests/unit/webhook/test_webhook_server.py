@@ -1,0 +1,75 @@
+"""gunicorn settings of the webhook and the local OPA's data (pure pieces)."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from edgepolicy.errors import InputError, UsageError
+from webhook.local_opa import local_data
+from webhook.server import ServerOptions, gunicorn_settings
+from webhook.tls import ReloadingContext
+
+KeyPairWriter = Callable[[Path, Path, str], object]
+POLICY = """\
+apiVersion: policy.apexlogic.com/v1alpha1
+kind: FinOpsPolicy
+metadata: {name: budget, namespace: ai}
+spec: {targetWorkloadSelector: {matchLabels: {app: web}}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: ignored}
+"""
+
+
+@pytest.fixture
+def tls(tmp_path: Path, write_key_pair: KeyPairWriter) -> ReloadingContext:
+    write_key_pair(tmp_path / "tls.crt", tmp_path / "tls.key", "webhook")
+    return ReloadingContext(tmp_path / "tls.crt", tmp_path / "tls.key")
+
+
+def test_settings_serve_tls_through_the_reloading_context(
+    tmp_path: Path, tls: ReloadingContext
+) -> None:
+    options = ServerOptions(cert_file=tmp_path / "tls.crt", key_file=tmp_path / "tls.key")
+    settings = gunicorn_settings(options, tls)
+    assert settings["bind"] == ["0.0.0.0:8443"]
+    assert settings["certfile"] == str(tmp_path / "tls.crt")
+    assert settings["worker_class"] == "webhook.server.ArrivalStampingWorker"
+    assert settings["control_socket_disable"] is True
+    context = settings["ssl_context"](None, lambda: ssl.create_default_context())
+    assert context is tls.context()
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+def test_ipv6_hosts_are_bracketed(tmp_path: Path, tls: ReloadingContext) -> None:
+    options = ServerOptions(tmp_path / "tls.crt", tmp_path / "tls.key", host="::1", port=9443)
+    assert gunicorn_settings(options, tls)["bind"] == ["[::1]:9443"]
+
+
+def test_local_data_holds_the_policies_and_the_data_files(tmp_path: Path) -> None:
+    (tmp_path / "policies.yaml").write_text(POLICY)
+    (tmp_path / "settings.yaml").write_text(
+        "edgepolicy: {settings: {enforcementActions: {finops.cpu: warn}}}"
+    )
+    data = local_data([tmp_path / "policies.yaml"], [tmp_path / "settings.yaml"])
+    assert data["edgepolicy"]["settings"] == {"enforcementActions": {"finops.cpu": "warn"}}
+    policies = data["edgepolicy"]["policies"]
+    assert list(policies["finops"]["ai"]) == ["budget"]
+    assert policies["model"] == {}
+
+
+def test_data_files_cannot_smuggle_policies(tmp_path: Path) -> None:
+    (tmp_path / "data.yaml").write_text("edgepolicy: {policies: {finops: {}}}")
+    with pytest.raises(UsageError, match="--policies"):
+        local_data([], [tmp_path / "data.yaml"])
+
+
+def test_unreadable_policies_name_the_file(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("kind: [unclosed")
+    with pytest.raises(InputError, match="bad.yaml"):
+        local_data([tmp_path / "bad.yaml"], [])
