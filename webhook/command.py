@@ -25,8 +25,10 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="run the validating and mutating admission webhook over TLS",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="The validating (/validate) and mutating (/mutate) admission webhook over "
+        "TLS, served by gunicorn. With --opa-url it asks that OPA (the sidecar fed by bundles); "
+        "without it, it starts and supervises a local OPA with the shipped Rego library, the "
+        "policy objects under --policies and the --data files. See docs/webhook.md.",
     )
     parser.add_argument("--tls-cert", required=True, metavar="FILE", help="PEM certificate chain")
     parser.add_argument("--tls-key", required=True, metavar="FILE", help="PEM private key")
