@@ -1,147 +1,20 @@
-"""Shared fixtures for integration tests: a test CA issuing TLS certificates, free loopback ports,
-real processes started and cleaned up (OPA, `edgepolicy serve`), and an HTTPS client."""
+"""Shared fixtures for integration tests: a test CA and server certificates (see
+webhook_support.py for the helpers behind them) and the real OPA binary."""
 
 from __future__ import annotations
 
-import contextlib
-import datetime
-import ipaddress
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-import urllib3
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from webhook_support import ServerCert, TestCA
 
 from edgepolicy.opa_binary import find_opa
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-EDGEPOLICY = Path(sys.executable).parent / "edgepolicy"
-
-
-def free_port() -> int:
-    """Return a TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-class TestCA:
-    """A throw-away certificate authority issuing server certificates for loopback."""
-
-    __test__ = False  # not a test class
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self._key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "edgepolicy test CA")])
-        now = datetime.datetime.now(datetime.UTC)
-        self._cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self._key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .sign(self._key, hashes.SHA256())
-        )
-        self.cert_file = directory / "ca.crt"
-        self.cert_file.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
-
-    @property
-    def pem(self) -> bytes:
-        """The CA certificate in PEM (what a webhook configuration's caBundle holds)."""
-        return self.cert_file.read_bytes()
-
-    def issue(
-        self,
-        cert_file: Path,
-        key_file: Path,
-        *,
-        common_name: str = "edgepolicy-webhook",
-        dns_names: Sequence[str] = ("localhost",),
-        ips: Sequence[str] = ("127.0.0.1",),
-    ) -> x509.Certificate:
-        """Write a new server key and certificate (signed by this CA) and return the certificate.
-
-        The key is written first and the certificate replaces the old one atomically, the way
-        rotation tools update mounted secrets.
-        """
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
-        sans: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
-        sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-            .issuer_name(self._cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(hours=2))
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(self._key, hashes.SHA256())
-        )
-        for path, content in (
-            (key_file, _pem_key(key)),
-            (cert_file, cert.public_bytes(serialization.Encoding.PEM)),
-        ):
-            temporary = path.with_name(path.name + ".tmp")
-            temporary.write_bytes(content)
-            os.replace(temporary, path)
-        return cert
 
 
 @pytest.fixture(scope="session")
 def test_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
     """A test CA for the session."""
     return TestCA(tmp_path_factory.mktemp("ca"))
-
-
-@dataclass
-class ServerCert:
-    """A server certificate and key on disk, issued by :class:`TestCA`."""
-
-    cert_file: Path
-    key_file: Path
-    cert: x509.Certificate
 
 
 @pytest.fixture
@@ -156,69 +29,3 @@ def server_cert(test_ca: TestCA, tmp_path: Path) -> ServerCert:
 def opa_binary() -> Path:
     """The real OPA binary (built by `make setup`)."""
     return find_opa()
-
-
-def https_pool(ca: TestCA, *, timeout: float = 10.0) -> urllib3.PoolManager:
-    """An HTTPS client that trusts only the test CA."""
-    return urllib3.PoolManager(
-        ca_certs=str(ca.cert_file), retries=False, timeout=urllib3.Timeout(total=timeout)
-    )
-
-
-class ServeProcess:
-    """A real `edgepolicy serve` process (gunicorn + TLS) on a free loopback port."""
-
-    def __init__(self, args: Sequence[str], *, log_file: Path, port: int) -> None:
-        self.port = port
-        self.url = f"https://127.0.0.1:{port}"
-        self.log_file = log_file
-        self._log = open(log_file, "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [str(EDGEPOLICY), "serve", "--host", "127.0.0.1", "--port", str(port), *args],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def log(self) -> str:
-        """Everything the server wrote so far."""
-        return self.log_file.read_text(errors="replace")
-
-    def wait_healthy(self, client: urllib3.PoolManager, timeout: float = 60.0) -> None:
-        """Wait until /healthz answers over TLS; fail with the server's log otherwise."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"edgepolicy serve exited ({self.process.returncode}):\n{self.log()}")
-            try:
-                if client.request("GET", self.url + "/healthz", timeout=1.0).status == 200:
-                    return
-            except urllib3.exceptions.HTTPError:
-                pass
-            time.sleep(0.1)
-        pytest.fail(f"edgepolicy serve did not become healthy:\n{self.log()}")
-
-    def stop(self) -> None:
-        """Stop gunicorn (and its local OPA) gracefully, then forcibly."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        else:
-            # A crashed master may leave workers or OPA behind in its session.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-        self._log.close()
-
-
-def post_review(
-    client: urllib3.PoolManager, url: str, review: Any, *, raw: bytes | None = None
-) -> tuple[int, Any]:
-    """POST an AdmissionReview (or raw bytes) and return (status, decoded JSON body)."""
-    body = raw if raw is not None else json.dumps(review).encode()
-    response = client.request("POST", url, body=body, headers={"Content-Type": "application/json"})
-    return response.status, json.loads(response.data)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import urllib3
-from conftest import (
+from webhook_support import (
     ServeProcess,
     ServerCert,
     TestCA,
