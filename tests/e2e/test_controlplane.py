@@ -134,9 +134,11 @@ def test_start_retries_when_a_picked_port_is_taken(
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen()
-    picks = iter([busy.getsockname()[1]])  # etcd's first client port is already in use
-    real_free_port = controlplane.free_port
-    monkeypatch.setattr(controlplane, "free_port", lambda: next(picks, None) or real_free_port())
+    real_free_ports = controlplane.free_ports
+    picks = iter([[busy.getsockname()[1], *real_free_ports(2)]])  # etcd's client port is taken
+    monkeypatch.setattr(
+        controlplane, "free_ports", lambda count: next(picks, None) or real_free_ports(count)
+    )
     plane = controlplane.ControlPlane(tmp_path)
     try:
         started = plane.start(timeout=90)

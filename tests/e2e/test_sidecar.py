@@ -178,7 +178,7 @@ def start_sidecar(
     config["persistence_directory"] = str(persistence)
     config_file = work / "config.yaml"
     config_file.write_text(yaml.safe_dump(config))
-    port, diagnostic_port = controlplane.free_port(), controlplane.free_port()
+    port, diagnostic_port = controlplane.free_ports(2)
     args = rewrite(
         container("opa")["args"],
         {
