@@ -18,10 +18,10 @@ from edgepolicy.errors import OpaError, OpaUnavailableError
 from edgepolicy.review import decision_input
 from webhook import decision_log, metrics, reviews
 from webhook.config import RESPONSE_MARGIN_SECONDS, WebhookConfig
-from webhook.kube import KubernetesApiError
+from webhook.kube import SCALABLE_KINDS, KubernetesApiError
 
-# Kinds an HPA can scale: when one is admitted, the HPAs scaling it join the context.
-SCALABLE_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet"})
+# The API group of the scalable workload kinds the policies understand.
+_WORKLOAD_GROUP = "apps"
 
 
 class DecisionSource(Protocol):
@@ -38,7 +38,7 @@ class ContextSource(Protocol):
     def finops_policies(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]: ...
 
     def workload(
-        self, namespace: str, api_version: str, kind: str, name: str, *, timeout: float
+        self, namespace: str, kind: str, name: str, *, timeout: float
     ) -> dict[str, Any] | None: ...
 
     def autoscalers(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]: ...
@@ -147,7 +147,8 @@ class AdmissionService:
         self, request: Mapping[str, Any], last_call: float
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Return the cluster's FinOpsPolicies in the namespace and the related workloads: the
-        scale target of an admitted HPA, or the HPAs scaling an admitted workload."""
+        scale target of an admitted HPA (only when it is a workload kind the policies understand;
+        any other target is no context), or the HPAs scaling an admitted workload."""
         namespace = request.get("namespace")
         if self._kube is None or not namespace:
             return [], []
@@ -224,14 +225,18 @@ def _targets(hpa: Mapping[str, Any], kind: str, name: str) -> bool:
     return ref is not None and ref.get("kind") == kind and ref.get("name") == name
 
 
-def _scale_target(request: Mapping[str, Any]) -> tuple[str, str, str] | None:
-    """Return (apiVersion, kind, name) of an HPA's scaleTargetRef, or None for other objects."""
+def _scale_target(request: Mapping[str, Any]) -> tuple[str, str] | None:
+    """Return (kind, name) of an HPA's scaleTargetRef when it names a workload kind the policies
+    understand (:data:`webhook.kube.SCALABLE_KINDS` in the apps group); None for other objects
+    and other targets (a custom scalable resource is not looked up: no context, no error)."""
     if _kind(request) != "HorizontalPodAutoscaler":
         return None
     ref = _scale_target_ref(request.get("object"))
-    if not isinstance(ref, Mapping):
+    if ref is None:
         return None
-    parts = (ref.get("apiVersion"), ref.get("kind"), ref.get("name"))
-    if not all(isinstance(part, str) and part for part in parts):
+    api_version, kind, name = ref.get("apiVersion"), ref.get("kind"), ref.get("name")
+    if not (isinstance(api_version, str) and isinstance(name, str) and name):
         return None
-    return str(parts[0]), str(parts[1]), str(parts[2])
+    if kind not in SCALABLE_KINDS or api_version.partition("/")[0] != _WORKLOAD_GROUP:
+        return None
+    return str(kind), name

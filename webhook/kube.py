@@ -7,13 +7,20 @@ the objects of a run.
 Access is plain HTTPS (pooled urllib3) with the in-cluster service account or a kubeconfig; it is
 optional: without either, :func:`connect` returns None and no lookups happen. Answers (including
 "not found") are cached for a few seconds per worker; failures raise
-:class:`KubernetesApiError` and are never cached.
+:class:`KubernetesApiError` and are never cached. An HTTP 429 (the API server's storage is still
+initializing after a CRD was created or the server restarted) is retried after its
+``Retry-After``, shortened so the lookup still ends within its timeout.
+
+Only the workload kinds the policies understand as HPA targets (:data:`SCALABLE_KINDS`, group
+``apps``) are looked up: any other scale target (a custom scalable resource) is no context, not
+an error, so the shipped RBAC needs no access to it.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import ssl
 import tempfile
@@ -28,12 +35,23 @@ import urllib3
 import yaml
 
 from edgepolicy.errors import EdgepolicyError, UsageError
-from edgepolicy.review import resource_name
 
 POLICY_API = "/apis/policy.apexlogic.com/v1alpha1"
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 # Bulky metadata the Rego never reads; dropped to keep OPA's input small.
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+# The workloads an HPA can target that the policies understand (rego/lib/workload), all in
+# the apps group, with their resource names.
+SCALABLE_KINDS: Mapping[str, str] = {
+    "Deployment": "deployments",
+    "StatefulSet": "statefulsets",
+    "ReplicaSet": "replicasets",
+}
+WORKLOAD_API_VERSION = "apps/v1"
+TOO_MANY_REQUESTS = 429
+# Wait when a 429 has no usable Retry-After, and the least time worth a new attempt.
+_DEFAULT_RETRY_SECONDS = 0.1
+_MIN_ATTEMPT_SECONDS = 0.05
 
 
 class KubernetesApiError(EdgepolicyError):
@@ -91,7 +109,11 @@ class KubeClient:
         token_file: Path | None = None,
         cache_ttl: float = 5.0,
         maxsize: int = 4,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        self._clock = clock
+        self._sleep = sleep
         self._server = server.rstrip("/")
         self._token = token
         self._token_file = token_file
@@ -121,20 +143,27 @@ class KubeClient:
         return headers
 
     def _get(self, path: str, timeout: float) -> dict[str, Any] | None:
-        """GET a path; return the JSON object, or None for 404.
+        """GET a path within ``timeout`` seconds; return the JSON object, or None for 404.
+
+        A 429 is retried after its ``Retry-After`` (shortened to fit ``timeout``) as long as
+        time for another attempt remains.
 
         Raises:
-            KubernetesApiError: connection failure, timeout, or an HTTP error other than 404.
+            KubernetesApiError: connection failure, timeout, or an HTTP error other than 404
+                (a 429 once no time for another attempt is left).
         """
-        try:
-            response = self._pool.request(
-                "GET",
-                self._server + path,
-                headers=self._headers(),
-                timeout=urllib3.Timeout(total=max(timeout, 0.001)),
-            )
-        except urllib3.exceptions.HTTPError as error:
-            raise KubernetesApiError(f"Kubernetes API {path}: {error}") from error
+        deadline = self._clock() + timeout
+        while True:
+            response = self._send(path, deadline - self._clock())
+            if response.status != TOO_MANY_REQUESTS:
+                break
+            wait = min(_retry_after(response), deadline - self._clock() - _MIN_ATTEMPT_SECONDS)
+            if wait < 0:
+                raise KubernetesApiError(
+                    f"Kubernetes API {path}: HTTP 429 {_reason(response.data)} "
+                    "(still refused when the lookup's time ran out)"
+                )
+            self._sleep(wait)
         if response.status == 404:
             return None
         if response.status != 200:
@@ -148,6 +177,17 @@ class KubeClient:
         if not isinstance(document, dict):
             raise KubernetesApiError(f"Kubernetes API {path}: response is not a JSON object")
         return document
+
+    def _send(self, path: str, timeout: float) -> urllib3.BaseHTTPResponse:
+        try:
+            return self._pool.request(
+                "GET",
+                self._server + path,
+                headers=self._headers(),
+                timeout=urllib3.Timeout(total=max(timeout, 0.001)),
+            )
+        except urllib3.exceptions.HTTPError as error:
+            raise KubernetesApiError(f"Kubernetes API {path}: {error}") from error
 
     def finops_policies(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]:
         """Return the FinOpsPolicy objects stored in ``namespace`` (none if the CRD is absent).
@@ -192,23 +232,41 @@ class KubeClient:
         return result
 
     def workload(
-        self, namespace: str, api_version: str, kind: str, name: str, *, timeout: float
+        self, namespace: str, kind: str, name: str, *, timeout: float
     ) -> dict[str, Any] | None:
-        """Return the named workload (an HPA's scale target), or None if it does not exist.
+        """Return the apps/v1 workload of ``kind`` (one of :data:`SCALABLE_KINDS`) named
+        ``name``, or None if it does not exist.
 
         Raises:
-            KubernetesApiError: the lookup failed or timed out.
+            KubernetesApiError: ``kind`` is not a scalable workload kind, or the lookup failed
+                or timed out.
         """
-        prefix = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
-        plural = resource_name(kind)
-        path = f"{prefix}/namespaces/{quote(namespace, safe='')}/{plural}/{quote(name, safe='')}"
+        plural = SCALABLE_KINDS.get(kind)
+        if plural is None:
+            raise KubernetesApiError(f"{kind!r} is not a workload kind the webhook looks up")
+        path = (
+            f"/apis/{WORKLOAD_API_VERSION}/namespaces/{quote(namespace, safe='')}"
+            f"/{plural}/{quote(name, safe='')}"
+        )
 
         def load() -> dict[str, Any] | None:
             document = self._get(path, timeout)
-            return None if document is None else _slim(document, api_version, kind)
+            return None if document is None else _slim(document, WORKLOAD_API_VERSION, kind)
 
         result: dict[str, Any] | None = self._cache.get_or_load(path, load)
         return result
+
+
+def _retry_after(response: urllib3.BaseHTTPResponse) -> float:
+    """Return the seconds a 429 asks to wait (its ``Retry-After`` in seconds, else a short
+    default)."""
+    try:
+        seconds = float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return _DEFAULT_RETRY_SECONDS
+    if not math.isfinite(seconds):
+        return _DEFAULT_RETRY_SECONDS
+    return max(seconds, _DEFAULT_RETRY_SECONDS)
 
 
 def _reason(body: bytes) -> str:

@@ -54,22 +54,22 @@ class FakeKube:
         return [{"kind": "FinOpsPolicy", "metadata": {"name": "budget", "namespace": namespace}}]
 
     def workload(
-        self, namespace: str, api_version: str, kind: str, name: str, *, timeout: float
+        self, namespace: str, kind: str, name: str, *, timeout: float
     ) -> dict[str, Any] | None:
-        self.calls.append(("workload", namespace, api_version, kind, name))
-        return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}}
+        self.calls.append(("workload", namespace, kind, name))
+        return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name}}
 
     def autoscalers(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]:
         self.calls.append(("autoscalers", namespace))
         return [_hpa("web-hpa", "Deployment", "web"), _hpa("db-hpa", "StatefulSet", "web")]
 
 
-def _hpa(name: str, kind: str, target: str) -> dict[str, Any]:
+def _hpa(name: str, kind: str, target: str, api_version: str = "apps/v1") -> dict[str, Any]:
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": name, "namespace": "ai"},
-        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": kind, "name": target}},
+        "spec": {"scaleTargetRef": {"apiVersion": api_version, "kind": kind, "name": target}},
     }
 
 
@@ -114,8 +114,29 @@ def test_cluster_policies_and_the_hpa_target_go_into_the_context() -> None:
     assert context["workloads"] == [
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}
     ]
-    assert kube.calls[1] == ("workload", "ai", "apps/v1", "Deployment", "web")
+    assert kube.calls[1] == ("workload", "ai", "Deployment", "web")
     assert 0 < kube.calls[0][2] <= CONFIG.kube_timeout
+
+
+@pytest.mark.parametrize(
+    ("api_version", "kind"),
+    [
+        ("example.com/v1", "Rollout"),  # a custom scalable resource
+        ("example.com/v1", "Deployment"),  # a custom kind named like a workload
+        ("v1", "ReplicationController"),  # not a workload the policies understand
+    ],
+)
+def test_hpa_targets_the_policies_do_not_understand_are_no_context(
+    api_version: str, kind: str
+) -> None:
+    opa, kube = FakeOpa(decision()), FakeKube()
+    hpa = _hpa("web", kind, "web", api_version)
+    answer = AdmissionService(CONFIG, opa, kube).answer(
+        "validate", review(kind="HorizontalPodAutoscaler", obj=hpa)
+    )
+    assert answer["response"]["allowed"] is True
+    assert [call[0] for call in kube.calls] == ["policies"]
+    assert opa.inputs[0]["context"]["workloads"] == []
 
 
 def test_lookups_share_one_budget() -> None:

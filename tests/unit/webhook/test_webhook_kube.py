@@ -44,6 +44,8 @@ ROUTES: dict[str, tuple[int, Any]] = {
 
 class FakeApi(ThreadingHTTPServer):
     requests: list[str]
+    # Path -> how many more times it answers 429 "storage is (re)initializing".
+    initializing: dict[str, int]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -51,12 +53,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self.server.requests.append(self.path)
+        retry_after = None
         if self.headers.get("Authorization") != f"Bearer {TOKEN}":
             status, body = 401, {"message": "Unauthorized"}
+        elif self.server.initializing.get(self.path, 0) > 0:
+            self.server.initializing[self.path] -= 1
+            status, body = 429, {"message": "storage is (re)initializing"}
+            retry_after = "1"
         else:
             status, body = ROUTES.get(self.path, (404, {"message": "not found"}))
         data = json.dumps(body).encode()
         self.send_response(status)
+        if retry_after is not None:
+            self.send_header("Retry-After", retry_after)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -73,6 +82,7 @@ def api(tmp_path: Path, write_key_pair: KeyPairWriter) -> Iterator[tuple[FakeApi
     write_key_pair(cert, key, "127.0.0.1")
     server = FakeApi(("127.0.0.1", 0), _Handler)
     server.requests = []
+    server.initializing = {}
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
@@ -137,10 +147,69 @@ def test_missing_crd_or_namespace_means_no_policies(api: tuple[FakeApi, Path]) -
 
 def test_workload_lookup_and_absent_workloads(api: tuple[FakeApi, Path]) -> None:
     client = from_kubeconfig(api[1])
-    found = client.workload("ai", "apps/v1", "Deployment", "web", timeout=2)
+    found = client.workload("ai", "Deployment", "web", timeout=2)
     assert found == {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}
-    assert client.workload("ai", "apps/v1", "StatefulSet", "db", timeout=2) is None
+    assert client.workload("ai", "StatefulSet", "db", timeout=2) is None
     assert api[0].requests[-1] == "/apis/apps/v1/namespaces/ai/statefulsets/db"
+
+
+def test_only_scalable_workload_kinds_are_looked_up(api: tuple[FakeApi, Path]) -> None:
+    with pytest.raises(KubernetesApiError, match="'Rollout' is not a workload kind"):
+        from_kubeconfig(api[1]).workload("ai", "Rollout", "web", timeout=2)
+    assert api[0].requests == []
+
+
+class FakeTime:
+    """A clock that only moves when the client sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def _client(kubeconfig: Path, time: FakeTime) -> KubeClient:
+    client = from_kubeconfig(kubeconfig, cache_ttl=0)
+    client._clock, client._sleep = time.clock, time.sleep
+    return client
+
+
+POLICIES_PATH = "/apis/policy.apexlogic.com/v1alpha1/namespaces/ai/finopspolicies"
+
+
+def test_initializing_storage_is_retried_after_retry_after(api: tuple[FakeApi, Path]) -> None:
+    server, kubeconfig = api
+    server.initializing[POLICIES_PATH] = 1
+    time = FakeTime()
+    (policy,) = _client(kubeconfig, time).finops_policies("ai", timeout=3)
+    assert policy["metadata"]["name"] == "budget"
+    assert time.sleeps == [1.0]  # Retry-After honoured: it fits the timeout
+    assert server.requests == [POLICIES_PATH, POLICIES_PATH]
+
+
+def test_retries_after_429_stay_within_the_timeout(api: tuple[FakeApi, Path]) -> None:
+    server, kubeconfig = api
+    server.initializing[POLICIES_PATH] = 2
+    time = FakeTime()
+    assert _client(kubeconfig, time).finops_policies("ai", timeout=1.0)
+    # Retry-After: 1 would overrun the 1 s timeout: the waits are shortened to fit in it.
+    assert len(time.sleeps) == 2 and time.now < 1.0
+    assert server.requests.count(POLICIES_PATH) == 3
+
+
+def test_429_until_the_timeout_runs_out_is_an_error(api: tuple[FakeApi, Path]) -> None:
+    server, kubeconfig = api
+    server.initializing[POLICIES_PATH] = 1000
+    time = FakeTime()
+    with pytest.raises(KubernetesApiError, match="HTTP 429 storage is .re.initializing"):
+        _client(kubeconfig, time).finops_policies("ai", timeout=0.5)
+    assert time.now <= 0.5
 
 
 def test_lists_autoscalers(api: tuple[FakeApi, Path]) -> None:
