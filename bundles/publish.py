@@ -16,6 +16,7 @@ import urllib3
 from bundles import configmap
 from bundles.archive import read_tar_gz, write_atomically
 from bundles.layout import MANIFEST
+from edgepolicy import kube
 from edgepolicy.errors import BundleError, UsageError
 
 TOKEN_ENV = "EDGEPOLICY_BUNDLE_TOKEN"
@@ -126,6 +127,9 @@ def publish(
         _put(target.location, archive, token, ca_file)
         return f"{target.location} (revision {revision})"
     namespace, name = target.location.split("/")
-    access = configmap.load_kubeconfig(configmap.kubeconfig_path(kubeconfig))
-    configmap.publish_configmap(access, namespace, name, archive, revision)
+    api = kube.from_kubeconfig(kube.kubeconfig_path(kubeconfig))
+    try:
+        configmap.publish_configmap(api, namespace, name, archive, revision)
+    finally:
+        api.close()
     return f"ConfigMap {namespace}/{name} (revision {revision})"

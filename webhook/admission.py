@@ -15,10 +15,11 @@ from typing import Any, Protocol
 
 from edgepolicy.decision import Decision
 from edgepolicy.errors import OpaError, OpaUnavailableError
+from edgepolicy.kube import KubernetesApiError
 from edgepolicy.review import decision_input
 from webhook import decision_log, metrics, reviews
 from webhook.config import RESPONSE_MARGIN_SECONDS, WebhookConfig
-from webhook.kube import SCALABLE_KINDS, KubernetesApiError
+from webhook.lookups import SCALABLE_KINDS
 
 # The API group of the scalable workload kinds the policies understand.
 _WORKLOAD_GROUP = "apps"
@@ -33,7 +34,8 @@ class DecisionSource(Protocol):
 
 
 class ContextSource(Protocol):
-    """What the service needs from the cluster (implemented by :class:`webhook.kube.KubeClient`)."""
+    """What the service needs from the cluster (implemented by
+    :class:`webhook.lookups.ClusterLookups`)."""
 
     def finops_policies(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]: ...
 
@@ -227,7 +229,7 @@ def _targets(hpa: Mapping[str, Any], kind: str, name: str) -> bool:
 
 def _scale_target(request: Mapping[str, Any]) -> tuple[str, str] | None:
     """Return (kind, name) of an HPA's scaleTargetRef when it names a workload kind the policies
-    understand (:data:`webhook.kube.SCALABLE_KINDS` in the apps group); None for other objects
+    understand (:data:`webhook.lookups.SCALABLE_KINDS` in the apps group); None for other objects
     and other targets (a custom scalable resource is not looked up: no context, no error)."""
     if _kind(request) != "HorizontalPodAutoscaler":
         return None

@@ -13,7 +13,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from edgepolicy.opa_client import OpaClient
-from webhook import decision_log, kube, metrics, reviews
+from webhook import decision_log, lookups, metrics, reviews
 from webhook.admission import AdmissionService
 from webhook.config import WebhookConfig
 
@@ -33,7 +33,7 @@ def create_app(config: WebhookConfig, *, service: AdmissionService | None = None
         OpaError: ``config.opa_url`` is not an http(s) URL.
     """
     if service is None:
-        kube_client = kube.connect(config.kubeconfig, cache_ttl=config.kube_cache_seconds)
+        kube_client = lookups.connect(config.kubeconfig, cache_ttl=config.kube_cache_seconds)
         opa = OpaClient(config.opa_url, timeout=config.opa_timeout(kube_client is not None))
         service = AdmissionService(config, opa, kube_client)
     decision_log.configure()

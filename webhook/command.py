@@ -122,7 +122,7 @@ def _serve(args: argparse.Namespace) -> int:
     from edgepolicy.library import library_path
     from edgepolicy.opa_binary import find_opa
     from edgepolicy.opa_client import OpaClient
-    from webhook import kube
+    from webhook import lookups
     from webhook.config import WebhookConfig
     from webhook.local_opa import SupervisedOpa, local_data
     from webhook.server import ServerOptions, WebhookServer, gunicorn_settings
@@ -140,7 +140,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     tls = ReloadingContext(options.cert_file, options.key_file)
     kubeconfig = Path(args.kubeconfig) if args.kubeconfig else None
-    kube.connect(kubeconfig)  # fail now, not in every worker, on unusable credentials
+    lookups.connect(kubeconfig)  # fail now, not in every worker, on unusable credentials
     local_opa: SupervisedOpa | None = None
     opa_url: str = args.opa_url or ""
     if not opa_url:

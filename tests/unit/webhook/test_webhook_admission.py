@@ -12,10 +12,10 @@ from webhook_builders import decision, finding, review
 
 from edgepolicy.decision import Decision
 from edgepolicy.errors import OpaError, OpaUnavailableError
+from edgepolicy.kube import KubernetesApiError
 from webhook import decision_log, metrics
 from webhook.admission import AdmissionService
 from webhook.config import WebhookConfig
-from webhook.kube import KubernetesApiError
 
 CONFIG = WebhookConfig(opa_url="http://127.0.0.1:1")
 

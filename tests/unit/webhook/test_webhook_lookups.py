@@ -1,0 +1,120 @@
+"""The webhook's decision-context lookups over a stand-in for the shared Kubernetes client.
+
+The client itself (TLS, tokens, 429 retries, errors) is tested in tests/unit/test_kube.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgepolicy.errors import UsageError
+from edgepolicy.kube import KubeApi, KubernetesApiError
+from webhook.lookups import ClusterLookups, connect
+
+POLICY = {
+    "metadata": {
+        "name": "budget",
+        "namespace": "ai",
+        "managedFields": [{"manager": "kubectl"}],
+        "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "keep": "me"},
+    },
+    "spec": {"targetWorkloadSelector": {"matchLabels": {"app": "web"}}},
+}
+POLICIES = "/apis/policy.apexlogic.com/v1alpha1/namespaces/ai/finopspolicies"
+OBJECTS: dict[str, dict[str, Any]] = {
+    POLICIES: {"items": [POLICY]},
+    "/apis/apps/v1/namespaces/ai/deployments/web": {"metadata": {"name": "web"}},
+    "/apis/autoscaling/v2/namespaces/ai/horizontalpodautoscalers": {
+        "items": [{"metadata": {"name": "web"}, "spec": {"maxReplicas": 4}}]
+    },
+}
+
+
+class StubApi(KubeApi):
+    """Answers GETs from ``OBJECTS`` (None when absent) and remembers the paths and timeouts."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        super().__init__("https://api.invalid", ssl_context=None)
+        self.error = error
+        self.calls: list[tuple[str, float]] = []
+
+    def get_object(self, path: str, *, timeout: float) -> dict[str, Any] | None:
+        self.calls.append((path, timeout))
+        if self.error is not None:
+            raise self.error
+        return OBJECTS.get(path)
+
+
+def test_lists_policies_slimmed_and_typed() -> None:
+    api = StubApi()
+    (policy,) = ClusterLookups(api).finops_policies("ai", timeout=0.7)
+    assert policy["apiVersion"] == "policy.apexlogic.com/v1alpha1"
+    assert policy["kind"] == "FinOpsPolicy"
+    assert "managedFields" not in policy["metadata"]
+    assert policy["metadata"]["annotations"] == {"keep": "me"}
+    assert policy["spec"] == POLICY["spec"]
+    assert api.calls == [(POLICIES, 0.7)]
+
+
+def test_answers_are_cached_for_the_ttl() -> None:
+    api = StubApi()
+    cached = ClusterLookups(api, cache_ttl=60)
+    cached.finops_policies("ai", timeout=2)
+    cached.finops_policies("ai", timeout=2)
+    assert len(api.calls) == 1
+    uncached = ClusterLookups(api, cache_ttl=0)
+    uncached.finops_policies("ai", timeout=2)
+    uncached.finops_policies("ai", timeout=2)
+    assert len(api.calls) == 3
+
+
+def test_failures_are_not_cached() -> None:
+    api = StubApi(KubernetesApiError("HTTP 500"))
+    lookups = ClusterLookups(api, cache_ttl=60)
+    for _ in range(2):
+        with pytest.raises(KubernetesApiError):
+            lookups.finops_policies("ai", timeout=2)
+    assert len(api.calls) == 2
+
+
+def test_missing_crd_or_namespace_means_no_policies() -> None:
+    assert ClusterLookups(StubApi()).finops_policies("empty", timeout=2) == []
+
+
+def test_workload_lookup_and_absent_workloads() -> None:
+    api = StubApi()
+    lookups = ClusterLookups(api)
+    found = lookups.workload("ai", "Deployment", "web", timeout=2)
+    assert found == {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}
+    assert lookups.workload("ai", "StatefulSet", "db", timeout=2) is None
+    assert api.calls[-1][0] == "/apis/apps/v1/namespaces/ai/statefulsets/db"
+
+
+def test_only_scalable_workload_kinds_are_looked_up() -> None:
+    api = StubApi()
+    with pytest.raises(KubernetesApiError, match="'Rollout' is not a workload kind"):
+        ClusterLookups(api).workload("ai", "Rollout", "web", timeout=2)
+    assert api.calls == []
+
+
+def test_lists_autoscalers() -> None:
+    (hpa,) = ClusterLookups(StubApi()).autoscalers("ai", timeout=2)
+    assert (hpa["apiVersion"], hpa["kind"]) == ("autoscaling/v2", "HorizontalPodAutoscaler")
+    assert hpa["spec"] == {"maxReplicas": 4}
+
+
+def test_no_kubeconfig_outside_a_cluster_means_no_lookups(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert connect(None) is None
+
+
+def test_a_bad_kubeconfig_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text("apiVersion: v1")
+    with pytest.raises(UsageError, match="no current-context"):
+        connect(path)

@@ -1,0 +1,164 @@
+"""The webhook's decision context from the cluster: lookups through the shared Kubernetes
+client (:mod:`edgepolicy.kube`), cached briefly.
+
+The webhook asks the cluster for the FinOpsPolicy objects stored in a request's namespace (so
+``kubectl apply``-ed policies are enforced), the workload an HPA's ``scaleTargetRef`` names, and
+the HPAs of a namespace (those scaling an admitted workload), as ``edgepolicy check`` relates
+the objects of a run. Access is optional: without a kubeconfig or a service account,
+:func:`connect` returns None and no lookups happen. Answers (including "not found") are cached
+for a few seconds per worker; failures raise :class:`edgepolicy.kube.KubernetesApiError` and are
+never cached.
+
+Only the workload kinds the policies understand as HPA targets (:data:`SCALABLE_KINDS`, group
+``apps``) are looked up: any other scale target (a custom scalable resource) is no context, not
+an error, so the shipped RBAC needs no access to it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from edgepolicy import kube
+from edgepolicy.kube import KubeApi, KubernetesApiError
+
+POLICY_API_VERSION = "policy.apexlogic.com/v1alpha1"
+HPA_API_VERSION = "autoscaling/v2"
+WORKLOAD_API_VERSION = "apps/v1"
+# The workloads an HPA can target that the policies understand (rego/lib/workload), all in
+# the apps group, with their resource names.
+SCALABLE_KINDS: Mapping[str, str] = {
+    "Deployment": "deployments",
+    "StatefulSet": "statefulsets",
+    "ReplicaSet": "replicasets",
+}
+# Bulky metadata the Rego never reads; dropped to keep OPA's input small.
+_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+class _TtlCache:
+    """A small thread-safe cache whose entries expire ``ttl`` seconds after they were stored."""
+
+    def __init__(self, ttl: float, max_entries: int = 1024) -> None:
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._entries: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get_or_load(self, key: str, load: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] > now:
+                return entry[1]
+        value = load()
+        with self._lock:
+            if len(self._entries) >= self._max_entries:
+                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+                if len(self._entries) >= self._max_entries:
+                    self._entries.clear()
+            self._entries[key] = (time.monotonic() + self._ttl, value)
+        return value
+
+
+def _slim(obj: Mapping[str, Any], api_version: str, kind: str) -> dict[str, Any]:
+    """Return the object with apiVersion/kind set (lists omit them) and bulky metadata dropped."""
+    copy = dict(obj)
+    copy.setdefault("apiVersion", api_version)
+    copy.setdefault("kind", kind)
+    metadata = dict(copy.get("metadata") or {})
+    metadata.pop("managedFields", None)
+    annotations = metadata.get("annotations")
+    if isinstance(annotations, Mapping) and _LAST_APPLIED in annotations:
+        metadata["annotations"] = {k: v for k, v in annotations.items() if k != _LAST_APPLIED}
+    copy["metadata"] = metadata
+    return copy
+
+
+class ClusterLookups:
+    """Reads decision context from one Kubernetes API server, caching answers for ``cache_ttl``
+    seconds."""
+
+    def __init__(self, api: KubeApi, *, cache_ttl: float = 5.0) -> None:
+        self._api = api
+        self._cache = _TtlCache(cache_ttl)
+
+    @property
+    def server(self) -> str:
+        """The API server URL."""
+        return self._api.server
+
+    def _items(self, path: str, api_version: str, kind: str, timeout: float) -> Any:
+        def load() -> list[dict[str, Any]]:
+            document = self._api.get_object(path, timeout=timeout)
+            items = (document or {}).get("items") or []
+            return [_slim(item, api_version, kind) for item in items if isinstance(item, Mapping)]
+
+        return self._cache.get_or_load(path, load)
+
+    def finops_policies(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]:
+        """Return the FinOpsPolicy objects stored in ``namespace`` (none if the CRD is absent).
+
+        Raises:
+            KubernetesApiError: the lookup failed or timed out.
+        """
+        path = f"/apis/{POLICY_API_VERSION}/namespaces/{quote(namespace, safe='')}/finopspolicies"
+        result: list[dict[str, Any]] = self._items(
+            path, POLICY_API_VERSION, "FinOpsPolicy", timeout
+        )
+        return result
+
+    def autoscalers(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]:
+        """Return the autoscaling/v2 HorizontalPodAutoscalers in ``namespace``.
+
+        Raises:
+            KubernetesApiError: the lookup failed or timed out.
+        """
+        path = (
+            f"/apis/{HPA_API_VERSION}/namespaces/{quote(namespace, safe='')}"
+            "/horizontalpodautoscalers"
+        )
+        result: list[dict[str, Any]] = self._items(
+            path, HPA_API_VERSION, "HorizontalPodAutoscaler", timeout
+        )
+        return result
+
+    def workload(
+        self, namespace: str, kind: str, name: str, *, timeout: float
+    ) -> dict[str, Any] | None:
+        """Return the apps/v1 workload of ``kind`` (one of :data:`SCALABLE_KINDS`) named
+        ``name``, or None if it does not exist.
+
+        Raises:
+            KubernetesApiError: ``kind`` is not a scalable workload kind, or the lookup failed
+                or timed out.
+        """
+        plural = SCALABLE_KINDS.get(kind)
+        if plural is None:
+            raise KubernetesApiError(f"{kind!r} is not a workload kind the webhook looks up")
+        path = (
+            f"/apis/{WORKLOAD_API_VERSION}/namespaces/{quote(namespace, safe='')}"
+            f"/{plural}/{quote(name, safe='')}"
+        )
+
+        def load() -> dict[str, Any] | None:
+            document = self._api.get_object(path, timeout=timeout)
+            return None if document is None else _slim(document, WORKLOAD_API_VERSION, kind)
+
+        result: dict[str, Any] | None = self._cache.get_or_load(path, load)
+        return result
+
+
+def connect(kubeconfig: Path | None, *, cache_ttl: float = 5.0) -> ClusterLookups | None:
+    """Return the lookups the webhook uses: through the given kubeconfig, else the in-cluster
+    service account, else None (no lookups).
+
+    Raises:
+        UsageError: the kubeconfig or service-account files cannot be used.
+    """
+    api = kube.from_kubeconfig(kubeconfig) if kubeconfig is not None else kube.in_cluster()
+    return None if api is None else ClusterLookups(api, cache_ttl=cache_ttl)
