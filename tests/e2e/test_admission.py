@@ -149,13 +149,28 @@ def test_policy_applied_with_kubectl_is_validated_and_enforced(
 
 
 def test_malformed_policy_is_denied_with_policy_invalid(kubectl: Kubectl, webhook: Webhook) -> None:
+    # The CRD schema cannot say that `In` needs values; the webhook's policy.invalid rule does.
+    policy = seed_policy(NAMESPACE)
+    policy["metadata"]["name"] = "empty-in"
+    policy["spec"]["targetWorkloadSelector"]["matchExpressions"] = [
+        {"key": "tier", "operator": "In", "values": []}
+    ]
+
+    result = kubectl.apply(policy)
+
+    assert_denied(result, "policy.invalid", "matchExpressions")
+    assert kubectl.get("finopspolicy", "empty-in", NAMESPACE) is None
+
+
+def test_crd_schema_refuses_inverted_replica_bounds(kubectl: Kubectl, webhook: Webhook) -> None:
     policy = seed_policy(NAMESPACE)
     policy["metadata"]["name"] = "inverted-bounds"
     policy["spec"]["autoScale"].update({"minReplicas": 5, "maxReplicas": 2})
 
     result = kubectl.apply(policy)
 
-    assert_denied(result, "policy.invalid", "minReplicas")
+    assert result.returncode != 0, result.stdout
+    assert "minReplicas must not exceed maxReplicas" in result.stderr, result.stderr
     assert kubectl.get("finopspolicy", "inverted-bounds", NAMESPACE) is None
 
 
