@@ -27,6 +27,11 @@ _alert_fields := {"severity", "recipientGroup"}
 _spec_fields := {"targetWorkloadSelector"} | {section | some section, _ in _sections}
 
 # METADATA
+# title: _top_fields
+# description: 'The top-level fields a FinOpsPolicy object may have.'
+_top_fields := {"apiVersion", "kind", "metadata", "spec", "status"}
+
+# METADATA
 # title: _expectations
 # description: 'What each kind of value must be, for messages.'
 _expectations := {
@@ -54,6 +59,9 @@ errors(policy) := set() if {
 _is_clean(policy) if {
 	is_string(policy.metadata.name)
 	policy.metadata.name != ""
+	every name, _ in policy {
+		name in _top_fields
+	}
 	selector.is_clean(policy.spec.targetWorkloadSelector)
 	every name, value in policy.spec {
 		_is_clean_spec_field(name, value)
@@ -110,7 +118,24 @@ _is_string_or_null(value) if is_string(value)
 # description: 'The problems of `policy` as a list.'
 _errors(policy) := [{"field": "", "message": sprintf("must be an object, got %s", [json.marshal(policy)])}] if {
 	not is_object(policy)
-} else := array.concat(_name_errors(policy), _spec_errors(policy))
+} else := array.concat(array.concat(_name_errors(policy), _top_errors(policy)), _spec_errors(policy))
+
+# METADATA
+# title: _top_errors
+# description: |
+#   A problem per unknown top-level field of `policy`; a spec field found there (mis-indented)
+#   is told to belong under spec.
+_top_errors(policy) := [error |
+	some unknown in _unknown_errors(policy, _top_fields, "")
+	error := object.union(unknown, {"message": concat("", [unknown.message, _misplaced_hint(unknown.field)])})
+]
+
+# METADATA
+# title: _misplaced_hint
+# description: 'A hint when top-level field `field` is a spec field.'
+_misplaced_hint(field) := "; it belongs under spec" if field in _spec_fields
+
+else := ""
 
 # METADATA
 # title: _name_errors
@@ -123,7 +148,9 @@ _name_errors(policy) := [] if {
 # METADATA
 # title: _spec_errors
 # description: 'The problems of `spec`: missing, no selector, or its selector and sections.'
-_spec_errors(policy) := [{"field": "spec", "message": sprintf("must be an object, got %s", [json.marshal(object.get(policy, "spec", null))])}] if {
+_spec_errors(policy) := [{"field": "spec", "message": "is required: an object with targetWorkloadSelector and the limits to enforce"}] if {
+	not "spec" in object.keys(policy)
+} else := [{"field": "spec", "message": sprintf("must be an object, got %s", [json.marshal(policy.spec)])}] if {
 	not is_object(policy.spec)
 } else := [{"field": "spec.targetWorkloadSelector", "message": "is required: a label selector with matchLabels and/or matchExpressions"}] if {
 	object.get(policy.spec, "targetWorkloadSelector", null) == null
@@ -153,10 +180,17 @@ _unknown_errors(obj, known, prefix) := [error |
 	some field, _ in obj
 	not field in known
 	error := {
-		"field": sprintf("%s.%s", [prefix, field]),
+		"field": _path(prefix, field),
 		"message": sprintf("unknown field (known: %s)", [concat(", ", sort(known))]),
 	}
 ]
+
+# METADATA
+# title: _path
+# description: '`field` under `prefix` as a dotted path (`prefix` may be empty, for top-level fields).'
+_path("", field) := field
+
+_path(prefix, field) := sprintf("%s.%s", [prefix, field]) if prefix != ""
 
 # METADATA
 # title: _value_errors

@@ -36,6 +36,25 @@ test_structure if {
 }
 
 # METADATA
+# title: a policy without spec (its fields mis-indented at the top) is malformed, naming each stray field
+test_missing_spec if {
+	mis_indented := {
+		"apiVersion": "policy.apexlogic.com/v1alpha1",
+		"kind": "FinOpsPolicy",
+		"metadata": {"name": "p", "namespace": fx.namespace},
+		"targetWorkloadSelector": {"matchLabels": fx.labels},
+		"costLimits": {"maxCPUCores": 1},
+	}
+	policy.errors(mis_indented) == {
+		{"field": "spec", "message": "is required: an object with targetWorkloadSelector and the limits to enforce"},
+		{"field": "targetWorkloadSelector", "message": "unknown field (known: apiVersion, kind, metadata, spec, status); it belongs under spec"},
+		{"field": "costLimits", "message": "unknown field (known: apiVersion, kind, metadata, spec, status); it belongs under spec"},
+	}
+	policy.errors(object.union(fx.seed_policy, {"specs": {}})) == {{"field": "specs", "message": "unknown field (known: apiVersion, kind, metadata, spec, status)"}}
+	count(policy.errors(object.union(fx.seed_policy, {"status": {"observed": 1}}))) == 0
+}
+
+# METADATA
 # title: selector problems are named under spec.targetWorkloadSelector
 test_selector_errors if {
 	_fields({"targetWorkloadSelector": {"matchExpressions": [{"key": "a", "operator": "Has"}]}}) == {"spec.targetWorkloadSelector.matchExpressions[0].operator"}

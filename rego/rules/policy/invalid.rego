@@ -3,8 +3,8 @@
 # description: |
 #   `policy.invalid`: a malformed FinOpsPolicy is reported when it is admitted itself, and on every
 #   workload it applies to. A policy whose selector is unusable is reported on every workload of
-#   its namespace (nobody can tell what it targets: fail closed). Only the valid fields of a
-#   malformed policy are enforced.
+#   its namespace (nobody can tell what it targets: fail closed) and enforces nothing else; a
+#   malformed policy with a usable selector keeps enforcing its valid fields.
 package edgepolicy.rules.policy
 
 import data.edgepolicy.lib.policy
@@ -33,8 +33,8 @@ findings contains finding if {
 		"rule": "policy.invalid",
 		"policy": id,
 		"message": sprintf(
-			"policy.invalid: FinOpsPolicy %s, which %s %s, is malformed: %s; fix the policy (until then only its valid fields are enforced)",
-			[id, _relation(id), request.description, _describe(error)],
+			"policy.invalid: FinOpsPolicy %s, which %s %s, is malformed: %s; fix the policy (until then %s)",
+			[id, _relation(id), request.description, _describe(error), _meanwhile(id)],
 		),
 	}
 }
@@ -45,6 +45,16 @@ findings contains finding if {
 _relation(id) := "applies to" if id in policy.matching
 
 else := "may apply to"
+
+# METADATA
+# title: _meanwhile
+# description: |
+#   What malformed policy `id` enforces until it is fixed, for messages: a policy that matched
+#   keeps its valid fields; one without a usable selector matches nothing, so it enforces nothing
+#   beyond this finding.
+_meanwhile(id) := "only its valid fields are enforced" if id in policy.matching
+
+else := "it enforces nothing else"
 
 # METADATA
 # title: _describe

@@ -46,3 +46,13 @@ test_unusable_selector if {
 	elsewhere := object.union(fx.compliant, {"metadata": {"namespace": "elsewhere"}})
 	count(policy.findings) == 0 with input as fx.review_with(elsewhere, {"policies": [headless]})
 }
+
+# METADATA
+# title: a policy without spec fails closed on its namespace's workloads and when admitted itself
+test_missing_spec if {
+	mis_indented := object.union(object.remove(fx.seed_policy, {"spec"}), {"targetWorkloadSelector": {"matchLabels": fx.labels}})
+	on_workload := {f.message | some f in policy.findings with input as fx.review_with(fx.compliant, {"policies": [mis_indented]})}
+	"policy.invalid: FinOpsPolicy ai-workloads/edge-ai-inference-cost-policy, which may apply to Deployment ai-workloads/inference, is malformed: spec is required: an object with targetWorkloadSelector and the limits to enforce; fix the policy (until then it enforces nothing else)" in on_workload
+	admitted := {f.message | some f in policy.findings with input as fx.review(mis_indented)}
+	"policy.invalid: FinOpsPolicy ai-workloads/edge-ai-inference-cost-policy: targetWorkloadSelector unknown field (known: apiVersion, kind, metadata, spec, status); it belongs under spec; fix the policy" in admitted
+}
