@@ -126,10 +126,20 @@ _usable contains id if {
 # title: setting
 # description: |
 #   The value of `spec.<section>.<field>` of FinOpsPolicy `policy` when it is set and valid;
-#   undefined otherwise (an invalid value is reported by `policy.invalid` instead).
+#   undefined otherwise (an invalid value is reported by `policy.invalid` instead). Inverted
+#   replica bounds (minReplicas above maxReplicas) are both invalid: neither is enforced.
 setting(policy, section, field) := value if {
 	value := policy.spec[section][field]
 	is_valid_value(_sections[section][field], value)
+	not _is_inverted_bound(policy.spec, section, field)
+}
+
+# METADATA
+# title: _is_inverted_bound
+# description: 'True when `field` of `section` is a replica bound and `spec` has minReplicas above maxReplicas.'
+_is_inverted_bound(spec, "autoScale", field) if {
+	field in {"minReplicas", "maxReplicas"}
+	count(_replica_order_errors(spec)) > 0
 }
 
 # METADATA

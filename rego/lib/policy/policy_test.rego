@@ -86,4 +86,9 @@ test_setting if {
 	not policy.setting(fx.policy("p", {}), "costLimits", "maxCPUCores")
 	policy.max_replicas(fx.seed_policy) == 3
 	policy.max_replicas(fx.policy("p", {})) == 0
+	inverted := fx.policy("p", {"autoScale": {"minReplicas": 5, "maxReplicas": 3, "cpuUtilizationPercentage": 70}})
+	not policy.setting(inverted, "autoScale", "minReplicas")
+	not policy.setting(inverted, "autoScale", "maxReplicas")
+	policy.setting(inverted, "autoScale", "cpuUtilizationPercentage") == 70
+	policy.max_replicas(inverted) == 0
 }

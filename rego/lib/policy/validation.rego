@@ -239,7 +239,7 @@ _field_errors(kind, value, field) := [] if {
 # description: 'A problem when autoScale.minReplicas exceeds autoScale.maxReplicas.'
 _replica_order_errors(spec) := [{
 	"field": "spec.autoScale.minReplicas",
-	"message": sprintf("must not exceed spec.autoScale.maxReplicas (%v > %v)", [spec.autoScale.minReplicas, spec.autoScale.maxReplicas]),
+	"message": sprintf("must not exceed spec.autoScale.maxReplicas (%v > %v), so neither bound is enforced", [spec.autoScale.minReplicas, spec.autoScale.maxReplicas]),
 }] if {
 	is_valid_value("count", spec.autoScale.minReplicas)
 	is_valid_value("count", spec.autoScale.maxReplicas)

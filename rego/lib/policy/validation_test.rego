@@ -97,7 +97,7 @@ test_boundaries if {
 # title: minReplicas above maxReplicas is an error naming minReplicas
 test_min_above_max if {
 	errors := policy.errors(fx.policy("p", fx.selector_spec({"autoScale": {"minReplicas": 4, "maxReplicas": 3}})))
-	errors == {{"field": "spec.autoScale.minReplicas", "message": "must not exceed spec.autoScale.maxReplicas (4 > 3)"}}
+	errors == {{"field": "spec.autoScale.minReplicas", "message": "must not exceed spec.autoScale.maxReplicas (4 > 3), so neither bound is enforced"}}
 }
 
 # METADATA

@@ -56,3 +56,11 @@ test_controlled_skipped if {
 test_other_kinds if {
 	count(_found(object.union(fx.workload("Job", fx.pod_spec(_small)), {"spec": {"replicas": 9}}))) == 0
 }
+
+# METADATA
+# title: inverted bounds (minReplicas above maxReplicas) are not enforced; policy.invalid reports them
+test_inverted_bounds_not_enforced if {
+	inverted := fx.policy("p", fx.selector_spec({"autoScale": {"minReplicas": 5, "maxReplicas": 3}}))
+	findings := finops.findings with input as fx.review_with(fx.deployment(4, _small), {"policies": [inverted]})
+	count({f | some f in findings; f.rule == "finops.replicas"}) == 0
+}

@@ -16,7 +16,7 @@ test_admitted_malformed if {
 	findings := policy.findings with input as fx.review(bad)
 	{f.message | some f in findings} == {
 		"policy.invalid: FinOpsPolicy ai-workloads/edge-ai-inference-cost-policy: spec.costLimits.maxCPUCores must be a number greater than 0, got -1; fix the policy",
-		"policy.invalid: FinOpsPolicy ai-workloads/edge-ai-inference-cost-policy: spec.autoScale.minReplicas must not exceed spec.autoScale.maxReplicas (5 > 3); fix the policy",
+		"policy.invalid: FinOpsPolicy ai-workloads/edge-ai-inference-cost-policy: spec.autoScale.minReplicas must not exceed spec.autoScale.maxReplicas (5 > 3), so neither bound is enforced; fix the policy",
 	}
 	{f.policy | some f in findings} == {fx.policy_id}
 }
