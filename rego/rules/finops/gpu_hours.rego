@@ -6,6 +6,7 @@ package edgepolicy.rules.finops
 
 import data.edgepolicy.lib.format
 import data.edgepolicy.lib.policy
+import data.edgepolicy.lib.quantity
 import data.edgepolicy.lib.request
 import data.edgepolicy.lib.resources
 import data.edgepolicy.lib.settings
@@ -15,6 +16,13 @@ import data.edgepolicy.lib.workload
 # title: _hours_annotation
 # description: 'The daily-active-hours annotation.'
 _hours_annotation := "finops.apexlogic.com/daily-active-hours"
+
+# METADATA
+# title: _hours_pattern
+# description: |
+#   A plain decimal number, as written in YAML or JSON and more (`8`, `12.5`, `.5`, `+10`, `1e1`):
+#   a quantity without a unit suffix, so `quantity.parse` reads it (exponents up to ±24).
+_hours_pattern := `^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,2})?$`
 
 # METADATA
 # title: finops.gpu-hours
@@ -76,8 +84,8 @@ findings contains finding if {
 _daily_hours := hours if {
 	value := workload.pod_annotations(request.object)[_hours_annotation]
 	is_string(value)
-	regex.match(`^[0-9]{1,3}(\.[0-9]{1,6})?$`, value)
-	hours := to_number(value)
+	regex.match(_hours_pattern, value)
+	hours := quantity.parse(value)
 	hours > 0
 	hours <= 24
 } else := 24 if {

@@ -79,3 +79,17 @@ test_malformed_gpu_quantity if {
 	f.container == "server"
 	contains(f.message, "spec.containers[0].resources.limits.nvidia.com/gpu is \"one\"")
 }
+
+# METADATA
+# title: hours in any plain decimal notation (exponents, a leading + or .) are numbers
+test_number_notations if {
+	every value in ["1e1", "1E1", "+10", ".5", "5.", "18", "1.8e1", "180e-1", "08"] {
+		count(_found(_gpu_pod("1", {"finops.apexlogic.com/daily-active-hours": value}))) == 0
+	}
+	[f] := [f | some f in _found(_gpu_pod("1", {"finops.apexlogic.com/daily-active-hours": "1.85e1"}))]
+	contains(f.message, "x 18.5 active hours a day")
+	every value in ["1e", "e1", "1e1.5", "10h", "1k", "0x10", "1e99", "NaN", " 8"] {
+		[g] := [g | some g in _found(_gpu_pod("1", {"finops.apexlogic.com/daily-active-hours": value}))]
+		contains(g.message, "not a number of hours in (0, 24]")
+	}
+}

@@ -16,8 +16,8 @@ _idle_annotation := "finops.apexlogic.com/idle-shutdown-after"
 
 # METADATA
 # title: _go_duration
-# description: 'A Go duration such as `45m`, `1h30m` or `0.5h`.'
-_go_duration := `^(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`
+# description: 'A non-negative Go duration such as `45m`, `1h30m`, `0.5h` or `+5m` (time.ParseDuration takes a leading sign).'
+_go_duration := `^\+?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`
 
 # METADATA
 # title: _nanoseconds_per_minute

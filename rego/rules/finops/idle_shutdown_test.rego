@@ -56,3 +56,14 @@ test_malformed if {
 		contains(f.message, "not a positive Go duration such as 45m or 1h30m")
 	}
 }
+
+# METADATA
+# title: a leading + is a Go duration too (time.ParseDuration accepts it)
+test_plus_sign if {
+	count(_found(_on_template("+5m"))) == 0
+	count(_found(_on_template("+.5h"))) == 0
+	[f] := [f | some f in _found(_on_template("+45m"))]
+	contains(f.message, "is +45m (45 minutes), above idleShutdownThresholdMinutes 30")
+	[g] := [g | some g in _found(_on_template("+-5m"))]
+	contains(g.message, "not a positive Go duration")
+}
