@@ -2,19 +2,24 @@
 
 Each subcommand lives in its own module with ``add_parser(subparsers)``; the parser stores the
 function to run as ``func``, which returns the exit code. Library errors become one clear line on
-stderr and exit code 2; no stack traces reach users.
+stderr and exit code 2; no stack traces reach users. Anything else that escapes is a bug: it too
+becomes one line ("internal error") and exit code 2, with the traceback only when the environment
+sets ``EDGEPOLICY_DEBUG=1``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from edgepolicy import __version__
 from edgepolicy.errors import EdgepolicyError
 
 EXIT_USAGE = 2
+DEBUG_VARIABLE = "EDGEPOLICY_DEBUG"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +52,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except Exception as error:  # noqa: BLE001 - the last resort: no traceback reaches users
+        if os.environ.get(DEBUG_VARIABLE) == "1":
+            traceback.print_exc(file=sys.stderr)
+            hint = ""
+        else:
+            hint = f" (set {DEBUG_VARIABLE}=1 for the traceback)"
+        message = " ".join(str(error).split())  # one line, whatever the exception says
+        print(
+            f"edgepolicy: internal error: {type(error).__name__}: {message}{hint}", file=sys.stderr
+        )
+        return EXIT_USAGE
     return code
 
 

@@ -6,15 +6,12 @@ Each file holds a YAML or JSON mapping that is merged at the root of OPA's ``dat
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from edgepolicy.errors import InputError, UsageError
-from edgepolicy.manifests import KubernetesLoader, check_json_value
+from edgepolicy.manifests import check_json_value, json_documents, yaml_documents
 
 
 def load_data_files(paths: Sequence[str | Path]) -> dict[str, Any]:
@@ -41,26 +38,25 @@ def _read(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(f"cannot read data file: {error}", path=str(path)) from error
-    try:
-        is_json = path.suffix.lower() == ".json"
-        value = json.loads(text) if is_json else yaml.load(text, Loader=KubernetesLoader)
-    except json.JSONDecodeError as error:
-        raise InputError(f"invalid JSON: {error.msg}", path=str(path), line=error.lineno) from error
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        line = mark.line + 1 if mark is not None else None
-        raise InputError(f"invalid YAML: {error.problem}", path=str(path), line=line) from error
-    except yaml.YAMLError as error:
-        raise InputError(f"invalid YAML: {error}", path=str(path)) from error
-    if value is None:
+    parse = json_documents if path.suffix.lower() == ".json" else yaml_documents
+    documents = [document for document in parse(text, str(path)) if document[0] is not None]
+    if len(documents) > 1:
+        raise InputError(
+            f"a data file must hold one YAML document, found {len(documents)}",
+            path=str(path),
+            line=documents[1][1],
+        )
+    if not documents:
         return {}
+    value, line, _ = documents[0]
     if not isinstance(value, dict):
         raise InputError(
             f"a data file must hold a mapping (merged at the root of data), got "
             f"{type(value).__name__}",
             path=str(path),
+            line=line,
         )
-    check_json_value(value, str(path), None)
+    check_json_value(value, str(path), line)
     return value
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +21,18 @@ import yaml
 from edgepolicy.errors import InputError
 
 POLICY_GROUP = "policy.apexlogic.com"
+POLICY_API_VERSION = f"{POLICY_GROUP}/v1alpha1"
 POLICY_KINDS = frozenset({"FinOpsPolicy", "ModelPolicy"})
 MANIFEST_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 MAX_NODES = 1_000_000
+# Deeper than any real Kubernetes object (a CRD schema 45 properties deep still fits), and
+# shallow enough that parsing, copying and encoding never come near Python's recursion limit.
+MAX_DEPTH = 100
+
+
+class _TooDeepError(Exception):
+    """Raised inside the YAML composer when a document nests deeper than ``MAX_DEPTH``."""
+
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -30,8 +41,27 @@ class KubernetesLoader(_BaseLoader):  # type: ignore[misc,valid-type]
     """A safe loader that reads YAML as the Kubernetes API does.
 
     Timestamps stay strings, and a key repeated in one mapping is an error (kubectl refuses
-    such manifests; silently keeping the last value could hide what a reviewer saw).
+    such manifests; silently keeping the last value could hide what a reviewer saw). A
+    document nesting deeper than ``MAX_DEPTH`` is refused while it is composed, before the
+    parser's own recursion could exhaust the stack.
     """
+
+    def __init__(self, stream: Any) -> None:
+        """Start reading ``stream`` at nesting depth 0."""
+        super().__init__(stream)
+        self._depth = 0
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        """Count one nesting level down; refuse documents deeper than ``MAX_DEPTH``."""
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise _TooDeepError
+        super().descend_resolver(current_node, current_index)
+
+    def ascend_resolver(self) -> None:
+        """Count one nesting level up."""
+        self._depth -= 1
+        super().ascend_resolver()
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         """Build a mapping, refusing duplicate keys with the line of the second one."""
@@ -85,15 +115,23 @@ def is_policy_object(obj: Mapping[str, Any]) -> bool:
 def load_paths(paths: Sequence[str | Path]) -> list[Manifest]:
     """Load every object from the given files and directories (searched recursively).
 
-    Directories contribute their ``.yaml``, ``.yml`` and ``.json`` files in sorted order; files
-    named explicitly are read whatever their suffix.
+    Directories contribute their ``.yaml``, ``.yml`` and ``.json`` files in sorted order,
+    skipping hidden files and directories (names starting with a dot, such as ``.git`` or
+    ``.github``); files named explicitly are read whatever their suffix or name. A file reached
+    twice (named twice, or also inside a named directory) is read once, where first reached.
 
     Raises:
-        InputError: a path does not exist or cannot be read, a file is not valid YAML/JSON (the
-            message names the file and line), or a document is not a Kubernetes object.
+        InputError: a path is empty, does not exist or cannot be read (a broken symbolic link
+            inside a directory included), a file is not valid YAML/JSON (the message names the
+            file and line), or a document is not a Kubernetes object.
     """
     manifests: list[Manifest] = []
+    seen: set[Path] = set()
     for file in _expand(paths):
+        identity = file.resolve()
+        if identity in seen:
+            continue
+        seen.add(identity)
         try:
             text = file.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as error:
@@ -114,10 +152,8 @@ def load_text(text: str, path: str, *, strict: bool = True) -> list[Manifest]:
         InputError: the text is not valid YAML/JSON, or (strict) a document is not a Kubernetes
             object; the message names ``path`` and the line.
     """
-    if path.endswith(".json"):
-        documents = _json_documents(text, path)
-    else:
-        documents = _yaml_documents(text, path)
+    parse = json_documents if path.endswith(".json") else yaml_documents
+    documents = parse(text, path)
     manifests: list[Manifest] = []
     for value, line, item_lines in documents:
         if value is None:
@@ -134,25 +170,56 @@ def load_text(text: str, path: str, *, strict: bool = True) -> list[Manifest]:
 
 def _expand(paths: Sequence[str | Path]) -> Iterator[Path]:
     for raw in paths:
+        if str(raw) == "":
+            raise InputError("empty path: name a file or directory (use . for this directory)")
         path = Path(raw)
         if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MANIFEST_SUFFIXES
-            )
-            yield from found
+            yield from _directory_files(path)
         elif path.is_file():
             yield path
+        elif path.is_symlink():
+            raise InputError("broken symbolic link (its target does not exist)", path=str(path))
         elif path.exists():
             raise InputError("not a regular file or directory", path=str(path))
         else:
             raise InputError("no such file or directory", path=str(path))
 
 
+def _directory_files(directory: Path) -> list[Path]:
+    """The manifest files under ``directory``, sorted, without hidden files and directories.
+
+    Raises:
+        InputError: a manifest-named entry is a broken symbolic link, or a directory cannot
+            be listed.
+    """
+    found: list[Path] = []
+
+    def refuse(error: OSError) -> None:
+        raise InputError(f"cannot list directory: {error.strerror}", path=str(error.filename))
+
+    for root, dirs, files in os.walk(directory, onerror=refuse):
+        dirs[:] = [name for name in dirs if not name.startswith(".")]
+        for name in files:
+            path = Path(root, name)
+            if name.startswith(".") or path.suffix.lower() not in MANIFEST_SUFFIXES:
+                continue
+            if path.is_file():
+                found.append(path)
+            elif path.is_symlink() and not path.exists():
+                raise InputError("broken symbolic link (its target does not exist)", path=str(path))
+    return sorted(found)
+
+
 _Document = tuple[Any, int | None, list[int | None]]
 
 
-def _yaml_documents(text: str, path: str) -> list[_Document]:
-    """Return (value, start line, start lines of ``items`` entries) for each YAML document."""
+def yaml_documents(text: str, path: str) -> list[_Document]:
+    """Return (value, start line, start lines of ``items`` entries) for each YAML document.
+
+    Raises:
+        InputError: the text is not valid YAML, or nests deeper than ``MAX_DEPTH``; the
+            message names ``path`` and the line.
+    """
     loader = KubernetesLoader(text)
     documents: list[_Document] = []
     try:
@@ -167,11 +234,56 @@ def _yaml_documents(text: str, path: str) -> list[_Document]:
         if error.context and error.context_mark is not None and error.problem:
             problem += f" ({error.context} at line {error.context_mark.line + 1})"
         raise InputError(f"invalid YAML: {problem}", path=path, line=line) from error
+    except yaml.reader.ReaderError as error:
+        line = _line_at_offset(text, error.position)
+        raise InputError(f"invalid YAML: {_reader_problem(error)}", path=path, line=line) from error
     except yaml.YAMLError as error:
         raise InputError(f"invalid YAML: {error}", path=path) from error
+    except (_TooDeepError, RecursionError) as error:
+        raise InputError(_too_deep(), path=path, line=_deep_yaml_line(text)) from error
     finally:
         loader.dispose()
     return documents
+
+
+def _reader_problem(error: yaml.reader.ReaderError) -> str:
+    character = error.character
+    code = f"#x{ord(character) if isinstance(character, str) else character:04x}"
+    return f"unacceptable character {code}: {error.reason}"
+
+
+def _line_at_offset(text: str, offset: int) -> int:
+    """The 1-based line of ``offset``, counted in the UTF-8 bytes the C parser reads (the pure
+    Python parser counts characters; both agree on ASCII text)."""
+    if _BaseLoader is yaml.SafeLoader:
+        return text[:offset].count("\n") + 1
+    return text.encode("utf-8")[:offset].count(b"\n") + 1
+
+
+def _too_deep() -> str:
+    return f"the document nests more than {MAX_DEPTH} levels deep (a recursive YAML alias?)"
+
+
+def _deep_yaml_line(text: str) -> int | None:
+    """The line where a YAML document first nests deeper than ``MAX_DEPTH`` (parser events
+    keep no nesting on the stack, so this is safe at any depth)."""
+    loader = KubernetesLoader(text)
+    depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            is_node = isinstance(event, yaml.CollectionStartEvent | yaml.ScalarEvent)
+            if is_node and depth + 1 > MAX_DEPTH and event.start_mark is not None:
+                return int(event.start_mark.line) + 1
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return None
+    finally:
+        loader.dispose()
+    return None
 
 
 def _document_line(node: yaml.Node) -> int | None:
@@ -191,55 +303,120 @@ def _item_lines(node: yaml.Node) -> list[int | None]:
     return []
 
 
-def _json_documents(text: str, path: str) -> list[_Document]:
+def json_documents(text: str, path: str) -> list[_Document]:
+    """Return the one JSON document of ``text`` as ``yaml_documents`` returns documents.
+
+    Raises:
+        InputError: the text is not valid JSON, holds NaN or Infinity, or nests deeper than
+            ``MAX_DEPTH``; the message names ``path`` and the line.
+    """
     try:
         value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
         raise InputError(f"invalid JSON: {error.msg}", path=path, line=error.lineno) from error
+    except RecursionError as error:
+        raise InputError(_too_deep(), path=path, line=_deep_json_line(text)) from error
     except ValueError as error:
         raise InputError(f"invalid JSON: {error}", path=path) from error
+    if _nesting_depth(value) > MAX_DEPTH:
+        raise InputError(_too_deep(), path=path, line=_deep_json_line(text))
     return [(value, 1, [])]
+
+
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]|\n')
+
+
+def _deep_json_line(text: str) -> int | None:
+    """The line where JSON text first nests deeper than ``MAX_DEPTH`` (None when only a
+    number or literal does)."""
+    depth, line = 0, 1
+    for token in _JSON_TOKENS.finditer(text):
+        symbol = token.group()
+        if symbol == "\n":
+            line += 1
+        elif symbol in "]}":
+            depth -= 1
+        elif depth + 1 > MAX_DEPTH:
+            return line
+        elif symbol in "[{":
+            depth += 1
+    return None
+
+
+def _nesting_depth(value: Any) -> int:
+    """How many levels ``value`` nests (a scalar is 1), stopping past ``MAX_DEPTH``."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        depth += 1
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        if isinstance(item, dict | list):
+            stack.extend(
+                (child, depth) for child in (item.values() if isinstance(item, dict) else item)
+            )
+    return deepest
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in a Kubernetes object")
 
 
-def check_json_value(
-    value: Any, path: str, line: int | None, where: str = "", budget: list[int] | None = None
-) -> None:
-    """Reject YAML values JSON (and so Kubernetes and OPA) cannot carry, and documents whose
-    aliases expand beyond ``MAX_NODES`` values (a "billion laughs" document)."""
-    budget = budget if budget is not None else [MAX_NODES]
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise InputError(
-            f"document expands to more than {MAX_NODES} values (YAML aliases?)",
-            path=path,
-            line=line,
-        )
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InputError(
-                    f"mapping key {key!r}{_at(where)} must be a string, got {type(key).__name__}",
-                    path=path,
-                    line=line,
-                )
-            check_json_value(item, path, line, f"{where}.{key}" if where else key, budget)
-    elif isinstance(value, list):
-        for position, item in enumerate(value):
-            check_json_value(item, path, line, f"{where}[{position}]", budget)
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise InputError(
-            f"{_field(where)} is {value}, which JSON cannot represent", path=path, line=line
-        )
-    elif value is not None and not isinstance(value, str | int | float | bool):
-        raise InputError(
-            f"{_field(where)} has YAML type {type(value).__name__}, which JSON cannot represent",
-            path=path,
-            line=line,
-        )
+def check_json_value(value: Any, path: str, line: int | None) -> None:
+    """Reject YAML values JSON (and so Kubernetes and OPA) cannot carry: non-string keys,
+    NaN and infinities, other YAML types, values nesting deeper than ``MAX_DEPTH`` (a
+    recursive alias nests forever), and documents whose aliases expand beyond ``MAX_NODES``
+    values (a "billion laughs" document). The walk keeps its own stack, so no input can
+    exhaust Python's.
+
+    Raises:
+        InputError: naming ``path``, ``line`` and the field at fault.
+    """
+    budget = MAX_NODES
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise InputError(
+                f"document expands to more than {MAX_NODES} values (YAML aliases?)",
+                path=path,
+                line=line,
+            )
+        if depth >= MAX_DEPTH:
+            raise InputError(f"{_field(_shorten(where))}: {_too_deep()}", path=path, line=line)
+        if isinstance(item, dict):
+            for key in item:
+                if not isinstance(key, str):
+                    raise InputError(
+                        f"mapping key {key!r}{_at(where)} must be a string, got "
+                        f"{type(key).__name__}",
+                        path=path,
+                        line=line,
+                    )
+            children = [(child, f"{where}.{key}" if where else key) for key, child in item.items()]
+            stack.extend((child, place, depth + 1) for child, place in reversed(children))
+        elif isinstance(item, list):
+            stack.extend(
+                (child, f"{where}[{position}]", depth + 1)
+                for position, child in reversed(list(enumerate(item)))
+            )
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise InputError(
+                f"{_field(where)} is {item}, which JSON cannot represent", path=path, line=line
+            )
+        elif item is not None and not isinstance(item, str | int | float | bool):
+            raise InputError(
+                f"{_field(where)} has YAML type {type(item).__name__}, which JSON cannot represent",
+                path=path,
+                line=line,
+            )
+
+
+def _shorten(where: str) -> str:
+    return where if len(where) <= 60 else f"{where[:60]}…"
 
 
 def _at(where: str) -> str:

@@ -302,6 +302,14 @@ def test_malformed_policy_is_reported_as_policy_invalid(tmp_path: Path) -> None:
          ":4: object has no apiVersion"),
         ('{"apiVersion": "v1",\n "kind": }', "bad.json", ":2: invalid JSON"),
         ("just a string\n", "scalar.yaml", ":1: expected a Kubernetes object"),
+        ("apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nx: &r [*r]\n", "alias.yaml",
+         ":1: field x[0][0]"),
+        ("apiVersion: v1\nkind: Pod\nspec: " + "[" * 600 + "]" * 600, "deep.yaml",
+         ":3: the document nests more than 100 levels"),
+        ('{"apiVersion": "v1", "kind": "Pod",\n"spec": ' + "[" * 2000 + "]" * 2000 + "}",
+         "deep.json", ":2: the document nests more than 100 levels"),
+        ('apiVersion: v1\nkind: Pod\nmetadata:\n  name: "a\x07b"\n', "ctl.yaml",
+         ":4: invalid YAML: unacceptable character #x0007"),
     ],
 )  # fmt: skip
 def test_unreadable_input_exits_2_naming_file_and_line(
@@ -332,6 +340,31 @@ def test_bad_usage_exits_2_with_a_clear_message(args: list[str], expected: str) 
     assert completed.returncode == 2
     assert expected in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_recursive_alias_in_a_data_file_exits_2_naming_it(tmp_path: Path) -> None:
+    data = write(tmp_path / "data.yaml", "edgepolicy:\n  x: &r [*r]\n")
+    completed = run_check("--data", data, "examples/policies")
+    assert completed.returncode == 2
+    assert completed.stderr.startswith(f"edgepolicy: error: {data}:1: field edgepolicy.x[0]")
+    assert "Traceback" not in completed.stderr
+
+
+def test_empty_path_is_bad_usage() -> None:
+    completed = run_check("")
+    assert completed.returncode == 2
+    assert completed.stderr.startswith("edgepolicy: error: empty path")
+
+
+def test_hidden_directories_are_skipped_and_broken_links_named(tmp_path: Path) -> None:
+    write(tmp_path / ".github" / "workflows" / "ci.yaml", "on: push\njobs: {}\n")
+    write(tmp_path / "pod.yaml", workload("Pod", "p", "1"))
+    code, document = check_json(tmp_path)
+    assert (code, [r["name"] for r in document["results"]]) == (0, ["p"])
+    (tmp_path / "gone.yaml").symlink_to(tmp_path / "missing.yaml")
+    completed = run_check(tmp_path)
+    assert completed.returncode == 2
+    assert f"{tmp_path / 'gone.yaml'}: broken symbolic link" in completed.stderr
 
 
 def test_nothing_to_check_is_bad_usage(tmp_path: Path) -> None:

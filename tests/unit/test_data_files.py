@@ -72,6 +72,12 @@ def test_object_replaced_by_a_value_is_a_conflict(tmp_path: Path) -> None:
         ("bad.json", '{"a": 1,\n}', "bad.json:2: invalid JSON"),
         ("bin.yaml", "a: !!binary aGk=\n", "field a has YAML type bytes"),
         ("dup.yaml", "a: 1\na: 2\n", "dup.yaml:2: invalid YAML: key 'a' appears twice"),
+        ("alias.yaml", "a: 1\nx: &r [*r]\n", "alias.yaml:1: field x.*recursive YAML alias"),
+        ("deep.yaml", "a:\n  " + "[" * 5000 + "]" * 5000, "deep.yaml:2: .*nests more than 100"),
+        ("deep.json", '{"a":\n' + "[" * 2000 + "]" * 2000 + "}", "deep.json:2: .*nests more"),
+        ("ctl.yaml", "a: 1\nb: \"\x07\"\n", "ctl.yaml:2: invalid YAML: unacceptable character"),
+        ("two.yaml", "a: 1\n---\nb: 2\n", "two.yaml:3: .*one YAML document"),
+        ("nan.json", '{"a": NaN}', "nan.json.*NaN is not allowed"),
     ],
 )
 def test_bad_files_are_input_errors(tmp_path: Path, name: str, content: str, expected: str) -> None:

@@ -152,3 +152,82 @@ def test_byte_order_mark_and_crlf_are_accepted(tmp_path: Path) -> None:
     (tmp_path / "bom.json").write_bytes(b'\xef\xbb\xbf{"apiVersion": "v1", "kind": "Pod"}')
     (tmp_path / "crlf.yaml").write_bytes(b"\xef\xbb\xbfapiVersion: v1\r\nkind: Pod\r\n")
     assert [m.obj["kind"] for m in load_paths([tmp_path])] == ["Pod", "Pod"]
+
+
+def _nested_yaml(depth: int) -> str:
+    return "apiVersion: v1\nkind: X\nmetadata: {name: a}\nspec: " + "[" * depth + "]" * depth
+
+
+def _nested_json(depth: int) -> str:
+    return '{"apiVersion": "v1",\n"kind": "X",\n"spec": ' + "[" * depth + "]" * depth + "}"
+
+
+@pytest.mark.parametrize("depth", [100, 600, 5000, 200_000])
+def test_too_deep_yaml_is_refused_with_its_line(depth: int) -> None:
+    with pytest.raises(InputError, match="nests more than 100 levels deep") as caught:
+        load_text(_nested_yaml(depth), "deep.yaml")
+    assert (caught.value.path, caught.value.line) == ("deep.yaml", 4)
+
+
+@pytest.mark.parametrize("depth", [100, 2000, 200_000])
+def test_too_deep_json_is_refused_with_its_line(depth: int) -> None:
+    with pytest.raises(InputError, match="nests more than 100 levels deep") as caught:
+        load_text(_nested_json(depth), "deep.json")
+    assert (caught.value.path, caught.value.line) == ("deep.json", 3)
+
+
+def test_nesting_up_to_the_limit_is_accepted() -> None:
+    (yaml_object,) = load_text(_nested_yaml(99), "ok.yaml")
+    (json_object,) = load_text(_nested_json(99), "ok.json")
+    assert yaml_object.obj["spec"] == json_object.obj["spec"]
+
+
+@pytest.mark.parametrize(
+    "text", ["apiVersion: v1\nkind: X\nx: &r [*r]\n", "apiVersion: v1\nkind: X\nx: &r {a: *r}\n"]
+)
+def test_recursive_alias_is_refused(text: str) -> None:
+    with pytest.raises(InputError, match=r"field x\[0\]|field x\.a") as caught:
+        load_text(text, "alias.yaml")
+    assert "recursive YAML alias" in str(caught.value)
+    assert (caught.value.path, caught.value.line) == ("alias.yaml", 1)
+
+
+def test_unacceptable_character_names_its_line() -> None:
+    text = 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: "é\x07b"\n'
+    with pytest.raises(InputError, match=r"unacceptable character #x0007") as caught:
+        load_text(text, "ctl.yaml")
+    assert (caught.value.path, caught.value.line) == ("ctl.yaml", 4)
+    assert "position" not in str(caught.value)
+
+
+def test_hidden_files_and_directories_are_skipped_unless_named(tmp_path: Path) -> None:
+    pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: %s}\n"
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    (tmp_path / ".github" / "workflows" / "ci.yaml").write_text("on: push\njobs: {}\n")
+    (tmp_path / ".hidden.yaml").write_text(pod % "hidden")
+    (tmp_path / "visible.yaml").write_text(pod % "visible")
+    assert [m.obj["metadata"]["name"] for m in load_paths([tmp_path])] == ["visible"]
+    named = load_paths([tmp_path / ".hidden.yaml"])
+    assert [m.obj["metadata"]["name"] for m in named] == ["hidden"]
+
+
+def test_a_file_reached_twice_is_read_once(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    pod = tmp_path / "sub" / "p.yaml"
+    pod.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n")
+    manifests = load_paths([pod, tmp_path, tmp_path / "sub" / ".." / "sub" / "p.yaml"])
+    assert [(m.path, m.obj["metadata"]["name"]) for m in manifests] == [(str(pod), "p")]
+
+
+def test_empty_path_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="empty path"):
+        load_paths([""])
+
+
+def test_broken_symlink_inside_a_directory_is_an_input_error(tmp_path: Path) -> None:
+    (tmp_path / "dangling.yaml").symlink_to(tmp_path / "missing.yaml")
+    with pytest.raises(InputError, match="broken symbolic link") as caught:
+        load_paths([tmp_path])
+    assert caught.value.path == str(tmp_path / "dangling.yaml")
+    with pytest.raises(InputError, match="broken symbolic link"):
+        load_paths([tmp_path / "dangling.yaml"])

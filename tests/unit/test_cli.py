@@ -1,0 +1,43 @@
+"""The CLI's last-resort guard: no traceback reaches a user unless they ask for it."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from edgepolicy import cli
+
+
+def _failing(args: argparse.Namespace) -> int:
+    raise RuntimeError("boom")
+
+
+@pytest.fixture
+def broken_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make `check` fail with an error edgepolicy did not expect."""
+    monkeypatch.setattr("edgepolicy.check_command.run", _failing)
+
+
+@pytest.mark.usefixtures("broken_check")
+def test_unexpected_error_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("EDGEPOLICY_DEBUG", raising=False)
+    assert cli.main(["check", "x.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("edgepolicy: internal error: RuntimeError: boom")
+    assert "Traceback" not in err
+    assert "EDGEPOLICY_DEBUG=1" in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.usefixtures("broken_check")
+def test_debug_shows_the_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("EDGEPOLICY_DEBUG", "1")
+    assert cli.main(["check", "x.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err
+    assert "edgepolicy: internal error: RuntimeError: boom" in err
