@@ -18,6 +18,36 @@ _operators := {"In", "NotIn", "Exists", "DoesNotExist"}
 _known_fields := {"matchLabels", "matchExpressions"}
 
 # METADATA
+# title: _requirement_fields
+# description: 'The fields of a matchExpressions requirement.'
+_requirement_fields := {"key", "operator", "values"}
+
+# METADATA
+# title: _name_pattern
+# description: 'A label name (and the name part of a label key), as Kubernetes validates it.'
+_name_pattern := `^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`
+
+# METADATA
+# title: _value_pattern
+# description: 'A label value: a label name or empty.'
+_value_pattern := `^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`
+
+# METADATA
+# title: _subdomain_pattern
+# description: 'A DNS subdomain (RFC 1123), the optional prefix of a label key.'
+_subdomain_pattern := `^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+
+# METADATA
+# title: _key_expectation
+# description: 'What a label key must be, for messages.'
+_key_expectation := "a name of 1 to 63 letters, digits, '-', '_' or '.' that begins and ends with a letter or digit, optionally after a DNS subdomain prefix and '/' (e.g. app.kubernetes.io/name)"
+
+# METADATA
+# title: _value_expectation
+# description: 'What a label value must be, for messages.'
+_value_expectation := "at most 63 letters, digits, '-', '_' or '.' that begins and ends with a letter or digit, or empty"
+
+# METADATA
 # title: matches
 # description: True when `selector` is well-formed and selects an object carrying `labels`.
 matches(selector, labels) if {
@@ -97,8 +127,9 @@ is_clean(selector) if {
 # description: 'True when selector field `field` is known and its `value` well-formed.'
 _is_clean_field("matchLabels", labels) if {
 	is_object(labels)
-	every _, value in labels {
-		is_string(value)
+	every key, value in labels {
+		_is_label_key(key)
+		_is_label_value(value)
 	}
 }
 
@@ -146,12 +177,67 @@ _match_labels_errors(selector, prefix) := [] if {
 	not is_object(selector.matchLabels)
 } else := [error |
 	some key, value in selector.matchLabels
-	not is_string(value)
-	error := {
-		"field": sprintf("%s.matchLabels.%s", [prefix, key]),
-		"message": sprintf("label values must be strings, got %s", [json.marshal(value)]),
-	}
+	some error in array.concat(
+		_label_key_errors(_join(prefix, "matchLabels"), key),
+		_label_value_errors(_join(_join(prefix, "matchLabels"), key), value),
+	)
 ]
+
+# METADATA
+# title: _label_key_errors
+# description: 'A problem, named `field` (the matchLabels map), when map key `key` is not a label key.'
+_label_key_errors(field, key) := [] if {
+	_is_label_key(key)
+} else := [{"field": field, "message": sprintf("has the key %s, which must be a valid label key: %s", [json.marshal(key), _key_expectation])}]
+
+# METADATA
+# title: _label_value_errors
+# description: 'A problem, named `field`, when `value` is not a label value.'
+_label_value_errors(field, value) := [{"field": field, "message": sprintf("label values must be strings, got %s", [json.marshal(value)])}] if {
+	not is_string(value)
+} else := [] if {
+	_is_label_value(value)
+} else := [{"field": field, "message": sprintf("must be a valid label value: %s; got %s%s", [_value_expectation, json.marshal(value), _length_note(value)])}]
+
+# METADATA
+# title: _length_note
+# description: 'The length of string `value` when it is over 63 characters, for messages.'
+_length_note(value) := sprintf(" (%d characters)", [count(value)]) if count(value) > 63
+
+else := ""
+
+# METADATA
+# title: _is_label_key
+# description: 'True when `key` is a label key: a label name, optionally after a DNS subdomain prefix and `/`.'
+_is_label_key(key) if _is_qualified(split(key, "/"))
+
+# METADATA
+# title: _is_qualified
+# description: 'True when the `/`-separated `parts` of a key are a name, or a DNS subdomain prefix and a name.'
+_is_qualified([name]) if _is_label_name(name)
+
+_is_qualified([prefix, name]) if {
+	count(prefix) <= 253
+	regex.match(_subdomain_pattern, prefix)
+	_is_label_name(name)
+}
+
+# METADATA
+# title: _is_label_name
+# description: 'True when `name` is a label name of at most 63 characters.'
+_is_label_name(name) if {
+	count(name) <= 63
+	regex.match(_name_pattern, name)
+}
+
+# METADATA
+# title: _is_label_value
+# description: 'True when `value` is a label value: a string of at most 63 characters, a label name or empty.'
+_is_label_value(value) if {
+	is_string(value)
+	count(value) <= 63
+	regex.match(_value_pattern, value)
+}
 
 # METADATA
 # title: _match_expressions_errors
@@ -171,13 +257,25 @@ _match_expressions_errors(selector, prefix) := [] if {
 _requirement_errors(requirement, field) := [{"field": field, "message": sprintf("must be an object with key, operator and values, got %s", [json.marshal(requirement)])}] if {
 	not is_object(requirement)
 } else := [error |
-	some error in array.concat(_key_errors(requirement, field), _operator_errors(requirement, field))
+	some errors in [
+		[e |
+			some name, _ in requirement
+			not name in _requirement_fields
+			e := {"field": sprintf("%s.%s", [field, name]), "message": sprintf("unknown field (known: %s)", [concat(", ", sort(_requirement_fields))])}
+		],
+		_key_errors(requirement, field),
+		_operator_errors(requirement, field),
+	]
+	some error in errors
 ]
 
 # METADATA
 # title: _key_errors
 # description: 'A problem when a requirement''s key is not a non-empty string.'
 _key_errors(requirement, field) := [] if {
+	is_string(requirement.key)
+	_is_label_key(requirement.key)
+} else := [{"field": sprintf("%s.key", [field]), "message": sprintf("must be a valid label key: %s; got %s", [_key_expectation, json.marshal(requirement.key)])}] if {
 	is_string(requirement.key)
 	requirement.key != ""
 } else := [{"field": sprintf("%s.key", [field]), "message": sprintf("must be a non-empty string, got %s", [json.marshal(object.get(requirement, "key", null))])}]
@@ -192,7 +290,10 @@ _operator_errors(requirement, field) := [{"field": sprintf("%s.operator", [field
 # METADATA
 # title: _values_errors
 # description: 'The problems of the values of a requirement for its operator.'
-_values_errors(requirement, field) := [] if {
+_values_errors(requirement, field) := [error |
+	some i, value in requirement.values
+	some error in _label_value_errors(sprintf("%s.values[%d]", [field, i]), value)
+] if {
 	requirement.operator in {"In", "NotIn"}
 	is_array(requirement.values)
 	count(requirement.values) > 0

@@ -96,3 +96,33 @@ test_matches_valid if {
 	selector.matches_valid({"matchLabels": {"app": "model"}}, _labels)
 	not selector.matches_valid({"matchLabels": {"app": "other"}}, _labels)
 }
+
+# METADATA
+# title: _long
+# description: 'A label name or value of 64 characters, one too many.'
+_long := concat("", ["a" | some _ in numbers.range(1, 64)])
+
+# METADATA
+# title: unknown requirement fields and invalid label keys and values are errors, each named with its field
+test_label_syntax_errors if {
+	cases := {
+		"s.matchExpressions[0].foo: unknown field (known: key, operator, values)": {"matchExpressions": [{"key": "a", "operator": "Exists", "foo": 1}]},
+		"s.matchLabels: has the key \"app x\", which must be a valid label key: a name of 1 to 63 letters, digits, '-', '_' or '.' that begins and ends with a letter or digit, optionally after a DNS subdomain prefix and '/' (e.g. app.kubernetes.io/name)": {"matchLabels": {"app x": "a"}},
+		"s.matchLabels.app: must be a valid label value: at most 63 letters, digits, '-', '_' or '.' that begins and ends with a letter or digit, or empty; got \"-model\"": {"matchLabels": {"app": "-model"}},
+		sprintf("s.matchLabels.app: must be a valid label value: at most 63 letters, digits, '-', '_' or '.' that begins and ends with a letter or digit, or empty; got %q (64 characters)", [_long]): {"matchLabels": {"app": _long}},
+		"s.matchExpressions[0].key: must be a valid label key: a name of 1 to 63 letters, digits, '-', '_' or '.' that begins and ends with a letter or digit, optionally after a DNS subdomain prefix and '/' (e.g. app.kubernetes.io/name); got \"Example.com/app\"": {"matchExpressions": [{"key": "Example.com/app", "operator": "Exists"}]},
+		"s.matchExpressions[0].values[1]: must be a valid label value: at most 63 letters, digits, '-', '_' or '.' that begins and ends with a letter or digit, or empty; got \"b c\"": {"matchExpressions": [{"key": "a", "operator": "In", "values": ["b", "b c"]}]},
+	}
+	every text, sel in cases {
+		{sprintf("%s: %s", [e.field, e.message]) | some e in selector.errors(sel, "s")} == {text}
+		not selector.matches(sel, {"app": "-model", "a": "b"})
+	}
+	valid := {
+		"matchLabels": {"app.kubernetes.io/name": "", "a": "A.b-c_9", sprintf("%s/%s", [concat(".", ["a", "b-c"]), substring(_long, 0, 63)]): substring(_long, 0, 63)},
+		"matchExpressions": [{"key": "example.com/tier", "operator": "NotIn", "values": ["x", ""]}],
+	}
+	count(selector.errors(valid, "s")) == 0
+	count(selector.errors({"matchLabels": {sprintf("a/%s", [_long]): "x"}}, "s")) == 1
+	count(selector.errors({"matchLabels": {"a/b/c": "x"}}, "s")) == 1
+	count(selector.errors({"matchLabels": {"/b": "x"}}, "s")) == 1
+}
