@@ -1,19 +1,125 @@
-"""The one module that talks to OPA's REST API, over a pooled keep-alive HTTP client."""
+"""The one module that talks to OPA's REST API, over pooled keep-alive HTTP connections.
+
+Connections are plain :mod:`http.client` connections kept in a small pool (a decision is on the
+webhook's hot path, and urllib3's layers cost more CPU than the decision's own JSON). Queries
+have no side effects, so a request that fails on a reused connection the server has meanwhile
+closed is sent once more on a fresh one; nothing else is retried (the caller owns its deadline).
+"""
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
+import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import urllib3
-
+from edgepolicy import json_codec
 from edgepolicy.decision import Decision
 from edgepolicy.errors import OpaError, OpaUnavailableError
 
 DECISION_PATH = "edgepolicy/admission/decision"
 _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+# What a reused keep-alive connection raises when the server closed it while it was idle.
+_STALE_CONNECTION_ERRORS = (
+    http.client.RemoteDisconnected,
+    http.client.BadStatusLine,
+    ConnectionResetError,
+    BrokenPipeError,
+    ConnectionAbortedError,
+)
+
+
+class _Answer:
+    """An HTTP answer: status, reason and body."""
+
+    __slots__ = ("status", "reason", "body")
+
+    def __init__(self, status: int, reason: str, body: bytes) -> None:
+        self.status = status
+        self.reason = reason
+        self.body = body
+
+
+class _ConnectionPool:
+    """Keep-alive connections to one server: at most ``maxsize`` idle ones are kept; more are
+    opened when all are busy and closed after use. Safe to share between threads."""
+
+    def __init__(self, scheme: str, host: str, port: int | None, maxsize: int) -> None:
+        self._factory: type[http.client.HTTPConnection] = (
+            http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+        )
+        self._host = host
+        self._port = port
+        self._maxsize = maxsize
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def request(self, method: str, path: str, body: bytes | None, timeout: float) -> _Answer:
+        """Send one request and return the answer, all within about ``timeout`` seconds.
+
+        Raises:
+            OSError, http.client.HTTPException: the server is unreachable, too slow or broken.
+        """
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            connection = self._idle.pop() if self._idle else None
+        if connection is not None:
+            try:
+                return self._exchange(connection, method, path, body, deadline)
+            except _STALE_CONNECTION_ERRORS:
+                pass  # closed by the server while idle: try once on a fresh connection
+        connection = self._factory(self._host, self._port, timeout=timeout)
+        return self._exchange(connection, method, path, body, deadline)
+
+    def _exchange(
+        self,
+        connection: http.client.HTTPConnection,
+        method: str,
+        path: str,
+        body: bytes | None,
+        deadline: float,
+    ) -> _Answer:
+        try:
+            self._set_timeout(connection, deadline)
+            connection.request(method, path, body=body, headers=_JSON_HEADERS)
+            response = connection.getresponse()
+            self._set_timeout(connection, deadline)
+            answer = _Answer(response.status, response.reason, response.read())
+        except BaseException:
+            connection.close()
+            raise
+        if response.will_close:
+            connection.close()
+        else:
+            self._release(connection)
+        return answer
+
+    @staticmethod
+    def _set_timeout(connection: http.client.HTTPConnection, deadline: float) -> None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")
+        connection.timeout = left
+        if connection.sock is not None:
+            connection.sock.settimeout(left)
+
+    def _release(self, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if len(self._idle) < self._maxsize:
+                self._idle.append(connection)
+                return
+        connection.close()
+
+    def clear(self) -> None:
+        """Close every idle connection."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
 
 
 class OpaClient:
@@ -32,13 +138,16 @@ class OpaClient:
             OpaError: ``base_url`` is not an http(s) URL.
         """
         parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise OpaError(f"OPA URL must look like http://HOST:PORT, got {base_url!r}")
+        try:
+            port = parts.port
+        except ValueError as error:
+            raise OpaError(f"OPA URL must look like http://HOST:PORT, got {base_url!r}") from error
         self.base_url = base_url.rstrip("/")
-        self._timeout = urllib3.Timeout(total=timeout)
-        self._pool = urllib3.PoolManager(
-            num_pools=1, maxsize=maxsize, block=False, retries=False, timeout=self._timeout
-        )
+        self._prefix = parts.path.rstrip("/")
+        self._timeout = timeout
+        self._pool = _ConnectionPool(parts.scheme, parts.hostname, port, maxsize)
 
     def decide(self, input_doc: Mapping[str, Any]) -> Decision:
         """Return the admission decision for ``input_doc`` (see docs/decision-contract.md).
@@ -61,11 +170,11 @@ class OpaClient:
             OpaUnavailableError: OPA refused the connection or did not answer in time.
             OpaError: the document is undefined, or OPA answered with an error or bad JSON.
         """
-        url = f"{self.base_url}/v1/data/{path.strip('/')}"
+        url = f"{self._prefix}/v1/data/{path.strip('/')}"
         if input_doc is None:
             body = self._request("GET", url, None)
         else:
-            body = self._request("POST", url, json.dumps({"input": input_doc}).encode())
+            body = self._request("POST", url, json_codec.dumps({"input": input_doc}))
         if not isinstance(body, dict) or "result" not in body:
             raise OpaError(
                 f"OPA has no value at data.{path.strip('/').replace('/', '.')}: "
@@ -76,32 +185,33 @@ class OpaClient:
     def health(self, *, bundles: bool = False) -> bool:
         """Tell whether OPA answers its health check (and, with ``bundles``, has activated
         every configured bundle). Never raises: an unreachable OPA is simply not healthy."""
-        url = f"{self.base_url}/health" + ("?bundles" if bundles else "")
+        path = f"{self._prefix}/health" + ("?bundles" if bundles else "")
         try:
-            response = self._pool.request("GET", url, preload_content=True)
-        except urllib3.exceptions.HTTPError:
+            answer = self._pool.request("GET", path, None, self._timeout)
+        except (OSError, http.client.HTTPException):
             return False
-        return response.status == 200
+        return answer.status == 200
 
     def close(self) -> None:
         """Close the pooled connections."""
         self._pool.clear()
 
-    def _request(self, method: str, url: str, body: bytes | None) -> Any:
+    def _request(self, method: str, path: str, body: bytes | None) -> Any:
         try:
-            response = self._pool.request(method, url, body=body, headers=_JSON_HEADERS)
-        except urllib3.exceptions.HTTPError as error:
-            raise OpaUnavailableError(f"OPA at {self.base_url} is unavailable: {error}") from error
+            answer = self._pool.request(method, path, body, self._timeout)
+        except (OSError, http.client.HTTPException) as error:
+            reason = "timed out" if isinstance(error, socket.timeout) else error
+            raise OpaUnavailableError(f"OPA at {self.base_url} is unavailable: {reason}") from error
         try:
-            payload = json.loads(response.data) if response.data else None
+            payload = json.loads(answer.body) if answer.body else None
         except ValueError as error:
             raise OpaError(
-                f"OPA at {self.base_url} answered HTTP {response.status} with invalid JSON"
+                f"OPA at {self.base_url} answered HTTP {answer.status} with invalid JSON"
             ) from error
-        if response.status != 200:
+        if answer.status != 200:
             message = payload.get("message") if isinstance(payload, dict) else None
             raise OpaError(
-                f"OPA at {self.base_url} answered HTTP {response.status}: "
-                f"{message or response.reason or 'no message'}"
+                f"OPA at {self.base_url} answered HTTP {answer.status}: "
+                f"{message or answer.reason or 'no message'}"
             )
         return payload

@@ -7,12 +7,12 @@ of them: Secrets and environment variables pass through admission.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Mapping
 from typing import Any
 
+from edgepolicy import json_codec
 from edgepolicy.decision import Decision
 
 LOGGER_NAME = "edgepolicy.webhook.decisions"
@@ -83,4 +83,4 @@ def _generated_name(request: Mapping[str, Any]) -> str | None:
 
 def emit(entry: Mapping[str, Any]) -> None:
     """Write one decision line."""
-    _LOG.info(json.dumps(entry, separators=(",", ":"), sort_keys=True, default=str))
+    _LOG.info(json_codec.dumps(entry, sort_keys=True).decode())

@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from edgepolicy import json_codec
 from edgepolicy.decision import Decision, Finding
 from edgepolicy.errors import InputError
 
@@ -40,7 +41,7 @@ def parse_review(body: bytes) -> dict[str, Any]:
             carrying a uid, a known operation, a kind and (for CREATE and UPDATE) an object.
     """
     try:
-        document = json.loads(body)
+        document = json.loads(body, parse_constant=_reject_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise MalformedReviewError(f"request body is not valid JSON: {error}") from error
     if not isinstance(document, dict):
@@ -57,6 +58,11 @@ def parse_review(body: bytes) -> dict[str, Any]:
         raise MalformedReviewError("AdmissionReview has no 'request' object")
     _check_request(request)
     return {"apiVersion": API_VERSION, "kind": KIND, "request": request}
+
+
+def _reject_constant(name: str) -> Any:
+    """Refuse ``NaN`` and ``Infinity``, which Python's parser accepts but JSON does not have."""
+    raise json.JSONDecodeError(f"{name} is not a JSON value", name, 0)
 
 
 def _check_request(request: Mapping[str, Any]) -> None:
@@ -123,7 +129,7 @@ def audit_annotations(decision: Decision) -> dict[str, str]:
 
 def encode_patch(patches: Sequence[Mapping[str, Any]]) -> str:
     """Return a JSONPatch as the base64 string an AdmissionResponse carries."""
-    raw = json.dumps(list(patches), separators=(",", ":"), sort_keys=True).encode()
+    raw = json_codec.dumps(list(patches), sort_keys=True)
     return base64.b64encode(raw).decode("ascii")
 
 

@@ -131,3 +131,58 @@ def test_health_reflects_status_and_asks_for_bundles(fake_opa: tuple[str, _Scrip
 def test_bad_base_url_is_rejected(bad: str) -> None:
     with pytest.raises(OpaError, match="OPA URL must look like"):
         OpaClient(bad)
+
+
+@pytest.fixture
+def keepalive_opa() -> Iterator[tuple[str, list[int], list[bool]]]:
+    """An HTTP/1.1 stand-in that keeps connections open; it records each request's client port
+    and, while ``drop[0]`` is set, closes the connection after answering without saying so."""
+    ports: list[int] = []
+    drop = [False]
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            ports.append(self.client_address[1])
+            body = b'{"result": {"allowed": true}}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = drop[0]
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", ports, drop
+    server.shutdown()
+    server.server_close()
+
+
+def test_connections_are_kept_alive_and_reused(
+    keepalive_opa: tuple[str, list[int], list[bool]],
+) -> None:
+    url, ports, _ = keepalive_opa
+    client = OpaClient(url)
+    for _ in range(3):
+        assert client.decide({}).allowed is True
+    assert len(ports) == 3 and len(set(ports)) == 1
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced(
+    keepalive_opa: tuple[str, list[int], list[bool]],
+) -> None:
+    url, ports, drop = keepalive_opa
+    client = OpaClient(url)
+    drop[0] = True
+    assert client.decide({}).allowed is True  # the server closes this connection afterwards
+    drop[0] = False
+    threading.Event().wait(0.1)
+    assert client.decide({}).allowed is True  # sent again on a fresh connection
+    assert len(ports) == 2 and ports[0] != ports[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -74,10 +75,25 @@ def test_oversized_bodies_get_413_as_json(client: FlaskClient) -> None:
     assert "error" in response.get_json()
 
 
+def test_oversized_bodies_without_a_length_get_413(client: FlaskClient) -> None:
+    stream = io.BytesIO(b"x" * (CONFIG.max_body_bytes + 1))
+    response = client.post(  # sent without Content-Length (chunked)
+        "/validate", input_stream=stream, environ_overrides={"CONTENT_LENGTH": ""}
+    )
+    assert response.status_code == 413
+
+
 def test_unknown_routes_and_methods_get_json_errors(client: FlaskClient) -> None:
     assert client.get("/nowhere").get_json()["error"].startswith("Not Found")
     response = client.get("/validate")
     assert response.status_code == 405 and "error" in response.get_json()
+    assert response.headers["Allow"] == "POST"
+
+
+def test_admission_answers_are_json_with_their_length(client: FlaskClient) -> None:
+    response = client.post("/mutate", json=review())
+    assert response.content_type == "application/json"
+    assert response.content_length == len(response.get_data())
 
 
 def test_unexpected_errors_become_a_json_500_without_internals() -> None:
