@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from edgepolicy.decision import Decision, Finding
-from edgepolicy.errors import UsageError
+from edgepolicy.errors import InputError, UsageError
 from edgepolicy.manifests import Manifest, is_policy_object
 from edgepolicy.opa_client import OpaClient
 from edgepolicy.opa_server import LocalOpa
-from edgepolicy.policy_data import policies_to_data, with_namespace
+from edgepolicy.policy_data import policy_key, with_namespace
 from edgepolicy.review import admission_review, decision_input, is_namespaced
 from edgepolicy.verification_keys import VerificationKey
 
@@ -180,7 +180,8 @@ def check_manifests(
     A bundle is verified with ``verification_key``; a signed bundle without one is refused.
 
     Raises:
-        InputError: two policy objects among the inputs share kind, namespace and name.
+        InputError: a policy object among the inputs has no name, or two share kind,
+            namespace and name (the message names the files and lines).
         UsageError: ``data`` sets values a bundle owns, a signed bundle comes without a key,
             or a key comes without a bundle.
         OpaError: OPA failed to start, refused the bundle, or returned an unusable answer.
@@ -188,8 +189,8 @@ def check_manifests(
     if verification_key is not None and not policy.is_bundle:
         raise UsageError("--verification-key applies to a bundle: give --policy BUNDLE.tar.gz")
     objects = [_with_default_namespace(manifest.obj, namespace) for manifest in manifests]
+    _check_policy_names(manifests, objects)
     policies = [obj for obj in objects if is_policy_object(obj)]
-    policies_to_data(policies)  # rejects duplicates before OPA starts
     index = WorkloadIndex(obj for obj in objects if not is_policy_object(obj))
     inputs = [
         decision_input(
@@ -217,6 +218,35 @@ def check_manifests(
             for manifest, obj, decision in zip(manifests, objects, decisions, strict=True)
         )
     )
+
+
+def _check_policy_names(
+    manifests: Sequence[Manifest], objects: Sequence[Mapping[str, Any]]
+) -> None:
+    """Refuse a nameless policy object, or two of one kind with one namespace and name (one
+    would silently replace the other), before OPA starts.
+
+    Raises:
+        InputError: naming the file and line of the object at fault (and of the first one).
+    """
+    first: dict[tuple[str, str, str], Manifest] = {}
+    for manifest, obj in zip(manifests, objects, strict=True):
+        if not is_policy_object(obj):
+            continue
+        kind = str(obj["kind"])
+        try:
+            namespace, name = policy_key(obj)
+        except InputError as error:
+            raise InputError(str(error), path=manifest.path, line=manifest.line) from error
+        earlier = first.setdefault((kind, namespace, name), manifest)
+        if earlier is not manifest:
+            where = f"{earlier.path}:{earlier.line}" if earlier.line else earlier.path
+            raise InputError(
+                f"duplicate {kind} {namespace}/{name} (also defined at {where}): each policy "
+                "needs its own name",
+                path=manifest.path,
+                line=manifest.line,
+            )
 
 
 class WorkloadIndex:

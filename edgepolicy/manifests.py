@@ -149,7 +149,8 @@ def load_text(text: str, path: str, *, strict: bool = True) -> list[Manifest]:
     repositories that mix manifests with other YAML.
 
     Raises:
-        InputError: the text is not valid YAML/JSON, or (strict) a document is not a Kubernetes
+        InputError: the text is not valid YAML/JSON, a FinOpsPolicy or ModelPolicy has another
+            apiVersion than ``POLICY_API_VERSION``, or (strict) a document is not a Kubernetes
             object; the message names ``path`` and the line.
     """
     parse = json_documents if path.endswith(".json") else yaml_documents
@@ -471,6 +472,7 @@ def _expand_list(
     kind: str = value["kind"]
     if not (kind.endswith("List") and "items" in value):
         _check_metadata(value, path, line)
+        _check_policy_api_version(value, path, line)
         yield value, line
         return
     items = value["items"]
@@ -485,6 +487,18 @@ def _expand_list(
                 _reject_document(item, path, item_line)
             continue
         yield from _expand_list(item, path, item_line, [], strict=strict)
+
+
+def _check_policy_api_version(obj: Mapping[str, Any], path: str, line: int | None) -> None:
+    """Refuse a policy kind of another apiVersion: a typo there would otherwise leave the
+    policy silently unenforced (fail closed)."""
+    kind = obj["kind"]
+    if kind in POLICY_KINDS and obj["apiVersion"] != POLICY_API_VERSION:
+        raise InputError(
+            f"{kind} must have apiVersion {POLICY_API_VERSION}, got {obj['apiVersion']!r}",
+            path=path,
+            line=line,
+        )
 
 
 def _check_metadata(obj: Mapping[str, Any], path: str, line: int | None) -> None:

@@ -376,11 +376,33 @@ def test_nothing_to_check_is_bad_usage(tmp_path: Path) -> None:
 
 
 def test_duplicate_policies_among_inputs_are_refused(tmp_path: Path) -> None:
-    write(tmp_path / "a.yaml", TEAM_POLICY)
-    write(tmp_path / "b.yaml", TEAM_POLICY)
+    first = write(tmp_path / "a.yaml", TEAM_POLICY)
+    second = write(tmp_path / "b.yaml", TEAM_POLICY)
     completed = run_check(tmp_path)
     assert completed.returncode == 2
-    assert "duplicate FinOpsPolicy team/team-budget" in completed.stderr
+    assert completed.stderr.startswith(
+        f"edgepolicy: error: {second}:1: duplicate FinOpsPolicy team/team-budget "
+        f"(also defined at {first}:1)"
+    )
+
+
+def test_a_file_given_twice_is_checked_once() -> None:
+    seed = EXAMPLES / "policies" / "edge-ai-inference-cost-policy.yaml"
+    code, document = check_json(EXAMPLES, seed, seed)
+    assert code == 1
+    assert len(document["results"]) == len(EXPECTED_EXAMPLES)
+
+
+@pytest.mark.parametrize("api_version", ["policy.apexlogic.io/v1alpha1", "policy.apexlogic.com"])
+def test_policy_with_a_mistyped_api_version_exits_2(api_version: str, tmp_path: Path) -> None:
+    policy = write(tmp_path / "p.yaml", TEAM_POLICY.replace(
+        "policy.apexlogic.com/v1alpha1", api_version))  # fmt: skip
+    completed = run_check(policy)
+    assert completed.returncode == 2
+    assert completed.stderr.startswith(
+        f"edgepolicy: error: {policy}:1: FinOpsPolicy must have apiVersion "
+        f"policy.apexlogic.com/v1alpha1, got '{api_version}'"
+    )
 
 
 def test_warn_mode_from_data_and_fail_on_warn(tmp_path: Path) -> None:

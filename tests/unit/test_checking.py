@@ -147,12 +147,26 @@ def test_bundle_policy_is_loaded_as_a_bundle(recorded: list[RecordingOpa]) -> No
 
 def test_duplicate_policies_fail_before_opa_starts(recorded: list[RecordingOpa]) -> None:
     policy = MANIFESTS.split("---")[0]
-    with pytest.raises(InputError, match="duplicate FinOpsPolicy default/budget"):
+    with pytest.raises(InputError, match="duplicate FinOpsPolicy default/budget") as caught:
         check_manifests(
-            load_text(policy + "---\n" + policy, "dup.yaml"),
+            load_text(policy, "a.yaml") + load_text("# b\n" + policy, "b.yaml"),
             opa_binary=Path("/opa"),
             policy=PolicySource(Path("/rego"), is_bundle=False),
         )
+    assert (caught.value.path, caught.value.line) == ("b.yaml", 2)
+    assert "also defined at a.yaml:1" in str(caught.value)
+    assert recorded == []
+
+
+def test_nameless_policy_names_its_file_and_line(recorded: list[RecordingOpa]) -> None:
+    nameless = "apiVersion: policy.apexlogic.com/v1alpha1\nkind: FinOpsPolicy\nmetadata: {}\n"
+    with pytest.raises(InputError, match="FinOpsPolicy has no metadata.name") as caught:
+        check_manifests(
+            load_text("apiVersion: v1\nkind: Pod\n---\n" + nameless, "p.yaml"),
+            opa_binary=Path("/opa"),
+            policy=PolicySource(Path("/rego"), is_bundle=False),
+        )
+    assert (caught.value.path, caught.value.line) == ("p.yaml", 4)
     assert recorded == []
 
 

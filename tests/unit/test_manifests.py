@@ -231,3 +231,19 @@ def test_broken_symlink_inside_a_directory_is_an_input_error(tmp_path: Path) -> 
     assert caught.value.path == str(tmp_path / "dangling.yaml")
     with pytest.raises(InputError, match="broken symbolic link"):
         load_paths([tmp_path / "dangling.yaml"])
+
+
+@pytest.mark.parametrize(
+    "api_version",
+    ["policy.apexlogic.io/v1alpha1", "v1alpha1", "policy.apexlogic.com", "policy.apexlogic.com/v1"],
+)
+@pytest.mark.parametrize("kind", ["FinOpsPolicy", "ModelPolicy"])
+@pytest.mark.parametrize("strict", [True, False])
+def test_policy_kind_with_another_api_version_is_refused(
+    api_version: str, kind: str, strict: bool
+) -> None:
+    text = f"apiVersion: v1\nkind: Pod\n---\napiVersion: {api_version}\nkind: {kind}\n"
+    expected = f"{kind} must have apiVersion policy.apexlogic.com/v1alpha1, got '{api_version}'"
+    with pytest.raises(InputError, match=expected) as caught:
+        load_text(text, "p.yaml", strict=strict)
+    assert (caught.value.path, caught.value.line) == ("p.yaml", 4)
