@@ -21,3 +21,54 @@ gibibytes(bytes) := sprintf("%sGi", [number(bytes / 1073741824)])
 string_hint(value) := "" if is_string(value)
 
 else := " (annotation values are strings: quote it)"
+
+# METADATA
+# title: above
+# description: |
+#   `x`, which is above `limit`, as `number` renders it, or with full precision when rounding
+#   would make it look equal to `limit` (`8.0004` above 8, not `8`).
+above(x, limit) := number(x) if number(x) != number(limit)
+
+else := sprintf("%v", [x])
+
+# METADATA
+# title: counted
+# description: '`n` with its noun, singular for exactly 1: `1 pod`, `3 pods`, `0.5 cores`.'
+counted(n, singular, plural) := _with_noun(number(n), singular, plural)
+
+# METADATA
+# title: counted_above
+# description: '`n`, which is above `limit`, with its noun, rendered as `above` does.'
+counted_above(n, limit, singular, plural) := _with_noun(above(n, limit), singular, plural)
+
+# METADATA
+# title: _with_noun
+# description: 'Rendered number `text` followed by `singular` when it reads 1, else `plural`.'
+_with_noun("1", singular, _) := sprintf("1 %s", [singular])
+
+_with_noun(text, _, plural) := sprintf("%s %s", [text, plural]) if text != "1"
+
+# METADATA
+# title: defaulted
+# description: |
+#   A count field `name` whose `value` defaults to `fallback`, for messages: `spec.replicas 2`,
+#   `spec.replicas 1 by default` (absent or null), or the value when it is not a number.
+defaulted(name, value, fallback) := sprintf("%s %s", [name, number(value)]) if is_number(value)
+
+else := sprintf("%s %s by default", [name, number(fallback)]) if value == null
+
+else := sprintf("%s %s, not a number, counted as %s", [name, json.marshal(value), number(fallback)])
+
+# METADATA
+# title: exact
+# description: |
+#   `x` as `number` renders it when three decimals hold it exactly, else with every digit, for
+#   the factors of a message (a cpu limit of `1.0001` is not shown as `1`).
+exact(x) := number(x) if round(x * 1000) / 1000 == x
+
+else := sprintf("%v", [x])
+
+# METADATA
+# title: counted_exact
+# description: '`n` with its noun, rendered as `exact` does.'
+counted_exact(n, singular, plural) := _with_noun(exact(n), singular, plural)

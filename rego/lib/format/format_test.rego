@@ -25,3 +25,40 @@ test_string_hint if {
 	format.string_hint("18") == ""
 	format.string_hint(18) == " (annotation values are strings: quote it)"
 }
+
+# METADATA
+# title: counts take the singular for exactly 1
+test_counted if {
+	format.counted(1, "pod", "pods") == "1 pod"
+	format.counted(3, "pod", "pods") == "3 pods"
+	format.counted(0.5, "core", "cores") == "0.5 cores"
+	format.counted(0, "GPU", "GPUs") == "0 GPUs"
+}
+
+# METADATA
+# title: a value above a limit keeps full precision when rounding would hide the overshoot
+test_above if {
+	format.above(12, 8) == "12"
+	format.above(8.0004, 8) == "8.0004"
+	format.above(30.0000001, 30) == "30.0000001"
+	format.counted_above(1.0001, 1, "core", "cores") == "1.0001 cores"
+	format.counted_above(1, 0.5, "core", "cores") == "1 core"
+}
+
+# METADATA
+# title: a count field with a default names where its number comes from
+test_defaulted if {
+	format.defaulted("spec.replicas", 2, 1) == "spec.replicas 2"
+	format.defaulted("spec.replicas", null, 1) == "spec.replicas 1 by default"
+	format.defaulted("spec.replicas", "2", 1) == "spec.replicas \"2\", not a number, counted as 1"
+}
+
+# METADATA
+# title: exact keeps every digit that three decimals would lose
+test_exact if {
+	format.exact(12) == "12"
+	format.exact(0.25) == "0.25"
+	format.exact(1.0001) == "1.0001"
+	format.counted_exact(1, "GPU", "GPUs") == "1 GPU"
+	format.counted_exact(18.0001, "hour", "hours") == "18.0001 hours"
+}

@@ -26,10 +26,11 @@ findings contains finding if {
 		"rule": "finops.cpu",
 		"policy": record.id,
 		"message": sprintf(
-			"finops.cpu: %s: %s x %s CPU cores per pod = %s cores exceeds maxCPUCores %s of FinOpsPolicy %s; lower resources.limits.cpu or the number of pods so the total is at most %s cores",
+			"finops.cpu: %s: %s x %s per pod = %s exceeds maxCPUCores %s of FinOpsPolicy %s; lower resources.limits.cpu or the number of pods so the total is at most %s",
 			[
-				request.description, _pods_text(record), format.number(per_pod), format.number(total),
-				format.number(limit), record.id, format.number(limit),
+				request.description, _pods_text(record), format.counted_exact(per_pod, "CPU core", "CPU cores"),
+				format.counted_above(total, limit, "core", "cores"), format.exact(limit), record.id,
+				format.counted_exact(limit, "core", "cores"),
 			],
 		),
 	}
@@ -52,8 +53,8 @@ findings contains finding if {
 			"finops.memory: %s: %s x %s per pod = %s (%s bytes) exceeds maxMemoryGB %s (%s bytes) of FinOpsPolicy %s; lower resources.limits.memory or the number of pods so the total is at most %sGi",
 			[
 				request.description, _pods_text(record), format.gibibytes(per_pod), format.gibibytes(total),
-				format.number(total), format.number(limit_gb), format.number(limit_gb * _gibibyte),
-				record.id, format.number(limit_gb),
+				format.number(total), format.exact(limit_gb), format.number(limit_gb * _gibibyte),
+				record.id, format.exact(limit_gb),
 			],
 		),
 	}

@@ -86,7 +86,44 @@ test_kinds if {
 		count(_found(fx.workload(kind, spec), "finops.cpu")) == 0
 	}
 	[f] := [f | some f in _found(object.union(fx.workload("Job", spec), {"spec": {"parallelism": 3}}), "finops.cpu")]
-	contains(f.message, "3 pods (parallelism) x 3 CPU cores")
+	contains(f.message, "3 pods (spec.parallelism 3) x 3 CPU cores")
 	[g] := [g | some g in _found(fx.workload("DaemonSet", spec), "finops.cpu")]
-	contains(g.message, "3 pods (autoScale.maxReplicas of the policy, else 1)")
+	contains(g.message, "3 pods (autoScale.maxReplicas 3 of the policy, for a DaemonSet)")
+}
+
+# METADATA
+# title: _policy_found
+# description: 'The findings of `rule` for `obj` under a policy `p` with `spec` extra fields.'
+_policy_found(obj, extra, rule) := {f |
+	some f in finops.findings with input as fx.review_with(obj, {"policies": [fx.policy("p", fx.selector_spec(extra))]})
+	f.rule == rule
+}
+
+# METADATA
+# title: messages count pods, cores and their source precisely, in the singular for one
+test_cpu_messages if {
+	tight := {"costLimits": {"maxCPUCores": 0.5}}
+	[f] := [f | some f in _policy_found(fx.deployment(1, [fx.container("a", "1", "1Gi")]), tight, "finops.cpu")]
+	f.message == "finops.cpu: Deployment ai-workloads/inference: 1 pod (spec.replicas 1) x 1 CPU core per pod = 1 core exceeds maxCPUCores 0.5 of FinOpsPolicy ai-workloads/p; lower resources.limits.cpu or the number of pods so the total is at most 0.5 cores"
+	one := {"costLimits": {"maxCPUCores": 1}}
+	[g] := [g | some g in _policy_found(fx.workload("Pod", fx.pod_spec([fx.container("a", "1.0001", "1Gi")])), one, "finops.cpu")]
+	contains(g.message, "1 pod x 1.0001 CPU cores per pod = 1.0001 cores exceeds maxCPUCores 1 of FinOpsPolicy ai-workloads/p; lower resources.limits.cpu or the number of pods so the total is at most 1 core")
+	spec := fx.pod_spec([fx.container("a", "1", "1Gi")])
+	texts := {
+		"1 pod (spec.replicas 1 by default)": fx.workload("Deployment", spec),
+		"2 pods (spec.replicas 2)": fx.deployment(2, [fx.container("a", "1", "1Gi")]),
+		"1 pod (a DaemonSet counts as 1 when the policy sets no autoScale.maxReplicas)": fx.workload("DaemonSet", spec),
+		"2 pods (spec.parallelism 2)": object.union(fx.workload("Job", spec), {"spec": {"parallelism": 2}}),
+		"1 pod (spec.parallelism 1 by default)": fx.workload("Job", spec),
+		"1 pod (spec.jobTemplate.spec.parallelism 1 by default)": fx.workload("CronJob", spec),
+	}
+	every text, obj in texts {
+		[h] := [h | some h in _policy_found(obj, tight, "finops.cpu")]
+		contains(h.message, sprintf(": %s x 1 CPU core per pod", [text]))
+	}
+	scaled := {"costLimits": {"maxCPUCores": 0.5}, "autoScale": {"maxReplicas": 3}}
+	[d] := [d | some d in _policy_found(fx.workload("DaemonSet", spec), scaled, "finops.cpu")]
+	contains(d.message, ": 3 pods (autoScale.maxReplicas 3 of the policy, for a DaemonSet) x 1 CPU core per pod = 3 cores")
+	[r] := [r | some r in _policy_found(fx.workload("StatefulSet", spec), scaled, "finops.cpu")]
+	contains(r.message, ": 3 pods (the larger of spec.replicas 1 by default and autoScale.maxReplicas 3) x 1 CPU core per pod")
 }

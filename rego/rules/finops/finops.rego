@@ -37,15 +37,41 @@ _per_pod[resource] := resources.pod_limit(request.containers, resource) if some 
 
 # METADATA
 # title: _pods_text
-# description: 'How many pods the admitted workload counts as under `record`, and why, for messages.'
-_pods_text(record) := sprintf("%s pods (the larger of spec.replicas %s and autoScale.maxReplicas %s)", [
-	format.number(_pods[record.id]),
-	format.number(workload.replicas(request.object)),
-	format.number(policy.max_replicas(record.object)),
+# description: |
+#   How many pods the admitted workload counts as under `record`, and why, for messages:
+#   `3 pods (the larger of spec.replicas 2 and autoScale.maxReplicas 3)`, `1 pod`.
+_pods_text(record) := "1 pod" if {
+	request.kind == "Pod"
+} else := sprintf("%s (%s)", [format.counted(_pods[record.id], "pod", "pods"), _pods_reason(record)])
+
+# METADATA
+# title: _pods_reason
+# description: 'Where the pod count of the admitted workload (not a Pod) under `record` comes from, for messages.'
+_pods_reason(record) := sprintf("the larger of %s and autoScale.maxReplicas %s", [
+	_replicas_text,
+	format.number(policy.setting(record.object, "autoScale", "maxReplicas")),
 ]) if {
 	request.kind in {"Deployment", "StatefulSet", "ReplicaSet"}
-} else := sprintf("%s pods (autoScale.maxReplicas of the policy, else 1)", [format.number(_pods[record.id])]) if {
+	policy.setting(record.object, "autoScale", "maxReplicas")
+} else := _replicas_text if {
+	request.kind in {"Deployment", "StatefulSet", "ReplicaSet"}
+} else := sprintf("autoScale.maxReplicas %s of the policy, for a DaemonSet", [
+	format.number(policy.setting(record.object, "autoScale", "maxReplicas")),
+]) if {
 	request.kind == "DaemonSet"
-} else := sprintf("%s pods (parallelism)", [format.number(_pods[record.id])]) if {
-	request.kind in {"Job", "CronJob"}
-} else := "1 pod"
+	policy.setting(record.object, "autoScale", "maxReplicas")
+} else := "a DaemonSet counts as 1 when the policy sets no autoScale.maxReplicas" if {
+	request.kind == "DaemonSet"
+} else := format.defaulted(workload.field(_parallelism_path), object.get(request.object, _parallelism_path, null), 1)
+
+# METADATA
+# title: _replicas_text
+# description: '`spec.replicas` of the admitted object, for messages.'
+_replicas_text := format.defaulted("spec.replicas", object.get(request.object, ["spec", "replicas"], null), 1)
+
+# METADATA
+# title: _parallelism_path
+# description: 'Where the admitted Job or CronJob sets its parallelism.'
+_parallelism_path := ["spec", "jobTemplate", "spec", "parallelism"] if {
+	request.kind == "CronJob"
+} else := ["spec", "parallelism"]

@@ -39,10 +39,11 @@ findings contains finding if {
 		"rule": "finops.gpu-hours",
 		"policy": record.id,
 		"message": sprintf(
-			"finops.gpu-hours: %s: %s x %s GPUs per pod x %s active hours a day (annotation %s, default 24) = %s GPU-hours a day exceeds dailyGPUHours %s of FinOpsPolicy %s; lower the GPU limits, the number of pods or the daily active hours",
+			"finops.gpu-hours: %s: %s x %s per pod x %s a day (%s) = %s a day exceeds dailyGPUHours %s of FinOpsPolicy %s; lower the GPU limits, the number of pods or the daily active hours",
 			[
-				request.description, _pods_text(record), format.number(gpus), format.number(hours), _hours_annotation,
-				format.number(total), format.number(limit), record.id,
+				request.description, _pods_text(record), format.counted_exact(gpus, "GPU", "GPUs"),
+				format.counted_exact(hours, "active hour", "active hours"), _hours_source,
+				format.counted_above(total, limit, "GPU-hour", "GPU-hours"), format.exact(limit), record.id,
 			],
 		),
 	}
@@ -77,6 +78,13 @@ findings contains finding if {
 		),
 	}
 }
+
+# METADATA
+# title: _hours_source
+# description: 'Where the daily active hours come from, for messages.'
+_hours_source := sprintf("annotation %s", [_hours_annotation]) if {
+	_hours_annotation in object.keys(workload.pod_annotations(request.object))
+} else := sprintf("annotation %s unset, default 24", [_hours_annotation])
 
 # METADATA
 # title: _daily_hours

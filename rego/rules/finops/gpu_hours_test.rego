@@ -26,14 +26,14 @@ test_equal_allowed if count(_found(_gpu_pod("1", {"finops.apexlogic.com/daily-ac
 # title: 1 GPU x 18.5 hours is denied with the numbers compared
 test_above_denied if {
 	[f] := [f | some f in _found(_gpu_pod("1", {"finops.apexlogic.com/daily-active-hours": "18.5"}))]
-	f.message == "finops.gpu-hours: Pod ai-workloads/inference: 1 pod x 1 GPUs per pod x 18.5 active hours a day (annotation finops.apexlogic.com/daily-active-hours, default 24) = 18.5 GPU-hours a day exceeds dailyGPUHours 18 of FinOpsPolicy ai-workloads/edge-ai-inference-cost-policy; lower the GPU limits, the number of pods or the daily active hours"
+	f.message == "finops.gpu-hours: Pod ai-workloads/inference: 1 pod x 1 GPU per pod x 18.5 active hours a day (annotation finops.apexlogic.com/daily-active-hours) = 18.5 GPU-hours a day exceeds dailyGPUHours 18 of FinOpsPolicy ai-workloads/edge-ai-inference-cost-policy; lower the GPU limits, the number of pods or the daily active hours"
 }
 
 # METADATA
 # title: daily active hours default to 24
 test_default_hours if {
 	[f] := [f | some f in _found(_gpu_pod("1", {}))]
-	contains(f.message, "= 24 GPU-hours a day")
+	contains(f.message, "x 24 active hours a day (annotation finops.apexlogic.com/daily-active-hours unset, default 24) = 24 GPU-hours a day")
 }
 
 # METADATA
@@ -48,7 +48,7 @@ test_deployment_pods if {
 	count(_found(obj)) == 0
 	busier := object.union(obj, {"spec": {"template": {"metadata": {"annotations": {"finops.apexlogic.com/daily-active-hours": "6.5"}}}}})
 	[f] := [f | some f in _found(busier)]
-	contains(f.message, "3 pods (the larger of spec.replicas 1 and autoScale.maxReplicas 3) x 1 GPUs per pod x 6.5 active hours a day")
+	contains(f.message, "3 pods (the larger of spec.replicas 1 by default and autoScale.maxReplicas 3) x 1 GPU per pod x 6.5 active hours a day")
 }
 
 # METADATA
@@ -92,4 +92,15 @@ test_number_notations if {
 		[g] := [g | some g in _found(_gpu_pod("1", {"finops.apexlogic.com/daily-active-hours": value}))]
 		contains(g.message, "not a number of hours in (0, 24]")
 	}
+}
+
+# METADATA
+# title: one GPU for one hour is counted in the singular, and an overshoot hidden by rounding is shown
+test_singular_and_precision if {
+	half := fx.policy("p", fx.selector_spec({"costLimits": {"dailyGPUHours": 0.5}}))
+	pod := _gpu_pod("1", {"finops.apexlogic.com/daily-active-hours": "1"})
+	[f] := [f | some f in finops.findings with input as fx.review_with(pod, {"policies": [half]}); f.rule == "finops.gpu-hours"]
+	contains(f.message, ": 1 pod x 1 GPU per pod x 1 active hour a day (annotation finops.apexlogic.com/daily-active-hours) = 1 GPU-hour a day exceeds dailyGPUHours 0.5 of")
+	[g] := [g | some g in _found(_gpu_pod("1", {"finops.apexlogic.com/daily-active-hours": "18.0001"}))]
+	contains(g.message, "x 18.0001 active hours a day (annotation finops.apexlogic.com/daily-active-hours) = 18.0001 GPU-hours a day exceeds dailyGPUHours 18 of")
 }

@@ -6,6 +6,7 @@
 package edgepolicy.rules.finops
 
 import data.edgepolicy.lib.autoscaling
+import data.edgepolicy.lib.format
 import data.edgepolicy.lib.policy
 import data.edgepolicy.lib.request
 
@@ -65,7 +66,7 @@ _min_problems(hpa, policy_object) := [problem |
 	actual := autoscaling.min_replicas(hpa)
 	actual < limit
 	problem := {
-		"text": sprintf("minReplicas %v (default 1) is below autoScale.minReplicas %v", [actual, limit]),
+		"text": sprintf("%s is below autoScale.minReplicas %v", [format.defaulted("minReplicas", object.get(hpa, ["spec", "minReplicas"], null), 1), limit]),
 		"fix": sprintf("set minReplicas to at least %v", [limit]),
 	}
 ]
@@ -77,7 +78,7 @@ _max_problems(hpa, policy_object) := [problem |
 	limit := policy.setting(policy_object, "autoScale", "maxReplicas")
 	not _is_max_within(hpa, limit)
 	problem := {
-		"text": sprintf("maxReplicas %s exceeds autoScale.maxReplicas %v", [json.marshal(object.get(hpa, ["spec", "maxReplicas"], null)), limit]),
+		"text": _max_text(object.get(hpa, ["spec", "maxReplicas"], null), limit),
 		"fix": sprintf("set maxReplicas to at most %v", [limit]),
 	}
 ]
@@ -99,11 +100,27 @@ _cpu_problems(hpa, policy_object) := array.concat(
 		some target in autoscaling.cpu_utilization_targets(hpa)
 		not _is_at_least(target, limit)
 		problem := {
-			"text": sprintf("CPU averageUtilization target %s is below autoScale.cpuUtilizationPercentage %v", [json.marshal(target), limit]),
+			"text": _cpu_text(target, limit),
 			"fix": sprintf("raise averageUtilization to at least %v", [limit]),
 		}
 	],
 )
+
+# METADATA
+# title: _max_text
+# description: 'What is wrong with HPA maxReplicas `value` (not at most `limit`), for messages.'
+_max_text(value, limit) := sprintf("maxReplicas %v exceeds autoScale.maxReplicas %v", [value, limit]) if {
+	is_number(value)
+} else := sprintf("maxReplicas is missing, required to be at most autoScale.maxReplicas %v", [limit]) if {
+	value == null
+} else := sprintf("maxReplicas %s is not a number, required to be at most autoScale.maxReplicas %v", [json.marshal(value), limit])
+
+# METADATA
+# title: _cpu_text
+# description: 'What is wrong with CPU averageUtilization target `value` (not at least `limit`), for messages.'
+_cpu_text(value, limit) := sprintf("CPU averageUtilization target %v is below autoScale.cpuUtilizationPercentage %v", [value, limit]) if {
+	is_number(value)
+} else := sprintf("CPU averageUtilization target %s is not a number, required to be at least autoScale.cpuUtilizationPercentage %v", [json.marshal(value), limit])
 
 # METADATA
 # title: _is_max_within

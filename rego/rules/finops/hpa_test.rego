@@ -48,7 +48,9 @@ test_min_below_denied if {
 	policy := fx.policy("p", fx.selector_spec({"autoScale": {"minReplicas": 2}}))
 	hpa := _hpa({"maxReplicas": 3})
 	[f] := [f | some f in finops.findings with input as fx.review_with(hpa, {"policies": [policy], "workloads": [fx.compliant]})]
-	contains(f.message, "minReplicas 1 (default 1) is below autoScale.minReplicas 2")
+	contains(f.message, "): minReplicas 1 by default is below autoScale.minReplicas 2 of FinOpsPolicy ai-workloads/p; set minReplicas to at least 2")
+	[g] := [g | some g in finops.findings with input as fx.review_with(_hpa({"minReplicas": 1, "maxReplicas": 3}), {"policies": [policy], "workloads": [fx.compliant]})]
+	contains(g.message, "): minReplicas 1 is below autoScale.minReplicas 2 of")
 }
 
 # METADATA
@@ -64,7 +66,11 @@ test_cpu_target if {
 # title: a missing maxReplicas is reported when the policy bounds it
 test_missing_max if {
 	[f] := [f | some f in _found(_hpa({"metrics": _cpu(70)}))]
-	contains(f.message, "maxReplicas null exceeds autoScale.maxReplicas 3")
+	contains(f.message, "): maxReplicas is missing, required to be at most autoScale.maxReplicas 3 of FinOpsPolicy ai-workloads/edge-ai-inference-cost-policy; set maxReplicas to at most 3")
+	[g] := [g | some g in _found(_hpa({"maxReplicas": "3", "metrics": _cpu(70)}))]
+	contains(g.message, "): maxReplicas \"3\" is not a number, required to be at most autoScale.maxReplicas 3 of")
+	[h] := [h | some h in _found(_hpa({"maxReplicas": 3, "metrics": _cpu("70")}))]
+	contains(h.message, "): CPU averageUtilization target \"70\" is not a number, required to be at least autoScale.cpuUtilizationPercentage 70 of")
 }
 
 # METADATA

@@ -37,10 +37,11 @@ findings contains finding if {
 		"rule": "finops.idle-shutdown",
 		"policy": record.id,
 		"message": sprintf(
-			"finops.idle-shutdown: %s: annotation %s on %s is %s (%s minutes), above idleShutdownThresholdMinutes %s of FinOpsPolicy %s; set it to %sm or less",
+			"finops.idle-shutdown: %s: annotation %s on %s is %s (%s), above idleShutdownThresholdMinutes %s of FinOpsPolicy %s; set it to %sm or less",
 			[
-				request.description, _idle_annotation, location, value, format.number(minutes),
-				format.number(threshold), record.id, format.number(threshold),
+				request.description, _idle_annotation, location, value,
+				format.counted_above(minutes, threshold, "minute", "minutes"),
+				format.exact(threshold), record.id, format.exact(threshold),
 			],
 		),
 	}

@@ -67,3 +67,13 @@ test_plus_sign if {
 	[g] := [g | some g in _found(_on_template("+-5m"))]
 	contains(g.message, "not a positive Go duration")
 }
+
+# METADATA
+# title: minutes keep the precision that shows the overshoot, and one minute is singular
+test_minutes_text if {
+	[f] := [f | some f in _found(_on_template("1800000001us"))]
+	contains(f.message, "is 1800000001us (30.000000016666668 minutes), above idleShutdownThresholdMinutes 30 of")
+	half := fx.policy("p", fx.selector_spec({"optimizationRules": {"idleShutdownThresholdMinutes": 0.5}}))
+	[g] := [g | some g in finops.findings with input as fx.review_with(_on_template("1m"), {"policies": [half]})]
+	contains(g.message, "is 1m (1 minute), above idleShutdownThresholdMinutes 0.5 of FinOpsPolicy ai-workloads/p; set it to 0.5m or less")
+}
