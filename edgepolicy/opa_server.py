@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import socket
@@ -37,7 +38,8 @@ class LocalOpa:
     With a ``verification_key`` the bundles are loaded by OPA's bundle plugin (``file://``
     resources) with signature verification, and entry waits until every bundle is activated;
     a bundle that fails verification fails the start. A signed bundle without a key is
-    refused rather than loaded unverified.
+    refused rather than loaded unverified, and so is one whose signature names another key
+    id than the key's (OPA itself would let that pass).
     """
 
     def __init__(
@@ -57,8 +59,9 @@ class LocalOpa:
 
         Raises:
             UsageError: ``data`` sets values under a root that one of the ``bundles`` owns
-                (OPA would silently drop them), a bundle's ``.manifest`` is unreadable, or a
-                bundle is signed but no ``verification_key`` is given.
+                (OPA would silently drop them), a bundle's ``.manifest`` is unreadable, a
+                bundle is signed but no ``verification_key`` is given, or its
+                ``.signatures.json`` is unreadable or names another key id than the key's.
         """
         self._binary = Path(opa_binary)
         self._paths = [Path(path) for path in paths]
@@ -81,6 +84,8 @@ class LocalOpa:
                     f"bundle {bundle} is signed: give the public key that verifies it "
                     "(--verification-key PEM and --verification-key-id ID)"
                 )
+            if verification_key is not None:
+                check_signature_key_ids(bundle, verification_key.key_id)
 
     def __enter__(self) -> LocalOpa:
         """Start OPA and wait until it answers.
@@ -252,6 +257,60 @@ def is_signed(bundle: Path) -> bool:
         raise UsageError(f"{bundle}: cannot read the bundle: {error}") from error
 
 
+def check_signature_key_ids(bundle: Path, key_id: str) -> None:
+    """Refuse a bundle whose signatures name another key id than ``key_id``.
+
+    A signature names its key in the JWT header's ``kid``, else in the payload's ``keyid``
+    (``opa build --claims-file`` writes only the latter); one naming none is left to OPA,
+    which then verifies it with the configured key. OPA does not insist that a named id match
+    the configured one, so this check does. The cryptographic verification stays OPA's.
+
+    Raises:
+        UsageError: the bundle or its ``.signatures.json`` cannot be read, or a signature names
+            another key id.
+    """
+    for named in _signature_key_ids(bundle):
+        if named is not None and named != key_id:
+            raise UsageError(
+                f"bundle {bundle} is signed with key id {named!r}, but the verification key's "
+                f"id is {key_id!r}: give --verification-key-id {named} only if that key is "
+                "the one you trust for it"
+            )
+
+
+def _signature_key_ids(bundle: Path) -> list[str | None]:
+    """The key id each signature in a bundle's ``.signatures.json`` names (None: none)."""
+    raw = _member_from_tarball(bundle, ".signatures.json")
+    if raw is None:
+        return []
+    try:
+        document = json.loads(raw)
+        tokens = document.get("signatures", []) if isinstance(document, dict) else None
+        if not isinstance(tokens, list):
+            raise ValueError('expected {"signatures": [JWT, ...]}')
+        return [_jwt_key_id(token) for token in tokens]
+    except ValueError as error:  # also bad JSON, UTF-8 or base64
+        raise UsageError(f"{bundle}: cannot read the bundle's .signatures.json: {error}") from error
+
+
+def _jwt_key_id(token: object) -> str | None:
+    """The ``kid`` of a compact JWS's header, else the ``keyid`` of its payload (unverified)."""
+    if not isinstance(token, str) or token.count(".") != 2:
+        raise ValueError("a signature is not a compact JWT")
+    header, payload = (_jwt_part(part) for part in token.split(".")[:2])
+    for named in (header.get("kid"), payload.get("keyid")):
+        if isinstance(named, str) and named:
+            return named
+    return None
+
+
+def _jwt_part(part: str) -> dict[str, Any]:
+    decoded = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    if not isinstance(decoded, dict):
+        raise ValueError("a JWT header or payload is not a JSON object")
+    return decoded
+
+
 def bundle_roots(bundle: Path) -> list[str]:
     """Return the roots a bundle tarball declares in its ``.manifest``.
 
@@ -261,7 +320,7 @@ def bundle_roots(bundle: Path) -> list[str]:
         UsageError: the bundle or its manifest cannot be read.
     """
     try:
-        raw = _manifest_from_tarball(bundle)
+        raw = _member_from_tarball(bundle, ".manifest")
         manifest = json.loads(raw) if raw else {}
     except (OSError, tarfile.TarError, ValueError) as error:
         raise UsageError(f"{bundle}: cannot read the bundle's .manifest: {error}") from error
@@ -271,12 +330,20 @@ def bundle_roots(bundle: Path) -> list[str]:
     return roots
 
 
-def _manifest_from_tarball(bundle: Path) -> bytes | None:
-    with tarfile.open(bundle, "r:*") as archive:
-        for member in archive:
-            if member.isfile() and member.name.removeprefix("./").lstrip("/") == ".manifest":
-                extracted = archive.extractfile(member)
-                return extracted.read() if extracted is not None else None
+def _member_from_tarball(bundle: Path, name: str) -> bytes | None:
+    """The content of the bundle's top-level file ``name`` (None when absent).
+
+    Raises:
+        UsageError: the bundle cannot be read.
+    """
+    try:
+        with tarfile.open(bundle, "r:*") as archive:
+            for member in archive:
+                if member.isfile() and member.name.removeprefix("./").lstrip("/") == name:
+                    extracted = archive.extractfile(member)
+                    return extracted.read() if extracted is not None else None
+    except (OSError, tarfile.TarError) as error:
+        raise UsageError(f"{bundle}: cannot read the bundle: {error}") from error
     return None
 
 

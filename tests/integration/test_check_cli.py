@@ -551,6 +551,12 @@ def test_signed_bundle_is_verified_before_use(tmp_path: Path, algorithm: str) ->
     assert unverified.returncode == 2
     assert "is signed: give the public key that verifies it" in unverified.stderr
 
+    wrong_id = run_check("--policy", bundle, "--verification-key", public, workloads)
+    assert wrong_id.returncode == 2
+    assert "is signed with key id 'edge', but the verification key's id is 'default'" in (
+        wrong_id.stderr
+    )
+
     verified = run_check(
         "--output", "json", "--policy", bundle,
         "--verification-key", public, "--verification-key-id", "edge", workloads,

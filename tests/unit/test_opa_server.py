@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import tarfile
@@ -90,3 +91,41 @@ def test_signed_bundle_without_key_is_refused_before_starting(tmp_path: Path) ->
         LocalOpa(Path("/no/opa"), bundles=[signed])
     key = VerificationKey("k", "ES256", "pem")
     LocalOpa(Path("/no/opa"), bundles=[signed], verification_key=key)
+
+
+def _jwt(header: dict[str, Any], payload: dict[str, Any]) -> str:
+    def encode(part: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
+
+    return f"{encode(header)}.{encode(payload)}.c2lnbmF0dXJl"
+
+
+@pytest.mark.parametrize(
+    ("header", "payload"),
+    [
+        ({"alg": "RS256", "kid": "main"}, {"keyid": "main"}),
+        ({"alg": "RS256"}, {"keyid": "main"}),  # as `opa build --claims-file` writes it
+        ({"alg": "RS256", "kid": "main"}, {}),
+    ],
+)
+def test_signature_naming_another_key_id_is_refused(
+    tmp_path: Path, header: dict[str, Any], payload: dict[str, Any]
+) -> None:
+    signatures = json.dumps({"signatures": [_jwt(header, payload)]}).encode()
+    signed = _tarball(tmp_path, {"/.manifest": _manifest(["x"]), "/.signatures.json": signatures})
+    with pytest.raises(UsageError, match="signed with key id 'main', but the verification key"):
+        LocalOpa(Path("/no/opa"), bundles=[signed], verification_key=VerificationKey(
+            "default", "RS256", "pem"))  # fmt: skip
+    LocalOpa(Path("/no/opa"), bundles=[signed], verification_key=VerificationKey(
+        "main", "RS256", "pem"))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "signatures",
+    [b"not json", b'{"signatures": "x"}', b'{"signatures": ["not-a-jwt"]}', b'{"signatures": [3]}'],
+)
+def test_unreadable_signatures_are_refused(tmp_path: Path, signatures: bytes) -> None:
+    signed = _tarball(tmp_path, {"/.signatures.json": signatures})
+    with pytest.raises(UsageError, match="cannot read the bundle's .signatures.json"):
+        LocalOpa(Path("/no/opa"), bundles=[signed], verification_key=VerificationKey(
+            "k", "RS256", "pem"))  # fmt: skip
