@@ -72,4 +72,5 @@ def _add_case(suite: ElementTree.Element, result: CheckResult, *, fails: bool) -
 
 def _line(finding: Finding) -> str:
     container = f" (container {finding.container})" if finding.container else ""
-    return f"{finding.rule} [{finding.policy}]{container}: {finding.message}"
+    message = finding.message.removeprefix(f"{finding.rule}: ")  # the rule is named already
+    return f"{finding.rule} [{finding.policy}]{container}: {message}"

@@ -33,6 +33,10 @@ def _headline(result: CheckResult) -> str:
         return f"{headline} (kind {result.kind} has no edgepolicy rules; allowed)"
     if result.decision.policies:
         return f"{headline} (policies: {', '.join(result.decision.policies)})"
+    findings = (*result.violations, *result.warnings, *result.decision.dryrun)
+    judging = sorted({finding.policy for finding in findings if finding.policy})
+    if judging:  # e.g. a malformed policy of the namespace fails closed on it
+        return f"{headline} (no valid policy selects it; judged by {', '.join(judging)})"
     return f"{headline} (no policy selects it)"
 
 

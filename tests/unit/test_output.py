@@ -56,6 +56,22 @@ def test_text() -> None:
     ]
 
 
+def test_text_names_the_malformed_policies_that_deny_an_unselected_object() -> None:
+    invalid = Finding("policy.invalid", "ai/nosel", "policy.invalid: FinOpsPolicy ai/nosel, "
+                      "which may apply to Pod ai/p, is malformed", "deny")  # fmt: skip
+    report = CheckReport(
+        (
+            _result("p.yaml", 0, 1, "Pod", "p", Decision(allowed=False, violations=(invalid,))),
+            _result("q.yaml", 0, 1, "Pod", "q", Decision(allowed=True)),
+        )
+    )
+    headlines = render(report, "text").splitlines()[0::2][:2]
+    assert headlines == [
+        "DENY p.yaml:1 Pod ai/p (no valid policy selects it; judged by ai/nosel)",
+        "PASS q.yaml:1 Pod ai/q (no policy selects it)",
+    ]
+
+
 def test_json_has_exactly_the_contract_shape() -> None:
     document = json.loads(render(REPORT, "json"))
     assert document["summary"] == {"objects": 3, "denied": 1, "warned": 1}
@@ -87,7 +103,9 @@ def test_junit_groups_by_file_and_fails_denied_objects() -> None:
     failure = web.find("failure")
     assert failure is not None
     assert failure.get("type") == "finops.cpu"
-    assert failure.text == f"finops.cpu [ai/budget] (container server): {CPU.message}"
+    assert failure.text == (
+        "finops.cpu [ai/budget] (container server): Deployment ai/web: 12 cores > 8"
+    )
     assert web.findtext("system-out") == f"warn: finops.memory [ai/budget]: {MEMORY.message}"
     namespace = suites[1].find("testcase")
     assert namespace is not None
