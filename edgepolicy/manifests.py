@@ -262,7 +262,7 @@ def _line_at_offset(text: str, offset: int) -> int:
 
 
 def _too_deep() -> str:
-    return f"the document nests more than {MAX_DEPTH} levels deep (a recursive YAML alias?)"
+    return f"the document nests more than {MAX_DEPTH} levels deep"
 
 
 def _deep_yaml_line(text: str) -> int | None:
@@ -387,7 +387,11 @@ def check_json_value(value: Any, path: str, line: int | None) -> None:
                 line=line,
             )
         if depth >= MAX_DEPTH:
-            raise InputError(f"{_field(_shorten(where))}: {_too_deep()}", path=path, line=line)
+            raise InputError(
+                f"{_field(_shorten(where))}: {_too_deep()} (a recursive YAML alias?)",
+                path=path,
+                line=line,
+            )
         if isinstance(item, dict):
             for key in item:
                 if not isinstance(key, str):
