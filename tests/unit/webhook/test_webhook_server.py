@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import gc
 import ssl
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
 
 from edgepolicy.errors import InputError, UsageError
+from webhook.app import ARRIVAL_KEY
 from webhook.local_opa import local_data
-from webhook.server import ServerOptions, gunicorn_settings
+from webhook.server import ArrivalStampingWorker, ServerOptions, gunicorn_settings
 from webhook.tls import ReloadingContext
 
 KeyPairWriter = Callable[[Path, Path, str], object]
@@ -73,3 +77,24 @@ def test_unreadable_policies_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("kind: [unclosed")
     with pytest.raises(InputError, match="bad.yaml"):
         local_data([tmp_path / "bad.yaml"], [])
+
+
+def test_a_worker_freezes_its_loaded_application_and_stamps_arrivals(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[Any] = []
+
+    def application(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.append(environ[ARRIVAL_KEY])
+        return []
+
+    monkeypatch.setattr(ThreadWorker, "load_wsgi", lambda self: setattr(self, "wsgi", application))
+    worker = ArrivalStampingWorker.__new__(ArrivalStampingWorker)
+    gc.unfreeze()
+    try:
+        worker.load_wsgi()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+    worker.wsgi({}, None)
+    assert seen == [None]  # outside a request no arrival time is known
