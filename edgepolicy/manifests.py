@@ -63,6 +63,18 @@ class KubernetesLoader(_BaseLoader):  # type: ignore[misc,valid-type]
         self._depth -= 1
         super().ascend_resolver()
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """Build a value, turning a scalar that cannot be converted (``!!float abc``, an
+        integer of thousands of digits) into a YAML error at the scalar's line."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as error:
+            value = str(node.value)
+            shown = value if len(value) <= 20 else f"{value[:20]}…"
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {node.tag} {shown!r}: {_plain(error)}", node.start_mark
+            ) from error
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         """Build a mapping, refusing duplicate keys with the line of the second one."""
         seen: set[str] = set()
@@ -82,6 +94,11 @@ class KubernetesLoader(_BaseLoader):  # type: ignore[misc,valid-type]
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _plain(error: Exception) -> str:
+    """An error's message without Python's advice on raising its limits."""
+    return str(error).split("; use sys.set_int_max_str_digits")[0]
 
 
 KubernetesLoader.yaml_implicit_resolvers = {
@@ -318,7 +335,7 @@ def json_documents(text: str, path: str) -> list[_Document]:
     except RecursionError as error:
         raise InputError(_too_deep(), path=path, line=_deep_json_line(text)) from error
     except ValueError as error:
-        raise InputError(f"invalid JSON: {error}", path=path) from error
+        raise InputError(f"invalid JSON: {_plain(error)}", path=path) from error
     if _nesting_depth(value) > MAX_DEPTH:
         raise InputError(_too_deep(), path=path, line=_deep_json_line(text))
     return [(value, 1, [])]

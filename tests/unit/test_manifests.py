@@ -74,6 +74,22 @@ def test_json_file_is_parsed_as_json() -> None:
             "d.yaml:5: invalid YAML: key 'name' appears twice",
         ),
         ('{"apiVersion": "v1", "kind": "X", "n": NaN}', "nan.json", "NaN is not allowed"),
+        (
+            "apiVersion: v1\nkind: X\nx: !!float abc\n",
+            "f.yaml",
+            "f.yaml:3: invalid YAML: cannot read",
+        ),
+        (
+            "apiVersion: v1\nkind: X\nx: !!int 0x_\n",
+            "i.yaml",
+            "i.yaml:3: invalid YAML: cannot read",
+        ),
+        (
+            "apiVersion: v1\nkind: X\nx: " + "9" * 5000,
+            "big.yaml",
+            "big.yaml:3: .*Exceeds the limit",
+        ),
+        ('{"x": ' + "9" * 5000 + "}", "big.json", "big.json: invalid JSON: Exceeds the limit"),
     ],
 )
 def test_bad_input_names_file_line_and_problem(text: str, path: str, expected: str) -> None:
