@@ -53,7 +53,7 @@ _operations contains operation if {
 _operations contains operation if {
 	thresholds := [threshold |
 		some id in _policy_ids
-		threshold := policy.setting(policy.candidates[id].object, "optimizationRules", "idleShutdownThresholdMinutes")
+		threshold := policy.applying[id].settings.idleShutdownThresholdMinutes
 	]
 	count(thresholds) > 0
 	_is_object_at(workload.template_path(request.object))

@@ -90,8 +90,35 @@ subjects contains target if {
 # description: The ids of the usable policies that apply to the admitted object.
 matching contains id if {
 	some subject in subjects
-	some id, record in candidates
-	applies(record, subject)
+	labels := workload.pod_labels(subject)
+	some id in _usable
+	selector.matches_valid(candidates[id].object.spec.targetWorkloadSelector, labels)
+}
+
+# METADATA
+# title: applying
+# description: |
+#   The policies that apply to the admitted object, by id, as their `candidates` record plus
+#   `settings`: the enforceable (set and valid) fields of the policy's costLimits,
+#   optimizationRules and autoScale by field name (`{"maxCPUCores": 8, ...}`), computed once per
+#   decision so that rules read a limit with one lookup.
+applying[id] := object.union(candidates[id], {"settings": _settings(candidates[id].object)}) if some id in matching
+
+# METADATA
+# title: _settings
+# description: |
+#   The enforceable fields of `policy` by name. A clean policy (the common case) enforces every
+#   field it sets; otherwise each field is checked by `setting`.
+_settings(policy) := {field: value |
+	some section in ["costLimits", "optimizationRules", "autoScale"]
+	some field, value in policy.spec[section]
+	value != null
+} if {
+	_is_clean(policy)
+} else := {field: value |
+	some section in ["costLimits", "optimizationRules", "autoScale"]
+	some field, _ in _sections[section]
+	value := setting(policy, section, field)
 }
 
 # METADATA
@@ -107,19 +134,11 @@ unusable contains id if {
 }
 
 # METADATA
-# title: applies
-# description: True when candidate policy `record` applies to workload `obj` (of the same namespace).
-applies(record, obj) if {
-	record.id in _usable
-	selector.matches_valid(record.object.spec.targetWorkloadSelector, workload.pod_labels(obj))
-}
-
-# METADATA
 # title: _usable
 # description: 'The ids of the policies with a well-formed targetWorkloadSelector, computed once per decision.'
 _usable contains id if {
 	some id, record in candidates
-	count(selector.errors(record.object.spec.targetWorkloadSelector, "")) == 0
+	selector.is_clean(record.object.spec.targetWorkloadSelector)
 }
 
 # METADATA

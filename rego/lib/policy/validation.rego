@@ -55,63 +55,66 @@ errors(policy) := set() if {
 # title: _is_clean
 # description: |
 #   True when `policy` has no problem at all: the cheap common case, checked before the
-#   detailed (and costlier) error reporting runs.
+#   detailed (and costlier) error reporting runs. Each section is checked with its absent and
+#   null fields filled with valid defaults, so every field is one comparison: a number is above
+#   0 and below any string (`x < ""` excludes strings, arrays and objects; `0 < x` excludes
+#   null and booleans). It may only err towards "not clean": `errors` then finds none.
 _is_clean(policy) if {
 	is_string(policy.metadata.name)
 	policy.metadata.name != ""
-	every name, _ in policy {
-		name in _top_fields
+	count(object.keys(policy) - _top_fields) == 0
+	spec := policy.spec
+	count(object.keys(spec) - _spec_fields) == 0
+	selector.is_clean(spec.targetWorkloadSelector)
+	costs := _filled(spec, "costLimits", {"dailyGPUHours": 1, "maxCPUCores": 1, "maxMemoryGB": 1})
+	0 < costs.dailyGPUHours
+	costs.dailyGPUHours <= 24
+	0 < costs.maxCPUCores
+	costs.maxCPUCores < ""
+	0 < costs.maxMemoryGB
+	costs.maxMemoryGB < ""
+	rules := _filled(spec, "optimizationRules", {"idleShutdownThresholdMinutes": 1, "modelQuantizationRequired": false})
+	0 < rules.idleShutdownThresholdMinutes
+	rules.idleShutdownThresholdMinutes < ""
+	is_boolean(rules.modelQuantizationRequired)
+	scale := _filled(spec, "autoScale", {"minReplicas": 1, "maxReplicas": 1, "cpuUtilizationPercentage": 1})
+	every replicas in [scale.minReplicas, scale.maxReplicas, scale.cpuUtilizationPercentage] {
+		1 <= replicas
+		replicas < ""
+		replicas == round(replicas)
 	}
-	selector.is_clean(policy.spec.targetWorkloadSelector)
-	every name, value in policy.spec {
-		_is_clean_spec_field(name, value)
-	}
-	count(_replica_order_errors(policy.spec)) == 0
-}
-
-# METADATA
-# title: _is_clean_spec_field
-# description: 'True when spec field `name` is known and its `value` is null or valid.'
-_is_clean_spec_field("targetWorkloadSelector", _)
-
-_is_clean_spec_field(name, value) if {
-	fields := _sections[name]
-	_is_clean_section(value, fields)
-}
-
-# METADATA
-# title: _is_clean_section
-# description: 'True when section `value` is null or an object of known, valid fields.'
-_is_clean_section(null, _)
-
-_is_clean_section(value, fields) if {
-	is_object(value)
-	every name, field_value in value {
-		_is_clean_value(fields[name], field_value)
+	not spec.autoScale.minReplicas > spec.autoScale.maxReplicas
+	alerting := _filled(spec, "alerting", {"thresholdExceeded": null, "idleShutdown": null})
+	every alert in alerting {
+		_is_clean_alert(alert)
 	}
 }
 
 # METADATA
-# title: _is_clean_value
-# description: 'True when `value` is null or valid for a field of `kind`.'
-_is_clean_value(_, null)
-
-_is_clean_value("alert", value) if {
-	is_object(value)
-	every name, entry in value {
-		name in _alert_fields
-		_is_string_or_null(entry)
-	}
+# title: _filled
+# description: |
+#   Section `name` of `spec` with its absent or null fields set to `defaults` (whose keys are
+#   all the fields the section may have); undefined when the section is neither an object nor
+#   null, or has unknown fields.
+_filled(spec, name, defaults) := filled if {
+	section := object.get(spec, name, null)
+	type_name(section) in {"null", "object"}
+	filled := object.union(defaults, {field: value | some field, value in section; value != null})
+	count(filled) == count(defaults)
 }
 
-_is_clean_value(kind, value) if is_valid_value(kind, value)
-
 # METADATA
-# title: _is_string_or_null
-# description: 'True when `value` is a string or null.'
-_is_string_or_null(null)
+# title: _is_clean_alert
+# description: 'True when alerting entry `alert` is null or an object of null or string severity and recipientGroup.'
+_is_clean_alert(null)
 
-_is_string_or_null(value) if is_string(value)
+_is_clean_alert(alert) if {
+	is_object(alert)
+	entry := object.union({"severity": "", "recipientGroup": ""}, {field: value | some field, value in alert; value != null})
+	count(entry) == 2
+	is_string(entry.severity)
+	is_string(entry.recipientGroup)
+}
 
 # METADATA
 # title: _errors

@@ -108,3 +108,32 @@ test_messages if {
 		"message": "must be a number greater than 0, got \"eight\"",
 	}}
 }
+
+# METADATA
+# title: the cheap clean check agrees with the detailed errors on wrongly typed values
+test_clean_check_agrees_on_types if {
+	every spec in [
+		{"alerting": {"idleShutdown": "page me"}},
+		{"alerting": {"idleShutdown": {"severity": 1}}},
+		{"alerting": {"idleShutdown": {"severity": "INFO", "team": "x"}}},
+		{"alerting": []},
+		{"costLimits": "8"},
+		{"costLimits": {"maxCPUCores": [8]}},
+		{"costLimits": {"maxCPUCores": true}},
+		{"costLimits": {"dailyGPUHours": 25}},
+		{"optimizationRules": {"modelQuantizationRequired": "yes"}},
+		{"optimizationRules": {"idleShutdownThresholdMinutes": {}}},
+		{"autoScale": {"maxReplicas": 1.5}},
+		{"autoScale": {"minReplicas": 0}},
+		{"autoScale": {"minReplicas": 3, "maxReplicas": 2}},
+	] {
+		count(policy.errors(fx.policy("p", fx.selector_spec(spec)))) > 0
+	}
+	every spec in [
+		{"alerting": {"idleShutdown": null, "thresholdExceeded": {"severity": null}}},
+		{"costLimits": null, "autoScale": {"minReplicas": 2, "maxReplicas": null}},
+		{"costLimits": {"dailyGPUHours": 24, "maxCPUCores": 0.5}},
+	] {
+		count(policy.errors(fx.policy("p", fx.selector_spec(spec)))) == 0
+	}
+}

@@ -61,9 +61,7 @@ matches(selector, labels) if {
 #   True when `selector`, already known to have no `errors`, selects an object carrying `labels`.
 #   Callers that validate each selector once use it to avoid validating it again per object.
 matches_valid(selector, labels) if {
-	every key, value in object.get(selector, "matchLabels", {}) {
-		labels[key] == value
-	}
+	object.subset(labels, object.get(selector, "matchLabels", {}))
 	every requirement in object.get(selector, "matchExpressions", []) {
 		_satisfied(requirement, labels)
 	}

@@ -3,7 +3,6 @@
 package edgepolicy.rules.finops
 
 import data.edgepolicy.lib.format
-import data.edgepolicy.lib.policy
 import data.edgepolicy.lib.request
 import data.edgepolicy.lib.resources
 
@@ -17,7 +16,7 @@ _gibibyte := 1073741824
 # description: Pods x per-pod cpu limit exceeds `costLimits.maxCPUCores`.
 findings contains finding if {
 	some record in _workload_policies
-	limit := policy.setting(record.object, "costLimits", "maxCPUCores")
+	limit := record.settings.maxCPUCores
 	pods := _pods[record.id]
 	per_pod := _per_pod.cpu
 	total := pods * per_pod
@@ -41,7 +40,7 @@ findings contains finding if {
 # description: Pods x per-pod memory limit exceeds `costLimits.maxMemoryGB` x 2^30 bytes.
 findings contains finding if {
 	some record in _workload_policies
-	limit_gb := policy.setting(record.object, "costLimits", "maxMemoryGB")
+	limit_gb := record.settings.maxMemoryGB
 	pods := _pods[record.id]
 	per_pod := _per_pod.memory
 	total := pods * per_pod
@@ -68,7 +67,7 @@ findings contains finding if {
 findings contains finding if {
 	some record in _workload_policies
 	some rule, field in {"finops.cpu": "maxCPUCores", "finops.memory": "maxMemoryGB"}
-	policy.setting(record.object, "costLimits", field)
+	record.settings[field]
 	resource := trim_prefix(rule, "finops.")
 	some problem in resources.malformed_limits(request.containers, {resource})
 	finding := _malformed_quantity_finding(rule, record, problem)

@@ -18,8 +18,7 @@ import data.edgepolicy.lib.workload
 # description: 'The policies that apply to the admitted object when it is a workload.'
 _workload_policies contains record if {
 	workload.is_workload(request.object)
-	some id in policy.matching
-	record := policy.candidates[id]
+	some record in policy.applying
 }
 
 # METADATA
@@ -27,7 +26,7 @@ _workload_policies contains record if {
 # description: 'How many pods the admitted workload runs at most, per applying policy id.'
 _pods[record.id] := scale if {
 	some record in _workload_policies
-	scale := workload.max_scale(request.object, policy.max_replicas(record.object))
+	scale := workload.max_scale(request.object, object.get(record.settings, "maxReplicas", 0))
 }
 
 # METADATA
@@ -49,17 +48,17 @@ _pods_text(record) := "1 pod" if {
 # description: 'Where the pod count of the admitted workload (not a Pod) under `record` comes from, for messages.'
 _pods_reason(record) := sprintf("the larger of %s and autoScale.maxReplicas %s", [
 	_replicas_text,
-	format.number(policy.setting(record.object, "autoScale", "maxReplicas")),
+	format.number(record.settings.maxReplicas),
 ]) if {
 	request.kind in {"Deployment", "StatefulSet", "ReplicaSet"}
-	policy.setting(record.object, "autoScale", "maxReplicas")
+	record.settings.maxReplicas
 } else := _replicas_text if {
 	request.kind in {"Deployment", "StatefulSet", "ReplicaSet"}
 } else := sprintf("autoScale.maxReplicas %s of the policy, for a DaemonSet", [
-	format.number(policy.setting(record.object, "autoScale", "maxReplicas")),
+	format.number(record.settings.maxReplicas),
 ]) if {
 	request.kind == "DaemonSet"
-	policy.setting(record.object, "autoScale", "maxReplicas")
+	record.settings.maxReplicas
 } else := "a DaemonSet counts as 1 when the policy sets no autoScale.maxReplicas" if {
 	request.kind == "DaemonSet"
 } else := format.defaulted(workload.field(_parallelism_path), object.get(request.object, _parallelism_path, null), 1)

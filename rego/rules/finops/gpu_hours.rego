@@ -5,7 +5,6 @@
 package edgepolicy.rules.finops
 
 import data.edgepolicy.lib.format
-import data.edgepolicy.lib.policy
 import data.edgepolicy.lib.quantity
 import data.edgepolicy.lib.request
 import data.edgepolicy.lib.resources
@@ -29,7 +28,7 @@ _hours_pattern := `^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,2})?$`
 # description: Pods x per-pod GPUs x daily active hours exceeds `costLimits.dailyGPUHours`.
 findings contains finding if {
 	some record in _workload_policies
-	limit := policy.setting(record.object, "costLimits", "dailyGPUHours")
+	limit := record.settings.dailyGPUHours
 	hours := _daily_hours
 	pods := _pods[record.id]
 	gpus := resources.pod_gpus(request.containers, settings.gpu_resource_names)
@@ -56,14 +55,14 @@ findings contains finding if {
 #   (0, 24], is a finops.gpu-hours violation when the policy sets dailyGPUHours.
 findings contains finding if {
 	some record in _workload_policies
-	policy.setting(record.object, "costLimits", "dailyGPUHours")
+	record.settings.dailyGPUHours
 	some problem in resources.malformed_limits(request.containers, settings.gpu_resource_names)
 	finding := _malformed_quantity_finding("finops.gpu-hours", record, problem)
 }
 
 findings contains finding if {
 	some record in _workload_policies
-	policy.setting(record.object, "costLimits", "dailyGPUHours")
+	record.settings.dailyGPUHours
 	value := workload.pod_annotations(request.object)[_hours_annotation]
 	not _daily_hours
 	finding := {

@@ -17,9 +17,8 @@ import data.edgepolicy.lib.request
 #   averageUtilization target missing or below `autoScale.cpuUtilizationPercentage`.
 findings contains finding if {
 	autoscaling.is_hpa(request.object)
-	some id in policy.matching
-	record := policy.candidates[id]
-	some problem in _hpa_problems(request.object, record.object)
+	some record in policy.applying
+	some problem in _hpa_problems(request.object, record.settings)
 	finding := {
 		"rule": "finops.hpa",
 		"policy": record.id,
@@ -39,7 +38,7 @@ findings contains finding if {
 findings contains finding if {
 	some record in _workload_policies
 	some hpa in autoscaling.targeting(request.kind, request.name, request.namespace)
-	some problem in _hpa_problems(hpa, record.object)
+	some problem in _hpa_problems(hpa, record.settings)
 	finding := {
 		"rule": "finops.hpa",
 		"policy": record.id,
@@ -52,17 +51,17 @@ findings contains finding if {
 
 # METADATA
 # title: _hpa_problems
-# description: 'What `hpa` breaks of the autoScale bounds of `policy_object`, each with its fix.'
-_hpa_problems(hpa, policy_object) := array.concat(
-	array.concat(_min_problems(hpa, policy_object), _max_problems(hpa, policy_object)),
-	_cpu_problems(hpa, policy_object),
+# description: 'What `hpa` breaks of the autoScale bounds of `policy_settings`, each with its fix.'
+_hpa_problems(hpa, policy_settings) := array.concat(
+	array.concat(_min_problems(hpa, policy_settings), _max_problems(hpa, policy_settings)),
+	_cpu_problems(hpa, policy_settings),
 )
 
 # METADATA
 # title: _min_problems
 # description: 'A problem when minReplicas is below the policy''s.'
-_min_problems(hpa, policy_object) := [problem |
-	limit := policy.setting(policy_object, "autoScale", "minReplicas")
+_min_problems(hpa, policy_settings) := [problem |
+	limit := policy_settings.minReplicas
 	actual := autoscaling.min_replicas(hpa)
 	actual < limit
 	problem := {
@@ -74,8 +73,8 @@ _min_problems(hpa, policy_object) := [problem |
 # METADATA
 # title: _max_problems
 # description: 'A problem when maxReplicas is above the policy''s or missing.'
-_max_problems(hpa, policy_object) := [problem |
-	limit := policy.setting(policy_object, "autoScale", "maxReplicas")
+_max_problems(hpa, policy_settings) := [problem |
+	limit := policy_settings.maxReplicas
 	not _is_max_within(hpa, limit)
 	problem := {
 		"text": _max_text(object.get(hpa, ["spec", "maxReplicas"], null), limit),
@@ -86,9 +85,9 @@ _max_problems(hpa, policy_object) := [problem |
 # METADATA
 # title: _cpu_problems
 # description: 'Problems when the CPU utilization target is missing or below the policy''s.'
-_cpu_problems(hpa, policy_object) := array.concat(
+_cpu_problems(hpa, policy_settings) := array.concat(
 	[problem |
-		limit := policy.setting(policy_object, "autoScale", "cpuUtilizationPercentage")
+		limit := policy_settings.cpuUtilizationPercentage
 		count(autoscaling.cpu_utilization_targets(hpa)) == 0
 		problem := {
 			"text": sprintf("CPU averageUtilization target is missing, required by autoScale.cpuUtilizationPercentage %v", [limit]),
@@ -96,7 +95,7 @@ _cpu_problems(hpa, policy_object) := array.concat(
 		}
 	],
 	[problem |
-		limit := policy.setting(policy_object, "autoScale", "cpuUtilizationPercentage")
+		limit := policy_settings.cpuUtilizationPercentage
 		some target in autoscaling.cpu_utilization_targets(hpa)
 		not _is_at_least(target, limit)
 		problem := {

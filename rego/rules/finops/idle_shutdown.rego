@@ -5,7 +5,6 @@
 package edgepolicy.rules.finops
 
 import data.edgepolicy.lib.format
-import data.edgepolicy.lib.policy
 import data.edgepolicy.lib.request
 import data.edgepolicy.lib.workload
 
@@ -29,7 +28,7 @@ _nanoseconds_per_minute := 60000000000
 # description: The idle-shutdown annotation exceeds `optimizationRules.idleShutdownThresholdMinutes`.
 findings contains finding if {
 	some record in _workload_policies
-	threshold := policy.setting(record.object, "optimizationRules", "idleShutdownThresholdMinutes")
+	threshold := record.settings.idleShutdownThresholdMinutes
 	some location, value in _idle_annotations
 	minutes := _minutes(value)
 	minutes > threshold
@@ -52,7 +51,7 @@ findings contains finding if {
 # description: An idle-shutdown annotation that is not a positive Go duration is a violation.
 findings contains finding if {
 	some record in _workload_policies
-	policy.setting(record.object, "optimizationRules", "idleShutdownThresholdMinutes")
+	record.settings.idleShutdownThresholdMinutes
 	some location, value in _idle_annotations
 	not _minutes(value)
 	finding := {

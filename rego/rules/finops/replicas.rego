@@ -4,7 +4,6 @@
 # controller scales them to 0 during rollouts.
 package edgepolicy.rules.finops
 
-import data.edgepolicy.lib.policy
 import data.edgepolicy.lib.request
 
 # METADATA
@@ -16,7 +15,7 @@ findings contains finding if {
 	not _is_controlled
 	replicas := request.object.spec.replicas
 	is_number(replicas)
-	some bound in _replica_bounds(record.object, replicas)
+	some bound in _replica_bounds(record.settings, replicas)
 	finding := {
 		"rule": "finops.replicas",
 		"policy": record.id,
@@ -29,10 +28,10 @@ findings contains finding if {
 
 # METADATA
 # title: _replica_bounds
-# description: 'The autoScale bounds of `policy_object` that `replicas` breaks.'
-_replica_bounds(policy_object, replicas) := [bound |
+# description: 'The autoScale bounds of `policy_settings` that `replicas` breaks.'
+_replica_bounds(policy_settings, replicas) := [bound |
 	some field, relation in {"minReplicas": "below", "maxReplicas": "above"}
-	limit := policy.setting(policy_object, "autoScale", field)
+	limit := policy_settings[field]
 	_is_out_of_bound(relation, replicas, limit)
 	bound := {"field": field, "relation": relation, "limit": limit, "fix": _fixes[relation]}
 ]

@@ -17,9 +17,8 @@ import data.edgepolicy.lib.workload
 # description: 'The applying policies that require quantized models.'
 _required_policies contains record if {
 	workload.is_workload(request.object)
-	some id in policy.matching
-	record := policy.candidates[id]
-	policy.setting(record.object, "optimizationRules", "modelQuantizationRequired") == true
+	some record in policy.applying
+	record.settings.modelQuantizationRequired == true
 }
 
 # METADATA
