@@ -418,12 +418,26 @@ def check_json_value(value: Any, path: str, line: int | None) -> None:
                         path=path,
                         line=line,
                     )
+                if not _is_unicode(key):
+                    raise InputError(
+                        f"mapping key {key!r}{_at(where)} holds a lone surrogate "
+                        "(\\ud800-\\udfff), which UTF-8 cannot encode",
+                        path=path,
+                        line=line,
+                    )
             children = [(child, f"{where}.{key}" if where else key) for key, child in item.items()]
             stack.extend((child, place, depth + 1) for child, place in reversed(children))
         elif isinstance(item, list):
             stack.extend(
                 (child, f"{where}[{position}]", depth + 1)
                 for position, child in reversed(list(enumerate(item)))
+            )
+        elif isinstance(item, str) and not _is_unicode(item):
+            raise InputError(
+                f"{_field(where)} holds a lone surrogate (\\ud800-\\udfff), which UTF-8 cannot "
+                "encode",
+                path=path,
+                line=line,
             )
         elif isinstance(item, float) and not math.isfinite(item):
             raise InputError(
@@ -435,6 +449,17 @@ def check_json_value(value: Any, path: str, line: int | None) -> None:
                 path=path,
                 line=line,
             )
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether ``text`` can be encoded as UTF-8 (JSON's ``\\ud800`` escapes can break that)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _shorten(where: str) -> str:

@@ -90,6 +90,16 @@ def test_json_file_is_parsed_as_json() -> None:
             "big.yaml:3: .*Exceeds the limit",
         ),
         ('{"x": ' + "9" * 5000 + "}", "big.json", "big.json: invalid JSON: Exceeds the limit"),
+        (
+            '{"apiVersion": "v1", "kind": "X", "y": {"a": "\\ud800"}}',
+            "s.json",
+            "s.json:1: field y.a holds a lone surrogate",
+        ),
+        (
+            '{"apiVersion": "v1", "kind": "X", "\\udc00": 1}',
+            "k.json",
+            "k.json:1: mapping key .* holds a lone surrogate",
+        ),
     ],
 )
 def test_bad_input_names_file_line_and_problem(text: str, path: str, expected: str) -> None:
