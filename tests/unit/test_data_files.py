@@ -75,7 +75,7 @@ def test_object_replaced_by_a_value_is_a_conflict(tmp_path: Path) -> None:
         ("alias.yaml", "a: 1\nx: &r [*r]\n", "alias.yaml:1: field x.*recursive YAML alias"),
         ("deep.yaml", "a:\n  " + "[" * 5000 + "]" * 5000, "deep.yaml:2: .*nests more than 100"),
         ("deep.json", '{"a":\n' + "[" * 2000 + "]" * 2000 + "}", "deep.json:2: .*nests more"),
-        ("ctl.yaml", "a: 1\nb: \"\x07\"\n", "ctl.yaml:2: invalid YAML: unacceptable character"),
+        ("ctl.yaml", 'a: 1\nb: "\x07"\n', "ctl.yaml:2: invalid YAML: unacceptable character"),
         ("two.yaml", "a: 1\n---\nb: 2\n", "two.yaml:3: .*one YAML document"),
         ("nan.json", '{"a": NaN}', "nan.json.*NaN is not allowed"),
     ],
