@@ -64,15 +64,13 @@ class KubernetesLoader(_BaseLoader):  # type: ignore[misc,valid-type]
         super().ascend_resolver()
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        """Build a value, turning a scalar that cannot be converted (``!!float abc``, an
-        integer of thousands of digits) into a YAML error at the scalar's line."""
+        """Build a value, turning one that cannot be converted (``!!float abc``, ``!!bool x``,
+        an integer of thousands of digits) into a YAML error at the value's line."""
         try:
             return super().construct_object(node, deep=deep)
-        except (ValueError, OverflowError) as error:
-            value = str(node.value)
-            shown = value if len(value) <= 20 else f"{value[:20]}…"
+        except _CONSTRUCTION_ERRORS as error:
             raise yaml.constructor.ConstructorError(
-                None, None, f"cannot read {node.tag} {shown!r}: {_plain(error)}", node.start_mark
+                None, None, _unconstructible(node, error), node.start_mark
             ) from error
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -94,6 +92,17 @@ class KubernetesLoader(_BaseLoader):  # type: ignore[misc,valid-type]
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+# What PyYAML's constructors raise (besides YAML errors) for a value their explicit tag forbids.
+_CONSTRUCTION_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError)
+
+
+def _unconstructible(node: yaml.Node, error: Exception) -> str:
+    value = node.value if isinstance(node, yaml.ScalarNode) else ""
+    shown = f" {value if len(value) <= 20 else value[:20] + '…'!r}" if value else ""
+    detail = f": {_plain(error)}" if isinstance(error, ValueError | OverflowError) else ""
+    return f"cannot read {node.tag}{shown}{detail}"
 
 
 def _plain(error: Exception) -> str:
@@ -243,7 +252,14 @@ def yaml_documents(text: str, path: str) -> list[_Document]:
     try:
         while loader.check_node():
             node = loader.get_node()
-            value = loader.construct_document(node)
+            try:
+                value = loader.construct_document(node)
+            except _CONSTRUCTION_ERRORS as error:  # raised where collections are filled in
+                problem = (
+                    "invalid YAML: a value does not fit its explicit tag (such as !!map or "
+                    f"!!set): {type(error).__name__}: {_plain(error)}"
+                )
+                raise InputError(problem, path=path, line=_document_line(node)) from error
             documents.append((value, _document_line(node), _item_lines(node)))
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark

@@ -100,6 +100,10 @@ def test_json_file_is_parsed_as_json() -> None:
             "k.json",
             "k.json:1: mapping key .* holds a lone surrogate",
         ),
+        ("apiVersion: v1\nkind: X\nx: !!bool abc\n", "b.yaml", "b.yaml:3: invalid YAML: cannot"),
+        ("apiVersion: v1\nkind: X\nx: !!timestamp x\n", "t.yaml", "t.yaml:3: invalid YAML: cannot"),
+        ("apiVersion: v1\nkind: X\nx: !!map abc\n", "m.yaml", "m.yaml:1: invalid YAML: a value"),
+        ("apiVersion: v1\nkind: X\nx: !!set [1]\n", "s.yaml", "s.yaml:1: invalid YAML: a value"),
     ],
 )
 def test_bad_input_names_file_line_and_problem(text: str, path: str, expected: str) -> None:
