@@ -53,4 +53,7 @@ def load_verification_key(path: str | Path, key_id: str = "default") -> Verifica
         raise UsageError(
             f"--verification-key {file}: expected an RSA or EC (P-256, P-384, P-521) public key"
         )
-    return VerificationKey(key_id=key_id, algorithm=algorithm, pem=pem.decode("ascii"))
+    canonical = key.public_bytes(  # just the key, whatever text surrounds its PEM block
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return VerificationKey(key_id=key_id, algorithm=algorithm, pem=canonical.decode("ascii"))

@@ -67,3 +67,11 @@ def test_garbage_and_missing_files_are_refused(tmp_path: Path) -> None:
         load_verification_key(garbage)
     with pytest.raises(UsageError, match="cannot read"):
         load_verification_key(tmp_path / "missing.pem")
+
+
+def test_text_around_the_pem_block_is_left_out(tmp_path: Path) -> None:
+    path = _public_pem(tmp_path, ec.generate_private_key(ec.SECP256R1()))
+    block = path.read_text()
+    path.write_bytes("Clé de vérification\n".encode() + block.encode() + b"\n\xff trailer\n")
+    key = load_verification_key(path)
+    assert key.pem == block
