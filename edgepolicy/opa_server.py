@@ -254,7 +254,14 @@ def is_signed(bundle: Path) -> bool:
                 for member in archive
             )
     except (OSError, tarfile.TarError) as error:
-        raise UsageError(f"{bundle}: cannot read the bundle: {error}") from error
+        raise UsageError(f"{bundle}: cannot read the bundle: {_tar_problem(error)}") from error
+
+
+def _tar_problem(error: OSError | tarfile.TarError) -> str:
+    """One line saying why a bundle tarball could not be read."""
+    if isinstance(error, tarfile.ReadError):
+        return "not a tar archive (expected a .tar.gz bundle, as `opa build` writes)"
+    return " ".join(str(error).split())
 
 
 def check_signature_key_ids(bundle: Path, key_id: str) -> None:
@@ -343,7 +350,7 @@ def _member_from_tarball(bundle: Path, name: str) -> bytes | None:
                     extracted = archive.extractfile(member)
                     return extracted.read() if extracted is not None else None
     except (OSError, tarfile.TarError) as error:
-        raise UsageError(f"{bundle}: cannot read the bundle: {error}") from error
+        raise UsageError(f"{bundle}: cannot read the bundle: {_tar_problem(error)}") from error
     return None
 
 
