@@ -77,6 +77,20 @@ test_update if {
 }
 
 # METADATA
+# title: an UPDATE of an object already being deleted is allowed (finalizers can be removed)
+test_update_while_terminating if {
+	terminating := object.union(_over_budget, {"metadata": {"deletionTimestamp": "2026-11-27T06:00:00Z", "finalizers": []}})
+	review := object.union(fx.review_op(terminating, "UPDATE"), {"context": _quantized})
+	finalizing := object.union(review, {"request": {"oldObject": object.union(terminating, {"metadata": {"finalizers": ["example.com/cleanup"]}})}})
+	decision := admission.decision with input as finalizing
+	decision.allowed
+	decision.patches == []
+
+	# a deletionTimestamp in the new object alone (not in the stored one) exempts nothing
+	not admission.decision.allowed with input as object.union(review, {"request": {"oldObject": _over_budget}})
+}
+
+# METADATA
 # title: an empty or foreign input is allowed with empty lists, never an error
 test_empty_input if {
 	admission.decision.allowed with input as {}

@@ -9,7 +9,9 @@
 #     metadata for a Pod) when the pod template does not have it, set to `<minutes>m` with the
 #     smallest `idleShutdownThresholdMinutes` of the applying policies, so that it satisfies every
 #     one of them and never fights `finops.idle-shutdown`.
-#   Missing maps are added whole; `/` in keys is escaped as `~1`. Applying the patch and deciding
+#   Objects with a controller owner (a Deployment's ReplicaSets, their Pods) are never patched: the
+#   owner carries the mutation, and a ReplicaSet whose template differed from its Deployment's would
+#   make the Deployment controller create ReplicaSets forever. Missing maps are added whole; `/` in keys is escaped as `~1`. Applying the patch and deciding
 #   again gives no operations.
 package edgepolicy.mutation
 
@@ -37,24 +39,23 @@ patches := [operation |
 ]
 
 # METADATA
-# title: _policy_ids
-# description: 'The sorted ids of the policies applying to the admitted workload.'
-_policy_ids := sort(policy.matching) if workload.is_workload(request.object)
+# title: _policies
+# description: 'The policies applying to the admitted workload (`policy.applying` records), sorted by id.'
+_policies := [policy.applying[id] | some id in sort(policy.matching)] if {
+	workload.is_workload(request.object)
+	not request.is_controlled
+}
 
 # METADATA
 # title: _operations
 # description: 'The JSONPatch operations, unordered.'
 _operations contains operation if {
-	count(_policy_ids) > 0
-	value := policy.candidates[_policy_ids[0]].name
-	some operation in _set(["metadata", "labels"], _policy_label, value)
+	count(_policies) > 0
+	some operation in _set(["metadata", "labels"], _policy_label, _policies[0].name)
 }
 
 _operations contains operation if {
-	thresholds := [threshold |
-		some id in _policy_ids
-		threshold := policy.applying[id].settings.idleShutdownThresholdMinutes
-	]
+	thresholds := [record.settings.idleShutdownThresholdMinutes | some record in _policies]
 	count(thresholds) > 0
 	_is_object_at(workload.template_path(request.object))
 	annotations_path := array.concat(workload.pod_metadata_path(request.object), ["annotations"])
@@ -96,9 +97,4 @@ _is_object_at(path) if is_object(object.get(request.object, path, null))
 # METADATA
 # title: _pointer
 # description: '`path` as a JSON Pointer.'
-_pointer(path) := concat("/", array.concat([""], [_escape(segment) | some segment in path]))
-
-# METADATA
-# title: _escape
-# description: '`segment` escaped for a JSON Pointer (`~` as `~0`, `/` as `~1`).'
-_escape(segment) := replace(replace(segment, "~", "~0"), "/", "~1")
+_pointer(path) := concat("/", array.concat([""], [replace(replace(segment, "~", "~0"), "/", "~1") | some segment in path]))

@@ -114,3 +114,12 @@ test_nothing_to_add if {
 # title: _label_for
 # description: 'The operation adding the labels map with policy `name`.'
 _label_for(name) := {"op": "add", "path": "/metadata/labels", "value": {"finops.apexlogic.com/policy": name}}
+
+# METADATA
+# title: objects with a controller owner are never patched (their owner is)
+test_controlled_not_patched if {
+	owner := {"apiVersion": "apps/v1", "kind": "Deployment", "name": "inference", "controller": true}
+	replica_set := object.union(fx.compliant, {"kind": "ReplicaSet", "metadata": {"ownerReferences": [owner]}})
+	_patches(replica_set) == []
+	count(_patches(object.union(fx.compliant, {"kind": "ReplicaSet"}))) == 2
+}

@@ -24,8 +24,33 @@ else := "CREATE"
 
 # METADATA
 # title: is_evaluated
-# description: True for operations the rules judge (everything except DELETE and CONNECT).
-is_evaluated if not operation in {"DELETE", "CONNECT"}
+# description: |
+#   True for operations the rules judge: everything except DELETE, CONNECT and the UPDATEs of an
+#   object that is already being deleted.
+is_evaluated if {
+	not operation in {"DELETE", "CONNECT"}
+	not is_finalizing
+}
+
+# METADATA
+# title: is_finalizing
+# description: |
+#   True for an UPDATE of an object whose stored version (`oldObject`, set by the API server) already
+#   has a `deletionTimestamp`: only finalizers change then, and a denial would keep it Terminating.
+is_finalizing if {
+	operation == "UPDATE"
+	input.request.oldObject.metadata.deletionTimestamp
+}
+
+# METADATA
+# title: is_controlled
+# description: |
+#   True when the object has a controller owner (a Deployment's ReplicaSet, a ReplicaSet's Pod, a
+#   CronJob's Job): its owner is judged and mutated itself.
+is_controlled if {
+	some owner in object.metadata.ownerReferences
+	owner.controller == true
+}
 
 # METADATA
 # title: kind

@@ -37,3 +37,23 @@ test_operations if {
 	not request.is_evaluated with input as {"request": {"operation": "CONNECT"}}
 	request.operation == "CREATE" with input as {"request": {"operation": 7}}
 }
+
+# METADATA
+# title: only an UPDATE whose stored object is being deleted is finalizing
+test_finalizing if {
+	stored := {"metadata": {"deletionTimestamp": "2026-11-27T06:00:00Z"}}
+	request.is_finalizing with input as {"request": {"operation": "UPDATE", "oldObject": stored, "object": {}}}
+	not request.is_evaluated with input as {"request": {"operation": "UPDATE", "oldObject": stored, "object": {}}}
+	not request.is_finalizing with input as {"request": {"operation": "CREATE", "oldObject": stored, "object": stored}}
+	not request.is_finalizing with input as {"request": {"operation": "UPDATE", "oldObject": {}, "object": stored}}
+	not request.is_finalizing with input as {"request": {"operation": "UPDATE", "object": stored}}
+}
+
+# METADATA
+# title: a controller owner makes an object controlled, another owner does not
+test_controlled if {
+	owner := {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}
+	request.is_controlled with input as {"request": {"object": {"metadata": {"ownerReferences": [object.union(owner, {"controller": true})]}}}}
+	not request.is_controlled with input as {"request": {"object": {"metadata": {"ownerReferences": [owner]}}}}
+	not request.is_controlled with input as {"request": {"object": {"metadata": {}}}}
+}

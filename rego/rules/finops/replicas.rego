@@ -12,7 +12,7 @@ import data.edgepolicy.lib.request
 findings contains finding if {
 	some record in _workload_policies
 	request.kind in {"Deployment", "StatefulSet", "ReplicaSet"}
-	not _is_controlled
+	not request.is_controlled
 	replicas := request.object.spec.replicas
 	is_number(replicas)
 	some bound in _replica_bounds(record.settings, replicas)
@@ -47,11 +47,3 @@ _fixes := {"below": "at least", "above": "at most"}
 _is_out_of_bound("below", replicas, limit) if replicas < limit
 
 _is_out_of_bound("above", replicas, limit) if replicas > limit
-
-# METADATA
-# title: _is_controlled
-# description: 'True when the admitted object has a controller owner.'
-_is_controlled if {
-	some owner in request.object.metadata.ownerReferences
-	owner.controller == true
-}
