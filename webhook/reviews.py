@@ -14,6 +14,7 @@ from typing import Any
 from edgepolicy import json_codec
 from edgepolicy.decision import Decision, Finding
 from edgepolicy.errors import InputError
+from edgepolicy.manifests import MAX_DEPTH
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -23,6 +24,10 @@ DENIED_CODE = 403
 UNAVAILABLE_CODE = 503
 # Kubernetes truncates longer warnings; keep each one readable in `kubectl` output.
 MAX_WARNING_CHARS = 256
+# How deep an object may nest: as deep as `edgepolicy check` reads manifests, so CI and admission
+# accept the same objects (and far below where parsing or encoding would recurse too deep).
+MAX_OBJECT_DEPTH = MAX_DEPTH
+_TOO_DEEP_BODY = f"request body nests more than {MAX_OBJECT_DEPTH + 2} levels deep"
 
 
 class MalformedReviewError(InputError):
@@ -44,6 +49,10 @@ def parse_review(body: bytes) -> dict[str, Any]:
         document = json.loads(body, parse_constant=_reject_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise MalformedReviewError(f"request body is not valid JSON: {error}") from error
+    except RecursionError as error:
+        raise MalformedReviewError(_TOO_DEEP_BODY) from error
+    if body.count(b"{") + body.count(b"[") > MAX_OBJECT_DEPTH:  # else it cannot nest too deep
+        _check_depth(document)
     if not isinstance(document, dict):
         raise MalformedReviewError(
             f"request body must be a JSON object, got {type(document).__name__}"
@@ -58,6 +67,38 @@ def parse_review(body: bytes) -> dict[str, Any]:
         raise MalformedReviewError("AdmissionReview has no 'request' object")
     _check_request(request)
     return {"apiVersion": API_VERSION, "kind": KIND, "request": request}
+
+
+def _check_depth(document: Any) -> None:
+    """Refuse a review whose object or old object nests deeper than ``MAX_OBJECT_DEPTH``."""
+    if _depth(document, MAX_OBJECT_DEPTH + 2) <= MAX_OBJECT_DEPTH + 2:
+        return
+    request = document.get("request") if isinstance(document, dict) else None
+    for field in ("object", "oldObject"):
+        if isinstance(request, dict) and _depth(request.get(field), MAX_OBJECT_DEPTH) > (
+            MAX_OBJECT_DEPTH
+        ):
+            raise MalformedReviewError(
+                f"request.{field} nests more than {MAX_OBJECT_DEPTH} levels deep"
+            )
+    raise MalformedReviewError(_TOO_DEEP_BODY)
+
+
+def _depth(value: Any, limit: int) -> int:
+    """How many levels ``value`` nests (a scalar is 1), counted without recursion and only
+    until it passes ``limit``."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            break
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
 
 
 def _reject_constant(name: str) -> Any:
@@ -84,6 +125,15 @@ def _check_request(request: Mapping[str, Any]) -> None:
     for field in ("namespace", "name"):
         if request.get(field) is not None and not isinstance(request.get(field), str):
             raise MalformedReviewError(f"request.{field} must be a string")
+    user_info = request.get("userInfo")
+    if user_info is not None:
+        if not isinstance(user_info, dict):
+            raise MalformedReviewError("request.userInfo must be an object")
+        username = user_info.get("username")
+        if username is not None and not isinstance(username, str):
+            raise MalformedReviewError("request.userInfo.username must be a string")
+    if request.get("dryRun") is not None and not isinstance(request.get("dryRun"), bool):
+        raise MalformedReviewError("request.dryRun must be a boolean")
 
 
 def is_evaluated(request: Mapping[str, Any]) -> bool:

@@ -69,6 +69,25 @@ def test_malformed_reviews_get_400_with_a_json_error(client: FlaskClient, body: 
     assert response.get_json()["error"].startswith("malformed AdmissionReview: ")
 
 
+@pytest.mark.parametrize("endpoint", ["/validate", "/mutate"])
+@pytest.mark.parametrize("user_info", ["alice", 5, True, [1], 1.5])
+def test_a_user_info_that_is_no_object_gets_400(
+    client: FlaskClient, endpoint: str, user_info: object
+) -> None:
+    document = review()
+    document["request"]["userInfo"] = user_info
+    response = client.post(endpoint, json=document)
+    assert response.status_code == 400
+    assert "request.userInfo must be an object" in response.get_json()["error"]
+
+
+def test_a_body_nested_too_deep_to_parse_gets_400(client: FlaskClient) -> None:
+    body = b'{"a":' * 8_000 + b"1" + b"}" * 8_000  # within the test's body size limit
+    response = client.post("/validate", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert "request body nests" in response.get_json()["error"]
+
+
 def test_oversized_bodies_get_413_as_json(client: FlaskClient) -> None:
     response = client.post("/validate", data=b"x" * (CONFIG.max_body_bytes + 1))
     assert response.status_code == 413

@@ -49,6 +49,13 @@ def test_parse_rejects_bodies_that_are_not_admission_reviews(body: bytes, expect
         ({"kind": "Deployment"}, "request.kind"),
         ({"object": None}, "request.object must be an object for CREATE"),
         ({"namespace": 7}, "request.namespace"),
+        ({"userInfo": "alice"}, "request.userInfo must be an object"),
+        ({"userInfo": 5}, "request.userInfo must be an object"),
+        ({"userInfo": True}, "request.userInfo must be an object"),
+        ({"userInfo": [1]}, "request.userInfo must be an object"),
+        ({"userInfo": 1.5}, "request.userInfo must be an object"),
+        ({"userInfo": {"username": 5}}, "request.userInfo.username must be a string"),
+        ({"dryRun": "yes"}, "request.dryRun must be a boolean"),
     ],
 )
 def test_parse_names_the_bad_request_field(change: dict[str, object], expected: str) -> None:
@@ -56,6 +63,33 @@ def test_parse_names_the_bad_request_field(change: dict[str, object], expected: 
     document["request"].update(change)
     with pytest.raises(reviews.MalformedReviewError, match=expected):
         reviews.parse_review(_body(document))
+
+
+@pytest.mark.parametrize("field", ["object", "oldObject"])
+def test_parse_refuses_objects_nested_too_deep(field: str) -> None:
+    document = review(operation="UPDATE")
+    nested: dict[str, object] = {}
+    for _ in range(reviews.MAX_OBJECT_DEPTH):
+        nested = {"a": nested}
+    document["request"][field] = {"metadata": {}, "spec": nested}
+    with pytest.raises(reviews.MalformedReviewError, match=f"request.{field} nests more than"):
+        reviews.parse_review(_body(document))
+
+
+def test_parse_accepts_objects_nested_up_to_the_limit() -> None:
+    document = review()
+    nested: dict[str, object] = {}
+    for _ in range(reviews.MAX_OBJECT_DEPTH - 2):
+        nested = {"a": nested}
+    document["request"]["object"] = {"spec": nested}
+    assert reviews.parse_review(_body(document)) == document
+
+
+@pytest.mark.parametrize("levels", [990, 100_000])
+def test_parse_refuses_bodies_nested_too_deep(levels: int) -> None:
+    body = b'{"a":' * levels + b"1" + b"}" * levels
+    with pytest.raises(reviews.MalformedReviewError, match="request body nests"):
+        reviews.parse_review(body)
 
 
 def test_update_needs_the_old_object() -> None:
