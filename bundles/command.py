@@ -137,6 +137,7 @@ def _publish(args: argparse.Namespace) -> int:
         token=read_token(args.token_file),
         ca_file=args.ca_file,
         kubeconfig=args.kubeconfig,
+        source=args.bundle,
     )
     print(f"published {where}")
     return 0

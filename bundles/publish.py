@@ -109,16 +109,18 @@ def publish(
     token: str | None = None,
     ca_file: str | None = None,
     kubeconfig: str | None = None,
+    source: str = "bundle",
 ) -> str:
     """Publish ``archive`` to ``target`` and return a description of where it went.
 
-    ``bundle_name`` is the file name used when a ``dir:`` target is a directory.
+    ``bundle_name`` is the file name used when a ``dir:`` target is a directory; ``source``
+    names the archive (its file, say) in errors.
 
     Raises:
         BundleError: the archive is not a bundle, or the target refused or failed.
         UsageError: kubeconfig or token problems.
     """
-    revision = bundle_revision(archive, bundle_name)
+    revision = bundle_revision(archive, source)
     if target.kind == "dir":
         path = _dir_path(target.location, bundle_name)
         write_atomically(path, archive)

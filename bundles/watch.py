@@ -106,6 +106,7 @@ def run_round(config: WatchConfig, state: WatchState, report: Callable[[str], No
             token=config.token,
             ca_file=config.ca_file,
             kubeconfig=config.kubeconfig,
+            source=f"bundle of commit {head}",
         )
         report(f"published {where}")
     state.published = head

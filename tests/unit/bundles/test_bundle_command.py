@@ -69,3 +69,14 @@ def test_watch_once_on_a_missing_branch_exits_1(
     args = ["bundle", "watch", "--repo", str(repo.path), "--branch", "nope", "--once"]
     assert main([*args, "--to", f"dir:{tmp_path}", "--workdir", str(tmp_path / "w")]) == 1
     assert "revision 'refs/heads/nope' is not a commit" in capsys.readouterr().out
+
+
+def test_publishing_a_file_that_is_no_bundle_names_that_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    junk = tmp_path / "notgz.tar.gz"
+    junk.write_bytes(b"plain text, not gzip")
+    assert main(["bundle", "publish", str(junk), "--to", f"dir:{tmp_path / 'out'}"]) == 2
+    err = capsys.readouterr().err
+    assert f"{junk}: not a gzipped tar bundle" in err
+    assert "edgepolicy.tar.gz" not in err
