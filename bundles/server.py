@@ -1,7 +1,8 @@
 """The HTTP bundle service that OPA's bundle plugin polls.
 
 ``GET /<path>`` returns the bundle file at that path under the served directory with an
-``ETag``; a request whose ``If-None-Match`` lists the current ETag gets ``304 Not Modified``.
+``ETag``; a request whose ``If-None-Match`` lists the current ETag (or is ``*``) gets
+``304 Not Modified``.
 OPA's long polling is supported: when the request carries ``Prefer: wait=N`` and the client
 already has the current bundle, the response is held for up to N seconds and sent as soon as a
 new bundle is published into the directory. Responses use the content type
@@ -114,6 +115,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.NOT_FOUND, f"no bundle at {path}\n".encode())
             return
         known = parse_etags(self.headers.get("If-None-Match"))
+        if "*" in known:  # RFC 9110 13.1.2: any current representation matches, new ones too
+            self._send(HTTPStatus.NOT_MODIFIED, b"", etag=current.etag)
+            return
         if current.etag not in known:
             self._send_bundle(current)
             return
