@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 from e2e_support import ASSETS, ROOT, Kubectl, seed_policy
 
 pytestmark = pytest.mark.e2e
@@ -61,13 +62,30 @@ def test_cert_manager_overlay_is_accepted_by_server_dry_run(
         check=True,
     )
     output = _server_dry_run(kubectl, "deploy/overlays/cert-manager")
-    assert "issuer.cert-manager.io/edgepolicy-selfsigned created (server dry run)" in output
-    assert "certificate.cert-manager.io/edgepolicy-webhook created (server dry run)" in output
+    for created in (
+        "issuer.cert-manager.io/edgepolicy-selfsigned",
+        "certificate.cert-manager.io/edgepolicy-ca",
+        "issuer.cert-manager.io/edgepolicy-ca",
+        "certificate.cert-manager.io/edgepolicy-webhook",
+    ):
+        assert f"{created} created (server dry run)" in output
+
+
+def test_overlay_serving_certificate_is_signed_by_a_stable_ca(kubectl: Kubectl) -> None:
+    # A renewal of the serving certificate must not change the CA the API server trusts.
+    rendered = kubectl.run("kustomize", str(ROOT / "deploy/overlays/cert-manager"), check=True)
+    documents = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+    certificates = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Certificate"}
+    issuers = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Issuer"}
+    serving_issuer = issuers[certificates["edgepolicy-webhook"]["spec"]["issuerRef"]["name"]]
+    assert serving_issuer["spec"]["ca"]["secretName"] == certificates["edgepolicy-ca"]["spec"]["secretName"]
+    assert certificates["edgepolicy-ca"]["spec"]["isCA"] is True
+    assert certificates["edgepolicy-ca"]["spec"]["privateKey"]["rotationPolicy"] == "Never"
 
 
 def test_overlay_injects_the_ca_into_both_webhook_configurations(kubectl: Kubectl) -> None:
     rendered = kubectl.run("kustomize", str(ROOT / "deploy/overlays/cert-manager"), check=True)
-    annotation = "cert-manager.io/inject-ca-from: edgepolicy-system/edgepolicy-webhook"
+    annotation = "cert-manager.io/inject-ca-from: edgepolicy-system/edgepolicy-ca"
     assert rendered.stdout.count(annotation) == 2
 
 
