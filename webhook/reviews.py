@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,8 +23,11 @@ OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
 EVALUATED_OPERATIONS = ("CREATE", "UPDATE")
 DENIED_CODE = 403
 UNAVAILABLE_CODE = 503
-# Kubernetes truncates longer warnings; keep each one readable in `kubectl` output.
-MAX_WARNING_CHARS = 256
+# The API server passes each warning whole while all of a request's warnings together stay within
+# 4096 characters (beyond that it cuts each to 256 itself), so no longer warning can be shown.
+MAX_WARNING_CHARS = 4096
+# C0 and C1 control characters: the API server drops a warning holding one.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # How deep an object may nest: as deep as `edgepolicy check` reads manifests, so CI and admission
 # accept the same objects (and far below where parsing or encoding would recurse too deep).
 MAX_OBJECT_DEPTH = MAX_DEPTH
@@ -142,8 +146,13 @@ def is_evaluated(request: Mapping[str, Any]) -> bool:
 
 
 def _describe(finding: Finding) -> str:
+    """Return the finding as its rule words it: the library's messages start with the rule id
+    and name the object, the policy, the numbers and what to change. A message that does not
+    start with its rule (a policy repository's own rule) is prefixed with rule and policy."""
+    if finding.message.startswith(f"{finding.rule}: "):
+        return finding.message
     where = f" (container {finding.container})" if finding.container else ""
-    return f"[{finding.rule}] {finding.policy}{where}: {finding.message}"
+    return f"{finding.rule} [{finding.policy}]{where}: {finding.message}"
 
 
 def denial_message(violations: Sequence[Finding]) -> str:
@@ -157,7 +166,7 @@ def warning_texts(warnings: Sequence[Finding]) -> list[str]:
     """Return the AdmissionResponse ``warnings`` for warn findings (kubectl prints them)."""
     texts = []
     for finding in warnings:
-        text = _describe(finding)
+        text = _CONTROL_CHARACTERS.sub(" ", _describe(finding))
         if len(text) > MAX_WARNING_CHARS:
             text = text[: MAX_WARNING_CHARS - 3] + "..."
         texts.append(text)

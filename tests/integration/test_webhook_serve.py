@@ -182,8 +182,9 @@ def test_an_over_budget_workload_is_denied_with_every_violation(
     assert response["status"]["code"] == 403
     message = response["status"]["message"]
     assert message.startswith("edgepolicy denied the request: 2 violations")
-    assert f"- [finops.cpu] {POLICY}: " in message
-    assert f"- [finops.memory] {POLICY}: " in message
+    lines = message.splitlines()
+    assert lines[1].startswith("- finops.cpu: ") and POLICY in lines[1]
+    assert lines[2].startswith("- finops.memory: ") and POLICY in lines[2]
     assert "maxCPUCores 8" in message
     assert response["auditAnnotations"]["rules"] == "finops.cpu,finops.memory"
 
@@ -196,7 +197,7 @@ def test_update_is_evaluated_with_the_old_object(
     review = admission_review(new, operation="UPDATE", old_object=old)
     response = validate(client, serve, review)
     assert response["allowed"] is False
-    assert "[finops.cpu]" in response["status"]["message"]
+    assert "- finops.cpu: " in response["status"]["message"]
     shrunk = admission_review(old, operation="UPDATE", old_object=new)
     assert validate(client, serve, shrunk)["allowed"] is True
 
@@ -207,7 +208,7 @@ def test_warn_rules_become_response_warnings(
     response = validate(client, serve, admission_review(deployment("wide", replicas=5)))
     assert response["allowed"] is True
     (warning,) = response["warnings"]
-    assert warning.startswith(f"[finops.replicas] {POLICY}: ")
+    assert warning.startswith("finops.replicas: ") and POLICY in warning
     assert "set spec.replicas to at most 3" in warning
 
 

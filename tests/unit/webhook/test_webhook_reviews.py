@@ -8,6 +8,7 @@ import json
 import pytest
 from webhook_builders import decision, finding, review
 
+from edgepolicy.decision import Finding
 from webhook import reviews
 
 
@@ -103,48 +104,63 @@ def test_delete_needs_no_object() -> None:
     assert reviews.parse_review(_body(review("DELETE")))["request"]["operation"] == "DELETE"
 
 
-def test_denial_lists_every_violation_with_rule_policy_and_container() -> None:
-    denied = decision(violations=(finding("finops.cpu", container="srv"), finding("finops.memory")))
+def _own(rule: str, message: str, action: str = "deny") -> Finding:
+    """A finding whose message is written as the library writes them (it starts with the rule)."""
+    return Finding(rule=rule, policy="ai/budget", message=f"{rule}: {message}", action=action)
+
+
+def test_denial_lists_every_violation_as_the_rules_word_it() -> None:
+    denied = decision(
+        violations=(
+            _own("finops.cpu", "Deployment ai/web: 12 cores exceed maxCPUCores 8; lower it"),
+            finding("repo.custom", container="srv"),
+        )
+    )
     answer = reviews.validate_response("u1", denied)
     response = answer["response"]
     assert answer["apiVersion"] == "admission.k8s.io/v1" and answer["kind"] == "AdmissionReview"
     assert response["uid"] == "u1"
     assert response["allowed"] is False
     assert response["status"]["code"] == 403
-    lines = response["status"]["message"].splitlines()
-    assert lines[0] == "edgepolicy denied the request: 2 violations"
-    assert (
-        lines[1]
-        == "- [finops.cpu] ai/budget (container srv): finops.cpu is over the limit; lower it"
-    )
-    assert lines[2].startswith("- [finops.memory] ai/budget: ")
+    assert response["status"]["message"].splitlines() == [
+        "edgepolicy denied the request: 2 violations",
+        "- finops.cpu: Deployment ai/web: 12 cores exceed maxCPUCores 8; lower it",
+        # a message that does not name its rule (a repository's own rule) gets rule and policy
+        "- repo.custom [ai/budget] (container srv): repo.custom is over the limit; lower it",
+    ]
     assert response["auditAnnotations"] == {
         "decision": "denied",
-        "rules": "finops.cpu,finops.memory",
+        "rules": "finops.cpu,repo.custom",
         "policies": "ai/budget",
     }
 
 
 def test_allowed_answer_carries_warnings_but_not_dryrun_findings() -> None:
     allowed = decision(
-        warnings=(finding("finops.replicas", "warn"),), dryrun=(finding("finops.hpa", "dryrun"),)
+        warnings=(_own("finops.replicas", "5 pods; set spec.replicas to at most 3", "warn"),),
+        dryrun=(finding("finops.hpa", "dryrun"),),
     )
     response = reviews.validate_response("u2", allowed)["response"]
     assert response["allowed"] is True
     assert "status" not in response
-    assert response["warnings"] == [
-        "[finops.replicas] ai/budget: finops.replicas is over the limit; lower it"
-    ]
+    assert response["warnings"] == ["finops.replicas: 5 pods; set spec.replicas to at most 3"]
     assert "finops.hpa" not in json.dumps(response["warnings"])
     # dryrun findings are recorded for audit, never shown to the user.
     assert response["auditAnnotations"]["rules"] == "finops.hpa,finops.replicas"
 
 
-def test_long_warnings_are_cut_to_what_kubernetes_shows() -> None:
-    long = finding("finops.replicas", "warn")
-    long = type(long)(long.rule, long.policy, "x" * 400, long.action)
-    (text,) = reviews.warning_texts([long])
-    assert len(text) == reviews.MAX_WARNING_CHARS and text.endswith("...")
+def test_warnings_keep_what_to_change_up_to_what_kubernetes_shows() -> None:
+    message = "x" * 400 + "; set spec.replicas to at most 3"
+    (text,) = reviews.warning_texts([_own("finops.replicas", message, "warn")])
+    assert text == f"finops.replicas: {message}"
+    (cut,) = reviews.warning_texts([_own("finops.replicas", "y" * 5000, "warn")])
+    assert len(cut) == reviews.MAX_WARNING_CHARS and cut.endswith("...")
+
+
+def test_warnings_carry_no_control_characters() -> None:
+    # The API server silently drops a warning holding one (its Warning header cannot carry it).
+    (text,) = reviews.warning_texts([_own("finops.replicas", "a\nb\tc\x7fd\x85e", "warn")])
+    assert text == "finops.replicas: a b c d e"
 
 
 def test_mutate_encodes_the_patch_as_base64_json_patch() -> None:
