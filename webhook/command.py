@@ -163,7 +163,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         mode = "fail open" if args.fail_open else "fail closed"
         print(
-            f"edgepolicy serve: https://{args.host}:{args.port} (/validate, /mutate), "
+            f"edgepolicy serve: {options.url} (/validate, /mutate), "
             f"OPA {opa_url}{' (local)' if local_opa else ''}, {mode}, deadline {args.timeout:g}s",
             file=sys.stderr,
             flush=True,

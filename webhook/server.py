@@ -89,6 +89,17 @@ class ServerOptions:
     log_level: str = "info"
     access_log: bool = False
 
+    @property
+    def address(self) -> str:
+        """``host:port``, an IPv6 host in brackets (``[::1]:8443``)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The base URL the webhook serves (``https://[::1]:8443``)."""
+        return f"https://{self.address}"
+
 
 def gunicorn_settings(options: ServerOptions, tls: ReloadingContext) -> dict[str, Any]:
     """Return the gunicorn settings for ``options`` (TLS through the reloading context)."""
@@ -99,9 +110,8 @@ def gunicorn_settings(options: ServerOptions, tls: ReloadingContext) -> dict[str
     def child_exit(_arbiter: Any, worker: Any) -> None:
         metrics.mark_worker_dead(worker.pid)
 
-    host = f"[{options.host}]" if ":" in options.host else options.host
     settings: dict[str, Any] = {
-        "bind": [f"{host}:{options.port}"],
+        "bind": [options.address],
         "workers": options.workers,
         "worker_class": f"{__name__}.ArrivalStampingWorker",
         "threads": options.threads,

@@ -53,6 +53,10 @@ def test_settings_serve_tls_through_the_reloading_context(
 def test_ipv6_hosts_are_bracketed(tmp_path: Path, tls: ReloadingContext) -> None:
     options = ServerOptions(tmp_path / "tls.crt", tmp_path / "tls.key", host="::1", port=9443)
     assert gunicorn_settings(options, tls)["bind"] == ["[::1]:9443"]
+    assert options.url == "https://[::1]:9443"
+    assert ServerOptions(tmp_path / "c", tmp_path / "k", host="127.0.0.1").url == (
+        "https://127.0.0.1:8443"
+    )
 
 
 def test_local_data_holds_the_policies_and_the_data_files(tmp_path: Path) -> None:
