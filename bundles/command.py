@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -171,6 +172,10 @@ def _report(line: str) -> None:
     print(line, flush=True)
 
 
+def _report_error(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def _watch(args: argparse.Namespace) -> int:
     if args.once and args.max_iterations is not None:
         raise UsageError("use either --once or --max-iterations")
@@ -190,7 +195,7 @@ def _watch(args: argparse.Namespace) -> int:
     )
     signal.signal(signal.SIGTERM, _stop_on_term)
     try:
-        state = watch(config, _report)
+        state = watch(config, _report, _report_error)
     except KeyboardInterrupt:
         return 0
     if config.max_iterations is not None and state.errors and state.published is None:

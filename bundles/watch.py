@@ -74,8 +74,15 @@ def sync_mirror(source: str, mirror: Path) -> None:
         raise BundleError(f"cannot fetch {redact_url(source)}: {detail}") from None
 
 
-def run_round(config: WatchConfig, state: WatchState, report: Callable[[str], None]) -> None:
+def run_round(
+    config: WatchConfig,
+    state: WatchState,
+    report: Callable[[str], None],
+    report_error: Callable[[str], None],
+) -> None:
     """Run one round: fetch, and build and publish the branch head if it is new.
+
+    Each publication goes to ``report``; a commit that does not build goes to ``report_error``.
 
     Raises:
         InputError, OpaError: the head commit does not build (it is not retried).
@@ -96,7 +103,7 @@ def run_round(config: WatchConfig, state: WatchState, report: Callable[[str], No
         )
     except (InputError, OpaError) as error:
         state.failed = head
-        report(f"commit {head} not published: {error}")
+        report_error(f"commit {head} not published: {error}")
         raise
     for target in config.targets:
         where = publish(
@@ -115,23 +122,24 @@ def run_round(config: WatchConfig, state: WatchState, report: Callable[[str], No
 def watch(
     config: WatchConfig,
     report: Callable[[str], None],
+    report_error: Callable[[str], None],
     sleep: Callable[[float], None] = time.sleep,
 ) -> WatchState:
     """Run rounds every ``interval`` seconds, ``max_iterations`` times or forever.
 
-    Errors of a round are reported and kept in the returned state; the loop goes on, and the
-    last good bundle stays published.
+    Publications go to ``report``. Errors of a round go to ``report_error`` and are kept in the
+    returned state; the loop goes on, and the last good bundle stays published.
     """
     state = WatchState()
     while config.max_iterations is None or state.rounds < config.max_iterations:
         state.rounds += 1
         try:
-            run_round(config, state, report)
+            run_round(config, state, report, report_error)
         except (InputError, OpaError) as error:
             state.errors.append(str(error))  # already reported by run_round
         except EdgepolicyError as error:
             state.errors.append(str(error))
-            report(f"round {state.rounds}: {error}")
+            report_error(f"round {state.rounds}: {error}")
         if config.max_iterations is None or state.rounds < config.max_iterations:
             sleep(config.interval)
     return state

@@ -68,7 +68,21 @@ def test_watch_once_on_a_missing_branch_exits_1(
 ) -> None:
     args = ["bundle", "watch", "--repo", str(repo.path), "--branch", "nope", "--once"]
     assert main([*args, "--to", f"dir:{tmp_path}", "--workdir", str(tmp_path / "w")]) == 1
-    assert "revision 'refs/heads/nope' is not a commit" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "revision 'refs/heads/nope' is not a commit" in captured.err
+    assert captured.out == ""
+
+
+def test_watch_reports_a_commit_it_cannot_publish_on_stderr(
+    repo: PolicyRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo.write("cost.yaml", finops_policy(max_cpu_cores=0))
+    bad = repo.commit("zero cores")
+    args = ["bundle", "watch", "--repo", str(repo.path), "--once", "--to", f"dir:{tmp_path}"]
+    assert main([*args, "--workdir", str(tmp_path / "w")]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"commit {bad} not published: cost.yaml:1: ")
+    assert captured.out == ""
 
 
 def test_publishing_a_file_that_is_no_bundle_names_that_file(

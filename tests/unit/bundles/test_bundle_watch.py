@@ -55,12 +55,15 @@ def test_each_new_commit_and_a_revert_are_published(tmp_path: Path, opa: Path) -
         steps[len(seen) - 1]()
 
     lines: list[str] = []
-    state = watch(_config(repo, out, opa, tmp_path, 4), lines.append, sleep=between_rounds)
+    errors: list[str] = []
+    state = watch(
+        _config(repo, out, opa, tmp_path, 4), lines.append, errors.append, sleep=between_rounds
+    )
     seen.append(_published(out))
     revert = repo.git("rev-parse", "HEAD")
     five = repo.git("rev-parse", "HEAD~1")
     assert seen == [(first, 3), (first, 3), (five, 5), (revert, 3)]
-    assert state.errors == [] and state.published == revert
+    assert state.errors == errors == [] and state.published == revert
     assert sum(line.startswith("published ") for line in lines) == 3
 
 
@@ -78,13 +81,15 @@ def test_a_bad_commit_is_reported_once_and_the_last_good_bundle_stays(
             repo.commit("bad")
 
     lines: list[str] = []
-    state = watch(_config(repo, out, opa, tmp_path, 3), lines.append, sleep=break_policy)
+    errors: list[str] = []
+    state = watch(
+        _config(repo, out, opa, tmp_path, 3), lines.append, errors.append, sleep=break_policy
+    )
     assert _published(out)[0] == good
     assert state.published == good
     assert len(state.errors) == 1
-    assert [line for line in lines if "not published" in line] == [
-        f"commit {state.failed} not published: {state.errors[0]}"
-    ]
+    assert errors == [f"commit {state.failed} not published: {state.errors[0]}"]
+    assert not any("not published" in line for line in lines)
     assert "spec.costLimits.maxCPUCores" in state.errors[0]
 
 
@@ -99,7 +104,7 @@ def test_unreachable_repository_is_reported_without_credentials(tmp_path: Path, 
         max_iterations=1,
     )
     lines: list[str] = []
-    state = watch(config, lines.append)
+    state = watch(config, lines.append, lines.append)
     assert state.published is None
     assert "cannot fetch https://127.0.0.1:9/policies.git" in lines[0]
     assert "hunter2" not in " ".join(lines + state.errors)
