@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import base64
+import ctypes
 import io
 import json
+import os
+import signal
 import socket
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -23,6 +27,7 @@ _POLL_SECONDS = 0.05
 _STOP_SECONDS = 5.0
 _LOG_TAIL_CHARS = 2000
 _PORT_ATTEMPTS = 3
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class LocalOpa:
@@ -178,7 +183,11 @@ class LocalOpa:
             command.append(str(data_file))
         try:
             self._process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent(),  # only a prctl: safe with other threads
             )
         except OSError as error:
             raise OpaError(f"cannot run OPA at {self._binary}: {error}") from error
@@ -208,6 +217,32 @@ class LocalOpa:
                 time.sleep(_POLL_SECONDS)
         finally:
             client.close()
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """Return what the forked OPA runs before exec so that it dies with this process, even
+    when this process is killed without a chance to stop it (SIGKILL, OOM killer); None where
+    Linux's PR_SET_PDEATHSIG is not available.
+
+    The kernel sends SIGKILL when the thread that started OPA ends, so OPA must be started
+    by a thread that lives as long as OPA should (the main thread, or a supervising thread).
+    The function is resolved before the fork; the child only calls it.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    parent = os.getpid()
+
+    def set_death_signal() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return set_death_signal
 
 
 def _bundle_plugin_config(bundles: Sequence[Path], key: VerificationKey) -> dict[str, Any]:

@@ -132,9 +132,9 @@ class SupervisedOpa:
         if os.getpid() != self._owner_pid:
             return
         self._stopping.set()
-        if self._watchdog is not None:
-            self._watchdog.join()
-        with self._lock:
+        with self._lock:  # before the watchdog ends: an OPA it restarted dies with it
             if self._opa is not None:
                 self._opa.stop()
                 self._opa = None
+        if self._watchdog is not None:
+            self._watchdog.join()

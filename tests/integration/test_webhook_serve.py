@@ -570,3 +570,44 @@ def _opa_children(pid: int) -> list[int]:
             if cmdline and cmdline[0].endswith(b"opa") and b"run" in cmdline:
                 found.append(int(child))
     return found
+
+
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux /proc)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie waiting for its new parent is dead
+
+
+def test_the_local_opa_dies_with_a_killed_serve(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, opa_binary: Path
+) -> None:
+    server = start_serve(
+        tmp_path,
+        test_ca,
+        server_cert,
+        *("--opa", str(opa_binary), "--policies", str(ASSETS / "policies"), "--workers", "1"),
+    )
+    try:
+        (opa,) = [
+            pid
+            for pid in _children(server.process.pid)
+            if Path(f"/proc/{pid}/exe").resolve() == opa_binary.resolve()
+        ]
+        os.kill(server.process.pid, signal.SIGKILL)  # no chance to stop OPA itself
+        server.process.wait()
+        deadline = time.monotonic() + 10
+        while _alive(opa) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(opa), "the local OPA outlived its killed serve"
+    finally:
+        server.stop()
