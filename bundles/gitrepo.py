@@ -119,7 +119,7 @@ def _cat_blobs(repo: Path, shas: Sequence[str]) -> dict[str, bytes]:
 def redact_url(source: str) -> str:
     """Return ``source`` with any user name or password removed from a URL (never log secrets)."""
     parts = urlsplit(source)
-    if not parts.scheme or parts.hostname is None or "@" not in parts.netloc:
+    if not parts.scheme or "@" not in parts.netloc:
         return source
-    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    host = parts.netloc.rpartition("@")[2]  # host and port as written ([::1]:8080 too)
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))

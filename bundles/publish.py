@@ -10,11 +10,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import urllib3
 
 from bundles import configmap
 from bundles.archive import read_tar_gz, write_atomically
+from bundles.gitrepo import redact_url
 from bundles.layout import MANIFEST
 from edgepolicy import kube
 from edgepolicy.errors import BundleError, UsageError
@@ -46,7 +48,9 @@ def parse_target(text: str) -> Target:
         namespace, _, name = text[len("configmap:") :].partition("/")
         if namespace and name and "/" not in name:
             return Target("configmap", f"{namespace}/{name}")
-    raise UsageError(f"--to {text!r}: expected dir:PATH, http(s)://URL or configmap:NAMESPACE/NAME")
+    raise UsageError(
+        f"--to {redact_url(text)!r}: expected dir:PATH, http(s)://URL or configmap:NAMESPACE/NAME"
+    )
 
 
 def bundle_revision(archive: bytes, source: str) -> str:
@@ -72,19 +76,37 @@ def _dir_path(location: str, bundle_name: str) -> Path:
 
 
 def _put(url: str, archive: bytes, token: str | None, ca_file: str | None) -> None:
+    """PUT ``archive`` to ``url``; a user and password in the URL are sent as Basic auth.
+
+    Messages name the URL without its credentials.
+
+    Raises:
+        UsageError: the URL carries credentials and a bearer token is given too.
+        BundleError: the server is unreachable or answers with an error status.
+    """
+    shown = redact_url(url)
+    parts = urlsplit(url)
     headers = {"Content-Type": "application/gzip"}
-    if token:
+    if parts.username is not None:
+        if token:
+            raise UsageError(
+                f"--to {shown}: give credentials either in the URL or as a bearer token "
+                f"(--token-file, ${TOKEN_ENV}), not both"
+            )
+        user, password = unquote(parts.username), unquote(parts.password or "")
+        headers.update(urllib3.util.make_headers(basic_auth=f"{user}:{password}"))
+    elif token:
         headers["Authorization"] = f"Bearer {token}"
     pool = urllib3.PoolManager(ca_certs=ca_file, retries=False, timeout=_TIMEOUT)
     try:
-        response = pool.request("PUT", url, body=archive, headers=headers)
+        response = pool.request("PUT", shown, body=archive, headers=headers)
     except urllib3.exceptions.HTTPError as error:
-        raise BundleError(f"cannot reach {url}: {error}") from error
+        raise BundleError(f"cannot reach {shown}: {error}") from error
     finally:
         pool.clear()
     if response.status >= 300:
         detail = response.data[:200].decode("utf-8", "replace").strip()
-        raise BundleError(f"PUT {url} failed: HTTP {response.status} {detail}")
+        raise BundleError(f"PUT {shown} failed: HTTP {response.status} {detail}")
 
 
 def read_token(token_file: str | None) -> str | None:
@@ -127,7 +149,7 @@ def publish(
         return f"{path} (revision {revision})"
     if target.kind == "http":
         _put(target.location, archive, token, ca_file)
-        return f"{target.location} (revision {revision})"
+        return f"{redact_url(target.location)} (revision {revision})"
     namespace, name = target.location.split("/")
     api = kube.from_kubeconfig(kube.kubeconfig_path(kubeconfig))
     try:

@@ -63,3 +63,5 @@ def test_redact_url_removes_credentials() -> None:
     )
     assert redact_url("https://git.example.com:8443/p.git") == "https://git.example.com:8443/p.git"
     assert redact_url("/srv/repos/policies") == "/srv/repos/policies"
+    assert redact_url("http://u:p@[::1]:8080/x.tar.gz") == "http://[::1]:8080/x.tar.gz"
+    assert redact_url("https://u:p@w@Host.example.com/x") == "https://Host.example.com/x"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -123,3 +125,54 @@ def test_configmap_kubeconfig_problems_are_usage_errors(
     config.write_text("apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts: []\n")
     with pytest.raises(UsageError, match="no context named 'c'"):
         publish(ARCHIVE, Target("configmap", "opa/b"), kubeconfig=str(config))
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """Stores what each PUT carried; answers 201, or 401 for the path /deny."""
+
+    seen: ClassVar[list[tuple[str, str | None]]] = []
+
+    def do_PUT(self) -> None:  # noqa: N802 - stdlib naming
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.seen.append((self.path, self.headers.get("Authorization")))
+        self.send_response(401 if self.path == "/deny" else 201)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+@pytest.fixture
+def recorder() -> Iterator[str]:
+    server = HTTPServer(("127.0.0.1", 0), _Recorder)
+    _Recorder.seen = []
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_url_credentials_are_sent_as_basic_auth_and_never_shown(recorder: str) -> None:
+    where = publish(ARCHIVE, Target("http", f"http://ci:hun%40ter2@{recorder}/x.tar.gz"))
+    assert where == f"http://{recorder}/x.tar.gz (revision abc123)"
+    basic = base64.b64encode(b"ci:hun@ter2").decode()
+    assert _Recorder.seen == [("/x.tar.gz", f"Basic {basic}")]
+    with pytest.raises(BundleError) as refused:
+        publish(ARCHIVE, Target("http", f"http://ci:hunter2@{recorder}/deny"))
+    assert str(refused.value).startswith(f"PUT http://{recorder}/deny failed: HTTP 401")
+    with pytest.raises(BundleError) as unreachable:
+        publish(ARCHIVE, Target("http", "http://ci:hunter2@127.0.0.1:9/x.tar.gz"))
+    assert "cannot reach http://127.0.0.1:9/x.tar.gz" in str(unreachable.value)
+    with pytest.raises(UsageError) as both:
+        publish(ARCHIVE, Target("http", f"http://ci:hunter2@{recorder}/x"), token="t")
+    assert "hunter2" not in str(refused.value) + str(unreachable.value) + str(both.value)
+
+
+def test_a_bad_target_is_shown_without_credentials() -> None:
+    with pytest.raises(UsageError) as error:
+        parse_target("ftp://ci:hunter2@example.com/x.tar.gz")
+    assert "ftp://example.com/x.tar.gz" in str(error.value)
+    assert "hunter2" not in str(error.value)

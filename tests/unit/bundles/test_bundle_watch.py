@@ -108,3 +108,25 @@ def test_unreachable_repository_is_reported_without_credentials(tmp_path: Path, 
     assert state.published is None
     assert "cannot fetch https://127.0.0.1:9/policies.git" in lines[0]
     assert "hunter2" not in " ".join(lines + state.errors)
+
+
+def test_publish_failures_are_reported_without_the_target_credentials(
+    tmp_path: Path, opa: Path
+) -> None:
+    repo = PolicyRepo(tmp_path / "repo")
+    repo.write("cost.yaml", finops_policy())
+    repo.commit("first")
+    config = WatchConfig(
+        source=str(repo.path),
+        branch="main",
+        targets=[Target("http", "http://ci:hunter2@127.0.0.1:9/edgepolicy.tar.gz")],
+        opa=opa,
+        workdir=tmp_path / "work",
+        interval=0,
+        max_iterations=1,
+    )
+    errors: list[str] = []
+    state = watch(config, errors.append, errors.append)
+    assert state.published is None
+    assert errors[0].startswith("round 1: cannot reach http://127.0.0.1:9/edgepolicy.tar.gz")
+    assert "hunter2" not in " ".join(errors + state.errors)
