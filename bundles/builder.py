@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bundles import layout
 from bundles.archive import tar_gz, write_atomically
-from bundles.gitrepo import Snapshot, read_snapshot, redact_url
+from bundles.gitrepo import Snapshot, default_source, read_snapshot, redact_url
 from bundles.settings import SETTINGS_FILE, parse_settings
 from bundles.signing import SIGNATURES_FILE, SigningKey, signatures_document
 from bundles.validation import validate_bundle
@@ -113,8 +113,10 @@ def build_bundle(
 ) -> Bundle:
     """Build the bundle of ``repo`` at ``rev``, validated by the real OPA at ``opa``.
 
-    ``source`` is recorded in the manifest's metadata (default: the repository path; user
-    names and passwords in URLs are removed).
+    ``source`` is recorded in the manifest's metadata (user names and passwords in URLs are
+    removed); by default it is the repository's ``origin`` remote URL, or ``local`` (see
+    :func:`bundles.gitrepo.source_label`), never the local path, so every checkout of a commit
+    gives the same bytes.
 
     Raises:
         UsageError: ``repo`` is not a Git repository or ``rev`` is not a commit in it.
@@ -125,7 +127,7 @@ def build_bundle(
     """
     snapshot = read_snapshot(repo, rev, _wanted)
     policies = policy_manifests(snapshot)
-    files = bundle_files(snapshot, policies, source if source is not None else str(repo))
+    files = bundle_files(snapshot, policies, source if source is not None else default_source(repo))
     with tempfile.TemporaryDirectory(prefix="edgepolicy-bundle-") as tmp:
         unsigned = Path(tmp, "unsigned.tar.gz")
         unsigned.write_bytes(tar_gz(files))

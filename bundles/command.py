@@ -39,6 +39,7 @@ def add_parser(subparsers: Any) -> None:
     build.add_argument("--rev", default="HEAD", help="Git revision to build (default: HEAD)")
     build.add_argument("--out", required=True, help="bundle file to write (.tar.gz)")
     _add_signing(build)
+    _add_source(build)
     build.add_argument("--opa", help="OPA binary used to validate the policies")
     build.set_defaults(func=_build)
 
@@ -76,6 +77,7 @@ def add_parser(subparsers: Any) -> None:
     )
     watch_parser.add_argument("--opa", help="OPA binary used to validate the policies")
     _add_signing(watch_parser)
+    _add_source(watch_parser)
     _add_publishing(watch_parser, repeat=True)
     watch_parser.set_defaults(func=_watch)
 
@@ -83,6 +85,20 @@ def add_parser(subparsers: Any) -> None:
 def _add_signing(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--signing-key", help="PEM private key (RSA → RS256, EC P-256 → ES256)")
     parser.add_argument("--key-id", help="key id OPA's configuration names the public key by")
+
+
+def _add_source(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--source",
+        help="what the bundle's .manifest names as its source (default: the origin remote URL "
+        "without credentials, or 'local')",
+    )
+
+
+def _source(args: argparse.Namespace) -> str | None:
+    if args.source is not None and not args.source.strip():
+        raise UsageError("--source must not be empty")
+    return args.source
 
 
 def _add_publishing(parser: argparse.ArgumentParser, *, repeat: bool = False) -> None:
@@ -118,7 +134,9 @@ def _signing_key(args: argparse.Namespace) -> SigningKey | None:
 
 def _build(args: argparse.Namespace) -> int:
     key = _signing_key(args)
-    bundle = build_bundle(Path(args.repo), args.rev, opa=find_opa(args.opa), signing_key=key)
+    bundle = build_bundle(
+        Path(args.repo), args.rev, opa=find_opa(args.opa), signing_key=key, source=_source(args)
+    )
     write_bundle(bundle, Path(args.out))
     signed = f"signed ({key.algorithm}, key id {key.key_id})" if key else "unsigned"
     print(f"built {args.out}: revision {bundle.revision}, {bundle.policies} policies, {signed}")
@@ -192,6 +210,7 @@ def _watch(args: argparse.Namespace) -> int:
         token=read_token(args.token_file),
         ca_file=args.ca_file,
         kubeconfig=args.kubeconfig,
+        bundle_source=_source(args),
     )
     signal.signal(signal.SIGTERM, _stop_on_term)
     try:

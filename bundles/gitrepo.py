@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from edgepolicy.errors import BundleError, UsageError
 
+LOCAL_SOURCE = "local"
 _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
 _BLOB_MODES = frozenset({"100644", "100755"})
 
@@ -123,3 +124,32 @@ def redact_url(source: str) -> str:
         return source
     host = parts.netloc.rpartition("@")[2]  # host and port as written ([::1]:8080 too)
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def source_label(location: str) -> str:
+    """Return how a bundle names the repository at ``location`` (a URL or a path).
+
+    Network URLs are kept without user names and passwords, scp-like ``host:path`` locations
+    without the user; local paths and ``file://`` URLs become ``local``, so a bundle never
+    depends on (or reveals) where a checkout happens to live.
+    """
+    scheme, separator, _ = location.partition("://")
+    if separator:
+        return LOCAL_SOURCE if scheme.lower() == "file" else redact_url(location)
+    head = location.split("/", 1)[0]
+    if ":" not in head:
+        return LOCAL_SOURCE
+    return head.rpartition("@")[2] + location[len(head) :]
+
+
+def default_source(repo: Path) -> str:
+    """Return the source label of ``repo``: its ``origin`` remote (see :func:`source_label`).
+
+    A repository without an ``origin`` remote is ``local``.
+    """
+    try:
+        origin = run_git(["config", "--get", "remote.origin.url"], cwd=repo)
+    except BundleError:  # git exits 1 when the remote is not configured
+        return LOCAL_SOURCE
+    text = origin.decode("utf-8", "replace").strip()
+    return source_label(text) if text else LOCAL_SOURCE

@@ -39,6 +39,7 @@ class WatchConfig:
     token: str | None = None
     ca_file: str | None = None
     kubeconfig: str | None = None
+    bundle_source: str | None = None  # the manifest's metadata.source; None: from ``source``
 
 
 @dataclass
@@ -99,7 +100,7 @@ def run_round(
             head,
             opa=config.opa,
             signing_key=config.signing_key,
-            source=config.source,
+            source=config.bundle_source,
         )
     except (InputError, OpaError) as error:
         state.failed = head

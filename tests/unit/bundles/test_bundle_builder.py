@@ -157,3 +157,36 @@ def test_bad_settings_fail_the_build(repo: PolicyRepo, opa: Path) -> None:
     repo.commit("typo")
     with pytest.raises(InputError, match="edgepolicy-settings.yaml: enforcementActions"):
         build_bundle(repo.path, opa=opa)
+
+
+def _source(archive: bytes) -> str:
+    return str(json.loads(_files(archive)[".manifest"])["metadata"]["source"])
+
+
+def test_source_does_not_depend_on_the_local_path(
+    repo: PolicyRepo, opa: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    absolute = build_bundle(repo.path, opa=opa).archive
+    monkeypatch.chdir(repo.path)
+    relative = build_bundle(Path("."), opa=opa).archive
+    clone = tmp_path / "elsewhere" / "clone"
+    repo.git("clone", "--quiet", str(repo.path), str(clone))
+    cloned = build_bundle(clone, opa=opa).archive
+    assert absolute == relative == cloned
+    assert _source(absolute) == "local"
+    assert str(tmp_path) not in _files(absolute)[".manifest"].decode()
+
+
+@pytest.mark.parametrize(
+    ("origin", "source"),
+    [
+        ("https://ci:s3cret@git.example.com/platform/policies.git", "https://git.example.com/platform/policies.git"),
+        ("git@git.example.com:platform/policies.git", "git.example.com:platform/policies.git"),
+        ("file:///srv/git/policies.git", "local"),
+    ],
+)  # fmt: skip
+def test_source_defaults_to_the_origin_remote(
+    repo: PolicyRepo, opa: Path, origin: str, source: str
+) -> None:
+    repo.git("remote", "add", "origin", origin)
+    assert _source(build_bundle(repo.path, opa=opa).archive) == source

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from policyrepo import PolicyRepo, finops_policy
 
+from bundles.archive import read_tar_gz
 from bundles.publish import bundle_revision
 from edgepolicy.cli import main
 
@@ -33,6 +35,15 @@ def test_build_then_publish(
     served = tmp_path / "served"
     assert main(["bundle", "publish", str(out), "--to", f"dir:{served}", "--name", "e.tar.gz"]) == 0
     assert (served / "e.tar.gz").read_bytes() == out.read_bytes()
+
+
+def test_source_flag_names_the_bundle_source(repo: PolicyRepo, tmp_path: Path) -> None:
+    out = tmp_path / "bundle.tar.gz"
+    args = ["bundle", "build", "--repo", str(repo.path), "--out", str(out)]
+    assert main([*args, "--source", "https://u:pw@git.example.com/policies.git"]) == 0
+    manifest = json.loads(read_tar_gz(out.read_bytes(), source="out")[".manifest"])
+    assert manifest["metadata"]["source"] == "https://git.example.com/policies.git"
+    assert main([*args, "--source", ""]) == 2
 
 
 def test_bad_policy_exits_2_with_file_and_field(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from policyrepo import BASE_TIME, PolicyRepo
 
-from bundles.gitrepo import read_snapshot, redact_url, resolve_commit
+from bundles.gitrepo import read_snapshot, redact_url, resolve_commit, source_label
 from edgepolicy.errors import UsageError
 
 
@@ -65,3 +65,20 @@ def test_redact_url_removes_credentials() -> None:
     assert redact_url("/srv/repos/policies") == "/srv/repos/policies"
     assert redact_url("http://u:p@[::1]:8080/x.tar.gz") == "http://[::1]:8080/x.tar.gz"
     assert redact_url("https://u:p@w@Host.example.com/x") == "https://Host.example.com/x"
+
+
+@pytest.mark.parametrize(
+    ("location", "label"),
+    [
+        ("https://u:p@git.example.com/p.git", "https://git.example.com/p.git"),
+        ("ssh://git@git.example.com:2222/p.git", "ssh://git.example.com:2222/p.git"),
+        ("git@git.example.com:team/p.git", "git.example.com:team/p.git"),
+        ("u:p@git.example.com:team/p.git", "git.example.com:team/p.git"),
+        ("file:///srv/git/p.git", "local"),
+        ("/srv/git/p.git", "local"),
+        ("../p", "local"),
+        ("./odd:name", "local"),
+    ],
+)
+def test_source_label_never_names_local_paths_or_credentials(location: str, label: str) -> None:
+    assert source_label(location) == label

@@ -62,9 +62,7 @@ def test_if_none_match_gives_304(served: tuple[BundleServer, Path]) -> None:
 def test_if_none_match_star_gives_304_at_once(served: tuple[BundleServer, Path]) -> None:
     server, _ = served
     started = time.monotonic()
-    response = _get(
-        f"{server.url}/edgepolicy.tar.gz", **{"If-None-Match": "*", "Prefer": "wait=5"}
-    )
+    response = _get(f"{server.url}/edgepolicy.tar.gz", **{"If-None-Match": "*", "Prefer": "wait=5"})
     assert response.status == 304
     assert response.headers["ETag"] == _get(f"{server.url}/edgepolicy.tar.gz").headers["ETag"]
     assert time.monotonic() - started < 4  # '*' matches any bundle, so a new one would too

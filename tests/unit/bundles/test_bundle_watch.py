@@ -65,6 +65,8 @@ def test_each_new_commit_and_a_revert_are_published(tmp_path: Path, opa: Path) -
     assert seen == [(first, 3), (first, 3), (five, 5), (revert, 3)]
     assert state.errors == errors == [] and state.published == revert
     assert sum(line.startswith("published ") for line in lines) == 3
+    manifest = read_tar_gz((out / "edgepolicy.tar.gz").read_bytes(), source="out")[".manifest"]
+    assert json.loads(manifest)["metadata"]["source"] == "local"  # not the local path
 
 
 def test_a_bad_commit_is_reported_once_and_the_last_good_bundle_stays(
