@@ -11,6 +11,7 @@ pooled OPA client) after the fork.
 from __future__ import annotations
 
 import gc
+import select
 import ssl
 import threading
 import time
@@ -21,6 +22,7 @@ from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+from gunicorn.workers import gthread  # type: ignore[import-untyped]
 from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
 
 from webhook import metrics
@@ -30,7 +32,19 @@ from webhook.tls import ReloadingContext
 
 # Seconds a worker may stay silent before gunicorn replaces it: far above any request's deadline.
 WORKER_SILENCE_SECONDS = 30
+# How long a thread waits for the first request on a new connection after the TLS handshake.
+FIRST_REQUEST_SECONDS = 0.1
 _arrival = threading.local()
+
+
+def _request_waiting(sock: Any, timeout: float) -> bool:
+    """Tell whether request bytes arrive on ``sock`` (TLS-decrypted or raw) within ``timeout``."""
+    pending = getattr(sock, "pending", None)
+    if pending is not None and pending() > 0:
+        return True
+    poller = select.poll()  # not select.select: descriptors may be numbered above 1024
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(timeout * 1000))
 
 
 class ArrivalStampingWorker(ThreadWorker):  # type: ignore[misc]
@@ -46,6 +60,32 @@ class ArrivalStampingWorker(ThreadWorker):  # type: ignore[misc]
         """Stamp the connection, then queue it for a thread."""
         conn.edgepolicy_arrived = time.monotonic()
         super().enqueue_req(conn)
+
+    def handle(self, conn: Any) -> Any:
+        """Serve a connection; a new one only while it has a request to serve.
+
+        gthread handshakes a new connection and then blocks its thread reading the first
+        request, however long that takes. Clients such as Go's HTTP transport (the API
+        server's) open spare connections and leave them idle after the handshake; each would
+        hold one of the few threads, and requests queued behind them went unanswered for
+        seconds. Here a new connection whose first request does not follow the handshake
+        within ``FIRST_REQUEST_SECONDS`` goes back to the worker's poller (gthread's pending
+        connections, closed after the keep-alive timeout) and comes back, newly stamped, when
+        its request arrives.
+        """
+        if not conn.initialized:
+            if not (conn.data_ready or conn.wait_for_data(gthread.DEFAULT_WORKER_DATA_TIMEOUT)):
+                return gthread._DEFER
+            try:
+                conn.sock.setblocking(True)
+                conn.init()  # the TLS handshake
+            except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
+                self.log.debug("TLS handshake failed: %s", error)
+                conn.sock.close()
+                return False
+            if not _request_waiting(conn.sock, FIRST_REQUEST_SECONDS):
+                return gthread._DEFER
+        return super().handle(conn)
 
     def handle_request(self, req: Any, conn: Any) -> Any:
         """Handle one request with its arrival time visible to the application."""

@@ -611,3 +611,27 @@ def test_the_local_opa_dies_with_a_killed_serve(
         assert not _alive(opa), "the local OPA outlived its killed serve"
     finally:
         server.stop()
+
+
+def test_idle_tls_connections_do_not_hold_the_threads(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: LocalOpa
+) -> None:
+    # Clients such as Go's HTTP transport (the API server's) keep spare connections open after
+    # the TLS handshake without sending a request on them; they must not occupy the threads.
+    flags = ["--opa-url", own_opa.url, "--workers", "1", "--threads", "2"]
+    server = start_serve(tmp_path, test_ca, server_cert, *flags)
+    context = ssl.create_default_context(cafile=str(test_ca.cert_file))
+    idle = []
+    try:
+        for _ in range(4):
+            raw = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            idle.append(context.wrap_socket(raw, server_hostname="127.0.0.1"))
+        client = https_pool(test_ca, timeout=5.0)
+        started = time.monotonic()
+        response = validate(client, server, admission_review(deployment("behind-idle")))
+        assert response["allowed"] is True
+        assert time.monotonic() - started < 3.0
+    finally:
+        for connection in idle:
+            connection.close()
+        server.stop()
