@@ -146,13 +146,13 @@ def keepalive_opa() -> Iterator[tuple[str, list[int], list[bool]]]:
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             ports.append(self.client_address[1])
+            self.close_connection = drop[0]  # decided before the client can see the answer
             body = b'{"result": {"allowed": true}}'
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
-            self.close_connection = drop[0]
 
         def log_message(self, format: str, *args: Any) -> None:
             return
