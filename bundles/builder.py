@@ -16,7 +16,7 @@ from bundles.archive import tar_gz, write_atomically
 from bundles.gitrepo import Snapshot, default_source, read_snapshot, redact_url
 from bundles.settings import SETTINGS_FILE, parse_settings
 from bundles.signing import SIGNATURES_FILE, SigningKey, signatures_document
-from bundles.validation import validate_bundle
+from bundles.validation import check_names, validate_bundle
 from edgepolicy.errors import InputError
 from edgepolicy.library import library_path
 from edgepolicy.manifests import MANIFEST_SUFFIXES, Manifest, is_policy_object, load_text
@@ -63,15 +63,15 @@ def bundle_files(snapshot: Snapshot, policies: list[Manifest], source: str) -> d
     """Return the unsigned bundle's files (bundle path → content).
 
     Raises:
-        InputError: a policy object has no name, two share kind, namespace and name, or the
-            settings file is malformed.
+        InputError: a policy object has no name or a name Kubernetes refuses, two share kind,
+            namespace and name, or the settings file is malformed.
         BundleError: the shipped library is missing or clashes with bundle paths.
     """
     files = layout.library_files(library_path())
     for path, content in snapshot.files.items():
         if layout.is_rego(path):
             files[layout.repo_rego_path(path)] = content
-    _check_unique(policies)
+    _check_keys(policies)
     data = policies_to_data(m.obj for m in policies)
     files[layout.POLICIES_DATA] = layout.data_json(data)
     if SETTINGS_FILE in snapshot.files:
@@ -84,15 +84,17 @@ def bundle_files(snapshot: Snapshot, policies: list[Manifest], source: str) -> d
     return files
 
 
-def _check_unique(policies: list[Manifest]) -> None:
-    """Reject policy objects without a name, or sharing kind, namespace and name."""
+def _check_keys(policies: list[Manifest]) -> None:
+    """Reject policy objects without a valid name, or sharing kind, namespace and name."""
     seen: dict[tuple[str, str, str], Manifest] = {}
     for manifest in policies:
+        kind = str(manifest.obj.get("kind"))
         try:
             namespace, name = policy_key(manifest.obj)
+            check_names(kind, namespace, name)
         except InputError as error:
             raise InputError(str(error), path=manifest.path, line=manifest.line) from error
-        key = (str(manifest.obj.get("kind")), namespace, name)
+        key = (kind, namespace, name)
         first = seen.setdefault(key, manifest)
         if first is not manifest:
             raise InputError(

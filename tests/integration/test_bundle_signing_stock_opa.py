@@ -42,7 +42,9 @@ def _opa(*args: str) -> subprocess.CompletedProcess[str]:
 def repo(tmp_path_factory: pytest.TempPathFactory) -> PolicyRepo:
     repo = PolicyRepo(tmp_path_factory.mktemp("signing") / "policies")
     repo.write("cost.yaml", finops_policy())
-    repo.write("unicode.yaml", finops_policy("ünïcode-\u2028-<&>", "edge"))
+    unicode = finops_policy("unicode", "edge")  # names are DNS-1123; annotations are free text
+    unicode["metadata"]["annotations"] = {"note": "ünïcode-\u2028-<&>"}
+    repo.write("unicode.yaml", unicode)
     repo.commit("policies")
     return repo
 

@@ -47,6 +47,7 @@ def test_bundle_layout_manifest_and_data(repo: PolicyRepo, opa: Path) -> None:
         ".manifest",
         "edgepolicy/admission/decision.rego",
         "edgepolicy/policies/data.json",
+        "edgepolicy/rules/stand_in.rego",
         "repo/rego/extra.rego",
     }
     manifest = json.loads(files[".manifest"])
@@ -190,3 +191,31 @@ def test_source_defaults_to_the_origin_remote(
 ) -> None:
     repo.git("remote", "add", "origin", origin)
     assert _source(build_bundle(repo.path, opa=opa).archive) == source
+
+
+@pytest.mark.parametrize(
+    ("metadata", "field"),
+    [
+        ({"name": "Bad_Name", "namespace": "ml"}, "metadata.name"),
+        ({"name": "a" * 254, "namespace": "ml"}, "metadata.name"),
+        ({"name": "-a", "namespace": "ml"}, "metadata.name"),
+        ({"name": "ok", "namespace": "Bad_NS"}, "metadata.namespace"),
+        ({"name": "ok", "namespace": "a.b"}, "metadata.namespace"),
+        ({"name": "ok", "namespace": "n" * 64}, "metadata.namespace"),
+    ],
+)
+def test_names_are_checked_as_kubernetes_does(
+    repo: PolicyRepo, opa: Path, metadata: dict[str, object], field: str
+) -> None:
+    policy = finops_policy()
+    policy["metadata"] = metadata
+    repo.write("named.yaml", policy)
+    repo.commit("names")
+    with pytest.raises(InputError, match=rf"^named.yaml:1: FinOpsPolicy .*{field} must be a"):
+        build_bundle(repo.path, opa=opa)
+
+
+def test_dotted_names_and_long_valid_names_are_accepted(repo: PolicyRepo, opa: Path) -> None:
+    repo.write("named.yaml", finops_policy("team.ai-cost." + "a" * 63, "n" * 63))
+    repo.commit("valid names")
+    assert build_bundle(repo.path, opa=opa).policies == 3
