@@ -74,9 +74,9 @@ _set(path, key, value) := _set_in(object.get(request.object, path, null), path, 
 # description: 'The operations that make `current`, the map at `path` (or null), hold `key` = `value`.'
 _set_in(current, path, key, value) := [] if {
 	current[key] == value
-} else := [{"op": "replace", "path": _pointer(array.concat(path, [key])), "value": value}] if {
+} else := [{"op": "replace", "path": _key_pointer(path, key), "value": value}] if {
 	current[key] != null
-} else := [{"op": "add", "path": _pointer(array.concat(path, [key])), "value": value}] if {
+} else := [{"op": "add", "path": _key_pointer(path, key), "value": value}] if {
 	is_object(current)
 } else := array.concat(_parents(path), [{"op": "add", "path": _pointer(path), "value": {key: value}}])
 
@@ -96,5 +96,12 @@ _is_object_at(path) if is_object(object.get(request.object, path, null))
 
 # METADATA
 # title: _pointer
-# description: '`path` as a JSON Pointer.'
-_pointer(path) := concat("/", array.concat([""], [replace(replace(segment, "~", "~0"), "/", "~1") | some segment in path]))
+# description: |
+#   `path` as a JSON Pointer. Its segments are this package's field names (`metadata`, `labels`,
+#   `spec`, ...), which hold no `~` or `/` to escape.
+_pointer(path) := concat("/", array.concat([""], path))
+
+# METADATA
+# title: _key_pointer
+# description: 'The JSON Pointer of `key` in the map at `path`, `key` escaped (`~` as `~0`, `/` as `~1`).'
+_key_pointer(path, key) := concat("/", [_pointer(path), replace(replace(key, "~", "~0"), "/", "~1")])

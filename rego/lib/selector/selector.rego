@@ -33,6 +33,19 @@ _name_pattern := `^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`
 _value_pattern := `^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`
 
 # METADATA
+# title: _plain_keys_pattern
+# description: |
+#   Label keys without a prefix (label names of 1 to 63 characters), one per line: the common
+#   case of matchLabels, checked with one match (after making sure no key or value holds a line
+#   break of its own); other keys are checked one by one.
+_plain_keys_pattern := `^[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?(?:\n[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)*$`
+
+# METADATA
+# title: _values_pattern
+# description: 'Label values (empty, or label names of at most 63 characters), one per line.'
+_values_pattern := `^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?(?:\n(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?)*$`
+
+# METADATA
 # title: _subdomain_pattern
 # description: 'A DNS subdomain (RFC 1123), the optional prefix of a label key.'
 _subdomain_pattern := `^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
@@ -124,6 +137,13 @@ is_clean(selector) if {
 # title: _is_clean_field
 # description: 'True when selector field `field` is known and its `value` well-formed.'
 _is_clean_field("matchLabels", labels) if {
+	is_object(labels)
+	keys := concat("\n", object.keys(labels))
+	values := concat("\n", [value | some value in labels])
+	strings.count(concat("\n", [keys, values]), "\n") == (2 * count(labels)) - 1
+	regex.match(_plain_keys_pattern, keys)
+	regex.match(_values_pattern, values)
+} else if {
 	is_object(labels)
 	every key, value in labels {
 		_is_label_key(key)

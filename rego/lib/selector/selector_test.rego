@@ -126,3 +126,14 @@ test_label_syntax_errors if {
 	count(selector.errors({"matchLabels": {"a/b/c": "x"}}, "s")) == 1
 	count(selector.errors({"matchLabels": {"/b": "x"}}, "s")) == 1
 }
+
+# METADATA
+# title: the one-match check of plain matchLabels still rejects keys and values with line breaks
+test_line_breaks_rejected if {
+	count(selector.errors({"matchLabels": {"app\nenv": "x"}}, "")) == 1
+	count(selector.errors({"matchLabels": {"app": "x\ny"}}, "")) == 1
+	count(selector.errors({"matchLabels": {"app": "x\n", "env": ""}}, "")) == 1
+	count(selector.errors({"matchLabels": {"app": "", "env": ""}}, "")) == 0
+	count(selector.errors({"matchLabels": {"example.com/app": "x", "env": "y"}}, "")) == 0
+	count(selector.errors({"matchLabels": {"example.com/app": "x", "env": "-y"}}, "")) == 1
+}
