@@ -96,9 +96,10 @@ def _add_source(parser: argparse.ArgumentParser) -> None:
 
 
 def _source(args: argparse.Namespace) -> str | None:
-    if args.source is not None and not args.source.strip():
+    source: str | None = args.source
+    if source is not None and not source.strip():
         raise UsageError("--source must not be empty")
-    return args.source
+    return source
 
 
 def _add_publishing(parser: argparse.ArgumentParser, *, repeat: bool = False) -> None:
