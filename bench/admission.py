@@ -5,6 +5,11 @@ Not a test: it prints numbers (see docs/performance.md for what was measured and
 
     .venv/bin/python bench/admission.py [--rates 100,200,300,1000] [--duration 10]
                                         [--workers 2] [--threads 4] [--json FILE]
+                                        [--in-process N]
+
+``--in-process N`` also measures the CPU the Python path itself spends per admission (the WSGI
+application called directly with the same mix, N requests, against the same OPA; no TLS, no
+gunicorn), which a busy machine disturbs far less than latencies.
 
 Needs the pinned OPA and vegeta (`scripts/install-tools.sh opa vegeta`). Everything listens on
 127.0.0.1 and is stopped at the end.
@@ -337,6 +342,54 @@ def measured(
     return replace(result, cpu_ms_per_request=round(spent, 2))
 
 
+def python_path_cpu_ms(mix: Sequence[MixItem], opa_url: str, requests: int) -> float:
+    """CPU milliseconds the webhook's Python path (views, admission service, OPA client, decision
+    log, metrics) spends per admission, called in-process without TLS or gunicorn."""
+    import io
+    import logging
+
+    from webhook.app import create_app
+    from webhook.config import WebhookConfig
+    from webhook.decision_log import LOGGER_NAME
+
+    app = create_app(WebhookConfig(opa_url=opa_url))
+    logging.getLogger(LOGGER_NAME).disabled = True  # one line per request: not what is measured
+    bodies = [
+        (f"/{item.endpoint}", json.dumps(item.review).encode())
+        for item in mix
+        for _ in range(item.weight)
+    ]
+
+    def run(count: int) -> None:
+        for index in range(count):
+            path, body = bodies[index % len(bodies)]
+            environ = {
+                "REQUEST_METHOD": "POST",
+                "SCRIPT_NAME": "",
+                "PATH_INFO": path,
+                "QUERY_STRING": "",
+                "SERVER_NAME": "127.0.0.1",
+                "SERVER_PORT": "8443",
+                "SERVER_PROTOCOL": "HTTP/1.1",
+                "CONTENT_TYPE": "application/json",
+                "CONTENT_LENGTH": str(len(body)),
+                "wsgi.version": (1, 0),
+                "wsgi.url_scheme": "https",
+                "wsgi.input": io.BytesIO(body),
+                "wsgi.errors": sys.stderr,
+                "wsgi.multithread": True,
+                "wsgi.multiprocess": True,
+                "wsgi.run_once": False,
+            }
+            for _ in app(environ, lambda status, headers: None):
+                pass
+
+    run(min(requests, 200))  # warm-up
+    started = time.process_time()
+    run(requests)
+    return (time.process_time() - started) * 1000 / requests
+
+
 def _print(result: Result) -> None:
     print(
         f"{result.target:<8} {result.rate:>5}/s  achieved {result.achieved:>7.1f}/s  "
@@ -358,6 +411,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-large", action="store_true", help="leave the large (30-container) object out"
     )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument(
+        "--in-process",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also measure the Python path's CPU per admission in-process over N requests",
+    )
     args = parser.parse_args(argv)
     if not VEGETA.is_file():
         print("vegeta not found: run scripts/install-tools.sh vegeta", file=sys.stderr)
@@ -399,6 +459,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 opa_run = measured(opa_targets, ca=None, label="opa", pids=[opa.pid], **common)
                 _print(opa_run)
                 results += [webhook_run, opa_run]
+        if args.in_process:
+            python_cpu = python_path_cpu_ms(mix, opa.url, args.in_process)
+            print(f"python path in-process: {python_cpu:.3f} ms CPU per admission", flush=True)
     print("webhook worker RSS (MB):")
     for moment, sizes in rss.items():
         print(f"  {moment:<22} " + ", ".join(f"{size:.1f}" for size in sizes))
