@@ -6,16 +6,15 @@
 #   plus the restartable init containers declared before it, which are already running). Only
 #   `resources.limits` count. A missing or malformed quantity counts as 0 here; malformed ones
 #   are reported by `malformed_limits`. The functions take the container records of
-#   `workload.containers`, so a caller computes those once per object.
+#   `workload.containers` (with their parsed `quantities`), so a caller computes those once per
+#   object.
 package edgepolicy.lib.resources
-
-import data.edgepolicy.lib.quantity
 
 # METADATA
 # title: pod_limit
 # description: The effective per-pod limit of `resource` (e.g. `cpu`, in base units) of `containers`.
 pod_limit(containers, resource) := max([long_running, init_peak]) if {
-	values := [_value(container, resource) | some container in containers]
+	values := [object.get(container.quantities, resource, 0) | some container in containers]
 	long_running := sum([values[i] | some i, container in containers; _is_long_running(container)])
 	init_peak := max(array.concat([0], [peak |
 		some i, container in containers
@@ -44,7 +43,7 @@ malformed_limits(containers, resources) := {problem |
 	some resource in resources
 	value := container.limits[resource]
 	value != null
-	not quantity.is_valid(value)
+	not resource in object.keys(container.quantities)
 	problem := {
 		"container": container.name,
 		"field": sprintf("%s.resources.limits.%s", [container.field, resource]),
@@ -52,13 +51,6 @@ malformed_limits(containers, resources) := {problem |
 		"value": value,
 	}
 }
-
-# METADATA
-# title: _value
-# description: 'The limit of `resource` of `container` in base units, 0 when missing or malformed.'
-_value(container, resource) := value if {
-	value := quantity.parse(container.limits[resource])
-} else := 0
 
 # METADATA
 # title: _is_long_running

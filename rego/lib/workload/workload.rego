@@ -8,6 +8,8 @@
 #   `metadata.labels` for Pod.
 package edgepolicy.lib.workload
 
+import data.edgepolicy.lib.quantity
+
 # METADATA
 # title: kinds
 # description: The workload kinds FinOpsPolicies apply to.
@@ -66,20 +68,20 @@ _map_at(obj, path) := value if {
 #   The containers and init containers of `obj`'s pod spec, each as
 #   `{"name", "field", "limits", "is_init", "is_sidecar", "index"}`: `field` is the container's
 #   path (e.g. `spec.template.spec.containers[0]`), `limits` its `resources.limits` (`{}` when
-#   absent), `is_sidecar` marks restartable init containers (`restartPolicy: Always`) and `index`
-#   is the position in its list.
-containers(obj) := array.concat(_containers(obj, "containers"), _containers(obj, "initContainers"))
-
-# METADATA
-# title: _containers
-# description: 'The records of the containers in pod-spec list `list` of `obj`.'
-_containers(obj, list) := [record |
+#   absent), `quantities` the limits that are valid quantities, parsed (`quantity.parse`, once per
+#   decision), `is_sidecar` marks restartable init containers (`restartPolicy: Always`) and
+#   `index` is the position in its list.
+containers(obj) := [record |
 	spec_path := array.concat(template_path(obj), ["spec"])
+	prefix := field(spec_path)
+	some list in ["containers", "initContainers"]
 	some i, container in _list_at(obj, array.concat(spec_path, [list]))
+	limits := _map_at(container, ["resources", "limits"])
 	record := {
 		"name": _container_name(container, i),
-		"field": sprintf("%s.%s[%d]", [field(spec_path), list, i]),
-		"limits": _map_at(container, ["resources", "limits"]),
+		"field": sprintf("%s.%s[%d]", [prefix, list, i]),
+		"limits": limits,
+		"quantities": {resource: value | some resource, limit in limits; value := quantity.parse(limit)},
 		"is_init": list == "initContainers",
 		"is_sidecar": _is_restartable(container, list),
 		"index": i,

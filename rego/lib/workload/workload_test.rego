@@ -54,10 +54,10 @@ test_containers if {
 		],
 	}
 	records := workload.containers(fx.workload("Deployment", spec))
-	records[0] == {"name": "server", "field": "spec.template.spec.containers[0]", "limits": {"cpu": "1", "memory": "1Gi"}, "is_init": false, "is_sidecar": false, "index": 0}
+	records[0] == {"name": "server", "field": "spec.template.spec.containers[0]", "limits": {"cpu": "1", "memory": "1Gi"}, "quantities": {"cpu": 1, "memory": 1073741824}, "is_init": false, "is_sidecar": false, "index": 0}
 	records[1].name == "#1"
 	records[1].limits == {}
-	records[2] == {"name": "proxy", "field": "spec.template.spec.initContainers[0]", "limits": {"cpu": "100m"}, "is_init": true, "is_sidecar": true, "index": 0}
+	records[2] == {"name": "proxy", "field": "spec.template.spec.initContainers[0]", "limits": {"cpu": "100m"}, "quantities": {"cpu": 0.1}, "is_init": true, "is_sidecar": true, "index": 0}
 	records[3].is_sidecar == false
 	records[3].limits == {}
 }
