@@ -55,10 +55,10 @@ errors(policy) := set() if {
 # title: _is_clean
 # description: |
 #   True when `policy` has no problem at all: the cheap common case, checked before the
-#   detailed (and costlier) error reporting runs. Each section is checked with its absent and
-#   null fields filled with valid defaults, so every field is one comparison: a number is above
-#   0 and below any string (`x < ""` excludes strings, arrays and objects; `0 < x` excludes
-#   null and booleans). It may only err towards "not clean": `errors` then finds none.
+#   detailed (and costlier) error reporting runs. A number is checked with comparisons only: it
+#   is above 0 (excluding null and booleans) and below any string (`x < ""` excludes strings,
+#   arrays and objects). It may only err towards "not clean" (a null field, say, is left to the
+#   detailed check, which finds no error then).
 _is_clean(policy) if {
 	is_string(policy.metadata.name)
 	policy.metadata.name != ""
@@ -66,54 +66,35 @@ _is_clean(policy) if {
 	spec := policy.spec
 	count(object.keys(spec) - _spec_fields) == 0
 	selector.is_clean(spec.targetWorkloadSelector)
-	costs := _filled(spec, "costLimits", {"dailyGPUHours": 1, "maxCPUCores": 1, "maxMemoryGB": 1})
-	0 < costs.dailyGPUHours
-	costs.dailyGPUHours <= 24
-	0 < costs.maxCPUCores
-	costs.maxCPUCores < ""
-	0 < costs.maxMemoryGB
-	costs.maxMemoryGB < ""
-	rules := _filled(spec, "optimizationRules", {"idleShutdownThresholdMinutes": 1, "modelQuantizationRequired": false})
-	0 < rules.idleShutdownThresholdMinutes
-	rules.idleShutdownThresholdMinutes < ""
-	is_boolean(rules.modelQuantizationRequired)
-	scale := _filled(spec, "autoScale", {"minReplicas": 1, "maxReplicas": 1, "cpuUtilizationPercentage": 1})
-	every replicas in [scale.minReplicas, scale.maxReplicas, scale.cpuUtilizationPercentage] {
+	costs := object.get(spec, "costLimits", {})
+	count(object.keys(costs) - {"dailyGPUHours", "maxCPUCores", "maxMemoryGB"}) == 0
+	every limit in costs {
+		0 < limit
+		limit < ""
+	}
+	not costs.dailyGPUHours > 24
+	rules := object.get(spec, "optimizationRules", {})
+	count(object.keys(rules) - {"idleShutdownThresholdMinutes", "modelQuantizationRequired"}) == 0
+	minutes := object.get(rules, "idleShutdownThresholdMinutes", 1)
+	0 < minutes
+	minutes < ""
+	is_boolean(object.get(rules, "modelQuantizationRequired", false))
+	scale := object.get(spec, "autoScale", {})
+	count(object.keys(scale) - {"minReplicas", "maxReplicas", "cpuUtilizationPercentage"}) == 0
+	every replicas in scale {
 		1 <= replicas
 		replicas < ""
 		replicas == round(replicas)
 	}
-	not spec.autoScale.minReplicas > spec.autoScale.maxReplicas
-	alerting := _filled(spec, "alerting", {"thresholdExceeded": null, "idleShutdown": null})
+	not scale.minReplicas > scale.maxReplicas
+	alerting := object.get(spec, "alerting", {})
+	count(object.keys(alerting) - {"thresholdExceeded", "idleShutdown"}) == 0
 	every alert in alerting {
-		_is_clean_alert(alert)
+		count(object.keys(alert) - _alert_fields) == 0
+		every text in alert {
+			is_string(text)
+		}
 	}
-}
-
-# METADATA
-# title: _filled
-# description: |
-#   Section `name` of `spec` with its absent or null fields set to `defaults` (whose keys are
-#   all the fields the section may have); undefined when the section is neither an object nor
-#   null, or has unknown fields.
-_filled(spec, name, defaults) := filled if {
-	section := object.get(spec, name, null)
-	type_name(section) in {"null", "object"}
-	filled := object.union(defaults, {field: value | some field, value in section; value != null})
-	count(filled) == count(defaults)
-}
-
-# METADATA
-# title: _is_clean_alert
-# description: 'True when alerting entry `alert` is null or an object of null or string severity and recipientGroup.'
-_is_clean_alert(null)
-
-_is_clean_alert(alert) if {
-	is_object(alert)
-	entry := object.union({"severity": "", "recipientGroup": ""}, {field: value | some field, value in alert; value != null})
-	count(entry) == 2
-	is_string(entry.severity)
-	is_string(entry.recipientGroup)
 }
 
 # METADATA

@@ -137,3 +137,11 @@ test_clean_check_agrees_on_types if {
 		count(policy.errors(fx.policy("p", fx.selector_spec(spec)))) == 0
 	}
 }
+
+# METADATA
+# title: well-formed policies take the cheap path (no detailed error reporting per decision)
+test_clean_policies_take_the_cheap_path if {
+	policy._is_clean(fx.seed_policy)
+	policy._is_clean(fx.policy("p", {"targetWorkloadSelector": {"matchExpressions": [{"key": "env", "operator": "Exists"}]}}))
+	not policy._is_clean(fx.policy("p", fx.selector_spec({"costLimits": {"maxCPUCores": 0}})))
+}
