@@ -72,7 +72,7 @@ _is_clean(policy) if {
 		0 < limit
 		limit < ""
 	}
-	not costs.dailyGPUHours > 24
+	object.get(costs, "dailyGPUHours", 24) <= 24
 	rules := object.get(spec, "optimizationRules", {})
 	count(object.keys(rules) - {"idleShutdownThresholdMinutes", "modelQuantizationRequired"}) == 0
 	minutes := object.get(rules, "idleShutdownThresholdMinutes", 1)
@@ -86,7 +86,8 @@ _is_clean(policy) if {
 		replicas < ""
 		replicas == round(replicas)
 	}
-	not scale.minReplicas > scale.maxReplicas
+	lowest := object.get(scale, "minReplicas", 1)
+	lowest <= object.get(scale, "maxReplicas", lowest)
 	alerting := object.get(spec, "alerting", {})
 	count(object.keys(alerting) - {"thresholdExceeded", "idleShutdown"}) == 0
 	every alert in alerting {
