@@ -28,11 +28,12 @@ is_workload(obj) if obj.kind in kinds
 # METADATA
 # title: template_path
 # description: The path (list of keys) from `obj` to its pod template; `[]` for a Pod.
-template_path(obj) := [] if {
-	obj.kind == "Pod"
-} else := ["spec", "jobTemplate", "spec", "template"] if {
-	obj.kind == "CronJob"
-} else := ["spec", "template"]
+template_path(obj) := object.get(_template_paths, object.get(obj, "kind", ""), ["spec", "template"])
+
+# METADATA
+# title: _template_paths
+# description: 'The kinds whose pod template is not at `spec.template`, and where it is.'
+_template_paths := {"Pod": [], "CronJob": ["spec", "jobTemplate", "spec", "template"]}
 
 # METADATA
 # title: pod_metadata_path
@@ -42,7 +43,7 @@ pod_metadata_path(obj) := array.concat(template_path(obj), ["metadata"])
 # METADATA
 # title: field
 # description: 'A path as the dotted field name messages use, e.g. `spec.template.metadata`.'
-field(path) := concat(".", [segment | some segment in path])
+field(path) := concat(".", path)
 
 # METADATA
 # title: pod_labels
