@@ -41,6 +41,11 @@ _value_pattern := `^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`
 _plain_keys_pattern := `^[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?(?:\n[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)*$`
 
 # METADATA
+# title: _plain_key_pattern
+# description: 'A label key without a prefix: a label name of 1 to 63 characters.'
+_plain_key_pattern := `^[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`
+
+# METADATA
 # title: _values_pattern
 # description: 'Label values (empty, or label names of at most 63 characters), one per line.'
 _values_pattern := `^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?(?:\n(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?)*$`
@@ -155,8 +160,31 @@ _is_clean_field("matchExpressions", requirements) if {
 	is_array(requirements)
 	every requirement in requirements {
 		is_object(requirement)
-		count(_requirement_errors(requirement, "")) == 0
+		_is_clean_requirement(requirement)
 	}
+}
+
+# METADATA
+# title: _is_clean_requirement
+# description: |
+#   True when matchExpressions `requirement` (an object) is well-formed. The common shapes (a
+#   key without prefix; In/NotIn with label values, one match for all of them; Exists or
+#   DoesNotExist without values) are checked directly, anything else by `_requirement_errors`.
+_is_clean_requirement(requirement) if {
+	count(object.keys(requirement) - _requirement_fields) == 0
+	regex.match(_plain_key_pattern, requirement.key)
+	requirement.operator in {"In", "NotIn"}
+	count(requirement.values) > 0
+	values := concat("\n", requirement.values)
+	strings.count(values, "\n") == count(requirement.values) - 1
+	regex.match(_values_pattern, values)
+} else if {
+	count(object.keys(requirement) - _requirement_fields) == 0
+	regex.match(_plain_key_pattern, requirement.key)
+	requirement.operator in {"Exists", "DoesNotExist"}
+	not "values" in object.keys(requirement)
+} else if {
+	count(_requirement_errors(requirement, "")) == 0
 }
 
 # METADATA

@@ -137,3 +137,31 @@ test_line_breaks_rejected if {
 	count(selector.errors({"matchLabels": {"example.com/app": "x", "env": "y"}}, "")) == 0
 	count(selector.errors({"matchLabels": {"example.com/app": "x", "env": "-y"}}, "")) == 1
 }
+
+# METADATA
+# title: the direct check of common requirements agrees with the detailed one
+test_requirement_shapes if {
+	every requirement in [
+		{"key": "env", "operator": "In", "values": ["a", "b"]},
+		{"key": "env", "operator": "NotIn", "values": [""]},
+		{"key": "env", "operator": "Exists"},
+		{"key": "env", "operator": "DoesNotExist", "values": []},
+		{"key": "example.com/env", "operator": "In", "values": ["a"]},
+	] {
+		count(selector.errors({"matchExpressions": [requirement]}, "")) == 0
+	}
+	every requirement in [
+		{"key": "env\nx", "operator": "In", "values": ["a"]},
+		{"key": "env", "operator": "In", "values": ["a\nb"]},
+		{"key": "env", "operator": "In", "values": ["a\n", ""]},
+		{"key": "env", "operator": "In", "values": []},
+		{"key": "env", "operator": "In", "values": "a"},
+		{"key": "env", "operator": "In", "values": [1]},
+		{"key": "env", "operator": "Exists", "values": ["a"]},
+		{"key": "env", "operator": "exists"},
+		{"key": "env", "operator": "In", "values": ["a"], "extra": true},
+		{"key": "-env", "operator": "Exists"},
+	] {
+		count(selector.errors({"matchExpressions": [requirement]}, "")) > 0
+	}
+}
