@@ -33,6 +33,15 @@ _name_pattern := `^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`
 _value_pattern := `^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`
 
 # METADATA
+# title: _clean_selector_pattern
+# description: |
+#   The JSON (as `json.marshal` writes it: compact, keys sorted) of a well-formed selector in its
+#   common shapes: matchLabels and matchExpressions (In/NotIn with values, Exists/DoesNotExist
+#   without) whose keys have no prefix. One match validates the whole selector; other shapes are
+#   checked field by field. Label names and values hold no character JSON escapes.
+_clean_selector_pattern := `^\{(?:"matchExpressions":\[(?:(?:\{"key":"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?","operator":"(?:In|NotIn)","values":\["(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?"(?:,"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")*\]\}|\{"key":"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?","operator":"(?:Exists|DoesNotExist)"\})(?:,(?:\{"key":"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?","operator":"(?:In|NotIn)","values":\["(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?"(?:,"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")*\]\}|\{"key":"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?","operator":"(?:Exists|DoesNotExist)"\}))*)?\]|"matchLabels":\{(?:"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?":"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?"(?:,"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?":"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")*)?\}|"matchExpressions":\[(?:(?:\{"key":"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?","operator":"(?:In|NotIn)","values":\["(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?"(?:,"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")*\]\}|\{"key":"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?","operator":"(?:Exists|DoesNotExist)"\})(?:,(?:\{"key":"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?","operator":"(?:In|NotIn)","values":\["(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?"(?:,"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")*\]\}|\{"key":"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?","operator":"(?:Exists|DoesNotExist)"\}))*)?\],"matchLabels":\{(?:"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?":"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?"(?:,"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?":"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")*)?\})?\}$`
+
+# METADATA
 # title: _plain_keys_pattern
 # description: |
 #   Label keys without a prefix (label names of 1 to 63 characters), one per line: the common
@@ -132,6 +141,8 @@ errors(selector, prefix) := set() if {
 # title: is_clean
 # description: True when `selector` is a well-formed LabelSelector (the cheap check behind `errors`).
 is_clean(selector) if {
+	regex.match(_clean_selector_pattern, json.marshal(selector))
+} else if {
 	is_object(selector)
 	every field, value in selector {
 		_is_clean_field(field, value)

@@ -165,3 +165,30 @@ test_requirement_shapes if {
 		count(selector.errors({"matchExpressions": [requirement]}, "")) > 0
 	}
 }
+
+# METADATA
+# title: the one-match check of a whole selector accepts only well-formed selectors
+test_whole_selector_check if {
+	long := concat("", ["a" | some _ in numbers.range(1, 64)])
+	every sel in [
+		{"matchLabels": {long: "x"}},
+		{"matchLabels": {"app": long}},
+		{"matchLabels": {"app": "a\"b"}},
+		{"matchLabels": {"app": "a\\b"}},
+		{"matchLabels": {"app": "a"}, "extra": {}},
+		{"matchLabels": {"app": "a"}, "matchExpressions": [{"key": "env", "operator": "In", "values": []}]},
+		{"matchExpressions": [{"key": "env", "operator": "In"}]},
+		{"matchExpressions": [{"key": long, "operator": "Exists"}]},
+		{"matchExpressions": {"key": "env", "operator": "Exists"}},
+	] {
+		count(selector.errors(sel, "")) > 0
+	}
+	every sel in [
+		{},
+		{"matchLabels": {}},
+		{"matchExpressions": []},
+		{"matchLabels": {"app": ""}, "matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["a", ""]}]},
+	] {
+		selector.is_clean(sel)
+	}
+}
