@@ -52,14 +52,34 @@ errors(policy) := set() if {
 } else := {error | some error in _errors(policy)}
 
 # METADATA
+# title: _clean_spec_pattern
+# description: |
+#   The JSON of a clean spec (as `json.marshal` writes it: compact, keys sorted) without nulls
+#   or exponents: known sections with known fields, positive numbers, hours in (0, 24], whole
+#   counts of at least 1, booleans, alert strings, and last the targetWorkloadSelector (checked
+#   by `selector.is_clean`). Generated from the schema in `_sections`; any other spec is checked
+#   field by field.
+_clean_spec_pattern := `^\{(?:(?:"alerting":\{(?:"idleShutdown":\{(?:"recipientGroup":"(?:[^"\\]|\\.)*"(?:,"severity":"(?:[^"\\]|\\.)*")?|"severity":"(?:[^"\\]|\\.)*")?\}(?:,"thresholdExceeded":\{(?:"recipientGroup":"(?:[^"\\]|\\.)*"(?:,"severity":"(?:[^"\\]|\\.)*")?|"severity":"(?:[^"\\]|\\.)*")?\})?|"thresholdExceeded":\{(?:"recipientGroup":"(?:[^"\\]|\\.)*"(?:,"severity":"(?:[^"\\]|\\.)*")?|"severity":"(?:[^"\\]|\\.)*")?\})?\}(?:,"autoScale":\{(?:"cpuUtilizationPercentage":[1-9][0-9]*(?:,"maxReplicas":[1-9][0-9]*)?(?:,"minReplicas":[1-9][0-9]*)?|"maxReplicas":[1-9][0-9]*(?:,"minReplicas":[1-9][0-9]*)?|"minReplicas":[1-9][0-9]*)?\})?(?:,"costLimits":\{(?:"dailyGPUHours":(?:(?:[1-9]|1[0-9]|2[0-3])(?:\.[0-9]+)?|24(?:\.0+)?|0\.[0-9]*[1-9][0-9]*)(?:,"maxCPUCores":(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*))?(?:,"maxMemoryGB":(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*))?|"maxCPUCores":(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*)(?:,"maxMemoryGB":(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*))?|"maxMemoryGB":(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*))?\})?(?:,"optimizationRules":\{(?:"idleShutdownThresholdMinutes":(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*)(?:,"modelQuantizationRequired":(?:true|false))?|"modelQuantizationRequired":(?:true|false))?\})?|"autoScale":\{(?:"cpuUtilizationPercentage":[1-9][0-9]*(?:,"maxReplicas":[1-9][0-9]*)?(?:,"minReplicas":[1-9][0-9]*)?|"maxReplicas":[1-9][0-9]*(?:,"minReplicas":[1-9][0-9]*)?|"minReplicas":[1-9][0-9]*)?\}(?:,"costLimits":\{(?:"dailyGPUHours":(?:(?:[1-9]|1[0-9]|2[0-3])(?:\.[0-9]+)?|24(?:\.0+)?|0\.[0-9]*[1-9][0-9]*)(?:,"maxCPUCores":(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*))?(?:,"maxMemoryGB":(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*))?|"maxCPUCores":(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*)(?:,"maxMemoryGB":(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*))?|"maxMemoryGB":(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*))?\})?(?:,"optimizationRules":\{(?:"idleShutdownThresholdMinutes":(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*)(?:,"modelQuantizationRequired":(?:true|false))?|"modelQuantizationRequired":(?:true|false))?\})?|"costLimits":\{(?:"dailyGPUHours":(?:(?:[1-9]|1[0-9]|2[0-3])(?:\.[0-9]+)?|24(?:\.0+)?|0\.[0-9]*[1-9][0-9]*)(?:,"maxCPUCores":(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*))?(?:,"maxMemoryGB":(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*))?|"maxCPUCores":(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*)(?:,"maxMemoryGB":(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*))?|"maxMemoryGB":(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*))?\}(?:,"optimizationRules":\{(?:"idleShutdownThresholdMinutes":(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*)(?:,"modelQuantizationRequired":(?:true|false))?|"modelQuantizationRequired":(?:true|false))?\})?|"optimizationRules":\{(?:"idleShutdownThresholdMinutes":(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*)(?:,"modelQuantizationRequired":(?:true|false))?|"modelQuantizationRequired":(?:true|false))?\}),)?"targetWorkloadSelector":\{.*\}\}$`
+
+# METADATA
 # title: _is_clean
 # description: |
 #   True when `policy` has no problem at all: the cheap common case, checked before the
-#   detailed (and costlier) error reporting runs. A number is checked with comparisons only: it
+#   detailed (and costlier) error reporting runs. First one match of the spec's JSON against
+#   `_clean_spec_pattern`, else field by field. A number is checked with comparisons only: it
 #   is above 0 (excluding null and booleans) and below any string (`x < ""` excludes strings,
 #   arrays and objects). It may only err towards "not clean" (a null field, say, is left to the
 #   detailed check, which finds no error then).
 _is_clean(policy) if {
+	is_string(policy.metadata.name)
+	policy.metadata.name != ""
+	count(object.keys(policy) - _top_fields) == 0
+	count(object.keys(policy.spec) - _spec_fields) == 0
+	regex.match(_clean_spec_pattern, json.marshal(policy.spec))
+	lowest := object.get(policy.spec, ["autoScale", "minReplicas"], 1)
+	lowest <= object.get(policy.spec, ["autoScale", "maxReplicas"], lowest)
+	selector.is_clean(policy.spec.targetWorkloadSelector)
+} else if {
 	is_string(policy.metadata.name)
 	policy.metadata.name != ""
 	count(object.keys(policy) - _top_fields) == 0

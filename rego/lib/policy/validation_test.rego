@@ -145,3 +145,35 @@ test_clean_policies_take_the_cheap_path if {
 	policy._is_clean(fx.policy("p", {"targetWorkloadSelector": {"matchExpressions": [{"key": "env", "operator": "Exists"}]}}))
 	not policy._is_clean(fx.policy("p", fx.selector_spec({"costLimits": {"maxCPUCores": 0}})))
 }
+
+# METADATA
+# title: the one-match check of a spec's JSON accepts only clean specs
+test_spec_pattern if {
+	every spec in [
+		{"costLimits": {"dailyGPUHours": 24.5}},
+		{"costLimits": {"dailyGPUHours": 0}},
+		{"costLimits": {"maxCPUCores": 0.0}},
+		{"costLimits": {"maxCPUCores": -1}},
+		{"costLimits": {"maxCPUCores": "8"}},
+		{"costLimits": {"maxCPU": 8}},
+		{"autoScale": {"minReplicas": 2.5}},
+		{"autoScale": {"cpuUtilizationPercentage": 0}},
+		{"autoScale": {"minReplicas": 4, "maxReplicas": 3}},
+		{"optimizationRules": {"modelQuantizationRequired": "true"}},
+		{"alerting": {"idleShutdown": {"severity": 1}}},
+		{"alerting": {"idleShutdown": {"severity": "x", "channel": "y"}}},
+		{"extra": {}},
+	] {
+		count(policy.errors(fx.policy("p", fx.selector_spec(spec)))) > 0
+	}
+	every spec in [
+		{"costLimits": {"dailyGPUHours": 24, "maxCPUCores": 0.25, "maxMemoryGB": 10}},
+		{"costLimits": {"dailyGPUHours": 23.99}},
+		{"costLimits": {"dailyGPUHours": 0.5}},
+		{"autoScale": {"minReplicas": 3, "maxReplicas": 3}},
+		{"autoScale": {"minReplicas": 3}},
+		{"alerting": {"idleShutdown": {"severity": "say \"hi\""}}},
+	] {
+		policy._is_clean(fx.policy("p", fx.selector_spec(spec)))
+	}
+}
