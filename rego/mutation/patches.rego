@@ -78,6 +78,8 @@ _set_in(current, path, key, value) := [] if {
 	current[key] != null
 } else := [{"op": "add", "path": _key_pointer(path, key), "value": value}] if {
 	is_object(current)
+} else := [{"op": "add", "path": _pointer(path), "value": {key: value}}] if {
+	_is_object_at(array.slice(path, 0, count(path) - 1))
 } else := array.concat(_parents(path), [{"op": "add", "path": _pointer(path), "value": {key: value}}])
 
 # METADATA
