@@ -74,7 +74,11 @@ def _deployment(name: str, namespace: str = NAMESPACE) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app": "ai-inference-service"}},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app": "ai-inference-service"},
+        },
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": {"app": "ai-inference-service", "env": "production-edge"}},
@@ -205,7 +209,9 @@ CASES = [
     Case("compliant", "matched compliant Deployment, seed policy in data", _compliant),
     Case("compliant-context", "the same, seed policy in input.context", _compliant_context),
     Case("denied", "Deployment with 9 violations of 8 rules (HPA in context)", _denied),
-    Case("ten-policies", "matched compliant Deployment, 10 policies in the namespace", _ten_policies),
+    Case(
+        "ten-policies", "matched compliant Deployment, 10 policies in the namespace", _ten_policies
+    ),
     Case("large", "matched compliant Deployment with 30 containers", _large),
 ]
 
@@ -281,7 +287,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     opa = find_opa()
     results = []
     print(f"opa bench {QUERY} (library {args.rego}, best of {args.count})")
-    print(f"{'case':<18} {'µs/decision':>12} {'eval p50 µs':>12} {'allocs':>8} {'KiB':>8} {'findings':>9}")
+    header = ["µs/decision", "eval p50 µs", "allocs", "KiB", "findings"]
+    widths = [12, 12, 8, 8, 9]
+    print(f"{'case':<18} " + " ".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
     with tempfile.TemporaryDirectory(prefix="rego-bench-") as tmp:
         for case in (c for c in CASES if c.name in wanted):
             result = _bench(opa, args.rego, case, args.count, Path(tmp))
