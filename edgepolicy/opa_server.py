@@ -28,6 +28,10 @@ _STOP_SECONDS = 5.0
 _LOG_TAIL_CHARS = 2000
 _PORT_ATTEMPTS = 3
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# Go's GC target for OPA unless the environment sets GOGC: a decision allocates thousands of small
+# values, and collecting at 4x the live heap (a few MB) instead of 2x cuts OPA's CPU per decision
+# by about a third (docs/performance.md).
+OPA_GOGC = "400"
 
 
 class LocalOpa:
@@ -185,6 +189,7 @@ class LocalOpa:
             self._process = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
+                env=opa_environment(os.environ),
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent(),  # only a prctl: safe with other threads
@@ -217,6 +222,11 @@ class LocalOpa:
                 time.sleep(_POLL_SECONDS)
         finally:
             client.close()
+
+
+def opa_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """Return the environment for an OPA process: ``environ`` with GOGC defaulted to OPA_GOGC."""
+    return {**environ, "GOGC": environ.get("GOGC", OPA_GOGC)}
 
 
 def _die_with_parent() -> Callable[[], None] | None:

@@ -78,9 +78,10 @@ def test_overlay_serving_certificate_is_signed_by_a_stable_ca(kubectl: Kubectl) 
     certificates = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Certificate"}
     issuers = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Issuer"}
     serving_issuer = issuers[certificates["edgepolicy-webhook"]["spec"]["issuerRef"]["name"]]
-    assert serving_issuer["spec"]["ca"]["secretName"] == certificates["edgepolicy-ca"]["spec"]["secretName"]
-    assert certificates["edgepolicy-ca"]["spec"]["isCA"] is True
-    assert certificates["edgepolicy-ca"]["spec"]["privateKey"]["rotationPolicy"] == "Never"
+    ca = certificates["edgepolicy-ca"]["spec"]
+    assert serving_issuer["spec"]["ca"]["secretName"] == ca["secretName"]
+    assert ca["isCA"] is True
+    assert ca["privateKey"]["rotationPolicy"] == "Never"
 
 
 def test_overlay_injects_the_ca_into_both_webhook_configurations(kubectl: Kubectl) -> None:

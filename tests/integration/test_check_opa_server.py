@@ -13,7 +13,7 @@ import pytest
 from edgepolicy.errors import OpaError, UsageError
 from edgepolicy.opa_binary import find_opa
 from edgepolicy.opa_client import OpaClient
-from edgepolicy.opa_server import LocalOpa, bundle_roots
+from edgepolicy.opa_server import OPA_GOGC, LocalOpa, bundle_roots
 from edgepolicy.review import admission_review, decision_input
 
 pytestmark = pytest.mark.integration
@@ -50,6 +50,23 @@ def test_decides_through_the_rest_api_with_data_merged_at_the_root() -> None:
         pid = opa.pid
     assert pid is not None
     assert OpaClient(opa.url, timeout=0.5).health() is False
+
+
+def test_opa_runs_with_the_gc_target_unless_the_environment_sets_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GOGC", raising=False)
+    with LocalOpa(find_opa(), paths=[FIXTURE_REGO]) as opa:
+        assert _environment_of(opa.pid)["GOGC"] == OPA_GOGC
+    monkeypatch.setenv("GOGC", "150")
+    with LocalOpa(find_opa(), paths=[FIXTURE_REGO]) as opa:
+        assert _environment_of(opa.pid)["GOGC"] == "150"
+
+
+def _environment_of(pid: int | None) -> dict[str, str]:
+    assert pid is not None
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(entry.split("=", 1) for entry in raw.decode().split("\0") if "=" in entry)
 
 
 def test_bundle_tarball_is_loaded_as_a_bundle(tmp_path: Path) -> None:
