@@ -27,7 +27,7 @@ tools-all:
 run: setup tools-e2e
 	scripts/run.sh
 
-test: setup tools-e2e test-rego test-python
+test: setup tools-e2e lint test-rego test-python
 
 test-rego: tools
 	scripts/test-rego.sh
