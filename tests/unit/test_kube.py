@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import base64
-import datetime
-import ipaddress
 import json
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from edgepolicy import kube
 from edgepolicy.errors import UsageError
 from edgepolicy.kube import KubeApi, KubernetesApiError, from_kubeconfig, kubeconfig_path
+
+KeyPairWriter = Callable[[Path, Path, str], object]
 
 TOKEN = "t0ken-never-logged"
 POLICIES = "/apis/policy.apexlogic.com/v1alpha1/namespaces/ai/finopspolicies"
@@ -72,39 +68,11 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet."""
 
 
-def _write_key_pair(cert_file: Path, key_file: Path, common_name: str) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-
-
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[tuple[FakeApi, Path]]:
+def api(tmp_path: Path, write_key_pair: KeyPairWriter) -> Iterator[tuple[FakeApi, Path]]:
     """A TLS API server on loopback and a kubeconfig (CA data + token) pointing at it."""
     cert, key = tmp_path / "api.crt", tmp_path / "api.key"
-    _write_key_pair(cert, key, "127.0.0.1")
+    write_key_pair(cert, key, "127.0.0.1")
     server = FakeApi(("127.0.0.1", 0), _Handler)
     server.requests = []
     server.initializing = {}
@@ -222,10 +190,10 @@ def test_429_until_the_timeout_runs_out_is_an_error(api: tuple[FakeApi, Path]) -
 
 
 def test_an_untrusted_server_certificate_is_refused(
-    api: tuple[FakeApi, Path], tmp_path: Path
+    api: tuple[FakeApi, Path], tmp_path: Path, write_key_pair: KeyPairWriter
 ) -> None:
     server, kubeconfig = api
-    _write_key_pair(tmp_path / "other.crt", tmp_path / "other.key", "other")
+    write_key_pair(tmp_path / "other.crt", tmp_path / "other.key", "other")
     config = yaml.safe_load(kubeconfig.read_text())
     cluster = config["clusters"][0]["cluster"]
     del cluster["certificate-authority-data"]

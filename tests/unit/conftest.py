@@ -1,4 +1,4 @@
-"""Fixtures for the webhook's unit tests: self-signed key pairs."""
+"""Fixtures shared by the unit tests: self-signed key pairs for TLS servers."""
 
 from __future__ import annotations
 
