@@ -18,7 +18,7 @@ mkdir -p "$BIN"
 
 log() { echo "install-tools: $*" >&2; }
 
-# install NAME VERSION_DIR: copy $CACHE/VERSION_DIR/NAME into .tools/bin unless already identical.
+# install_from_cache NAME VERSION_DIR: copy $CACHE/VERSION_DIR/NAME into .tools/bin unless already identical.
 install_from_cache() {
   local name="$1" dir="$CACHE/$2"
   if ! cmp -s "$dir/$name" "$BIN/$name" 2>/dev/null; then
@@ -30,15 +30,19 @@ need_go() {
   command -v go >/dev/null || { log "Go is required to build $1 (https://go.dev/doc/install)"; exit 1; }
 }
 
-tool_opa() {
-  local dir="$CACHE/opa-$OPA_VERSION"
-  if [[ ! -x "$dir/opa" ]]; then
-    need_go opa; log "building opa $OPA_VERSION (first time only)"
+# go_install NAME VERSION MODULE: `go install MODULE@VERSION` into the cache (first time only), then
+# copy NAME into .tools/bin.
+go_install() {
+  local name="$1" version="$2" module="$3" dir="$CACHE/$1-$2"
+  if [[ ! -x "$dir/$name" ]]; then
+    need_go "$name"; log "building $name $version (first time only)"
     mkdir -p "$dir"
-    GOBIN="$dir" go install "github.com/open-policy-agent/opa@$OPA_VERSION"
+    GOBIN="$dir" go install "$module@$version"
   fi
-  install_from_cache opa "opa-$OPA_VERSION"
+  install_from_cache "$name" "$name-$version"
 }
+
+tool_opa() { go_install opa "$OPA_VERSION" github.com/open-policy-agent/opa; }
 
 from_kubebuilder_assets() {
   # Reuse envtest binaries the user already has.
@@ -78,15 +82,7 @@ tool_etcd() {
   install_from_cache etcd "etcd-$ETCD_VERSION"
 }
 
-tool_vegeta() {
-  local dir="$CACHE/vegeta-$VEGETA_VERSION"
-  if [[ ! -x "$dir/vegeta" ]]; then
-    need_go vegeta; log "building vegeta $VEGETA_VERSION (first time only)"
-    mkdir -p "$dir"
-    GOBIN="$dir" go install "github.com/tsenart/vegeta/v12@$VEGETA_VERSION"
-  fi
-  install_from_cache vegeta "vegeta-$VEGETA_VERSION"
-}
+tool_vegeta() { go_install vegeta "$VEGETA_VERSION" github.com/tsenart/vegeta/v12; }
 
 [[ $# -eq 0 ]] && set -- opa
 for tool in "$@"; do
