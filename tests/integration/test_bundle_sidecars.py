@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "unit" / "bundles")]
 
-from policyrepo import PolicyRepo, finops_policy  # noqa: E402
+from policyrepo import PolicyRepo, finops_policy, write_key  # noqa: E402
 
 from bench.bundles_sidecars import (  # noqa: E402
     KEY_ID,
@@ -34,6 +33,7 @@ from bench.bundles_sidecars import (  # noqa: E402
     wait_until,
 )
 from bundles.archive import read_tar_gz, tar_gz, write_atomically  # noqa: E402
+from bundles.signing import SigningKey  # noqa: E402
 from edgepolicy.opa_binary import find_opa  # noqa: E402
 from edgepolicy.review import admission_review, decision_input  # noqa: E402
 
@@ -47,25 +47,6 @@ def _edgepolicy(*args: str, check: bool = True) -> subprocess.CompletedProcess[s
         text=True,
         check=check,
         timeout=120,
-    )
-
-
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> Path:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return path
-
-
-def _public_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> str:
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
     )
 
 
@@ -113,8 +94,8 @@ class Fleet:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.opa = find_opa()
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.key_file = _write_key(tmp / "signing.pem", self.key)
+        self.key = SigningKey(ec.generate_private_key(ec.SECP256R1()), KEY_ID)
+        self.key_file = write_key(tmp / "signing.pem", self.key.key)
         self.repo = PolicyRepo(tmp / "policies")
         self.served = tmp / "served"
         self.service = BundleService(self.served, tmp / "serve.log").start()
@@ -125,7 +106,7 @@ class Fleet:
             self.opa,
             self.tmp / f"opa-{len(self.sidecars)}",
             self.service.url,
-            _public_pem(self.key),
+            self.key.public_pem(),
             **options,
         )
         self.sidecars.append(sidecar)
@@ -211,7 +192,7 @@ def test_any_static_web_server_works(fleet: Fleet, tmp_path: Path) -> None:
         )  # fmt: skip
     try:
         sidecar = Sidecar(fleet.opa, tmp_path / "opa-static", f"http://127.0.0.1:{port}",
-                          _public_pem(fleet.key), long_polling=False)  # fmt: skip
+                          fleet.key.public_pem(), long_polling=False)  # fmt: skip
         fleet.sidecars.append(sidecar)
         sidecar.start().wait_for_revision(revision, timeout=20)
         assert _rules(sidecar.decide(_input(5))) == ["finops.replicas"]
@@ -235,7 +216,7 @@ def test_tampered_unsigned_and_foreign_bundles_are_rejected(fleet: Fleet) -> Non
     tampered = {**files, "edgepolicy/policies/data.json": json.dumps(data).encode()}
     fleet.commit_policy(100, "unsigned")
     unsigned = fleet.build(fleet.tmp / "unsigned.tar.gz", signed=False).read_bytes()
-    other_key = _write_key(fleet.tmp / "other.pem", ec.generate_private_key(ec.SECP256R1()))
+    other_key = write_key(fleet.tmp / "other.pem", ec.generate_private_key(ec.SECP256R1()))
     foreign = fleet.tmp / "foreign.tar.gz"
     _edgepolicy(
         "bundle",
@@ -344,7 +325,7 @@ def test_check_with_the_bundle_gives_the_sidecars_verdicts(fleet: Fleet) -> None
     sidecar = fleet.sidecar()
     sidecar.wait_for_revision(revision)
     public_key = fleet.tmp / "verification.pem"
-    public_key.write_text(_public_pem(fleet.key))
+    public_key.write_text(fleet.key.public_pem())
 
     manifests = fleet.tmp / "manifests"
     manifests.mkdir()

@@ -10,18 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "unit" / "bundles"))
 
-from policyrepo import PolicyRepo, finops_policy  # noqa: E402
+from policyrepo import PolicyRepo, finops_policy, write_key  # noqa: E402
 
 from bundles.archive import read_tar_gz, tar_gz  # noqa: E402
 from bundles.builder import build_bundle  # noqa: E402
 from bundles.canonical import file_digest  # noqa: E402
-from bundles.signing import load_signing_key  # noqa: E402
+from bundles.signing import SigningKey, load_signing_key  # noqa: E402
 from edgepolicy.opa_binary import find_opa  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -52,20 +51,9 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> PolicyRepo:
 @pytest.fixture(params=sorted(KEYS))
 def keys(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Path, Path]:
     key = KEYS[request.param]()
-    private = tmp_path / "key.pem"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    private = write_key(tmp_path / "key.pem", key)
     public = tmp_path / "key.pub"
-    public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    public.write_text(SigningKey(key, "edge").public_pem(), encoding="ascii")
     return request.param, private, public
 
 
