@@ -16,11 +16,11 @@ from bundles.watch import WatchConfig, watch
 pytestmark = pytest.mark.usefixtures("stand_in_library")
 
 
-def _config(repo: PolicyRepo, out: Path, opa: Path, tmp_path: Path, rounds: int) -> WatchConfig:
+def _config(source: str, target: Target, opa: Path, tmp_path: Path, rounds: int) -> WatchConfig:
     return WatchConfig(
-        source=str(repo.path),
+        source=source,
         branch="main",
-        targets=[Target("dir", str(out))],
+        targets=[target],
         opa=opa,
         workdir=tmp_path / "work",
         bundle_name="edgepolicy.tar.gz",
@@ -56,9 +56,8 @@ def test_each_new_commit_and_a_revert_are_published(tmp_path: Path, opa: Path) -
 
     lines: list[str] = []
     errors: list[str] = []
-    state = watch(
-        _config(repo, out, opa, tmp_path, 4), lines.append, errors.append, sleep=between_rounds
-    )
+    config = _config(str(repo.path), Target("dir", str(out)), opa, tmp_path, 4)
+    state = watch(config, lines.append, errors.append, sleep=between_rounds)
     seen.append(_published(out))
     revert = repo.git("rev-parse", "HEAD")
     five = repo.git("rev-parse", "HEAD~1")
@@ -84,9 +83,8 @@ def test_a_bad_commit_is_reported_once_and_the_last_good_bundle_stays(
 
     lines: list[str] = []
     errors: list[str] = []
-    state = watch(
-        _config(repo, out, opa, tmp_path, 3), lines.append, errors.append, sleep=break_policy
-    )
+    config = _config(str(repo.path), Target("dir", str(out)), opa, tmp_path, 3)
+    state = watch(config, lines.append, errors.append, sleep=break_policy)
     assert _published(out)[0] == good
     assert state.published == good
     assert len(state.errors) == 1
@@ -96,14 +94,12 @@ def test_a_bad_commit_is_reported_once_and_the_last_good_bundle_stays(
 
 
 def test_unreachable_repository_is_reported_without_credentials(tmp_path: Path, opa: Path) -> None:
-    config = WatchConfig(
-        source="https://user:hunter2@127.0.0.1:9/policies.git",
-        branch="main",
-        targets=[Target("dir", str(tmp_path / "out"))],
-        opa=opa,
-        workdir=tmp_path / "work",
-        interval=0,
-        max_iterations=1,
+    config = _config(
+        "https://user:hunter2@127.0.0.1:9/policies.git",
+        Target("dir", str(tmp_path / "out")),
+        opa,
+        tmp_path,
+        1,
     )
     lines: list[str] = []
     state = watch(config, lines.append, lines.append)
@@ -118,15 +114,8 @@ def test_publish_failures_are_reported_without_the_target_credentials(
     repo = PolicyRepo(tmp_path / "repo")
     repo.write("cost.yaml", finops_policy())
     repo.commit("first")
-    config = WatchConfig(
-        source=str(repo.path),
-        branch="main",
-        targets=[Target("http", "http://ci:hunter2@127.0.0.1:9/edgepolicy.tar.gz")],
-        opa=opa,
-        workdir=tmp_path / "work",
-        interval=0,
-        max_iterations=1,
-    )
+    target = Target("http", "http://ci:hunter2@127.0.0.1:9/edgepolicy.tar.gz")
+    config = _config(str(repo.path), target, opa, tmp_path, 1)
     errors: list[str] = []
     state = watch(config, errors.append, errors.append)
     assert state.published is None
