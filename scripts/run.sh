@@ -6,7 +6,8 @@
 #   3. start a local Kubernetes control plane and the admission webhook, `kubectl apply` the
 #      examples: one workload admitted (and mutated), one denied by the webhook;
 #   4. stop everything (also on Ctrl-C or error).
-# Files of the run (OPA's log, the generated data) are kept in .run/ for a look afterwards.
+# Files of the run (the logs of OPA and the webhook, the control plane's state) are kept in .run/
+# for a look afterwards.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -35,53 +36,33 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------------------------------------
-section "Starting a local OPA with the shipped library and the example policies"
-"$PY" - "$RUN_DIR/policies.json" examples/policies <<'PYTHON'
-"""Write data.edgepolicy.policies for the example policies, as bundles and `serve` lay it out."""
-import json
+section "Asking a local OPA (shipped library, example policies) about denied-cpu.yaml, as serve will"
+"$PY" - "$OPA" "$RUN_DIR/opa.log" examples/policies examples/workloads/denied-cpu.yaml <<'PYTHON'
+"""Start OPA as `serve` does (same data layout), POST one AdmissionReview, print the verdict."""
 import sys
+from pathlib import Path
 
-from edgepolicy.manifests import load_paths
-from edgepolicy.policy_data import policies_to_data
-
-out, *paths = sys.argv[1:]
-objects = [manifest.obj for manifest in load_paths(paths)]
-with open(out, "w", encoding="utf-8") as file:
-    json.dump({"edgepolicy": {"policies": policies_to_data(objects)}}, file, indent=2)
-PYTHON
-OPA_PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-OPA_URL="http://127.0.0.1:$OPA_PORT"
-"$OPA" run --server --addr "127.0.0.1:$OPA_PORT" --log-level error --skip-version-check \
-  "$("$PY" -c 'from edgepolicy.library import library_path; print(library_path())')" \
-  "$RUN_DIR/policies.json" >"$RUN_DIR/opa.log" 2>&1 &
-PIDS+=("$!")
-for _ in $(seq 1 100); do
-  curl -fsS "$OPA_URL/health" >/dev/null 2>&1 && break
-  kill -0 "${PIDS[-1]}" 2>/dev/null || fail "OPA exited while starting; see $RUN_DIR/opa.log"
-  sleep 0.1
-done
-curl -fsS "$OPA_URL/health" >/dev/null || fail "OPA did not answer at $OPA_URL; see $RUN_DIR/opa.log"
-echo "OPA is serving at $OPA_URL (log: $RUN_DIR/opa.log)"
-echo "policies loaded: $(curl -fsS "$OPA_URL/v1/data/edgepolicy/policies/finops" \
-  | "$PY" -c 'import json, sys; r = json.load(sys.stdin)["result"]; print(", ".join(f"{ns}/{n}" for ns in r for n in r[ns]))')"
-
-section "Asking that OPA about examples/workloads/denied-cpu.yaml (as the webhook will)"
-"$PY" - "$OPA_URL" examples/workloads/denied-cpu.yaml <<'PYTHON'
-"""POST one AdmissionReview to the decision endpoint and print the verdict."""
-import sys
-
+from edgepolicy.library import library_path
 from edgepolicy.manifests import load_paths
 from edgepolicy.opa_client import OpaClient
+from edgepolicy.opa_server import LocalOpa
 from edgepolicy.review import admission_review, decision_input
+from webhook.local_opa import local_data
 
-url, path = sys.argv[1:]
-client = OpaClient(url)
-for manifest in load_paths([path]):
-    decision = client.decide(decision_input(admission_review(manifest.obj)))
-    verdict = "allowed" if decision.allowed else "denied"
-    print(f"{manifest.obj['kind']} {manifest.obj['metadata']['name']}: {verdict}")
-    for finding in decision.violations:
-        print(f"  {finding.message}")
+opa_binary, log, policies, workload = sys.argv[1:]
+data = local_data([Path(policies)], [])
+with LocalOpa(Path(opa_binary), paths=[library_path()], data=data, log_path=Path(log)) as opa:
+    print(f"OPA is serving at {opa.url} (log: {log})")
+    client = OpaClient(opa.url)
+    finops = client.query("edgepolicy/policies/finops")
+    print("policies loaded: " + ", ".join(f"{ns}/{name}" for ns in finops for name in finops[ns]))
+    for manifest in load_paths([workload]):
+        decision = client.decide(decision_input(admission_review(manifest.obj)))
+        verdict = "allowed" if decision.allowed else "denied"
+        print(f"{manifest.obj['kind']} {manifest.obj['metadata']['name']}: {verdict}")
+        for finding in decision.violations:
+            print(f"  {finding.message}")
+    client.close()
 PYTHON
 
 # ---------------------------------------------------------------------------------------------
