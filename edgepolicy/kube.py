@@ -239,7 +239,7 @@ def _pem(section: Mapping[str, Any], key: str, base: Path) -> bytes | None:
     return None
 
 
-def from_kubeconfig(path: Path, *, maxsize: int = 4) -> KubeApi:
+def from_kubeconfig(path: Path) -> KubeApi:
     """Return a client for the current context of a kubeconfig file.
 
     Raises:
@@ -278,12 +278,10 @@ def from_kubeconfig(path: Path, *, maxsize: int = 4) -> KubeApi:
         raise UsageError(f"{where}: cannot load its TLS certificates or keys: {error}") from error
     token_file = base / str(user["tokenFile"]) if user.get("tokenFile") else None
     token = str(user["token"]) if user.get("token") else None
-    return KubeApi(
-        server, ssl_context=ssl_context, token=token, token_file=token_file, maxsize=maxsize
-    )
+    return KubeApi(server, ssl_context=ssl_context, token=token, token_file=token_file)
 
 
-def in_cluster(*, maxsize: int = 4) -> KubeApi | None:
+def in_cluster() -> KubeApi | None:
     """Return a client using the pod's service account, or None when not running in a cluster.
 
     Raises:
@@ -300,9 +298,7 @@ def in_cluster(*, maxsize: int = 4) -> KubeApi | None:
         ssl_context = client_ssl_context(ca_file=str(SERVICE_ACCOUNT_DIR / "ca.crt"))
     except (OSError, ssl.SSLError) as error:
         raise UsageError(f"cannot load the service-account CA: {error}") from error
-    return KubeApi(
-        f"https://{host}:{port}", ssl_context=ssl_context, token_file=token_file, maxsize=maxsize
-    )
+    return KubeApi(f"https://{host}:{port}", ssl_context=ssl_context, token_file=token_file)
 
 
 def kubeconfig_path(explicit: str | None) -> Path:

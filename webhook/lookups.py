@@ -87,11 +87,6 @@ class ClusterLookups:
         self._api = api
         self._cache = _TtlCache(cache_ttl)
 
-    @property
-    def server(self) -> str:
-        """The API server URL."""
-        return self._api.server
-
     def _items(self, path: str, api_version: str, kind: str, timeout: float) -> Any:
         def load() -> list[dict[str, Any]]:
             document = self._api.get_object(path, timeout=timeout)
