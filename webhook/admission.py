@@ -163,6 +163,7 @@ class AdmissionService:
                 raise KubernetesApiError("lookups took longer than their share of the deadline")
             return left
 
+        kind, name = _kind(request), request.get("name")
         try:
             policies = self._kube.finops_policies(namespace, timeout=remaining())
             workloads = []
@@ -171,11 +172,11 @@ class AdmissionService:
                 found = self._kube.workload(namespace, *target, timeout=remaining())
                 if found is not None:
                     workloads.append(found)
-            elif _kind(request) in SCALABLE_KINDS and request.get("name"):
+            elif kind in SCALABLE_KINDS and name:
                 workloads = [
                     hpa
                     for hpa in self._kube.autoscalers(namespace, timeout=remaining())
-                    if _targets(hpa, _kind(request), str(request["name"]))
+                    if _targets(hpa, kind, str(name))
                 ]
         except KubernetesApiError as error:
             metrics.KUBE_ERRORS.inc()
