@@ -71,7 +71,7 @@ def _merge(
         place = (*where, str(key))
         if key not in target:
             target[key] = value
-            _record(origins, place, value, origin)
+            origins[place] = origin  # and of everything under it: see _first_origin
         elif isinstance(target[key], dict) and isinstance(value, dict):
             _merge(target[key], value, place, origin, origins)
         else:
@@ -82,16 +82,9 @@ def _merge(
             )
 
 
-def _record(
-    origins: dict[tuple[str, ...], str], place: tuple[str, ...], value: Any, origin: str
-) -> None:
-    origins[place] = origin
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _record(origins, (*place, str(key)), item, origin)
-
-
 def _first_origin(origins: Mapping[tuple[str, ...], str], place: tuple[str, ...]) -> str:
+    """The file that set ``place``: the origin of the nearest place at or above it that was
+    added whole (a key added later under it by another file is recorded at its own place)."""
     while place and place not in origins:
         place = place[:-1]
     return origins.get(place, "another data file")

@@ -55,6 +55,20 @@ def test_conflict_names_both_files_and_the_path(tmp_path: Path) -> None:
     assert f"already set by {first}" in message
 
 
+def test_conflict_names_the_file_that_added_the_value_under_a_shared_object(
+    tmp_path: Path,
+) -> None:
+    files = [tmp_path / name for name in ("a.yaml", "b.yaml", "c.yaml")]
+    files[0].write_text("s: {x: 1}\n")
+    files[1].write_text("s: {y: {z: 1}}\n")
+    files[2].write_text("s: {y: {z: 2}}\n")
+    with pytest.raises(InputError) as caught:
+        load_data_files(files)
+    assert str(caught.value) == (
+        f"{files[2]}: conflicting values at data.s.y.z: already set by {files[1]}"
+    )
+
+
 def test_object_replaced_by_a_value_is_a_conflict(tmp_path: Path) -> None:
     first = tmp_path / "a.yaml"
     first.write_text("edgepolicy: {settings: {a: 1}}\n")
