@@ -54,6 +54,17 @@ def _get_json(url: str) -> Any:
     return json.loads(response.data) if response.status == 200 else None
 
 
+def _stop(process: subprocess.Popen[bytes] | None) -> None:
+    """Stop ``process`` if there is one: SIGTERM, then SIGKILL after 10 seconds."""
+    if process is not None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class BundleService:
     """``edgepolicy bundle serve --dir DIR`` on a fixed loopback port (restartable)."""
 
@@ -92,14 +103,8 @@ class BundleService:
 
     def stop(self) -> None:
         """Stop the service (SIGTERM, then SIGKILL)."""
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._process = None
+        _stop(self._process)
+        self._process = None
 
 
 class Sidecar:
@@ -169,14 +174,8 @@ class Sidecar:
 
     def stop(self) -> None:
         """Stop OPA (SIGTERM, then SIGKILL)."""
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._process = None
+        _stop(self._process)
+        self._process = None
 
     def status(self) -> Mapping[str, Any]:
         """Return this bundle's entry of OPA's status API (empty before the first attempt)."""
