@@ -76,6 +76,4 @@ def manifest_json(commit: str, author_time: int, source: str) -> bytes:
             "source": source,
         },
     }
-    return json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8"
-    )
+    return data_json(manifest)  # the same compact, sorted encoding
