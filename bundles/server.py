@@ -140,7 +140,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         path = self._path()
         parts = [p for p in path.split("/") if p]
-        if not parts or any(p.startswith(".") or p == ".." for p in parts):
+        if not parts or any(p.startswith(".") for p in parts):  # hidden files, ".."
             self._send(HTTPStatus.BAD_REQUEST, f"not a bundle path: {path}\n".encode())
             return
         try:
