@@ -37,13 +37,16 @@ def test_build_then_publish(
     assert (served / "e.tar.gz").read_bytes() == out.read_bytes()
 
 
-def test_source_flag_names_the_bundle_source(repo: PolicyRepo, tmp_path: Path) -> None:
+def test_source_flag_names_the_bundle_source(
+    repo: PolicyRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "bundle.tar.gz"
     args = ["bundle", "build", "--repo", str(repo.path), "--out", str(out)]
     assert main([*args, "--source", "https://u:pw@git.example.com/policies.git"]) == 0
     manifest = json.loads(read_tar_gz(out.read_bytes(), source="out")[".manifest"])
     assert manifest["metadata"]["source"] == "https://git.example.com/policies.git"
     assert main([*args, "--source", ""]) == 2
+    assert "--source must not be empty" in capsys.readouterr().err
 
 
 def test_bad_policy_exits_2_with_file_and_field(
@@ -59,9 +62,12 @@ def test_bad_policy_exits_2_with_file_and_field(
     assert not out.exists()
 
 
-def test_key_id_without_key_is_a_usage_error(repo: PolicyRepo, tmp_path: Path) -> None:
+def test_key_id_without_key_is_a_usage_error(
+    repo: PolicyRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = ["bundle", "build", "--repo", str(repo.path), "--out", str(tmp_path / "b.tar.gz")]
     assert main([*args, "--key-id", "k"]) == 2
+    assert "--key-id needs --signing-key" in capsys.readouterr().err
 
 
 def test_watch_once_from_a_url(
