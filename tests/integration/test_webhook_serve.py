@@ -110,21 +110,16 @@ def start_serve(
 
 
 @pytest.fixture(scope="module")
-def module_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
-    return TestCA(tmp_path_factory.mktemp("webhook-ca"))
-
-
-@pytest.fixture(scope="module")
 def serve(
-    module_ca: TestCA, tmp_path_factory: pytest.TempPathFactory, opa_binary: Path
+    test_ca: TestCA, tmp_path_factory: pytest.TempPathFactory, opa_binary: Path
 ) -> Iterator[ServeProcess]:
     """One webhook with its own local OPA: the shipped library, the team budget, the settings."""
     directory = tmp_path_factory.mktemp("serve")
     cert_file, key_file = directory / "tls.crt", directory / "tls.key"
-    cert = ServerCert(cert_file, key_file, module_ca.issue(cert_file, key_file))
+    cert = ServerCert(cert_file, key_file, test_ca.issue(cert_file, key_file))
     server = start_serve(
         directory,
-        module_ca,
+        test_ca,
         cert,
         "--opa",
         str(opa_binary),
@@ -140,28 +135,31 @@ def serve(
 
 
 @pytest.fixture(scope="module")
-def client(module_ca: TestCA) -> urllib3.PoolManager:
-    return https_pool(module_ca)
+def client(test_ca: TestCA) -> urllib3.PoolManager:
+    return https_pool(test_ca)
+
+
+def _answer(
+    endpoint: str, client: urllib3.PoolManager, server: ServeProcess, review: dict[str, Any]
+) -> dict[str, Any]:
+    """POST ``review`` to ``endpoint``; return the AdmissionResponse (HTTP 200, uid echoed)."""
+    status, body = post_review(client, server.url + endpoint, review)
+    assert status == 200, body
+    assert body["response"]["uid"] == review["request"]["uid"]
+    response: dict[str, Any] = body["response"]
+    return response
 
 
 def validate(
     client: urllib3.PoolManager, server: ServeProcess, review: dict[str, Any]
 ) -> dict[str, Any]:
-    status, body = post_review(client, server.url + "/validate", review)
-    assert status == 200, body
-    assert body["response"]["uid"] == review["request"]["uid"]
-    response: dict[str, Any] = body["response"]
-    return response
+    return _answer("/validate", client, server, review)
 
 
 def mutate(
     client: urllib3.PoolManager, server: ServeProcess, review: dict[str, Any]
 ) -> dict[str, Any]:
-    status, body = post_review(client, server.url + "/mutate", review)
-    assert status == 200, body
-    assert body["response"]["uid"] == review["request"]["uid"]
-    response: dict[str, Any] = body["response"]
-    return response
+    return _answer("/mutate", client, server, review)
 
 
 def test_a_workload_within_budget_is_allowed(
@@ -564,11 +562,10 @@ def _log_line(server: ServeProcess, uid: str, endpoint: str) -> dict[str, Any]:
 def _opa_children(pid: int) -> list[int]:
     """The OPA processes started by ``pid`` (the gunicorn master)."""
     found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-            if cmdline and cmdline[0].endswith(b"opa") and b"run" in cmdline:
-                found.append(int(child))
+    for child in _children(pid):
+        cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        if cmdline and cmdline[0].endswith(b"opa") and b"run" in cmdline:
+            found.append(child)
     return found
 
 
