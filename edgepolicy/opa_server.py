@@ -292,14 +292,7 @@ def is_signed(bundle: Path) -> bool:
     Raises:
         UsageError: the bundle cannot be read.
     """
-    try:
-        with tarfile.open(bundle, "r:*") as archive:
-            return any(
-                member.name.removeprefix("./").lstrip("/") == ".signatures.json"
-                for member in archive
-            )
-    except (OSError, tarfile.TarError) as error:
-        raise UsageError(f"{bundle}: cannot read the bundle: {_tar_problem(error)}") from error
+    return _member_from_tarball(bundle, ".signatures.json") is not None
 
 
 def _tar_problem(error: OSError | tarfile.TarError) -> str:
@@ -371,10 +364,10 @@ def bundle_roots(bundle: Path) -> list[str]:
     Raises:
         UsageError: the bundle or its manifest cannot be read.
     """
+    raw = _member_from_tarball(bundle, ".manifest")
     try:
-        raw = _member_from_tarball(bundle, ".manifest")
         manifest = json.loads(raw) if raw else {}
-    except (OSError, tarfile.TarError, ValueError) as error:
+    except ValueError as error:
         raise UsageError(f"{bundle}: cannot read the bundle's .manifest: {error}") from error
     roots = manifest.get("roots", [""]) if isinstance(manifest, dict) else [""]
     if not isinstance(roots, list) or not all(isinstance(root, str) for root in roots):
@@ -383,7 +376,8 @@ def bundle_roots(bundle: Path) -> list[str]:
 
 
 def _member_from_tarball(bundle: Path, name: str) -> bytes | None:
-    """The content of the bundle's top-level file ``name`` (None when absent).
+    """The content of the bundle's top-level entry ``name`` (None when absent, empty when it
+    is not a regular file).
 
     Raises:
         UsageError: the bundle cannot be read.
@@ -391,9 +385,9 @@ def _member_from_tarball(bundle: Path, name: str) -> bytes | None:
     try:
         with tarfile.open(bundle, "r:*") as archive:
             for member in archive:
-                if member.isfile() and member.name.removeprefix("./").lstrip("/") == name:
-                    extracted = archive.extractfile(member)
-                    return extracted.read() if extracted is not None else None
+                if member.name.removeprefix("./").lstrip("/") == name:
+                    extracted = archive.extractfile(member) if member.isfile() else None
+                    return extracted.read() if extracted is not None else b""
     except (OSError, tarfile.TarError) as error:
         raise UsageError(f"{bundle}: cannot read the bundle: {_tar_problem(error)}") from error
     return None

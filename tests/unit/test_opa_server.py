@@ -63,6 +63,18 @@ def test_signed_bundles_are_recognised(tmp_path: Path) -> None:
     assert not is_signed(_tarball(tmp_path, {"/.manifest": b"{}"}, "u.tar.gz"))
 
 
+def test_a_signatures_entry_that_is_no_regular_file_still_counts_as_signed(tmp_path: Path) -> None:
+    path = tmp_path / "dir.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        entry = tarfile.TarInfo(".signatures.json")
+        entry.type = tarfile.DIRTYPE
+        archive.addfile(entry)
+    assert is_signed(path)
+    with pytest.raises(UsageError, match="cannot read the bundle's .signatures.json"):
+        LocalOpa(Path("/no/opa"), bundles=[path], verification_key=VerificationKey(
+            "k", "RS256", "pem"))  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("data", "roots", "refused"),
     [
