@@ -17,7 +17,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -271,6 +272,15 @@ def start_webhook(
     return launch_webhook(argv, port, tls, log_file, timeout=timeout)
 
 
+def start_seed_webhook(kubectl: Kubectl, tls: WebhookTls, directory: Path) -> Webhook:
+    """Start the webhook with the seed policy and settings (``WEBHOOK_ARGS``), reading the
+    cluster as the shipped ServiceAccount; its kubeconfig and log go to ``directory``."""
+    kubeconfig = webhook_kubeconfig(kubectl, directory)
+    return start_webhook(
+        tls, directory / "webhook.log", args=[*WEBHOOK_ARGS, "--kubeconfig", str(kubeconfig)]
+    )
+
+
 def launch_webhook(
     argv: Sequence[str], port: int, tls: WebhookTls, log_file: Path, *, timeout: float = 60.0
 ) -> Webhook:
@@ -324,6 +334,24 @@ def unregister(kubectl: Kubectl, configurations: Sequence[Mapping[str, Any]]) ->
             "--ignore-not-found",
             check=True,
         )
+
+
+@contextmanager
+def registered(kubectl: Kubectl, url: str, ca_pem: bytes) -> Iterator[list[dict[str, Any]]]:
+    """Register the seed webhook at ``url`` (failurePolicy Fail) and wait until the API server
+    calls it (a dry-run over-budget Deployment is denied); unregister on exit."""
+    configurations = webhook_configurations(url, ca_pem)
+    try:
+        kubectl.apply(*configurations, check=True)
+        # The API server picks configurations up asynchronously: wait until it asks the webhook.
+        eventually(
+            lambda: assert_denied(
+                kubectl.apply(over_budget("probe"), extra=["--dry-run=server"]), "finops.cpu"
+            )
+        )
+        yield configurations
+    finally:
+        unregister(kubectl, configurations)
 
 
 # --- objects ------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from e2e_support import (
     POLICY_LABEL,
     SEED_NAMESPACE,
     SEED_POLICY_ID,
-    WEBHOOK_ARGS,
     Kubectl,
     Webhook,
     WebhookTls,
@@ -28,11 +27,9 @@ from e2e_support import (
     eventually,
     hpa,
     over_budget,
+    registered,
     seed_policy,
-    start_webhook,
-    unregister,
-    webhook_configurations,
-    webhook_kubeconfig,
+    start_seed_webhook,
 )
 
 pytestmark = pytest.mark.e2e
@@ -47,24 +44,11 @@ def webhook(
 ) -> Iterator[Webhook]:
     """`edgepolicy serve` registered as validating + mutating webhook (failurePolicy Fail)."""
     kubectl.create_namespace(NAMESPACE)
-    work = tmp_path_factory.mktemp("webhook")
-    server = start_webhook(
-        webhook_tls,
-        work / "webhook.log",
-        args=[*WEBHOOK_ARGS, "--kubeconfig", str(webhook_kubeconfig(kubectl, work))],
-    )
-    configurations = webhook_configurations(server.url, webhook_tls.ca_pem)
+    server = start_seed_webhook(kubectl, webhook_tls, tmp_path_factory.mktemp("webhook"))
     try:
-        kubectl.apply(*configurations, check=True)
-        # The API server picks configurations up asynchronously: wait until it asks us.
-        eventually(
-            lambda: assert_denied(
-                kubectl.apply(over_budget("probe"), extra=["--dry-run=server"]), "finops.cpu"
-            )
-        )
-        yield server
+        with registered(kubectl, server.url, webhook_tls.ca_pem):
+            yield server
     finally:
-        unregister(kubectl, configurations)
         server.stop()
 
 

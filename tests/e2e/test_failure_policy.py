@@ -15,18 +15,16 @@ from typing import Any
 import pytest
 from e2e_support import (
     SEED_NAMESPACE,
-    WEBHOOK_ARGS,
     Kubectl,
     WebhookTls,
-    assert_denied,
     compliant,
     eventually,
     make_webhook_tls,
     over_budget,
-    start_webhook,
+    registered,
+    start_seed_webhook,
     unregister,
     webhook_configurations,
-    webhook_kubeconfig,
 )
 
 pytestmark = pytest.mark.e2e
@@ -42,25 +40,13 @@ def down_webhook(
     """Registered (failurePolicy Fail), proven to answer, then stopped; yields its URL."""
     kubectl.create_namespace("ai-workloads")
     kubectl.create_namespace(GOVERNED)
-    work = tmp_path_factory.mktemp("webhook")
-    server = start_webhook(
-        webhook_tls,
-        work / "webhook.log",
-        args=[*WEBHOOK_ARGS, "--kubeconfig", str(webhook_kubeconfig(kubectl, work))],
-    )
-    configurations = webhook_configurations(server.url, webhook_tls.ca_pem)
+    server = start_seed_webhook(kubectl, webhook_tls, tmp_path_factory.mktemp("webhook"))
     try:
-        kubectl.apply(*configurations, check=True)
-        eventually(
-            lambda: assert_denied(
-                kubectl.apply(over_budget("probe"), extra=["--dry-run=server"]), "finops.cpu"
-            )
-        )
-        server.stop()
-        yield server.url
+        with registered(kubectl, server.url, webhook_tls.ca_pem):
+            server.stop()
+            yield server.url
     finally:
         server.stop()
-        unregister(kubectl, configurations)
 
 
 def _register(kubectl: Kubectl, url: str, ca_pem: bytes, failure_policy: str) -> list[Any]:
@@ -118,11 +104,7 @@ def test_a_webhook_the_ca_bundle_does_not_vouch_for_is_not_trusted(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     kubectl.create_namespace(GOVERNED)
-    server = start_webhook(
-        webhook_tls,
-        tmp_path / "webhook.log",
-        args=[*WEBHOOK_ARGS, "--kubeconfig", str(webhook_kubeconfig(kubectl, tmp_path))],
-    )
+    server = start_seed_webhook(kubectl, webhook_tls, tmp_path)
     other_ca = make_webhook_tls(tmp_path_factory.mktemp("other-ca"))
     configurations = webhook_configurations(server.url, other_ca.ca_pem)
     try:
