@@ -123,6 +123,21 @@ def test_upload_needs_the_token(served: tuple[BundleServer, Path]) -> None:
     assert _get(url).data == _bundle("x")
 
 
+@pytest.mark.parametrize("path", ["/%2e%2e/escape.tar.gz", "/team/%2E%2E/%2E%2E/x.tar.gz", "/.x"])
+def test_upload_to_a_hidden_or_escaping_path_is_refused(
+    served: tuple[BundleServer, Path], path: str
+) -> None:
+    server, directory = served
+    response = urllib3.request(
+        "PUT", server.url + path, body=_bundle("x"), headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert response.status == 400
+    assert b"not a bundle path" in response.data
+    assert sorted(p.name for p in directory.parent.rglob("*") if p.is_file()) == [
+        "edgepolicy.tar.gz"
+    ]
+
+
 def test_upload_of_something_that_is_not_a_bundle_is_refused(
     served: tuple[BundleServer, Path],
 ) -> None:
