@@ -17,19 +17,8 @@ from edgepolicy.errors import InputError
 ADMISSION_API_VERSION = "admission.k8s.io/v1"
 OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
 
-# Resource names of the kinds edgepolicy knows; other kinds get Kubernetes' own guess.
-_RESOURCES: dict[str, str] = {
-    "HorizontalPodAutoscaler": "horizontalpodautoscalers",
-    "FinOpsPolicy": "finopspolicies",
-    "ModelPolicy": "modelpolicies",
-    "Endpoints": "endpoints",
-    "NetworkPolicy": "networkpolicies",
-    "PodSecurityPolicy": "podsecuritypolicies",
-    "PriorityClass": "priorityclasses",
-    "StorageClass": "storageclasses",
-    "IngressClass": "ingressclasses",
-    "RuntimeClass": "runtimeclasses",
-}
+# Resource names that English plural rules get wrong; every other kind follows the rules.
+_IRREGULAR_RESOURCES: dict[str, str] = {"Endpoints": "endpoints"}
 
 # Kinds that live outside namespaces, so they get no namespace.
 CLUSTER_SCOPED_KINDS = frozenset(
@@ -68,10 +57,11 @@ _OPTIONS_KIND = {
 def resource_name(kind: str) -> str:
     """Return the plural resource name of ``kind`` (``Deployment`` → ``deployments``).
 
-    Known kinds come from a table; others follow Kubernetes' ``UnsafeGuessKindToResource``.
+    Lower case plus English plural rules (``Ingress`` → ``ingresses``, ``FinOpsPolicy`` →
+    ``finopspolicies``, ``Gateway`` → ``gateways``), except for a few irregular kinds.
     """
-    if kind in _RESOURCES:
-        return _RESOURCES[kind]
+    if kind in _IRREGULAR_RESOURCES:
+        return _IRREGULAR_RESOURCES[kind]
     lower = kind.lower()
     if not lower:
         return lower
