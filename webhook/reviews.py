@@ -16,8 +16,9 @@ from edgepolicy import json_codec
 from edgepolicy.decision import Decision, Finding
 from edgepolicy.errors import InputError
 from edgepolicy.manifests import MAX_DEPTH
+from edgepolicy.review import ADMISSION_API_VERSION
 
-API_VERSION = "admission.k8s.io/v1"
+API_VERSION = ADMISSION_API_VERSION
 KIND = "AdmissionReview"
 OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
 EVALUATED_OPERATIONS = ("CREATE", "UPDATE")
