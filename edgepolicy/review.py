@@ -15,7 +15,14 @@ from typing import Any
 from edgepolicy.errors import InputError
 
 ADMISSION_API_VERSION = "admission.k8s.io/v1"
-OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
+# The operations an AdmissionReview can carry, with the kind of their ``options``.
+_OPTIONS_KIND = {
+    "CREATE": "CreateOptions",
+    "UPDATE": "UpdateOptions",
+    "DELETE": "DeleteOptions",
+    "CONNECT": None,
+}
+OPERATIONS = frozenset(_OPTIONS_KIND)
 
 # Resource names that English plural rules get wrong; every other kind follows the rules.
 _IRREGULAR_RESOURCES: dict[str, str] = {"Endpoints": "endpoints"}
@@ -45,13 +52,6 @@ CLUSTER_SCOPED_KINDS = frozenset(
         "CSINode",
     }
 )
-
-_OPTIONS_KIND = {
-    "CREATE": "CreateOptions",
-    "UPDATE": "UpdateOptions",
-    "DELETE": "DeleteOptions",
-    "CONNECT": None,
-}
 
 
 def resource_name(kind: str) -> str:
