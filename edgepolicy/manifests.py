@@ -169,17 +169,18 @@ def load_paths(paths: Sequence[str | Path]) -> list[Manifest]:
 def load_text(text: str, path: str, *, strict: bool = True) -> list[Manifest]:
     """Parse manifest text that was read from ``path`` (used only in messages and results).
 
-    JSON is parsed as JSON when ``path`` ends in ``.json``, everything else as YAML (which
-    also accepts JSON). With ``strict=False`` documents that are not Kubernetes objects (not a
-    mapping, or without ``apiVersion`` and ``kind``) are skipped instead of rejected, for
-    repositories that mix manifests with other YAML.
+    JSON is parsed as JSON when ``path`` ends in ``.json`` (in any case, as directories are
+    searched and data files read), everything else as YAML (which also accepts JSON). With
+    ``strict=False`` documents that are not Kubernetes objects (not a mapping, or without
+    ``apiVersion`` and ``kind``) are skipped instead of rejected, for repositories that mix
+    manifests with other YAML.
 
     Raises:
         InputError: the text is not valid YAML/JSON, a FinOpsPolicy or ModelPolicy has another
             apiVersion than ``POLICY_API_VERSION``, or (strict) a document is not a Kubernetes
             object; the message names ``path`` and the line.
     """
-    parse = json_documents if path.endswith(".json") else yaml_documents
+    parse = json_documents if path.lower().endswith(".json") else yaml_documents
     documents = parse(text, path)
     manifests: list[Manifest] = []
     for value, line, item_lines in documents:

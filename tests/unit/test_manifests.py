@@ -45,10 +45,13 @@ def test_timestamps_stay_strings() -> None:
     assert pod.obj["metadata"]["creationTimestamp"] == "2020-01-01T00:00:00Z"
 
 
-def test_json_file_is_parsed_as_json() -> None:
-    (only,) = load_text('{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}', "p.json")
+@pytest.mark.parametrize("path", ["p.json", "P.JSON"])
+def test_json_file_is_parsed_as_json(path: str) -> None:
+    (only,) = load_text('{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}', path)
     assert only.obj["kind"] == "Pod"
     assert only.line == 1
+    with pytest.raises(InputError, match=f"{path}:1: invalid JSON"):
+        load_text('{"apiVersion": "v1", "kind": "Pod",}', path)
 
 
 @pytest.mark.parametrize(
