@@ -232,8 +232,18 @@ def _named(entries: Any, list_name: str, name: str, where: str) -> dict[str, Any
 
 
 def _pem(section: Mapping[str, Any], key: str, base: Path) -> bytes | None:
+    """Return the PEM bytes of ``key`` given inline (``<key>-data``, base64) or as a file
+    relative to ``base``; None when absent.
+
+    Raises:
+        ValueError: the inline data is not base64 (the message names the field).
+        OSError: the file cannot be read.
+    """
     if section.get(f"{key}-data"):
-        return base64.b64decode(str(section[f"{key}-data"]))
+        try:
+            return base64.b64decode(str(section[f"{key}-data"]))
+        except ValueError as error:
+            raise ValueError(f"{key}-data is not base64: {error}") from error
     if section.get(key):
         return (base / str(section[key])).read_bytes()
     return None

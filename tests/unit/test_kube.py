@@ -247,6 +247,12 @@ def test_unreachable_api_raises() -> None:
             "certificate-authority: missing.crt}}]",
             "cannot load its TLS certificates",
         ),
+        (
+            "current-context: x\ncontexts: [{name: x, context: {cluster: c}}]\n"
+            "clusters: [{name: c, cluster: {server: 'https://a', "
+            "certificate-authority-data: abc}}]",
+            "cannot load its TLS certificates or keys: certificate-authority-data is not base64",
+        ),
     ],
 )
 def test_bad_kubeconfigs_are_named(tmp_path: Path, config: str, message: str) -> None:
