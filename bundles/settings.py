@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from edgepolicy.errors import InputError
+from edgepolicy.manifests import yaml_documents
 
 SETTINGS_FILE = "edgepolicy-settings.yaml"
 ACTIONS = ("deny", "warn", "dryrun")
@@ -28,13 +27,20 @@ def parse_settings(content: bytes) -> dict[str, Any]:
     """Return the settings in ``content`` (the settings file's bytes).
 
     Raises:
-        InputError: the file is not valid YAML or a field is unknown or malformed (the message
-            names the file and the field).
+        InputError: the file is not valid YAML (read as :mod:`edgepolicy.manifests` reads
+            manifests: duplicate keys and too deep nesting are errors) or a field is unknown or
+            malformed (the message names the file, and the line or the field).
     """
     try:
-        value = yaml.safe_load(content.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as error:
-        raise InputError(f"invalid YAML: {error}", path=SETTINGS_FILE) from error
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"not UTF-8 text: {error}", path=SETTINGS_FILE) from error
+    documents = yaml_documents(text, SETTINGS_FILE)
+    if len(documents) > 1:
+        raise InputError(
+            "invalid YAML: expected one document", path=SETTINGS_FILE, line=documents[1][1]
+        )
+    value = documents[0][0] if documents else None
     if value is None:
         return {}
     if not isinstance(value, dict):
