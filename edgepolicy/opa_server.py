@@ -14,6 +14,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -295,10 +296,12 @@ def is_signed(bundle: Path) -> bool:
     return _member_from_tarball(bundle, ".signatures.json") is not None
 
 
-def _tar_problem(error: OSError | tarfile.TarError) -> str:
+def _tar_problem(error: OSError | EOFError | zlib.error | tarfile.TarError) -> str:
     """One line saying why a bundle tarball could not be read."""
     if isinstance(error, tarfile.ReadError):
         return "not a tar archive (expected a .tar.gz bundle, as `opa build` writes)"
+    if isinstance(error, EOFError | zlib.error):
+        return f"truncated or corrupt compressed data ({error})"
     return " ".join(str(error).split())
 
 
@@ -388,7 +391,7 @@ def _member_from_tarball(bundle: Path, name: str) -> bytes | None:
                 if member.name.removeprefix("./").lstrip("/") == name:
                     extracted = archive.extractfile(member) if member.isfile() else None
                     return extracted.read() if extracted is not None else b""
-    except (OSError, tarfile.TarError) as error:
+    except (OSError, EOFError, zlib.error, tarfile.TarError) as error:
         raise UsageError(f"{bundle}: cannot read the bundle: {_tar_problem(error)}") from error
     return None
 

@@ -58,6 +58,16 @@ def test_unreadable_bundle_is_a_usage_error(tmp_path: Path) -> None:
     assert "\n" not in str(caught.value)
 
 
+def test_truncated_bundle_is_a_usage_error(tmp_path: Path) -> None:
+    content = b'{"revision": "r"}' * 4000
+    whole = _tarball(tmp_path, {"/.manifest": content, "/x.rego": content}).read_bytes()
+    truncated = tmp_path / "truncated.tar.gz"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    for read in (bundle_roots, is_signed):
+        with pytest.raises(UsageError, match="truncated or corrupt compressed data"):
+            read(truncated)
+
+
 def test_signed_bundles_are_recognised(tmp_path: Path) -> None:
     assert is_signed(_tarball(tmp_path, {"/.signatures.json": b"{}"}))
     assert not is_signed(_tarball(tmp_path, {"/.manifest": b"{}"}, "u.tar.gz"))
