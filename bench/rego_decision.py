@@ -23,9 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from edgepolicy.library import library_path
+from edgepolicy.manifests import load_paths
 from edgepolicy.opa_binary import find_opa
 from edgepolicy.policy_data import policies_to_data
 from edgepolicy.review import admission_review, decision_input
@@ -36,14 +35,9 @@ QUERY = "data.edgepolicy.admission.decision"
 NAMESPACE = "ai-workloads"
 
 
-def _load(path: Path) -> dict[str, Any]:
-    """The first object of a YAML file."""
-    with open(path, encoding="utf-8") as handle:
-        return next(doc for doc in yaml.safe_load_all(handle) if doc)
-
-
 def _seed_policy() -> dict[str, Any]:
-    return _load(EXAMPLES / "policies" / "edge-ai-inference-cost-policy.yaml")
+    """A fresh copy of the seed FinOpsPolicy of examples/, read as `edgepolicy check` reads it."""
+    return load_paths([EXAMPLES / "policies" / "edge-ai-inference-cost-policy.yaml"])[0].obj
 
 
 def _other_policies(count: int) -> list[dict[str, Any]]:
