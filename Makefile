@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 OPA := .tools/bin/opa
 STAMP := $(VENV)/.installed
 
-.PHONY: setup tools tools-e2e tools-all run test test-rego test-python test-e2e lint fmt clean bench bench-rego bench-admission bench-bundles
+.PHONY: setup tools tools-e2e tools-all run test test-rego test-python test-e2e lint lint-python fmt clean bench bench-rego bench-admission bench-bundles
 
 setup: $(STAMP) tools
 
@@ -27,7 +27,7 @@ tools-all:
 run: setup tools-e2e
 	scripts/run.sh
 
-test: setup tools-e2e lint test-rego test-python
+test: setup tools-e2e lint-python test-rego test-python
 
 test-rego: tools
 	scripts/test-rego.sh
@@ -38,9 +38,11 @@ test-python: $(STAMP)
 test-e2e: $(STAMP) tools-e2e
 	$(BIN)/pytest -m e2e tests/e2e
 
-lint: $(STAMP) tools
+lint: lint-python tools
 	$(OPA) fmt --list --fail rego
 	$(OPA) check --strict rego
+
+lint-python: $(STAMP)
 	$(BIN)/ruff check edgepolicy webhook bundles tests bench
 	$(BIN)/mypy
 
