@@ -83,6 +83,11 @@ def _spellings(value: Fraction) -> list[str]:
     return spellings
 
 
+def _gpu_spellings(gpus: int) -> list[str | int]:
+    """Exact spellings of a whole number of GPUs, the JSON number among them."""
+    return [*_spellings(Fraction(gpus)), gpus]
+
+
 def _hours_spellings(hours: Fraction) -> list[str]:
     """Exact spellings of a number of hours in the annotation's plain decimal notation."""
     plain = _decimal_text(hours)
@@ -269,7 +274,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         hours_spelling=draw(st.sampled_from(_hours_spellings(hours))),
         cpu_spellings=tuple(draw(st.sampled_from(_spellings(value))) for value in cpu),
         memory_spellings=tuple(draw(st.sampled_from(_spellings(value))) for value in memory),
-        gpu_spellings=tuple(draw(st.sampled_from([*_spellings(Fraction(g)), g])) for g in gpus),
+        gpu_spellings=tuple(draw(st.sampled_from(_gpu_spellings(g))) for g in gpus),
         pod_level=pod_level,
         min_replicas=min_replicas,
         max_replicas=replicas,
