@@ -13,11 +13,6 @@ import data.edgepolicy.lib.decimal
 number(x) := sprintf("%v", [round(x * 1000) / 1000])
 
 # METADATA
-# title: gibibytes
-# description: 'A byte count as GiB, e.g. `36Gi`, `0.5Gi`.'
-gibibytes(bytes) := sprintf("%sGi", [number(bytes / 1073741824)])
-
-# METADATA
 # title: string_hint
 # description: |
 #   A reminder, for messages about annotation `value`s, that annotation values are strings:
@@ -71,11 +66,6 @@ else := sprintf("%s %s, not a number, counted as %s", [name, json.marshal(value)
 exact(x) := number(x) if round(x * 1000) / 1000 == x
 
 else := sprintf("%v", [x])
-
-# METADATA
-# title: counted_exact
-# description: '`n` with its noun, rendered as `exact` does.'
-counted_exact(n, singular, plural) := _with_noun(exact(n), singular, plural)
 
 # METADATA
 # title: decimal_number
