@@ -30,8 +30,15 @@ zero := {"m": 0, "e": 0}
 
 # METADATA
 # title: from_number
-# description: The non-negative JSON number `n` as a decimal, read exactly from its literal text; undefined otherwise.
-from_number(n) := parse(json.marshal(n)) if {
+# description: |
+#   The non-negative JSON number `n` as a decimal, read exactly from its literal text; undefined
+#   otherwise. A whole number (`8`, `3.0`) takes a short cut: the comparison with its rounding is
+#   exact, and `n * 1` is integer arithmetic, which writes its digits out.
+from_number(n) := {"m": n * 1, "e": 0} if {
+	is_number(n)
+	n >= 0
+	n == round(n)
+} else := parse(json.marshal(n)) if {
 	is_number(n)
 	n >= 0
 }
@@ -89,7 +96,7 @@ _exponent(_, "") := 0
 
 _exponent(sign, digits) := value if {
 	digits != ""
-	magnitude := _digits_value(digits)
+	magnitude := digits_value(digits)
 	value := _signed(sign, magnitude)
 }
 
@@ -101,9 +108,9 @@ _signed("-", magnitude) := 0 - magnitude
 _signed(sign, magnitude) := magnitude if sign != "-"
 
 # METADATA
-# title: _digits_value
+# title: digits_value
 # description: 'The integer written as `digits` (leading zeros allowed, `to_number` refuses them).'
-_digits_value(digits) := 0 if trim_left(digits, "0") == ""
+digits_value(digits) := 0 if trim_left(digits, "0") == ""
 
 else := to_number(trim_left(digits, "0"))
 
@@ -141,12 +148,28 @@ greater(a, b) if {
 greater(a, b) if {
 	a.m > 0
 	b.m > 0
+	_is_greater(a, b)
+}
+
+# METADATA
+# title: _is_greater
+# description: |
+#   `a` > `b` for positive decimals: on integers brought to the lower exponent when the exponents
+#   are close (the usual case), else by the number of integer digits first (so exponents far
+#   apart never build huge powers of ten).
+_is_greater(a, b) if {
+	abs(a.e - b.e) <= 64
+	low := min([a.e, b.e])
+	a.m * pow10(a.e - low) > b.m * pow10(b.e - low)
+}
+
+_is_greater(a, b) if {
+	abs(a.e - b.e) > 64
 	_magnitude(a) > _magnitude(b)
 }
 
-greater(a, b) if {
-	a.m > 0
-	b.m > 0
+_is_greater(a, b) if {
+	abs(a.e - b.e) > 64
 	_magnitude(a) == _magnitude(b)
 	low := min([a.e, b.e])
 	a.m * pow10(a.e - low) > b.m * pow10(b.e - low)
@@ -160,15 +183,10 @@ _magnitude(a) := count(sprintf("%d", [a.m])) + a.e
 # METADATA
 # title: pow10
 # description: 10^`k` as an exact integer, for a whole `k` >= 0.
-pow10(k) := to_number(concat("", ["1", substring(_zeros, 0, k)])) if {
+pow10(k) := to_number(concat("", ["1", substring("0000000000000000000000000000000000000000000000000000000000000000", 0, k)])) if {
 	k >= 0
-	k <= count(_zeros)
+	k <= 64
 } else := product([10 | some _ in numbers.range(1, k)]) if k > 0
-
-# METADATA
-# title: _zeros
-# description: 'Zeros for the common powers of ten (a string is cheaper than a product).'
-_zeros := "0000000000000000000000000000000000000000000000000000000000000000"
 
 # METADATA
 # title: ceil_integer
@@ -189,7 +207,7 @@ floor_integer(a) := a.m * pow10(a.e) if {
 # description: |
 #   `n` / 10^`k` rounded by `mode`, for integers `n` >= 0 and `k` > 0, on the decimal digits of `n`
 #   (OPA's division is floating point).
-_shift_down(n, k, mode) := _round_dropped(_digits_value(kept), dropped, mode) if {
+_shift_down(n, k, mode) := _round_dropped(digits_value(kept), dropped, mode) if {
 	text := sprintf("%d", [n])
 	width := count(text)
 	kept := substring(text, 0, max([0, width - k]))

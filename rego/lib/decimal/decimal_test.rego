@@ -10,7 +10,9 @@ test_from_number if {
 	decimal.from_number(0.9) == {"m": 9, "e": -1}
 	decimal.from_number(3.30) == {"m": 33, "e": -1}
 	decimal.from_number(1e-3) == {"m": 1, "e": -3}
-	decimal.from_number(1.0E+2) == {"m": 1, "e": 2}
+	decimal.from_number(1.0E+2) == {"m": 100, "e": 0}
+	decimal.from_number(3.0) == {"m": 3, "e": 0}
+	decimal.from_number(2.9999999999999999999) == {"m": 29999999999999999999, "e": -19}
 	decimal.from_number(72) == {"m": 72, "e": 0}
 	decimal.from_number(0) == decimal.zero
 	not decimal.from_number(-1)

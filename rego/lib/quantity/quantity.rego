@@ -9,61 +9,46 @@
 #   (10^-9 of the base unit: cores, bytes, devices), Kubernetes' own finest scale: finer values
 #   round up to the next nano-unit and binary-suffixed values are capped at 2^63-1 units, as
 #   Kubernetes does. A negative quantity (other than zero) is not valid: resource limits cannot be
-#   negative. Unreadable input leaves `nanos` undefined.
+#   negative. Unreadable input leaves `nanos` undefined. Literals are written inline on the hot
+#   path: in OPA a reference to a constant rule costs more than the arithmetic.
 package edgepolicy.lib.quantity
 
 import data.edgepolicy.lib.decimal
 
 # METADATA
-# title: _pattern
-# description: |
-#   Sign, whole digits, fraction digits, suffix (with the exponent sign and digits captured).
-#   Kubernetes reads `.`, `+` and `-` as 0 too.
-_pattern := `^([+-]?)([0-9]*)(?:\.([0-9]*))?(|n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE]([+-]?)([0-9]+))$`
-
-# METADATA
-# title: _decimal_exponents
-# description: 'The power of ten of each decimal suffix.'
-_decimal_exponents := {"": 0, "n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
-
-# METADATA
-# title: _binary_multipliers
-# description: 'The factor of each binary suffix (2^10 to 2^60).'
-_binary_multipliers := {
-	"Ki": 1024,
-	"Mi": 1048576,
-	"Gi": 1073741824,
-	"Ti": 1099511627776,
-	"Pi": 1125899906842624,
-	"Ei": 1152921504606846976,
+# title: _suffix_scales
+# description: 'The power of ten and the factor (a power of two) of each fixed suffix.'
+_suffix_scales := {
+	"": [0, 1],
+	"n": [-9, 1],
+	"u": [-6, 1],
+	"m": [-3, 1],
+	"k": [3, 1],
+	"M": [6, 1],
+	"G": [9, 1],
+	"T": [12, 1],
+	"P": [15, 1],
+	"E": [18, 1],
+	"Ki": [0, 1024],
+	"Mi": [0, 1048576],
+	"Gi": [0, 1073741824],
+	"Ti": [0, 1099511627776],
+	"Pi": [0, 1125899906842624],
+	"Ei": [0, 1152921504606846976],
 }
-
-# METADATA
-# title: _max_exponent
-# description: 'The largest decimal exponent accepted (bounds the work a quantity can cause).'
-_max_exponent := 24
-
-# METADATA
-# title: _spaces
-# description: |
-#   What the API server trims around a quantity (Go's strings.TrimSpace on the raw JSON text):
-#   spaces and the Unicode spaces a JSON encoder writes unescaped. Tabs and newlines reach it
-#   escaped (`\t`), so it refuses them, and so does this.
-_spaces := " \u0085\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
-
-# METADATA
-# title: max_nanos
-# description: The cap of a binary-suffixed quantity, 2^63-1 units, in nano-units.
-max_nanos := 9223372036854775807000000000
 
 # METADATA
 # title: nanos
 # description: |
 #   The value of quantity `q` (a string, or a JSON number) as an exact integer of nano-units;
-#   undefined when `q` is not a valid non-negative quantity.
-nanos(q) := _string_nanos(json.marshal(q)) if is_number(q)
-
-nanos(q) := _string_nanos(trim(q, _spaces)) if is_string(q)
+#   undefined when `q` is not a valid non-negative quantity. Around a string, what the API server
+#   trims (Go's strings.TrimSpace on the raw JSON text) is ignored: spaces and the Unicode spaces
+#   a JSON encoder writes unescaped; tabs and newlines reach it escaped (`\t`) and are refused.
+nanos(q) := _string_nanos(trim(q, " \u0085\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000")) if {
+	is_string(q)
+} else := _string_nanos(json.marshal(q)) if {
+	is_number(q)
+}
 
 # METADATA
 # title: is_valid
@@ -108,39 +93,33 @@ _is_whole_for_kubernetes(remainder) if remainder > 999000000
 
 # METADATA
 # title: _string_nanos
-# description: 'The nano-units of the quantity text `s`.'
+# description: |
+#   The nano-units of the quantity text `s` (whole digits, fraction digits, suffix with the
+#   exponent's sign and digits). Kubernetes reads `.` and `+` as 0 too, and takes a minus sign on
+#   zero (`-0`, `-.`, `-`); any other negative value is refused, since limits cannot be negative.
 _string_nanos(s) := value if {
+	[[_, whole, fraction, suffix, exponent_sign, exponent_digits]] := regex.find_all_string_submatch_n(
+		`^\+?([0-9]*)(?:\.([0-9]*))?(|n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE]([+-]?)([0-9]+))$`,
+		s, 1,
+	)
 	s != ""
-	[[_, sign, whole, fraction, suffix, exponent_sign, exponent_digits]] := regex.find_all_string_submatch_n(_pattern, s, 1)
-	power := _power_of_ten(suffix, exponent_sign, exponent_digits)
-	binary := object.get(_binary_multipliers, suffix, 1)
-	exact := decimal.of_digits(concat("", [whole, fraction]), (power - count(fraction)) + 9, "ceil")
-	value := _capped(decimal.ceil_integer(decimal.scale(exact, binary)), binary)
-	_sign_allowed(sign, value)
+	[power, binary] := _suffix_scale(suffix, exponent_sign, exponent_digits)
+	value := _capped(_scaled(concat("", [whole, fraction]), (power - count(fraction)) + 9, binary), binary)
+} else := 0 if {
+	regex.match(`^-0*(?:\.0*)?(|n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?0*([0-9]|1[0-9]|2[0-4]))$`, s)
 }
 
 # METADATA
-# title: _power_of_ten
-# description: 'The decimal exponent of `suffix` (0 for a binary suffix); undefined beyond ±`_max_exponent`.'
-_power_of_ten(suffix, _, _) := _decimal_exponents[suffix]
-
-_power_of_ten(suffix, _, _) := 0 if _binary_multipliers[suffix]
-
-_power_of_ten(suffix, sign, digits) := exponent if {
-	digits != ""
+# title: _suffix_scale
+# description: '`[power of ten, factor]` of `suffix`; for an exponent, undefined beyond ±24.'
+_suffix_scale(suffix, sign, digits) := scale if {
+	scale := _suffix_scales[suffix]
+} else := [exponent, 1] if {
 	magnitude := trim_left(digits, "0")
 	count(magnitude) <= 2
-	exponent := _signed(sign, _to_int(magnitude))
-	abs(exponent) <= _max_exponent
-	suffix != ""
+	exponent := _signed(sign, decimal.digits_value(magnitude))
+	abs(exponent) <= 24
 }
-
-# METADATA
-# title: _to_int
-# description: 'The integer of up to two digits `digits` without leading zeros (`""` is 0).'
-_to_int("") := 0
-
-_to_int(digits) := to_number(digits) if digits != ""
 
 # METADATA
 # title: _signed
@@ -150,16 +129,19 @@ _signed("-", magnitude) := 0 - magnitude
 _signed(sign, magnitude) := magnitude if sign != "-"
 
 # METADATA
-# title: _capped
-# description: 'Kubernetes caps binary-suffixed quantities at 2^63-1 units.'
-_capped(value, binary) := max_nanos if {
-	binary > 1
-	value > max_nanos
-} else := value
+# title: _scaled
+# description: |
+#   The digits `digits` x 10^`k` x `binary`, rounded up to an integer: directly for the usual
+#   short quantity with no digits below a nano-unit, else through the exact decimal.
+_scaled(digits, k, binary) := (decimal.digits_value(digits) * to_number(concat("", ["1", substring("0000000000000000000000000000000000000000", 0, k)]))) * binary if {
+	k >= 0
+	k <= 40
+	count(digits) <= 18
+} else := decimal.ceil_integer(decimal.scale(decimal.of_digits(digits, k, "ceil"), binary))
 
 # METADATA
-# title: _sign_allowed
-# description: 'A minus sign is allowed on zero only (`-0` is 0; limits cannot be negative).'
-_sign_allowed(sign, _) if sign != "-"
+# title: _capped
+# description: 'Kubernetes caps binary-suffixed quantities (factor `binary` > 1) at 2^63-1 units.'
+_capped(value, 1) := value
 
-_sign_allowed("-", 0)
+_capped(value, binary) := min([value, 9223372036854775807000000000]) if binary != 1

@@ -19,7 +19,7 @@ findings contains finding if {
 	some record in _workload_policies
 	limit := decimal.from_number(record.settings.maxCPUCores)
 	per_pod := _per_pod.cpu
-	total := decimal.times(_pod_count(record.id), per_pod)
+	total := decimal.times(_pod_count[record.id], per_pod)
 	decimal.greater(total, limit)
 	finding := {
 		"rule": "finops.cpu",
@@ -43,7 +43,7 @@ findings contains finding if {
 	limit_gb := decimal.from_number(record.settings.maxMemoryGB)
 	limit := decimal.scale(limit_gb, _gibibyte)
 	per_pod := _per_pod.memory
-	total := decimal.times(_pod_count(record.id), per_pod)
+	total := decimal.times(_pod_count[record.id], per_pod)
 	decimal.greater(total, limit)
 	finding := {
 		"rule": "finops.memory",

@@ -33,8 +33,8 @@ _pods[record.id] := scale if {
 
 # METADATA
 # title: _pod_count
-# description: 'The pod count of the admitted workload under policy `id`, as an exact decimal.'
-_pod_count(id) := decimal.from_number(_pods[id])
+# description: 'The pod count of the admitted workload, as an exact decimal, per applying policy id.'
+_pod_count[id] := decimal.from_number(pods) if some id, pods in _pods
 
 # METADATA
 # title: _pod_level

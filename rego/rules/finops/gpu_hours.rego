@@ -37,7 +37,7 @@ findings contains finding if {
 	limit := decimal.from_number(record.settings.dailyGPUHours)
 	hours := _daily_hours
 	gpus := decimal.of_nanos(resources.pod_gpus(request.containers, _pod_level, settings.gpu_resource_names))
-	total := decimal.times(decimal.times(_pod_count(record.id), gpus), hours)
+	total := decimal.times(decimal.times(_pod_count[record.id], gpus), hours)
 	decimal.greater(total, limit)
 	finding := {
 		"rule": "finops.gpu-hours",
