@@ -94,19 +94,44 @@ _is_whole_for_kubernetes(remainder) if remainder > 999000000
 # METADATA
 # title: _string_nanos
 # description: |
-#   The nano-units of the quantity text `s` (whole digits, fraction digits, suffix with the
-#   exponent's sign and digits). Kubernetes reads `.` and `+` as 0 too, and takes a minus sign on
-#   zero (`-0`, `-.`, `-`); any other negative value is refused, since limits cannot be negative.
-_string_nanos(s) := value if {
+#   The nano-units of the quantity text `s`. Kubernetes takes a minus sign on zero (`-0`, `-.`,
+#   `-`); any other negative value is refused, since limits cannot be negative.
+_string_nanos(s) := _unsigned_nanos(s) if {
+	not startswith(s, "-")
+} else := 0 if {
+	startswith(s, "-")
+	_unsigned_nanos(concat("", ["+", substring(s, 1, -1)])) == 0
+}
+
+# METADATA
+# title: _unsigned_nanos
+# description: |
+#   The nano-units of the quantity text `s` without a minus sign: whole digits, fraction digits,
+#   suffix (with the exponent's sign and digits). Like Kubernetes, `.`, `+` and a bare suffix read
+#   as 0 where its parser's fast path takes them (`Ki`, `e3`), and are refused where it does not
+#   (`Pi`, `Ei`, an exponent below -9).
+_unsigned_nanos(s) := value if {
 	[[_, whole, fraction, suffix, exponent_sign, exponent_digits]] := regex.find_all_string_submatch_n(
 		`^\+?([0-9]*)(?:\.([0-9]*))?(|n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE]([+-]?)([0-9]+))$`,
 		s, 1,
 	)
 	s != ""
 	[power, binary] := _suffix_scale(suffix, exponent_sign, exponent_digits)
-	value := _capped(_scaled(concat("", [whole, fraction]), (power - count(fraction)) + 9, binary), binary)
-} else := 0 if {
-	regex.match(`^-0*(?:\.0*)?(|n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?0*([0-9]|1[0-9]|2[0-4]))$`, s)
+	digits := concat("", [whole, fraction])
+	_is_readable(digits, power, binary)
+	value := _capped(_scaled(digits, (power - count(fraction)) + 9, binary), binary)
+}
+
+# METADATA
+# title: _is_readable
+# description: |
+#   Kubernetes reads a quantity without any digit only on its fast path: a decimal power of at
+#   least -9, or a binary suffix up to Ti.
+_is_readable(digits, _, _) if digits != ""
+
+_is_readable("", power, binary) if {
+	power >= -9
+	binary <= 1099511627776
 }
 
 # METADATA

@@ -420,6 +420,19 @@ test_exponent_bounds if {
 }
 
 # METADATA
+# title: 'quantities without digits read as Kubernetes reads them: 0 on its parser''s fast path, refused off it'
+test_no_digits if {
+	every q in ["+", "-", ".", "-.", "Ki", "-Ki", "+Ti", "e3", "e-9", ".e-9", "+e-9", "0.Pi", "-0.Pi", "00e-10"] {
+		quantity.nanos(q) == 0
+	}
+	every q in ["Pi", "Ei", "+.Pi", ".Pi", "-Pi", "e-10", ".e-10", "-e-10", "e-024", "--1", "-+1"] {
+		not quantity.nanos(q)
+	}
+	quantity.nanos("5.e-10") == 1
+	quantity.nanos(".5Pi") == 562949953421312000000000
+}
+
+# METADATA
 # title: other types are not quantities
 test_other_types if {
 	every q in [true, null, {"cpu": 1}, ["1"]] {
