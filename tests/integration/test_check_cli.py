@@ -316,7 +316,7 @@ def test_unreadable_input_exits_2_naming_file_and_line(
     content: str, name: str, expected: str, tmp_path: Path
 ) -> None:
     path = write(tmp_path / name, content)
-    completed = run_check(path)
+    completed = run_check("--strict", path)
     assert completed.returncode == 2
     assert completed.stdout == ""
     assert completed.stderr.startswith(f"edgepolicy: error: {path}{expected}")
