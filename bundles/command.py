@@ -25,16 +25,56 @@ from edgepolicy.opa_binary import find_opa
 DEFAULT_PORT = 8282
 DEFAULT_WORKDIR = Path.home() / ".cache" / "edgepolicy" / "watch"
 
+_HELP_FORMAT = argparse.RawDescriptionHelpFormatter
+BUNDLE_EXAMPLES = """\
+Examples:
+  edgepolicy bundle build --repo policies/ --out bundle.tar.gz --signing-key key.pem --key-id ci
+  edgepolicy bundle publish bundle.tar.gz --to configmap:edgepolicy/policy-bundle
+  edgepolicy bundle serve --dir bundles/ --port 8282
+  edgepolicy bundle watch --repo https://git.example.com/policies.git --to dir:bundles/
+"""
+BUILD_EXAMPLES = """\
+Examples:
+  edgepolicy bundle build --out bundle.tar.gz                       # HEAD of this repository
+  edgepolicy bundle build --repo policies/ --rev v1.4.0 --out bundle.tar.gz \\
+      --signing-key signing.pem --key-id ci
+"""
+PUBLISH_EXAMPLES = """\
+Examples:
+  edgepolicy bundle publish bundle.tar.gz --to dir:/srv/bundles
+  edgepolicy bundle publish bundle.tar.gz --to https://bundles.example.com/ --token-file token
+  edgepolicy bundle publish bundle.tar.gz --to configmap:edgepolicy/policy-bundle
+"""
+SERVE_EXAMPLES = """\
+Examples:
+  edgepolicy bundle serve --dir /srv/bundles
+  edgepolicy bundle serve --dir /srv/bundles --host 0.0.0.0 --upload-token-file token
+"""
+WATCH_EXAMPLES = """\
+Examples:
+  edgepolicy bundle watch --repo https://git.example.com/policies.git --to dir:/srv/bundles
+  edgepolicy bundle watch --repo ../policies --branch main --once \\
+      --signing-key signing.pem --key-id ci --to configmap:edgepolicy/policy-bundle
+"""
+
 
 def add_parser(subparsers: Any) -> None:
     """Register ``bundle`` and its subcommands."""
     parser = subparsers.add_parser(
-        "bundle", help="build, sign, publish and serve OPA policy bundles from Git"
+        "bundle",
+        help="build, sign, publish and serve OPA policy bundles from Git",
+        epilog=BUNDLE_EXAMPLES,
+        formatter_class=_HELP_FORMAT,
     )
     sub = parser.add_subparsers(dest="bundle_command", metavar="SUBCOMMAND")
     sub.required = True
 
-    build = sub.add_parser("build", help="build a (signed) bundle from a Git revision")
+    build = sub.add_parser(
+        "build",
+        help="build a (signed) bundle from a Git revision",
+        epilog=BUILD_EXAMPLES,
+        formatter_class=_HELP_FORMAT,
+    )
     build.add_argument("--repo", default=".", help="policy repository (default: .)")
     build.add_argument("--rev", default="HEAD", help="Git revision to build (default: HEAD)")
     build.add_argument("--out", required=True, help="bundle file to write (.tar.gz)")
@@ -43,12 +83,22 @@ def add_parser(subparsers: Any) -> None:
     build.add_argument("--opa", help="OPA binary used to validate the policies")
     build.set_defaults(func=_build)
 
-    pub = sub.add_parser("publish", help="publish a bundle to a directory, URL or ConfigMap")
+    pub = sub.add_parser(
+        "publish",
+        help="publish a bundle to a directory, URL or ConfigMap",
+        epilog=PUBLISH_EXAMPLES,
+        formatter_class=_HELP_FORMAT,
+    )
     pub.add_argument("bundle", metavar="BUNDLE", help="bundle file (.tar.gz)")
     _add_publishing(pub)
     pub.set_defaults(func=_publish)
 
-    serve = sub.add_parser("serve", help="serve a directory of bundles to OPA (long polling)")
+    serve = sub.add_parser(
+        "serve",
+        help="serve a directory of bundles to OPA (long polling)",
+        epilog=SERVE_EXAMPLES,
+        formatter_class=_HELP_FORMAT,
+    )
     serve.add_argument("--dir", required=True, help="directory holding the bundles")
     serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
     serve.add_argument(
@@ -62,7 +112,12 @@ def add_parser(subparsers: Any) -> None:
     )
     serve.set_defaults(func=_serve)
 
-    watch_parser = sub.add_parser("watch", help="GitOps loop: build and publish each new commit")
+    watch_parser = sub.add_parser(
+        "watch",
+        help="GitOps loop: build and publish each new commit",
+        epilog=WATCH_EXAMPLES,
+        formatter_class=_HELP_FORMAT,
+    )
     watch_parser.add_argument("--repo", required=True, help="repository URL or path")
     watch_parser.add_argument("--branch", default="main", help="branch to follow (default: main)")
     watch_parser.add_argument(

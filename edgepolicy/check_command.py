@@ -23,6 +23,13 @@ from edgepolicy.opa_binary import find_opa
 from edgepolicy.output import FORMATS, render
 from edgepolicy.verification_keys import load_verification_key
 
+DESCRIPTION = """\
+Evaluate Kubernetes manifests exactly as the admission webhook will, through one real OPA.
+FinOpsPolicy objects among the inputs apply to the other inputs and are validated
+themselves. Documents that are not Kubernetes objects (Helm values, Chart.yaml, OPA
+configuration) and unrendered templates ({{ }}) are skipped with a notice on stderr;
+--strict makes them errors. Exit 0 when nothing is denied, 1 when something is (or
+warned, with --fail-on-warn), 2 for bad usage or unreadable input."""
 EXAMPLES = """\
 Examples:
   edgepolicy check deploy/                        # every manifest under deploy/
@@ -38,15 +45,7 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "check",
         help="check manifests against the policies (exit 1 when something is denied)",
-        description=(
-            "Evaluate Kubernetes manifests exactly as the admission webhook will, through one "
-            "real OPA. FinOpsPolicy objects among the inputs apply to the other inputs and "
-            "are validated themselves. Exit 0 when nothing is denied, 1 when something is "
-            "(or warned, with --fail-on-warn), 2 for bad usage or unreadable input. "
-            "Documents that are not Kubernetes objects (Helm values, Chart.yaml, OPA "
-            "configuration) and unrendered templates ({{ }}) are skipped with a notice on "
-            "stderr; --strict makes them errors."
-        ),
+        description=DESCRIPTION,
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
