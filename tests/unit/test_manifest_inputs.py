@@ -160,8 +160,10 @@ def test_strict_refuses_an_unrendered_template_with_a_hint() -> None:
 @pytest.mark.parametrize(
     ("field", "text"),
     [
-        ("metadata.name", 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: "{{ .Release.Name }}"\n'),
-        ("metadata.namespace", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: '{{ .Values.ns }}'\n"),
+        ("metadata.name",
+         'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: "{{ .Release.Name }}"\n'),
+        ("metadata.namespace",
+         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: '{{ .Values.ns }}'\n"),
         ("kind", 'apiVersion: v1\nkind: "{{ .Values.kind }}"\n'),
     ],
 )  # fmt: skip

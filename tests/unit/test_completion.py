@@ -1,0 +1,220 @@
+"""Shell completion: scripts generated from the parser tree, exercised in real shells.
+
+bash runs the completion function as bash itself calls it (COMP_WORDS/COMP_CWORD); fish runs
+its own completion engine (`complete -C`); zsh runs the generated function with the zle
+completion builtins (compadd, _files, compset) replaced by functions that print their
+arguments, since those only exist inside an interactive completion widget.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from edgepolicy import cli
+from edgepolicy.completion import FILES, commands, script
+from edgepolicy.errors import UsageError
+
+
+def generated(shell: str, tmp_path: Path) -> Path:
+    """Write the script `edgepolicy completion SHELL` prints and return its path."""
+    path = tmp_path / f"edgepolicy.{shell}"
+    assert cli.main(["completion", shell]) == 0  # the command itself runs
+    path.write_text(script(cli.build_parser(), shell))
+    return path
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A directory with a few files to complete."""
+    (tmp_path / "work" / "manifests").mkdir(parents=True)
+    (tmp_path / "work" / "manifest-a.yaml").write_text("")
+    (tmp_path / "work" / "policy.tar.gz").write_text("")
+    return tmp_path / "work"
+
+
+def require(shell: str) -> str:
+    found = shutil.which(shell)
+    if found is None:
+        pytest.skip(f"{shell} is not installed (apt-get install -y {shell})")
+    return found
+
+
+def bash_complete(script_path: Path, cwd: Path, line: list[str]) -> list[str]:
+    """What the generated bash completion offers for ``line`` (its last word being typed)."""
+    words = " ".join(shlex.quote(word) for word in line)
+    program = (
+        f"source {shlex.quote(str(script_path))}\n"
+        f"COMP_WORDS=({words}); COMP_CWORD={len(line) - 1}; COMPREPLY=()\n"
+        f'_edgepolicy\nprintf "%s\\n" "${{COMPREPLY[@]}}"\n'
+    )
+    completed = subprocess.run(
+        [require("bash"), "--norc", "--noprofile", "-c", program],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert completed.stderr == ""
+    return [line for line in completed.stdout.splitlines() if line]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (["edgepolicy", ""], ["check", "serve", "bundle", "completion"]),
+        (["edgepolicy", "c"], ["check", "completion"]),
+        (["edgepolicy", "--v"], ["--version"]),
+        (["edgepolicy", "check", "--out"], ["--output"]),
+        (["edgepolicy", "check", "--output", ""], ["text", "json", "junit", "sarif"]),
+        (["edgepolicy", "check", "-o", "j"], ["json", "junit"]),
+        (["edgepolicy", "check", "--output", "=", "s"], ["sarif"]),  # --output=s, split at =
+        (["edgepolicy", "check", "--output=s"], ["--output=sarif"]),  # = not a word break
+        (["edgepolicy", "check", "--st"], ["--strict"]),
+        (["edgepolicy", "check", "manifest"], ["manifest-a.yaml", "manifests"]),
+        (["edgepolicy", "check", "-o", "json", "manifest-"], ["manifest-a.yaml"]),
+        (["edgepolicy", "check", "--policy", "pol"], ["policy.tar.gz"]),
+        (["edgepolicy", "check", "--namespace", ""], []),  # a name: nothing to offer
+        (["edgepolicy", "serve", "--log-level", "w"], ["warning"]),
+        (["edgepolicy", "serve", "--port", ""], []),
+        (["edgepolicy", "bundle", ""], ["build", "publish", "serve", "watch"]),
+        (["edgepolicy", "bundle", "build", "--o"], ["--out", "--opa"]),
+        (["edgepolicy", "bundle", "publish", "pol"], ["policy.tar.gz"]),
+        (["edgepolicy", "completion", ""], ["bash", "zsh", "fish"]),
+    ],
+)
+def test_bash_completes_subcommands_flags_choices_and_files(
+    line: list[str], expected: list[str], tmp_path: Path, workspace: Path
+) -> None:
+    offered = bash_complete(generated("bash", tmp_path), workspace, line)
+    assert sorted(offered) == sorted(expected)
+
+
+def test_bash_script_registers_the_function(tmp_path: Path) -> None:
+    path = generated("bash", tmp_path)
+    completed = subprocess.run(
+        [
+            require("bash"),
+            "--norc",
+            "-c",
+            f"source {shlex.quote(str(path))}; complete -p edgepolicy",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert completed.stdout.strip() == "complete -F _edgepolicy edgepolicy"
+
+
+def fish_complete(script_path: Path, cwd: Path, line: str) -> list[str]:
+    program = f"source {shlex.quote(str(script_path))}; complete -C{shlex.quote(line)}"
+    completed = subprocess.run(
+        [require("fish"), "--no-config", "-c", program],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert completed.stderr == ""
+    return sorted(entry.split("\t")[0] for entry in completed.stdout.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("edgepolicy ", ["bundle", "check", "completion", "serve"]),
+        ("edgepolicy check --output ", ["json", "junit", "sarif", "text"]),
+        ("edgepolicy check --output=j", ["--output=json", "--output=junit"]),
+        ("edgepolicy check -o json --st", ["--strict"]),
+        ("edgepolicy check -o json manifest", ["manifest-a.yaml", "manifests/"]),
+        ("edgepolicy bundle ", ["build", "publish", "serve", "watch"]),
+        ("edgepolicy bundle build --ou", ["--out"]),
+        ("edgepolicy completion ", ["bash", "fish", "zsh"]),
+    ],
+)
+def test_fish_completes_with_its_own_engine(
+    line: str, expected: list[str], tmp_path: Path, workspace: Path
+) -> None:
+    assert fish_complete(generated("fish", tmp_path), workspace, line) == expected
+
+
+def test_fish_script_is_valid_fish(tmp_path: Path) -> None:
+    subprocess.run([require("fish"), "-n", str(generated("fish", tmp_path))], check=True)
+
+
+ZSH_STUBS = """\
+compdef() { print -r -- "compdef $*" }
+compadd() { [[ $1 == -- ]] && shift; print -r -- "compadd $*" }
+_files() { print -r -- "_files" }
+compset() { print -r -- "compset $*" }
+"""
+
+
+def zsh_complete(script_path: Path, line: list[str]) -> list[str]:
+    words = " ".join(shlex.quote(word) for word in line)
+    program = (
+        f"{ZSH_STUBS}source {shlex.quote(str(script_path))}\n"
+        f"words=({words}); CURRENT={len(line)}; _edgepolicy\n"
+    )
+    completed = subprocess.run(
+        [require("zsh"), "-f", "-c", program],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert completed.stderr == ""
+    return completed.stdout.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (["edgepolicy", ""], ["compadd check serve bundle completion"]),
+        (["edgepolicy", "check", "--output", ""], ["compadd text json junit sarif"]),
+        (["edgepolicy", "check", "--output=j"], ["compset -P *=", "compadd text json junit sarif"]),
+        (["edgepolicy", "check", "-o", "json", ""], ["_files"]),
+        (["edgepolicy", "check", "--policy", ""], ["_files"]),
+        (["edgepolicy", "bundle", ""], ["compadd build publish serve watch"]),
+        (["edgepolicy", "completion", ""], ["compadd bash zsh fish"]),
+        (["edgepolicy", "serve", "--port", ""], []),
+    ],
+)
+def test_zsh_function_offers_what_the_parser_defines(
+    line: list[str], expected: list[str], tmp_path: Path
+) -> None:
+    path = generated("zsh", tmp_path)
+    assert zsh_complete(path, line) == ["compdef _edgepolicy edgepolicy", *expected]
+
+
+def test_zsh_script_is_valid_zsh(tmp_path: Path) -> None:
+    subprocess.run([require("zsh"), "-n", str(generated("zsh", tmp_path))], check=True)
+
+
+def test_the_tree_follows_the_parser() -> None:
+    tree = {command.key: command for command in commands(cli.build_parser())}
+    check = tree["check"]
+    output = next(option for option in check.options if "--output" in option.flags)
+    assert output.flags == ("--output", "-o")
+    assert output.values == ("text", "json", "junit", "sarif")
+    assert check.positionals == (FILES,)
+    strict = next(option for option in check.options if "--strict" in option.flags)
+    assert strict.values is None
+    assert [name for name, _ in tree["bundle"].subcommands] == [
+        "build",
+        "publish",
+        "serve",
+        "watch",
+    ]
+
+
+def test_unknown_shell_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="unknown shell 'tcsh': expected one of bash, zsh, fish"):
+        script(cli.build_parser(), "tcsh")
