@@ -183,11 +183,15 @@ def load_paths(paths: Sequence[str | Path]) -> list[Manifest]:
     Raises:
         InputError: as :func:`read_paths` raises it.
     """
-    return read_paths(paths).manifests
+    return read_paths(paths, templates=False).manifests
 
 
 def read_paths(
-    paths: Sequence[str | Path], *, strict: bool = True, stdin: BinaryIO | None = None
+    paths: Sequence[str | Path],
+    *,
+    strict: bool = True,
+    templates: bool = True,
+    stdin: BinaryIO | None = None,
 ) -> ManifestSet:
     """Read every object from the given files, directories and standard input.
 
@@ -198,8 +202,7 @@ def read_paths(
     directories (names starting with a dot, such as ``.git`` or ``.github``); files named
     explicitly are read whatever their suffix or name. An input reached twice (named twice, or
     also inside a named directory, or ``-`` beside ``/dev/stdin``) is read once, where first
-    reached. Without ``strict``, documents that are not Kubernetes objects and unrendered
-    templates are skipped (see :func:`read_text`).
+    reached. ``strict`` and ``templates`` are as :func:`read_text` takes them.
 
     Raises:
         InputError: a path is empty, does not exist or cannot be read (a broken symbolic link
@@ -216,7 +219,9 @@ def read_paths(
         seen.add(identity)
         text = _read(source, stdin)
         name = STDIN_NAME if source == STDIN else str(source)
-        read = read_text(text, name, strict=strict, sniff_json=not _is_regular(source))
+        read = read_text(
+            text, name, strict=strict, templates=templates, sniff_json=not _is_regular(source)
+        )
         result.manifests.extend(read.manifests)
         result.skipped.extend(read.skipped)
     return result
@@ -259,16 +264,17 @@ def _read(source: Path | str, stdin: BinaryIO | None) -> str:
 
 
 def load_text(text: str, path: str, *, strict: bool = True) -> list[Manifest]:
-    """Parse manifest text that was read from ``path``; see :func:`read_text`.
+    """Parse manifest text that was read from ``path``; see :func:`read_text` (template text
+    is not special: a policy repository's document must never vanish because it holds ``{{``).
 
     Raises:
         InputError: as :func:`read_text` raises it.
     """
-    return read_text(text, path, strict=strict).manifests
+    return read_text(text, path, strict=strict, templates=False).manifests
 
 
 def read_text(
-    text: str, path: str, *, strict: bool = True, sniff_json: bool = False
+    text: str, path: str, *, strict: bool = True, templates: bool = True, sniff_json: bool = False
 ) -> ManifestSet:
     """Parse manifest text that was read from ``path`` (used only in messages and results).
 
@@ -276,10 +282,11 @@ def read_text(
     searched and data files read), or with ``sniff_json`` (for streams, which have no suffix)
     when the text starts with ``{``; everything else as YAML (which also accepts JSON). Empty
     documents are ignored. With ``strict=False``, documents that are not Kubernetes objects
-    (not a mapping, or without a string ``apiVersion`` and ``kind``) and unrendered templates
-    (a document that is not valid YAML and holds ``{{``, or whose apiVersion, kind, name or
-    namespace holds ``{{``) are skipped and listed instead of rejected, for repositories that
-    mix manifests with other YAML. Template text elsewhere in a valid object does not skip it.
+    (not a mapping, or without a string ``apiVersion`` and ``kind``) and, with ``templates``,
+    unrendered templates (a document that is not valid YAML and holds ``{{``, or whose
+    apiVersion, kind, name or namespace holds ``{{``) are skipped and listed instead of
+    rejected, for repositories that mix manifests with other YAML; with ``strict``, they are
+    errors. Template text elsewhere in a valid object never skips it.
 
     Raises:
         InputError: the text is not valid YAML/JSON (outside templates, when not strict), a
@@ -290,13 +297,13 @@ def read_text(
     is_json = path.lower().endswith(".json") or (sniff_json and text.lstrip().startswith("{"))
     result = ManifestSet()
     if is_json:
-        _read_documents(json_documents(text, path), path, 1, strict, result)
+        _read_documents(json_documents(text, path), path, 1, (strict, templates), result)
         return result
     try:
         documents = yaml_documents(text, path)
     except InputError as error:
-        if strict or TEMPLATE_MARK not in text:
-            if TEMPLATE_MARK in text:
+        if strict or not templates or TEMPLATE_MARK not in text:
+            if templates and TEMPLATE_MARK in text:
                 raise InputError(
                     f"{_bare(error, path)} (an unrendered template? render it first, e.g. with "
                     "helm template)",
@@ -306,7 +313,7 @@ def read_text(
             raise
         _read_template_stream(text, path, result)
         return result
-    _read_documents(documents, path, 1, strict, result)
+    _read_documents(documents, path, 1, (strict, templates), result)
     return result
 
 
@@ -351,7 +358,7 @@ def _read_template_stream(text: str, path: str, result: ManifestSet) -> None:
                 )
             )
             continue
-        _read_documents(documents, path, number, False, result)
+        _read_documents(documents, path, number, (False, True), result)
 
 
 def _only_comments(text: str) -> bool:
@@ -370,9 +377,14 @@ def _content_line(text: str, start: int) -> int | None:
 
 
 def _read_documents(
-    documents: list[_Document], path: str, first: int, strict: bool, result: ManifestSet
+    documents: list[_Document],
+    path: str,
+    first: int,
+    mode: tuple[bool, bool],
+    result: ManifestSet,
 ) -> None:
-    """Add the objects of parsed ``documents`` (numbered from ``first``) to ``result``.
+    """Add the objects of parsed ``documents`` (numbered from ``first``) to ``result``;
+    ``mode`` is (strict, templates) as :func:`read_text` takes them.
 
     Raises:
         InputError: a document's values are not JSON, its metadata cannot name it, or
@@ -381,14 +393,15 @@ def _read_documents(
     for number, (value, line, item_lines) in enumerate(documents, start=first):
         if value is None:
             continue
-        problem = _not_an_object(value)
+        strict, templates = mode
+        problem = _not_an_object(value, templates=templates)
         if problem is not None:
             if strict:
                 raise InputError(problem, path=path, line=line)
             result.skipped.append(SkippedDocument(path, number, line, _skip_reason(problem)))
             continue
         check_json_value(value, path, line)
-        for obj, obj_line in _expand_list(value, path, line, item_lines, strict=strict):
+        for obj, obj_line in _expand_list(value, path, line, item_lines, mode=mode):
             if isinstance(obj, str):
                 result.skipped.append(SkippedDocument(path, number, obj_line, obj))
             else:
@@ -712,12 +725,12 @@ _IDENTITY_FIELDS = (
 )
 
 
-def _not_an_object(value: Any) -> str | None:
+def _not_an_object(value: Any, *, templates: bool) -> str | None:
     """Why ``value`` is not a Kubernetes object to check, or None when it is one.
 
-    Template text makes an object an unrendered template only where Kubernetes would refuse it
-    (apiVersion, kind, name, namespace): elsewhere it is checked as written, so text in an
-    annotation cannot hide an object from the check.
+    With ``templates``, template text makes an object an unrendered template, but only where
+    Kubernetes would refuse it (apiVersion, kind, name, namespace): elsewhere it is checked as
+    written, so text in an annotation cannot hide an object from the check.
     """
     if not isinstance(value, dict):
         return f"expected a Kubernetes object (a mapping), got {_describe(value)}"
@@ -727,7 +740,7 @@ def _not_an_object(value: Any) -> str | None:
     for name in ("apiVersion", "kind"):
         if not isinstance(value[name], str):
             return f"{name} must be a string, got {_describe(value[name])}"
-    for keys in _IDENTITY_FIELDS:
+    for keys in _IDENTITY_FIELDS if templates else ():
         found: Any = value
         for key in keys:
             found = found.get(key) if isinstance(found, dict) else None
@@ -755,7 +768,7 @@ def _expand_list(
     line: int | None,
     item_lines: list[int | None],
     *,
-    strict: bool,
+    mode: tuple[bool, bool],
 ) -> Iterator[tuple[dict[str, Any] | str, int | None]]:
     """Yield the object itself, or the items of a List with their own lines; without
     ``strict``, an item that is not an object is yielded as the reason to skip it.
@@ -777,13 +790,14 @@ def _expand_list(
         )
     for position, item in enumerate(items):
         item_line = item_lines[position] if position < len(item_lines) else line
-        problem = _not_an_object(item)
+        strict, templates = mode
+        problem = _not_an_object(item, templates=templates)
         if problem is not None:
             if strict:
                 raise InputError(problem, path=path, line=item_line)
             yield f"{kind} item {position + 1}: {_skip_reason(problem)}", item_line
             continue
-        yield from _expand_list(item, path, item_line, [], strict=strict)
+        yield from _expand_list(item, path, item_line, [], mode=mode)
 
 
 def _check_policy_api_version(obj: Mapping[str, Any], path: str, line: int | None) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edgepolicy.errors import InputError
-from edgepolicy.manifests import SkippedDocument, read_paths, read_text
+from edgepolicy.manifests import SkippedDocument, load_paths, load_text, read_paths, read_text
 
 POD = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n"
 
@@ -190,3 +190,17 @@ def test_empty_documents_are_neither_objects_nor_skipped() -> None:
     result = read_text("---\n# Source: chart/templates/empty.yaml\n---\n", "-", strict=False)
     assert result.manifests == []
     assert result.skipped == []
+
+
+def test_bundle_builds_and_serve_read_template_text_as_before(tmp_path: Path) -> None:
+    """load_text (bundle builds) and load_paths (serve --policies) never skip a document for
+    its template text: a policy must not vanish from a bundle because it holds ``{{``."""
+    with pytest.raises(InputError, match=r"^t.yaml:\d+: invalid YAML"):
+        load_text(UNRENDERED, "t.yaml", strict=False)
+    named = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: "{{ .Release.Name }}"\n'
+    assert [m.obj["metadata"]["name"] for m in load_text(named, "t.yaml", strict=False)] == [
+        "{{ .Release.Name }}"
+    ]
+    file = tmp_path / "named.yaml"
+    file.write_text(named)
+    assert len(load_paths([file])) == 1
