@@ -95,6 +95,14 @@ def test_shell_pipes_are_read(form: str) -> None:
     assert "Deployment ai-workloads/inference-cpu-heavy" in completed.stdout
 
 
+def test_standard_input_named_twice_is_read_once() -> None:
+    cli, workload = edgepolicy(), shlex.quote(str(DENIED_CPU))
+    completed = shell(f"cat {workload} | {cli} check -o json - /dev/stdin -")
+    assert completed.returncode == 0, completed.stderr
+    (result,) = json.loads(completed.stdout)["results"]
+    assert result["file"] == "<stdin>"
+
+
 def test_empty_standard_input_is_bad_usage() -> None:
     completed = check("-", stdin="")
     assert completed.returncode == 2
