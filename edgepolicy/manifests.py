@@ -759,7 +759,8 @@ def _describe(value: Any) -> str:
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
-    return f"{type(value).__name__} {value!r}"
+    shown = repr(value)  # a scalar document may be a whole text (NOTES.txt): show its start
+    return f"{type(value).__name__} {shown if len(shown) <= 40 else shown[:39] + '…'}"
 
 
 def _expand_list(

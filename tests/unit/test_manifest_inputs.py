@@ -204,3 +204,13 @@ def test_bundle_builds_and_serve_read_template_text_as_before(tmp_path: Path) ->
     file = tmp_path / "named.yaml"
     file.write_text(named)
     assert len(load_paths([file])) == 1
+
+
+def test_a_text_document_is_skipped_showing_only_its_start() -> None:
+    notes = "Thank you for installing {{ .Chart.Name }}. " + "Your release is named x. " * 20
+    result = read_text(notes, "templates/NOTES.txt", strict=False)
+    (skipped,) = result.skipped
+    assert skipped.reason == (
+        "not a Kubernetes object: expected a Kubernetes object (a mapping), got str "
+        "'Thank you for installing {{ .Chart.Nam…"
+    )
