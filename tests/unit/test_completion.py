@@ -1,9 +1,10 @@
 """Shell completion: scripts generated from the parser tree, exercised in real shells.
 
 bash runs the completion function as bash itself calls it (COMP_WORDS/COMP_CWORD); fish runs
-its own completion engine (`complete -C`); zsh runs the generated function with the zle
-completion builtins (compadd, _files, compset) replaced by functions that print their
-arguments, since those only exist inside an interactive completion widget.
+its own completion engine (`complete -C`); zsh completes in an interactive shell on a pseudo
+terminal (zsh/zpty, after compinit), and its function also runs with the completion builtins
+(compadd, _files, compset) replaced by functions printing their arguments, to see exactly
+what it offers.
 """
 
 from __future__ import annotations
@@ -192,6 +193,55 @@ def test_zsh_function_offers_what_the_parser_defines(
 ) -> None:
     path = generated("zsh", tmp_path)
     assert zsh_complete(path, line) == ["compdef _edgepolicy edgepolicy", *expected]
+
+
+# Types a line and two tabs into an interactive zsh (zsh/zpty) that loaded the script after
+# compinit, and prints the screen until WANT shows up (or 10 seconds pass).
+ZSH_TERMINAL = r"""
+zmodload zsh/zpty
+zpty -b shell 'zsh -f -i'
+zpty -w shell "PS1='%% '; autoload -Uz compinit && compinit -u -D; source ${(q)SCRIPT}"
+zpty -n -w shell "$LINE"$'\t\t'
+screen=""
+for attempt in {1..100}; do
+    while zpty -r -t shell chunk; do screen+=$chunk; done
+    [[ $screen == *$~WANT* ]] && break
+    sleep 0.1
+done
+zpty -d shell
+print -r -- "$screen"
+"""
+
+
+@pytest.mark.parametrize(
+    ("line", "listed"),
+    [
+        ("edgepolicy check --output ", "json*junit*sarif*text"),
+        ("edgepolicy bundle ", "build*publish*serve*watch"),
+        ("edgepolicy completion ", "bash*fish*zsh"),
+    ],
+)
+def test_zsh_completes_in_an_interactive_shell(line: str, listed: str, tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [require("zsh"), "-f", "-c", ZSH_TERMINAL],
+        env={
+            "SCRIPT": str(generated("zsh", tmp_path)),
+            "LINE": line,
+            "WANT": listed,
+            "TERM": "dumb",
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    screen = completed.stdout.split(line.strip(), 1)[-1]  # what came after the typed line
+    words = listed.split("*")
+    positions = [screen.find(word) for word in words]
+    assert -1 not in positions, completed.stdout
+    assert positions == sorted(positions)  # zsh lists the matches sorted
 
 
 def test_zsh_script_is_valid_zsh(tmp_path: Path) -> None:
