@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from edgepolicy.errors import InputError
-from edgepolicy.manifests import SkippedDocument, load_paths, load_text, read_paths, read_text
+from edgepolicy.manifests import (
+    ManifestSet,
+    SkippedDocument,
+    load_paths,
+    load_text,
+    read_paths,
+    read_text,
+)
 
 POD = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n"
 
@@ -38,9 +45,8 @@ metadata:
 """
 
 
-def names(result: object) -> list[str]:
-    manifests = getattr(result, "manifests")  # noqa: B009 - one helper for ManifestSet
-    return [m.obj["metadata"]["name"] for m in manifests]
+def names(result: ManifestSet) -> list[str]:
+    return [m.obj["metadata"]["name"] for m in result.manifests]
 
 
 def test_dash_reads_standard_input_once_named_stdin(tmp_path: Path) -> None:
