@@ -153,8 +153,9 @@ def _report_skipped(inputs: ManifestSet, paths: list[str]) -> None:
         where = ", ".join("standard input" if path == STDIN else path for path in paths)
         hint = "" if STDIN in paths else " (expected .yaml, .yml or .json manifests)"
         raise UsageError(f"no Kubernetes objects found in {where}: nothing to check{hint}")
+    count = len(inputs.skipped)
+    which = f"all {count} documents were" if count > 1 else "the one document was"
     print(
-        f"edgepolicy: nothing to check: all {len(inputs.skipped)} documents were skipped "
-        "(--strict makes them errors)",
+        f"edgepolicy: nothing to check: {which} skipped (--strict makes them errors)",
         file=sys.stderr,
     )

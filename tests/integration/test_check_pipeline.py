@@ -178,6 +178,18 @@ def test_everything_skipped_passes_with_a_notice_and_a_valid_report(
         assert "0 object(s) checked" in completed.stdout
 
 
+def test_one_skipped_document_is_named_in_the_singular(tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(CHART_VALUES)
+    completed = check(values)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr.splitlines() == [
+        f"edgepolicy: skipped {values}:1 (document 1): not a Kubernetes object: object has no "
+        "apiVersion and no kind",
+        "edgepolicy: nothing to check: the one document was skipped (--strict makes them errors)",
+    ]
+
+
 def test_skipped_documents_do_not_change_json_results(tmp_path: Path) -> None:
     chart = _chart(tmp_path)
     completed = check("-o", "json", chart, POLICY)
