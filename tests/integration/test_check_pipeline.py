@@ -172,8 +172,8 @@ def test_everything_skipped_passes_with_a_notice_and_a_valid_report(
         assert run["results"] == []
     elif output == "junit":
         root = ElementTree.fromstring(completed.stdout)
-        assert root.iter("testcase") is not None
-        assert list(root.iter("failure")) == []
+        assert root.tag in {"testsuites", "testsuite"}
+        assert list(root.iter("testcase")) == []
     else:
         assert "0 object(s) checked" in completed.stdout
 
