@@ -148,27 +148,27 @@ def _shared_functions(name: str, tree: list[Command]) -> str:
 
 
 # The walk both bash and zsh use: find the command path and whether an option's value is being
-# completed. NAME, WORDS (the words array expression), FIRST (index of the first argument) and
-# CURRENT (index of the word being completed) are filled in per shell.
+# completed. @NAME@ (the functions' prefix), @WORDS@ (the words array), @FIRST@ (index of the
+# first argument) and @CURRENT@ (index of the word being completed) are filled in per shell.
 _WALK = """\
     local command="" word value_of="" i
-    for ((i = FIRST; i < CURRENT; i++)); do
-        word="${WORDS[i]}"
+    for ((i = @FIRST@; i < @CURRENT@; i++)); do
+        word="${@WORDS@[i]}"
         case "$word" in
             --*=*) ;;
             -*)
-                if NAME_values_of "$command" "$word" >/dev/null; then
-                    if [[ "${WORDS[i + 1]}" == "=" ]] && ((i + 1 < CURRENT)); then
+                if @NAME@_values_of "$command" "$word" >/dev/null; then
+                    if [[ "${@WORDS@[i + 1]}" == "=" ]] && ((i + 1 < @CURRENT@)); then
                         ((i++))
                     fi
-                    if ((i + 1 == CURRENT)); then
+                    if ((i + 1 == @CURRENT@)); then
                         value_of="$word"
                     fi
                     ((i++))
                 fi
                 ;;
             *)
-                if [[ " $(NAME_subcommands "$command") " == *" $word "* ]]; then
+                if [[ " $(@NAME@_subcommands "$command") " == *" $word "* ]]; then
                     command="${command:+$command }$word"
                 fi
                 ;;
@@ -177,14 +177,22 @@ _WALK = """\
 """
 
 
+def _shell_walk(name: str, words: str, first: str, current: str) -> str:
+    """``_WALK`` for one shell."""
+    walk = _WALK
+    for placeholder, value in (
+        ("@NAME@", name),
+        ("@WORDS@", words),
+        ("@FIRST@", first),
+        ("@CURRENT@", current),
+    ):
+        walk = walk.replace(placeholder, value)
+    return walk
+
+
 def _bash(prog: str, tree: list[Command]) -> str:
     name = _name(prog)
-    walk = (
-        _WALK.replace("NAME", name)
-        .replace("WORDS", "COMP_WORDS")
-        .replace("FIRST", "1")
-        .replace("CURRENT", "COMP_CWORD")
-    )
+    walk = _shell_walk(name, "COMP_WORDS", "1", "COMP_CWORD")
     return f"""\
 # bash completion for {prog}, generated from its parser by `{prog} completion bash`.
 # Load it with:  source <({prog} completion bash)
@@ -229,12 +237,7 @@ complete -F {name} {prog}
 
 def _zsh(prog: str, tree: list[Command]) -> str:
     name = _name(prog)
-    walk = (
-        _WALK.replace("NAME", name)
-        .replace("WORDS", "words")
-        .replace("FIRST", "2")
-        .replace("CURRENT", "CURRENT")
-    )
+    walk = _shell_walk(name, "words", "2", "CURRENT")
     return f"""\
 #compdef {prog}
 # zsh completion for {prog}, generated from its parser by `{prog} completion zsh`.
@@ -348,7 +351,8 @@ def _fish(prog: str, tree: list[Command]) -> str:
                 value = f" -x -a {_fish_quote(' '.join(option.values))}"
             else:
                 value = " -x"
-            help_text = _fish_quote(option.help.split("(")[0].strip() or option.help)
+            short = option.help.replace("%%", "%").split(" (")[0].strip()
+            help_text = _fish_quote(short or option.help)
             lines.append(f"complete -c {prog} {when} {flags}{value} -d {help_text}")
         if command.positionals == (FILES,):
             lines.append(f"complete -c {prog} {when} -F")
