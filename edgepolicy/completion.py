@@ -55,10 +55,10 @@ class Command:
 
 def commands(parser: argparse.ArgumentParser) -> list[Command]:
     """Every command of ``parser``'s tree, the program first, depth first."""
-    return list(_walk(parser, ()))
+    return list(_tree(parser, ()))
 
 
-def _walk(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> Iterator[Command]:
+def _tree(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> Iterator[Command]:
     options: list[Option] = []
     subcommands: list[tuple[str, str]] = []
     children: list[tuple[str, argparse.ArgumentParser]] = []
@@ -77,7 +77,7 @@ def _walk(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> Iterator[Co
             positionals = _values(action) or ()
     yield Command(path, tuple(options), tuple(subcommands), positionals)
     for name, child in children:
-        yield from _walk(child, (*path, name))
+        yield from _tree(child, (*path, name))
 
 
 def _values(action: argparse.Action) -> tuple[str, ...] | None:
