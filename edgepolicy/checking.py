@@ -9,14 +9,18 @@ scale it (``context.workloads``), as the webhook would look them up in the clust
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from edgepolicy.decision import Decision, Finding
-from edgepolicy.errors import InputError, UsageError
+from edgepolicy.errors import InputError, OpaError, UsageError
 from edgepolicy.manifests import Manifest, is_policy_object
 from edgepolicy.opa_client import OpaClient
 from edgepolicy.opa_server import LocalOpa
@@ -50,6 +54,7 @@ class CheckResult:
     manifest: Manifest
     namespace: str
     decision: Decision
+    seconds: float = 0.0  # how long OPA took to decide it
 
     @property
     def file(self) -> str:
@@ -113,10 +118,13 @@ class CheckReport:
     """The results of one check run, in input order.
 
     With ``fail_on_warn`` an object with warnings fails the run as a denied one does.
+    ``started_at`` (UTC) and ``seconds`` say when the run started and how long it took.
     """
 
     results: tuple[CheckResult, ...]
     fail_on_warn: bool = False
+    started_at: datetime | None = None
+    seconds: float = 0.0
 
     @property
     def denied(self) -> int:
@@ -175,19 +183,42 @@ def check_manifests(
     namespace: str = "default",
     verification_key: VerificationKey | None = None,
 ) -> CheckReport:
-    """Decide every manifest with one OPA started for the run.
+    """Decide every manifest with one OPA started for the run (a :class:`CheckSession`).
 
-    A bundle is verified with ``verification_key``; a signed bundle without one is refused.
+    The report's ``seconds`` include starting OPA.
 
     Raises:
         InputError: a policy object among the inputs has no name, or two share kind,
-            namespace and name (the message names the files and lines).
+            namespace and name (the message names the files and lines), before OPA starts.
         UsageError: ``data`` sets values a bundle owns, a signed bundle comes without a key,
             or a key comes without a bundle.
         OpaError: OPA failed to start, refused the bundle, or returned an unusable answer.
     """
-    if verification_key is not None and not policy.is_bundle:
-        raise UsageError("--verification-key applies to a bundle: give --policy BUNDLE.tar.gz")
+    started = time.perf_counter()
+    prepared = _prepare(manifests, namespace)
+    session = CheckSession(
+        opa_binary=opa_binary, policy=policy, data=data, verification_key=verification_key
+    )
+    with session:
+        report = session.decide(prepared)
+    return dataclasses.replace(report, seconds=time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class PreparedCheck:
+    """Manifests turned into the decision inputs the webhook would build for them."""
+
+    manifests: tuple[Manifest, ...]
+    objects: tuple[dict[str, Any], ...]
+    inputs: tuple[dict[str, Any], ...]
+
+
+def _prepare(manifests: Sequence[Manifest], namespace: str) -> PreparedCheck:
+    """Build every manifest's decision input, with the other inputs as its context.
+
+    Raises:
+        InputError: see :func:`_check_policy_names`.
+    """
     objects = [_with_default_namespace(manifest.obj, namespace) for manifest in manifests]
     _check_policy_names(manifests, objects)
     policies = [obj for obj in objects if is_policy_object(obj)]
@@ -200,24 +231,95 @@ def check_manifests(
         )
         for obj in objects
     ]
-    paths = [] if policy.is_bundle else [policy.path]
-    bundles = [policy.path] if policy.is_bundle else []
-    local_opa = LocalOpa(
-        opa_binary, paths=paths, bundles=bundles, data=data, verification_key=verification_key
-    )
-    with local_opa as opa:
-        client = OpaClient(opa.url, timeout=_OPA_TIMEOUT_SECONDS, maxsize=_PARALLEL_REQUESTS)
-        try:
-            with ThreadPoolExecutor(max_workers=_PARALLEL_REQUESTS) as pool:
-                decisions = list(pool.map(client.decide, inputs))
-        finally:
-            client.close()
-    return CheckReport(
-        tuple(
-            CheckResult(manifest, _namespace_of(obj), decision)
-            for manifest, obj, decision in zip(manifests, objects, decisions, strict=True)
+    return PreparedCheck(tuple(manifests), tuple(objects), tuple(inputs))
+
+
+class CheckSession:
+    """One OPA started with the policy and data, deciding one or more sets of manifests.
+
+    A context manager: OPA runs from entry to exit. :meth:`check` decides one set of
+    manifests as ``edgepolicy check`` would decide them alone (the objects of a set are each
+    other's context; sets never see each other), so several test cases share one OPA.
+    """
+
+    def __init__(
+        self,
+        *,
+        opa_binary: Path,
+        policy: PolicySource,
+        data: Mapping[str, Any] | None = None,
+        verification_key: VerificationKey | None = None,
+    ) -> None:
+        """Describe the session; OPA starts on entry.
+
+        Raises:
+            UsageError: ``data`` sets values a bundle owns, a signed bundle comes without a
+                key, or a key comes without a bundle.
+        """
+        if verification_key is not None and not policy.is_bundle:
+            raise UsageError("--verification-key applies to a bundle: give --policy BUNDLE.tar.gz")
+        paths = [] if policy.is_bundle else [policy.path]
+        bundles = [policy.path] if policy.is_bundle else []
+        self._opa = LocalOpa(
+            opa_binary, paths=paths, bundles=bundles, data=data, verification_key=verification_key
         )
-    )
+        self._client: OpaClient | None = None
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> CheckSession:
+        """Start OPA.
+
+        Raises:
+            OpaError: OPA failed to start or refused the bundle.
+        """
+        with contextlib.ExitStack() as stack:
+            opa = stack.enter_context(self._opa)
+            client = OpaClient(opa.url, timeout=_OPA_TIMEOUT_SECONDS, maxsize=_PARALLEL_REQUESTS)
+            stack.callback(client.close)
+            self._client = client
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Stop OPA."""
+        self._client = None
+        self._stack.close()
+
+    def check(self, manifests: Sequence[Manifest], *, namespace: str = "default") -> CheckReport:
+        """Decide ``manifests`` (objects without a namespace get ``namespace``).
+
+        Raises:
+            InputError: a policy object has no name, or two share kind, namespace and name.
+            OpaError: OPA returned an unusable answer or stopped answering.
+        """
+        return self.decide(_prepare(manifests, namespace))
+
+    def decide(self, prepared: PreparedCheck) -> CheckReport:
+        """Decide prepared inputs (see :meth:`check`).
+
+        Raises:
+            OpaError: OPA returned an unusable answer or stopped answering.
+        """
+        client = self._client
+        if client is None:
+            raise OpaError("the check session is not started (use it as a context manager)")
+        started_at = datetime.now(UTC)
+        started = time.perf_counter()
+
+        def timed(decision_input: dict[str, Any]) -> tuple[Decision, float]:
+            begin = time.perf_counter()
+            decision = client.decide(decision_input)
+            return decision, time.perf_counter() - begin
+
+        with ThreadPoolExecutor(max_workers=_PARALLEL_REQUESTS) as pool:
+            answers = list(pool.map(timed, prepared.inputs))
+        results = tuple(
+            CheckResult(manifest, _namespace_of(obj), decision, seconds=seconds)
+            for manifest, obj, (decision, seconds) in zip(
+                prepared.manifests, prepared.objects, answers, strict=True
+            )
+        )
+        return CheckReport(results, started_at=started_at, seconds=time.perf_counter() - started)
 
 
 def _check_policy_names(
