@@ -25,7 +25,7 @@ DEBUG_VARIABLE = "EDGEPOLICY_DEBUG"
 def build_parser() -> argparse.ArgumentParser:
     """Return the top-level parser with every subcommand registered."""
     from bundles import command as bundle_command
-    from edgepolicy import check_command
+    from edgepolicy import check_command, verify_command
     from webhook import command as serve_command
 
     parser = argparse.ArgumentParser(
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     check_command.add_parser(subparsers)
+    verify_command.add_parser(subparsers)
     serve_command.add_parser(subparsers)
     bundle_command.add_parser(subparsers)
     return parser
