@@ -26,6 +26,7 @@ from edgepolicy.opa_client import OpaClient
 from edgepolicy.opa_server import LocalOpa
 from edgepolicy.policy_data import policy_key, with_namespace
 from edgepolicy.review import admission_review, decision_input, is_namespaced
+from edgepolicy.rule_catalogue import RuleCatalogue
 from edgepolicy.verification_keys import VerificationKey
 
 BUNDLE_SUFFIXES = (".tar.gz", ".tgz")
@@ -118,13 +119,15 @@ class CheckReport:
     """The results of one check run, in input order.
 
     With ``fail_on_warn`` an object with warnings fails the run as a denied one does.
-    ``started_at`` (UTC) and ``seconds`` say when the run started and how long it took.
+    ``started_at`` (UTC) and ``seconds`` say when the run started and how long it took;
+    ``rules`` describes the policy's rules (filled in for the reports that show them).
     """
 
     results: tuple[CheckResult, ...]
     fail_on_warn: bool = False
     started_at: datetime | None = None
     seconds: float = 0.0
+    rules: RuleCatalogue = dataclasses.field(default_factory=RuleCatalogue)
 
     @property
     def denied(self) -> int:
