@@ -145,16 +145,15 @@ class ObjectOutcome:
 
     def problems(self) -> list[str]:
         """Say what is not as expected (empty when the object passed)."""
-        actual = self.actual
-        if self.expected is None and actual is not None:
+        expected, actual = self.expected, self.actual
+        if actual is None:
+            return ["expected, but no such object among the inputs"]
+        if expected is None:
             return [
                 f"no expected verdict for this object (got {_describe(actual)}): add it to "
                 f"expected in {CASE_FILE}"
             ]
-        if actual is None:
-            return ["expected, but no such object among the inputs"]
-        assert self.expected is not None
-        return self.expected.differences(actual)
+        return expected.differences(actual)
 
 
 @dataclass(frozen=True)
@@ -283,7 +282,7 @@ def _paths(
     document: Mapping[str, Any], field: str, directory: Path, where: str, *, required: bool
 ) -> tuple[Path, ...]:
     value = document.get(field)
-    if value is None and not required:
+    if not required and (value is None or value == []):
         return ()
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise InputError(
