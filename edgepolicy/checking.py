@@ -209,15 +209,19 @@ def check_manifests(
 
 @dataclass(frozen=True)
 class PreparedCheck:
-    """Manifests turned into the decision inputs the webhook would build for them."""
+    """Manifests read for deciding: objects with their default namespace, the policy objects
+    among them (every input's context) and the index of what HPAs scale (checked before OPA
+    starts; the decision inputs are built by :meth:`CheckSession.decide`)."""
 
     manifests: tuple[Manifest, ...]
     objects: tuple[dict[str, Any], ...]
-    inputs: tuple[dict[str, Any], ...]
+    namespace: str
+    policies: tuple[Mapping[str, Any], ...]
+    index: WorkloadIndex
 
 
 def _prepare(manifests: Sequence[Manifest], namespace: str) -> PreparedCheck:
-    """Build every manifest's decision input, with the other inputs as its context.
+    """Read ``manifests`` for deciding (see :class:`PreparedCheck`).
 
     Raises:
         InputError: see :func:`_check_policy_names`.
@@ -226,15 +230,7 @@ def _prepare(manifests: Sequence[Manifest], namespace: str) -> PreparedCheck:
     _check_policy_names(manifests, objects)
     policies = [obj for obj in objects if is_policy_object(obj)]
     index = WorkloadIndex(obj for obj in objects if not is_policy_object(obj))
-    inputs = [
-        decision_input(
-            admission_review(obj, namespace_default=namespace, username="edgepolicy-check"),
-            policies=policies,
-            workloads=index.related(obj),
-        )
-        for obj in objects
-    ]
-    return PreparedCheck(tuple(manifests), tuple(objects), tuple(inputs))
+    return PreparedCheck(tuple(manifests), tuple(objects), namespace, tuple(policies), index)
 
 
 class CheckSession:
@@ -298,7 +294,8 @@ class CheckSession:
         return self.decide(_prepare(manifests, namespace))
 
     def decide(self, prepared: PreparedCheck) -> CheckReport:
-        """Decide prepared inputs (see :meth:`check`).
+        """Build the decision inputs the webhook would build for the prepared objects (the
+        others as their context) and decide them (see :meth:`check`).
 
         Raises:
             OpaError: OPA returned an unusable answer or stopped answering.
@@ -314,8 +311,18 @@ class CheckSession:
             decision = client.decide(decision_input)
             return decision, time.perf_counter() - begin
 
+        inputs = [
+            decision_input(
+                admission_review(
+                    obj, namespace_default=prepared.namespace, username="edgepolicy-check"
+                ),
+                policies=prepared.policies,
+                workloads=prepared.index.related(obj),
+            )
+            for obj in prepared.objects
+        ]
         with ThreadPoolExecutor(max_workers=_PARALLEL_REQUESTS) as pool:
-            answers = list(pool.map(timed, prepared.inputs))
+            answers = list(pool.map(timed, inputs))
         results = tuple(
             CheckResult(manifest, _namespace_of(obj), decision, seconds=seconds)
             for manifest, obj, (decision, seconds) in zip(

@@ -52,6 +52,13 @@ def test_there_are_samples() -> None:
     assert len(CASE_FILES) >= 10
 
 
+def test_every_sample_directory_is_a_verify_case() -> None:
+    """A sample in another format would be skipped by verify without a word: refuse it."""
+    directories = sorted(path for path in SAMPLES.iterdir() if path.is_dir())
+    assert [file.parent for file in CASE_FILES] == directories
+    assert not list(SAMPLES.glob("*/expected.yaml")), "convert to edgepolicy-test.yaml"
+
+
 def test_every_sample_passes_verify_with_its_expected_verdicts(verified: dict[str, Any]) -> None:
     cases = {case["case"]: case for case in verified["cases"]}
     assert sorted(cases) == sorted(str(file.parent) for file in CASE_FILES)
