@@ -20,7 +20,7 @@ from edgepolicy.suites import CASE_FILE, find_cases, load_case, run_cases
 from edgepolicy.verification_keys import load_verification_key
 
 EXAMPLE = f"""\
-example:
+Examples:
   edgepolicy verify policy-tests/
   edgepolicy verify --policy rego/ --data settings.yaml -o junit policy-tests/ > verify.xml
 
