@@ -3,11 +3,12 @@
 A case is a directory holding a case file (``edgepolicy-test.yaml``, format in docs/verify.md)
 that names the case's input manifests, optional data files, and the verdict expected for every
 object. :func:`run_cases` decides each case's inputs exactly as ``edgepolicy check`` would
-(:class:`~edgepolicy.checking.CheckSession`, one OPA per distinct set of data) and compares.
+(:class:`~edgepolicy.checking.CheckSession`, one OPA per distinct data document) and compares.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -363,8 +364,8 @@ def run_cases(
 ) -> SuiteReport:
     """Decide every case's inputs as ``edgepolicy check`` would and compare the verdicts.
 
-    Every case's inputs and data are read before OPA starts; cases with the same data files
-    share one OPA (the run's ``data_files`` come first, then the case's own).
+    Every case's inputs and data are read before OPA starts; cases whose data (the run's
+    ``data_files`` merged with the case's own) is the same share one OPA.
 
     Raises:
         InputError: an input or data file is unreadable, a case's inputs hold no object, a
@@ -375,8 +376,8 @@ def run_cases(
     started_at = datetime.now(UTC)
     started = time.perf_counter()
     loaded: list[tuple[PolicyCase, list[Manifest]]] = []
-    groups: dict[tuple[str, ...], list[int]] = {}
-    data_by_group: dict[tuple[str, ...], dict[str, Any]] = {}
+    groups: dict[str, list[int]] = {}  # the cases of each distinct data document
+    data_by_group: dict[str, dict[str, Any]] = {}
     for position, case in enumerate(cases):
         manifests = load_paths(list(case.inputs))
         if not manifests:
@@ -385,16 +386,16 @@ def run_cases(
                 path=str(case.file),
             )
         loaded.append((case, manifests))
-        files = (*map(str, data_files), *map(str, case.data))
-        if files not in data_by_group:
-            data_by_group[files] = load_data_files(files)
-        groups.setdefault(files, []).append(position)
+        data = load_data_files([*data_files, *case.data])
+        key = json.dumps(data, sort_keys=True)
+        data_by_group.setdefault(key, data)
+        groups.setdefault(key, []).append(position)
     outcomes: dict[int, CaseOutcome] = {}
-    for files, positions in groups.items():
+    for key, positions in groups.items():
         session = CheckSession(
             opa_binary=opa_binary,
             policy=policy,
-            data=data_by_group[files],
+            data=data_by_group[key],
             verification_key=verification_key,
         )
         with session:

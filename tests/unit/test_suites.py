@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edgepolicy.checking import CheckReport, CheckResult
+from edgepolicy import suites
+from edgepolicy.checking import CheckReport, CheckResult, PolicySource
 from edgepolicy.decision import Decision, Finding
 from edgepolicy.errors import InputError, UsageError
 from edgepolicy.manifests import Manifest
@@ -129,3 +130,49 @@ def test_a_key_naming_two_objects_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(InputError, match=r"expected\.Deployment/web: names 2 objects"):
         compare(case, report)
+
+
+class FakeSession:
+    """Stands in for the OPA session: records its data and allows everything."""
+
+    started: list[dict[str, object]] = []
+
+    def __init__(self, *, data: dict[str, object], **options: object) -> None:
+        FakeSession.started.append(data)
+
+    def __enter__(self) -> FakeSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    def check(self, manifests: list[Manifest], *, namespace: str) -> CheckReport:
+        return CheckReport(
+            tuple(CheckResult(m, namespace, Decision(allowed=True)) for m in manifests)
+        )
+
+
+def test_cases_with_the_same_data_share_one_opa(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case_text = HEADER + "inputs: [input]\ndata: [data.yaml]\nexpected:\n  Pod/p: {allowed: true}\n"
+    pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n"
+    contents = {"a": "x: {y: 1}\n", "b": "{x: {y: 1}}\n", "c": "x: {y: 2}\n"}
+    for name, data in contents.items():
+        directory = _case_dir(tmp_path, case_text, name)
+        (directory / "data.yaml").write_text(data, encoding="utf-8")
+        (directory / "input" / "pod.yaml").write_text(pod, encoding="utf-8")
+    (tmp_path / "global.yaml").write_text("g: true\n", encoding="utf-8")
+    FakeSession.started = []
+    monkeypatch.setattr(suites, "CheckSession", FakeSession)
+
+    report = suites.run_cases(
+        [load_case(file) for file in find_cases([tmp_path])],
+        opa_binary=Path("/opa"),
+        policy=PolicySource(tmp_path, is_bundle=False),
+        data_files=[tmp_path / "global.yaml"],
+    )
+
+    assert FakeSession.started == [{"g": True, "x": {"y": 1}}, {"g": True, "x": {"y": 2}}]
+    assert [case.case.name for case in report.cases] == [str(tmp_path / n) for n in "abc"]
+    assert report.exit_code() == 0
