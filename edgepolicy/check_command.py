@@ -21,6 +21,7 @@ from edgepolicy.library import library_path
 from edgepolicy.manifests import STDIN, ManifestSet, read_paths
 from edgepolicy.opa_binary import find_opa
 from edgepolicy.output import FORMATS, render
+from edgepolicy.rule_catalogue import load_rule_catalogue
 from edgepolicy.verification_keys import load_verification_key
 
 DESCRIPTION = """\
@@ -130,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
         verification_key=key,
     )
     report = dataclasses.replace(report, fail_on_warn=args.fail_on_warn)
+    if args.output == "sarif":  # the one format that describes the rules
+        report = dataclasses.replace(report, rules=load_rule_catalogue(opa_binary, policy.path))
     sys.stdout.write(render(report, args.output))
     return report.exit_code()
 

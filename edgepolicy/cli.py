@@ -35,7 +35,7 @@ Run `edgepolicy COMMAND --help` for a command's options and examples.
 def build_parser() -> argparse.ArgumentParser:
     """Return the top-level parser with every subcommand registered."""
     from bundles import command as bundle_command
-    from edgepolicy import check_command, completion_command
+    from edgepolicy import check_command, completion_command, verify_command
     from webhook import command as serve_command
 
     parser = argparse.ArgumentParser(
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     check_command.add_parser(subparsers)
+    verify_command.add_parser(subparsers)
     serve_command.add_parser(subparsers)
     bundle_command.add_parser(subparsers)
     completion_command.add_parser(subparsers)
