@@ -20,6 +20,9 @@ from edgepolicy import cli
 from edgepolicy.completion import FILES, commands, script
 from edgepolicy.errors import UsageError
 
+# The program's subcommands, as its parser defines them (other branches add their own).
+COMMANDS = [name for name, _ in commands(cli.build_parser())[0].subcommands]
+
 
 def generated(shell: str, tmp_path: Path) -> Path:
     """Write the script `edgepolicy completion SHELL` prints and return its path."""
@@ -68,7 +71,7 @@ def bash_complete(script_path: Path, cwd: Path, line: list[str]) -> list[str]:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        (["edgepolicy", ""], ["check", "serve", "bundle", "completion"]),
+        (["edgepolicy", ""], COMMANDS),
         (["edgepolicy", "c"], ["check", "completion"]),
         (["edgepolicy", "--v"], ["--version"]),
         (["edgepolicy", "check", "--out"], ["--output"]),
@@ -130,7 +133,7 @@ def fish_complete(script_path: Path, cwd: Path, line: str) -> list[str]:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("edgepolicy ", ["bundle", "check", "completion", "serve"]),
+        ("edgepolicy ", sorted(COMMANDS)),
         ("edgepolicy check --output ", ["json", "junit", "sarif", "text"]),
         ("edgepolicy check --output=j", ["--output=json", "--output=junit"]),
         ("edgepolicy check -o json --st", ["--strict"]),
@@ -178,7 +181,7 @@ def zsh_complete(script_path: Path, line: list[str]) -> list[str]:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        (["edgepolicy", ""], ["compadd check serve bundle completion"]),
+        (["edgepolicy", ""], [f"compadd {' '.join(COMMANDS)}"]),
         (["edgepolicy", "check", "--output", ""], ["compadd text json junit sarif"]),
         (["edgepolicy", "check", "--output=j"], ["compset -P *=", "compadd text json junit sarif"]),
         (["edgepolicy", "check", "-o", "json", ""], ["_files"]),
@@ -249,6 +252,7 @@ def test_zsh_script_is_valid_zsh(tmp_path: Path) -> None:
 
 
 def test_the_tree_follows_the_parser() -> None:
+    assert {"check", "serve", "bundle", "completion"} <= set(COMMANDS)
     tree = {command.key: command for command in commands(cli.build_parser())}
     check = tree["check"]
     output = next(option for option in check.options if "--output" in option.flags)
