@@ -11,7 +11,9 @@ import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+import jsonschema
 import pytest
+import xmlschema
 
 pytestmark = pytest.mark.integration
 
@@ -20,6 +22,7 @@ EXAMPLES = ROOT / "examples"
 DENIED_CPU = EXAMPLES / "workloads" / "denied-cpu.yaml"
 POLICY = EXAMPLES / "policies" / "edge-ai-inference-cost-policy.yaml"
 EDGEPOLICY = [sys.executable, "-m", "edgepolicy"]
+SCHEMAS = ROOT / "tests" / "assets" / "schemas"
 
 CHART_VALUES = "replicaCount: 3\nresources:\n  limits:\n    cpu: 500m\n"
 CHART_YAML = "apiVersion: v2\nname: inference\nversion: 0.1.0\n"
@@ -168,14 +171,47 @@ def test_everything_skipped_passes_with_a_notice_and_a_valid_report(
     if output == "json":
         assert json.loads(completed.stdout)["results"] == []
     elif output == "sarif":
+        assert_valid_sarif(completed.stdout)
         (run,) = json.loads(completed.stdout)["runs"]
         assert run["results"] == []
     elif output == "junit":
-        root = ElementTree.fromstring(completed.stdout)
-        assert root.tag in {"testsuites", "testsuite"}
-        assert list(root.iter("testcase")) == []
+        assert_valid_junit(completed.stdout)
+        assert list(ElementTree.fromstring(completed.stdout).iter("testcase")) == []
     else:
         assert "0 object(s) checked" in completed.stdout
+
+
+def assert_valid_sarif(text: str) -> None:
+    schema = json.loads((SCHEMAS / "sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
+    jsonschema.Draft4Validator(schema).validate(json.loads(text))
+
+
+def assert_valid_junit(text: str) -> None:
+    """Valid for Jenkins' xUnit schema, and for Ant's below the root (whose testsuites
+    declares no attributes), as tests/unit/test_output.py validates the reports."""
+    xmlschema.XMLSchema(SCHEMAS / "junit-jenkins-xunit-10.xsd").validate(text)
+    root = ElementTree.fromstring(text)
+    root.attrib.clear()
+    xmlschema.XMLSchema(SCHEMAS / "junit-ant-windyroad.xsd").validate(
+        ElementTree.tostring(root, encoding="unicode")
+    )
+
+
+def test_reports_of_standard_input_are_valid_and_point_at_its_lines() -> None:
+    sarif = check("-o", "sarif", "-", POLICY, stdin=DENIED_CPU.read_text())
+    assert sarif.returncode == 1, sarif.stderr
+    assert_valid_sarif(sarif.stdout)
+    locations = [
+        result["locations"][0]["physicalLocation"]
+        for result in json.loads(sarif.stdout)["runs"][0]["results"]
+    ]
+    assert {(loc["artifactLocation"]["uri"], loc["region"]["startLine"]) for loc in locations} == {
+        ("%3Cstdin%3E", 2)
+    }
+    junit = check("-o", "junit", "-", POLICY, stdin=DENIED_CPU.read_text())
+    assert junit.returncode == 1, junit.stderr
+    assert_valid_junit(junit.stdout)
+    assert "&lt;stdin&gt;" in junit.stdout
 
 
 def test_one_skipped_document_is_named_in_the_singular(tmp_path: Path) -> None:
