@@ -236,8 +236,9 @@ def test_a_shallow_clone_cannot_vouch_for_history_it_lacks(
 
 
 @pytest.fixture(scope="module")
-def gpg_signers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
-    """Two OpenPGP keys in a signing home; only carol's public key is in the keyring file."""
+def gpg_signers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path | str]]:
+    """OpenPGP keys in a signing home: carol's and erin's public keys are in the keyring file,
+    dave's is not; erin's key expired on 2020-01-02 (``sign_in_2020`` signs with it)."""
     if shutil.which("gpg") is None:
         pytest.skip("gpg is not installed")
     directory = tmp_path_factory.mktemp("gpg")
@@ -247,25 +248,31 @@ def gpg_signers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     for uid in ("Carol <carol@example.com>", "Dave <dave@example.com>"):
         subprocess.run([*gpg, "--quick-gen-key", uid, "ed25519", "sign", "1y"],
                        check=True, capture_output=True)  # fmt: skip
+    subprocess.run([*gpg, "--faked-system-time", "20200101T000000!", "--quick-gen-key",
+                    "Erin <erin@example.com>", "ed25519", "sign", "1d"],
+                   check=True, capture_output=True)  # fmt: skip
+    sign_in_2020 = directory / "gpg-2020"
+    sign_in_2020.write_text('#!/bin/sh\nexec gpg --faked-system-time 20200101T120000! "$@"\n')
+    sign_in_2020.chmod(0o755)
     keyring = directory / "keyring.asc"
     exported = subprocess.run(
-        [*gpg, "--armor", "--export", "carol@example.com"], check=True, capture_output=True
-    ).stdout
+        [*gpg, "--armor", "--export", "carol@example.com", "erin@example.com"],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
     keyring.write_bytes(exported)
     listing = subprocess.run(
         [*gpg, "--with-colons", "--fingerprint", "carol@example.com"],
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
     fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line[:4] == "fpr:")
-    yield {"home": home, "keyring": keyring, "fingerprint": fingerprint}
+    yield {"home": home, "keyring": keyring, "fingerprint": fingerprint, "old": sign_in_2020}
     subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False)
 
 
 def test_gpg_signed_commits_are_checked_against_the_keyring(
-    repo: PolicyRepo, opa: Path, gpg_signers: dict[str, object]
+    repo: PolicyRepo, opa: Path, gpg_signers: dict[str, Path | str]
 ) -> None:
-    home, keyring = gpg_signers["home"], gpg_signers["keyring"]
-    assert isinstance(home, Path) and isinstance(keyring, Path)
+    home, keyring = Path(gpg_signers["home"]), Path(gpg_signers["keyring"])
     repo.commit("by carol", gpg=(home, "carol@example.com"))
     policy = TrustPolicy(gpg_keyring=keyring)
     bundle = _build(repo, opa, policy)
@@ -277,6 +284,13 @@ def test_gpg_signed_commits_are_checked_against_the_keyring(
     }
     dave = repo.commit("by dave", gpg=(home, "dave@example.com"))
     with pytest.raises(UntrustedCommitError, match=f"commit {dave} by .*: unknown key [0-9A-F]+ "):
+        _build(repo, opa, policy)
+    repo.commits += 1
+    repo.git("-c", f"gpg.program={gpg_signers['old']}", "-c", "user.signingkey=erin@example.com",
+             "commit", "--quiet", "--allow-empty", "-S", "-m", "by erin",
+             env={"GNUPGHOME": str(home)})  # fmt: skip
+    erin = repo.git("rev-parse", "HEAD")
+    with pytest.raises(UntrustedCommitError, match=f"commit {erin} by .*: expired key;"):
         _build(repo, opa, policy)
 
 

@@ -198,3 +198,31 @@ def test_a_branch_reset_to_an_older_commit_is_not_published(tmp_path: Path, opa:
     assert f"is an ancestor of {second}" in errors[0]
     assert errors[0].endswith(f"; revision {second} stays published")
     assert state.failed == first
+
+
+def test_scope_all_checks_only_the_commits_since_the_last_published_revision(
+    tmp_path: Path, opa: Path
+) -> None:
+    keys = tmp_path / "keys"
+    alice, bob = ssh_key(keys, "alice"), ssh_key(keys, "bob")
+    signers = tmp_path / "allowed_signers"
+    signers.write_text(allowed_signer("alice@example.com", alice) + allowed_signer("b@x", bob))
+    repo = PolicyRepo(tmp_path / "repo")
+    repo.write("cost.yaml", finops_policy(max_replicas=3))
+    repo.commit("by bob", ssh_key=bob)
+    out = tmp_path / "served"
+
+    def bob_leaves(_: float) -> None:  # bob's key is withdrawn after his commit was published
+        signers.write_text(allowed_signer("alice@example.com", alice))
+        repo.write("cost.yaml", finops_policy(max_replicas=4))
+        repo.commit("by alice", ssh_key=alice)
+
+    errors: list[str] = []
+    config = replace(
+        _config(str(repo.path), Target("dir", str(out)), opa, tmp_path, 2),
+        trust=TrustPolicy(allowed_signers=signers, scope="all"),
+    )
+    state = watch(config, [].append, errors.append, sleep=bob_leaves)
+    assert errors == []
+    assert _published(out) == (repo.git("rev-parse", "HEAD"), 4)
+    assert state.published == repo.git("rev-parse", "HEAD")
