@@ -8,7 +8,8 @@ and reads its verdict:
 
 - Git's own configuration never widens the trust: ``gpg.ssh.allowedSignersFile`` is always the
   policy's file (an empty one without it), and GPG runs in a private ``GNUPGHOME`` holding only
-  the policy's keyring, every key of which is marked trusted (being in the file is the trust).
+  the policy's keyring, every key of which is marked trusted (being in the file is the trust),
+  with keys never fetched from elsewhere. X.509 (gpgsm) signatures are never trusted.
 - A signature counts only when Git answers ``G`` (good, by an allowed key). Everything else is
   refused with the reason: unsigned (``N``), bad signature (``B``, e.g. a commit object changed
   after signing), unknown key (``U`` for SSH keys outside ``allowed_signers``, ``E`` for keys
@@ -120,6 +121,7 @@ class CommitVerifier:
         try:
             home = self._tmp / "gnupg"
             home.mkdir(mode=0o700)
+            (home / "gpg.conf").write_text("no-auto-key-retrieve\n", encoding="ascii")
             if self.policy.gpg_keyring is not None:
                 _import_keyring(home, self.policy.gpg_keyring)
             if self.policy.allowed_signers is None:
@@ -157,6 +159,7 @@ class CommitVerifier:
             "-c", "gpg.program=gpg",
             "-c", "gpg.openpgp.program=gpg",
             "-c", "gpg.ssh.program=ssh-keygen",
+            "-c", "gpg.x509.program=false",  # X.509 (gpgsm) signatures are never trusted
             "-c", "log.showSignature=false",
         ]  # fmt: skip
         return args, {"GNUPGHOME": str(self._tmp / "gnupg")}
