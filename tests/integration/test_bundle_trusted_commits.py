@@ -45,7 +45,7 @@ def _edgepolicy(*args: str) -> subprocess.CompletedProcess[str]:
 class Site:
     """A signed-commit policy repository, the bundle service (uploads on) and one sidecar."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *serve_flags: str) -> None:
         self.tmp = tmp
         self.alice = ssh_key(tmp / "ssh", "alice")
         self.signers = tmp / "allowed_signers"
@@ -61,7 +61,8 @@ class Site:
         with open(tmp / "serve.log", "wb") as log:
             self.service = subprocess.Popen(
                 [sys.executable, "-m", "edgepolicy", "bundle", "serve", "--dir", str(self.served),
-                 "--port", str(self.port), "--upload-token-file", str(tmp / "token")],
+                 "--port", str(self.port), "--upload-token-file", str(tmp / "token"),
+                 *serve_flags],
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         wait_until(self._answers, 20, "bundle serve")
@@ -176,3 +177,20 @@ def test_an_older_signed_bundle_is_not_replayed(site: Site) -> None:
     published = site.publish("revert.tar.gz", "--repo", str(site.repo.path))
     assert published.returncode == 0, published.stderr
     site.sidecar.wait_for_revision(revert, timeout=10)
+
+
+def test_the_service_operator_can_allow_rollbacks(tmp_path: Path) -> None:
+    site = Site(tmp_path, "--allow-rollback")
+    try:
+        first = site.commit(3)
+        assert site.build("first.tar.gz").returncode == 0
+        second = site.commit(10)
+        assert site.build("second.tar.gz").returncode == 0
+        assert site.publish("second.tar.gz").returncode == 0
+        site.sidecar.start().wait_for_revision(second)
+        assert site.publish("first.tar.gz").returncode == 2  # the publisher still checks
+        rolled_back = site.publish("first.tar.gz", "--allow-rollback")
+        assert rolled_back.returncode == 0, rolled_back.stderr
+        site.sidecar.wait_for_revision(first, timeout=10)
+    finally:
+        site.close()
