@@ -286,17 +286,23 @@ def _run(args: Sequence[str], *, check: bool = True, stdin: bytes | None = None)
 def _import_keyring(home: Path, keyring: Path) -> None:
     """Import the public keys of ``keyring`` into ``home`` and mark each one trusted.
 
+    ``keyring`` is exported keys (``gpg --export``, armored or not) or a keyring file
+    (``pubring.kbx``, ``pubring.gpg``), which is only read.
+
     Raises:
         UsageError: the file holds no OpenPGP public key.
         BundleError: GPG is not installed.
     """
+    if shutil.which("gpg") is None:
+        raise BundleError("gpg is not installed or not on PATH (needed for --gpg-keyring)")
     gpg = ["gpg", "--batch", "--no-tty", "--homedir", str(home)]
     try:
         _run([*gpg, "--import", str(keyring)])
-    except BundleError as error:
-        if shutil.which("gpg") is None:
-            raise
-        raise UsageError(f"GPG keyring {keyring}: cannot import it ({error})") from error
+    except BundleError:  # not exported keys: read it as a keyring
+        source = ["--no-default-keyring", "--keyring", str(keyring.resolve())]
+        exported = _run([*gpg, *source, "--export"], check=False)
+        if exported:
+            _run([*gpg, "--import"], stdin=exported)
     listing = _run([*gpg, "--with-colons", "--list-keys"]).decode("utf-8", "replace")
     primaries, expect_fpr = [], False
     for line in listing.splitlines():

@@ -91,6 +91,20 @@ def resolve_commit(repo: Path, rev: str) -> str:
     return out.decode("ascii").strip()
 
 
+def check_repository(repo: Path) -> None:
+    """Check that ``repo`` is a Git repository.
+
+    Raises:
+        UsageError: it does not exist or is not a repository.
+    """
+    if not repo.is_dir():
+        raise UsageError(f"repository {repo} does not exist or is not a directory")
+    try:
+        run_git(["rev-parse", "--git-dir"], cwd=repo)
+    except BundleError as error:
+        raise UsageError(f"{repo} is not a Git repository ({error})") from error
+
+
 def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool | None:
     """Return whether commit ``ancestor`` is an ancestor of (or equal to) ``descendant``.
 

@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 import urllib3
 
 from bundles import configmap
-from bundles.gitrepo import redact_url
+from bundles.gitrepo import check_repository, redact_url
 from bundles.rollback import check_replacement, read_revision, replace_bundle_file
 from edgepolicy import kube
 from edgepolicy.errors import BundleError, UsageError
@@ -172,9 +172,11 @@ def publish(
     Raises:
         RollbackError: the new bundle is older than the one the target holds.
         BundleError: the archive is not a bundle, or the target refused or failed.
-        UsageError: kubeconfig or token problems.
+        UsageError: kubeconfig or token problems, or ``repo`` is not a Git repository.
     """
     revision = bundle_revision(archive, source)
+    if repo is not None:
+        check_repository(repo)
     if target.kind == "dir":
         path = _dir_path(target.location, bundle_name)
         replace_bundle_file(path, archive, repo=repo, allow_rollback=allow_rollback)

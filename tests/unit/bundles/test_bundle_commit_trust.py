@@ -285,6 +285,8 @@ def test_gpg_signed_commits_are_checked_against_the_keyring(
     dave = repo.commit("by dave", gpg=(home, "dave@example.com"))
     with pytest.raises(UntrustedCommitError, match=f"commit {dave} by .*: unknown key [0-9A-F]+ "):
         _build(repo, opa, policy)
+    whole = _build(repo, opa, TrustPolicy(gpg_keyring=home / "pubring.kbx"))  # a keyring file
+    assert whole.signer is not None and whole.signer.principal == "Dave <dave@example.com>"
     repo.commits += 1
     repo.git("-c", f"gpg.program={gpg_signers['old']}", "-c", "user.signingkey=erin@example.com",
              "commit", "--quiet", "--allow-empty", "-S", "-m", "by erin",

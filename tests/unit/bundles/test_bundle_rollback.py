@@ -240,5 +240,7 @@ def test_publish_cli_flags(
     assert main([*one, "--repo", str(repo.path)]) == 2
     err = capsys.readouterr().err
     assert f"it is an ancestor of {c['two']}" in err and "--allow-rollback" in err
+    assert main([*one, "--repo", str(tmp_path)]) == 2
+    assert f"{tmp_path} is not a Git repository" in capsys.readouterr().err
     assert main([*one, "--allow-rollback"]) == 0
     assert f"(revision {c['one']})" in capsys.readouterr().out
