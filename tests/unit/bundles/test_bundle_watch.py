@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from policyrepo import PolicyRepo, allowed_signer, finops_policy, ssh_key
+from policyrepo import PolicyRepo, allowed_signer, finops_policy, ssh_fingerprint, ssh_key
 
 from bundles.archive import read_tar_gz
 from bundles.commit_trust import TrustPolicy
@@ -173,6 +173,8 @@ def test_an_unsigned_commit_is_skipped_and_the_last_good_revision_stays(
     archive = (out / "edgepolicy.tar.gz").read_bytes()
     manifest = json.loads(read_tar_gz(archive, source="out")[".manifest"])
     assert manifest["metadata"]["signer"]["principal"] == "alice@example.com"
+    signed_by = f"commit signed by alice@example.com ({ssh_fingerprint(alice)})"
+    assert lines[0].endswith(f"(revision {good}), {signed_by}")
 
 
 def test_a_branch_reset_to_an_older_commit_is_not_published(tmp_path: Path, opa: Path) -> None:
