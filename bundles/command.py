@@ -158,12 +158,7 @@ def _build(args: argparse.Namespace) -> int:
     signed = f"signed ({key.algorithm}, key id {key.key_id})" if key else "unsigned"
     by = ""
     if verifier is not None:
-        who = bundle.signer
-        by = (
-            f", commit signed by {who.principal} ({who.fingerprint})"
-            if who
-            else (", commit not signed by an allowed key (not required)")
-        )
+        by = f", commit signed by {bundle.signer or 'no allowed key (not required)'}"
     print(f"built {args.out}: revision {bundle.revision}, {bundle.policies} policies, {signed}{by}")
     return 0
 

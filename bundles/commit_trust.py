@@ -84,6 +84,10 @@ class Signer:
     fingerprint: str
     principal: str
 
+    def __str__(self) -> str:
+        """Describe the signer for a log line: principal and fingerprint."""
+        return f"{self.principal} ({self.fingerprint})"
+
     def metadata(self) -> dict[str, str]:
         """Return the signer as recorded in a bundle's ``.manifest`` metadata."""
         return {"format": self.format, "fingerprint": self.fingerprint, "principal": self.principal}

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bundles.builder import build_bundle
-from bundles.commit_trust import CommitVerifier, Signer, TrustPolicy, commit_verifier
+from bundles.commit_trust import CommitVerifier, TrustPolicy, commit_verifier
 from bundles.gitrepo import redact_url, resolve_commit, run_git
 from bundles.publish import DEFAULT_BUNDLE_NAME, Target, publish
 from bundles.signing import SigningKey
@@ -101,10 +101,6 @@ def _since(config: WatchConfig, state: WatchState, mirror: Path) -> tuple[str, .
     return (*config.since, state.published)
 
 
-def _signed_by(signer: Signer | None) -> str:
-    return f", commit signed by {signer.principal} ({signer.fingerprint})" if signer else ""
-
-
 def run_round(
     config: WatchConfig,
     state: WatchState,
@@ -150,7 +146,8 @@ def run_round(
                 repo=mirror,
                 allow_rollback=config.allow_rollback,
             )
-            report(f"published {where}{_signed_by(bundle.signer)}")
+            signed_by = f", commit signed by {bundle.signer}" if bundle.signer else ""
+            report(f"published {where}{signed_by}")
     except _SKIPPED as error:
         state.failed = head
         kept = ""

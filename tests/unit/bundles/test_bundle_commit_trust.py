@@ -314,7 +314,7 @@ def test_build_cli_refuses_an_unsigned_commit_and_writes_nothing(
     assert f"untrusted commit {unsigned} by Policy Author <author@example.com>: unsigned" in err
     assert not out.exists()
     assert main([*args, "--allowed-signers", str(signers), "--no-require-signed-commits"]) == 0
-    assert "commit not signed by an allowed key (not required)" in capsys.readouterr().out
+    assert "commit signed by no allowed key (not required)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
