@@ -113,11 +113,12 @@ def check_replacement(
     Raises:
         RollbackError: it would be a rollback, or the current bundle cannot be read (so the
             replacement cannot be shown not to be one).
-        BundleError: ``candidate`` is not a bundle with a revision.
+        BundleError: ``candidate`` is not a bundle with a revision (checked only when there is
+            a current bundle).
     """
-    new = read_revision(candidate, "the new bundle")
     if current is None:
         return
+    new = read_revision(candidate, "the new bundle")
     try:
         old = read_revision(current, f"the bundle at {where}")
     except BundleError as error:
