@@ -14,7 +14,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from bundles import trust_flags
 from bundles.builder import build_bundle, write_bundle
+from bundles.commit_trust import commit_verifier
 from bundles.publish import DEFAULT_BUNDLE_NAME, parse_target, publish, read_token
 from bundles.server import make_server
 from bundles.signing import SigningKey, load_signing_key
@@ -81,6 +83,7 @@ def add_parser(subparsers: Any) -> None:
     _add_signing(build)
     _add_source(build)
     build.add_argument("--opa", help="OPA binary used to validate the policies")
+    trust_flags.add_commit_trust(build)
     build.set_defaults(func=_build)
 
     pub = sub.add_parser(
@@ -91,6 +94,9 @@ def add_parser(subparsers: Any) -> None:
     )
     pub.add_argument("bundle", metavar="BUNDLE", help="bundle file (.tar.gz)")
     _add_publishing(pub)
+    pub.add_argument(
+        "--repo", help="policy repository that orders the commits for the rollback check"
+    )
     pub.set_defaults(func=_publish)
 
     serve = sub.add_parser(
@@ -110,6 +116,7 @@ def add_parser(subparsers: Any) -> None:
     serve.add_argument(
         "--upload-token-file", help="accept PUT uploads bearing the token in this file"
     )
+    trust_flags.add_allow_rollback(serve, service=True)
     serve.set_defaults(func=_serve)
 
     watch_parser = sub.add_parser(
@@ -134,6 +141,7 @@ def add_parser(subparsers: Any) -> None:
     _add_signing(watch_parser)
     _add_source(watch_parser)
     _add_publishing(watch_parser, repeat=True)
+    trust_flags.add_commit_trust(watch_parser)
     watch_parser.set_defaults(func=_watch)
 
 
@@ -178,6 +186,7 @@ def _add_publishing(parser: argparse.ArgumentParser, *, repeat: bool = False) ->
         "--kubeconfig",
         help="kubeconfig for configmap targets (default: $KUBECONFIG, ~/.kube/config)",
     )
+    trust_flags.add_allow_rollback(parser)
 
 
 def _signing_key(args: argparse.Namespace) -> SigningKey | None:
@@ -190,12 +199,22 @@ def _signing_key(args: argparse.Namespace) -> SigningKey | None:
 
 def _build(args: argparse.Namespace) -> int:
     key = _signing_key(args)
-    bundle = build_bundle(
-        Path(args.repo), args.rev, opa=find_opa(args.opa), signing_key=key, source=_source(args)
-    )
+    with commit_verifier(trust_flags.trust_policy(args)) as verifier:
+        bundle = build_bundle(
+            Path(args.repo),
+            args.rev,
+            opa=find_opa(args.opa),
+            signing_key=key,
+            source=_source(args),
+            verifier=verifier,
+            since=trust_flags.since(args),
+        )
     write_bundle(bundle, Path(args.out))
     signed = f"signed ({key.algorithm}, key id {key.key_id})" if key else "unsigned"
-    print(f"built {args.out}: revision {bundle.revision}, {bundle.policies} policies, {signed}")
+    by = ""
+    if verifier is not None:
+        by = f", commit signed by {bundle.signer or 'no allowed key (not required)'}"
+    print(f"built {args.out}: revision {bundle.revision}, {bundle.policies} policies, {signed}{by}")
     return 0
 
 
@@ -213,6 +232,8 @@ def _publish(args: argparse.Namespace) -> int:
         ca_file=args.ca_file,
         kubeconfig=args.kubeconfig,
         source=args.bundle,
+        repo=Path(args.repo) if args.repo else None,
+        allow_rollback=args.allow_rollback,
     )
     print(f"published {where}")
     return 0
@@ -229,7 +250,9 @@ def _serve(args: argparse.Namespace) -> int:
         if not token:
             raise UsageError(f"upload token file {args.upload_token_file} is empty")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    server = make_server(Path(args.dir), args.host, args.port, token)
+    server = make_server(
+        Path(args.dir), args.host, args.port, token, allow_rollback=args.allow_rollback
+    )
     signal.signal(signal.SIGTERM, _stop_on_term)
     print(f"serving bundles from {args.dir} at {server.url}/", flush=True)
     try:
@@ -267,6 +290,9 @@ def _watch(args: argparse.Namespace) -> int:
         ca_file=args.ca_file,
         kubeconfig=args.kubeconfig,
         bundle_source=_source(args),
+        trust=trust_flags.trust_policy(args),
+        since=trust_flags.since(args),
+        allow_rollback=args.allow_rollback,
     )
     signal.signal(signal.SIGTERM, _stop_on_term)
     try:
