@@ -9,6 +9,13 @@ import data.edgepolicy.lib.resources
 # METADATA
 # title: finops.limits-missing
 # description: A container of a matched workload has no cpu or no memory limit, and the pod sets none for it.
+# related_resources:
+#   - ref: https://github.com/apexlogic/edgepolicy/blob/main/docs/policies.md#finops.limits-missing
+#     description: finops.limits-missing in docs/policies.md
+# custom:
+#   rule: finops.limits-missing
+#   summary: "Container without cpu or memory limits in a budgeted workload"
+#   fix: "Set `resources.limits.cpu` and `resources.limits.memory` on every container and init container of the workload, or set them for the whole pod in its `spec.resources.limits` (pod-level resources)."
 findings contains finding if {
 	some record in _workload_policies
 	some container in request.containers
