@@ -223,23 +223,27 @@ text(a) := _plain(sprintf("%d", [a.m]), a.e)
 
 # METADATA
 # title: _plain
-# description: 'The digits `digits` times 10^`e` in plain notation.'
-_plain(digits, e) := concat("", array.concat([digits], ["0" | some _ in numbers.range(1, e)])) if {
-	e > 0
-} else := digits if {
-	e == 0
-} else := _with_point(concat("", array.concat(["0" | some _ in numbers.range(1, (0 - e) - count(digits))], [digits])), 0 - e) if {
-	count(digits) < 0 - e
+# description: 'The digits `digits` (no leading zeros) times 10^`e` in plain notation.'
+_plain(digits, e) := concat("", [digits, _zeros(e)]) if {
+	e >= 0
+} else := _with_point(concat("", [_zeros(((0 - e) + 1) - count(digits)), digits]), 0 - e) if {
+	count(digits) <= 0 - e
 } else := _with_point(digits, 0 - e)
 
 # METADATA
+# title: _zeros
+# description: '`n` zeros.'
+_zeros(n) := substring("0000000000000000000000000000000000000000000000000000000000000000", 0, n) if {
+	n <= 64
+} else := concat("", ["0" | some _ in numbers.range(1, n)])
+
+# METADATA
 # title: _with_point
-# description: '`digits` (more than `places` of them, or exactly as many) with a decimal point before the last `places`, trailing zeros dropped.'
-_with_point(digits, places) := trimmed if {
-	whole := substring(digits, 0, count(digits) - places)
-	fraction := trim_right(substring(digits, count(digits) - places, -1), "0")
-	trimmed := _joined(_or_zero(whole), fraction)
-}
+# description: '`digits` (more than `places` of them) with a decimal point before the last `places`, trailing zeros dropped.'
+_with_point(digits, places) := _joined(
+	substring(digits, 0, count(digits) - places),
+	trim_right(substring(digits, count(digits) - places, -1), "0"),
+)
 
 # METADATA
 # title: _joined
@@ -247,13 +251,6 @@ _with_point(digits, places) := trimmed if {
 _joined(whole, "") := whole
 
 _joined(whole, fraction) := concat(".", [whole, fraction]) if fraction != ""
-
-# METADATA
-# title: _or_zero
-# description: '`digits`, or `0` when empty.'
-_or_zero("") := "0"
-
-_or_zero(digits) := digits if digits != ""
 
 # METADATA
 # title: rounded

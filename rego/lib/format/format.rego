@@ -70,15 +70,25 @@ else := sprintf("%v", [x])
 # METADATA
 # title: decimal_number
 # description: 'Decimal `d` rounded half up to three decimals, without trailing zeros (`0.5`, `12`, `4.167`).'
-decimal_number(d) := decimal.text(decimal.rounded(d, 3))
+decimal_number(d) := _three_decimals(decimal.text(d))
+
+# METADATA
+# title: _three_decimals
+# description: 'The exact decimal text `text` with at most three decimals, rounded half up when it has more.'
+_three_decimals(text) := text if {
+	count(split(text, ".")) == 1
+} else := text if {
+	count(split(text, ".")[1]) <= 3
+} else := decimal.text(decimal.rounded(decimal.parse(text), 3))
 
 # METADATA
 # title: decimal_above
 # description: |
 #   Decimal `d`, which is above decimal `limit`, as `decimal_number` renders it, or exactly when
 #   rounding would make it look equal to `limit` (`8.0004` above 8, not `8`).
-decimal_above(d, limit) := decimal_number(d) if {
-	decimal_number(d) != decimal_number(limit)
+decimal_above(d, limit) := shown if {
+	shown := decimal_number(d)
+	shown != decimal_number(limit)
 } else := decimal.text(d)
 
 # METADATA

@@ -102,7 +102,10 @@ _malformed_container_limits(containers, resources) := {problem |
 # METADATA
 # title: _malformed_pod_limits
 # description: 'The invalid pod-level limits and overhead of `pod` for `resources`.'
-_malformed_pod_limits(pod, resources) := {problem |
+_malformed_pod_limits(pod, resources) := set() if {
+	count(pod.limits) == 0
+	count(pod.overhead) == 0
+} else := {problem |
 	some list, names in {
 		"limits": ["limit_quantities", "resources.limits"],
 		"overhead": ["overhead_quantities", "overhead"],

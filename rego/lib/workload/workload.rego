@@ -96,16 +96,30 @@ containers(obj) := [record |
 #   pod-level resources) and `overhead` (`spec.overhead`), each `{}` when absent, with
 #   `limit_quantities` and `overhead_quantities` their valid values in nano-units, and `field` the
 #   pod spec's path (e.g. `spec.template.spec`).
-pod_resources(obj) := {
-	"field": field(spec_path),
+pod_resources(obj) := _pod_resources(field(spec_path), limits, overhead) if {
+	spec_path := array.concat(template_path(obj), ["spec"])
+	limits := _map_at(obj, array.concat(spec_path, ["resources", "limits"]))
+	overhead := _map_at(obj, array.concat(spec_path, ["overhead"]))
+}
+
+# METADATA
+# title: _pod_resources
+# description: 'The pod-level resources record of the pod spec at `path` with `limits` and `overhead`.'
+_pod_resources(path, limits, overhead) := {
+	"field": path,
+	"limits": {},
+	"limit_quantities": {},
+	"overhead": {},
+	"overhead_quantities": {},
+} if {
+	count(limits) == 0
+	count(overhead) == 0
+} else := {
+	"field": path,
 	"limits": limits,
 	"limit_quantities": _quantities(limits),
 	"overhead": overhead,
 	"overhead_quantities": _quantities(overhead),
-} if {
-	spec_path := array.concat(template_path(obj), ["spec"])
-	limits := _map_at(obj, array.concat(spec_path, ["resources", "limits"]))
-	overhead := _map_at(obj, array.concat(spec_path, ["overhead"]))
 }
 
 # METADATA
