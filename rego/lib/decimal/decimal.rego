@@ -196,13 +196,6 @@ ceil_integer(a) := a.m * pow10(a.e) if {
 } else := _shift_down(a.m, 0 - a.e, "ceil")
 
 # METADATA
-# title: floor_integer
-# description: The largest integer at most decimal `a`.
-floor_integer(a) := a.m * pow10(a.e) if {
-	a.e >= 0
-} else := _shift_down(a.m, 0 - a.e, "floor")
-
-# METADATA
 # title: _shift_down
 # description: |
 #   `n` / 10^`k` rounded by `mode`, for integers `n` >= 0 and `k` > 0, on the decimal digits of `n`
