@@ -38,7 +38,7 @@ from_number(n) := {"m": n * 1, "e": 0} if {
 	is_number(n)
 	n >= 0
 	n == round(n)
-} else := parse(json.marshal(n)) if {
+} else := parse(json.marshal(n), "floor") if {
 	is_number(n)
 	n >= 0
 }
@@ -47,8 +47,9 @@ from_number(n) := {"m": n * 1, "e": 0} if {
 # title: parse
 # description: |
 #   The unsigned decimal string `s` (`8`, `12.5`, `.5`, `+10`, `1e1`) as a decimal; undefined
-#   when it is not one (a larger number of significant digits than `_max_digits` is rounded down).
-parse(s) := of_digits(concat("", [whole, fraction]), _exponent(sign, digits) - count(fraction), "floor") if {
+#   when it is not one. More significant digits than `_max_digits` are rounded by `mode`:
+#   `"floor"` for a limit, `"ceil"` for a usage, so that the verdict stays fail-closed.
+parse(s, mode) := of_digits(concat("", [whole, fraction]), _exponent(sign, digits) - count(fraction), mode) if {
 	[[_, whole, fraction, sign, digits]] := regex.find_all_string_submatch_n(_number_pattern, s, 1)
 	concat("", [whole, fraction]) != ""
 }

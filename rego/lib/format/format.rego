@@ -79,7 +79,7 @@ _three_decimals(text) := text if {
 	count(split(text, ".")) == 1
 } else := text if {
 	count(split(text, ".")[1]) <= 3
-} else := decimal.text(decimal.rounded(decimal.parse(text), 3))
+} else := decimal.text(decimal.rounded(decimal.parse(text, "floor"), 3))
 
 # METADATA
 # title: decimal_above

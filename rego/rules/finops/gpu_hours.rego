@@ -105,7 +105,7 @@ _daily_hours := hours if {
 	value := workload.pod_annotations(request.object)[_hours_annotation]
 	is_string(value)
 	regex.match(_hours_pattern, value)
-	hours := decimal.parse(value)
+	hours := decimal.parse(value, "ceil")
 	decimal.greater(hours, decimal.zero)
 	not decimal.greater(hours, _hours_cap)
 } else := _hours_cap if {
