@@ -101,8 +101,16 @@ def parse_review(body: bytes) -> dict[str, Any]:
         ) from error
     except RecursionError as error:
         raise MalformedReviewError(_TOO_DEEP_BODY, reason=TOO_DEEP) from error
-    if body.count(b"{") + body.count(b"[") > MAX_OBJECT_DEPTH:  # else it cannot nest too deep
-        _check_depth(document)
+    try:
+        if body.count(b"{") + body.count(b"[") > MAX_OBJECT_DEPTH:  # else it cannot nest too deep
+            _check_depth(document)
+        return _checked_review(document)
+    except MalformedReviewError as error:
+        error.uid = _echoable_uid(document)
+        raise
+
+
+def _checked_review(document: Any) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise MalformedReviewError(
             f"request body must be a JSON object, got {type(document).__name__}",
@@ -119,13 +127,15 @@ def parse_review(body: bytes) -> dict[str, Any]:
         raise MalformedReviewError(
             "AdmissionReview has no 'request' object", reason=NOT_ADMISSION_REVIEW
         )
-    try:
-        _check_request(request)
-    except MalformedReviewError as error:
-        uid = request.get("uid")
-        error.uid = uid if isinstance(uid, str) and 0 < len(uid) <= MAX_QUOTED_CHARS else None
-        raise
+    _check_request(request)
     return {"apiVersion": API_VERSION, "kind": KIND, "request": request}
+
+
+def _echoable_uid(document: Any) -> str | None:
+    """The ``request.uid`` of a refused body when it is a string short enough to echo."""
+    request = document.get("request") if isinstance(document, dict) else None
+    uid = request.get("uid") if isinstance(request, dict) else None
+    return uid if isinstance(uid, str) and 0 < len(uid) <= MAX_QUOTED_CHARS else None
 
 
 def _finite_float(text: str) -> float:
