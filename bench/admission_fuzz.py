@@ -242,12 +242,31 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _nesting(document: Any) -> int:
+    """How many levels ``document`` nests (a scalar is 1), without recursion."""
+    level, depth = [document], 0
+    while level:
+        depth += 1
+        level = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+    return depth
+
+
 def sent_uid(body: bytes) -> Any:
     """The ``request.uid`` of the body read as strict JSON (None when it is not JSON, holds
-    NaN or Infinity, an integer beyond Python's digit limit or a number beyond a float's)."""
+    NaN or Infinity, an integer beyond Python's digit limit or a number beyond a float's, or
+    nests deeper than the webhook reads before refusing it)."""
+    from webhook.reviews import MAX_OBJECT_DEPTH
+
     try:
         document = json.loads(body, parse_constant=_no_constant, parse_float=_strict_float)
     except (ValueError, RecursionError):
+        return None
+    if _nesting(document) > MAX_OBJECT_DEPTH + 2:
         return None
     request = document.get("request") if isinstance(document, dict) else None
     return request.get("uid") if isinstance(request, dict) else None
@@ -390,12 +409,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         elapsed = time.monotonic() - started
         workers_after = _worker_pids(process.pid)
         log = (work / "serve.log").read_text(errors="replace")
-    booted = len(re.findall(r"Booting worker", log))
+    # gunicorn logs a worker that died or was killed at warning level or above.
+    worker_errors = len(re.findall(r"WORKER TIMEOUT|Worker \(pid:\d+\) (?:was sent|exited)", log))
     restarts = len(workers_before - workers_after)
     print(f"cases sent: {tally.sent} in {elapsed:.0f} s ({tally.sent / elapsed:.0f}/s)")
     print("HTTP statuses: " + ", ".join(f"{k}: {v}" for k, v in sorted(tally.statuses.items())))
     print(f"HTTP 5xx: {sum(v for k, v in tally.statuses.items() if k >= 500)}")
-    print(f"worker restarts: {restarts} (pids replaced); workers booted in all: {booted}")
+    print(f"worker restarts: {restarts} (pids replaced); worker deaths logged: {worker_errors}")
     print(f"uid echo failures: {sum(v for k, v in tally.problems.items() if 'uid' in k)}")
     print(f"denied reviews allowed after a meaning-keeping mutation: "
           f"{sum(v for k, v in tally.problems.items() if k.startswith('allowed'))}")  # fmt: skip
@@ -403,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {problem}: {count}")
     for example in tally.examples:
         print(f"  e.g. {example}")
-    return 1 if tally.problems or restarts else 0
+    return 1 if tally.problems or restarts or worker_errors else 0
 
 
 if __name__ == "__main__":
