@@ -343,6 +343,32 @@ def test_the_local_opa_is_restarted_when_it_dies(
     assert response["allowed"] is False
 
 
+def test_a_hung_local_opa_is_killed_and_replaced(
+    serve: ServeProcess, client: urllib3.PoolManager
+) -> None:
+    # A stopped OPA keeps its port and accepts connections but never answers. It is killed
+    # (a SIGTERM grace period would be wasted on a process that cannot run) and replaced;
+    # bench/opa_hang.py measures how fast.
+    (hung,) = _opa_children(serve.process.pid)
+    os.kill(hung, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 10  # generous: the supervisor needs well under 2 s
+        while time.monotonic() < deadline:
+            replaced = _opa_children(serve.process.pid)
+            if replaced and hung not in replaced and not _alive(hung):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"the hung OPA was not replaced:\n{serve.log()}")
+        response = validate(client, serve, admission_review(deployment("after-hang", cpu="64")))
+        assert response["allowed"] is False
+        assert "- finops.cpu: " in response["status"]["message"]  # the policy, not fail-closed
+        assert "cannot answer (stopped); replacing it" in serve.log()
+    finally:
+        if _alive(hung):
+            os.kill(hung, signal.SIGCONT)
+
+
 # ---- failure modes, against an OPA the test controls ------------------------------------------
 
 
