@@ -6,8 +6,8 @@ answer) while clients keep asking /validate about a workload the policies deny; 
 rounds kills it with SIGKILL instead (the baseline: a dead OPA). It prints, per round:
 
 - replaced: from the signal until a new OPA process answers its /health;
-- correct again: from the signal until the first answer that is the policy's denial (finops.cpu,
-  not the failure mode's 503) arrives.
+- correct again: from the signal until the first answer to a request sent after it that is the
+  policy's denial (finops.cpu, not the failure mode's 503) arrives.
 
     .venv/bin/python bench/opa_hang.py [--rounds 5]
 """
@@ -119,14 +119,15 @@ def one_round(url: str, ca: Path, master: int, how: signal.Signals) -> tuple[flo
     def ask() -> None:
         pool = urllib3.PoolManager(ca_certs=str(ca), retries=False)
         while not done.is_set():
+            sent = time.monotonic()
             try:
                 answer = pool.request("POST", url + "/validate", body=body, timeout=10.0)
             except urllib3.exceptions.HTTPError:
                 continue
-            if answer.status == 200 and is_correct(answer.data):
+            # Only a request sent after the signal shows that decisions are correct again.
+            if sent > signalled and answer.status == 200 and is_correct(answer.data):
                 correct_at.append(time.monotonic())
-                if time.monotonic() > signalled:
-                    done.set()
+                done.set()
 
     signalled = time.monotonic() + 3600  # set below, just before the signal
     askers = [threading.Thread(target=ask) for _ in range(CLIENTS)]
@@ -134,7 +135,6 @@ def one_round(url: str, ca: Path, master: int, how: signal.Signals) -> tuple[flo
         asker.start()
     time.sleep(0.5)
     signalled = time.monotonic()
-    correct_at.clear()
     os.kill(old, how)
     replaced_at = None
     while replaced_at is None:
@@ -151,7 +151,7 @@ def one_round(url: str, ca: Path, master: int, how: signal.Signals) -> tuple[flo
     done.wait(30)
     for asker in askers:
         asker.join()
-    first_correct = min(at for at in correct_at if at > signalled)
+    first_correct = min(correct_at)
     return replaced_at - signalled, first_correct - signalled
 
 
