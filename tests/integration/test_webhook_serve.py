@@ -292,6 +292,26 @@ def test_malformed_reviews_get_400(
     assert "Traceback" not in serve.log()
 
 
+def test_a_400_is_small_logged_and_counted_whatever_the_body_held(
+    serve: ServeProcess, client: urllib3.PoolManager
+) -> None:
+    review = admission_review(deployment("oversized-field"))
+    review["apiVersion"] = "a" * 2_000_000
+    review["request"]["uid"] = "uid-of-a-bad-review"
+    review["request"]["object"]["metadata"]["annotations"] = {"token": "s3cr3t-in-a-bad-review"}
+    series = 'edgepolicy_rejected_requests_total{reason="not-admission-review"}'
+    before = _sample(_metrics(client, serve), series)
+    response = client.request("POST", serve.url + "/validate", body=json.dumps(review).encode())
+    assert response.status == 400
+    assert len(response.data) < 400
+    assert json.loads(response.data)["uid"] == "uid-of-a-bad-review"
+    line = _log_line(serve, "uid-of-a-bad-review", "validate")
+    assert (line["event"], line["status"]) == ("rejected", 400)
+    assert line["reason"] == "not-admission-review"
+    assert "s3cr3t-in-a-bad-review" not in serve.log() and "a" * 200 not in serve.log()
+    assert _sample(_metrics(client, serve), series) == before + 1
+
+
 def test_one_json_log_line_per_decision_without_secrets(
     serve: ServeProcess, client: urllib3.PoolManager
 ) -> None:
