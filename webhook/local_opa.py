@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,11 @@ from edgepolicy.opa_server import LocalOpa
 from edgepolicy.policy_data import policies_to_data
 
 _LOG = logging.getLogger("edgepolicy.webhook.opa")
-# How long OPA's /health may take: it answers in well under a millisecond when OPA can run.
-HEALTH_TIMEOUT_SECONDS = 0.5
+# How long one health check waits: OPA answers /health in well under a millisecond when it runs.
+HEALTH_TIMEOUT_SECONDS = 0.25
+# How long a running OPA may leave every health check unanswered before it is replaced: long
+# enough that a merely overloaded machine (an OPA not scheduled for a while) costs no restart.
+UNANSWERED_SECONDS = 2.0
 # Process states (/proc/PID/stat) of an OPA that cannot answer however long it is given:
 # stopped or traced (T, t), a zombie or dead (Z, X).
 _STOPPED_STATES = frozenset("Tt")
@@ -68,8 +72,8 @@ class SupervisedOpa:
 
     Every ``check_interval`` seconds the watchdog reads OPA's process state and asks its
     ``/health`` (``health_timeout`` seconds at most). A stopped or dead OPA is replaced at once;
-    a running one after ``failures_before_restart`` health checks in a row went unanswered. The
-    one replaced is killed without a grace period (it could not use one).
+    a running one when no health check was answered for ``unanswered_seconds``. The one
+    replaced is killed without a grace period (it could not use one).
 
     ``start`` and ``stop`` belong to the process that called ``start``: a forked child (a
     gunicorn worker) inheriting this object never stops or restarts OPA.
@@ -83,14 +87,14 @@ class SupervisedOpa:
         data: Mapping[str, Any],
         check_interval: float = 0.25,
         health_timeout: float = HEALTH_TIMEOUT_SECONDS,
-        failures_before_restart: int = 2,
+        unanswered_seconds: float = UNANSWERED_SECONDS,
     ) -> None:
         self._opa_binary = opa_binary
         self._paths = list(paths)
         self._data = dict(data)
         self._check_interval = check_interval
         self._health_timeout = health_timeout
-        self._failures_before_restart = failures_before_restart
+        self._unanswered_seconds = unanswered_seconds
         self._address = _free_address()
         self._owner_pid = 0
         self._opa: LocalOpa | None = None
@@ -127,20 +131,20 @@ class SupervisedOpa:
 
     def _watch(self) -> None:
         client = OpaClient(self.url, timeout=self._health_timeout, maxsize=1)
-        failures = 0
+        answered = time.monotonic()
         while not self._stopping.wait(self._check_interval):
             why = self._cannot_run()
             if why is None:
                 if client.health():
-                    failures = 0
+                    answered = time.monotonic()
                     continue
-                failures += 1
                 why = self._cannot_run()  # stopped while the check waited for an answer
-                if why is None and failures < self._failures_before_restart:
+                silent = time.monotonic() - answered
+                if why is None and silent < self._unanswered_seconds:
                     continue
-                why = why or f"{failures} health checks unanswered within {self._health_timeout:g}s"
-            failures = 0
+                why = why or f"no health check answered for {silent:.1f}s"
             self._restart(why)
+            answered = time.monotonic()
 
     def _cannot_run(self) -> str | None:
         """Say why OPA cannot answer, judging by its process state; None when it can run (or
