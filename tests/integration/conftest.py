@@ -21,7 +21,7 @@ CONTROL_PLANE_FIXTURES = frozenset({"kubeconfig"})
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark ``e2e`` every integration test that needs a real control plane."""
     for item in items:
-        in_here = Path(str(item.fspath)).parent == Path(__file__).parent
+        in_here = item.path.parent == Path(__file__).parent
         if in_here and CONTROL_PLANE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
 
