@@ -38,6 +38,8 @@ UNANSWERED_SECONDS = 2.0
 # stopped or traced (T, t), a zombie or dead (Z, X).
 _STOPPED_STATES = frozenset("Tt")
 _DEAD_STATES = frozenset("ZX")
+# Where process states can be read (Linux); elsewhere only health checks tell.
+_PROC = Path("/proc")
 
 
 def local_data(policy_paths: Sequence[Path], data_files: Sequence[Path]) -> dict[str, Any]:
@@ -152,6 +154,8 @@ class SupervisedOpa:
         pid = self.pid
         if pid is None:
             return "not running"
+        if not (_PROC / "self" / "stat").exists():
+            return None
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
         except FileNotFoundError:
