@@ -157,7 +157,7 @@ class SupervisedOpa:
         if not (_PROC / "self" / "stat").exists():
             return None
         try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
+            stat = (_PROC / str(pid) / "stat").read_text()
         except FileNotFoundError:
             return "exited"
         except OSError:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from webhook import local_opa
 from webhook.local_opa import SupervisedOpa
 
 # Answers /health like OPA until the file named by FAKE_OPA_SILENT exists; then it keeps
@@ -134,4 +135,24 @@ def test_a_dead_opa_is_replaced_at_once(supervise: Callable[[float], SupervisedO
     assert old is not None
     os.kill(old, signal.SIGKILL)
     _replaced(supervisor, old, within=10)
+    assert supervisor.restarts == 1
+
+
+def test_without_proc_only_health_checks_tell(
+    supervise: Callable[[float], SupervisedOpa],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setattr(local_opa, "_PROC", tmp_path / "no-proc")  # as on macOS
+    supervisor = supervise(0.5)
+    old = supervisor.pid
+    assert old is not None
+    time.sleep(1.0)  # a healthy OPA is left alone
+    assert supervisor.pid == old and supervisor.restarts == 0
+    os.kill(old, signal.SIGSTOP)
+    try:
+        _replaced(supervisor, old, within=10)  # by the unanswered checks
+    finally:
+        if not _gone(old):
+            os.kill(old, signal.SIGCONT)
     assert supervisor.restarts == 1
