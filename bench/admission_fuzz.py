@@ -356,10 +356,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     seeds = [review for _, review in seed_reviews()]
-    work = Path(tempfile.mkdtemp(prefix="edgepolicy-fuzz-"))
     with (
+        tempfile.TemporaryDirectory(prefix="edgepolicy-fuzz-") as temporary,
         LocalOpa(find_opa(), paths=[library_path()], data=policy_data()) as opa,
-        webhook_server(work, opa.url, workers=args.workers, threads=args.threads) as served,
+        webhook_server(
+            work := Path(temporary), opa.url, workers=args.workers, threads=args.threads
+        ) as served,
     ):
         url, ca, process = served
         pool = urllib3.PoolManager(ca_certs=str(ca), retries=False, maxsize=args.clients)

@@ -160,7 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     results: dict[str, list[tuple[float, float]]] = {"SIGSTOP": [], "SIGKILL": []}
-    with serve(Path(tempfile.mkdtemp(prefix="edgepolicy-opa-hang-"))) as (url, ca, master):
+    with (
+        tempfile.TemporaryDirectory(prefix="edgepolicy-opa-hang-") as work,
+        serve(Path(work)) as (url, ca, master),
+    ):
         for _ in range(args.rounds):
             for name, how in (("SIGSTOP", signal.SIGSTOP), ("SIGKILL", signal.SIGKILL)):
                 replaced, correct = one_round(url, ca, master, how)
