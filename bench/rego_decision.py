@@ -1,6 +1,7 @@
 """Benchmark the Rego decision alone: `opa bench` of data.edgepolicy.admission.decision on a few
 representative AdmissionReviews, with the seed FinOpsPolicy in data (as `serve --policies` and
-bundles load it) or in the input's context (as the webhook sends the cluster's policies).
+bundles load it) or in the input's context (as the webhook sends the cluster's policies), both
+as the policy validator hands them over (validated once, before the benchmark).
 
 Not a test: it prints numbers (see docs/performance.md, "Rego decision").
 
@@ -28,6 +29,7 @@ from edgepolicy.manifests import load_paths
 from edgepolicy.opa_binary import find_opa
 from edgepolicy.policy_data import policies_to_data
 from edgepolicy.review import admission_review, decision_input
+from edgepolicy.validated_policies import validate_policies
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -179,7 +181,8 @@ def _compliant() -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def _compliant_context() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     review = admission_review(_deployment("inference"))
-    return decision_input(review, policies=[_seed_policy()], models=QUANTIZED), []
+    policies = validate_policies([_seed_policy()])
+    return decision_input(review, policies=policies, models=QUANTIZED), []
 
 
 def _denied() -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -231,7 +234,8 @@ def _bench(opa: Path, rego: Path, case: Case, count: int, work: Path) -> Result:
     data_file = work / f"{case.name}.data.json"
     input_file.write_text(json.dumps(document), encoding="utf-8")
     data_file.write_text(
-        json.dumps({"edgepolicy": {"policies": policies_to_data(policies)}}), encoding="utf-8"
+        json.dumps({"edgepolicy": {"policies": policies_to_data(validate_policies(policies))}}),
+        encoding="utf-8",
     )
     common = ["-d", str(rego), "-d", str(data_file), "-i", str(input_file), QUERY]
     decision = json.loads(

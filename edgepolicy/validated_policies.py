@@ -88,8 +88,25 @@ class ValidatedPolicies:
             "policiesValidated": True,
         }
 
-    def __add__(self, other: ValidatedPolicies) -> ValidatedPolicies:
-        return ValidatedPolicies(self.valid + other.valid, self.invalid + other.invalid)
+    def replaced_by(self, other: ValidatedPolicies) -> ValidatedPolicies:
+        """Return these policies with ``other``'s added, each replacing any of the same kind,
+        namespace and name here (the admitted version of a stored policy)."""
+        keys = {_identity(obj) for obj in other.valid} | {
+            (policy.kind, policy.namespace, policy.name) for policy in other.invalid
+        }
+        return ValidatedPolicies(
+            tuple(obj for obj in self.valid if _identity(obj) not in keys) + other.valid,
+            tuple(p for p in self.invalid if (p.kind, p.namespace, p.name) not in keys)
+            + other.invalid,
+        )
+
+
+def _identity(obj: Mapping[str, Any]) -> tuple[str, str, str]:
+    namespace, name = _key(obj)
+    return str(obj.get("kind", "")), namespace, name
+
+
+NO_POLICIES = ValidatedPolicies()
 
 
 def validate_policies(

@@ -2,7 +2,8 @@
 client (:mod:`edgepolicy.kube`), cached briefly.
 
 The webhook asks the cluster for the FinOpsPolicy objects stored in a request's namespace (so
-``kubectl apply``-ed policies are enforced), the workload an HPA's ``scaleTargetRef`` names, and
+``kubectl apply``-ed policies are enforced; validated against the shipped CRD when read, once per
+cached answer), the workload an HPA's ``scaleTargetRef`` names, and
 the HPAs of a namespace (those scaling an admitted workload), as ``edgepolicy check`` relates
 the objects of a run. Access is optional: without a kubeconfig or a service account,
 :func:`connect` returns None and no lookups happen. Answers (including "not found") are cached
@@ -25,6 +26,7 @@ from urllib.parse import quote
 
 from edgepolicy import kube
 from edgepolicy.kube import KubeApi, KubernetesApiError
+from edgepolicy.validated_policies import ValidatedPolicies, validate_policies
 
 POLICY_API_VERSION = "policy.apexlogic.com/v1alpha1"
 HPA_API_VERSION = "autoscaling/v2"
@@ -87,24 +89,28 @@ class ClusterLookups:
         self._api = api
         self._cache = _TtlCache(cache_ttl)
 
+    def _list(self, path: str, api_version: str, kind: str, timeout: float) -> list[dict[str, Any]]:
+        document = self._api.get_object(path, timeout=timeout)
+        items = (document or {}).get("items") or []
+        return [_slim(item, api_version, kind) for item in items if isinstance(item, Mapping)]
+
     def _items(self, path: str, api_version: str, kind: str, timeout: float) -> Any:
-        def load() -> list[dict[str, Any]]:
-            document = self._api.get_object(path, timeout=timeout)
-            items = (document or {}).get("items") or []
-            return [_slim(item, api_version, kind) for item in items if isinstance(item, Mapping)]
+        return self._cache.get_or_load(path, lambda: self._list(path, api_version, kind, timeout))
 
-        return self._cache.get_or_load(path, load)
-
-    def finops_policies(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]:
-        """Return the FinOpsPolicy objects stored in ``namespace`` (none if the CRD is absent).
+    def finops_policies(self, namespace: str, *, timeout: float) -> ValidatedPolicies:
+        """Return the FinOpsPolicy objects stored in ``namespace`` (none if the CRD is absent),
+        validated against the shipped CRD once per cached answer.
 
         Raises:
             KubernetesApiError: the lookup failed or timed out.
         """
         path = f"/apis/{POLICY_API_VERSION}/namespaces/{quote(namespace, safe='')}/finopspolicies"
-        result: list[dict[str, Any]] = self._items(
-            path, POLICY_API_VERSION, "FinOpsPolicy", timeout
-        )
+
+        def load() -> ValidatedPolicies:
+            objs = self._list(path, POLICY_API_VERSION, "FinOpsPolicy", timeout)
+            return validate_policies(objs, namespace_default=namespace)
+
+        result: ValidatedPolicies = self._cache.get_or_load(path, load)
         return result
 
     def autoscalers(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]:
