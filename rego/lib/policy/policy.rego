@@ -41,22 +41,27 @@ _context_validated if input.context.policiesValidated == true
 
 # METADATA
 # title: _data_records
-# description: 'The FinOpsPolicy records of data in the request namespace, by name.'
-_data_records[name] := {"object": policy, "errors": []} if {
-	_data_validated
-	some name, policy in data.edgepolicy.policies.finops[request.namespace]
-}
+# description: |
+#   The FinOpsPolicy records of data in the request namespace, by name, as
+#   `{"object", "errors"}`; empty, without building anything, when data holds none there.
+_data_records := {} if {
+	not data.edgepolicy.policies.finops[request.namespace]
+	not data.edgepolicy.policies.invalid[request.namespace]
+} else := object.union(
+	{name: _data_record(policy) | some name, policy in data.edgepolicy.policies.finops[request.namespace]},
+	{record.name: {"object": record.object, "errors": record.errors} |
+		_data_validated
+		some record in data.edgepolicy.policies.invalid[request.namespace]
+		record.kind == "FinOpsPolicy"
+	},
+)
 
-_data_records[name] := {"object": {}, "errors": [not_validated]} if {
-	not _data_validated
-	some name, _ in data.edgepolicy.policies.finops[request.namespace]
-}
+# METADATA
+# title: _data_record
+# description: 'The record of valid `policy` in data: enforced when data is the validator''s output, else untrusted.'
+_data_record(policy) := {"object": policy, "errors": []} if _data_validated
 
-_data_records[record.name] := {"object": record.object, "errors": record.errors} if {
-	_data_validated
-	some record in data.edgepolicy.policies.invalid[request.namespace]
-	record.kind == "FinOpsPolicy"
-}
+else := {"object": {}, "errors": [not_validated]}
 
 # METADATA
 # title: candidates
@@ -84,8 +89,12 @@ candidates[id] := object.union(entry, {"id": id}) if {
 # title: _context_entries
 # description: |
 #   The FinOpsPolicy records of the context, in order (valid, then invalid, then untrusted), as
-#   `{"id", "namespace", "name", "object", "errors"}`.
-_context_entries := array.concat(
+#   `{"id", "namespace", "name", "object", "errors"}`; empty, without building anything, when the
+#   context holds no policy (most webhook requests in namespaces without policies).
+_context_entries := [] if {
+	not input.context.policies[0]
+	not input.context.invalidPolicies[0]
+} else := array.concat(
 	array.concat(
 		[_entry(p.metadata, p, []) | _context_validated; some p in input.context.policies; p.kind == "FinOpsPolicy"],
 		[_entry(r, r.object, r.errors) | _context_validated; some r in input.context.invalidPolicies; r.kind == "FinOpsPolicy"],
