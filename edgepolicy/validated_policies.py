@@ -406,12 +406,34 @@ def _field_path(field_path: Any) -> Path_:
 
 _ENVIRONMENT = celpy.Environment()
 _PROGRAMS: dict[str, Any] = {}
+_VERB = re.compile(r"%([%ds])")
+
+
+def _format(template: Any, args: Any) -> celpy.celtypes.StringType:
+    """The ``format`` of Kubernetes' CEL string library for the verbs ``%s``, ``%d`` and
+    ``%%`` (``'(%d > %d)'.format([a, b])``), which cel-python lacks.
+
+    Raises:
+        ValueError: another verb, or too few arguments.
+    """
+    values = iter(list(args))
+
+    def verb(match: re.Match[str]) -> str:
+        if match.group(1) == "%":
+            return "%"
+        value = next(values)
+        return str(int(value)) if match.group(1) == "d" else str(value)
+
+    if re.search(r"%[^%ds]", str(template)):
+        raise ValueError(f"unsupported format verb in {template!r}")
+    return celpy.celtypes.StringType(_VERB.sub(verb, str(template)))
 
 
 def _program(expression: str) -> Any:
     program = _PROGRAMS.get(expression)
     if program is None:
-        program = _ENVIRONMENT.program(_ENVIRONMENT.compile(expression))
+        ast = _ENVIRONMENT.compile(expression)
+        program = _ENVIRONMENT.program(ast, functions={"format": _format})
         _PROGRAMS[expression] = program
     return program
 
