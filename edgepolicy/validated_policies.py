@@ -176,8 +176,11 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _prune_nulls(value: Any, structural: Mapping[str, Any]) -> Any:
-    """Drop, as the API server does, every property set to null that the schema does not mark
-    ``nullable`` (map values and list items are kept: null there is an error)."""
+    """Read ``value`` as the API server does: drop every property set to null that the schema
+    does not mark ``nullable`` (map values and list items are kept: null there is an error),
+    and read a whole float where the schema wants an integer (``2.0``) as that integer."""
+    if structural.get("type") == "integer" and isinstance(value, float) and value.is_integer():
+        return int(value)
     if isinstance(value, dict):
         properties = structural.get("properties")
         properties = properties if isinstance(properties, Mapping) else {}

@@ -486,3 +486,21 @@ def test_a_new_policy_kind_needs_only_its_crd(crd_dir: Path) -> None:
     assert [(e.field, e.message) for e in validated.invalid[0].errors] == [
         ("spec.limit", "must be a whole number of at least 1, got 0")
     ]
+
+
+def test_whole_floats_are_read_as_integers_as_the_api_server_reads_them() -> None:
+    normalized, errors, _ = check_policy(
+        _policy({"targetWorkloadSelector": {}, "autoScale": {"minReplicas": 2.0, "maxReplicas": 3}})
+    )
+    assert errors == []
+    assert normalized["spec"]["autoScale"] == {"minReplicas": 2, "maxReplicas": 3}
+    assert isinstance(normalized["spec"]["autoScale"]["minReplicas"], int)
+    inverted = _policy(
+        {"targetWorkloadSelector": {}, "autoScale": {"minReplicas": 4.0, "maxReplicas": 3}}
+    )
+    assert _errors(inverted) == {
+        (
+            "spec.autoScale.minReplicas",
+            "must not exceed spec.autoScale.maxReplicas (4 > 3), so neither bound is enforced",
+        )
+    }
