@@ -5,7 +5,8 @@ as the policy validator hands them over (validated once, before the benchmark).
 
 Not a test: it prints numbers (see docs/performance.md, "Rego decision").
 
-    .venv/bin/python bench/rego_decision.py [--rego DIR [--unvalidated]] [--count N] [--cases a,b] [--json FILE]
+    .venv/bin/python bench/rego_decision.py [--rego DIR [--unvalidated]] [--count N]
+        [--cases a,b] [--json FILE]
 
 `--rego` benchmarks another copy of the library (e.g. an older commit's `rego/`, extracted with
 `git archive`), so before/after numbers come from the same script and inputs; `--unvalidated`

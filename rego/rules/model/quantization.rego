@@ -37,6 +37,14 @@ _quantized_containers := {name |
 # METADATA
 # title: model.quantization (no verified quantized model)
 # description: No container of the workload has verified facts saying its model is quantized.
+# related_resources:
+#   - ref: https://github.com/apexlogic/edgepolicy/blob/main/docs/policies.md#model.quantization
+#     description: model.quantization in docs/policies.md
+# custom:
+#   rule: model.quantization
+#   description: "The FinOpsPolicy requires quantized models (optimizationRules.modelQuantizationRequired) and the workload's verified model facts (from the model-signature verifier, never from annotations) do not say its model is quantized: no container has facts with quantized true, or one has facts saying otherwise."
+#   summary: "Workload without a verified quantized model where the FinOpsPolicy requires one"
+#   fix: "Serve a quantized model whose signature the model verifier accepts, or roll the rule out in `warn` mode (`edgepolicy.settings.enforcementActions`) until your models are signed."
 findings contains finding if {
 	some record in _required_policies
 	count(_quantized_containers) == 0
