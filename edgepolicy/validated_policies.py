@@ -88,6 +88,16 @@ class ValidatedPolicies:
             "policiesValidated": True,
         }
 
+    @classmethod
+    def joined(cls, parts: Iterable[ValidatedPolicies]) -> ValidatedPolicies:
+        """Return the policies of all ``parts``, in order."""
+        valid: list[Mapping[str, Any]] = []
+        invalid: list[InvalidPolicy] = []
+        for part in parts:
+            valid.extend(part.valid)
+            invalid.extend(part.invalid)
+        return cls(tuple(valid), tuple(invalid))
+
     def replaced_by(self, other: ValidatedPolicies) -> ValidatedPolicies:
         """Return these policies with ``other``'s added, each replacing any of the same kind,
         namespace and name here (the admitted version of a stored policy)."""
@@ -154,7 +164,7 @@ def check_policy(
     if schema is None:
         unknown = f"edgepolicy ships no CRD for the kind {kind}, so it cannot be validated"
         return normalized, [FieldError("", unknown)], {}
-    errors = _Checker(schema).check(normalized)
+    errors = _checker(schema).check(normalized)
     if not errors:
         return normalized, [], normalized
     enforceable = copy.deepcopy(normalized)
@@ -280,10 +290,23 @@ def expectation(schema: Mapping[str, Any]) -> str:
     return "valid"
 
 
+_CHECKERS: dict[str, _Checker] = {}
+
+
+def _checker(schema: KindSchema) -> _Checker:
+    """The checker of ``schema``'s kind, built once (building the JSON Schema validator costs
+    more than using it)."""
+    checker = _CHECKERS.get(schema.kind)
+    if checker is None or checker.schema is not schema:
+        checker = _CHECKERS[schema.kind] = _Checker(schema)
+    return checker
+
+
 class _Checker:
     """Checks one object against one kind's schema."""
 
     def __init__(self, schema: KindSchema) -> None:
+        self.schema = schema
         self._schema = schema
         self._validator = Draft202012Validator(dict(schema.json_schema))
 

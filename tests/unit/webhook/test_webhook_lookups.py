@@ -135,3 +135,32 @@ def test_invalid_cluster_policies_come_with_their_errors_once_per_cached_answer(
     (invalid,) = validated.invalid
     assert (invalid.namespace, invalid.name) == ("ai", "broken")
     assert [e.field for e in invalid.errors] == ["spec.targetWorkloadSelector"]
+
+
+def test_a_stored_policy_version_is_validated_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import webhook.lookups as lookups_module
+
+    calls: list[str] = []
+    real = lookups_module.validate_policies
+
+    def counting(objs: Any, **kwargs: Any) -> Any:
+        objs = list(objs)
+        calls.extend(obj["metadata"]["name"] for obj in objs)
+        return real(objs, **kwargs)
+
+    monkeypatch.setattr(lookups_module, "validate_policies", counting)
+    versioned = {
+        "metadata": {"name": "v", "namespace": "ai", "uid": "u-1", "resourceVersion": "7"},
+        "spec": {"targetWorkloadSelector": {}},
+    }
+    OBJECTS["/apis/policy.apexlogic.com/v1alpha1/namespaces/vers/finopspolicies"] = {
+        "items": [versioned]
+    }
+    lookups = ClusterLookups(StubApi(), cache_ttl=0)
+    first = lookups.finops_policies("vers", timeout=2)
+    second = lookups.finops_policies("vers", timeout=2)
+    assert first.valid == second.valid
+    assert calls == ["v"]
+    versioned["metadata"]["resourceVersion"] = "8"
+    lookups.finops_policies("vers", timeout=2)
+    assert calls == ["v", "v"]
