@@ -26,15 +26,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import celpy
-from celpy.adapter import json_to_cel
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from edgepolicy.cel_rules import rule_holds, rule_message
 from edgepolicy.crd_schema import KindSchema, child_schema, kind_schemas
 from edgepolicy.manifests import is_policy_object
 
-Path_ = tuple[str | int, ...]
+FieldPath = tuple[str | int, ...]
 _SELF_FIELD = re.compile(r"\bself\.([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -206,7 +205,7 @@ def _prune_nulls(value: Any, structural: Mapping[str, Any]) -> Any:
     return value
 
 
-def _remove(obj: dict[str, Any], path: Path_) -> dict[str, Any]:
+def _remove(obj: dict[str, Any], path: FieldPath) -> dict[str, Any]:
     """Return ``obj`` without the value at ``path`` (everything when ``path`` is empty)."""
     if not path:
         return {}
@@ -310,11 +309,11 @@ class _Checker:
         self._schema = schema
         self._validator = Draft202012Validator(dict(schema.json_schema))
 
-    def check(self, obj: Any) -> list[tuple[list[Path_], FieldError]]:
+    def check(self, obj: Any) -> list[tuple[list[FieldPath], FieldError]]:
         """Return the errors of ``obj``, one per field, each with the paths to remove from the
         enforceable part."""
-        found: dict[str, tuple[list[Path_], FieldError]] = {}
-        schema_paths: list[Path_] = []
+        found: dict[str, tuple[list[FieldPath], FieldError]] = {}
+        schema_paths: list[FieldPath] = []
         for error in sorted(self._validator.iter_errors(obj), key=_error_order):
             for path, message in self._describe(error):
                 schema_paths.append(path)
@@ -325,8 +324,8 @@ class _Checker:
             found.setdefault(name, ([self._widen(r) for r in remove], FieldError(name, message)))
         return list(found.values())
 
-    def _describe(self, error: ValidationError) -> list[tuple[Path_, str]]:
-        path: Path_ = tuple(error.absolute_path)
+    def _describe(self, error: ValidationError) -> list[tuple[FieldPath, str]]:
+        path: FieldPath = tuple(error.absolute_path)
         instance = error.instance
         keyword = error.validator
         schema = error.schema if isinstance(error.schema, Mapping) else {}
@@ -359,13 +358,13 @@ class _Checker:
                 return f"; it belongs under {sibling}"
         return ""
 
-    def _structural_at(self, path: Path_) -> Mapping[str, Any]:
+    def _structural_at(self, path: FieldPath) -> Mapping[str, Any]:
         structural: Mapping[str, Any] = self._schema.structural
         for step in path:
             structural = child_schema(structural, step) or {}
         return structural
 
-    def _widen(self, path: Path_) -> Path_:
+    def _widen(self, path: FieldPath) -> FieldPath:
         """Return the outermost atomic (``x-kubernetes-map-type: atomic``) ancestor of ``path``,
         or ``path``."""
         structural: Mapping[str, Any] = self._schema.structural
@@ -376,8 +375,12 @@ class _Checker:
         return path
 
     def _rules(
-        self, value: Any, path: Path_, structural: Mapping[str, Any], schema_paths: list[Path_]
-    ) -> list[tuple[Path_, str, list[Path_]]]:
+        self,
+        value: Any,
+        path: FieldPath,
+        structural: Mapping[str, Any],
+        schema_paths: list[FieldPath],
+    ) -> list[tuple[FieldPath, str, list[FieldPath]]]:
         """Evaluate the ``x-kubernetes-validations`` of ``value`` and of its parts. A part with a
         schema error at or above it is skipped, and so is a rule on a field it names
         (``self.minReplicas``) that has a schema error: CEL would only fail on its type."""
@@ -388,12 +391,12 @@ class _Checker:
             named = [(*path, name) for name in _SELF_FIELD.findall(rule["rule"])]
             if any(field[: len(bad)] == bad for field in named for bad in schema_paths):
                 continue
-            if _holds(rule["rule"], value):
+            if rule_holds(rule["rule"], value):
                 continue
             target = (*path, *_field_path(rule.get("fieldPath")))
             expression = rule.get("messageExpression")
             message = (
-                _evaluate_message(expression, value)
+                rule_message(expression, value)
                 if expression
                 else str(rule.get("message") or f"must satisfy {rule['rule']}")
             )
@@ -401,8 +404,12 @@ class _Checker:
         return found + self._rules_below(value, path, structural, schema_paths)
 
     def _rules_below(
-        self, value: Any, path: Path_, structural: Mapping[str, Any], schema_paths: list[Path_]
-    ) -> list[tuple[Path_, str, list[Path_]]]:
+        self,
+        value: Any,
+        path: FieldPath,
+        structural: Mapping[str, Any],
+        schema_paths: list[FieldPath],
+    ) -> list[tuple[FieldPath, str, list[FieldPath]]]:
         found = []
         steps: Iterable[str | int] = (
             value.keys()
@@ -423,59 +430,8 @@ def _error_order(error: ValidationError) -> tuple[int, str]:
     return (0 if error.validator == "type" else 1, str(error.validator))
 
 
-def _field_path(field_path: Any) -> Path_:
+def _field_path(field_path: Any) -> FieldPath:
     """``.minReplicas`` or ``.values`` (a CEL rule's ``fieldPath``) as path steps."""
     if not isinstance(field_path, str):
         return ()
     return tuple(step for step in field_path.split(".") if step)
-
-
-_ENVIRONMENT = celpy.Environment()
-_PROGRAMS: dict[str, Any] = {}
-_VERB = re.compile(r"%([%ds])")
-
-
-def _format(template: Any, args: Any) -> celpy.celtypes.StringType:
-    """The ``format`` of Kubernetes' CEL string library for the verbs ``%s``, ``%d`` and
-    ``%%`` (``'(%d > %d)'.format([a, b])``), which cel-python lacks.
-
-    Raises:
-        ValueError: another verb, or too few arguments.
-    """
-    values = iter(list(args))
-
-    def verb(match: re.Match[str]) -> str:
-        if match.group(1) == "%":
-            return "%"
-        value = next(values)
-        return str(int(value)) if match.group(1) == "d" else str(value)
-
-    if re.search(r"%[^%ds]", str(template)):
-        raise ValueError(f"unsupported format verb in {template!r}")
-    return celpy.celtypes.StringType(_VERB.sub(verb, str(template)))
-
-
-def _program(expression: str) -> Any:
-    program = _PROGRAMS.get(expression)
-    if program is None:
-        ast = _ENVIRONMENT.compile(expression)
-        program = _ENVIRONMENT.program(ast, functions={"format": _format})
-        _PROGRAMS[expression] = program
-    return program
-
-
-def _holds(rule: str, value: Any) -> bool:
-    """Evaluate the CEL ``rule`` with ``self`` bound to ``value``; an evaluation error (a
-    wrongly typed value) counts as failing."""
-    try:
-        result = _program(rule).evaluate({"self": json_to_cel(value)})
-    except Exception:  # noqa: BLE001 - any CEL failure means the rule does not hold
-        return False
-    return result is True or (isinstance(result, celpy.celtypes.BoolType) and bool(result))
-
-
-def _evaluate_message(expression: str, value: Any) -> str:
-    try:
-        return str(_program(expression).evaluate({"self": json_to_cel(value)}))
-    except Exception:  # noqa: BLE001 - the message is best effort, the rule already failed
-        return f"must satisfy {expression}"
