@@ -30,14 +30,18 @@ not_validated := {
 }
 
 # METADATA
-# title: _data_validated
-# description: 'True when `data.edgepolicy.policies` is the validator''s output.'
-_data_validated if data.edgepolicy.policies.validated == true
+# title: data_validated
+# description: |
+#   True when `data.edgepolicy.policies` is the validator's output: the rules of every policy
+#   kind read valid objects from data only then.
+data_validated if data.edgepolicy.policies.validated == true
 
 # METADATA
-# title: _context_validated
-# description: 'True when the context''s policies are the validator''s output.'
-_context_validated if input.context.policiesValidated == true
+# title: context_validated
+# description: |
+#   True when the context's policies are the validator's output: the rules of every policy kind
+#   read `input.context.policies` only then.
+context_validated if input.context.policiesValidated == true
 
 # METADATA
 # title: _data_records
@@ -50,7 +54,7 @@ _data_records := {} if {
 } else := object.union(
 	{name: _data_record(policy) | some name, policy in data.edgepolicy.policies.finops[request.namespace]},
 	{record.name: {"object": record.object, "errors": record.errors} |
-		_data_validated
+		data_validated
 		some record in data.edgepolicy.policies.invalid[request.namespace]
 		record.kind == "FinOpsPolicy"
 	},
@@ -59,7 +63,7 @@ _data_records := {} if {
 # METADATA
 # title: _data_record
 # description: 'The record of valid `policy` in data: enforced when data is the validator''s output, else untrusted.'
-_data_record(policy) := {"object": policy, "errors": []} if _data_validated
+_data_record(policy) := {"object": policy, "errors": []} if data_validated
 
 else := {"object": {}, "errors": [not_validated]}
 
@@ -96,10 +100,10 @@ _context_entries := [] if {
 	not input.context.invalidPolicies[0]
 } else := array.concat(
 	array.concat(
-		[_entry(p.metadata, p, []) | _context_validated; some p in input.context.policies; p.kind == "FinOpsPolicy"],
-		[_entry(r, r.object, r.errors) | _context_validated; some r in input.context.invalidPolicies; r.kind == "FinOpsPolicy"],
+		[_entry(p.metadata, p, []) | context_validated; some p in input.context.policies; p.kind == "FinOpsPolicy"],
+		[_entry(r, r.object, r.errors) | context_validated; some r in input.context.invalidPolicies; r.kind == "FinOpsPolicy"],
 	),
-	[_entry(p.metadata, {}, [not_validated]) | not _context_validated; some p in input.context.policies; p.kind == "FinOpsPolicy"],
+	[_entry(p.metadata, {}, [not_validated]) | not context_validated; some p in input.context.policies; p.kind == "FinOpsPolicy"],
 )
 
 # METADATA
@@ -136,11 +140,11 @@ _namespace(where) := where.namespace if {
 #   record in the context, none when the context holds it as valid, `not_validated` when the
 #   context does not hold it at all.
 admitted_errors := record.errors if {
-	_context_validated
+	context_validated
 	some record in input.context.invalidPolicies
 	_is_admitted(record.kind, record)
 } else := [] if {
-	_context_validated
+	context_validated
 	some valid in input.context.policies
 	_is_admitted(valid.kind, valid.metadata)
 } else := [not_validated]
