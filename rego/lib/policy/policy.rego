@@ -100,10 +100,10 @@ _context_entries := [] if {
 	not input.context.invalidPolicies[0]
 } else := array.concat(
 	array.concat(
-		[_entry(p.metadata, p, []) | context_validated; some p in input.context.policies; p.kind == "FinOpsPolicy"],
+		[_entry(object.get(p, "metadata", {}), p, []) | context_validated; some p in input.context.policies; p.kind == "FinOpsPolicy"],
 		[_entry(r, r.object, r.errors) | context_validated; some r in input.context.invalidPolicies; r.kind == "FinOpsPolicy"],
 	),
-	[_entry(p.metadata, {}, [not_validated]) | not context_validated; some p in input.context.policies; p.kind == "FinOpsPolicy"],
+	[_entry(object.get(p, "metadata", {}), {}, [not_validated]) | not context_validated; some p in input.context.policies; p.kind == "FinOpsPolicy"],
 )
 
 # METADATA

@@ -99,4 +99,7 @@ test_not_validated_sources if {
 	f.message == "policy.invalid: FinOpsPolicy ai-workloads/edge-ai-inference-cost-policy, which may apply to Deployment ai-workloads/inference, is malformed: was not validated when it was loaded (edgepolicy validates every policy against its CRD when it builds a bundle, loads --policies, reads the cluster or checks files), so it is not trusted; fix the policy (until then it enforces nothing else)"
 	[g] := [g | some g in policy.findings with input as fx.review_with(fx.compliant, {"policies": [fx.seed_policy], "policiesValidated": false})]
 	g.message == f.message
+	nameless := object.remove(fx.seed_policy, {"metadata"})
+	[h] := [h | some h in policy.findings with input as fx.review_with(fx.compliant, {"policies": [nameless], "policiesValidated": false}) with input.request.namespace as "default"]
+	contains(h.message, "FinOpsPolicy default/, which may apply to")
 }
