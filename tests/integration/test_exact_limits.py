@@ -25,6 +25,7 @@ from edgepolicy.opa_binary import find_opa
 from edgepolicy.opa_client import OpaClient
 from edgepolicy.opa_server import LocalOpa
 from edgepolicy.review import admission_review, decision_input
+from edgepolicy.validated_policies import validate_policies
 
 pytestmark = pytest.mark.integration
 
@@ -235,7 +236,8 @@ def _decide(client: OpaClient, s: Scenario) -> Decision:
     """The decision on the scenario's Deployment, its policy and HPA in the context."""
     deployment, policy, hpa = _manifests(s)
     review = admission_review(deployment, namespace_default=NAMESPACE)
-    return client.decide(decision_input(review, policies=[policy], workloads=[hpa]))
+    policies = validate_policies([policy], namespace_default=NAMESPACE)
+    return client.decide(decision_input(review, policies=policies, workloads=[hpa]))
 
 
 # --- strategies ------------------------------------------------------------------------------
@@ -258,8 +260,8 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     gpus = tuple(draw(st.lists(st.integers(0, 4), min_size=count, max_size=count)))
     if sum(gpus) == 0:
         gpus = (1, *gpus[1:])
-    # a budget of at most 24 GPU-hours a day stays valid however policy validation bounds it
-    hours = Fraction(draw(st.integers(1, 240_000 // (replicas * sum(gpus)))), 10_000)
+    # daily active hours of each pod in (0, 24]; the budget (pods x GPUs x hours) may exceed 24
+    hours = Fraction(draw(st.integers(1, 240_000)), 10_000)
     pod_level = draw(st.booleans())
     if pod_level:
         cpu, memory = (sum(cpu, Fraction(0)),), (sum(memory, Fraction(0)),)
@@ -335,14 +337,14 @@ def test_exactly_at_the_limit_is_allowed_one_step_above_is_denied(
 
 def test_the_issue_cases_through_the_shipped_rego(opa: OpaClient) -> None:
     """3 x cpu 300m under 0.9 cores, 0.1 + 0.2 cores a pod, 3 x 1.1Gi under 3.3 GiB, 3 pods x 1 GPU
-    x 8 h = 24 GPU-hours (budgets above 24 are in the Rego unit tests)."""
+    x 24 h = 72 GPU-hours."""
     base = Scenario(
         replicas=3,
         cpu=(Fraction(3, 10),),
         memory=(Fraction(11 * GIB, 10),),
         gpus=(1,),
-        hours=Fraction(8),
-        hours_spelling="8",
+        hours=Fraction(24),
+        hours_spelling="24",
         cpu_spellings=("300m",),
         memory_spellings=("1.1Gi",),
         gpu_spellings=("1",),
@@ -356,7 +358,7 @@ def test_the_issue_cases_through_the_shipped_rego(opa: OpaClient) -> None:
         limits={
             "maxCPUCores": Fraction(9, 10),
             "maxMemoryGB": Fraction(33, 10),
-            "dailyGPUHours": Fraction(24),
+            "dailyGPUHours": Fraction(72),
         },
     )
     assert _decide(opa, base).allowed
