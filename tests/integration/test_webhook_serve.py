@@ -371,6 +371,7 @@ def test_a_hung_local_opa_is_killed_and_replaced(
     # A stopped OPA keeps its port and accepts connections but never answers. It is killed
     # (a SIGTERM grace period would be wasted on a process that cannot run) and replaced;
     # bench/opa_hang.py measures how fast.
+    _wait_for_supervisor(serve)
     (hung,) = _opa_children(serve.process.pid)
     os.kill(hung, signal.SIGSTOP)
     try:
@@ -606,6 +607,18 @@ def _log_line(server: ServeProcess, uid: str, endpoint: str) -> dict[str, Any]:
                     return entry
         time.sleep(0.1)
     pytest.fail(f"no decision line for {uid}:\n{server.log()}")
+
+
+def _wait_for_supervisor(serve: ServeProcess, timeout: float = 30.0) -> None:
+    """Wait until every replacement the supervisor began (an earlier test's) has finished: an
+    OPA still starting is not yet watched, so stopping it would test the start-up timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log = serve.log()
+        if log.count("; replacing it") == log.count("local OPA restarted at"):
+            return
+        time.sleep(0.1)
+    pytest.fail(f"the supervisor did not finish replacing OPA:\n{serve.log()}")
 
 
 def _opa_children(pid: int) -> list[int]:
