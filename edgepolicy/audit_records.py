@@ -39,6 +39,7 @@ DEFAULT_VIOLATIONS_LIMIT = 20
 _NOTE_BYTES = 1024
 _NAME_PREFIX = 200
 _INSTANCE_CHARS = 128
+_STATUS_MESSAGE_CHARS = 1024  # the CRD's status schema allows 4096
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class AuditViolation:
             "namespace": self.namespace,
             "name": self.name,
             "rule": self.rule,
-            "message": self.message,
+            "message": _shorten(self.message, _STATUS_MESSAGE_CHARS),
             "enforcementAction": self.enforcement_action,
         }
 
@@ -236,6 +237,10 @@ def repeated_event(stored: Mapping[str, Any], *, at: datetime) -> dict[str, Any]
     event = dict(stored)
     event["series"] = {"count": previous + 1, "lastObservedTime": micro_time(at)}
     return event
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _truncate(text: str, limit: int) -> str:
