@@ -157,6 +157,13 @@ def add_parser(subparsers: Any) -> None:
         help="violations listed in each policy's status (default: 20; totalViolations counts all)",
     )
     parser.add_argument(
+        "--event-refresh",
+        default="30m",
+        metavar="DURATION",
+        help="with --interval, how often the count of a lasting finding's Event is written "
+        "(default: 30m, as client-go's event recorder; the first repeat is written at once)",
+    )
+    parser.add_argument(
         "--metrics-port",
         type=int,
         default=DEFAULT_METRICS_PORT,
@@ -172,23 +179,24 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def parse_interval(text: str) -> float:
-    """Return the seconds of a Go-style duration (``60s``, ``5m``, ``1h30m``, ``500ms``).
+def parse_interval(text: str, flag: str = "--interval") -> float:
+    """Return the seconds of a Go-style duration (``60s``, ``5m``, ``1h30m``, ``1500ms``);
+    ``flag`` names the option in errors.
 
     Raises:
         UsageError: not such a duration, or shorter than one second.
     """
     if not text or _DURATION.sub("", text):
-        raise UsageError(f"--interval {text!r}: expected a duration such as 60s, 5m or 1h30m")
+        raise UsageError(f"{flag} {text!r}: expected a duration such as 60s, 5m or 1h30m")
     try:
         seconds = sum(
             (Decimal(value) * _UNIT_SECONDS[unit] for value, unit in _DURATION.findall(text)),
             Decimal(0),
         )
     except InvalidOperation as error:
-        raise UsageError(f"--interval {text!r}: not a duration") from error
+        raise UsageError(f"{flag} {text!r}: not a duration") from error
     if seconds < 1:
-        raise UsageError(f"--interval {text!r}: must be at least 1s")
+        raise UsageError(f"{flag} {text!r}: must be at least 1s")
     return float(seconds)
 
 
@@ -332,6 +340,7 @@ def run(args: argparse.Namespace) -> int:
     """
     _check_args(args)
     interval = parse_interval(args.interval) if args.interval else None
+    args.event_refresh_seconds = parse_interval(args.event_refresh, "--event-refresh")
     api = connect(args.kubeconfig)
     try:
         with _decider(args) as (decide, opa):
@@ -374,7 +383,11 @@ def _run_forever(
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     instance = os.environ.get("POD_NAME") or socket.gethostname()
     recorder = AuditRecorder(
-        api, instance=instance, violations_limit=args.violations_limit, timeout=args.timeout
+        api,
+        instance=instance,
+        violations_limit=args.violations_limit,
+        timeout=args.timeout,
+        event_refresh=args.event_refresh_seconds,
     )
     _log(
         f"auditing every {interval:g}s{' in namespace ' + args.namespace if args.namespace else ''}"
@@ -420,7 +433,8 @@ def _one_run(audit: _Audit, recorder: AuditRecorder, metrics: AuditMetrics) -> N
     _log(
         f"{len(report.results)} object(s) audited in {seconds:.2f}s: {len(found)} finding(s), "
         f"{report.denied} denied; {summary.statuses} status(es) written, "
-        f"{summary.events_created} event(s) created, {summary.events_repeated} counted again"
+        f"{summary.events_created} event(s) created, {summary.events_counted} counted again "
+        f"({summary.events_deferred} more counted until their refresh)"
     )
 
 

@@ -8,7 +8,7 @@ functions; :mod:`edgepolicy.audit_recorder` writes them).
   ``PolicyViolation``, type Warning). Its name is derived from the object's uid and the finding,
   so the same finding on the next run finds its Event and counts it (``series.count``,
   ``series.lastObservedTime``), as client-go's event recorder counts isomorphic events instead
-  of creating new ones.
+  of creating new ones (when counts are written: :class:`edgepolicy.audit_recorder.AuditRecorder`).
 - The counts behind the ``edgepolicy_audit_violations`` gauge, labelled with the policy's alert
   routing: every audit finding is a threshold the policy sets being exceeded, so ``severity``
   and ``recipient_group`` come from ``spec.alerting.thresholdExceeded``
@@ -228,14 +228,18 @@ def new_event(violation: AuditViolation, *, at: datetime, instance: str) -> dict
     }
 
 
-def repeated_event(stored: Mapping[str, Any], *, at: datetime) -> dict[str, Any]:
-    """``stored`` (an Event read back) observed once more: ``series.count`` up by one (a first
-    Event without a series counts as one) and ``series.lastObservedTime`` now."""
-    series = stored.get("series")
+def series_count(event: Mapping[str, Any]) -> int:
+    """How often a stored Event was observed: its ``series.count``, else 1."""
+    series = event.get("series")
     count = series.get("count") if isinstance(series, Mapping) else None
-    previous = count if isinstance(count, int) and count >= 1 else 1
+    return count if isinstance(count, int) and count >= 1 else 1
+
+
+def counted_event(stored: Mapping[str, Any], count: int, *, at: datetime) -> dict[str, Any]:
+    """``stored`` (an Event read back, with its resourceVersion) observed ``count`` times, the
+    last at ``at``: its ``series`` (count at least 2, as the API requires of a series)."""
     event = dict(stored)
-    event["series"] = {"count": previous + 1, "lastObservedTime": micro_time(at)}
+    event["series"] = {"count": max(count, 2), "lastObservedTime": micro_time(at)}
     return event
 
 

@@ -334,7 +334,7 @@ def test_recorder_writes_status_and_counts_events(
     assert stored["spec"] == seed_policy(offenders)["spec"]  # the status subresource only
     events = _events(kubectl, offenders)
     assert first.events_created == len(found) == len(events)
-    assert second.events_created == 0 and second.events_repeated == len(found)
+    assert second.events_created == 0 and second.events_counted == len(found)
     assert {e["series"]["count"] for e in events} == {2}
     cpu = [e for e in events if e["note"].startswith("finops.cpu")]
     assert len(cpu) == 1
@@ -346,12 +346,25 @@ def test_recorder_writes_status_and_counts_events(
         == kubectl.get("deployment", "too-big", offenders)["metadata"]["uid"]
     )
 
-    # A new recorder (a restarted audit) finds the Events by name and counts on.
-    third = AuditRecorder(admin, instance="e2e").record(
-        found, policies, at=datetime(2026, 12, 6, 11, 2, tzinfo=UTC)
+    # Within the refresh, a lasting finding is counted in memory only: no write.
+    third = recorder.record(found, policies, at=datetime(2026, 12, 6, 11, 2, tzinfo=UTC))
+    assert third.events_deferred == len(found) and third.events_counted == 0
+    assert {e["series"]["count"] for e in _events(kubectl, offenders)} == {2}
+
+    # A new recorder (a restarted audit) finds the Events by name and counts on at once.
+    fourth = AuditRecorder(admin, instance="e2e").record(
+        found, policies, at=datetime(2026, 12, 6, 11, 3, tzinfo=UTC)
     )
-    assert third.events_created == 0 and third.events_repeated == len(found)
+    assert fourth.events_created == 0 and fourth.events_counted == len(found)
     assert {e["series"]["count"] for e in _events(kubectl, offenders)} == {3}
+
+    # Past the refresh, the count kept in memory is written.
+    refreshed = AuditRecorder(admin, instance="e2e", event_refresh=0.0)
+    refreshed.record(found, policies, at=datetime(2026, 12, 6, 11, 4, tzinfo=UTC))
+    refreshed.record(found, policies, at=datetime(2026, 12, 6, 11, 5, tzinfo=UTC))
+    events = _events(kubectl, offenders)
+    assert {e["series"]["count"] for e in events} == {5}
+    assert {e["series"]["lastObservedTime"] for e in events} == {"2026-12-06T11:05:00.000000Z"}
 
 
 # --- the in-cluster loop, as the shipped ServiceAccount -----------------------------------------

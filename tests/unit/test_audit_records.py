@@ -187,19 +187,21 @@ def test_event_note_fits_the_api_limit() -> None:
     assert len(event["note"].encode()) <= 1024 and event["note"].endswith("...")
 
 
-def test_repeated_event_counts_on() -> None:
+def test_counted_event_writes_a_series_over_the_stored_event() -> None:
     first = audit_records.new_event(_violation(), at=AT, instance="x")
     first["metadata"]["resourceVersion"] = "41"
     later = datetime(2026, 12, 6, 11, 31, tzinfo=UTC)
 
-    second = audit_records.repeated_event(first, at=later)
-    third = audit_records.repeated_event(second, at=later)
+    second = audit_records.counted_event(first, 2, at=later)
+    seventh = audit_records.counted_event(second, 7, at=later)
 
     assert second["series"] == {"count": 2, "lastObservedTime": "2026-12-06T11:31:00.000000Z"}
-    assert third["series"]["count"] == 3
+    assert audit_records.series_count(first) == 1
+    assert audit_records.series_count(second) == 2 and audit_records.series_count(seventh) == 7
     assert second["metadata"]["resourceVersion"] == "41"  # the write is conditional
     assert second["eventTime"] == first["eventTime"] and second["note"] == first["note"]
     assert "series" not in first
+    assert audit_records.counted_event(first, 1, at=later)["series"]["count"] == 2
 
 
 def test_metrics_expose_the_last_run_only() -> None:
