@@ -5,8 +5,7 @@ Each stored workload and HPA is wrapped by the one input builder (:mod:`edgepoli
 the AdmissionReview the API server would send if the object were written again unchanged: an
 UPDATE whose ``object`` and ``oldObject`` are both the stored object. The rules judge such an
 UPDATE exactly as a CREATE, except that an object already being deleted (only its finalizers
-change) is left alone, as admission leaves it; and objects a controller owns (a Deployment's
-ReplicaSets and Pods) are judged through their owner, as at admission. The context is the
+change) is left alone, as admission leaves it. The context is the
 webhook's: the FinOpsPolicies of the object's namespace, and the HPAs scaling a workload or the
 workload an HPA scales, found among the listed objects (:class:`WorkloadIndex`, as ``check``
 finds them). The answers are the ``check`` report (:class:`CheckReport`), so every ``--output``
