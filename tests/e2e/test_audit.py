@@ -150,6 +150,35 @@ def test_audit_fail_on_warn_exits_1(kubectl: Kubectl) -> None:
     assert result.returncode == 1, result.stderr
 
 
+def test_audit_applies_policies_from_files_and_the_cluster_copy_wins(
+    kubectl: Kubectl, tmp_path: Path
+) -> None:
+    namespace = kubectl.create_namespace("audit-files")
+    kubectl.apply(over_budget("too-big", namespace), check=True)
+    policy = seed_policy(namespace)
+    policy["spec"].pop("optimizationRules")  # no model facts here: no model.quantization
+    (tmp_path / "policy.yaml").write_text(json.dumps(policy))
+    common = ["--kubeconfig", str(kubectl.kubeconfig), "--namespace", namespace, "-o", "json"]
+
+    from_file = _audit(*common, "--policies", str(tmp_path))
+
+    assert from_file.returncode == 1, from_file.stderr
+    rules = {v["rule"] for v in json.loads(from_file.stdout)["results"][0]["violations"]}
+    assert rules == {"finops.cpu", "finops.gpu-hours"}
+
+    # The same policy stored in the cluster, with room for the CPU, replaces the file's.
+    roomy = json.loads(json.dumps(policy))
+    roomy["spec"]["costLimits"] = {"maxCPUCores": 64, "dailyGPUHours": 24, "maxMemoryGB": 64}
+    kubectl.apply(roomy, check=True)
+
+    from_cluster = _audit(*common, "--policies", str(tmp_path))
+
+    assert from_cluster.returncode == 1, from_cluster.stderr
+    [violation] = json.loads(from_cluster.stdout)["results"][0]["violations"]
+    assert violation["rule"] == "finops.gpu-hours"
+    assert "exceeds dailyGPUHours 24 of" in violation["message"]
+
+
 def test_audit_junit_and_sarif(kubectl: Kubectl, offenders: str) -> None:
     common = ["--kubeconfig", str(kubectl.kubeconfig), "--namespace", offenders]
 
