@@ -340,13 +340,13 @@ def run(args: argparse.Namespace) -> int:
     """
     _check_args(args)
     interval = parse_interval(args.interval) if args.interval else None
-    args.event_refresh_seconds = parse_interval(args.event_refresh, "--event-refresh")
+    refresh = parse_interval(args.event_refresh, "--event-refresh")
     api = connect(args.kubeconfig)
     try:
         with _decider(args) as (decide, opa):
             audit = _Audit(args, api, decide, opa)
             if interval is not None:
-                return _run_forever(args, audit, api, interval)
+                return _run_forever(args, audit, api, interval, refresh)
             report, _, _ = audit.run()
     finally:
         api.close()
@@ -360,9 +360,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_forever(
-    args: argparse.Namespace, audit: _Audit, api: kube.KubeApi, interval: float
+    args: argparse.Namespace, audit: _Audit, api: kube.KubeApi, interval: float, refresh: float
 ) -> int:
-    """Audit every ``interval`` seconds until SIGTERM or SIGINT; record each run."""
+    """Audit every ``interval`` seconds until SIGTERM or SIGINT; record each run (Event counts
+    written every ``refresh`` seconds)."""
     from prometheus_client import start_http_server
 
     metrics = AuditMetrics()
@@ -387,7 +388,7 @@ def _run_forever(
         instance=instance,
         violations_limit=args.violations_limit,
         timeout=args.timeout,
-        event_refresh=args.event_refresh_seconds,
+        event_refresh=refresh,
     )
     _log(
         f"auditing every {interval:g}s{' in namespace ' + args.namespace if args.namespace else ''}"
