@@ -466,3 +466,52 @@ def test_audit_component_is_accepted_by_server_dry_run(kubectl: Kubectl) -> None
     assert result.returncode == 0, result.stderr
     assert "deployment.apps/edgepolicy-audit" in result.stdout
     assert "clusterrole.rbac.authorization.k8s.io/edgepolicy-audit" in result.stdout
+
+
+def test_interval_mode_with_opa_url_labels_findings_of_policies_in_opa_data(
+    kubectl: Kubectl, tmp_path: Path
+) -> None:
+    # As deployed: the audit asks an OPA whose data (a bundle's) holds the policy; the cluster
+    # has no FinOpsPolicy object in this namespace, so there is no status to write, but the
+    # metric still carries the policy's alert routing.
+    from edgepolicy.data_files import load_data_files
+    from edgepolicy.library import library_path
+    from edgepolicy.policy_data import policies_to_data
+
+    namespace = kubectl.create_namespace("audit-bundle")
+    kubectl.apply(over_budget("too-big", namespace), check=True)
+    data = load_data_files([SETTINGS])
+    data["edgepolicy"]["policies"] = policies_to_data([seed_policy(namespace)])
+    port = controlplane.free_port()
+    log = tmp_path / "audit.log"
+    with LocalOpa(BIN / "opa", paths=[library_path()], data=data) as opa, log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                str(EDGEPOLICY), "audit", "--kubeconfig", str(kubectl.kubeconfig),
+                "--namespace", namespace, "--opa-url", opa.url, "--interval", "1s",
+                "--metrics-host", "127.0.0.1", "--metrics-port", str(port),
+            ],
+            stdout=out, stderr=subprocess.STDOUT, env=_env(), start_new_session=True,
+        )  # fmt: skip
+        try:
+            expected = (
+                'edgepolicy_audit_violations{enforcement_action="deny",'
+                f'policy="{namespace}/edge-ai-inference-cost-policy",'
+                'recipient_group="finops-team-edge",rule="finops.gpu-hours",'
+                'severity="CRITICAL"} 1.0'
+            )
+
+            def labelled() -> None:
+                assert process.poll() is None, log.read_text()
+                try:
+                    body = _metrics(port)
+                except OSError as error:
+                    raise AssertionError(str(error)) from error
+                assert expected in body, body
+
+            eventually(labelled, timeout=60, interval=0.5)
+            assert {e["regarding"]["name"] for e in _events(kubectl, namespace)} == {"too-big"}
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            code = process.wait(timeout=15)
+    assert code == 0, log.read_text()
