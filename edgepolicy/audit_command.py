@@ -33,7 +33,7 @@ from typing import Any
 from edgepolicy import audit_records, cluster_inventory, kube
 from edgepolicy.audit_metrics import AuditMetrics
 from edgepolicy.audit_recorder import AuditRecorder
-from edgepolicy.auditing import Decide, audit_objects
+from edgepolicy.auditing import audit_objects
 from edgepolicy.checking import CheckReport, CheckSession, PolicySource
 from edgepolicy.data_files import load_data_files
 from edgepolicy.errors import EdgepolicyError, OpaError, UsageError
@@ -252,7 +252,7 @@ def _file_policies(paths: Sequence[str]) -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def _decider(args: argparse.Namespace) -> Iterator[tuple[Decide, OpaClient]]:
+def _opa(args: argparse.Namespace) -> Iterator[OpaClient]:
     """The OPA to ask: the one at ``--opa-url``, else a local one with the policy and data.
 
     Raises:
@@ -261,7 +261,7 @@ def _decider(args: argparse.Namespace) -> Iterator[tuple[Decide, OpaClient]]:
     if args.opa_url:
         client = OpaClient(args.opa_url, timeout=_OPA_TIMEOUT_SECONDS, maxsize=_PARALLEL_REQUESTS)
         try:
-            yield client.decide, client
+            yield client
         finally:
             client.close()
         return
@@ -278,18 +278,15 @@ def _decider(args: argparse.Namespace) -> Iterator[tuple[Decide, OpaClient]]:
         verification_key=key,
     )
     with session:
-        yield session.client.decide, session.client
+        yield session.client
 
 
 class _Audit:
     """One configured audit: what to list, which policies apply, whom to ask."""
 
-    def __init__(
-        self, args: argparse.Namespace, api: kube.KubeApi, decide: Decide, opa: OpaClient
-    ) -> None:
+    def __init__(self, args: argparse.Namespace, api: kube.KubeApi, opa: OpaClient) -> None:
         self._args = args
         self._api = api
-        self._decide = decide
         self._opa = opa
         self._file_policies = _file_policies(args.policies)
 
@@ -311,7 +308,7 @@ class _Audit:
         )
         objects = cluster_inventory.list_workloads(self._api, **options)
         policies = [*self._file_policies, *cluster_policies]
-        report = audit_objects(objects, policies=policies, decide=self._decide)
+        report = audit_objects(objects, policies=policies, decide=self._opa.decide)
         report = dataclasses.replace(report, fail_on_warn=self._args.fail_on_warn)
         known = {**self._data_policies(), **{"/".join(policy_key(p)): p for p in policies}}
         return report, cluster_policies, known
@@ -343,8 +340,8 @@ def run(args: argparse.Namespace) -> int:
     refresh = parse_interval(args.event_refresh, "--event-refresh")
     api = connect(args.kubeconfig)
     try:
-        with _decider(args) as (decide, opa):
-            audit = _Audit(args, api, decide, opa)
+        with _opa(args) as opa:
+            audit = _Audit(args, api, opa)
             if interval is not None:
                 return _run_forever(args, audit, api, interval, refresh)
             report, _, _ = audit.run()
