@@ -395,6 +395,15 @@ def test_recorder_writes_status_and_counts_events(
     assert {e["series"]["count"] for e in events} == {5}
     assert {e["series"]["lastObservedTime"] for e in events} == {"2026-12-06T11:05:00.000000Z"}
 
+    # An Event the API server dropped (its event TTL) is reported anew.
+    gone = events[0]["metadata"]["name"]
+    kubectl.run("delete", "events.v1.events.k8s.io", gone, "-n", offenders, check=True)
+    again = refreshed.record(found, policies, at=datetime(2026, 12, 6, 11, 6, tzinfo=UTC))
+    assert again.events_created == 1 and again.events_counted == len(found) - 1
+    assert again.errors == []
+    recreated = [e for e in _events(kubectl, offenders) if e["metadata"]["name"] == gone]
+    assert len(recreated) == 1 and "series" not in recreated[0]
+
 
 # --- the in-cluster loop, as the shipped ServiceAccount -----------------------------------------
 
