@@ -288,6 +288,18 @@ class CheckSession:
         self._client = None
         self._stack.close()
 
+    @property
+    def client(self) -> OpaClient:
+        """The client of the session's OPA (for callers that build their own inputs, such as
+        ``edgepolicy audit``).
+
+        Raises:
+            OpaError: the session is not started.
+        """
+        if self._client is None:
+            raise OpaError("the check session is not started (use it as a context manager)")
+        return self._client
+
     def check(self, manifests: Sequence[Manifest], *, namespace: str = "default") -> CheckReport:
         """Decide ``manifests`` (objects without a namespace get ``namespace``).
 

@@ -23,6 +23,7 @@ DEBUG_VARIABLE = "EDGEPOLICY_DEBUG"
 EXAMPLES = """\
 Examples:
   edgepolicy check deploy/                       # a CI gate: exit 1 when something is denied
+  edgepolicy audit --namespace ai-workloads      # what is running, against today's policies
   helm template charts/inference | edgepolicy check -
   edgepolicy serve --tls-cert tls.crt --tls-key tls.key --policies policies/
   edgepolicy bundle build --out bundle.tar.gz
@@ -35,7 +36,7 @@ Run `edgepolicy COMMAND --help` for a command's options and examples.
 def build_parser() -> argparse.ArgumentParser:
     """Return the top-level parser with every subcommand registered."""
     from bundles import command as bundle_command
-    from edgepolicy import check_command, completion_command, verify_command
+    from edgepolicy import audit_command, check_command, completion_command, verify_command
     from webhook import command as serve_command
 
     parser = argparse.ArgumentParser(
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers.required = True
     check_command.add_parser(subparsers)
     verify_command.add_parser(subparsers)
+    audit_command.add_parser(subparsers)
     serve_command.add_parser(subparsers)
     bundle_command.add_parser(subparsers)
     completion_command.add_parser(subparsers)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import urllib3
 import yaml
@@ -33,6 +34,8 @@ from edgepolicy.errors import EdgepolicyError, UsageError
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 TOO_MANY_REQUESTS = 429
+CONFLICT = 409
+GONE = 410
 # Wait when a 429 has no usable Retry-After, and the least time worth another attempt.
 _DEFAULT_RETRY_SECONDS = 0.1
 _MIN_ATTEMPT_SECONDS = 0.05
@@ -40,6 +43,11 @@ _MIN_ATTEMPT_SECONDS = 0.05
 
 class KubernetesApiError(EdgepolicyError):
     """The Kubernetes API could not be reached, timed out or refused a request."""
+
+
+class ConflictError(KubernetesApiError):
+    """The API server refused a write with 409: the object exists already (create) or changed
+    since it was read (update)."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,98 @@ class KubeApi:
             raise KubernetesApiError(f"Kubernetes API {path}: response is not a JSON object")
         return document
 
+    def list_items(
+        self, path: str, *, timeout: float, limit: int = 500, restarts: int = 3
+    ) -> list[dict[str, Any]]:
+        """Return every item of the collection at ``path``, read in pages of ``limit`` items
+        (``limit`` and ``continue`` query parameters, as kubectl and client-go's pager do), each
+        page within ``timeout`` seconds. A collection the server does not know (404: a CRD that
+        is not installed) is empty.
+
+        When the server answers 410 Gone (the ``continue`` token expired: the snapshot it
+        points into was compacted), the items read so far are dropped and the list starts
+        again from the first page, up to ``restarts`` times, so the result is always one
+        consistent snapshot and never a mix of two.
+
+        Raises:
+            KubernetesApiError: as :meth:`request`, any other status but 200, a body that is
+                not a list, or the list expired more than ``restarts`` times.
+        """
+        separator = "&" if "?" in path else "?"
+        expired = 0
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            query = f"{separator}limit={limit}"
+            if token:
+                query += f"&continue={quote(token, safe='')}"
+            response = self.request("GET", path + query, timeout=timeout)
+            if response.status == GONE and token:
+                expired += 1
+                if expired > restarts:
+                    raise KubernetesApiError(
+                        f"Kubernetes API {path}: the list expired {expired} times while it was "
+                        f"read (HTTP 410 {response.message}); the collection changes faster "
+                        "than it can be read"
+                    )
+                items, token = [], ""
+                continue
+            if response.status == 404 and not token:
+                return []
+            page = _json_object(response, path)
+            found = page.get("items")
+            if not isinstance(found, list):
+                raise KubernetesApiError(f"Kubernetes API {path}: response is not a list")
+            items.extend(item for item in found if isinstance(item, dict))
+            metadata = page.get("metadata")
+            token = str(metadata.get("continue") or "") if isinstance(metadata, dict) else ""
+            if not token:
+                return items
+
+    def create_object(
+        self, path: str, body: Mapping[str, Any], *, timeout: float
+    ) -> dict[str, Any]:
+        """POST ``body`` to the collection ``path`` and return the stored object.
+
+        Raises:
+            ConflictError: an object of that name already exists (409).
+            KubernetesApiError: as :meth:`request`, or any other status but 201 and 200.
+        """
+        response = self.request("POST", path, timeout=timeout, body=body)
+        if response.status == CONFLICT:
+            raise ConflictError(f"Kubernetes API {path}: HTTP 409 {response.message}".rstrip())
+        return _json_object(response, path, ok=(200, 201))
+
+    def replace_object(
+        self, path: str, body: Mapping[str, Any], *, timeout: float
+    ) -> dict[str, Any] | None:
+        """PUT ``body`` (with the ``metadata.resourceVersion`` it was read at) to ``path`` and
+        return the stored object, or None when the object no longer exists (404).
+
+        Raises:
+            ConflictError: the object changed since it was read (409): read it again.
+            KubernetesApiError: as :meth:`request`, or any other status but 200.
+        """
+        response = self.request("PUT", path, timeout=timeout, body=body)
+        if response.status == 404:
+            return None
+        if response.status == CONFLICT:
+            raise ConflictError(f"Kubernetes API {path}: HTTP 409 {response.message}".rstrip())
+        return _json_object(response, path)
+
+    def replace_status(
+        self, path: str, body: Mapping[str, Any], *, timeout: float
+    ) -> dict[str, Any] | None:
+        """Write ``body``'s ``status`` through the status subresource of the object at ``path``
+        (PUT ``path/status``: the API server keeps the stored spec, whatever ``body`` holds),
+        and return the stored object, or None when it no longer exists.
+
+        Raises:
+            ConflictError: the object changed since ``body`` was read (409).
+            KubernetesApiError: as :meth:`replace_object`.
+        """
+        return self.replace_object(path.rstrip("/") + "/status", body, timeout=timeout)
+
     def _headers(self, with_body: bool) -> dict[str, str]:
         headers = {"Accept": "application/json"}
         if with_body:
@@ -175,6 +275,28 @@ class KubeApi:
                 f"Kubernetes API at {self._server}: {method} {path}: {error}"
             ) from error
         return ApiResponse(response.status, response.data, response.headers.get("Retry-After", ""))
+
+
+def _json_object(
+    response: ApiResponse, path: str, *, ok: tuple[int, ...] = (200,)
+) -> dict[str, Any]:
+    """Return the JSON object of a successful answer.
+
+    Raises:
+        KubernetesApiError: the status is not one of ``ok`` (naming the path, the status and
+            the API server's message), or the body is not a JSON object.
+    """
+    if response.status not in ok:
+        raise KubernetesApiError(
+            f"Kubernetes API {path}: HTTP {response.status} {response.message}".rstrip()
+        )
+    try:
+        document = json.loads(response.body)
+    except ValueError as error:
+        raise KubernetesApiError(f"Kubernetes API {path}: response is not JSON") from error
+    if not isinstance(document, dict):
+        raise KubernetesApiError(f"Kubernetes API {path}: response is not a JSON object")
+    return document
 
 
 def _retry_seconds(retry_after: str) -> float:
