@@ -44,6 +44,7 @@ from edgepolicy.opa_client import OpaClient
 from edgepolicy.output import FORMATS, render
 from edgepolicy.policy_data import policies_to_data, policy_key
 from edgepolicy.rule_catalogue import load_rule_catalogue
+from edgepolicy.validated_policies import validate_policies
 from edgepolicy.verification_keys import load_verification_key
 
 DESCRIPTION = """\
@@ -247,7 +248,7 @@ def _file_policies(paths: Sequence[str]) -> list[dict[str, Any]]:
     if not paths:
         return []
     objects = [m.obj for m in load_paths(paths) if is_policy_object(m.obj)]
-    policies_to_data(objects)  # refuses nameless and duplicate policies, naming them
+    policies_to_data(validate_policies(objects))  # refuses nameless and duplicate policies
     return [obj for obj in objects if obj.get("kind") == "FinOpsPolicy"]
 
 

@@ -26,6 +26,7 @@ from edgepolicy.decision import Decision
 from edgepolicy.manifests import Manifest
 from edgepolicy.policy_data import policy_key
 from edgepolicy.review import admission_review, decision_input
+from edgepolicy.validated_policies import NO_POLICIES, ValidatedPolicies, validate_policies
 
 AUDIT_USERNAME = "edgepolicy-audit"
 _PARALLEL_REQUESTS = 4
@@ -36,7 +37,7 @@ Decide = Callable[[Mapping[str, Any]], Decision]
 def audit_input(
     obj: Mapping[str, Any],
     *,
-    policies: Sequence[Mapping[str, Any]],
+    policies: ValidatedPolicies,
     workloads: Iterable[Mapping[str, Any]],
 ) -> dict[str, Any]:
     """Return the decision input for the stored ``obj``: the no-op UPDATE review (``object``
@@ -79,13 +80,16 @@ def audit_objects(
     """
     started_at = datetime.now(UTC)
     started = time.perf_counter()
-    grouped = policies_by_namespace(policies)
+    grouped = {
+        namespace: validate_policies(group, namespace_default=namespace)
+        for namespace, group in policies_by_namespace(policies).items()
+    }
     ordered = sorted(objects, key=_order)
     index = WorkloadIndex(ordered)
     inputs = [
         audit_input(
             obj,
-            policies=grouped.get(_namespace_of(obj), []),
+            policies=grouped.get(_namespace_of(obj), NO_POLICIES),
             workloads=index.related(obj),
         )
         for obj in ordered

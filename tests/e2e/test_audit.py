@@ -44,6 +44,7 @@ from edgepolicy.cluster_inventory import FINOPS_POLICIES, list_collection, list_
 from edgepolicy.kube import ApiResponse, KubeApi
 from edgepolicy.opa_client import OpaClient
 from edgepolicy.opa_server import LocalOpa
+from edgepolicy.validated_policies import validate_policies
 
 pytestmark = pytest.mark.e2e
 
@@ -490,7 +491,7 @@ def test_interval_mode_with_opa_url_labels_findings_of_policies_in_opa_data(
     namespace = kubectl.create_namespace("audit-bundle")
     kubectl.apply(over_budget("too-big", namespace), check=True)
     data = load_data_files([SETTINGS])
-    data["edgepolicy"]["policies"] = policies_to_data([seed_policy(namespace)])
+    data["edgepolicy"]["policies"] = policies_to_data(validate_policies([seed_policy(namespace)]))
     port = controlplane.free_port()
     log = tmp_path / "audit.log"
     with LocalOpa(BIN / "opa", paths=[library_path()], data=data) as opa, log.open("wb") as out:

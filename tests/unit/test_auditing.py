@@ -9,6 +9,7 @@ from typing import Any
 
 from edgepolicy.auditing import AUDIT_USERNAME, audit_input, audit_objects, policies_by_namespace
 from edgepolicy.decision import Decision
+from edgepolicy.validated_policies import validate_policies
 
 
 def _deployment(name: str, namespace: str = "ai") -> dict[str, Any]:
@@ -25,7 +26,10 @@ def _policy(name: str, namespace: str, cpu: int) -> dict[str, Any]:
         "apiVersion": "policy.apexlogic.com/v1alpha1",
         "kind": "FinOpsPolicy",
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {"costLimits": {"maxCPUCores": cpu}},
+        "spec": {
+            "targetWorkloadSelector": {"matchLabels": {"app": "inference"}},
+            "costLimits": {"maxCPUCores": cpu},
+        },
     }
 
 
@@ -42,7 +46,8 @@ def test_input_is_the_no_op_update_of_the_stored_object() -> None:
     stored = _deployment("inference")
     before = copy.deepcopy(stored)
 
-    document = audit_input(stored, policies=[_policy("p", "ai", 8)], workloads=[])
+    policies = validate_policies([_policy("p", "ai", 8)])
+    document = audit_input(stored, policies=policies, workloads=[])
 
     request = document["request"]
     assert request["operation"] == "UPDATE"
@@ -51,7 +56,8 @@ def test_input_is_the_no_op_update_of_the_stored_object() -> None:
     assert request["options"] == {"apiVersion": "meta.k8s.io/v1", "kind": "UpdateOptions"}
     assert request["userInfo"]["username"] == AUDIT_USERNAME
     assert (request["namespace"], request["name"]) == ("ai", "inference")
-    assert document["context"] == {"policies": [_policy("p", "ai", 8)], "workloads": []}
+    assert document["context"] == {**policies.context(), "workloads": []}
+    assert document["context"]["policies"] == [_policy("p", "ai", 8)]
     assert stored == before
 
 
@@ -86,5 +92,6 @@ def test_objects_get_their_namespace_policies_and_related_objects_in_order() -> 
     by_name = {doc["request"]["name"]: doc for doc in asked}
     assert by_name["web"]["context"]["workloads"] == [objects[1]]
     assert by_name["web-scaler"]["context"]["workloads"] == [objects[0]]
-    assert by_name["job"]["context"] == {"policies": [policies[1]], "workloads": []}
+    assert by_name["job"]["context"]["policies"] == [policies[1]]
+    assert by_name["job"]["context"]["workloads"] == []
     assert by_name["web"]["context"]["policies"] == [policies[0]]
