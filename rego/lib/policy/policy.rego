@@ -1,11 +1,12 @@
 # METADATA
-# title: FinOpsPolicies and what they apply to
+# title: Policies and what they apply to
 # description: |
-#   Merges the FinOpsPolicy objects of `data.edgepolicy.policies.finops[namespace][name]` with those
-#   of `input.context.policies` (the context copy wins for the same `namespace/name`; among
+#   Merges the policy objects (FinOpsPolicy, ModelPolicy) of
+#   `data.edgepolicy.policies.<finops|model>[namespace][name]` with those of
+#   `input.context.policies` (the context copy wins for the same kind and `namespace/name`; among
 #   duplicates in the context the last wins), and finds the policies that apply to the admitted
 #   object: policies in its namespace whose `targetWorkloadSelector` matches its pod labels (for a
-#   HorizontalPodAutoscaler, the pod labels of the workload it scales).
+#   HorizontalPodAutoscaler, the pod labels of the workload it scales). One matcher for every kind.
 package edgepolicy.lib.policy
 
 import data.edgepolicy.lib.autoscaling
@@ -14,22 +15,30 @@ import data.edgepolicy.lib.selector
 import data.edgepolicy.lib.workload
 
 # METADATA
-# title: candidates
+# title: _kind_sections
+# description: 'The policy kinds and the section of `data.edgepolicy.policies` that holds each.'
+_kind_sections := {"FinOpsPolicy": "finops", "ModelPolicy": "model"}
+
+# METADATA
+# title: known
 # description: |
-#   Every known FinOpsPolicy in the admitted object's namespace (the only ones that can apply to
-#   it) by id `namespace/name`, as `{"id", "namespace", "name", "object"}`. Policies of other
-#   namespaces are never looked at, so a decision costs the same however many namespaces a
-#   bundle holds.
-candidates[id] := record if {
-	some name, policy in data.edgepolicy.policies.finops[request.namespace]
+#   Every known policy in the admitted object's namespace (the only ones that can apply to it) by
+#   kind and id `namespace/name`, as `{"id", "namespace", "name", "object"}`: those of
+#   `data.edgepolicy.policies.<section>` merged with the context's, the context copy winning.
+#   Policies of other namespaces are never looked at, so a decision costs the same however many
+#   namespaces a bundle holds.
+known[kind][id] := record if {
+	some kind, section in _kind_sections
+	some name, policy in data.edgepolicy.policies[section][request.namespace]
 	id := concat("/", [request.namespace, name])
-	not id in _context_ids
+	not id in _context_ids[kind]
 	record := {"id": id, "namespace": request.namespace, "name": name, "object": policy}
 }
 
-candidates[id] := record if {
-	some id in _context_ids
-	same := [policy | some policy in _context_policies; _context_id(policy) == id]
+known[kind][id] := record if {
+	some kind, ids in _context_ids
+	some id in ids
+	same := [policy | some policy in _context_policies[kind]; _context_id(policy) == id]
 	policy := same[count(same) - 1]
 	_context_namespace(policy) == request.namespace
 	record := {
@@ -41,17 +50,29 @@ candidates[id] := record if {
 }
 
 # METADATA
+# title: candidates
+# description: The known FinOpsPolicies (see `known`) by id.
+candidates := object.get(known, "FinOpsPolicy", {})
+
+# METADATA
+# title: model_candidates
+# description: The known ModelPolicies (see `known`) by id.
+model_candidates := object.get(known, "ModelPolicy", {})
+
+# METADATA
 # title: _context_policies
-# description: 'The FinOpsPolicy objects of `input.context.policies`.'
-_context_policies := [policy |
+# description: 'The policy objects of `input.context.policies` by kind.'
+_context_policies[kind] := [policy |
 	some policy in input.context.policies
-	policy.kind == "FinOpsPolicy"
-]
+	policy.kind == kind
+] if {
+	some kind, _ in _kind_sections
+}
 
 # METADATA
 # title: _context_ids
-# description: 'The ids (`namespace/name`) of the context policies.'
-_context_ids := {_context_id(policy) | some policy in _context_policies}
+# description: 'The ids (`namespace/name`) of the context policies by kind.'
+_context_ids[kind] := {_context_id(policy) | some policy in policies} if some kind, policies in _context_policies
 
 # METADATA
 # title: _context_id
@@ -86,14 +107,30 @@ subjects contains target if {
 }
 
 # METADATA
-# title: matching
-# description: The ids of the usable policies that apply to the admitted object.
-matching contains id if {
+# title: selected
+# description: The ids of the usable policies that apply to the admitted object, by kind.
+selected[kind] contains id if {
 	some subject in subjects
 	labels := workload.pod_labels(subject)
-	some id in _usable
-	selector.matches_valid(candidates[id].object.spec.targetWorkloadSelector, labels)
+	some kind, ids in _usable
+	some id in ids
+	selector.matches_valid(known[kind][id].object.spec.targetWorkloadSelector, labels)
 }
+
+# METADATA
+# title: matching
+# description: The ids of the usable FinOpsPolicies that apply to the admitted object.
+matching := object.get(selected, "FinOpsPolicy", set())
+
+# METADATA
+# title: model_matching
+# description: The ids of the usable ModelPolicies that apply to the admitted object.
+model_matching := object.get(selected, "ModelPolicy", set())
+
+# METADATA
+# title: model_applying
+# description: The ModelPolicies that apply to the admitted object, by id, as their `known` records.
+model_applying[id] := model_candidates[id] if some id in model_matching
 
 # METADATA
 # title: applying
@@ -124,20 +161,27 @@ _settings(policy) := {field: value |
 # METADATA
 # title: unusable
 # description: |
-#   The ids of the policies in the admitted object's namespace whose selector is missing or
+#   The ids of the FinOpsPolicies in the admitted object's namespace whose selector is missing or
 #   malformed: nobody can tell what they target, so they are reported on every workload of their
 #   namespace (fail closed) and enforce nothing else.
-unusable contains id if {
+unusable := object.get(unusable_by_kind, "FinOpsPolicy", set())
+
+# METADATA
+# title: unusable_by_kind
+# description: The ids of the policies of the namespace without a usable selector (see `unusable`), by kind.
+unusable_by_kind[kind] contains id if {
 	count(subjects) > 0
-	some id, _ in candidates
-	not id in _usable
+	some kind, records in known
+	some id, _ in records
+	not id in object.get(_usable, kind, set())
 }
 
 # METADATA
 # title: _usable
-# description: 'The ids of the policies with a well-formed targetWorkloadSelector, computed once per decision.'
-_usable contains id if {
-	some id, record in candidates
+# description: 'The ids of the policies with a well-formed targetWorkloadSelector by kind, computed once per decision.'
+_usable[kind] contains id if {
+	some kind, records in known
+	some id, record in records
 	selector.is_clean(record.object.spec.targetWorkloadSelector)
 }
 
