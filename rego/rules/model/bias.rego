@@ -57,6 +57,7 @@ findings contains finding if {
 	some record in _bias_policies
 	some name, facts in models.facts[record.id]
 	some metric, threshold in record.object.spec.biasThresholds
+	is_number(threshold)
 	some evaluation in _evaluations(facts)
 	value := evaluation.metrics[metric]
 	is_number(value)
@@ -81,6 +82,7 @@ findings contains finding if {
 	some record in _bias_policies
 	some name, facts in models.facts[record.id]
 	some metric, threshold in record.object.spec.biasThresholds
+	is_number(threshold)
 	some where in _missing(facts, metric)
 	finding := {
 		"rule": "model.bias",
@@ -106,7 +108,7 @@ _missing(facts, metric) := {"for any sensitive feature (no evaluations)"} if {
 	count(_evaluations(facts)) == 0
 } else := {sprintf("for sensitive feature %s", [_feature(evaluation)]) |
 	some evaluation in _evaluations(facts)
-	not is_number(evaluation.metrics[metric])
+	not is_number(object.get(evaluation, ["metrics", metric], null))
 }
 
 # METADATA
