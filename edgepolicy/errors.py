@@ -44,3 +44,15 @@ class OpaUnavailableError(OpaError):
 
 class BundleError(EdgepolicyError):
     """A policy bundle could not be built, signed, published or served."""
+
+
+class ModelTrustError(EdgepolicyError):
+    """A ModelPolicy's spec.signature cannot be turned into trust (the message names the field)."""
+
+
+class ModelSigningError(EdgepolicyError):
+    """A model directory could not be signed, or read to be verified (names the file)."""
+
+
+class ModelSignatureRejected(EdgepolicyError):
+    """A model signature did not verify; the message is the reason, in one line."""
