@@ -4,7 +4,10 @@ Every object is wrapped in the AdmissionReview the webhook would receive for it 
 sent to the same REST decision endpoint the webhook queries. Policy objects among the inputs go
 into every input's ``context.policies`` and are themselves checked, so a malformed one is
 reported; an HPA gets the workload its ``scaleTargetRef`` names and a workload the HPAs that
-scale it (``context.workloads``), as the webhook would look them up in the cluster.
+scale it (``context.workloads``), as the webhook would look them up in the cluster. A workload's
+model annotations are verified against every ModelPolicy of its namespace (inputs and data)
+into ``context.models`` by :mod:`edgepolicy.model_context`, as the webhook does; a
+``signature-configmap`` is found among the inputs.
 """
 
 from __future__ import annotations
@@ -18,6 +21,12 @@ from typing import Any
 from edgepolicy.decision import Decision, Finding
 from edgepolicy.errors import InputError, UsageError
 from edgepolicy.manifests import Manifest, is_policy_object
+from edgepolicy.model_context import (
+    build_models,
+    configmap_names,
+    data_model_policies,
+)
+from edgepolicy.models.verifier import ModelVerifier
 from edgepolicy.opa_client import OpaClient
 from edgepolicy.opa_server import LocalOpa
 from edgepolicy.policy_data import policy_key, with_namespace
@@ -192,14 +201,7 @@ def check_manifests(
     _check_policy_names(manifests, objects)
     policies = [obj for obj in objects if is_policy_object(obj)]
     index = WorkloadIndex(obj for obj in objects if not is_policy_object(obj))
-    inputs = [
-        decision_input(
-            admission_review(obj, namespace_default=namespace, username="edgepolicy-check"),
-            policies=policies,
-            workloads=index.related(obj),
-        )
-        for obj in objects
-    ]
+    configmaps = _configmaps(objects)
     paths = [] if policy.is_bundle else [policy.path]
     bundles = [policy.path] if policy.is_bundle else []
     local_opa = LocalOpa(
@@ -208,6 +210,17 @@ def check_manifests(
     with local_opa as opa:
         client = OpaClient(opa.url, timeout=_OPA_TIMEOUT_SECONDS, maxsize=_PARALLEL_REQUESTS)
         try:
+            model_policies = [*data_model_policies(client), *policies]
+            verifier = ModelVerifier()
+            inputs = [
+                decision_input(
+                    admission_review(obj, namespace_default=namespace, username="edgepolicy-check"),
+                    policies=policies,
+                    workloads=index.related(obj),
+                    models=_models(obj, model_policies, verifier, configmaps),
+                )
+                for obj in objects
+            ]
             with ThreadPoolExecutor(max_workers=_PARALLEL_REQUESTS) as pool:
                 decisions = list(pool.map(client.decide, inputs))
         finally:
@@ -218,6 +231,29 @@ def check_manifests(
             for manifest, obj, decision in zip(manifests, objects, decisions, strict=True)
         )
     )
+
+
+def _configmaps(objects: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """The ConfigMaps among the inputs by (namespace, name): where a pod's
+    ``models.apexlogic.com/signature-configmap`` is found, as the webhook finds it in the
+    cluster."""
+    return {
+        (_namespace_of(obj), _name_of(obj)): obj
+        for obj in objects
+        if obj.get("kind") == "ConfigMap" and obj.get("apiVersion") == "v1"
+    }
+
+
+def _models(
+    obj: Mapping[str, Any],
+    model_policies: Sequence[Mapping[str, Any]],
+    verifier: ModelVerifier,
+    configmaps: Mapping[tuple[str, str], Mapping[str, Any]],
+) -> dict[str, Any]:
+    """``context.models`` for ``obj``."""
+    namespace = _namespace_of(obj)
+    named = {name: configmaps.get((namespace, name)) for name in configmap_names(obj)}
+    return build_models(obj, namespace, model_policies, verifier, named)
 
 
 def _check_policy_names(

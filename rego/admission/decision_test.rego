@@ -23,7 +23,7 @@ test_compliant_allowed if {
 	decision.violations == []
 	decision.warnings == []
 	decision.dryrun == []
-	decision.policies == [fx.policy_id]
+	decision.policies == [fx.policy_id, fx.model_policy_id]
 	count(decision.patches) == 2
 }
 
