@@ -217,7 +217,7 @@ def check_manifests(
                     admission_review(obj, namespace_default=namespace, username="edgepolicy-check"),
                     policies=policies,
                     workloads=index.related(obj),
-                    models=_models(obj, model_policies, verifier, configmaps),
+                    models=_models(obj, model_policies, verifier, configmaps) or None,
                 )
                 for obj in objects
             ]

@@ -115,19 +115,18 @@ def build_models(
     configmaps: Mapping[str, Mapping[str, Any] | None],
 ) -> dict[str, dict[str, Outcome]]:
     """Return ``context.models`` for ``obj`` in ``namespace``: ``{policy id: {model: outcome}}``
-    for every ModelPolicy of ``namespace`` among ``model_policies`` (the others are ignored).
+    for every ModelPolicy of ``namespace`` among ``model_policies`` (the others are ignored);
+    ``{}`` when ``obj`` names no model.
 
     ``configmaps`` maps the names :func:`configmap_names` returned to the ConfigMap objects
     found (None: not found). Never raises for bad annotations, ConfigMaps or policies: each
     becomes an unverified outcome with the reason.
     """
+    declared = declared_models(obj)
     policies = _policies_in(namespace, model_policies)
-    if not policies:
-        return {}
-    texts = {
-        name: _texts(model, configmaps, namespace)
-        for name, model in declared_models(obj).items()
-    }
+    if not policies or not declared:
+        return {}  # nothing to verify: the Rego finds no model, or no policy to apply
+    texts = {name: _texts(model, configmaps, namespace) for name, model in declared.items()}
     context: dict[str, dict[str, Outcome]] = {}
     for policy_id, policy in policies.items():
         trust, problem = _trust(policy_id, policy)
