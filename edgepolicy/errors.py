@@ -44,3 +44,10 @@ class OpaUnavailableError(OpaError):
 
 class BundleError(EdgepolicyError):
     """A policy bundle could not be built, signed, published or served."""
+
+
+class ModelInputError(InputError):
+    """An ONNX model, its evaluation data or its model card cannot be read or used.
+
+    The message names the file and, for CSV and YAML, the line.
+    """
