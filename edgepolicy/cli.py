@@ -25,7 +25,7 @@ DEBUG_VARIABLE = "EDGEPOLICY_DEBUG"
 def build_parser() -> argparse.ArgumentParser:
     """Return the top-level parser with every subcommand registered."""
     from bundles import command as bundle_command
-    from edgepolicy import check_command
+    from edgepolicy import check_command, model_command
     from webhook import command as serve_command
 
     parser = argparse.ArgumentParser(
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     check_command.add_parser(subparsers)
     serve_command.add_parser(subparsers)
     bundle_command.add_parser(subparsers)
+    model_command.add_parser(subparsers)
     return parser
 
 
