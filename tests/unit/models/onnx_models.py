@@ -133,15 +133,26 @@ def if_with_branch(branch_op: str) -> onnx.ModelProto:
     return _model(graph)
 
 
-def with_local_function(body_op: str) -> onnx.ModelProto:
-    """The graph calls a local function (domain ``local``) whose body runs ``body_op``."""
+def with_local_function(body_op: str, *, inside_if: bool = False) -> onnx.ModelProto:
+    """The graph calls a local function (domain ``local``) whose body runs ``body_op``, or,
+    with ``inside_if``, an If whose then-branch runs it."""
+    node = helper.make_node(body_op, ["a", "b"], ["c"])
+    if inside_if:
+        branch = helper.make_graph(
+            [helper.make_node(body_op, ["a", "b"], ["t"])],
+            "then",
+            [],
+            [helper.make_tensor_value_info("t", TensorProto.INT32, [2, 2])],
+        )
+        other = helper.make_graph(
+            [helper.make_node("Identity", ["a"], ["e"])],
+            "else",
+            [],
+            [helper.make_tensor_value_info("e", TensorProto.INT32, [2, 2])],
+        )
+        node = helper.make_node("If", ["a"], ["c"], then_branch=branch, else_branch=other)
     function = helper.make_function(
-        "local",
-        "Scaled",
-        ["a", "b"],
-        ["c"],
-        [helper.make_node(body_op, ["a", "b"], ["c"])],
-        [helper.make_opsetid("", OPSET)],
+        "local", "Scaled", ["a", "b"], ["c"], [node], [helper.make_opsetid("", OPSET)]
     )
     graph = helper.make_graph(
         [helper.make_node("Scaled", ["a", "b"], ["c"], domain="local")],

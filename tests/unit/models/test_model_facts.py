@@ -102,6 +102,11 @@ def test_operator_inside_a_local_function_counts() -> None:
     assert quantization_level(with_local_function("Add")) == "none"
 
 
+def test_operator_inside_an_if_inside_a_local_function_counts() -> None:
+    assert quantization_level(with_local_function("MatMulInteger", inside_if=True)) == "int8"
+    assert quantization_level(with_local_function("Add", inside_if=True)) == "none"
+
+
 @pytest.mark.parametrize(
     "operator",
     ["QuantizeLinear", "DequantizeLinear", "ConvInteger", "QLinearMatMul", "QLinearConv"],
