@@ -25,7 +25,7 @@ DEBUG_VARIABLE = "EDGEPOLICY_DEBUG"
 def build_parser() -> argparse.ArgumentParser:
     """Return the top-level parser with every subcommand registered."""
     from bundles import command as bundle_command
-    from edgepolicy import check_command, model_signing_command
+    from edgepolicy import check_command, model_command
     from webhook import command as serve_command
 
     parser = argparse.ArgumentParser(
@@ -38,12 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     check_command.add_parser(subparsers)
     serve_command.add_parser(subparsers)
     bundle_command.add_parser(subparsers)
-    # Minimal `model` group so that sign/verify are reachable on this branch; the full group
-    # (inspect, evaluate, attest) lives in model_command.py and replaces this at merge.
-    model_parser = subparsers.add_parser("model", help="sign and verify model directories")
-    model_subparsers = model_parser.add_subparsers(dest="model_command", metavar="COMMAND")
-    model_subparsers.required = True
-    model_signing_command.add_subcommands(model_subparsers)
+    model_command.add_parser(subparsers)
     return parser
 
 

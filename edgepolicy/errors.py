@@ -56,3 +56,10 @@ class ModelSigningError(EdgepolicyError):
 
 class ModelSignatureRejected(EdgepolicyError):
     """A model signature did not verify; the message is the reason, in one line."""
+
+
+class ModelInputError(InputError):
+    """An ONNX model, its evaluation data or its model card cannot be read or used.
+
+    The message names the file and, for CSV and YAML, the line.
+    """
