@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -48,6 +50,7 @@ class SignedDirectory:
 
     signature: str
     facts: str
+    directory: Path
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ def _attest_and_sign(directory: Path, work: Path, key: Path) -> SignedDirectory:
     return SignedDirectory(
         signature=signature.read_text(),
         facts=(directory / "edgepolicy-facts.json").read_text(),
+        directory=directory,
     )
 
 
@@ -342,3 +346,51 @@ def test_a_deployment_template_gets_the_init_container_once(
     assert second is not None
     assert second["spec"]["template"] == first["spec"]["template"]
     assert second["metadata"]["generation"] == first["metadata"]["generation"]
+
+
+def _run_init_container(pod: Mapping[str, Any], model_directory: Path, root: Path) -> int:
+    """Do what the kubelet does for the stored pod's verify init container: mount the model
+    volume (here: ``model_directory``) and the projected volume (its downward-API files from the
+    pod's annotations), then run the container's command; return its exit code."""
+    (init,) = pod["spec"]["initContainers"]
+    volumes = {volume["name"]: volume for volume in pod["spec"]["volumes"]}
+    mounts = {mount["mountPath"]: mount["name"] for mount in init["volumeMounts"]}
+    places: dict[str, Path] = {}
+    for mount_path, name in mounts.items():
+        place = root / name
+        if "projected" in volumes[name]:
+            for source in volumes[name]["projected"]["sources"]:
+                for item in source.get("downwardAPI", {}).get("items", []):
+                    (key,) = re.findall(
+                        r"metadata\.annotations\['(.+)'\]", item["fieldRef"]["fieldPath"]
+                    )
+                    target = place / item["path"]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text(pod["metadata"]["annotations"][key])
+        else:
+            shutil.copytree(model_directory, place)
+        places[mount_path] = place
+
+    def local(arg: str) -> str:
+        for mount_path, place in places.items():
+            if arg == mount_path or arg.startswith(mount_path + "/"):
+                return str(place) + arg[len(mount_path) :]
+        return arg
+
+    assert init["command"] == ["edgepolicy"]
+    command = [str(EDGEPOLICY), *(local(arg) for arg in init["args"])]
+    return subprocess.run(command, capture_output=True, timeout=120, check=False).returncode
+
+
+def test_the_stored_init_container_verifies_the_model_and_stops_a_swapped_one(
+    kubectl: Kubectl, webhook: Webhook, models: Models, tmp_path: Path
+) -> None:
+    kubectl.apply(_pod("started", _annotations(models.int8)), check=True)
+    stored = kubectl.get("pod", "started", NAMESPACE)
+    assert stored is not None
+
+    assert _run_init_container(stored, models.int8.directory, tmp_path / "intact") == 0
+    swapped = tmp_path / "swapped-model"
+    shutil.copytree(models.int8.directory, swapped)
+    shutil.copy(models.fp32.directory / "model.onnx", swapped / "model.onnx")
+    assert _run_init_container(stored, swapped, tmp_path / "swapped") == 1
