@@ -154,7 +154,33 @@ def _large_deployment(containers: int) -> dict[str, Any]:
     return obj
 
 
-QUANTIZED = {"server": {"quantized": True}}
+MODEL_POLICY: dict[str, Any] = {
+    "apiVersion": "policy.apexlogic.com/v1alpha1",
+    "kind": "ModelPolicy",
+    "metadata": {"name": "trusted-models", "namespace": NAMESPACE},
+    "spec": {
+        "targetWorkloadSelector": {"matchLabels": {"app": "ai-inference-service"}},
+        "signature": {"required": True, "publicKeys": ["-----BEGIN PUBLIC KEY-----\n…"]},
+        "biasThresholds": {"demographicParityDifference": 0.1},
+    },
+}
+# What the verifier gives Rego for a model whose signature verified against MODEL_POLICY.
+QUANTIZED = {
+    f"{NAMESPACE}/trusted-models": {
+        "default": {
+            "verified": True,
+            "signer": "SHA256:bench",
+            "facts": json.dumps(
+                {
+                    "model": {"path": "model.onnx", "quantization": "int8"},
+                    "evaluations": [
+                        {"sensitive": "group", "metrics": {"demographicParityDifference": 0.04}}
+                    ],
+                }
+            ),
+        }
+    }
+}
 
 
 @dataclass(frozen=True)
@@ -168,41 +194,44 @@ class Case:
 
 def _no_policy() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     review = admission_review(_deployment("inference", namespace="default"))
-    return decision_input(review, models=QUANTIZED), [_seed_policy()]
+    return decision_input(review, models=QUANTIZED), [_seed_policy(), MODEL_POLICY]
 
 
 def _compliant() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return decision_input(admission_review(_deployment("inference")), models=QUANTIZED), [
-        _seed_policy()
+        _seed_policy(),
+        MODEL_POLICY,
     ]
 
 
 def _compliant_context() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     review = admission_review(_deployment("inference"))
-    return decision_input(review, policies=[_seed_policy()], models=QUANTIZED), []
+    policies = [_seed_policy(), MODEL_POLICY]
+    return decision_input(review, policies=policies, models=QUANTIZED), []
 
 
 def _denied() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     review = admission_review(_denied_deployment())
-    return decision_input(review, workloads=[_hpa("inference-over-budget")]), [_seed_policy()]
+    workloads = [_hpa("inference-over-budget")]
+    return decision_input(review, workloads=workloads), [_seed_policy(), MODEL_POLICY]
 
 
 def _ten_policies() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     review = admission_review(_deployment("inference"))
-    return decision_input(review, models=QUANTIZED), [_seed_policy(), *_other_policies(9)]
+    policies = [_seed_policy(), MODEL_POLICY, *_other_policies(9)]
+    return decision_input(review, models=QUANTIZED), policies
 
 
 def _large() -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    models = {f"worker-{i}": {"quantized": True} for i in range(30)}
     review = admission_review(_large_deployment(30))
-    return decision_input(review, models=models), [_seed_policy()]
+    return decision_input(review, models=QUANTIZED), [_seed_policy(), MODEL_POLICY]
 
 
 CASES = [
     Case("no-policy", "Deployment, no policy in its namespace", _no_policy),
     Case("compliant", "matched compliant Deployment, seed policy in data", _compliant),
     Case("compliant-context", "the same, seed policy in input.context", _compliant_context),
-    Case("denied", "Deployment with 9 violations of 8 rules (HPA in context)", _denied),
+    Case("denied", "Deployment with 11 violations of 10 rules (HPA in context)", _denied),
     Case(
         "ten-policies", "matched compliant Deployment, 10 policies in the namespace", _ten_policies
     ),

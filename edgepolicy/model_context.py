@@ -53,6 +53,24 @@ class ModelAnnotations:
     problem: str | None = None  # an annotation that is not a string, named
 
 
+def preload_verification() -> None:
+    """Import what verifying a signature needs (model-signing, sigstore: about 1.5 s), so the
+    first model of a webhook worker is verified within its admission deadline. Never raises:
+    without the ``models`` extra every verification fails closed with the reason."""
+    import importlib
+
+    for module in (
+        "model_signing._signing.signing",
+        "model_signing._signing.sign_ec_key",
+        "model_signing._signing.sign_certificate",
+        "model_signing._signing.sign_sigstore",
+    ):
+        try:
+            importlib.import_module(module)
+        except Exception:  # a missing extra: each verification reports it
+            return
+
+
 def annotation(name: str, form: str) -> str:
     """Return the annotation key of ``form`` (``signature``, ``facts``,
     ``signature-configmap``) for model ``name``."""
