@@ -9,6 +9,7 @@ package edgepolicy.rules.policy
 
 import data.edgepolicy.lib.policy
 import data.edgepolicy.lib.request
+import data.edgepolicy.lib.selector
 
 # METADATA
 # title: policy.invalid (admitted FinOpsPolicy)
@@ -38,6 +39,32 @@ findings contains finding if {
 		),
 	}
 }
+
+# METADATA
+# title: policy.invalid (ModelPolicy without a usable selector)
+# description: |
+#   A ModelPolicy of the admitted workload's namespace whose selector is missing or malformed:
+#   nobody can tell which workloads must serve trusted models, so it is reported on every
+#   workload of the namespace (fail closed). Its other fields are validated by its CRD schema.
+findings contains finding if {
+	some id in object.get(policy.unusable_by_kind, "ModelPolicy", set())
+	some error in _selector_errors(policy.model_candidates[id].object)
+	finding := {
+		"rule": "policy.invalid",
+		"policy": id,
+		"message": sprintf(
+			"policy.invalid: ModelPolicy %s, which may apply to %s, is malformed: %s; fix the policy (until then it enforces nothing else)",
+			[id, request.description, _describe(error)],
+		),
+	}
+}
+
+# METADATA
+# title: _selector_errors
+# description: 'The errors of `obj`''s spec.targetWorkloadSelector (its absence included).'
+_selector_errors(obj) := selector.errors(obj.spec.targetWorkloadSelector, "spec.targetWorkloadSelector") if {
+	obj.spec.targetWorkloadSelector != null
+} else := {{"field": "spec.targetWorkloadSelector", "message": "is required: a label selector with matchLabels and/or matchExpressions"}}
 
 # METADATA
 # title: _relation

@@ -56,3 +56,16 @@ test_missing_spec if {
 	admitted := {f.message | some f in policy.findings with input as fx.review(mis_indented)}
 	"policy.invalid: FinOpsPolicy ai-workloads/edge-ai-inference-cost-policy: targetWorkloadSelector unknown field (known: apiVersion, kind, metadata, spec, status); it belongs under spec; fix the policy" in admitted
 }
+
+# METADATA
+# title: a ModelPolicy without a usable selector is reported on every workload of its namespace
+test_model_policy_unusable if {
+	bad := fx.model_policy({"spec": {"targetWorkloadSelector": {"matchLabels": {"app": 3}}}})
+	no_selector := object.union(fx.model_policy({}), {"metadata": {"name": "no-selector"}, "spec": {"targetWorkloadSelector": null}})
+	findings := {f.policy: f.message |
+		some f in data.edgepolicy.rules.policy.findings with input as fx.review_with(fx.compliant, {"policies": [bad, no_selector]})
+	}
+	object.keys(findings) == {fx.model_policy_id, "ai-workloads/no-selector"}
+	startswith(findings[fx.model_policy_id], "policy.invalid: ModelPolicy ai-workloads/trusted-models, which may apply to Deployment ai-workloads/inference, is malformed: spec.targetWorkloadSelector.matchLabels")
+	findings["ai-workloads/no-selector"] == "policy.invalid: ModelPolicy ai-workloads/no-selector, which may apply to Deployment ai-workloads/inference, is malformed: spec.targetWorkloadSelector is required: a label selector with matchLabels and/or matchExpressions; fix the policy (until then it enforces nothing else)"
+}
