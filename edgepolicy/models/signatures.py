@@ -502,7 +502,7 @@ def _verify_keyless(signature: str, trust: ModelTrust, compiled: _CompiledTrust)
     try:
         bundle = sigstore_models.Bundle.from_json(signature)
     except Exception as error:  # pydantic, InvalidBundle, DER errors: all mean malformed
-        raise ModelSignatureRejected(f"{MALFORMED}: {_one_line(error)}") from error
+        raise ModelSignatureRejected(f"{MALFORMED}: {_summary(error)}") from error
     try:
         sigstore_verifier = Verifier(trusted_root=_sigstore_trusted_root(trust.trusted_root))
     except Error as error:
@@ -524,6 +524,11 @@ def _verify_keyless(signature: str, trust: ModelTrust, compiled: _CompiledTrust)
             _TrustedRootVerifier(), sign_sigstore.Signature(bundle), "its Fulcio certificate"
         )
     except CertValidationError as error:
+        if "not valid at validation time" in str(error):
+            raise ModelSignatureRejected(
+                f"{CERTIFICATE_NOT_VALID_NOW}: the signing certificate was not valid when the "
+                f"transparency log recorded the signature ({_one_line(error)})"
+            ) from error
         raise ModelSignatureRejected(
             f"{UNTRUSTED}: the signing certificate does not chain to the trusted root's "
             f"certificate authorities ({_one_line(error)})"
@@ -555,7 +560,7 @@ def _sigstore_trusted_root(text: str | None) -> Any:
     except Error:
         raise
     except Exception as error:  # pydantic validation errors: a malformed trusted root
-        raise Error(f"malformed trusted_root.json: {_one_line(error)}") from error
+        raise Error(f"malformed trusted_root.json: {_summary(error)}") from error
 
 
 class _IdentityPolicy:
@@ -642,7 +647,7 @@ def _protobuf_signature(signature: str) -> Any:
     try:
         return sign_sigstore_pb.Signature.read(cast(Path, _TextFile(signature)))
     except Exception as error:  # pydantic validation, KeyError, base64: all mean malformed
-        raise ModelSignatureRejected(f"{MALFORMED}: {_one_line(error)}") from error
+        raise ModelSignatureRejected(f"{MALFORMED}: {_summary(error)}") from error
 
 
 def _run_verifier(verifier: Any, parsed: Any, what: str) -> Any:
@@ -806,3 +811,9 @@ def _relative_inside(path: Path, directory: Path) -> str | None:
 
 def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
+
+
+def _summary(error: BaseException) -> str:
+    """The first two lines of a long error (pydantic: the count and the first field), on one."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return " ".join(lines[:2]) or type(error).__name__
