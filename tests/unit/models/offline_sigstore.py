@@ -18,7 +18,12 @@ import datetime
 import hashlib
 import json
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from threading import Thread
+from typing import Any
 
 import rfc8785
 from cryptography import x509
@@ -153,7 +158,7 @@ class OfflineSigstore:
 
     def _leaf_builder(
         self,
-        key: ec.EllipticCurvePrivateKey,
+        key: ec.EllipticCurvePublicKey,
         identity: str,
         issuer: str,
         not_before: datetime.datetime,
@@ -164,7 +169,7 @@ class OfflineSigstore:
             x509.CertificateBuilder()
             .subject_name(x509.Name([]))
             .issuer_name(self.ca.subject)
-            .public_key(key.public_key())
+            .public_key(key)
             .serial_number(serial)
             .not_valid_before(not_before)
             .not_valid_after(not_after)
@@ -185,9 +190,7 @@ class OfflineSigstore:
             .add_extension(
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False
             )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.ca_key.public_key()),
                 critical=False,
@@ -218,8 +221,13 @@ class OfflineSigstore:
         *,
         not_before: datetime.datetime | None = None,
         not_after: datetime.datetime | None = None,
+        public_key: ec.EllipticCurvePublicKey | None = None,
     ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-        """A Fulcio-style leaf for `identity` with an embedded SCT from the CT log."""
+        """A Fulcio-style leaf for `identity` with an embedded SCT from the CT log.
+
+        For `public_key` (a CSR's), the returned private key is a throw-away: the caller holds
+        the real one.
+        """
         key = ec.generate_private_key(ec.SECP256R1())
         not_before = not_before or self.now - datetime.timedelta(minutes=1)
         not_after = not_after or self.now + datetime.timedelta(minutes=10)
@@ -228,7 +236,9 @@ class OfflineSigstore:
         # The SCT signs the TBS certificate without the SCT extension (RFC 6962 precertificate):
         # issue once with a placeholder SCT of the same shape, sign its precertificate TBS, then
         # issue again with the real SCT (the TBS without the SCT list is identical).
-        builder = self._leaf_builder(key, identity, issuer, not_before, not_after, serial)
+        builder = self._leaf_builder(
+            public_key or key.public_key(), identity, issuer, not_before, not_after, serial
+        )
         draft = builder.add_extension(
             self._sct_extension(b"\x00" * 72, timestamp_ms), critical=False
         ).sign(self.ca_key, hashes.SHA256())
@@ -295,14 +305,41 @@ class OfflineSigstore:
         envelope: dict[str, object],
         certificate: x509.Certificate,
     ) -> dict[str, object]:
-        body = json.dumps(
+        body = self._dsse_body(payload, dsse_signature, json.dumps(envelope).encode(), certificate)
+        entry = self._integrate(body)
+        return {
+            "logIndex": "0",
+            "logId": {"keyId": _b64(bytes.fromhex(entry["logID"]))},
+            "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+            "integratedTime": str(entry["integratedTime"]),
+            "inclusionPromise": {
+                "signedEntryTimestamp": entry["verification"]["signedEntryTimestamp"]
+            },
+            "inclusionProof": {
+                "logIndex": "0",
+                "rootHash": _b64(
+                    bytes.fromhex(entry["verification"]["inclusionProof"]["rootHash"])
+                ),
+                "treeSize": "1",
+                "hashes": [],
+                "checkpoint": {"envelope": entry["verification"]["inclusionProof"]["checkpoint"]},
+            },
+            "canonicalizedBody": entry["body"],
+        }
+
+    @staticmethod
+    def _dsse_body(
+        payload: bytes, dsse_signature: bytes, envelope: bytes, certificate: x509.Certificate
+    ) -> bytes:
+        """The dsse/0.0.1 entry Rekor records for a proposed DSSE envelope."""
+        return json.dumps(
             {
                 "apiVersion": "0.0.1",
                 "kind": "dsse",
                 "spec": {
                     "envelopeHash": {
                         "algorithm": "sha256",
-                        "value": hashlib.sha256(json.dumps(envelope).encode()).hexdigest(),
+                        "value": hashlib.sha256(envelope).hexdigest(),
                     },
                     "payloadHash": {
                         "algorithm": "sha256",
@@ -318,6 +355,9 @@ class OfflineSigstore:
             },
             separators=(",", ":"),
         ).encode()
+
+    def _integrate(self, body: bytes) -> dict[str, Any]:
+        """Rekor v1's answer for `body`, logged at index 0 of a one-leaf tree."""
         rekor_id = _key_id(self.rekor_key.public_key())
         integrated_time = int(self.now.timestamp())
         root_hash = hashlib.sha256(b"\x00" + body).digest()  # a one-leaf Merkle tree
@@ -334,17 +374,149 @@ class OfflineSigstore:
         )
         signed_entry_timestamp = self.rekor_key.sign(promise, ec.ECDSA(hashes.SHA256()))
         return {
-            "logIndex": "0",
-            "logId": {"keyId": _b64(rekor_id)},
-            "kindVersion": {"kind": "dsse", "version": "0.0.1"},
-            "integratedTime": str(integrated_time),
-            "inclusionPromise": {"signedEntryTimestamp": _b64(signed_entry_timestamp)},
-            "inclusionProof": {
-                "logIndex": "0",
-                "rootHash": _b64(root_hash),
-                "treeSize": "1",
-                "hashes": [],
-                "checkpoint": {"envelope": checkpoint},
+            "body": _b64(body),
+            "integratedTime": integrated_time,
+            "logID": rekor_id.hex(),
+            "logIndex": 0,
+            "verification": {
+                "inclusionProof": {
+                    "logIndex": 0,
+                    "rootHash": root_hash.hex(),
+                    "treeSize": 1,
+                    "hashes": [],
+                    "checkpoint": checkpoint,
+                },
+                "signedEntryTimestamp": _b64(signed_entry_timestamp),
             },
-            "canonicalizedBody": _b64(body),
         }
+
+    # --- Fulcio, Rekor and an OIDC provider over HTTP on 127.0.0.1 --------------------------
+
+    @contextmanager
+    def serve(self) -> Iterator[str]:
+        """Serve Fulcio (/api/v2/signingCert), Rekor v1 (/api/v1/log/entries) and an OIDC
+        discovery document on 127.0.0.1; yields the base URL. Stopped on exit."""
+        instance = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def _reply(self, status: int, document: object) -> None:
+                data = json.dumps(document).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                if self.path.endswith("/.well-known/openid-configuration"):
+                    base = f"http://{self.headers['Host']}"
+                    self._reply(
+                        200,
+                        {
+                            "issuer": base,
+                            "authorization_endpoint": f"{base}/authorize",
+                            "token_endpoint": f"{base}/token",
+                        },
+                    )
+                else:
+                    self._reply(404, {"message": "not found"})
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path == "/api/v2/signingCert":
+                    self._reply(200, instance._fulcio(request, self.headers["Authorization"]))
+                elif self.path == "/api/v1/log/entries":
+                    self._reply(201, instance._rekor(request))
+                else:
+                    self._reply(404, {"message": "not found"})
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        thread = Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join()
+
+    def _fulcio(self, request: dict[str, Any], authorization: str) -> dict[str, Any]:
+        csr = x509.load_pem_x509_csr(base64.b64decode(request["certificateSigningRequest"]))
+        claims = json.loads(_b64url_decode(authorization.split()[1].split(".")[1]))
+        public_key = csr.public_key()
+        assert isinstance(public_key, ec.EllipticCurvePublicKey)
+        _, certificate = self.issue(
+            claims.get("email", claims["sub"]), claims["iss"], public_key=public_key
+        )
+        chain = [
+            certificate.public_bytes(serialization.Encoding.PEM).decode(),
+            self.ca.public_bytes(serialization.Encoding.PEM).decode(),
+        ]
+        return {"signedCertificateEmbeddedSct": {"chain": {"certificates": chain}}}
+
+    def _rekor(self, request: dict[str, Any]) -> dict[str, Any]:
+        proposed = request["spec"]["proposedContent"]
+        envelope = json.loads(proposed["envelope"])
+        certificate = x509.load_pem_x509_certificate(base64.b64decode(proposed["verifiers"][0]))
+        body = self._dsse_body(
+            base64.b64decode(envelope["payload"]),
+            base64.b64decode(envelope["signatures"][0]["sig"]),
+            proposed["envelope"].encode(),
+            certificate,
+        )
+        return {hashlib.sha256(body).hexdigest(): self._integrate(body)}
+
+    def client_trust_config_json(self, base_url: str) -> str:
+        """A Sigstore ClientTrustConfig: this trusted root and services at `base_url`."""
+        start = (self.now - datetime.timedelta(days=365)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        def service(url: str) -> dict[str, object]:
+            return {
+                "url": url,
+                "majorApiVersion": 1,
+                "validFor": {"start": start},
+                "operator": "offline.test",
+            }
+
+        return json.dumps(
+            {
+                "mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json",
+                "trustedRoot": json.loads(self.trusted_root_json()),
+                "signingConfig": {
+                    "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+                    "caUrls": [service(base_url)],
+                    "oidcUrls": [service(base_url)],
+                    "rekorTlogUrls": [service(base_url)],
+                    "tsaUrls": [],
+                    "rekorTlogConfig": {"selector": "ANY"},
+                    "tsaConfig": {"selector": "ANY"},
+                },
+            }
+        )
+
+
+def identity_token(email: str, issuer: str) -> str:
+    """An unsigned OIDC identity token (sigstore-python reads its claims; Fulcio would verify)."""
+    now = int(datetime.datetime.now(datetime.UTC).timestamp())
+    claims = {
+        "iss": issuer,
+        "sub": email,
+        "email": email,
+        "email_verified": True,
+        "aud": "sigstore",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+    }
+
+    def part(document: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(document).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

@@ -242,3 +242,55 @@ def test_cli_identity_form(
     root.write_text("not json")
     assert cli.main([*base, "--identity", SIGNER, *trusted]) == 2
     assert f"--trusted-root {root}: not JSON" in capsys.readouterr().err
+
+
+def test_cli_keyless_signing_against_sigstore_services_on_loopback(
+    capsys: pytest.CaptureFixture[str], model_dir: Path, tmp_path: Path
+) -> None:
+    """`model sign --keyless` runs model-signing's and sigstore-python's real signing flow
+    (OIDC discovery, Fulcio CSR, SCT check, Rekor entry) against OfflineSigstore's services on
+    127.0.0.1, configured by --trust-config; the bundle then verifies offline."""
+    from tests.unit.models.offline_sigstore import identity_token
+
+    instance = OfflineSigstore("loopback")
+    signature = tmp_path / "keyless.sig"
+    root = tmp_path / "trusted_root.json"
+    root.write_text(instance.trusted_root_json())
+    with instance.serve() as url:
+        config = tmp_path / "trust_config.json"
+        config.write_text(instance.client_trust_config_json(url))
+        token = identity_token("ci@models.test", url)
+        sign = ["model", "sign", str(model_dir), "--keyless", "--identity-token", token]
+        assert cli.main([*sign, "--trust-config", str(config), "--signature", str(signature)]) == 0
+        issuer = url
+    capsys.readouterr()
+    verify = ["model", "verify", str(model_dir), "--signature", str(signature)]
+    trusted = ["--identity-provider", issuer, "--trusted-root", str(root)]
+    assert cli.main([*verify, "--identity", "ci@models.test", *trusted]) == 0
+    assert capsys.readouterr().out.endswith(f"signed by {issuer} ci@models.test\n")
+    assert cli.main([*verify, "--identity", "someone@models.test", *trusted]) == 1
+    assert "matches none of the policy's 1 trusted identities" in capsys.readouterr().err
+    facts = (model_dir / FACTS_FILE_NAME).read_text()
+    trust = ModelTrust(
+        identities=(Identity(issuer, r"ci@models\.test"),), trusted_root=root.read_text()
+    )
+    assert ModelVerifier().verify(signature.read_text(), facts, trust).verified
+
+
+def test_cli_keyless_signing_without_services_is_exit_2(
+    capsys: pytest.CaptureFixture[str], model_dir: Path, tmp_path: Path
+) -> None:
+    from tests.unit.models.offline_sigstore import identity_token
+
+    instance = OfflineSigstore("gone")
+    with instance.serve() as url:
+        config = tmp_path / "trust_config.json"
+        config.write_text(instance.client_trust_config_json(url))
+    # the services are stopped: discovery of the OIDC provider fails before any signing
+    token = identity_token("ci@models.test", url)
+    argv = ["model", "sign", str(model_dir), "--keyless", "--identity-token", token]
+    assert cli.main([*argv, "--trust-config", str(config), "--signature", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err.startswith(
+        "edgepolicy: error: keyless signing set-up failed (it needs the Sigstore services and "
+        "the network)"
+    )
