@@ -22,7 +22,6 @@ import base64
 import functools
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,7 +29,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, cast
 
 from edgepolicy.errors import ModelSignatureRejected, ModelSigningError
-from edgepolicy.models.trust import Identity, ModelTrust
+from edgepolicy.models.identities import IdentityPolicy
+from edgepolicy.models.trust import ModelTrust
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -46,9 +46,6 @@ FILES_DIFFER = "model files do not match the signature"
 
 _SUPPORTED_CURVES = ("secp256r1", "secp384r1", "secp521r1")
 _PUBLIC_GOOD_TUF_DIRECTORY = "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev"
-_OIDC_ISSUER_OID = "1.3.6.1.4.1.57264.1.1"
-_OIDC_ISSUER_V2_OID = "1.3.6.1.4.1.57264.1.8"
-_SIGSTORE_OTHERNAME_OID = "1.3.6.1.4.1.57264.1.7"
 _NAMES_SHOWN = 5
 
 
@@ -85,10 +82,9 @@ class SignedModel:
 
 @dataclass(frozen=True)
 class KeySigning:
-    """Sign with an elliptic-curve private key (P-256, P-384 or P-521)."""
+    """Sign with an unencrypted elliptic-curve private key in PEM (P-256, P-384 or P-521)."""
 
     private_key: Path
-    password: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,16 +135,15 @@ def sign_directory(directory: Path, signature: Path, method: SigningMethod) -> S
     if isinstance(method, KeylessSigning):
         _configure_keyless(config, method)
     elif isinstance(method, CertificateSigning):
-        # model-signing's certificate signer reads the key without a password
-        _check_certificate_files(method, _load_private_key(method.private_key, None))
+        _check_certificate_files(method, _load_private_key(method.private_key))
         config.use_certificate_signer(
             private_key=method.private_key,
             signing_certificate=method.certificate,
             certificate_chain=list(method.certificate_chain),
         )
     else:
-        _load_private_key(method.private_key, method.password)
-        config.use_elliptic_key_signer(private_key=method.private_key, password=method.password)
+        _load_private_key(method.private_key)
+        config.use_elliptic_key_signer(private_key=method.private_key)
     ignored = [relative] if (relative := _relative_inside(signature, directory)) else []
     config.set_hashing_config(
         hashing.Config().set_ignored_paths(  # type: ignore[no-untyped-call]
@@ -189,7 +184,7 @@ def _configure_keyless(config: Any, method: KeylessSigning) -> None:
         ) from error
 
 
-def _load_private_key(path: Path, password: str | None) -> Any:
+def _load_private_key(path: Path) -> Any:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -198,13 +193,9 @@ def _load_private_key(path: Path, password: str | None) -> Any:
     except OSError as error:
         raise ModelSigningError(f"{path}: cannot read: {error.strerror}") from error
     try:
-        key = serialization.load_pem_private_key(
-            pem, password.encode() if password is not None else None
-        )
+        key = serialization.load_pem_private_key(pem, None)
     except (ValueError, TypeError) as error:
-        raise ModelSigningError(
-            f"{path}: not a PEM private key, or a wrong or missing password"
-        ) from error
+        raise ModelSigningError(f"{path}: not an unencrypted PEM private key") from error
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name not in _SUPPORTED_CURVES:
         raise ModelSigningError(
             f"{path}: model signatures need an elliptic-curve key (P-256, P-384 or P-521)"
@@ -509,7 +500,7 @@ def _verify_keyless(signature: str, trust: ModelTrust, compiled: _CompiledTrust)
         raise ModelSignatureRejected(
             f"{UNTRUSTED}: the policy's trustedRoot is unusable ({_one_line(error)})"
         ) from error
-    policy = _IdentityPolicy(trust.identities)
+    policy = IdentityPolicy(trust.identities)
 
     class _TrustedRootVerifier(sign_sigstore.Verifier):
         """model-signing's Sigstore verifier, given a trusted root and identity policy."""
@@ -561,74 +552,6 @@ def _sigstore_trusted_root(text: str | None) -> Any:
         raise
     except Exception as error:  # pydantic validation errors: a malformed trusted root
         raise Error(f"malformed trusted_root.json: {_summary(error)}") from error
-
-
-class _IdentityPolicy:
-    """A sigstore `VerificationPolicy`: the certificate's OIDC issuer equals a trusted identity's
-    issuer and one of its subject SANs fully matches that identity's regular expression."""
-
-    def __init__(self, identities: tuple[Identity, ...]) -> None:
-        self._identities = identities
-        self.matched = ""  # "issuer subject" once verified
-        self.mismatch = ""  # why no identity matched, once rejected
-
-    def verify(self, cert: x509.Certificate) -> None:
-        from sigstore.errors import VerificationError
-
-        issuer = _certificate_issuer(cert)
-        subjects = _certificate_subjects(cert)
-        for identity in self._identities:
-            if identity.issuer != issuer:
-                continue
-            for subject in subjects:
-                if _full_match(identity.subject_regexp, subject):
-                    self.matched = f"{issuer} {subject}"
-                    return
-        shown = ", ".join(sorted(subjects)) or "none"
-        self.mismatch = (
-            f"keyless identity {shown} (issuer {issuer or 'unknown'}) matches none of the "
-            f"policy's {len(self._identities)} trusted identities"
-        )
-        raise VerificationError(self.mismatch)
-
-
-def _full_match(pattern: str, subject: str) -> bool:
-    try:
-        return re.fullmatch(pattern, subject) is not None
-    except re.error:
-        return False  # an invalid pattern trusts nobody
-
-
-def _certificate_issuer(cert: x509.Certificate) -> str:
-    from cryptography import x509
-
-    for oid, der in ((_OIDC_ISSUER_V2_OID, True), (_OIDC_ISSUER_OID, False)):
-        try:
-            value = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(oid)).value
-        except x509.ExtensionNotFound:
-            continue
-        raw: bytes = getattr(value, "value", b"")
-        if der and len(raw) >= 2 and raw[0] == 0x0C and raw[1] < 0x80:  # UTF8String, short
-            raw = raw[2 : 2 + raw[1]]
-        return raw.decode("utf-8", errors="replace")
-    return ""
-
-
-def _certificate_subjects(cert: x509.Certificate) -> set[str]:
-    from cryptography import x509
-
-    try:
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return set()
-    subjects = set(names.get_values_for_type(x509.RFC822Name))
-    subjects.update(names.get_values_for_type(x509.UniformResourceIdentifier))
-    subjects.update(
-        other.value.decode("utf-8", errors="replace")
-        for other in names.get_values_for_type(x509.OtherName)
-        if other.type_id.dotted_string == _SIGSTORE_OTHERNAME_OID
-    )
-    return subjects
 
 
 class _TextFile:

@@ -294,3 +294,15 @@ def test_cli_keyless_signing_without_services_is_exit_2(
         "edgepolicy: error: keyless signing set-up failed (it needs the Sigstore services and "
         "the network)"
     )
+
+
+def test_a_long_issuer_url_is_read_in_full(
+    sigstore: OfflineSigstore, model_dir: Path, tmp_path: Path
+) -> None:
+    issuer = "https://token.actions.example.test/" + "tenant/" * 30  # > 127 bytes: long DER form
+    text = sigstore.sign(model_dir, tmp_path / "x.sig", identity=SIGNER, issuer=issuer)
+    trust = ModelTrust(
+        identities=(Identity(issuer, r"release@models\.test"),),
+        trusted_root=sigstore.trusted_root_json(),
+    )
+    assert verify_signature(text, trust).signer == f"{issuer} {SIGNER}"
