@@ -343,5 +343,5 @@ def test_missing_files_are_usage_errors(model_dir: Path, key_pair: KeyPair, tmp_
 def test_a_public_key_given_as_signing_key_is_a_usage_error(
     model_dir: Path, key_pair: KeyPair, tmp_path: Path
 ) -> None:
-    with pytest.raises(ModelSigningError, match=r"signer\.pub\.pem: not an unencrypted PEM private key"):
+    with pytest.raises(ModelSigningError, match=r"signer\.pub\.pem: not an unencrypted PEM"):
         sign_directory(model_dir, tmp_path / "x.sig", KeySigning(key_pair.public_path))
