@@ -127,6 +127,7 @@ def sign_directory(directory: Path, signature: Path, method: SigningMethod) -> S
             unusable, a file cannot be hashed (e.g. a symbolic link), the signature cannot be
             written, or keyless signing failed (the message names the file or the service).
     """
+    _require_libraries()
     from model_signing import hashing, signing
 
     if not directory.is_dir():
@@ -240,7 +241,9 @@ def verify_signature(signature: str, trust: ModelTrust) -> SignedModel:
     Raises:
         ModelSignatureRejected: the signature is malformed, not valid, or signed by nobody
             `trust` trusts; the message is the reason, in one line.
+        ModelSigningError: model-signing, sigstore or pyOpenSSL is not installed.
     """
+    _require_libraries()
     bundle = _parse_bundle_json(signature)
     material = bundle.get("verificationMaterial")
     if not isinstance(material, Mapping):
@@ -277,6 +280,18 @@ def verify_signature_unchecked(signature: str) -> SignedModel:
     except (ValueError, KeyError, TypeError) as error:
         raise ModelSignatureRejected(f"{MALFORMED}: {_one_line(error)}") from error
     return _signed_model(manifest, signer="")
+
+
+def _require_libraries() -> None:
+    """Fail with a clear message when the `models` extra is not installed."""
+    try:
+        import model_signing  # noqa: F401
+        import OpenSSL  # noqa: F401
+        import sigstore  # noqa: F401
+    except ImportError as error:
+        raise ModelSigningError(
+            f"model signatures need the models extra (pip install 'edgepolicy[models]'): {error}"
+        ) from error
 
 
 def _parse_bundle_json(signature: str) -> dict[str, Any]:
@@ -636,7 +651,8 @@ def verify_directory(directory: Path, signature: Path, trust: ModelTrust) -> Sig
     itself when it lies in `directory`.
 
     Raises:
-        ModelSigningError: `directory` or `signature` is missing or unreadable.
+        ModelSigningError: `directory` or `signature` is missing or unreadable, or the models
+            extra is not installed.
         ModelSignatureRejected: the signature does not verify, or the files differ (the message
             says which check failed and lists the files).
     """

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from edgepolicy.errors import ModelSignatureRejected
+from edgepolicy.errors import ModelSignatureRejected, ModelSigningError
 from edgepolicy.models.signatures import FACTS_FILE_NAME, verify_signature
 from edgepolicy.models.trust import ModelTrust
 
@@ -133,6 +133,8 @@ def _verify(signature: str, facts: str, trust: ModelTrust) -> ModelVerification:
         signed = verify_signature(signature, trust)
     except ModelSignatureRejected as rejected:
         return _unverified(str(rejected))
+    except ModelSigningError as error:  # the models extra is not installed
+        return _unverified(f"signature could not be verified: {error}")
     except Exception as error:  # fail closed on anything model-signing/sigstore let through
         _logger.warning("model signature verification failed: %s", type(error).__name__)
         return _unverified(

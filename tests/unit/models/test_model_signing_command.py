@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,19 @@ def test_sign_without_facts_warns(
     assert code == 0
     assert "has no edgepolicy-facts.json" in err
     assert out == f"signed 1 file of {directory} into {tmp_path / 'bare.sig'}\n"
+
+
+def test_without_the_models_extra_sign_is_exit_2(
+    capsys: pytest.CaptureFixture[str],
+    model_dir: Path,
+    key_pair: KeyPair,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "sigstore", None)
+    code, _, err = _run(
+        capsys, "model", "sign", str(model_dir), "--signature", str(tmp_path / "x.sig"),
+        "--key", str(key_pair.private_path),
+    )  # fmt: skip
+    assert code == 2
+    assert "model signatures need the models extra" in err

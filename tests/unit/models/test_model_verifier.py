@@ -226,3 +226,15 @@ def test_importing_the_verifier_loads_neither_model_signing_nor_sigstore() -> No
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == ""
+
+
+def test_without_the_models_extra_verification_fails_closed_with_the_reason(
+    model: Model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "model_signing", None)  # import fails as if not installed
+    result = ModelVerifier().verify(model.signature, model.facts, model.trust)
+    assert not result.verified
+    assert result.reason.startswith(
+        "signature could not be verified: model signatures need the models extra "
+        "(pip install 'edgepolicy[models]')"
+    )
