@@ -162,7 +162,7 @@ def sign_directory(directory: Path, signature: Path, method: SigningMethod) -> S
         if not isinstance(method, KeylessSigning):
             raise
         raise ModelSigningError(f"keyless signing failed: {_one_line(error)}") from error
-    return verify_signature_unchecked(signature.read_text(encoding="utf-8"))
+    return _read_signed_model(signature.read_text(encoding="utf-8"))
 
 
 def _configure_keyless(config: Any, method: KeylessSigning) -> None:
@@ -260,7 +260,7 @@ def verify_signature(signature: str, trust: ModelTrust) -> SignedModel:
     )
 
 
-def verify_signature_unchecked(signature: str) -> SignedModel:
+def _read_signed_model(signature: str) -> SignedModel:
     """The signed files of a bundle `model sign` just wrote, without checking any signature.
 
     Only for reporting what was signed; never a trust decision.

@@ -208,6 +208,16 @@ def test_a_certificate_from_another_ca_is_untrusted(
     )
 
 
+def test_trusting_only_the_intermediate_is_not_enough(model_dir: Path, pki: Pki) -> None:
+    signature = _sign_with_certificate(model_dir, pki, "ci-signer")
+    trust = ModelTrust(certificate_chains=(pki.intermediate.pem,))
+    assert _rejected(model_dir, signature, trust).startswith(
+        "signed by nobody the policy trusts: certificate 'CN=ci-signer' does not chain"
+    )
+    both = ModelTrust(certificate_chains=(pki.intermediate.pem + pki.root.pem,))
+    assert verify_directory(model_dir, signature, both).signer == "CN=ci-signer"
+
+
 def test_an_expired_certificate_is_refused(model_dir: Path, pki: Pki) -> None:
     signature = _sign_with_certificate(
         model_dir, pki, "old-signer", not_before=NOW - 10 * DAY, not_after=NOW - DAY
