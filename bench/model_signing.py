@@ -41,7 +41,7 @@ from edgepolicy.models.signatures import (  # noqa: E402
 )
 from edgepolicy.models.trust import Identity, ModelTrust  # noqa: E402
 from edgepolicy.models.verifier import ModelVerifier  # noqa: E402
-from tests.unit.models.conftest import make_key_pair, make_pki, write_model  # noqa: E402
+from tests.unit.models.model_fixtures import make_key_pair, make_pki, write_model  # noqa: E402
 from tests.unit.models.offline_sigstore import OfflineSigstore  # noqa: E402
 
 CHUNK = 1 << 20

@@ -13,14 +13,14 @@ import json
 from pathlib import Path
 
 import pytest
+from model_fixtures import KeyPair
+from offline_sigstore import OfflineSigstore
 
 from edgepolicy import cli
 from edgepolicy.errors import ModelSignatureRejected
 from edgepolicy.models.signatures import FACTS_FILE_NAME, verify_directory, verify_signature
 from edgepolicy.models.trust import Identity, ModelTrust
 from edgepolicy.models.verifier import ModelVerifier
-from tests.unit.models.conftest import KeyPair
-from tests.unit.models.offline_sigstore import OfflineSigstore
 
 ISSUER = "https://issuer.models.test"
 SIGNER = "release@models.test"
@@ -250,7 +250,7 @@ def test_cli_keyless_signing_against_sigstore_services_on_loopback(
     """`model sign --keyless` runs model-signing's and sigstore-python's real signing flow
     (OIDC discovery, Fulcio CSR, SCT check, Rekor entry) against OfflineSigstore's services on
     127.0.0.1, configured by --trust-config; the bundle then verifies offline."""
-    from tests.unit.models.offline_sigstore import identity_token
+    from offline_sigstore import identity_token
 
     instance = OfflineSigstore("loopback")
     signature = tmp_path / "keyless.sig"
@@ -280,7 +280,7 @@ def test_cli_keyless_signing_against_sigstore_services_on_loopback(
 def test_cli_keyless_signing_without_services_is_exit_2(
     capsys: pytest.CaptureFixture[str], model_dir: Path, tmp_path: Path
 ) -> None:
-    from tests.unit.models.offline_sigstore import identity_token
+    from offline_sigstore import identity_token
 
     instance = OfflineSigstore("gone")
     with instance.serve() as url:

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from model_fixtures import DAY, NOW, KeyPair, Pki, make_key_pair, write_model
 
 from edgepolicy.errors import ModelSignatureRejected, ModelSigningError
 from edgepolicy.models.signatures import (
@@ -23,7 +24,6 @@ from edgepolicy.models.signatures import (
     verify_signature,
 )
 from edgepolicy.models.trust import ModelTrust
-from tests.unit.models.conftest import DAY, NOW, KeyPair, Pki, make_key_pair, write_model
 
 
 @pytest.fixture

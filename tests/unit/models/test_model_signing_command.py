@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from model_fixtures import KeyPair, Pki, make_key_pair
 
 from edgepolicy import cli
-from tests.unit.models.conftest import KeyPair, Pki, make_key_pair
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

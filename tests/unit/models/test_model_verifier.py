@@ -9,11 +9,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from model_fixtures import KeyPair, write_model
 
 from edgepolicy.models.signatures import FACTS_FILE_NAME, KeySigning, sign_directory
 from edgepolicy.models.trust import ModelTrust
 from edgepolicy.models.verifier import ModelVerification, ModelVerifier
-from tests.unit.models.conftest import KeyPair, write_model
 
 
 class FakeClock:
