@@ -496,7 +496,6 @@ def _verify_keyless(signature: str, trust: ModelTrust, compiled: _CompiledTrust)
     from model_signing._signing import sign_sigstore
     from sigstore import models as sigstore_models
     from sigstore.errors import CertValidationError, Error, VerificationError
-    from sigstore.verify import Verifier
 
     if not trust.identities:
         raise ModelSignatureRejected(
@@ -510,7 +509,7 @@ def _verify_keyless(signature: str, trust: ModelTrust, compiled: _CompiledTrust)
     except Exception as error:  # pydantic, InvalidBundle, DER errors: all mean malformed
         raise ModelSignatureRejected(f"{MALFORMED}: {_summary(error)}") from error
     try:
-        sigstore_verifier = Verifier(trusted_root=_sigstore_trusted_root(trust.trusted_root))
+        sigstore_verifier = _sigstore_verifier(trust.trusted_root)
     except Error as error:
         raise ModelSignatureRejected(
             f"{UNTRUSTED}: the policy's trustedRoot is unusable ({_one_line(error)})"
@@ -550,23 +549,26 @@ def _verify_keyless(signature: str, trust: ModelTrust, compiled: _CompiledTrust)
 
 
 @functools.lru_cache(maxsize=16)
-def _sigstore_trusted_root(text: str | None) -> Any:
-    """The Sigstore trusted root: the policy's, else the public-good one shipped in `sigstore`."""
+def _sigstore_verifier(text: str | None) -> Any:
+    """sigstore's verifier for a trusted root: the policy's, else the public-good one shipped in
+    the `sigstore` package. Cached per root (it only reads the root when verifying offline)."""
     from importlib import resources
 
     from sigstore.errors import Error
     from sigstore.models import TrustedRoot
+    from sigstore.verify import Verifier
     from sigstore_models.trustroot import v1 as trustroot_v1
 
     if text is None:
         shipped = resources.files("sigstore._store") / _PUBLIC_GOOD_TUF_DIRECTORY
         text = (shipped / "trusted_root.json").read_text(encoding="utf-8")
     try:
-        return TrustedRoot(trustroot_v1.TrustedRoot.from_json(text))
+        root = TrustedRoot(trustroot_v1.TrustedRoot.from_json(text))
     except Error:
         raise
     except Exception as error:  # pydantic validation errors: a malformed trusted root
         raise Error(f"malformed trusted_root.json: {_summary(error)}") from error
+    return Verifier(trusted_root=root)
 
 
 class _TextFile:
