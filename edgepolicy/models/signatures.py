@@ -545,6 +545,8 @@ def _verify_keyless(signature: str, trust: ModelTrust, compiled: _CompiledTrust)
         if "expired" in message:
             raise ModelSignatureRejected(f"{CERTIFICATE_NOT_VALID_NOW}: {message}") from error
         raise ModelSignatureRejected(f"{INVALID}: {message}") from error
+    except Error as error:  # e.g. InvalidEnvelope: sigstore could not read the bundle's parts
+        raise ModelSignatureRejected(f"{MALFORMED}: {_summary(error)}") from error
     return _signed_model(manifest, signer=policy.matched)
 
 

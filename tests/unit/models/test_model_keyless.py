@@ -306,3 +306,13 @@ def test_a_long_issuer_url_is_read_in_full(
         trusted_root=sigstore.trusted_root_json(),
     )
     assert verify_signature(text, trust).signer == f"{issuer} {SIGNER}"
+
+
+def test_a_keyless_envelope_without_signature_is_malformed(
+    signature: Path, trust: ModelTrust
+) -> None:
+    bundle = json.loads(signature.read_text())
+    bundle["dsseEnvelope"]["signatures"] = []
+    assert _reason(json.dumps(bundle), trust).startswith(
+        "signature is malformed: envelope must contain exactly one signature"
+    )
