@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from model_fixtures import KeyPair, write_model
 
+from edgepolicy.errors import UsageError
 from edgepolicy.models.signatures import FACTS_FILE_NAME, KeySigning, sign_directory
 from edgepolicy.models.trust import ModelTrust
 from edgepolicy.models.verifier import ModelVerification, ModelVerifier
@@ -207,9 +208,9 @@ def test_a_burst_of_one_model_costs_one_verification(model: Model) -> None:
 
 
 def test_bad_cache_settings_are_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match=r"max_entries must be >= 1 \(got 0\)"):
         ModelVerifier(max_entries=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match=r"ttl_seconds > 0 \(got 0\)"):
         ModelVerifier(ttl_seconds=0)
 
 
