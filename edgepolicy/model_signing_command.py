@@ -151,7 +151,7 @@ def run_sign(args: argparse.Namespace) -> int:
             "verify this model (run `edgepolicy model attest` first, then sign)",
             file=sys.stderr,
         )
-    print(f"signed {len(signed.files)} files of {directory} into {signature}")
+    print(f"signed {_files(len(signed.files))} of {directory} into {signature}")
     return EXIT_VERIFIED
 
 
@@ -212,8 +212,12 @@ def run_verify(args: argparse.Namespace) -> int:
     except ModelSignatureRejected as rejected:
         print(f"edgepolicy: not verified: {rejected}", file=sys.stderr)
         return EXIT_NOT_VERIFIED
-    print(f"verified: {directory} ({len(signed.files)} files) signed by {signed.signer}")
+    print(f"verified: {directory} ({_files(len(signed.files))}) signed by {signed.signer}")
     return EXIT_VERIFIED
+
+
+def _files(count: int) -> str:
+    return f"{count} file" if count == 1 else f"{count} files"
 
 
 def _trust(args: argparse.Namespace) -> ModelTrust:

@@ -22,7 +22,6 @@ import base64
 import functools
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,7 +29,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, cast
 
 from edgepolicy.errors import ModelSignatureRejected, ModelSigningError
-from edgepolicy.models.trust import Identity, ModelTrust
+from edgepolicy.models.identities import IdentityPolicy
+from edgepolicy.models.trust import ModelTrust
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -46,9 +46,6 @@ FILES_DIFFER = "model files do not match the signature"
 
 _SUPPORTED_CURVES = ("secp256r1", "secp384r1", "secp521r1")
 _PUBLIC_GOOD_TUF_DIRECTORY = "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev"
-_OIDC_ISSUER_OID = "1.3.6.1.4.1.57264.1.1"
-_OIDC_ISSUER_V2_OID = "1.3.6.1.4.1.57264.1.8"
-_SIGSTORE_OTHERNAME_OID = "1.3.6.1.4.1.57264.1.7"
 _NAMES_SHOWN = 5
 
 
@@ -85,10 +82,9 @@ class SignedModel:
 
 @dataclass(frozen=True)
 class KeySigning:
-    """Sign with an elliptic-curve private key (P-256, P-384 or P-521)."""
+    """Sign with an unencrypted elliptic-curve private key in PEM (P-256, P-384 or P-521)."""
 
     private_key: Path
-    password: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +127,7 @@ def sign_directory(directory: Path, signature: Path, method: SigningMethod) -> S
             unusable, a file cannot be hashed (e.g. a symbolic link), the signature cannot be
             written, or keyless signing failed (the message names the file or the service).
     """
+    _require_libraries()
     from model_signing import hashing, signing
 
     if not directory.is_dir():
@@ -139,16 +136,15 @@ def sign_directory(directory: Path, signature: Path, method: SigningMethod) -> S
     if isinstance(method, KeylessSigning):
         _configure_keyless(config, method)
     elif isinstance(method, CertificateSigning):
-        # model-signing's certificate signer reads the key without a password
-        _check_certificate_files(method, _load_private_key(method.private_key, None))
+        _check_certificate_files(method, _load_private_key(method.private_key))
         config.use_certificate_signer(
             private_key=method.private_key,
             signing_certificate=method.certificate,
             certificate_chain=list(method.certificate_chain),
         )
     else:
-        _load_private_key(method.private_key, method.password)
-        config.use_elliptic_key_signer(private_key=method.private_key, password=method.password)
+        _load_private_key(method.private_key)
+        config.use_elliptic_key_signer(private_key=method.private_key)
     ignored = [relative] if (relative := _relative_inside(signature, directory)) else []
     config.set_hashing_config(
         hashing.Config().set_ignored_paths(  # type: ignore[no-untyped-call]
@@ -166,7 +162,7 @@ def sign_directory(directory: Path, signature: Path, method: SigningMethod) -> S
         if not isinstance(method, KeylessSigning):
             raise
         raise ModelSigningError(f"keyless signing failed: {_one_line(error)}") from error
-    return verify_signature_unchecked(signature.read_text(encoding="utf-8"))
+    return _read_signed_model(signature.read_text(encoding="utf-8"))
 
 
 def _configure_keyless(config: Any, method: KeylessSigning) -> None:
@@ -189,7 +185,7 @@ def _configure_keyless(config: Any, method: KeylessSigning) -> None:
         ) from error
 
 
-def _load_private_key(path: Path, password: str | None) -> Any:
+def _load_private_key(path: Path) -> Any:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -198,13 +194,9 @@ def _load_private_key(path: Path, password: str | None) -> Any:
     except OSError as error:
         raise ModelSigningError(f"{path}: cannot read: {error.strerror}") from error
     try:
-        key = serialization.load_pem_private_key(
-            pem, password.encode() if password is not None else None
-        )
+        key = serialization.load_pem_private_key(pem, None)
     except (ValueError, TypeError) as error:
-        raise ModelSigningError(
-            f"{path}: not a PEM private key, or a wrong or missing password"
-        ) from error
+        raise ModelSigningError(f"{path}: not an unencrypted PEM private key") from error
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name not in _SUPPORTED_CURVES:
         raise ModelSigningError(
             f"{path}: model signatures need an elliptic-curve key (P-256, P-384 or P-521)"
@@ -249,7 +241,9 @@ def verify_signature(signature: str, trust: ModelTrust) -> SignedModel:
     Raises:
         ModelSignatureRejected: the signature is malformed, not valid, or signed by nobody
             `trust` trusts; the message is the reason, in one line.
+        ModelSigningError: model-signing, sigstore or pyOpenSSL is not installed.
     """
+    _require_libraries()
     bundle = _parse_bundle_json(signature)
     material = bundle.get("verificationMaterial")
     if not isinstance(material, Mapping):
@@ -266,7 +260,7 @@ def verify_signature(signature: str, trust: ModelTrust) -> SignedModel:
     )
 
 
-def verify_signature_unchecked(signature: str) -> SignedModel:
+def _read_signed_model(signature: str) -> SignedModel:
     """The signed files of a bundle `model sign` just wrote, without checking any signature.
 
     Only for reporting what was signed; never a trust decision.
@@ -286,6 +280,18 @@ def verify_signature_unchecked(signature: str) -> SignedModel:
     except (ValueError, KeyError, TypeError) as error:
         raise ModelSignatureRejected(f"{MALFORMED}: {_one_line(error)}") from error
     return _signed_model(manifest, signer="")
+
+
+def _require_libraries() -> None:
+    """Fail with a clear message when the `models` extra is not installed."""
+    try:
+        import model_signing  # noqa: F401
+        import OpenSSL  # noqa: F401
+        import sigstore  # noqa: F401
+    except ImportError as error:
+        raise ModelSigningError(
+            f"model signatures need the models extra (pip install 'edgepolicy[models]'): {error}"
+        ) from error
 
 
 def _parse_bundle_json(signature: str) -> dict[str, Any]:
@@ -490,7 +496,6 @@ def _verify_keyless(signature: str, trust: ModelTrust, compiled: _CompiledTrust)
     from model_signing._signing import sign_sigstore
     from sigstore import models as sigstore_models
     from sigstore.errors import CertValidationError, Error, VerificationError
-    from sigstore.verify import Verifier
 
     if not trust.identities:
         raise ModelSignatureRejected(
@@ -502,14 +507,14 @@ def _verify_keyless(signature: str, trust: ModelTrust, compiled: _CompiledTrust)
     try:
         bundle = sigstore_models.Bundle.from_json(signature)
     except Exception as error:  # pydantic, InvalidBundle, DER errors: all mean malformed
-        raise ModelSignatureRejected(f"{MALFORMED}: {_one_line(error)}") from error
+        raise ModelSignatureRejected(f"{MALFORMED}: {_summary(error)}") from error
     try:
-        sigstore_verifier = Verifier(trusted_root=_sigstore_trusted_root(trust.trusted_root))
+        sigstore_verifier = _sigstore_verifier(trust.trusted_root)
     except Error as error:
         raise ModelSignatureRejected(
             f"{UNTRUSTED}: the policy's trustedRoot is unusable ({_one_line(error)})"
         ) from error
-    policy = _IdentityPolicy(trust.identities)
+    policy = IdentityPolicy(trust.identities)
 
     class _TrustedRootVerifier(sign_sigstore.Verifier):
         """model-signing's Sigstore verifier, given a trusted root and identity policy."""
@@ -524,6 +529,11 @@ def _verify_keyless(signature: str, trust: ModelTrust, compiled: _CompiledTrust)
             _TrustedRootVerifier(), sign_sigstore.Signature(bundle), "its Fulcio certificate"
         )
     except CertValidationError as error:
+        if "not valid at validation time" in str(error):
+            raise ModelSignatureRejected(
+                f"{CERTIFICATE_NOT_VALID_NOW}: the signing certificate was not valid when the "
+                f"transparency log recorded the signature ({_one_line(error)})"
+            ) from error
         raise ModelSignatureRejected(
             f"{UNTRUSTED}: the signing certificate does not chain to the trusted root's "
             f"certificate authorities ({_one_line(error)})"
@@ -535,95 +545,32 @@ def _verify_keyless(signature: str, trust: ModelTrust, compiled: _CompiledTrust)
         if "expired" in message:
             raise ModelSignatureRejected(f"{CERTIFICATE_NOT_VALID_NOW}: {message}") from error
         raise ModelSignatureRejected(f"{INVALID}: {message}") from error
+    except Error as error:  # e.g. InvalidEnvelope: sigstore could not read the bundle's parts
+        raise ModelSignatureRejected(f"{MALFORMED}: {_summary(error)}") from error
     return _signed_model(manifest, signer=policy.matched)
 
 
 @functools.lru_cache(maxsize=16)
-def _sigstore_trusted_root(text: str | None) -> Any:
-    """The Sigstore trusted root: the policy's, else the public-good one shipped in `sigstore`."""
+def _sigstore_verifier(text: str | None) -> Any:
+    """sigstore's verifier for a trusted root: the policy's, else the public-good one shipped in
+    the `sigstore` package. Cached per root (it only reads the root when verifying offline)."""
     from importlib import resources
 
     from sigstore.errors import Error
     from sigstore.models import TrustedRoot
+    from sigstore.verify import Verifier
     from sigstore_models.trustroot import v1 as trustroot_v1
 
     if text is None:
         shipped = resources.files("sigstore._store") / _PUBLIC_GOOD_TUF_DIRECTORY
         text = (shipped / "trusted_root.json").read_text(encoding="utf-8")
     try:
-        return TrustedRoot(trustroot_v1.TrustedRoot.from_json(text))
+        root = TrustedRoot(trustroot_v1.TrustedRoot.from_json(text))
     except Error:
         raise
     except Exception as error:  # pydantic validation errors: a malformed trusted root
-        raise Error(f"malformed trusted_root.json: {_one_line(error)}") from error
-
-
-class _IdentityPolicy:
-    """A sigstore `VerificationPolicy`: the certificate's OIDC issuer equals a trusted identity's
-    issuer and one of its subject SANs fully matches that identity's regular expression."""
-
-    def __init__(self, identities: tuple[Identity, ...]) -> None:
-        self._identities = identities
-        self.matched = ""  # "issuer subject" once verified
-        self.mismatch = ""  # why no identity matched, once rejected
-
-    def verify(self, cert: x509.Certificate) -> None:
-        from sigstore.errors import VerificationError
-
-        issuer = _certificate_issuer(cert)
-        subjects = _certificate_subjects(cert)
-        for identity in self._identities:
-            if identity.issuer != issuer:
-                continue
-            for subject in subjects:
-                if _full_match(identity.subject_regexp, subject):
-                    self.matched = f"{issuer} {subject}"
-                    return
-        shown = ", ".join(sorted(subjects)) or "none"
-        self.mismatch = (
-            f"keyless identity {shown} (issuer {issuer or 'unknown'}) matches none of the "
-            f"policy's {len(self._identities)} trusted identities"
-        )
-        raise VerificationError(self.mismatch)
-
-
-def _full_match(pattern: str, subject: str) -> bool:
-    try:
-        return re.fullmatch(pattern, subject) is not None
-    except re.error:
-        return False  # an invalid pattern trusts nobody
-
-
-def _certificate_issuer(cert: x509.Certificate) -> str:
-    from cryptography import x509
-
-    for oid, der in ((_OIDC_ISSUER_V2_OID, True), (_OIDC_ISSUER_OID, False)):
-        try:
-            value = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(oid)).value
-        except x509.ExtensionNotFound:
-            continue
-        raw: bytes = getattr(value, "value", b"")
-        if der and len(raw) >= 2 and raw[0] == 0x0C and raw[1] < 0x80:  # UTF8String, short
-            raw = raw[2 : 2 + raw[1]]
-        return raw.decode("utf-8", errors="replace")
-    return ""
-
-
-def _certificate_subjects(cert: x509.Certificate) -> set[str]:
-    from cryptography import x509
-
-    try:
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return set()
-    subjects = set(names.get_values_for_type(x509.RFC822Name))
-    subjects.update(names.get_values_for_type(x509.UniformResourceIdentifier))
-    subjects.update(
-        other.value.decode("utf-8", errors="replace")
-        for other in names.get_values_for_type(x509.OtherName)
-        if other.type_id.dotted_string == _SIGSTORE_OTHERNAME_OID
-    )
-    return subjects
+        raise Error(f"malformed trusted_root.json: {_summary(error)}") from error
+    return Verifier(trusted_root=root)
 
 
 class _TextFile:
@@ -642,7 +589,7 @@ def _protobuf_signature(signature: str) -> Any:
     try:
         return sign_sigstore_pb.Signature.read(cast(Path, _TextFile(signature)))
     except Exception as error:  # pydantic validation, KeyError, base64: all mean malformed
-        raise ModelSignatureRejected(f"{MALFORMED}: {_one_line(error)}") from error
+        raise ModelSignatureRejected(f"{MALFORMED}: {_summary(error)}") from error
 
 
 def _run_verifier(verifier: Any, parsed: Any, what: str) -> Any:
@@ -708,7 +655,8 @@ def verify_directory(directory: Path, signature: Path, trust: ModelTrust) -> Sig
     itself when it lies in `directory`.
 
     Raises:
-        ModelSigningError: `directory` or `signature` is missing or unreadable.
+        ModelSigningError: `directory` or `signature` is missing or unreadable, or the models
+            extra is not installed.
         ModelSignatureRejected: the signature does not verify, or the files differ (the message
             says which check failed and lists the files).
     """
@@ -806,3 +754,9 @@ def _relative_inside(path: Path, directory: Path) -> str | None:
 
 def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
+
+
+def _summary(error: BaseException) -> str:
+    """The first two lines of a long error (pydantic: the count and the first field), on one."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return " ".join(lines[:2]) or type(error).__name__

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from edgepolicy.errors import ModelSignatureRejected
+from edgepolicy.errors import ModelSignatureRejected, ModelSigningError, UsageError
 from edgepolicy.models.signatures import FACTS_FILE_NAME, verify_signature
 from edgepolicy.models.trust import ModelTrust
 
@@ -55,7 +55,11 @@ class _InFlight:
 
 
 class ModelVerifier:
-    """Verifies model signatures and facts; thread-safe, with a bounded TTL cache."""
+    """Verifies model signatures and facts; thread-safe, with a bounded TTL cache.
+
+    Raises (constructor only):
+        UsageError: `max_entries` below 1 or `ttl_seconds` not positive.
+    """
 
     def __init__(
         self,
@@ -65,7 +69,10 @@ class ModelVerifier:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_entries < 1 or ttl_seconds <= 0:
-            raise ValueError("max_entries must be >= 1 and ttl_seconds > 0")
+            raise UsageError(
+                f"model verification cache: max_entries must be >= 1 (got {max_entries}) and "
+                f"ttl_seconds > 0 (got {ttl_seconds})"
+            )
         self._max_entries = max_entries
         self._ttl = ttl_seconds
         self._clock = clock
@@ -133,6 +140,8 @@ def _verify(signature: str, facts: str, trust: ModelTrust) -> ModelVerification:
         signed = verify_signature(signature, trust)
     except ModelSignatureRejected as rejected:
         return _unverified(str(rejected))
+    except ModelSigningError as error:  # the models extra is not installed
+        return _unverified(f"signature could not be verified: {error}")
     except Exception as error:  # fail closed on anything model-signing/sigstore let through
         _logger.warning("model signature verification failed: %s", type(error).__name__)
         return _unverified(
