@@ -303,22 +303,37 @@ class _Table:
         features: list[list[float]] = []
         labels: list[int] = []
         groups: list[str] = []
+        lines: list[int] = []
         row: list[str] | None = self._first
         line = self._first_line
         while row is not None:
             features.append(self._features_of(row, line))
             labels.append(self._label_of(row, line))
             groups.append(self._group_of(row, line))
+            lines.append(line)
             if len(labels) == size:
-                yield self._batch(features, labels, groups)
-                features, labels, groups = [], [], []
+                yield self._batch(features, labels, groups, lines)
+                features, labels, groups, lines = [], [], [], []
             row = self._next_row()
             line = self._reader.line_num
         if labels:
-            yield self._batch(features, labels, groups)
+            yield self._batch(features, labels, groups, lines)
 
-    def _batch(self, features: list[list[float]], labels: list[int], groups: list[str]) -> _Batch:
-        matrix = np.array(features, dtype=np.float32).reshape(len(labels), len(self._features))
+    def _batch(
+        self, features: list[list[float]], labels: list[int], groups: list[str], lines: list[int]
+    ) -> _Batch:
+        with np.errstate(over="ignore"):  # beyond float32's range becomes inf, refused below
+            matrix = np.array(features, dtype=np.float32)
+        matrix = matrix.reshape(len(labels), len(self._features))
+        finite = np.isfinite(matrix)
+        if not finite.all():  # nan, inf, or beyond float32's range
+            row, column = (int(i) for i in np.argwhere(~finite)[0])
+            raise ModelInputError(
+                f"feature column {self._header[self._features[column]]!r} holds "
+                f"{features[row][column]!r}, not a finite float32 number",
+                path=str(self._path),
+                line=lines[row],
+            )
         return _Batch(matrix, np.array(labels, dtype=np.int8), groups)
 
     def _next_row(self) -> list[str] | None:
@@ -346,17 +361,15 @@ class _Table:
         return None
 
     def _features_of(self, row: list[str], line: int) -> list[float]:
-        values = []
-        for index in self._features:
-            number = _parse(row[index])
-            if number is None:
-                raise ModelInputError(
-                    f"feature column {self._header[index]!r} holds {row[index]!r}, not a number",
-                    path=str(self._path),
-                    line=line,
-                )
-            values.append(number)
-        return values
+        try:
+            return [float(row[index]) for index in self._features]
+        except ValueError:
+            index = next(index for index in self._features if _parse(row[index]) is None)
+            raise ModelInputError(
+                f"feature column {self._header[index]!r} holds {row[index]!r}, not a number",
+                path=str(self._path),
+                line=line,
+            ) from None
 
     def _label_of(self, row: list[str], line: int) -> int:
         number = _parse(row[self._label])
