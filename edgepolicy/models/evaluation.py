@@ -21,7 +21,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import numpy.typing as npt
@@ -39,7 +39,7 @@ from edgepolicy.errors import ModelInputError, UsageError
 DEFAULT_BATCH_ROWS = 4096
 POSITIVE_CLASS = 1
 
-Predictions = npt.NDArray[np.int8]
+Binary = npt.NDArray[np.int8]  # 0/1 labels or predictions
 
 
 @dataclass(frozen=True)
@@ -92,12 +92,12 @@ def evaluate_model(
     if label == sensitive:
         raise UsageError(f"the label and the sensitive column must differ, both are {label!r}")
     classifier = _Classifier(model)
-    truths: list[Predictions] = []
-    predictions: list[Predictions] = []
+    truths: list[Binary] = []
+    predictions: list[Binary] = []
     codes: list[npt.NDArray[np.int32]] = []
     groups: dict[str, int] = {}
     with _open_csv(data) as stream:
-        table = _Table(csv.reader(stream), data, label=label, sensitive=sensitive)
+        table = _Table(stream, data, label=label, sensitive=sensitive)
         classifier.check_width(table.feature_columns, table.ignored_columns, data)
         for batch in table.batches(batch_rows):
             truths.append(batch.labels)
@@ -121,8 +121,8 @@ def evaluate_model(
 
 
 def _metrics(
-    y_true: Predictions,
-    y_pred: Predictions,
+    y_true: Binary,
+    y_pred: Binary,
     codes: npt.NDArray[np.int32],
     names: Sequence[str],
     *,
@@ -198,7 +198,7 @@ class _Classifier:
             path=str(self._path),
         )
 
-    def predict(self, features: npt.NDArray[np.float32]) -> Predictions:
+    def predict(self, features: npt.NDArray[np.float32]) -> Binary:
         """Return 1 where the model predicts the positive class, else 0, for each row."""
         rows = features.shape[0]
         step = self._rows_per_run or rows
@@ -212,7 +212,7 @@ class _Classifier:
             parts.append(self._predict_run(chunk)[: rows - start])
         return np.concatenate(parts)
 
-    def _predict_run(self, features: npt.NDArray[np.float32]) -> Predictions:
+    def _predict_run(self, features: npt.NDArray[np.float32]) -> Binary:
         try:
             output = self._session.run([self._output], {self._input: features})[0]
         except Exception as error:  # onnxruntime's errors share no base class but Exception
@@ -245,15 +245,15 @@ class _Classifier:
 @dataclass(frozen=True)
 class _Batch:
     features: npt.NDArray[np.float32]
-    labels: Predictions
+    labels: Binary
     groups: list[str]
 
 
 class _Table:
     """The CSV read row by row: header checks, feature columns, then batches."""
 
-    def __init__(self, reader: Any, path: Path, *, label: str, sensitive: str) -> None:
-        self._reader = reader
+    def __init__(self, stream: TextIO, path: Path, *, label: str, sensitive: str) -> None:
+        self._reader = csv.reader(stream)
         self._path = path
         self._width: int | None = None
         header = self._next_row()
@@ -272,16 +272,17 @@ class _Table:
                 raise ModelInputError(
                     f"{role} column {name!r} not found; the header has: {', '.join(header)}",
                     path=str(path),
-                    line=reader.line_num,
+                    line=self._reader.line_num,
                 )
         self._label = header.index(label)
         self._label_name = label
         self._sensitive = header.index(sensitive)
         self._sensitive_name = sensitive
-        self._first = self._next_row()
-        if self._first is None:
+        first = self._next_row()
+        if first is None:
             raise ModelInputError("no data rows after the header", path=str(path))
-        self._first_line = reader.line_num
+        self._first: list[str] = first
+        self._first_line = self._reader.line_num
         others = [i for i in range(self._width) if i not in (self._label, self._sensitive)]
         self._features = [i for i in others if _parse(self._first[i]) is not None]
         self._header = header
@@ -299,26 +300,40 @@ class _Table:
             ModelInputError: a row of the wrong width, a non-numeric feature or a label other
                 than 0/1 (naming the line and the column), an empty group.
         """
-        assert self._first is not None
         features: list[list[float]] = []
         labels: list[int] = []
         groups: list[str] = []
+        lines: list[int] = []
         row: list[str] | None = self._first
         line = self._first_line
         while row is not None:
             features.append(self._features_of(row, line))
             labels.append(self._label_of(row, line))
             groups.append(self._group_of(row, line))
+            lines.append(line)
             if len(labels) == size:
-                yield self._batch(features, labels, groups)
-                features, labels, groups = [], [], []
+                yield self._batch(features, labels, groups, lines)
+                features, labels, groups, lines = [], [], [], []
             row = self._next_row()
             line = self._reader.line_num
         if labels:
-            yield self._batch(features, labels, groups)
+            yield self._batch(features, labels, groups, lines)
 
-    def _batch(self, features: list[list[float]], labels: list[int], groups: list[str]) -> _Batch:
-        matrix = np.array(features, dtype=np.float32).reshape(len(labels), len(self._features))
+    def _batch(
+        self, features: list[list[float]], labels: list[int], groups: list[str], lines: list[int]
+    ) -> _Batch:
+        with np.errstate(over="ignore"):  # beyond float32's range becomes inf, refused below
+            matrix = np.array(features, dtype=np.float32)
+        matrix = matrix.reshape(len(labels), len(self._features))
+        finite = np.isfinite(matrix)
+        if not finite.all():  # nan, inf, or beyond float32's range
+            row, column = (int(i) for i in np.argwhere(~finite)[0])
+            raise ModelInputError(
+                f"feature column {self._header[self._features[column]]!r} holds "
+                f"{features[row][column]!r}, not a finite float32 number",
+                path=str(self._path),
+                line=lines[row],
+            )
         return _Batch(matrix, np.array(labels, dtype=np.int8), groups)
 
     def _next_row(self) -> list[str] | None:
@@ -346,17 +361,15 @@ class _Table:
         return None
 
     def _features_of(self, row: list[str], line: int) -> list[float]:
-        values = []
-        for index in self._features:
-            number = _parse(row[index])
-            if number is None:
-                raise ModelInputError(
-                    f"feature column {self._header[index]!r} holds {row[index]!r}, not a number",
-                    path=str(self._path),
-                    line=line,
-                )
-            values.append(number)
-        return values
+        try:
+            return [float(row[index]) for index in self._features]
+        except ValueError:
+            index = next(index for index in self._features if _parse(row[index]) is None)
+            raise ModelInputError(
+                f"feature column {self._header[index]!r} holds {row[index]!r}, not a number",
+                path=str(self._path),
+                line=line,
+            ) from None
 
     def _label_of(self, row: list[str], line: int) -> int:
         number = _parse(row[self._label])
@@ -389,7 +402,7 @@ def _parse(text: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _open_csv(path: Path) -> Any:
+def _open_csv(path: Path) -> TextIO:
     try:
         # utf-8-sig: spreadsheets often start CSV exports with a byte-order mark.
         return path.open(newline="", encoding="utf-8-sig")

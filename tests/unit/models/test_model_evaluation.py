@@ -222,7 +222,14 @@ def test_width_mismatch(model: Path, tmp_path: Path) -> None:
         ([[1, 0, "a", 0, 0, 1], [1, 0, "a", 0, 0, "yes"]], r"eval\.csv:3: label column"),
         ([[1, 0, "", 0, 0, 1]], r"eval\.csv:2: sensitive column 'group' is empty"),
         ([[1, 0, "a", 0, 0, 1], [1, 0, "a", 0]], r"eval\.csv:3: 4 fields, but the header has 6"),
-        ([[1, 0, "a", 0, 0, 1], [1, "inf", "a", 0, 0, 1]], r"eval\.csv:3: feature column 'f2'"),
+        (
+            [[1, 0, "a", 0, 0, 1], [1, "inf", "a", 0, 0, 1]],
+            r"eval\.csv:3: feature column 'f2' holds inf, not a finite float32 number",
+        ),
+        (
+            [[1, 0, "a", 0, 0, 1], [1, 0, "a", 0, 0, 1], [1, 0, "b", "1e300", 0, 1]],
+            r"eval\.csv:4: feature column 'f3' holds 1e\+300, not a finite float32 number",
+        ),
         ([], r"eval\.csv: no data rows after the header"),
     ],
 )
