@@ -394,3 +394,33 @@ def test_the_stored_init_container_verifies_the_model_and_stops_a_swapped_one(
     shutil.copytree(models.int8.directory, swapped)
     shutil.copy(models.fp32.directory / "model.onnx", swapped / "model.onnx")
     assert _run_init_container(stored, swapped, tmp_path / "swapped") == 1
+
+
+@pytest.mark.parametrize(
+    ("signature", "message"),
+    [
+        ({"required": True}, "required needs at least one of publicKeys"),
+        (
+            {"publicKeys": ["-----BEGIN PUBLIC KEY-----\nx"], "verifyAtStart": True},
+            "verifyAtStart needs modelVolume",
+        ),
+        (
+            {"publicKeys": ["-----BEGIN PUBLIC KEY-----\nx"], "modelPath": "../elsewhere"},
+            "must be a relative path without '..'",
+        ),
+        ({"publicKeys": ["not a PEM key"]}, "spec.signature.publicKeys[0]"),
+    ],
+)
+def test_the_crd_refuses_what_its_rules_refuse(
+    kubectl: Kubectl, signature: dict[str, Any], message: str
+) -> None:
+    kubectl.create_namespace(NAMESPACE)
+    policy = {
+        "apiVersion": "policy.apexlogic.com/v1alpha1",
+        "kind": "ModelPolicy",
+        "metadata": {"name": "refused", "namespace": NAMESPACE},
+        "spec": {"targetWorkloadSelector": {}, "signature": signature},
+    }
+    result = kubectl.apply(policy, extra=["--dry-run=server", "--validate=false"])
+    assert result.returncode != 0, result.stdout
+    assert message in result.stderr, result.stderr
