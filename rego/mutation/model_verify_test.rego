@@ -75,6 +75,8 @@ test_idempotent if {
 	count(_ops(patched, _policy({}))) == 0
 	defaulted := json.patch(patched, [{"op": "add", "path": "/spec/template/spec/initContainers/0/terminationMessagePath", "value": "/dev/termination-log"}])
 	count(_ops(defaulted, _policy({}))) == 0
+	tampered := json.patch(patched, [{"op": "add", "path": "/spec/template/spec/initContainers/0/env", "value": [{"name": "PATH", "value": "/tmp"}]}])
+	{op.path | some op in _ops(tampered, _policy({}))} == {"/spec/template/spec/initContainers/0"}
 }
 
 # METADATA

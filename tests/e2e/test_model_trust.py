@@ -346,6 +346,13 @@ def test_a_deployment_template_gets_the_init_container_once(
     assert second is not None
     assert second["spec"]["template"] == first["spec"]["template"]
     assert second["metadata"]["generation"] == first["metadata"]["generation"]
+    mutations = [
+        entry
+        for entry in webhook.decisions()
+        if entry["endpoint"] == "mutate" and entry["name"] == "inference"
+    ]
+    # The stored object, API-server defaults included, needs no patch the second time.
+    assert [entry.get("patched", False) for entry in mutations] == [True, False]
 
 
 def _run_init_container(pod: Mapping[str, Any], model_directory: Path, root: Path) -> int:
