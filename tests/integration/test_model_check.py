@@ -74,3 +74,25 @@ def test_without_any_model_policy_nothing_is_verified(tmp_path: Path) -> None:
     (tmp_path / "finops.yaml").write_text(yaml.safe_dump_all(finops))
     verdicts = _check(tmp_path / "finops.yaml", SAMPLE / "workloads.yaml")
     assert verdicts["Deployment/signed-int8"] == (False, ["model.quantization"])
+
+
+def test_model_policies_carried_in_a_bundle(tmp_path: Path) -> None:
+    repo = tmp_path / "policy-repo"
+    repo.mkdir()
+    (repo / "policies.yaml").write_text((SAMPLE / "policies.yaml").read_text())
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "policies"], check=True)
+    bundle = tmp_path / "bundle.tar.gz"
+    built = subprocess.run(
+        [sys.executable, "-m", "edgepolicy", "bundle", "build", "--repo", str(repo),
+         "--out", str(bundle), "--opa", str(find_opa(None))],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+
+    verdicts = _check("--policy", bundle, SAMPLE / "workloads.yaml")
+
+    assert verdicts["Deployment/signed-int8"] == (True, [])
+    assert verdicts["Deployment/signed-fp32"] == (False, ["model.quantization"])
