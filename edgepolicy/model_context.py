@@ -104,7 +104,9 @@ def declared_models(obj: Mapping[str, Any]) -> dict[str, ModelAnnotations]:
             else:
                 continue
             fields = found.setdefault(name, {})
-            if isinstance(value, str):
+            if form in fields:  # `signature` and `signature.default` name one model
+                fields["problem"] = f"model {name!r} is named twice ({key} and the other form)"
+            elif isinstance(value, str):
                 fields[form] = value
             else:
                 fields["problem"] = f"annotation {key} is not a string"

@@ -100,6 +100,10 @@ def test_a_signature_verified_against_the_policy_gives_the_exact_facts_text(
         ),
         (lambda a: {**a, "models.apexlogic.com/facts": 3}, "is not a string"),
         (lambda a: {**a, "models.apexlogic.com/signature-configmap": "sig"}, "set one"),
+        (
+            lambda a: {**a, "models.apexlogic.com/signature.default": "{}"},
+            "model 'default' is named twice",
+        ),
     ],
 )
 def test_annotations_failing_verification_never_produce_facts(
