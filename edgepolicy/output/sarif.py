@@ -30,6 +30,13 @@ RULE_DESCRIPTIONS = {
     "finops.idle-shutdown": "The idle-shutdown annotation does not exceed "
     "idleShutdownThresholdMinutes.",
     "model.quantization": "Models must be verified as quantized when the policy requires it.",
+    "model.signature": "Every model a selected workload names carries a signature from a signer "
+    "the ModelPolicy trusts, covering its facts.",
+    "model.bias": "Every fairness metric of the verified facts is within the ModelPolicy's "
+    "biasThresholds for every sensitive feature.",
+    "model.explainability": "The verified facts hold an explainability report when the "
+    "ModelPolicy requires one.",
+    "model.metadata": "The verified model card sets every field of requiredMetadata.",
     "policy.invalid": "A FinOpsPolicy or ModelPolicy object is well formed.",
 }
 
