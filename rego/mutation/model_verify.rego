@@ -214,16 +214,19 @@ _spec_path := array.concat(workload.template_path(request.object), ["spec"])
 # title: operations
 # description: The JSONPatch operations (unordered) that inject the verification, `set()` when none.
 operations contains operation if {
+	count(policy.model_matching) > 0 # cheap: most objects have no ModelPolicy
 	count(_verifications) > 0
 	some operation in _list_operations("initContainers", [_container(v) | some v in _verifications])
 }
 
 operations contains operation if {
+	count(policy.model_matching) > 0 # cheap: most objects have no ModelPolicy
 	count(_verifications) > 0
 	some operation in _list_operations("volumes", [_volume])
 }
 
 operations contains operation if {
+	count(policy.model_matching) > 0 # cheap: most objects have no ModelPolicy
 	count(_verifications) > 0
 	some annotation, value in _trust_values
 	object.get(workload.pod_annotations(request.object), annotation, null) != value

@@ -9,6 +9,16 @@ import data.edgepolicy.lib.request
 import data.edgepolicy.lib.workload
 
 # METADATA
+# title: model.bias
+# description: |
+#   The model.bias findings, looked for only when a ModelPolicy applies (most decisions skip every
+#   body below).
+findings contains finding if {
+	count(policy.model_matching) > 0
+	some finding in _bias_findings
+}
+
+# METADATA
 # title: _bias_policies
 # description: 'The applying ModelPolicies with bias thresholds.'
 _bias_policies contains record if {
@@ -20,7 +30,7 @@ _bias_policies contains record if {
 # METADATA
 # title: model.bias (no model)
 # description: The workload names no model, so its bias cannot be checked.
-findings contains finding if {
+_bias_findings contains finding if {
 	some record in _bias_policies
 	count(models.declared) == 0
 	finding := {
@@ -36,7 +46,7 @@ findings contains finding if {
 # METADATA
 # title: model.bias (no verified facts)
 # description: A model's facts are not verified, so its bias cannot be checked.
-findings contains finding if {
+_bias_findings contains finding if {
 	some record in _bias_policies
 	some name in models.declared
 	reason := models.unverified_reason(record.id, name)
@@ -53,7 +63,7 @@ findings contains finding if {
 # METADATA
 # title: model.bias (metric above threshold)
 # description: A metric of one sensitive feature is above its threshold.
-findings contains finding if {
+_bias_findings contains finding if {
 	some record in _bias_policies
 	some name, facts in models.facts[record.id]
 	some metric, threshold in record.object.spec.biasThresholds
@@ -78,7 +88,7 @@ findings contains finding if {
 # METADATA
 # title: model.bias (metric missing)
 # description: A metric with a threshold is missing from the verified facts (no evaluation, or one without it).
-findings contains finding if {
+_bias_findings contains finding if {
 	some record in _bias_policies
 	some name, facts in models.facts[record.id]
 	some metric, threshold in record.object.spec.biasThresholds

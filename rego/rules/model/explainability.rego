@@ -8,6 +8,16 @@ import data.edgepolicy.lib.request
 import data.edgepolicy.lib.workload
 
 # METADATA
+# title: model.explainability
+# description: |
+#   The model.explainability findings, looked for only when a ModelPolicy applies (most decisions skip every
+#   body below).
+findings contains finding if {
+	count(policy.model_matching) > 0
+	some finding in _explainability_findings
+}
+
+# METADATA
 # title: _explainability_policies
 # description: 'The applying ModelPolicies that require an explainability report.'
 _explainability_policies contains record if {
@@ -19,7 +29,7 @@ _explainability_policies contains record if {
 # METADATA
 # title: model.explainability (no model)
 # description: The workload names no model, so no report can be verified.
-findings contains finding if {
+_explainability_findings contains finding if {
 	some record in _explainability_policies
 	count(models.declared) == 0
 	finding := {
@@ -35,7 +45,7 @@ findings contains finding if {
 # METADATA
 # title: model.explainability (no report)
 # description: A model has no verified facts, or its verified facts hold no report digest.
-findings contains finding if {
+_explainability_findings contains finding if {
 	some record in _explainability_policies
 	some name in models.declared
 	not _has_report(object.get(models.facts, [record.id, name], {}))

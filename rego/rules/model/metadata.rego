@@ -8,6 +8,16 @@ import data.edgepolicy.lib.request
 import data.edgepolicy.lib.workload
 
 # METADATA
+# title: model.metadata
+# description: |
+#   The model.metadata findings, looked for only when a ModelPolicy applies (most decisions skip every
+#   body below).
+findings contains finding if {
+	count(policy.model_matching) > 0
+	some finding in _metadata_findings
+}
+
+# METADATA
 # title: _metadata_policies
 # description: 'The applying ModelPolicies that require model card fields.'
 _metadata_policies contains record if {
@@ -19,7 +29,7 @@ _metadata_policies contains record if {
 # METADATA
 # title: model.metadata (no model)
 # description: The workload names no model, so no model card can be verified.
-findings contains finding if {
+_metadata_findings contains finding if {
 	some record in _metadata_policies
 	count(models.declared) == 0
 	finding := {
@@ -35,7 +45,7 @@ findings contains finding if {
 # METADATA
 # title: model.metadata (no verified facts)
 # description: A model's facts are not verified, so its model card cannot be checked.
-findings contains finding if {
+_metadata_findings contains finding if {
 	some record in _metadata_policies
 	some name in models.declared
 	reason := models.unverified_reason(record.id, name)
@@ -52,7 +62,7 @@ findings contains finding if {
 # METADATA
 # title: model.metadata (fields missing)
 # description: Required fields are missing (absent, null or empty) from the verified model card metadata.
-findings contains finding if {
+_metadata_findings contains finding if {
 	some record in _metadata_policies
 	some name, facts in models.facts[record.id]
 	metadata := object.get(facts, ["modelCard", "metadata"], {})

@@ -9,6 +9,16 @@ import data.edgepolicy.lib.request
 import data.edgepolicy.lib.workload
 
 # METADATA
+# title: model.signature
+# description: |
+#   The model.signature findings, looked for only when a ModelPolicy applies (most decisions skip every
+#   body below).
+findings contains finding if {
+	count(policy.model_matching) > 0
+	some finding in _signature_findings
+}
+
+# METADATA
 # title: _signing_policies
 # description: 'The applying ModelPolicies that require signed models.'
 _signing_policies contains record if {
@@ -20,7 +30,7 @@ _signing_policies contains record if {
 # METADATA
 # title: model.signature (absent)
 # description: The workload names no model at all.
-findings contains finding if {
+_signature_findings contains finding if {
 	some record in _signing_policies
 	count(models.declared) == 0
 	finding := {
@@ -36,7 +46,7 @@ findings contains finding if {
 # METADATA
 # title: model.signature (not verified)
 # description: A model's signature is malformed, invalid, from an untrusted signer, or does not cover its facts.
-findings contains finding if {
+_signature_findings contains finding if {
 	some record in _signing_policies
 	some name in models.declared
 	reason := models.unverified_reason(record.id, name)
@@ -53,7 +63,7 @@ findings contains finding if {
 # METADATA
 # title: model.signature (no model volume for verifyAtStart)
 # description: A ModelPolicy verifies models at pod start but the pod has no volume of the name it gives.
-findings contains finding if {
+_signature_findings contains finding if {
 	workload.is_workload(request.object)
 	some record in policy.model_applying
 	record.object.spec.signature.verifyAtStart == true
