@@ -12,14 +12,18 @@ into ``context.models`` by :mod:`edgepolicy.model_context`, as the webhook does;
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from edgepolicy.decision import Decision, Finding
-from edgepolicy.errors import InputError, UsageError
+from edgepolicy.errors import InputError, OpaError, UsageError
 from edgepolicy.manifests import Manifest, is_policy_object
 from edgepolicy.model_context import (
     build_models,
@@ -31,6 +35,7 @@ from edgepolicy.opa_client import OpaClient
 from edgepolicy.opa_server import LocalOpa
 from edgepolicy.policy_data import policy_key, with_namespace
 from edgepolicy.review import admission_review, decision_input, is_namespaced
+from edgepolicy.rule_catalogue import RuleCatalogue
 from edgepolicy.verification_keys import VerificationKey
 
 BUNDLE_SUFFIXES = (".tar.gz", ".tgz")
@@ -59,6 +64,7 @@ class CheckResult:
     manifest: Manifest
     namespace: str
     decision: Decision
+    seconds: float = 0.0  # how long OPA took to decide it
 
     @property
     def file(self) -> str:
@@ -122,10 +128,15 @@ class CheckReport:
     """The results of one check run, in input order.
 
     With ``fail_on_warn`` an object with warnings fails the run as a denied one does.
+    ``started_at`` (UTC) and ``seconds`` say when the run started and how long it took;
+    ``rules`` describes the policy's rules (filled in for the reports that show them).
     """
 
     results: tuple[CheckResult, ...]
     fail_on_warn: bool = False
+    started_at: datetime | None = None
+    seconds: float = 0.0
+    rules: RuleCatalogue = dataclasses.field(default_factory=RuleCatalogue)
 
     @property
     def denied(self) -> int:
@@ -184,53 +195,159 @@ def check_manifests(
     namespace: str = "default",
     verification_key: VerificationKey | None = None,
 ) -> CheckReport:
-    """Decide every manifest with one OPA started for the run.
+    """Decide every manifest with one OPA started for the run (a :class:`CheckSession`).
 
-    A bundle is verified with ``verification_key``; a signed bundle without one is refused.
+    The report's ``seconds`` include starting OPA.
 
     Raises:
         InputError: a policy object among the inputs has no name, or two share kind,
-            namespace and name (the message names the files and lines).
+            namespace and name (the message names the files and lines), before OPA starts.
         UsageError: ``data`` sets values a bundle owns, a signed bundle comes without a key,
             or a key comes without a bundle.
         OpaError: OPA failed to start, refused the bundle, or returned an unusable answer.
     """
-    if verification_key is not None and not policy.is_bundle:
-        raise UsageError("--verification-key applies to a bundle: give --policy BUNDLE.tar.gz")
+    started = time.perf_counter()
+    prepared = _prepare(manifests, namespace)
+    session = CheckSession(
+        opa_binary=opa_binary, policy=policy, data=data, verification_key=verification_key
+    )
+    with session:
+        report = session.decide(prepared)
+    return dataclasses.replace(report, seconds=time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class PreparedCheck:
+    """Manifests read for deciding: objects with their default namespace, the policy objects
+    among them (every input's context), the index of what HPAs scale and the ConfigMaps model
+    signatures may be in (checked before OPA starts; the decision inputs are built by
+    :meth:`CheckSession.decide`)."""
+
+    manifests: tuple[Manifest, ...]
+    objects: tuple[dict[str, Any], ...]
+    namespace: str
+    policies: tuple[Mapping[str, Any], ...]
+    index: WorkloadIndex
+    configmaps: Mapping[tuple[str, str], Mapping[str, Any]]
+
+
+def _prepare(manifests: Sequence[Manifest], namespace: str) -> PreparedCheck:
+    """Read ``manifests`` for deciding (see :class:`PreparedCheck`).
+
+    Raises:
+        InputError: see :func:`_check_policy_names`.
+    """
     objects = [_with_default_namespace(manifest.obj, namespace) for manifest in manifests]
     _check_policy_names(manifests, objects)
     policies = [obj for obj in objects if is_policy_object(obj)]
     index = WorkloadIndex(obj for obj in objects if not is_policy_object(obj))
-    configmaps = _configmaps(objects)
-    paths = [] if policy.is_bundle else [policy.path]
-    bundles = [policy.path] if policy.is_bundle else []
-    local_opa = LocalOpa(
-        opa_binary, paths=paths, bundles=bundles, data=data, verification_key=verification_key
+    return PreparedCheck(
+        tuple(manifests), tuple(objects), namespace, tuple(policies), index, _configmaps(objects)
     )
-    with local_opa as opa:
-        client = OpaClient(opa.url, timeout=_OPA_TIMEOUT_SECONDS, maxsize=_PARALLEL_REQUESTS)
-        try:
-            model_policies = [*data_model_policies(client), *policies]
-            verifier = ModelVerifier()
-            inputs = [
-                decision_input(
-                    admission_review(obj, namespace_default=namespace, username="edgepolicy-check"),
-                    policies=policies,
-                    workloads=index.related(obj),
-                    models=_models(obj, model_policies, verifier, configmaps) or None,
-                )
-                for obj in objects
-            ]
-            with ThreadPoolExecutor(max_workers=_PARALLEL_REQUESTS) as pool:
-                decisions = list(pool.map(client.decide, inputs))
-        finally:
-            client.close()
-    return CheckReport(
-        tuple(
-            CheckResult(manifest, _namespace_of(obj), decision)
-            for manifest, obj, decision in zip(manifests, objects, decisions, strict=True)
+
+
+class CheckSession:
+    """One OPA started with the policy and data, deciding one or more sets of manifests.
+
+    A context manager: OPA runs from entry to exit. :meth:`check` decides one set of
+    manifests as ``edgepolicy check`` would decide them alone (the objects of a set are each
+    other's context; sets never see each other), so several test cases share one OPA.
+    """
+
+    def __init__(
+        self,
+        *,
+        opa_binary: Path,
+        policy: PolicySource,
+        data: Mapping[str, Any] | None = None,
+        verification_key: VerificationKey | None = None,
+    ) -> None:
+        """Describe the session; OPA starts on entry.
+
+        Raises:
+            UsageError: ``data`` sets values a bundle owns, a signed bundle comes without a
+                key, or a key comes without a bundle.
+        """
+        if verification_key is not None and not policy.is_bundle:
+            raise UsageError("--verification-key applies to a bundle: give --policy BUNDLE.tar.gz")
+        paths = [] if policy.is_bundle else [policy.path]
+        bundles = [policy.path] if policy.is_bundle else []
+        self._opa = LocalOpa(
+            opa_binary, paths=paths, bundles=bundles, data=data, verification_key=verification_key
         )
-    )
+        self._client: OpaClient | None = None
+        # One cache for the session: cases that share a model verify it once.
+        self._verifier = ModelVerifier()
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> CheckSession:
+        """Start OPA.
+
+        Raises:
+            OpaError: OPA failed to start or refused the bundle.
+        """
+        with contextlib.ExitStack() as stack:
+            opa = stack.enter_context(self._opa)
+            client = OpaClient(opa.url, timeout=_OPA_TIMEOUT_SECONDS, maxsize=_PARALLEL_REQUESTS)
+            stack.callback(client.close)
+            self._client = client
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Stop OPA."""
+        self._client = None
+        self._stack.close()
+
+    def check(self, manifests: Sequence[Manifest], *, namespace: str = "default") -> CheckReport:
+        """Decide ``manifests`` (objects without a namespace get ``namespace``).
+
+        Raises:
+            InputError: a policy object has no name, or two share kind, namespace and name.
+            OpaError: OPA returned an unusable answer or stopped answering.
+        """
+        return self.decide(_prepare(manifests, namespace))
+
+    def decide(self, prepared: PreparedCheck) -> CheckReport:
+        """Build the decision inputs the webhook would build for the prepared objects (the
+        others as their context) and decide them (see :meth:`check`).
+
+        Raises:
+            OpaError: OPA returned an unusable answer or stopped answering.
+        """
+        client = self._client
+        if client is None:
+            raise OpaError("the check session is not started (use it as a context manager)")
+        started_at = datetime.now(UTC)
+        started = time.perf_counter()
+
+        def timed(decision_input: dict[str, Any]) -> tuple[Decision, float]:
+            begin = time.perf_counter()
+            decision = client.decide(decision_input)
+            return decision, time.perf_counter() - begin
+
+        # The ModelPolicies of OPA's data (a bundle's) and of the inputs verify the annotations.
+        model_policies = [*data_model_policies(client), *prepared.policies]
+        inputs = [
+            decision_input(
+                admission_review(
+                    obj, namespace_default=prepared.namespace, username="edgepolicy-check"
+                ),
+                policies=prepared.policies,
+                workloads=prepared.index.related(obj),
+                models=_models(obj, model_policies, self._verifier, prepared.configmaps) or None,
+            )
+            for obj in prepared.objects
+        ]
+        with ThreadPoolExecutor(max_workers=_PARALLEL_REQUESTS) as pool:
+            answers = list(pool.map(timed, inputs))
+        results = tuple(
+            CheckResult(manifest, _namespace_of(obj), decision, seconds=seconds)
+            for manifest, obj, (decision, seconds) in zip(
+                prepared.manifests, prepared.objects, answers, strict=True
+            )
+        )
+        return CheckReport(results, started_at=started_at, seconds=time.perf_counter() - started)
 
 
 def _configmaps(objects: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], Mapping[str, Any]]:

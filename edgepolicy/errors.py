@@ -46,6 +46,14 @@ class BundleError(EdgepolicyError):
     """A policy bundle could not be built, signed, published or served."""
 
 
+class UntrustedCommitError(BundleError):
+    """A commit a bundle would be built from lacks a valid signature by an allowed signer."""
+
+
+class RollbackError(BundleError):
+    """Publishing would replace a bundle with an older revision of the policy."""
+
+
 class ModelTrustError(EdgepolicyError):
     """A ModelPolicy's spec.signature cannot be turned into trust (the message names the field)."""
 

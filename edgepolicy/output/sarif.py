@@ -1,11 +1,17 @@
 """The SARIF 2.1.0 report, for code-scanning views (GitHub, GitLab, Azure DevOps).
 
-Rule ids become SARIF rules; each finding is a result located at the file and the line where
-the object's YAML document starts. Denials are errors, warnings warnings, dry-run findings notes.
+Each rule id becomes a SARIF rule described from the policy's Rego METADATA (the report's
+:class:`~edgepolicy.rule_catalogue.RuleCatalogue`): a PascalCase ``name``, a one-line
+``shortDescription``, a ``fullDescription``, ``help`` in text and Markdown with the fix, and a
+``helpUri`` to the rule's section of docs/policies.md. Each finding is a result located at the
+file and line where the object's YAML document starts, with a logical location naming the
+object and a fingerprint that survives the object moving within its file. Denials are errors,
+warnings warnings, dry-run findings notes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -14,31 +20,12 @@ from urllib.parse import quote
 from edgepolicy import __version__
 from edgepolicy.checking import CheckReport, CheckResult
 from edgepolicy.decision import Finding
+from edgepolicy.rule_catalogue import RuleInfo
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+INFORMATION_URI = "https://github.com/apexlogic/edgepolicy"
+FINGERPRINT = "edgepolicyFinding/v1"
 _LEVELS = {"deny": "error", "warn": "warning", "dryrun": "note"}
-
-# What each rule of the shipped library checks (docs/policies.md explains them in full).
-RULE_DESCRIPTIONS = {
-    "finops.limits-missing": "Every container of a selected workload sets cpu and memory limits.",
-    "finops.cpu": "Max scale times the per-pod CPU limit stays within maxCPUCores.",
-    "finops.memory": "Max scale times the per-pod memory limit stays within maxMemoryGB.",
-    "finops.gpu-hours": "Max scale times GPUs times daily active hours stays within dailyGPUHours.",
-    "finops.replicas": "spec.replicas lies within the policy's autoScale bounds.",
-    "finops.hpa": "A HorizontalPodAutoscaler of a selected workload keeps the policy's "
-    "autoScale bounds and CPU target.",
-    "finops.idle-shutdown": "The idle-shutdown annotation does not exceed "
-    "idleShutdownThresholdMinutes.",
-    "model.quantization": "Models must be verified as quantized when the policy requires it.",
-    "model.signature": "Every model a selected workload names carries a signature from a signer "
-    "the ModelPolicy trusts, covering its facts.",
-    "model.bias": "Every fairness metric of the verified facts is within the ModelPolicy's "
-    "biasThresholds for every sensitive feature.",
-    "model.explainability": "The verified facts hold an explainability report when the "
-    "ModelPolicy requires one.",
-    "model.metadata": "The verified model card sets every field of requiredMetadata.",
-    "policy.invalid": "A FinOpsPolicy or ModelPolicy object is well formed.",
-}
 
 
 def render(report: CheckReport) -> str:
@@ -48,7 +35,7 @@ def render(report: CheckReport) -> str:
         for result in report.results
         for finding in (*result.violations, *result.warnings, *result.decision.dryrun)
     ]
-    rule_ids = sorted({finding.rule for _, finding in findings})
+    rule_ids = sorted(set(report.rules.ids()) | {finding.rule for _, finding in findings})
     rule_index = {rule: position for position, rule in enumerate(rule_ids)}
     log = {
         "$schema": SARIF_SCHEMA,
@@ -59,7 +46,9 @@ def render(report: CheckReport) -> str:
                     "driver": {
                         "name": "edgepolicy",
                         "version": __version__,
-                        "rules": [_rule(rule) for rule in rule_ids],
+                        "semanticVersion": __version__,
+                        "informationUri": INFORMATION_URI,
+                        "rules": [_rule(report.rules.get(rule)) for rule in rule_ids],
                     }
                 },
                 "results": [
@@ -73,14 +62,29 @@ def render(report: CheckReport) -> str:
     return json.dumps(log, indent=2) + "\n"
 
 
-def _rule(rule: str) -> dict[str, Any]:
-    description = RULE_DESCRIPTIONS.get(rule, f"edgepolicy rule {rule}.")
-    return {
-        "id": rule,
-        "name": rule,
-        "shortDescription": {"text": description},
+def _rule(info: RuleInfo) -> dict[str, Any]:
+    summary = info.summary or f"edgepolicy rule {info.id}"
+    description = info.description or summary
+    text = [description]
+    markdown = [f"**{info.id}**: {description}"]
+    if info.fix:
+        text.append(f"How to fix: {info.fix}")
+        markdown.append(f"**How to fix:** {info.fix}")
+    if info.help_uri:
+        text.append(f"Documentation: {info.help_uri}")
+        markdown.append(f"[Documentation of {info.id}]({info.help_uri})")
+    rule: dict[str, Any] = {
+        "id": info.id,
+        "name": info.name,
+        "shortDescription": {"text": summary},
+        "fullDescription": {"text": description},
+        "help": {"text": "\n\n".join(text), "markdown": "\n\n".join(markdown)},
         "defaultConfiguration": {"level": "error"},
+        "properties": {"tags": ["kubernetes", info.id.split(".")[0]]},
     }
+    if info.help_uri:
+        rule["helpUri"] = info.help_uri
+    return rule
 
 
 def _result(result: CheckResult, finding: Finding, index: int) -> dict[str, Any]:
@@ -95,17 +99,46 @@ def _result(result: CheckResult, finding: Finding, index: int) -> dict[str, Any]
         "ruleId": finding.rule,
         "ruleIndex": index,
         "level": _LEVELS[finding.action],
-        "message": {"text": f"{result.kind} {name}: {finding.message}"},
+        "message": {"text": _message(result, finding, name)},
         "locations": [
             {
                 "physicalLocation": physical,
                 "logicalLocations": [
-                    {"name": result.name, "fullyQualifiedName": f"{result.kind}/{name}"}
+                    {
+                        "name": result.name,
+                        "fullyQualifiedName": f"{result.kind}/{name}",
+                        "kind": "resource",
+                    }
                 ],
             }
         ],
+        "partialFingerprints": {FINGERPRINT: _fingerprint(result, finding)},
         "properties": properties,
     }
+
+
+def _message(result: CheckResult, finding: Finding, name: str) -> str:
+    """The finding's message, naming the object once: the rule id prefix goes (the result
+    names its rule), and the object is put in front only when the message does not name it."""
+    message = finding.message.removeprefix(f"{finding.rule}: ")
+    subject = f"{result.kind} {name}"
+    return message if subject in message else f"{subject}: {message}"
+
+
+def _fingerprint(result: CheckResult, finding: Finding) -> str:
+    """What identifies a finding across runs: the object (not its line), the rule, the policy,
+    the container and the message."""
+    identity = [
+        result.file,
+        result.kind,
+        result.namespace,
+        result.name,
+        finding.rule,
+        finding.policy,
+        finding.container or "",
+        finding.message,
+    ]
+    return hashlib.sha256(json.dumps(identity).encode("utf-8")).hexdigest()
 
 
 def artifact_uri(file: str) -> str:

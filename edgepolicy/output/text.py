@@ -1,9 +1,11 @@
-"""The human-readable report: one verdict line per object, then what to change."""
+"""The human-readable reports: ``check``, one verdict line per object, then what to change;
+``verify``, one line per case, then the objects whose verdict is not the expected one."""
 
 from __future__ import annotations
 
 from edgepolicy.checking import CheckReport, CheckResult
 from edgepolicy.decision import Finding
+from edgepolicy.suites import SuiteReport
 
 
 def render(report: CheckReport) -> str:
@@ -46,3 +48,32 @@ def _finding(label: str, finding: Finding) -> str:
     container = f" container {finding.container}:" if finding.container else ""
     policy = f" [{finding.policy}]" if finding.policy else ""
     return f"  {label}: {finding.rule}{policy}{container} {finding.message}"
+
+
+def render_suite(report: SuiteReport) -> str:
+    """Render a ``verify`` report: one line per case, then what is not as expected."""
+    lines: list[str] = []
+    for case in report.cases:
+        objects = len(case.objects)
+        if case.passed:
+            lines.append(f"PASS {case.case.name} ({objects} object(s) as expected)")
+            continue
+        lines.append(
+            f"FAIL {case.case.name} ({case.failures} of {objects} object(s) not as expected)"
+        )
+        for outcome in case.objects:
+            if outcome.passed:
+                continue
+            result = outcome.result
+            where = ""
+            if result is not None:
+                where = f" ({result.file}:{result.line})" if result.line else f" ({result.file})"
+            lines.append(f"  {outcome.key}{where}:")
+            lines.extend(f"    {problem}" for problem in outcome.problems())
+            if result is not None:
+                findings = (*result.violations, *result.warnings, *result.decision.dryrun)
+                lines.extend(f"    {_finding(f.action, f).strip()}" for f in findings)
+    passed = len(report.cases) - report.failed
+    lines.append("")
+    lines.append(f"{len(report.cases)} case(s) verified: {passed} passed, {report.failed} failed")
+    return "\n".join(lines) + "\n"

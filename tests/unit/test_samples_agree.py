@@ -1,12 +1,14 @@
-"""Every policy sample in tests/samples gives its expected verdict through `edgepolicy check`.
+"""Every policy sample in tests/samples gives its expected verdict through `edgepolicy verify`.
 
 The Rego tests prove the rules; these prove that the Python path (manifest loading, the input
-builder, a real OPA, the JSON report) reaches the same verdicts, so CI and admission agree.
+builder, a real OPA, the reports) reaches the verdicts each sample's edgepolicy-test.yaml
+expects, so CI and admission agree, and that `verify` itself fails when they do not.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,56 +18,149 @@ import pytest
 import yaml
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-CASES = sorted(path.name for path in SAMPLES.iterdir() if (path / "expected.yaml").is_file())
+CASE_FILES = sorted(SAMPLES.glob("*/edgepolicy-test.yaml"))
+FINDING_FIELDS = ("violations", "warnings", "dryrun")
 
 
-def _check(case: Path) -> tuple[int, dict[str, Any]]:
-    """Run `edgepolicy check --output json` on a case and return its exit code and report."""
-    command = [sys.executable, "-m", "edgepolicy", "check", "--output", "json"]
-    if (case / "data.yaml").is_file():
-        command += ["--data", str(case / "data.yaml")]
-    command.append(str(case / "input"))
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    assert completed.returncode in (0, 1), (
-        f"edgepolicy check failed on {case.name} (exit {completed.returncode}): {completed.stderr}"
-    )
-    return completed.returncode, json.loads(completed.stdout)
+def _edgepolicy(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "edgepolicy", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
 
 
-def _verdicts(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Reduce the report to the shape of expected.yaml: `Kind/name` -> verdict."""
-    verdicts: dict[str, dict[str, Any]] = {}
-    for result in report["results"]:
-        key = f"{result['kind']}/{result['name']}"
-        assert key not in verdicts, f"two objects named {key} in one sample"
-        verdicts[key] = {
-            "allowed": result["allowed"],
-            "violations": sorted(finding["rule"] for finding in result["violations"]),
-            "warnings": sorted(finding["rule"] for finding in result["warnings"]),
+@pytest.fixture(scope="module")
+def verified() -> dict[str, Any]:
+    """`edgepolicy verify --output json tests/samples`, run once for the module."""
+    completed = _edgepolicy("verify", "--output", "json", SAMPLES)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    report: dict[str, Any] = json.loads(completed.stdout)
+    return report
+
+
+def _expected(case_file: Path) -> dict[str, dict[str, Any]]:
+    """The case file's verdicts, with the fields verify defaults filled in."""
+    document = yaml.safe_load(case_file.read_text(encoding="utf-8"))
+    return {
+        key: {
+            "allowed": verdict["allowed"],
+            **{field: sorted(verdict.get(field) or []) for field in FINDING_FIELDS},
         }
-    return verdicts
+        for key, verdict in document["expected"].items()
+    }
 
 
 def test_there_are_samples() -> None:
-    assert len(CASES) >= 10
+    assert len(CASE_FILES) >= 10
 
 
-@pytest.mark.parametrize("name", CASES)
-def test_sample_verdicts(name: str) -> None:
-    case = SAMPLES / name
-    expected = yaml.safe_load((case / "expected.yaml").read_text(encoding="utf-8"))
-    for verdict in expected.values():
-        verdict["violations"] = sorted(verdict["violations"])
-        verdict["warnings"] = sorted(verdict["warnings"])
+def test_every_sample_directory_is_a_verify_case() -> None:
+    """A sample in another format would be skipped by verify without a word: refuse it."""
+    directories = sorted(path for path in SAMPLES.iterdir() if path.is_dir())
+    assert [file.parent for file in CASE_FILES] == directories
+    assert not list(SAMPLES.glob("*/expected.yaml")), "convert to edgepolicy-test.yaml"
 
-    exit_code, report = _check(case)
 
-    assert _verdicts(report) == expected
-    any_denied = any(not verdict["allowed"] for verdict in expected.values())
-    assert exit_code == (1 if any_denied else 0)
-    for result in report["results"]:
-        for finding in result["violations"] + result["warnings"]:
-            assert finding["message"].startswith(f"{finding['rule']}: "), finding
-            namespace, _, policy_name = finding["policy"].partition("/")
-            assert namespace and policy_name, finding
-            assert finding["policy"] in finding["message"], finding
+def test_every_sample_passes_verify_with_its_expected_verdicts(verified: dict[str, Any]) -> None:
+    cases = {case["case"]: case for case in verified["cases"]}
+    assert sorted(cases) == sorted(str(file.parent) for file in CASE_FILES)
+    assert verified["summary"] == {"cases": len(CASE_FILES), "passed": len(CASE_FILES), "failed": 0}
+    for case_file in CASE_FILES:
+        case = cases[str(case_file.parent)]
+        # Independently of verify's own comparison: what OPA decided is what the file expects.
+        actual = {outcome["object"]: outcome["actual"] for outcome in case["objects"]}
+        assert actual == _expected(case_file), case_file
+        assert case["passed"] and all(outcome["passed"] for outcome in case["objects"])
+
+
+def test_every_finding_names_its_rule_and_policy(verified: dict[str, Any]) -> None:
+    findings = [f for case in verified["cases"] for o in case["objects"] for f in o["findings"]]
+    assert findings
+    for finding in findings:
+        assert finding["message"].startswith(f"{finding['rule']}: "), finding
+        namespace, _, policy_name = finding["policy"].partition("/")
+        assert namespace and policy_name, finding
+        assert finding["policy"] in finding["message"], finding
+
+
+@pytest.mark.parametrize("name", ["hpa", "enforcement-actions"])
+def test_check_gives_the_verdicts_verify_compared(name: str, verified: dict[str, Any]) -> None:
+    """verify decides as `check` does: the same objects in the same order, the same findings."""
+    case_dir = SAMPLES / name
+    command: list[str | Path] = ["check", "--output", "json"]
+    if (case_dir / "data.yaml").is_file():
+        command += ["--data", case_dir / "data.yaml"]
+    completed = _edgepolicy(*command, case_dir / "input")
+    assert completed.returncode in (0, 1), completed.stderr
+    checked = json.loads(completed.stdout)["results"]
+    (case,) = [case for case in verified["cases"] if case["case"] == str(case_dir)]
+    assert len(case["objects"]) == len(checked)
+    for outcome, result in zip(case["objects"], checked, strict=True):
+        assert outcome["object"] == f"{result['kind']}/{result['name']}"
+        assert outcome["file"] == result["file"]
+        assert outcome["actual"]["allowed"] == result["allowed"]
+        for action, field in (("deny", "violations"), ("warn", "warnings")):
+            verified_findings = [
+                {key: f[key] for key in ("rule", "message", "policy")}
+                for f in outcome["findings"]
+                if f["action"] == action
+            ]
+            assert sorted(verified_findings, key=json.dumps) == sorted(
+                result[field], key=json.dumps
+            )
+
+
+def test_a_wrong_expectation_fails_verify_naming_the_case_and_the_object(tmp_path: Path) -> None:
+    case = tmp_path / "replicas"
+    shutil.copytree(SAMPLES / "replicas", case)
+    case_file = case / "edgepolicy-test.yaml"
+    document = yaml.safe_load(case_file.read_text(encoding="utf-8"))
+    document["expected"]["Deployment/four-replicas"] = {
+        "allowed": True,
+        "warnings": ["model.quantization"],
+    }
+    case_file.write_text(yaml.safe_dump(document), encoding="utf-8")
+
+    completed = _edgepolicy("verify", tmp_path)
+
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    lines = completed.stdout.splitlines()
+    assert f"FAIL {case} (1 of 6 object(s) not as expected)" in lines
+    assert f"  Deployment/four-replicas ({case}/input/deployments.yaml:18):" in lines
+    assert "    allowed: expected true, got false" in lines
+    assert "    violations: expected [], got [finops.replicas]" in lines
+    assert lines[-1] == "1 case(s) verified: 0 passed, 1 failed"
+
+
+def test_an_unlisted_object_and_a_missing_one_fail_verify(tmp_path: Path) -> None:
+    case = tmp_path / "seed-compliant"
+    shutil.copytree(SAMPLES / "seed-compliant", case)
+    case_file = case / "edgepolicy-test.yaml"
+    document = yaml.safe_load(case_file.read_text(encoding="utf-8"))
+    del document["expected"]["Deployment/inference"]
+    document["expected"]["Deployment/gone"] = {"allowed": True}
+    case_file.write_text(yaml.safe_dump(document), encoding="utf-8")
+
+    completed = _edgepolicy("verify", "--output", "json", case)
+
+    assert completed.returncode == 1, completed.stderr
+    (result,) = json.loads(completed.stdout)["cases"]
+    problems = {outcome["object"]: outcome["problems"] for outcome in result["objects"]}
+    assert problems["Deployment/gone"] == ["expected, but no such object among the inputs"]
+    (unlisted,) = problems["Deployment/inference"]
+    assert unlisted.startswith("no expected verdict for this object (got allowed true")
+
+
+def test_a_malformed_case_file_is_a_usage_error_naming_file_and_field(tmp_path: Path) -> None:
+    case = tmp_path / "typo"
+    shutil.copytree(SAMPLES / "seed-compliant", case)
+    case_file = case / "edgepolicy-test.yaml"
+    text = case_file.read_text(encoding="utf-8").replace("violations:", "violation:", 1)
+    case_file.write_text(text, encoding="utf-8")
+
+    completed = _edgepolicy("verify", case)
+
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    assert completed.stderr == (
+        f"edgepolicy: error: {case_file}: expected.FinOpsPolicy/edge-ai-inference-cost-policy."
+        "violation: unknown field (known: allowed, violations, warnings, dryrun)\n"
+    )

@@ -14,6 +14,13 @@ _gibibyte := 1073741824
 # METADATA
 # title: finops.cpu
 # description: Pods x per-pod cpu limit exceeds `costLimits.maxCPUCores`.
+# related_resources:
+#   - ref: https://github.com/apexlogic/edgepolicy/blob/main/docs/policies.md#finops.cpu
+#     description: finops.cpu in docs/policies.md
+# custom:
+#   rule: finops.cpu
+#   summary: "Workload CPU limits above the FinOpsPolicy's maxCPUCores"
+#   fix: "Lower `resources.limits.cpu` or the number of pods (`spec.replicas`, `spec.parallelism`, the policy's `autoScale.maxReplicas`) so that pods x per-pod CPU limit is at most `costLimits.maxCPUCores`."
 findings contains finding if {
 	some record in _workload_policies
 	limit := record.settings.maxCPUCores
@@ -38,6 +45,13 @@ findings contains finding if {
 # METADATA
 # title: finops.memory
 # description: Pods x per-pod memory limit exceeds `costLimits.maxMemoryGB` x 2^30 bytes.
+# related_resources:
+#   - ref: https://github.com/apexlogic/edgepolicy/blob/main/docs/policies.md#finops.memory
+#     description: finops.memory in docs/policies.md
+# custom:
+#   rule: finops.memory
+#   summary: "Workload memory limits above the FinOpsPolicy's maxMemoryGB"
+#   fix: "Lower `resources.limits.memory` or the number of pods so that pods x per-pod memory limit is at most `costLimits.maxMemoryGB` GiB; write memory as a Kubernetes quantity (`512Mi`, `1.5Gi`)."
 findings contains finding if {
 	some record in _workload_policies
 	limit_gb := record.settings.maxMemoryGB

@@ -26,6 +26,13 @@ _hours_pattern := `^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,2})?$`
 # METADATA
 # title: finops.gpu-hours
 # description: Pods x per-pod GPUs x daily active hours exceeds `costLimits.dailyGPUHours`.
+# related_resources:
+#   - ref: https://github.com/apexlogic/edgepolicy/blob/main/docs/policies.md#finops.gpu-hours
+#     description: finops.gpu-hours in docs/policies.md
+# custom:
+#   rule: finops.gpu-hours
+#   summary: "Workload GPU-hours a day above the FinOpsPolicy's dailyGPUHours"
+#   fix: "Lower the GPU limits, the number of pods, or the pod-template annotation `finops.apexlogic.com/daily-active-hours` (a number of hours in (0, 24]) so that pods x GPUs x hours is at most `costLimits.dailyGPUHours`."
 findings contains finding if {
 	some record in _workload_policies
 	limit := record.settings.dailyGPUHours

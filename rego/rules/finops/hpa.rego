@@ -15,6 +15,14 @@ import data.edgepolicy.lib.request
 # description: |
 #   The admitted HPA has minReplicas below the policy's, maxReplicas above it, or a CPU
 #   averageUtilization target missing or below `autoScale.cpuUtilizationPercentage`.
+# related_resources:
+#   - ref: https://github.com/apexlogic/edgepolicy/blob/main/docs/policies.md#finops.hpa
+#     description: finops.hpa in docs/policies.md
+# custom:
+#   rule: finops.hpa
+#   description: "A HorizontalPodAutoscaler scaling a selected workload has minReplicas below the policy's autoScale.minReplicas, maxReplicas above autoScale.maxReplicas (or none), or, when the policy sets cpuUtilizationPercentage, no CPU averageUtilization target or one below it. Judged when the HPA is admitted and when the workload it scales is."
+#   summary: "HorizontalPodAutoscaler outside the FinOpsPolicy's autoScale bounds"
+#   fix: "Keep the HPA's `minReplicas` at least and `maxReplicas` at most the policy's `autoScale` bounds, and give it a CPU `averageUtilization` target of at least `autoScale.cpuUtilizationPercentage` when the policy sets one."
 findings contains finding if {
 	autoscaling.is_hpa(request.object)
 	some record in policy.applying

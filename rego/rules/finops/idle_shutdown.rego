@@ -26,6 +26,13 @@ _nanoseconds_per_minute := 60000000000
 # METADATA
 # title: finops.idle-shutdown
 # description: The idle-shutdown annotation exceeds `optimizationRules.idleShutdownThresholdMinutes`.
+# related_resources:
+#   - ref: https://github.com/apexlogic/edgepolicy/blob/main/docs/policies.md#finops.idle-shutdown
+#     description: finops.idle-shutdown in docs/policies.md
+# custom:
+#   rule: finops.idle-shutdown
+#   summary: "Idle-shutdown annotation longer than the FinOpsPolicy allows"
+#   fix: "Set the annotation `finops.apexlogic.com/idle-shutdown-after` to a Go duration (`30m`, `1h`) of at most `optimizationRules.idleShutdownThresholdMinutes` minutes, or remove it and let the mutating webhook set it."
 findings contains finding if {
 	some record in _workload_policies
 	threshold := record.settings.idleShutdownThresholdMinutes

@@ -7,6 +7,13 @@ import data.edgepolicy.lib.request
 # METADATA
 # title: finops.limits-missing
 # description: A container of a matched workload has no cpu or no memory limit.
+# related_resources:
+#   - ref: https://github.com/apexlogic/edgepolicy/blob/main/docs/policies.md#finops.limits-missing
+#     description: finops.limits-missing in docs/policies.md
+# custom:
+#   rule: finops.limits-missing
+#   summary: "Container without cpu or memory limits in a budgeted workload"
+#   fix: "Set `resources.limits.cpu` and `resources.limits.memory` on every container and init container of the workload."
 findings contains finding if {
 	some record in _workload_policies
 	some container in request.containers

@@ -9,6 +9,13 @@ import data.edgepolicy.lib.request
 # METADATA
 # title: finops.replicas
 # description: '`spec.replicas`, when set, is outside [`autoScale.minReplicas`, `autoScale.maxReplicas`].'
+# related_resources:
+#   - ref: https://github.com/apexlogic/edgepolicy/blob/main/docs/policies.md#finops.replicas
+#     description: finops.replicas in docs/policies.md
+# custom:
+#   rule: finops.replicas
+#   summary: "spec.replicas outside the FinOpsPolicy's autoScale bounds"
+#   fix: "Set `spec.replicas` within [`autoScale.minReplicas`, `autoScale.maxReplicas`] of the policy."
 findings contains finding if {
 	some record in _workload_policies
 	request.kind in {"Deployment", "StatefulSet", "ReplicaSet"}

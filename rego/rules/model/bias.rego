@@ -10,9 +10,14 @@ import data.edgepolicy.lib.workload
 
 # METADATA
 # title: model.bias
-# description: |
-#   The model.bias findings, looked for only when a ModelPolicy applies (most decisions skip every
-#   body below).
+# description: "A metric of the ModelPolicy's biasThresholds is above its threshold for a sensitive feature in the model's verified facts, or missing while a threshold is set, or the model's facts are not verified."
+# related_resources:
+#   - ref: https://github.com/apexlogic/edgepolicy/blob/main/docs/policies.md#model.bias
+#     description: model.bias in docs/policies.md
+# custom:
+#   rule: model.bias
+#   summary: "Model whose verified fairness metrics exceed the ModelPolicy's biasThresholds"
+#   fix: "Mitigate the model until every metric is at most its threshold for every sensitive feature, evaluate it for each one (`edgepolicy model attest --data ... --label ... --sensitive ...`) and sign it again."
 findings contains finding if {
 	count(policy.model_matching) > 0
 	some finding in _bias_findings

@@ -9,9 +9,14 @@ import data.edgepolicy.lib.workload
 
 # METADATA
 # title: model.explainability
-# description: |
-#   The model.explainability findings, looked for only when a ModelPolicy applies (most decisions skip every
-#   body below).
+# description: "The ModelPolicy sets explainability.reportRequired and the model's verified facts hold no explainability report digest, or are not verified."
+# related_resources:
+#   - ref: https://github.com/apexlogic/edgepolicy/blob/main/docs/policies.md#model.explainability
+#     description: model.explainability in docs/policies.md
+# custom:
+#   rule: model.explainability
+#   summary: "Model without a verified explainability report where the ModelPolicy requires one"
+#   fix: "Produce the report (SHAP, LIME), attest it with `edgepolicy model attest --explainability-report FILE` and sign the model directory again."
 findings contains finding if {
 	count(policy.model_matching) > 0
 	some finding in _explainability_findings

@@ -9,9 +9,14 @@ import data.edgepolicy.lib.workload
 
 # METADATA
 # title: model.metadata
-# description: |
-#   The model.metadata findings, looked for only when a ModelPolicy applies (most decisions skip every
-#   body below).
+# description: "A field of the ModelPolicy's requiredMetadata is absent, null or empty in the verified model card metadata (its YAML front matter), or the model's facts are not verified."
+# related_resources:
+#   - ref: https://github.com/apexlogic/edgepolicy/blob/main/docs/policies.md#model.metadata
+#     description: model.metadata in docs/policies.md
+# custom:
+#   rule: model.metadata
+#   summary: "Model card without the fields the ModelPolicy requires"
+#   fix: "Add the fields to the model card's YAML front matter, attest it with `edgepolicy model attest --model-card FILE` and sign the model directory again."
 findings contains finding if {
 	count(policy.model_matching) > 0
 	some finding in _metadata_findings

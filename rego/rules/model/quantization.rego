@@ -28,6 +28,14 @@ _required_policies contains record if {
 # METADATA
 # title: model.quantization (no model)
 # description: The workload names no model, so nothing says it is quantized.
+# related_resources:
+#   - ref: https://github.com/apexlogic/edgepolicy/blob/main/docs/policies.md#model.quantization
+#     description: model.quantization in docs/policies.md
+# custom:
+#   rule: model.quantization
+#   description: "The FinOpsPolicy requires quantized models (optimizationRules.modelQuantizationRequired) and a model the workload names has no facts, verified by a ModelPolicy that applies to it (never the annotations themselves), saying it is quantized (int8 or int4), or the workload names no model."
+#   summary: "Workload without a verified quantized model where the FinOpsPolicy requires one"
+#   fix: "Serve an int8 or int4 model, attested (`edgepolicy model attest`) and signed (`edgepolicy model sign`) by a signer a ModelPolicy of the namespace trusts, with its `models.apexlogic.com/signature` and `models.apexlogic.com/facts` annotations; or roll the rule out in `warn` mode (`edgepolicy.settings.enforcementActions`) until your models are signed."
 findings contains finding if {
 	some record in _required_policies
 	count(models.declared) == 0

@@ -10,9 +10,14 @@ import data.edgepolicy.lib.workload
 
 # METADATA
 # title: model.signature
-# description: |
-#   The model.signature findings, looked for only when a ModelPolicy applies (most decisions skip every
-#   body below).
+# description: "A ModelPolicy with spec.signature.required applies and the workload names no model, or a model's signature is absent, malformed, invalid, signed by nobody the policy trusts, or does not cover its facts (the verifier's reason is in the message); with verifyAtStart, the pod lacks the model volume."
+# related_resources:
+#   - ref: https://github.com/apexlogic/edgepolicy/blob/main/docs/policies.md#model.signature
+#     description: model.signature in docs/policies.md
+# custom:
+#   rule: model.signature
+#   summary: "Workload whose model is not signed by a signer the ModelPolicy trusts"
+#   fix: "Sign the model directory (model files and `edgepolicy-facts.json`) with `edgepolicy model sign` using a key, certificate or identity the ModelPolicy's `spec.signature` trusts, and set `models.apexlogic.com/signature` (or `models.apexlogic.com/signature-configmap`) and `models.apexlogic.com/facts` from that signature and facts file, unedited."
 findings contains finding if {
 	count(policy.model_matching) > 0
 	some finding in _signature_findings

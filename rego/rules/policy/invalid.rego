@@ -14,6 +14,14 @@ import data.edgepolicy.lib.selector
 # METADATA
 # title: policy.invalid (admitted FinOpsPolicy)
 # description: The admitted FinOpsPolicy is malformed.
+# related_resources:
+#   - ref: https://github.com/apexlogic/edgepolicy/blob/main/docs/policies.md#policy.invalid
+#     description: policy.invalid in docs/policies.md
+# custom:
+#   rule: policy.invalid
+#   description: "A FinOpsPolicy is malformed (wrong types, zero or negative limits, minReplicas above maxReplicas, a bad or missing selector, unknown or mis-indented fields). Reported on the policy itself, one finding per field, and on every workload it may apply to."
+#   summary: "Malformed FinOpsPolicy"
+#   fix: "Fix the field the message names (type, range, selector, unknown or mis-indented field) so the policy matches the FinOpsPolicy schema; until then the policy enforces nothing else and, with an unusable selector, denies every workload of its namespace."
 findings contains finding if {
 	request.kind == "FinOpsPolicy"
 	some error in policy.errors(request.object)

@@ -58,6 +58,7 @@ def test_bundle_layout_manifest_and_data(repo: PolicyRepo, opa: Path) -> None:
         "metadata": {
             "commit": head,
             "author_time": "2026-01-01T00:01:00Z",
+            "commit_time": "2026-01-01T00:01:00Z",
             "source": "https://git.example.com/p.git",
         },
     }
