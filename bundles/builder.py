@@ -17,11 +17,12 @@ from bundles.commit_trust import CommitVerifier, Signer
 from bundles.gitrepo import Snapshot, default_source, read_snapshot, redact_url, resolve_commit
 from bundles.settings import SETTINGS_FILE, parse_settings
 from bundles.signing import SIGNATURES_FILE, SigningKey, signatures_document
-from bundles.validation import check_names, validate_bundle
+from bundles.validation import check_names, validate_bundle, validate_policies
 from edgepolicy.errors import InputError
 from edgepolicy.library import library_path
 from edgepolicy.manifests import MANIFEST_SUFFIXES, Manifest, is_policy_object, load_text
 from edgepolicy.policy_data import policies_to_data, policy_key
+from edgepolicy.validated_policies import ValidatedPolicies
 
 
 @dataclass(frozen=True)
@@ -62,23 +63,22 @@ def policy_manifests(snapshot: Snapshot) -> list[Manifest]:
 
 
 def bundle_files(
-    snapshot: Snapshot, policies: list[Manifest], source: str, signer: Signer | None = None
+    snapshot: Snapshot, validated: ValidatedPolicies, source: str, signer: Signer | None = None
 ) -> dict[str, bytes]:
-    """Return the unsigned bundle's files (bundle path → content).
+    """Return the unsigned bundle's files (bundle path → content), with the validator's output
+    ``validated`` (see :func:`bundles.validation.validate_policies`) as the policies' data.
 
     ``signer`` (who signed the commit, when that was checked) goes into the manifest.
 
     Raises:
-        InputError: a policy object has no name or a name Kubernetes refuses, two share kind,
-            namespace and name, or the settings file is malformed.
+        InputError: the settings file is malformed.
         BundleError: the shipped library is missing or clashes with bundle paths.
     """
     files = layout.library_files(library_path())
     for path, content in snapshot.files.items():
         if layout.is_rego(path):
             files[layout.repo_rego_path(path)] = content
-    _check_keys(policies)
-    data = policies_to_data(m.obj for m in policies)
+    data = policies_to_data(validated)
     files[layout.POLICIES_DATA] = layout.data_json(data)
     if SETTINGS_FILE in snapshot.files:
         files[layout.SETTINGS_DATA] = layout.data_json(
@@ -148,13 +148,14 @@ def build_bundle(
     signer = verifier.check(repo, commit, since) if verifier is not None else None
     snapshot = read_snapshot(repo, commit, _wanted)
     policies = policy_manifests(snapshot)
-    files = bundle_files(
-        snapshot, policies, source if source is not None else default_source(repo), signer
-    )
+    _check_keys(policies)
+    validated = validate_policies(policies)
+    origin = source if source is not None else default_source(repo)
+    files = bundle_files(snapshot, validated, origin, signer)
     with tempfile.TemporaryDirectory(prefix="edgepolicy-bundle-") as tmp:
         unsigned = Path(tmp, "unsigned.tar.gz")
         unsigned.write_bytes(tar_gz(files))
-        validate_bundle(opa, unsigned, policies)
+        validate_bundle(opa, unsigned, policies, validated)
     if signing_key is not None:
         files[SIGNATURES_FILE] = signatures_document(files, signing_key)
     return Bundle(

@@ -1,12 +1,14 @@
 """Check manifests against the policies through one real OPA: the engine of ``edgepolicy check``.
 
 Every object is wrapped in the AdmissionReview the webhook would receive for it (CREATE) and
-sent to the same REST decision endpoint the webhook queries. Policy objects among the inputs go
-into every input's ``context.policies`` and are themselves checked, so a malformed one is
-reported; an HPA gets the workload its ``scaleTargetRef`` names and a workload the HPAs that
-scale it (``context.workloads``), as the webhook would look them up in the cluster. A workload's
-model annotations are verified against every ModelPolicy of its namespace (inputs and data)
-into ``context.models`` by :mod:`edgepolicy.model_context`, as the webhook does; a
+sent to the same REST decision endpoint the webhook queries. Policy objects among the inputs are
+validated once against their CRD (:mod:`edgepolicy.validated_policies`), go into every input's
+context (the valid ones and the invalid ones with their errors) and are themselves checked, so a
+malformed one is reported; an HPA gets the workload its ``scaleTargetRef`` names and a workload
+the HPAs that scale it (``context.workloads``), as the webhook would look them up in the
+cluster. A workload's
+model annotations are verified against every valid ModelPolicy of its namespace (inputs and
+data) into ``context.models`` by :mod:`edgepolicy.model_context`, as the webhook does; a
 ``signature-configmap`` is found among the inputs.
 """
 
@@ -36,6 +38,7 @@ from edgepolicy.opa_server import LocalOpa
 from edgepolicy.policy_data import policy_key, with_namespace
 from edgepolicy.review import admission_review, decision_input, is_namespaced
 from edgepolicy.rule_catalogue import RuleCatalogue
+from edgepolicy.validated_policies import ValidatedPolicies, validate_policies
 from edgepolicy.verification_keys import VerificationKey
 
 BUNDLE_SUFFIXES = (".tar.gz", ".tgz")
@@ -219,14 +222,14 @@ def check_manifests(
 @dataclass(frozen=True)
 class PreparedCheck:
     """Manifests read for deciding: objects with their default namespace, the policy objects
-    among them (every input's context), the index of what HPAs scale and the ConfigMaps model
-    signatures may be in (checked before OPA starts; the decision inputs are built by
-    :meth:`CheckSession.decide`)."""
+    among them validated once (every input's context), the index of what HPAs scale and the
+    ConfigMaps model signatures may be in (checked before OPA starts; the decision inputs are
+    built by :meth:`CheckSession.decide`)."""
 
     manifests: tuple[Manifest, ...]
     objects: tuple[dict[str, Any], ...]
     namespace: str
-    policies: tuple[Mapping[str, Any], ...]
+    policies: ValidatedPolicies
     index: WorkloadIndex
     configmaps: Mapping[tuple[str, str], Mapping[str, Any]]
 
@@ -239,10 +242,11 @@ def _prepare(manifests: Sequence[Manifest], namespace: str) -> PreparedCheck:
     """
     objects = [_with_default_namespace(manifest.obj, namespace) for manifest in manifests]
     _check_policy_names(manifests, objects)
-    policies = [obj for obj in objects if is_policy_object(obj)]
+    # Each policy is validated once, here; every input's context carries the result.
+    policies = validate_policies(objects, namespace_default=namespace)
     index = WorkloadIndex(obj for obj in objects if not is_policy_object(obj))
     return PreparedCheck(
-        tuple(manifests), tuple(objects), namespace, tuple(policies), index, _configmaps(objects)
+        tuple(manifests), tuple(objects), namespace, policies, index, _configmaps(objects)
     )
 
 
@@ -327,7 +331,7 @@ class CheckSession:
             return decision, time.perf_counter() - begin
 
         # The ModelPolicies of OPA's data (a bundle's) and of the inputs verify the annotations.
-        model_policies = [*data_model_policies(client), *prepared.policies]
+        model_policies = [*data_model_policies(client), *prepared.policies.valid]
         inputs = [
             decision_input(
                 admission_review(

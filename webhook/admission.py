@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from edgepolicy.decision import Decision
 from edgepolicy.errors import OpaError, OpaUnavailableError
 from edgepolicy.kube import KubernetesApiError
+from edgepolicy.manifests import is_policy_object
 from edgepolicy.model_context import (
     build_models,
     configmap_names,
@@ -26,6 +27,7 @@ from edgepolicy.model_context import (
 )
 from edgepolicy.models.verifier import ModelVerifier
 from edgepolicy.review import decision_input
+from edgepolicy.validated_policies import NO_POLICIES, ValidatedPolicies, validate_policies
 from webhook import decision_log, metrics, reviews
 from webhook.config import RESPONSE_MARGIN_SECONDS, WebhookConfig
 from webhook.lookups import SCALABLE_KINDS, TtlCache
@@ -48,9 +50,9 @@ class ContextSource(Protocol):
     """What the service needs from the cluster (implemented by
     :class:`webhook.lookups.ClusterLookups`)."""
 
-    def finops_policies(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]: ...
+    def finops_policies(self, namespace: str, *, timeout: float) -> ValidatedPolicies: ...
 
-    def model_policies(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]: ...
+    def model_policies(self, namespace: str, *, timeout: float) -> ValidatedPolicies: ...
 
     def configmap(self, namespace: str, name: str, *, timeout: float) -> dict[str, Any] | None: ...
 
@@ -155,6 +157,7 @@ class AdmissionService:
             )
         request = review["request"]
         policies, workloads, configmaps = self._context(request, last_call)
+        policies = policies.replaced_by(_admitted_policy(request))
         models = self._models(request, policies, configmaps)
         if self._clock() > last_call:
             raise _NoDecision("deadline exceeded before asking OPA")
@@ -174,7 +177,7 @@ class AdmissionService:
     def _models(
         self,
         request: Mapping[str, Any],
-        cluster_policies: list[dict[str, Any]],
+        cluster_policies: ValidatedPolicies,
         configmaps: Mapping[str, dict[str, Any] | None],
     ) -> dict[str, Any]:
         """Return ``context.models``: the admitted object's model annotations verified against
@@ -184,7 +187,7 @@ class AdmissionService:
         namespace = request.get("namespace")
         if not isinstance(obj, Mapping) or not namespace or not declared_models(obj):
             return {}  # no model named: nothing to verify, nothing read
-        model_policies = [*self._policies_in_data(str(namespace)), *cluster_policies]
+        model_policies = [*self._policies_in_data(str(namespace)), *cluster_policies.valid]
         return build_models(obj, str(namespace), model_policies, self._verifier, configmaps)
 
     def _policies_in_data(self, namespace: str) -> list[dict[str, Any]]:
@@ -204,16 +207,16 @@ class AdmissionService:
 
     def _context(
         self, request: Mapping[str, Any], last_call: float
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, dict[str, Any] | None]]:
-        """Return the cluster's FinOpsPolicies and ModelPolicies in the namespace, the related
-        workloads (the scale target of an admitted HPA, only when it is a workload kind the
-        policies understand; any other target is no context; or the HPAs scaling an admitted
-        workload) and the ConfigMaps the admitted object names for its model signatures (looked
-        up only when a ModelPolicy of the namespace, in the cluster or in OPA's data, could use
-        them)."""
+    ) -> tuple[ValidatedPolicies, list[dict[str, Any]], dict[str, dict[str, Any] | None]]:
+        """Return the cluster's FinOpsPolicies and ModelPolicies in the namespace (validated),
+        the related workloads (the scale target of an admitted HPA, only when it is a workload
+        kind the policies understand; any other target is no context; or the HPAs scaling an
+        admitted workload) and the ConfigMaps the admitted object names for its model signatures
+        (looked up only when a ModelPolicy of the namespace, in the cluster or in OPA's data,
+        could use them)."""
         namespace = request.get("namespace")
         if self._kube is None or not namespace:
-            return [], [], {}
+            return NO_POLICIES, [], {}
         # All lookups of one request share one budget, so the deadline holds however many.
         budget_end = min(self._clock() + self._config.kube_timeout, last_call)
 
@@ -227,10 +230,14 @@ class AdmissionService:
         obj = request.get("object")
         named = configmap_names(obj) if isinstance(obj, Mapping) else set()
         try:
-            policies = self._kube.finops_policies(namespace, timeout=remaining())
-            policies += self._kube.model_policies(namespace, timeout=remaining())
+            policies = ValidatedPolicies.joined(
+                [
+                    self._kube.finops_policies(namespace, timeout=remaining()),
+                    self._kube.model_policies(namespace, timeout=remaining()),
+                ]
+            )
             configmaps: dict[str, dict[str, Any] | None] = {}
-            has_model_policies = any(p.get("kind") == "ModelPolicy" for p in policies)
+            has_model_policies = any(p.get("kind") == "ModelPolicy" for p in policies.valid)
             if named and (has_model_policies or self._policies_in_data(namespace)):
                 configmaps = {
                     name: self._kube.configmap(namespace, name, timeout=remaining())
@@ -313,3 +320,12 @@ def _scale_target(request: Mapping[str, Any]) -> tuple[str, str] | None:
     if kind not in SCALABLE_KINDS or api_version.partition("/")[0] != _WORKLOAD_GROUP:
         return None
     return str(kind), name
+
+
+def _admitted_policy(request: Mapping[str, Any]) -> ValidatedPolicies:
+    """Return the admitted object validated when it is a policy (the API server has checked it
+    against the CRD installed in the cluster, which may be older than edgepolicy's), else none."""
+    obj = request.get("object")
+    if not isinstance(obj, Mapping) or not is_policy_object(obj):
+        return NO_POLICIES
+    return validate_policies([obj], namespace_default=str(request.get("namespace") or "default"))

@@ -22,6 +22,7 @@ from edgepolicy.manifests import is_policy_object, load_paths
 from edgepolicy.opa_client import OpaClient
 from edgepolicy.opa_server import LocalOpa
 from edgepolicy.policy_data import policies_to_data
+from edgepolicy.validated_policies import validate_policies
 
 _LOG = logging.getLogger("edgepolicy.webhook.opa")
 
@@ -43,7 +44,8 @@ def local_data(policy_paths: Sequence[Path], data_files: Sequence[Path]) -> dict
             "--data files must not set data.edgepolicy.policies: give policy objects with "
             "--policies"
         )
-    section["policies"] = policies_to_data(objs)
+    # Validated once, here: the decision reads only the validator's output.
+    section["policies"] = policies_to_data(validate_policies(objs))
     return data
 
 

@@ -13,6 +13,7 @@ from webhook_builders import decision, finding, review
 from edgepolicy.decision import Decision
 from edgepolicy.errors import OpaError, OpaUnavailableError
 from edgepolicy.kube import KubernetesApiError
+from edgepolicy.validated_policies import ValidatedPolicies, validate_policies
 from webhook import decision_log, metrics
 from webhook.admission import AdmissionService
 from webhook.config import WebhookConfig
@@ -50,6 +51,15 @@ class FakeOpa:
         return self.healthy
 
 
+def _budget(namespace: str, spec: Any = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "policy.apexlogic.com/v1alpha1",
+        "kind": "FinOpsPolicy",
+        "metadata": {"name": "budget", "namespace": namespace},
+        "spec": {"targetWorkloadSelector": {}} if spec is None else spec,
+    }
+
+
 class FakeKube:
     """A cluster holding one FinOpsPolicy, one Deployment and the given ModelPolicies and
     ConfigMaps, or failing every lookup."""
@@ -65,14 +75,14 @@ class FakeKube:
         self.configmaps = configmaps or {}
         self.calls: list[tuple[Any, ...]] = []
 
-    def finops_policies(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]:
+    def finops_policies(self, namespace: str, *, timeout: float) -> ValidatedPolicies:
         self.calls.append(("policies", namespace, timeout))
         if self.error:
             raise self.error
-        return [{"kind": "FinOpsPolicy", "metadata": {"name": "budget", "namespace": namespace}}]
+        return validate_policies([_budget(namespace)])
 
-    def model_policies(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]:
-        return list(self.models)
+    def model_policies(self, namespace: str, *, timeout: float) -> ValidatedPolicies:
+        return validate_policies(self.models)
 
     def configmap(self, namespace: str, name: str, *, timeout: float) -> dict[str, Any] | None:
         self.calls.append(("configmap", namespace, name))
@@ -109,7 +119,12 @@ def test_validate_asks_opa_with_the_review_and_empty_context() -> None:
     assert answer["response"]["uid"] == "3f1c-uid"
     (sent,) = opa.inputs
     assert sent["request"] == review()["request"]
-    assert sent["context"] == {"policies": [], "workloads": []}
+    assert sent["context"] == {
+        "policies": [],
+        "invalidPolicies": [],
+        "policiesValidated": True,
+        "workloads": [],
+    }
 
 
 def test_update_sends_the_old_object_to_opa() -> None:
@@ -322,6 +337,22 @@ def test_ready_checks_bundles_only_when_fed_by_bundles() -> None:
     assert opa.health_bundles == [True, False]
 
 
+def test_an_admitted_policy_is_validated_and_replaces_the_stored_one() -> None:
+    opa, kube = FakeOpa(decision()), FakeKube()
+    admitted = _budget("ai", {"costLimits": {"maxCPUCores": 0}})
+    AdmissionService(CONFIG, opa, kube).answer(
+        "validate", review(kind="FinOpsPolicy", obj=admitted)
+    )
+    context = opa.inputs[0]["context"]
+    assert context["policies"] == []
+    [record] = context["invalidPolicies"]
+    assert (record["namespace"], record["name"]) == ("ai", "budget")
+    assert {e["field"] for e in record["errors"]} == {
+        "spec.targetWorkloadSelector",
+        "spec.costLimits.maxCPUCores",
+    }
+
+
 def _model_policy(name: str, public_key: str) -> dict[str, Any]:
     return {
         "apiVersion": "policy.apexlogic.com/v1alpha1",
@@ -350,7 +381,10 @@ def test_a_context_sent_in_the_review_is_never_trusted(signed_model: Any) -> Non
         "workloads": [{"kind": "Deployment"}],
     }
     sent = {**review(), "context": forged}
-    opa, kube = FakeOpa(decision()), FakeKube(models=[_model_policy("trusted", "x")])
+    opa, kube = (
+        FakeOpa(decision()),
+        FakeKube(models=[_model_policy("trusted", "-----BEGIN PUBLIC KEY-----\nx")]),
+    )
     AdmissionService(CONFIG, opa, kube).answer("validate", sent)
     context = opa.inputs[0]["context"]
     assert "models" not in context  # the object names no model: nothing verified

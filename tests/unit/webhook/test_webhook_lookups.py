@@ -12,6 +12,7 @@ import pytest
 
 from edgepolicy.errors import UsageError
 from edgepolicy.kube import KubeApi, KubernetesApiError
+from edgepolicy.validated_policies import NO_POLICIES
 from webhook.lookups import ClusterLookups, connect
 
 POLICY = {
@@ -53,9 +54,11 @@ class StubApi(KubeApi):
         return OBJECTS.get(path)
 
 
-def test_lists_policies_slimmed_and_typed() -> None:
+def test_lists_policies_slimmed_typed_and_validated() -> None:
     api = StubApi()
-    (policy,) = ClusterLookups(api).finops_policies("ai", timeout=0.7)
+    validated = ClusterLookups(api).finops_policies("ai", timeout=0.7)
+    assert validated.invalid == ()
+    (policy,) = validated.valid
     assert policy["apiVersion"] == "policy.apexlogic.com/v1alpha1"
     assert policy["kind"] == "FinOpsPolicy"
     assert "managedFields" not in policy["metadata"]
@@ -67,7 +70,7 @@ def test_lists_policies_slimmed_and_typed() -> None:
 def test_lists_model_policies_and_reads_a_configmap_by_name() -> None:
     api = StubApi()
     lookups = ClusterLookups(api)
-    (policy,) = lookups.model_policies("ai", timeout=0.5)
+    (policy,) = lookups.model_policies("ai", timeout=0.5).valid
     assert policy["kind"] == "ModelPolicy"
     assert policy["apiVersion"] == "policy.apexlogic.com/v1alpha1"
     configmap = lookups.configmap("ai", "model-sig", timeout=0.5)
@@ -104,7 +107,7 @@ def test_failures_are_not_cached() -> None:
 
 
 def test_missing_crd_or_namespace_means_no_policies() -> None:
-    assert ClusterLookups(StubApi()).finops_policies("empty", timeout=2) == []
+    assert ClusterLookups(StubApi()).finops_policies("empty", timeout=2) == NO_POLICIES
 
 
 def test_workload_lookup_and_absent_workloads() -> None:
@@ -141,3 +144,46 @@ def test_a_bad_kubeconfig_is_a_usage_error(tmp_path: Path) -> None:
     path.write_text("apiVersion: v1")
     with pytest.raises(UsageError, match="no current-context"):
         connect(path)
+
+
+def test_invalid_cluster_policies_come_with_their_errors_once_per_cached_answer() -> None:
+    broken = {"metadata": {"name": "broken", "namespace": "ai"}, "spec": {"costLimits": {}}}
+    OBJECTS["/apis/policy.apexlogic.com/v1alpha1/namespaces/lab/finopspolicies"] = {
+        "items": [broken]
+    }
+    lookups = ClusterLookups(StubApi(), cache_ttl=60)
+    validated = lookups.finops_policies("lab", timeout=2)
+    assert lookups.finops_policies("lab", timeout=2) is validated
+    assert validated.valid == ()
+    (invalid,) = validated.invalid
+    assert (invalid.namespace, invalid.name) == ("ai", "broken")
+    assert [e.field for e in invalid.errors] == ["spec.targetWorkloadSelector"]
+
+
+def test_a_stored_policy_version_is_validated_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import webhook.lookups as lookups_module
+
+    calls: list[str] = []
+    real = lookups_module.validate_policies
+
+    def counting(objs: Any, **kwargs: Any) -> Any:
+        objs = list(objs)
+        calls.extend(obj["metadata"]["name"] for obj in objs)
+        return real(objs, **kwargs)
+
+    monkeypatch.setattr(lookups_module, "validate_policies", counting)
+    versioned = {
+        "metadata": {"name": "v", "namespace": "ai", "uid": "u-1", "resourceVersion": "7"},
+        "spec": {"targetWorkloadSelector": {}},
+    }
+    OBJECTS["/apis/policy.apexlogic.com/v1alpha1/namespaces/vers/finopspolicies"] = {
+        "items": [versioned]
+    }
+    lookups = ClusterLookups(StubApi(), cache_ttl=0)
+    first = lookups.finops_policies("vers", timeout=2)
+    second = lookups.finops_policies("vers", timeout=2)
+    assert first.valid == second.valid
+    assert calls == ["v"]
+    versioned["metadata"]["resourceVersion"] = "8"
+    lookups.finops_policies("vers", timeout=2)
+    assert calls == ["v", "v"]

@@ -67,8 +67,29 @@ def test_local_data_holds_the_policies_and_the_data_files(tmp_path: Path) -> Non
     data = local_data([tmp_path / "policies.yaml"], [tmp_path / "settings.yaml"])
     assert data["edgepolicy"]["settings"] == {"enforcementActions": {"finops.cpu": "warn"}}
     policies = data["edgepolicy"]["policies"]
+    assert policies["validated"] is True
     assert list(policies["finops"]["ai"]) == ["budget"]
     assert policies["model"] == {}
+    assert policies["invalid"] == {}
+
+
+def test_local_data_validates_the_policies_once_and_keeps_the_invalid_ones_apart(
+    tmp_path: Path,
+) -> None:
+    broken = POLICY.replace("name: budget", "name: broken").replace(
+        "{matchLabels: {app: web}}", "{matchLabels: {app: web}}, costLimits: {maxCPUCores: -1}"
+    )
+    (tmp_path / "policies.yaml").write_text(POLICY + "---\n" + broken)
+    policies = local_data([tmp_path / "policies.yaml"], [])["edgepolicy"]["policies"]
+    assert list(policies["finops"]["ai"]) == ["budget"]
+    [record] = policies["invalid"]["ai"]
+    assert record["name"] == "broken"
+    assert record["errors"] == [
+        {
+            "field": "spec.costLimits.maxCPUCores",
+            "message": "must be a number greater than 0, got -1",
+        }
+    ]
 
 
 def test_data_files_cannot_smuggle_policies(tmp_path: Path) -> None:
