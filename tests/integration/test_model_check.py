@@ -49,7 +49,8 @@ def test_model_policies_from_opa_data_verify_the_annotations(tmp_path: Path) -> 
         namespace, name = policy["metadata"]["namespace"], policy["metadata"]["name"]
         sections[section].setdefault(namespace, {})[name] = policy
     data = tmp_path / "policies.json"
-    data.write_text(json.dumps({"edgepolicy": {"policies": sections}}))
+    # As a bundle build or `serve --policies` hands them over: the validator's output, marked.
+    data.write_text(json.dumps({"edgepolicy": {"policies": {**sections, "validated": True}}}))
 
     verdicts = _check("--data", data, SAMPLE / "workloads.yaml")
 
