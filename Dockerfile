@@ -1,6 +1,8 @@
 # The edgepolicy webhook image that deploy/ references (`edgepolicy serve`; OPA runs as a sidecar).
 # Multi-stage: the build stage installs the project exactly as `pip install .` does into a venv;
-# the runtime stage copies only that venv and runs as a non-root user.
+# the runtime stage copies only that venv and runs as a non-root user. The `models` extra: the
+# webhook verifies model signatures at admission, and the image is also the init container that
+# verifies model directories at pod start (`edgepolicy model verify`).
 # Pin the base by digest as well when you build for production (`python:3.11.14-slim-bookworm@sha256:…`).
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
@@ -14,7 +16,7 @@ COPY webhook ./webhook
 COPY bundles ./bundles
 COPY rego ./rego
 RUN python -m venv /opt/edgepolicy \
- && /opt/edgepolicy/bin/pip install . \
+ && /opt/edgepolicy/bin/pip install '.[models]' \
  && /opt/edgepolicy/bin/edgepolicy --version
 
 FROM ${PYTHON_IMAGE}

@@ -6,13 +6,13 @@ BIN := $(VENV)/bin
 OPA := .tools/bin/opa
 STAMP := $(VENV)/.installed
 
-.PHONY: setup tools tools-e2e tools-all run test test-rego test-python test-e2e lint lint-python fmt clean bench bench-rego bench-admission bench-bundles
+.PHONY: setup tools tools-e2e tools-all run test test-rego test-python test-e2e lint lint-python fmt clean bench bench-rego bench-admission bench-bundles bench-models
 
 setup: $(STAMP) tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,models]'
 	touch $(STAMP)
 
 tools:
@@ -51,7 +51,7 @@ fmt: $(STAMP) tools
 	$(BIN)/ruff format edgepolicy webhook bundles tests bench
 
 # Every benchmark; each prints its numbers (docs/performance.md records them).
-bench: bench-rego bench-admission bench-bundles
+bench: bench-rego bench-admission bench-bundles bench-models
 
 bench-rego: setup
 	$(BIN)/python bench/rego_decision.py
@@ -63,6 +63,10 @@ bench-admission: setup
 # Publish-to-activation time of a bundle on 20 real OPA sidecars, long polling vs polling.
 bench-bundles: setup
 	$(BIN)/python bench/bundles_fleet.py --sidecars 20 --rounds 5
+
+# model sign hashing vs sha256sum (500 MB), cached vs uncached admission verification.
+bench-models: setup
+	$(BIN)/python bench/model_signing.py
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache build *.egg-info

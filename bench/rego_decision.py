@@ -159,7 +159,33 @@ def _large_deployment(containers: int) -> dict[str, Any]:
     return obj
 
 
-QUANTIZED = {"server": {"quantized": True}}
+MODEL_POLICY: dict[str, Any] = {
+    "apiVersion": "policy.apexlogic.com/v1alpha1",
+    "kind": "ModelPolicy",
+    "metadata": {"name": "trusted-models", "namespace": NAMESPACE},
+    "spec": {
+        "targetWorkloadSelector": {"matchLabels": {"app": "ai-inference-service"}},
+        "signature": {"required": True, "publicKeys": ["-----BEGIN PUBLIC KEY-----\n…"]},
+        "biasThresholds": {"demographicParityDifference": 0.1},
+    },
+}
+# What the verifier gives Rego for a model whose signature verified against MODEL_POLICY.
+QUANTIZED = {
+    f"{NAMESPACE}/trusted-models": {
+        "default": {
+            "verified": True,
+            "signer": "SHA256:bench",
+            "facts": json.dumps(
+                {
+                    "model": {"path": "model.onnx", "quantization": "int8"},
+                    "evaluations": [
+                        {"sensitive": "group", "metrics": {"demographicParityDifference": 0.04}}
+                    ],
+                }
+            ),
+        }
+    }
+}
 
 
 @dataclass(frozen=True)
@@ -182,11 +208,12 @@ class Inputs:
             document["context"] = {"policies": self.context, "workloads": self.workloads}
             if self.models is not None:
                 document["context"]["models"] = self.models
-            by_namespace: dict[str, Any] = {}
+            sections: dict[str, dict[str, Any]] = {"finops": {}, "model": {}}
             for obj in self.data:
                 namespace, name = policy_key(obj)
-                by_namespace.setdefault(namespace, {})[name] = obj
-            return document, {"finops": by_namespace, "model": {}}
+                section = "model" if obj.get("kind") == "ModelPolicy" else "finops"
+                sections[section].setdefault(namespace, {})[name] = obj
+            return document, sections
         document = decision_input(
             self.review,
             policies=validate_policies(self.context),
@@ -207,12 +234,12 @@ class Case:
 
 def _no_policy() -> Inputs:
     review = admission_review(_deployment("inference", namespace="default"))
-    return Inputs(review, data=[_seed_policy()], models=QUANTIZED)
+    return Inputs(review, data=[_seed_policy(), MODEL_POLICY], models=QUANTIZED)
 
 
 def _compliant() -> Inputs:
     review = admission_review(_deployment("inference"))
-    return Inputs(review, data=[_seed_policy()], models=QUANTIZED)
+    return Inputs(review, data=[_seed_policy(), MODEL_POLICY], models=QUANTIZED)
 
 
 def _compliant_context() -> Inputs:
@@ -222,12 +249,16 @@ def _compliant_context() -> Inputs:
 
 def _denied() -> Inputs:
     review = admission_review(_denied_deployment())
-    return Inputs(review, data=[_seed_policy()], workloads=[_hpa("inference-over-budget")])
+    return Inputs(
+        review, data=[_seed_policy(), MODEL_POLICY], workloads=[_hpa("inference-over-budget")]
+    )
 
 
 def _ten_policies() -> Inputs:
     review = admission_review(_deployment("inference"))
-    return Inputs(review, data=[_seed_policy(), *_other_policies(9)], models=QUANTIZED)
+    return Inputs(
+        review, data=[_seed_policy(), MODEL_POLICY, *_other_policies(9)], models=QUANTIZED
+    )
 
 
 def _invalid_policy() -> Inputs:
@@ -237,20 +268,19 @@ def _invalid_policy() -> Inputs:
     broken["spec"]["costLimits"] = {"maxCPUCores": "8", "maxMemoryGB": 0}
     broken["spec"]["autoScale"] = {"minReplicas": 5, "maxReplicas": 3}
     review = admission_review(_deployment("inference"))
-    return Inputs(review, data=[_seed_policy(), broken], models=QUANTIZED)
+    return Inputs(review, data=[_seed_policy(), MODEL_POLICY, broken], models=QUANTIZED)
 
 
 def _large() -> Inputs:
-    models = {f"worker-{i}": {"quantized": True} for i in range(30)}
     review = admission_review(_large_deployment(30))
-    return Inputs(review, data=[_seed_policy()], models=models)
+    return Inputs(review, data=[_seed_policy(), MODEL_POLICY], models=QUANTIZED)
 
 
 CASES = [
     Case("no-policy", "Deployment, no policy in its namespace", _no_policy),
     Case("compliant", "matched compliant Deployment, seed policy in data", _compliant),
     Case("compliant-context", "the same, seed policy in input.context", _compliant_context),
-    Case("denied", "Deployment with 9 violations of 8 rules (HPA in context)", _denied),
+    Case("denied", "Deployment with 11 violations of 10 rules (HPA in context)", _denied),
     Case(
         "ten-policies", "matched compliant Deployment, 10 policies in the namespace", _ten_policies
     ),

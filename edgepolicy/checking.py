@@ -6,7 +6,10 @@ validated once against their CRD (:mod:`edgepolicy.validated_policies`), go into
 context (the valid ones and the invalid ones with their errors) and are themselves checked, so a
 malformed one is reported; an HPA gets the workload its ``scaleTargetRef`` names and a workload
 the HPAs that scale it (``context.workloads``), as the webhook would look them up in the
-cluster.
+cluster. A workload's
+model annotations are verified against every valid ModelPolicy of its namespace (inputs and
+data) into ``context.models`` by :mod:`edgepolicy.model_context`, as the webhook does; a
+``signature-configmap`` is found among the inputs.
 """
 
 from __future__ import annotations
@@ -24,6 +27,12 @@ from typing import Any
 from edgepolicy.decision import Decision, Finding
 from edgepolicy.errors import InputError, OpaError, UsageError
 from edgepolicy.manifests import Manifest, is_policy_object
+from edgepolicy.model_context import (
+    build_models,
+    configmap_names,
+    data_model_policies,
+)
+from edgepolicy.models.verifier import ModelVerifier
 from edgepolicy.opa_client import OpaClient
 from edgepolicy.opa_server import LocalOpa
 from edgepolicy.policy_data import policy_key, with_namespace
@@ -213,14 +222,16 @@ def check_manifests(
 @dataclass(frozen=True)
 class PreparedCheck:
     """Manifests read for deciding: objects with their default namespace, the policy objects
-    among them validated once (every input's context) and the index of what HPAs scale
-    (checked before OPA starts; the decision inputs are built by :meth:`CheckSession.decide`)."""
+    among them validated once (every input's context), the index of what HPAs scale and the
+    ConfigMaps model signatures may be in (checked before OPA starts; the decision inputs are
+    built by :meth:`CheckSession.decide`)."""
 
     manifests: tuple[Manifest, ...]
     objects: tuple[dict[str, Any], ...]
     namespace: str
     policies: ValidatedPolicies
     index: WorkloadIndex
+    configmaps: Mapping[tuple[str, str], Mapping[str, Any]]
 
 
 def _prepare(manifests: Sequence[Manifest], namespace: str) -> PreparedCheck:
@@ -234,7 +245,9 @@ def _prepare(manifests: Sequence[Manifest], namespace: str) -> PreparedCheck:
     # Each policy is validated once, here; every input's context carries the result.
     policies = validate_policies(objects, namespace_default=namespace)
     index = WorkloadIndex(obj for obj in objects if not is_policy_object(obj))
-    return PreparedCheck(tuple(manifests), tuple(objects), namespace, policies, index)
+    return PreparedCheck(
+        tuple(manifests), tuple(objects), namespace, policies, index, _configmaps(objects)
+    )
 
 
 class CheckSession:
@@ -267,6 +280,8 @@ class CheckSession:
             opa_binary, paths=paths, bundles=bundles, data=data, verification_key=verification_key
         )
         self._client: OpaClient | None = None
+        # One cache for the session: cases that share a model verify it once.
+        self._verifier = ModelVerifier()
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> CheckSession:
@@ -327,6 +342,8 @@ class CheckSession:
             decision = client.decide(decision_input)
             return decision, time.perf_counter() - begin
 
+        # The ModelPolicies of OPA's data (a bundle's) and of the inputs verify the annotations.
+        model_policies = [*data_model_policies(client), *prepared.policies.valid]
         inputs = [
             decision_input(
                 admission_review(
@@ -334,6 +351,7 @@ class CheckSession:
                 ),
                 policies=prepared.policies,
                 workloads=prepared.index.related(obj),
+                models=_models(obj, model_policies, self._verifier, prepared.configmaps) or None,
             )
             for obj in prepared.objects
         ]
@@ -346,6 +364,29 @@ class CheckSession:
             )
         )
         return CheckReport(results, started_at=started_at, seconds=time.perf_counter() - started)
+
+
+def _configmaps(objects: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """The ConfigMaps among the inputs by (namespace, name): where a pod's
+    ``models.apexlogic.com/signature-configmap`` is found, as the webhook finds it in the
+    cluster."""
+    return {
+        (_namespace_of(obj), _name_of(obj)): obj
+        for obj in objects
+        if obj.get("kind") == "ConfigMap" and obj.get("apiVersion") == "v1"
+    }
+
+
+def _models(
+    obj: Mapping[str, Any],
+    model_policies: Sequence[Mapping[str, Any]],
+    verifier: ModelVerifier,
+    configmaps: Mapping[tuple[str, str], Mapping[str, Any]],
+) -> dict[str, Any]:
+    """``context.models`` for ``obj``."""
+    namespace = _namespace_of(obj)
+    named = {name: configmaps.get((namespace, name)) for name in configmap_names(obj)}
+    return build_models(obj, namespace, model_policies, verifier, named)
 
 
 def _check_policy_names(

@@ -36,7 +36,13 @@ Run `edgepolicy COMMAND --help` for a command's options and examples.
 def build_parser() -> argparse.ArgumentParser:
     """Return the top-level parser with every subcommand registered."""
     from bundles import command as bundle_command
-    from edgepolicy import audit_command, check_command, completion_command, verify_command
+    from edgepolicy import (
+        audit_command,
+        check_command,
+        completion_command,
+        model_command,
+        verify_command,
+    )
     from webhook import command as serve_command
 
     parser = argparse.ArgumentParser(
@@ -53,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_command.add_parser(subparsers)
     serve_command.add_parser(subparsers)
     bundle_command.add_parser(subparsers)
+    model_command.add_parser(subparsers)
     completion_command.add_parser(subparsers)
     return parser
 

@@ -52,3 +52,22 @@ class UntrustedCommitError(BundleError):
 
 class RollbackError(BundleError):
     """Publishing would replace a bundle with an older revision of the policy."""
+
+
+class ModelTrustError(EdgepolicyError):
+    """A ModelPolicy's spec.signature cannot be turned into trust (the message names the field)."""
+
+
+class ModelSigningError(EdgepolicyError):
+    """A model directory could not be signed, or read to be verified (names the file)."""
+
+
+class ModelSignatureRejected(EdgepolicyError):
+    """A model signature did not verify; the message is the reason, in one line."""
+
+
+class ModelInputError(InputError):
+    """An ONNX model, its evaluation data or its model card cannot be read or used.
+
+    The message names the file and, for CSV and YAML, the line.
+    """

@@ -91,9 +91,9 @@ trap 'cleanup; "${CONTROLPLANE[@]}" stop >/dev/null 2>&1 || true' EXIT
 
 section "Starting a local Kubernetes control plane (etcd + kube-apiserver on 127.0.0.1)"
 "${CONTROLPLANE[@]}" start
-"$KUBECTL" apply -f deploy/base/crds/finopspolicies.yaml
+"$KUBECTL" apply -f deploy/base/crds
 "$KUBECTL" wait --for=condition=established --timeout=60s \
-  crd/finopspolicies.policy.apexlogic.com >/dev/null
+  crd/finopspolicies.policy.apexlogic.com crd/modelpolicies.policy.apexlogic.com >/dev/null
 echo '{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ai-workloads"}}' \
   | "$KUBECTL" apply -f -
 

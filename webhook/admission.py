@@ -1,10 +1,12 @@
 """Answer AdmissionReviews: gather context, ask OPA, build the response, log and count it.
 
 The data path runs one way: the received review → :func:`edgepolicy.review.decision_input`
-(the same input builder ``edgepolicy check`` uses) with context from the cluster → OPA's
-decision document → the AdmissionResponse. Python never decides a rule itself. When no decision
-can be had within the deadline (OPA or the Kubernetes API down or slow), the configured failure
-mode answers: deny (fail closed, the default) or admit with a warning (fail open).
+(the same input builder ``edgepolicy check`` uses) with context from the cluster and the model
+annotations verified by :mod:`edgepolicy.model_context` (the same code as ``check``) → OPA's
+decision document → the AdmissionResponse. A ``context`` inside the received review is dropped.
+Python never decides a rule itself. When no decision can be had within the deadline (OPA or the
+Kubernetes API down or slow), the configured failure mode answers: deny (fail closed, the
+default) or admit with a warning (fail open).
 """
 
 from __future__ import annotations
@@ -17,11 +19,18 @@ from edgepolicy.decision import Decision
 from edgepolicy.errors import OpaError, OpaUnavailableError
 from edgepolicy.kube import KubernetesApiError
 from edgepolicy.manifests import is_policy_object
+from edgepolicy.model_context import (
+    build_models,
+    configmap_names,
+    data_model_policies,
+    declared_models,
+)
+from edgepolicy.models.verifier import ModelVerifier
 from edgepolicy.review import decision_input
 from edgepolicy.validated_policies import NO_POLICIES, ValidatedPolicies, validate_policies
 from webhook import decision_log, metrics, reviews
 from webhook.config import RESPONSE_MARGIN_SECONDS, WebhookConfig
-from webhook.lookups import SCALABLE_KINDS
+from webhook.lookups import SCALABLE_KINDS, TtlCache
 
 # The API group of the scalable workload kinds the policies understand.
 _WORKLOAD_GROUP = "apps"
@@ -32,6 +41,8 @@ class DecisionSource(Protocol):
 
     def decide(self, input_doc: Mapping[str, Any]) -> Decision: ...
 
+    def query(self, path: str, input_doc: Mapping[str, Any] | None = None) -> Any: ...
+
     def health(self, *, bundles: bool = False) -> bool: ...
 
 
@@ -40,6 +51,10 @@ class ContextSource(Protocol):
     :class:`webhook.lookups.ClusterLookups`)."""
 
     def finops_policies(self, namespace: str, *, timeout: float) -> ValidatedPolicies: ...
+
+    def model_policies(self, namespace: str, *, timeout: float) -> ValidatedPolicies: ...
+
+    def configmap(self, namespace: str, name: str, *, timeout: float) -> dict[str, Any] | None: ...
 
     def workload(
         self, namespace: str, kind: str, name: str, *, timeout: float
@@ -65,11 +80,16 @@ class AdmissionService:
         opa: DecisionSource,
         kube: ContextSource | None = None,
         *,
+        verifier: ModelVerifier | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
         self._opa = opa
         self._kube = kube
+        self._verifier = verifier if verifier is not None else ModelVerifier()
+        # The ModelPolicies of OPA's data (bundles, serve --policies) by namespace, read as
+        # briefly cached as the cluster's.
+        self._data_policies = TtlCache(config.kube_cache_seconds)
         self._clock = clock
         self._opa_timeout = config.opa_timeout(kube is not None)
 
@@ -135,12 +155,18 @@ class AdmissionService:
                 f"the webhook is overloaded: the request waited too long for a free thread to "
                 f"be decided within the {self._config.timeout:g}s deadline"
             )
-        policies, workloads = self._context(review["request"], last_call)
-        policies = policies.replaced_by(_admitted_policy(review["request"]))
+        request = review["request"]
+        policies, workloads, configmaps = self._context(request, last_call)
+        policies = policies.replaced_by(_admitted_policy(request))
+        models = self._models(request, policies, configmaps)
         if self._clock() > last_call:
             raise _NoDecision("deadline exceeded before asking OPA")
         try:
-            return self._opa.decide(decision_input(review, policies=policies, workloads=workloads))
+            return self._opa.decide(
+                decision_input(
+                    review, policies=policies, workloads=workloads, models=models or None
+                )
+            )
         except OpaUnavailableError as error:
             metrics.OPA_ERRORS.labels(reason="unavailable").inc()
             raise _NoDecision(f"policy engine unavailable: {error}") from error
@@ -148,16 +174,49 @@ class AdmissionService:
             metrics.OPA_ERRORS.labels(reason="error").inc()
             raise _NoDecision(f"policy engine error: {error}") from error
 
+    def _models(
+        self,
+        request: Mapping[str, Any],
+        cluster_policies: ValidatedPolicies,
+        configmaps: Mapping[str, dict[str, Any] | None],
+    ) -> dict[str, Any]:
+        """Return ``context.models``: the admitted object's model annotations verified against
+        every ModelPolicy of its namespace, those of OPA's data and the cluster's (the cluster's
+        copy last, so it wins as in the Rego). Never from the review's own ``context``."""
+        obj = request.get("object")
+        namespace = request.get("namespace")
+        if not isinstance(obj, Mapping) or not namespace or not declared_models(obj):
+            return {}  # no model named: nothing to verify, nothing read
+        model_policies = [*self._policies_in_data(str(namespace)), *cluster_policies.valid]
+        return build_models(obj, str(namespace), model_policies, self._verifier, configmaps)
+
+    def _policies_in_data(self, namespace: str) -> list[dict[str, Any]]:
+        """The ModelPolicies of ``namespace`` in OPA's data, cached briefly.
+
+        Raises:
+            _NoDecision: OPA is unavailable.
+        """
+        try:
+            found: list[dict[str, Any]] = self._data_policies.get_or_load(
+                namespace, lambda: data_model_policies(self._opa, namespace)
+            )
+        except OpaUnavailableError as error:
+            metrics.OPA_ERRORS.labels(reason="unavailable").inc()
+            raise _NoDecision(f"policy engine unavailable: {error}") from error
+        return found
+
     def _context(
         self, request: Mapping[str, Any], last_call: float
-    ) -> tuple[ValidatedPolicies, list[dict[str, Any]]]:
-        """Return the cluster's FinOpsPolicies in the namespace (validated) and the related
-        workloads: the scale target of an admitted HPA (only when it is a workload kind the
-        policies understand; any other target is no context), or the HPAs scaling an admitted
-        workload."""
+    ) -> tuple[ValidatedPolicies, list[dict[str, Any]], dict[str, dict[str, Any] | None]]:
+        """Return the cluster's FinOpsPolicies and ModelPolicies in the namespace (validated),
+        the related workloads (the scale target of an admitted HPA, only when it is a workload
+        kind the policies understand; any other target is no context; or the HPAs scaling an
+        admitted workload) and the ConfigMaps the admitted object names for its model signatures
+        (looked up only when a ModelPolicy of the namespace, in the cluster or in OPA's data,
+        could use them)."""
         namespace = request.get("namespace")
         if self._kube is None or not namespace:
-            return NO_POLICIES, []
+            return NO_POLICIES, [], {}
         # All lookups of one request share one budget, so the deadline holds however many.
         budget_end = min(self._clock() + self._config.kube_timeout, last_call)
 
@@ -168,8 +227,22 @@ class AdmissionService:
             return left
 
         kind, name = _kind(request), request.get("name")
+        obj = request.get("object")
+        named = configmap_names(obj) if isinstance(obj, Mapping) else set()
         try:
-            policies = self._kube.finops_policies(namespace, timeout=remaining())
+            policies = ValidatedPolicies.joined(
+                [
+                    self._kube.finops_policies(namespace, timeout=remaining()),
+                    self._kube.model_policies(namespace, timeout=remaining()),
+                ]
+            )
+            configmaps: dict[str, dict[str, Any] | None] = {}
+            has_model_policies = any(p.get("kind") == "ModelPolicy" for p in policies.valid)
+            if named and (has_model_policies or self._policies_in_data(namespace)):
+                configmaps = {
+                    name: self._kube.configmap(namespace, name, timeout=remaining())
+                    for name in sorted(named)
+                }
             workloads = []
             target = _scale_target(request)
             if target is not None:
@@ -185,7 +258,7 @@ class AdmissionService:
         except KubernetesApiError as error:
             metrics.KUBE_ERRORS.inc()
             raise _NoDecision(f"cannot read decision context: {error}") from error
-        return policies, workloads
+        return policies, workloads, configmaps
 
     def ready(self) -> tuple[bool, str]:
         """Tell whether decisions can be made now: OPA answers (with every bundle activated

@@ -1,11 +1,13 @@
 """The webhook's decision context from the cluster: lookups through the shared Kubernetes
 client (:mod:`edgepolicy.kube`), cached briefly.
 
-The webhook asks the cluster for the FinOpsPolicy objects stored in a request's namespace (so
-``kubectl apply``-ed policies are enforced; validated against the shipped CRD once per stored
-version, by ``uid`` and ``resourceVersion``), the workload an HPA's ``scaleTargetRef`` names, and
-the HPAs of a namespace (those scaling an admitted workload), as ``edgepolicy check`` relates
-the objects of a run. Access is optional: without a kubeconfig or a service account,
+The webhook asks the cluster for the FinOpsPolicy and ModelPolicy objects stored in a request's
+namespace (so ``kubectl apply``-ed policies are enforced; validated against the shipped CRD once
+per stored version, by ``uid`` and ``resourceVersion``), the workload an HPA's
+``scaleTargetRef`` names, the HPAs of a namespace (those scaling an admitted workload), as
+``edgepolicy check`` relates the objects of a run, and the ConfigMap a pod names in
+``models.apexlogic.com/signature-configmap`` (read only when a ModelPolicy could use it).
+Access is optional: without a kubeconfig or a service account,
 :func:`connect` returns None and no lookups happen. Answers (including "not found") are cached
 for a few seconds per worker; failures raise :class:`edgepolicy.kube.KubernetesApiError` and are
 never cached.
@@ -44,7 +46,7 @@ _MAX_VALIDATED = 4096
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
-class _TtlCache:
+class TtlCache:
     """A small thread-safe cache whose entries expire ``ttl`` seconds after they were stored."""
 
     def __init__(self, ttl: float, max_entries: int = 1024) -> None:
@@ -54,6 +56,8 @@ class _TtlCache:
         self._lock = threading.Lock()
 
     def get_or_load(self, key: str, load: Callable[[], Any]) -> Any:
+        """Return the fresh value stored under ``key``, else ``load()`` stored (whatever
+        ``load`` raises is raised and nothing is stored)."""
         now = time.monotonic()
         with self._lock:
             entry = self._entries.get(key)
@@ -89,7 +93,7 @@ class ClusterLookups:
 
     def __init__(self, api: KubeApi, *, cache_ttl: float = 5.0) -> None:
         self._api = api
-        self._cache = _TtlCache(cache_ttl)
+        self._cache = TtlCache(cache_ttl)
         # Validation results by (uid, resourceVersion): a stored policy is validated once per
         # version, not again each time the list is read.
         self._by_version: dict[tuple[str, str], ValidatedPolicies] = {}
@@ -133,6 +137,37 @@ class ClusterLookups:
             return ValidatedPolicies.joined(self._validated(obj, namespace) for obj in objs)
 
         result: ValidatedPolicies = self._cache.get_or_load(path, load)
+        return result
+
+    def model_policies(self, namespace: str, *, timeout: float) -> ValidatedPolicies:
+        """Return the ModelPolicy objects stored in ``namespace`` (none if the CRD is absent),
+        validated against the shipped CRD (once per stored version).
+
+        Raises:
+            KubernetesApiError: the lookup failed or timed out.
+        """
+        path = f"/apis/{POLICY_API_VERSION}/namespaces/{quote(namespace, safe='')}/modelpolicies"
+
+        def load() -> ValidatedPolicies:
+            objs = self._list(path, POLICY_API_VERSION, "ModelPolicy", timeout)
+            return ValidatedPolicies.joined(self._validated(obj, namespace) for obj in objs)
+
+        result: ValidatedPolicies = self._cache.get_or_load(path, load)
+        return result
+
+    def configmap(self, namespace: str, name: str, *, timeout: float) -> dict[str, Any] | None:
+        """Return the ConfigMap ``name`` of ``namespace``, or None if it does not exist.
+
+        Raises:
+            KubernetesApiError: the lookup failed or timed out.
+        """
+        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/configmaps/{quote(name, safe='')}"
+
+        def load() -> dict[str, Any] | None:
+            document = self._api.get_object(path, timeout=timeout)
+            return None if document is None else _slim(document, "v1", "ConfigMap")
+
+        result: dict[str, Any] | None = self._cache.get_or_load(path, load)
         return result
 
     def autoscalers(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]:

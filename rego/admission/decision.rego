@@ -4,7 +4,7 @@
 #   The one document every consumer queries (`edgepolicy check`, the webhook, audits), as
 #   docs/decision-contract.md describes: the findings of every rule package under
 #   `data.edgepolicy.rules` (each defines `findings`), split by their enforcement action, plus
-#   the mutation patches and the policies that matched. DELETE and CONNECT are allowed untouched.
+#   the mutation patches and the policies (FinOpsPolicy and ModelPolicy) that matched. DELETE and CONNECT are allowed untouched.
 package edgepolicy.admission
 
 import data.edgepolicy.lib.policy
@@ -24,7 +24,7 @@ decision := {
 	"warnings": [],
 	"dryrun": [],
 	"patches": mutation.patches,
-	"policies": sort(policy.matching),
+	"policies": sort(policy.matching | policy.model_matching),
 } if {
 	request.is_evaluated
 	count(_findings) == 0
@@ -34,7 +34,7 @@ decision := {
 	"warnings": _by_action.warn,
 	"dryrun": _by_action.dryrun,
 	"patches": mutation.patches,
-	"policies": sort(policy.matching),
+	"policies": sort(policy.matching | policy.model_matching),
 } if {
 	request.is_evaluated
 } else := {

@@ -12,8 +12,8 @@ _over_budget := fx.deployment(1, [fx.container("server", "4", "12Gi"), {"name": 
 
 # METADATA
 # title: _quantized
-# description: 'A context with the seed policy and verified quantized facts for container `server`.'
-_quantized := {"policies": [fx.seed_policy], "models": fx.quantized("server")}
+# description: 'A context with the seed policy and verified int8 facts for its model.'
+_quantized := fx.quantized_context
 
 # METADATA
 # title: a compliant workload with verified facts is allowed and mutated
@@ -23,7 +23,7 @@ test_compliant_allowed if {
 	decision.violations == []
 	decision.warnings == []
 	decision.dryrun == []
-	decision.policies == [fx.policy_id]
+	decision.policies == [fx.policy_id, fx.model_policy_id]
 	count(decision.patches) == 2
 }
 

@@ -8,7 +8,9 @@
 #   - the annotation `finops.apexlogic.com/idle-shutdown-after` on the pod template (the Pod's own
 #     metadata for a Pod) when the pod template does not have it, set to `<minutes>m` with the
 #     smallest `idleShutdownThresholdMinutes` of the applying policies, so that it satisfies every
-#     one of them and never fights `finops.idle-shutdown`.
+#     one of them and never fights `finops.idle-shutdown`;
+#   - for ModelPolicies with `spec.signature.verifyAtStart`, the init container that verifies the
+#     model directory at pod start (`data.edgepolicy.mutation.model_verify`).
 #   Objects with a controller owner (a Deployment's ReplicaSets, their Pods) are never patched: the
 #   owner carries the mutation, and a ReplicaSet whose template differed from its Deployment's would
 #   make the Deployment controller create ReplicaSets forever. Missing maps are added whole; `/` in keys is escaped as `~1`. Applying the patch and deciding
@@ -19,6 +21,7 @@ import data.edgepolicy.lib.decimal
 import data.edgepolicy.lib.policy
 import data.edgepolicy.lib.request
 import data.edgepolicy.lib.workload
+import data.edgepolicy.mutation.model_verify
 
 # METADATA
 # title: _policy_label
@@ -62,6 +65,10 @@ _operations contains operation if {
 	object.get(request.object, array.concat(annotations_path, [_idle_annotation]), null) == null
 	value := concat("", [decimal.text(decimal.from_number(min(thresholds))), "m"])
 	some operation in _set(annotations_path, _idle_annotation, value)
+}
+
+_operations contains operation if {
+	some operation in model_verify.operations
 }
 
 # METADATA

@@ -159,6 +159,72 @@ invalid_record(policy, errors, enforced_spec) := {
 seeded(obj) := review_with(obj, {"policies": [seed_policy]})
 
 # METADATA
-# title: quantized
-# description: Context model facts saying container `name` serves a quantized model.
-quantized(name) := {name: {"quantized": true}}
+# title: model_policy_id
+# description: The id of the fixture ModelPolicy.
+model_policy_id := "ai-workloads/trusted-models"
+
+# METADATA
+# title: model_policy
+# description: 'The ModelPolicy example of the issue (signature required, thresholds, report, card fields) merged with `extra`.'
+model_policy(extra) := object.union(
+	{
+		"apiVersion": "policy.apexlogic.com/v1alpha1",
+		"kind": "ModelPolicy",
+		"metadata": {"name": "trusted-models", "namespace": namespace},
+		"spec": {
+			"targetWorkloadSelector": {"matchLabels": {"app": "ai-inference-service"}},
+			"signature": {"required": true, "publicKeys": ["-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n"]},
+			"biasThresholds": {"demographicParityDifference": 0.1, "equalizedOddsDifference": 0.15},
+			"explainability": {"reportRequired": true},
+			"requiredMetadata": ["license", "intended_use", "limitations"],
+		},
+	},
+	extra,
+)
+
+# METADATA
+# title: facts
+# description: Model facts (as `model attest` writes them) of a model quantized as `quantization` that meet `model_policy`.
+facts(quantization) := {
+	"model": {"path": "model.onnx", "sha256": "ab12", "size": 123, "opset": 17, "quantization": quantization},
+	"evaluations": [
+		{"sensitive": "group", "label": "y", "metrics": {"accuracy": 0.91, "demographicParityDifference": 0.04, "equalizedOddsDifference": 0.07}},
+		{"sensitive": "age", "label": "y", "metrics": {"accuracy": 0.9, "demographicParityDifference": 0.1, "equalizedOddsDifference": 0.15}},
+	],
+	"explainability": {"report": {"path": "shap.json", "sha256": "cd34"}},
+	"modelCard": {"path": "README.md", "sha256": "ef56", "metadata": {"license": "apache-2.0", "intended_use": "edge inference", "limitations": "none known"}},
+}
+
+# METADATA
+# title: verified
+# description: A verified outcome carrying `facts` (as the text the verifier checked).
+verified(facts) := {"verified": true, "signer": "SHA256:fixture", "facts": json.marshal(facts)}
+
+# METADATA
+# title: unverified
+# description: An unverified outcome with `reason`.
+unverified(reason) := {"verified": false, "reason": reason}
+
+# METADATA
+# title: signed
+# description: '`obj` with the single-model annotations on its pod template (their content is opaque to Rego).'
+signed(obj) := object.union(obj, {"spec": {"template": {"metadata": {"annotations": {
+	"models.apexlogic.com/signature": "{}",
+	"models.apexlogic.com/facts": "{}",
+}}}}})
+
+# METADATA
+# title: with_models
+# description: The CREATE input for `obj` with the seed FinOpsPolicy, ModelPolicy `model` and the outcomes `outcomes` of model `default` under it.
+with_models(obj, model, outcomes) := review_with(obj, {
+	"policies": [seed_policy, model],
+	"models": {model_policy_id: {"default": outcomes}},
+})
+
+# METADATA
+# title: quantized_context
+# description: A context with the seed policy and the fixture ModelPolicy under which model `default` has verified int8 facts.
+quantized_context := {
+	"policies": [seed_policy, model_policy({})],
+	"models": {model_policy_id: {"default": verified(facts("int8"))}},
+}

@@ -1,8 +1,8 @@
 """Session fixtures for the end-to-end tests: a real control plane and webhook certificates.
 
 The control plane is started once per session with ``scripts/controlplane.sh`` (etcd +
-kube-apiserver on loopback, state in a temporary directory), gets the FinOpsPolicy CRD from
-deploy/, and is stopped at the end. Helpers live in e2e_support.py.
+kube-apiserver on loopback, state in a temporary directory), gets the FinOpsPolicy and
+ModelPolicy CRDs from deploy/, and is stopped at the end. Helpers live in e2e_support.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ REQUIRED_TOOLS = ("etcd", "kube-apiserver", "kubectl", "opa")
 
 @pytest.fixture(scope="session")
 def kubectl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
-    """A fresh control plane for the session (with the FinOpsPolicy CRD), driven by `kubectl`."""
+    """A fresh control plane for the session (with the policy CRDs), driven by `kubectl`."""
     missing = [name for name in REQUIRED_TOOLS if not (BIN / name).exists()]
     if missing:
         pytest.fail(
@@ -32,12 +32,13 @@ def kubectl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
         pytest.fail(f"the control plane did not start:\n{started.stderr}")
     try:
         client = Kubectl(run_dir / "kubeconfig")
-        client.run("apply", "-f", str(ROOT / "deploy/base/crds/finopspolicies.yaml"), check=True)
+        client.run("apply", "-f", str(ROOT / "deploy/base/crds"), check=True)
         client.run(
             "wait",
             "--for=condition=established",
             "--timeout=30s",
             "crd/finopspolicies.policy.apexlogic.com",
+            "crd/modelpolicies.policy.apexlogic.com",
             check=True,
         )
         yield client

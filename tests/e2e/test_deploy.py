@@ -10,6 +10,7 @@ pytestmark = pytest.mark.e2e
 
 BASE_OBJECTS = [
     "customresourcedefinition.apiextensions.k8s.io/finopspolicies.policy.apexlogic.com",
+    "customresourcedefinition.apiextensions.k8s.io/modelpolicies.policy.apexlogic.com",
     "serviceaccount/edgepolicy-webhook",
     "clusterrole.rbac.authorization.k8s.io/edgepolicy-webhook",
     "clusterrolebinding.rbac.authorization.k8s.io/edgepolicy-webhook",

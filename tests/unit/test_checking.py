@@ -18,7 +18,7 @@ from edgepolicy.checking import (
     check_manifests,
 )
 from edgepolicy.decision import Decision, Finding
-from edgepolicy.errors import InputError, UsageError
+from edgepolicy.errors import InputError, OpaError, UsageError
 from edgepolicy.manifests import Manifest, load_text
 from edgepolicy.verification_keys import VerificationKey
 
@@ -80,6 +80,9 @@ class RecordingClient:
         if input_doc["request"]["name"] == "web":
             return Decision(allowed=False, violations=(DENY,))
         return Decision(allowed=True)
+
+    def query(self, path: str, input_doc: Mapping[str, Any] | None = None) -> Any:
+        raise OpaError(f"OPA has no value at data.{path}")  # no ModelPolicies in data
 
     def close(self) -> None:
         return None

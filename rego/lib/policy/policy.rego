@@ -10,10 +10,11 @@
 #   `policiesValidated` in the context) are not trusted: each is a candidate that enforces
 #   nothing and is reported as not validated (fail closed).
 #
-#   The FinOpsPolicies of data and context merge by `namespace/name` (the context copy wins), and
-#   those that apply to the admitted object are found: policies in its namespace whose
-#   `targetWorkloadSelector` matches its pod labels (for a HorizontalPodAutoscaler, the pod
-#   labels of the workload it scales).
+#   The policies of each kind (FinOpsPolicy, ModelPolicy) of data and context merge by
+#   `namespace/name` (the context copy wins), and those that apply to the admitted object are
+#   found, by one matcher for every kind: policies in its namespace whose `targetWorkloadSelector`
+#   matches its pod labels (for a HorizontalPodAutoscaler, the pod labels of the workload it
+#   scales).
 package edgepolicy.lib.policy
 
 import data.edgepolicy.lib.autoscaling
@@ -44,21 +45,30 @@ data_validated if data.edgepolicy.policies.validated == true
 context_validated if input.context.policiesValidated == true
 
 # METADATA
+# title: _kind_sections
+# description: 'The policy kinds and the section of `data.edgepolicy.policies` that holds each.'
+_kind_sections := {"FinOpsPolicy": "finops", "ModelPolicy": "model"}
+
+# METADATA
 # title: _data_records
 # description: |
-#   The FinOpsPolicy records of data in the request namespace, by name, as
-#   `{"object", "errors"}`; empty, without building anything, when data holds none there.
+#   The records of data in the request namespace, by kind and name, as `{"object", "errors"}`;
+#   empty, without building anything, when data holds none there.
 _data_records := {} if {
 	not data.edgepolicy.policies.finops[request.namespace]
+	not data.edgepolicy.policies.model[request.namespace]
 	not data.edgepolicy.policies.invalid[request.namespace]
-} else := object.union(
-	{name: _data_record(policy) | some name, policy in data.edgepolicy.policies.finops[request.namespace]},
-	{record.name: {"object": record.object, "errors": record.errors} |
-		data_validated
-		some record in data.edgepolicy.policies.invalid[request.namespace]
-		record.kind == "FinOpsPolicy"
-	},
-)
+} else := {kind: records |
+	some kind, section in _kind_sections
+	records := object.union(
+		{name: _data_record(policy) | some name, policy in data.edgepolicy.policies[section][request.namespace]},
+		{record.name: {"object": record.object, "errors": record.errors} |
+			data_validated
+			some record in data.edgepolicy.policies.invalid[request.namespace]
+			record.kind == kind
+		},
+	)
+}
 
 # METADATA
 # title: _data_record
@@ -68,48 +78,61 @@ _data_record(policy) := {"object": policy, "errors": []} if data_validated
 else := {"object": {}, "errors": [not_validated]}
 
 # METADATA
-# title: candidates
+# title: known
 # description: |
-#   Every known FinOpsPolicy in the admitted object's namespace (the only ones that can apply to
-#   it) by id `namespace/name`, as `{"id", "namespace", "name", "object", "errors"}`: `object` is
-#   what is enforced (the whole policy when valid, its valid fields when not, nothing when it was
-#   not validated) and `errors` the validator's errors (empty when valid). Policies of other
+#   Every known policy in the admitted object's namespace (the only ones that can apply to it) by
+#   kind and id `namespace/name`, as `{"id", "namespace", "name", "object", "errors"}`: `object`
+#   is what is enforced (the whole policy when valid, its valid fields when not, nothing when it
+#   was not validated) and `errors` the validator's errors (empty when valid). Policies of other
 #   namespaces are never looked at, so a decision costs the same however many namespaces a
 #   bundle holds.
-candidates[id] := object.union(record, {"id": id, "namespace": request.namespace, "name": name}) if {
-	some name, record in _data_records
+known[kind][id] := object.union(record, {"id": id, "namespace": request.namespace, "name": name}) if {
+	some kind, records in _data_records
+	some name, record in records
 	id := concat("/", [request.namespace, name])
-	not id in _context_ids
+	not id in object.get(_context_ids, kind, set())
 }
 
-candidates[id] := object.union(entry, {"id": id}) if {
-	some id in _context_ids
-	same := [entry | some entry in _context_entries; entry.id == id]
+known[kind][id] := object.union(object.remove(entry, ["kind"]), {"id": id}) if {
+	some kind, ids in _context_ids
+	some id in ids
+	same := [entry | some entry in _context_entries; entry.kind == kind; entry.id == id]
 	entry := same[count(same) - 1]
 	entry.namespace == request.namespace
 }
 
 # METADATA
+# title: candidates
+# description: The known FinOpsPolicies (see `known`) by id.
+candidates := object.get(known, "FinOpsPolicy", {})
+
+# METADATA
+# title: model_candidates
+# description: The known ModelPolicies (see `known`) by id.
+model_candidates := object.get(known, "ModelPolicy", {})
+
+# METADATA
 # title: _context_entries
 # description: |
-#   The FinOpsPolicy records of the context, in order (valid, then invalid, then untrusted), as
-#   `{"id", "namespace", "name", "object", "errors"}`; empty, without building anything, when the
-#   context holds no policy (most webhook requests in namespaces without policies).
+#   The policy records of the context, in order (valid, then invalid, then untrusted), as
+#   `{"kind", "id", "namespace", "name", "object", "errors"}`; empty, without building anything,
+#   when the context holds no policy (most webhook requests in namespaces without policies).
 _context_entries := [] if {
 	not input.context.policies[0]
 	not input.context.invalidPolicies[0]
 } else := array.concat(
 	array.concat(
-		[_entry(object.get(p, "metadata", {}), p, []) | context_validated; some p in input.context.policies; p.kind == "FinOpsPolicy"],
-		[_entry(r, r.object, r.errors) | context_validated; some r in input.context.invalidPolicies; r.kind == "FinOpsPolicy"],
+		[_entry(p.kind, object.get(p, "metadata", {}), p, []) | context_validated; some p in input.context.policies; _kind_sections[p.kind]],
+		[_entry(r.kind, r, r.object, r.errors) | context_validated; some r in input.context.invalidPolicies; _kind_sections[r.kind]],
 	),
-	[_entry(object.get(p, "metadata", {}), {}, [not_validated]) | not context_validated; some p in input.context.policies; p.kind == "FinOpsPolicy"],
+	[_entry(p.kind, object.get(p, "metadata", {}), {}, [not_validated]) | not context_validated; some p in input.context.policies; _kind_sections[p.kind]],
 )
 
 # METADATA
 # title: _entry
-# description: 'A context record from `where` (metadata or an invalid record: namespace and name), `obj` and `errors`.'
-_entry(where, obj, errors) := {
+# description: 'A context record of `kind` from `where` (metadata or an invalid record: namespace and name), `obj` and `errors`.'
+_entry(kind, where, obj, errors) := {
+	"kind": kind,
 	"id": concat("/", [namespace, name]),
 	"namespace": namespace,
 	"name": name,
@@ -122,8 +145,11 @@ _entry(where, obj, errors) := {
 
 # METADATA
 # title: _context_ids
-# description: 'The ids (`namespace/name`) of the context policies.'
-_context_ids := {entry.id | some entry in _context_entries}
+# description: 'The ids (`namespace/name`) of the context policies, by kind.'
+_context_ids[kind] contains entry.id if {
+	some entry in _context_entries
+	kind := entry.kind
+}
 
 # METADATA
 # title: _namespace
@@ -171,14 +197,30 @@ subjects contains target if {
 }
 
 # METADATA
-# title: matching
-# description: The ids of the usable policies that apply to the admitted object.
-matching contains id if {
+# title: selected
+# description: The ids of the usable policies that apply to the admitted object, by kind.
+selected[kind] contains id if {
 	some subject in subjects
 	labels := workload.pod_labels(subject)
-	some id in _usable
-	selector.matches(candidates[id].object.spec.targetWorkloadSelector, labels)
+	some kind, ids in _usable
+	some id in ids
+	selector.matches(known[kind][id].object.spec.targetWorkloadSelector, labels)
 }
+
+# METADATA
+# title: matching
+# description: The ids of the usable FinOpsPolicies that apply to the admitted object.
+matching := object.get(selected, "FinOpsPolicy", set())
+
+# METADATA
+# title: model_matching
+# description: The ids of the usable ModelPolicies that apply to the admitted object.
+model_matching := object.get(selected, "ModelPolicy", set())
+
+# METADATA
+# title: model_applying
+# description: The ModelPolicies that apply to the admitted object, by id, as their `known` records.
+model_applying[id] := model_candidates[id] if some id in model_matching
 
 # METADATA
 # title: applying
@@ -201,20 +243,27 @@ _settings(policy) := {field: value |
 # METADATA
 # title: unusable
 # description: |
-#   The ids of the policies in the admitted object's namespace without a usable selector (it was
-#   missing or invalid, or the policy was not validated): nobody can tell what they target, so
-#   they are reported on every workload of their namespace (fail closed) and enforce nothing
-#   else.
-unusable contains id if {
+#   The ids of the FinOpsPolicies in the admitted object's namespace without a usable selector
+#   (it was missing or invalid, or the policy was not validated): nobody can tell what they
+#   target, so they are reported on every workload of their namespace (fail closed) and enforce
+#   nothing else.
+unusable := object.get(unusable_by_kind, "FinOpsPolicy", set())
+
+# METADATA
+# title: unusable_by_kind
+# description: The ids of the policies of the namespace without a usable selector (see `unusable`), by kind.
+unusable_by_kind[kind] contains id if {
 	count(subjects) > 0
-	some id, _ in candidates
-	not id in _usable
+	some kind, records in known
+	some id, _ in records
+	not id in object.get(_usable, kind, set())
 }
 
 # METADATA
 # title: _usable
-# description: 'The ids of the policies whose (validated) targetWorkloadSelector is enforced.'
-_usable contains id if {
-	some id, record in candidates
+# description: 'The ids of the policies whose (validated) targetWorkloadSelector is enforced, by kind.'
+_usable[kind] contains id if {
+	some kind, records in known
+	some id, record in records
 	record.object.spec.targetWorkloadSelector
 }

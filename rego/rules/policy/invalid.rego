@@ -34,16 +34,17 @@ findings contains finding if {
 
 # METADATA
 # title: policy.invalid (policy applying to the admitted object)
-# description: A FinOpsPolicy in data or context that applies to the admitted object is malformed.
+# description: A policy (FinOpsPolicy, ModelPolicy) in data or context that applies to the admitted object is malformed.
 findings contains finding if {
-	some id in (policy.matching | policy.unusable)
-	some error in policy.candidates[id].errors
+	some kind, records in policy.known
+	some id in (object.get(policy.selected, kind, set()) | object.get(policy.unusable_by_kind, kind, set()))
+	some error in records[id].errors
 	finding := {
 		"rule": "policy.invalid",
 		"policy": id,
 		"message": sprintf(
-			"policy.invalid: FinOpsPolicy %s, which %s %s, is malformed: %s; fix the policy (until then %s)",
-			[id, _relation(id), request.description, _describe(error), _meanwhile(id)],
+			"policy.invalid: %s %s, which %s %s, is malformed: %s; fix the policy (until then %s)",
+			[kind, id, _relation(kind, id), request.description, _describe(error), _meanwhile(kind, id)],
 		),
 	}
 }
@@ -51,7 +52,7 @@ findings contains finding if {
 # METADATA
 # title: _relation
 # description: 'How policy `id` relates to the admitted object, for messages.'
-_relation(id) := "applies to" if id in policy.matching
+_relation(kind, id) := "applies to" if id in policy.selected[kind]
 
 else := "may apply to"
 
@@ -61,7 +62,7 @@ else := "may apply to"
 #   What malformed policy `id` enforces until it is fixed, for messages: a policy that matched
 #   keeps its valid fields; one without a usable selector matches nothing, so it enforces nothing
 #   beyond this finding.
-_meanwhile(id) := "only its valid fields are enforced" if id in policy.matching
+_meanwhile(kind, id) := "only its valid fields are enforced" if id in policy.selected[kind]
 
 else := "it enforces nothing else"
 

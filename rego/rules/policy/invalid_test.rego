@@ -103,3 +103,16 @@ test_not_validated_sources if {
 	[h] := [h | some h in policy.findings with input as fx.review_with(fx.compliant, {"policies": [nameless], "policiesValidated": false}) with input.request.namespace as "default"]
 	contains(h.message, "FinOpsPolicy default/, which may apply to")
 }
+
+# METADATA
+# title: an invalid ModelPolicy without its selector is reported on every workload of its namespace
+test_model_policy_unusable if {
+	record := {
+		"kind": "ModelPolicy", "namespace": fx.namespace, "name": "trusted-models",
+		"errors": [{"field": "spec.targetWorkloadSelector.matchLabels.app", "message": "must be a string, got 3"}],
+		"object": object.remove(fx.model_policy({}), ["spec"]),
+	}
+	[f] := [f | some f in data.edgepolicy.rules.policy.findings with input as fx.review_with(fx.compliant, {"invalidPolicies": [record]})]
+	f.policy == fx.model_policy_id
+	f.message == "policy.invalid: ModelPolicy ai-workloads/trusted-models, which may apply to Deployment ai-workloads/inference, is malformed: spec.targetWorkloadSelector.matchLabels.app must be a string, got 3; fix the policy (until then it enforces nothing else)"
+}

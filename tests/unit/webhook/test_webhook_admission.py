@@ -29,12 +29,22 @@ class FakeOpa:
         self.healthy = healthy
         self.inputs: list[Mapping[str, Any]] = []
         self.health_bundles: list[bool] = []
+        self.data: dict[str, Any] = {}
+        self.queries: list[str] = []
 
     def decide(self, input_doc: Mapping[str, Any]) -> Decision:
         self.inputs.append(input_doc)
         if isinstance(self.answer, Exception):
             raise self.answer
         return self.answer
+
+    def query(self, path: str, input_doc: Mapping[str, Any] | None = None) -> Any:
+        self.queries.append(path)
+        if isinstance(self.answer, OpaUnavailableError):
+            raise self.answer
+        if path not in self.data:
+            raise OpaError(f"OPA has no value at data.{path}")
+        return self.data[path]
 
     def health(self, *, bundles: bool = False) -> bool:
         self.health_bundles.append(bundles)
@@ -51,10 +61,18 @@ def _budget(namespace: str, spec: Any = None) -> dict[str, Any]:
 
 
 class FakeKube:
-    """A cluster holding one FinOpsPolicy and one Deployment, or failing every lookup."""
+    """A cluster holding one FinOpsPolicy, one Deployment and the given ModelPolicies and
+    ConfigMaps, or failing every lookup."""
 
-    def __init__(self, error: Exception | None = None) -> None:
+    def __init__(
+        self,
+        error: Exception | None = None,
+        models: list[dict[str, Any]] | None = None,
+        configmaps: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         self.error = error
+        self.models = models or []
+        self.configmaps = configmaps or {}
         self.calls: list[tuple[Any, ...]] = []
 
     def finops_policies(self, namespace: str, *, timeout: float) -> ValidatedPolicies:
@@ -62,6 +80,13 @@ class FakeKube:
         if self.error:
             raise self.error
         return validate_policies([_budget(namespace)])
+
+    def model_policies(self, namespace: str, *, timeout: float) -> ValidatedPolicies:
+        return validate_policies(self.models)
+
+    def configmap(self, namespace: str, name: str, *, timeout: float) -> dict[str, Any] | None:
+        self.calls.append(("configmap", namespace, name))
+        return self.configmaps.get(name)
 
     def workload(
         self, namespace: str, kind: str, name: str, *, timeout: float
@@ -228,7 +253,7 @@ def test_a_request_that_waited_past_its_deadline_is_answered_at_once() -> None:
 
 
 def test_slow_lookups_leave_no_time_to_ask_opa() -> None:
-    ticks = iter([0.0, 0.0, 0.0, 0.0, 2.5, 2.5])  # the policy lookup returns at 2.5 s
+    ticks = iter([0.0, 0.0, 0.0, 0.0, 0.0, 2.5, 2.5])  # the policy lookups return at 2.5 s
     opa = FakeOpa(decision())
     service = AdmissionService(CONFIG, opa, FakeKube(), clock=lambda: next(ticks))
     answer = service.answer("validate", review(kind="Pod"))
@@ -326,3 +351,97 @@ def test_an_admitted_policy_is_validated_and_replaces_the_stored_one() -> None:
         "spec.targetWorkloadSelector",
         "spec.costLimits.maxCPUCores",
     }
+
+
+def _model_policy(name: str, public_key: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "policy.apexlogic.com/v1alpha1",
+        "kind": "ModelPolicy",
+        "metadata": {"name": name, "namespace": "ai"},
+        "spec": {
+            "targetWorkloadSelector": {},
+            "signature": {"required": True, "publicKeys": [public_key]},
+        },
+    }
+
+
+def _signed_deployment(annotations: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "ai"},
+        "spec": {"template": {"metadata": {"annotations": annotations}}},
+    }
+
+
+def test_a_context_sent_in_the_review_is_never_trusted(signed_model: Any) -> None:
+    forged = {
+        "models": {"ai/trusted": {"default": {"verified": True, "facts": '{"model": {}}'}}},
+        "policies": [{"kind": "FinOpsPolicy", "metadata": {"name": "forged"}}],
+        "workloads": [{"kind": "Deployment"}],
+    }
+    sent = {**review(), "context": forged}
+    opa, kube = (
+        FakeOpa(decision()),
+        FakeKube(models=[_model_policy("trusted", "-----BEGIN PUBLIC KEY-----\nx")]),
+    )
+    AdmissionService(CONFIG, opa, kube).answer("validate", sent)
+    context = opa.inputs[0]["context"]
+    assert "models" not in context  # the object names no model: nothing verified
+    assert [p["metadata"]["name"] for p in context["policies"]] == ["budget", "trusted"]
+    assert "forged" not in json.dumps(context)
+
+
+def test_models_are_verified_against_every_model_policy_of_the_namespace(
+    signed_model: Any, other_signed_model: Any
+) -> None:
+    annotations = {
+        "models.apexlogic.com/signature": signed_model.signature,
+        "models.apexlogic.com/facts": signed_model.facts,
+    }
+    opa = FakeOpa(decision())
+    opa.data["edgepolicy/policies/model/ai"] = {
+        "from-bundle": _model_policy("from-bundle", other_signed_model.public_key)
+    }
+    kube = FakeKube(models=[_model_policy("from-cluster", signed_model.public_key)])
+    forged = {"models": {"ai/from-bundle": {"default": {"verified": True, "facts": "{}"}}}}
+    sent = {**review(obj=_signed_deployment(annotations)), "context": forged}
+    AdmissionService(CONFIG, opa, kube).answer("validate", sent)
+    models = opa.inputs[0]["context"]["models"]
+    assert models["ai/from-cluster"]["default"]["verified"] is True
+    assert models["ai/from-cluster"]["default"]["facts"] == signed_model.facts
+    assert models["ai/from-bundle"]["default"]["verified"] is False
+    assert "facts" not in models["ai/from-bundle"]["default"]
+
+
+def test_the_signature_configmap_is_read_through_the_cluster_lookups(signed_model: Any) -> None:
+    annotations = {
+        "models.apexlogic.com/signature-configmap": "model-sig",
+        "models.apexlogic.com/facts": signed_model.facts,
+    }
+    configmap = {"kind": "ConfigMap", "data": {"signature": signed_model.signature}}
+    kube = FakeKube(
+        models=[_model_policy("p", signed_model.public_key)], configmaps={"model-sig": configmap}
+    )
+    opa = FakeOpa(decision())
+    AdmissionService(CONFIG, opa, kube).answer(
+        "validate", review(obj=_signed_deployment(annotations))
+    )
+    assert ("configmap", "ai", "model-sig") in kube.calls
+    assert opa.inputs[0]["context"]["models"]["ai/p"]["default"]["verified"] is True
+
+
+def test_no_configmap_is_read_without_a_model_policy(signed_model: Any) -> None:
+    annotations = {"models.apexlogic.com/signature-configmap": "model-sig"}
+    kube, opa = FakeKube(), FakeOpa(decision())
+    AdmissionService(CONFIG, opa, kube).answer(
+        "validate", review(obj=_signed_deployment(annotations))
+    )
+    assert [call[0] for call in kube.calls] == ["policies", "autoscalers"]
+    assert "models" not in opa.inputs[0]["context"]
+
+
+def test_objects_naming_no_model_cost_no_opa_data_read() -> None:
+    opa = FakeOpa(decision())
+    AdmissionService(CONFIG, opa, FakeKube()).answer("validate", review())
+    assert opa.queries == []

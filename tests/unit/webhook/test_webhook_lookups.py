@@ -28,6 +28,11 @@ POLICIES = "/apis/policy.apexlogic.com/v1alpha1/namespaces/ai/finopspolicies"
 OBJECTS: dict[str, dict[str, Any]] = {
     POLICIES: {"items": [POLICY]},
     "/apis/apps/v1/namespaces/ai/deployments/web": {"metadata": {"name": "web"}},
+    "/apis/policy.apexlogic.com/v1alpha1/namespaces/ai/modelpolicies": {"items": [POLICY]},
+    "/api/v1/namespaces/ai/configmaps/model-sig": {
+        "metadata": {"name": "model-sig"},
+        "data": {"signature": "{}"},
+    },
     "/apis/autoscaling/v2/namespaces/ai/horizontalpodautoscalers": {
         "items": [{"metadata": {"name": "web"}, "spec": {"maxReplicas": 4}}]
     },
@@ -60,6 +65,24 @@ def test_lists_policies_slimmed_typed_and_validated() -> None:
     assert policy["metadata"]["annotations"] == {"keep": "me"}
     assert policy["spec"] == POLICY["spec"]
     assert api.calls == [(POLICIES, 0.7)]
+
+
+def test_lists_model_policies_and_reads_a_configmap_by_name() -> None:
+    api = StubApi()
+    lookups = ClusterLookups(api)
+    (policy,) = lookups.model_policies("ai", timeout=0.5).valid
+    assert policy["kind"] == "ModelPolicy"
+    assert policy["apiVersion"] == "policy.apexlogic.com/v1alpha1"
+    configmap = lookups.configmap("ai", "model-sig", timeout=0.5)
+    assert configmap is not None
+    assert configmap["kind"] == "ConfigMap"
+    assert configmap["data"] == {"signature": "{}"}
+    assert lookups.configmap("ai", "absent", timeout=0.5) is None
+    assert [path for path, _ in api.calls] == [
+        "/apis/policy.apexlogic.com/v1alpha1/namespaces/ai/modelpolicies",
+        "/api/v1/namespaces/ai/configmaps/model-sig",
+        "/api/v1/namespaces/ai/configmaps/absent",
+    ]
 
 
 def test_answers_are_cached_for_the_ttl() -> None:
