@@ -18,12 +18,44 @@ from edgepolicy.errors import UsageError
 EXTRA_MODULES = ("onnx", "onnxruntime", "fairlearn")
 
 
+_MODEL_EXAMPLES = """\
+Examples:
+  edgepolicy model inspect models/llm/model.onnx
+  edgepolicy model evaluate model.onnx --data eval.csv --label approved --sensitive gender
+  edgepolicy model attest models/llm --data eval.csv --label approved --sensitive gender
+  edgepolicy model sign models/llm --key signing.pem --signature llm.sig
+  edgepolicy model verify models/llm --signature llm.sig --public-key signing.pub.pem
+"""
+
+_INSPECT_EXAMPLES = """\
+Examples:
+  edgepolicy model inspect models/llm/model.onnx
+  edgepolicy model inspect model.onnx > model-facts.json
+"""
+
+_EVALUATE_EXAMPLES = """\
+Examples:
+  edgepolicy model evaluate model.onnx --data eval.csv --label approved --sensitive gender
+  edgepolicy model evaluate model.onnx --data eval.csv --label y --sensitive sex \\
+      --sensitive age_band
+"""
+
+_ATTEST_EXAMPLES = """\
+Examples:
+  edgepolicy model attest models/llm
+  edgepolicy model attest models/llm --data eval.csv --label approved --sensitive gender \\
+      --explainability-report shap.json --model-card models/llm/README.md
+"""
+
+
 def add_parser(subparsers: Any) -> None:
     """Register `model` and its subcommands."""
     from edgepolicy import model_signing_command
 
     parser = subparsers.add_parser(
         "model",
+        epilog=_MODEL_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="facts about ONNX models: inspect, evaluate fairness, attest a model directory",
         description=(
             "Produce the facts a ModelPolicy checks: what an ONNX model is (inspect), how fair "
@@ -43,6 +75,8 @@ def add_parser(subparsers: Any) -> None:
 def _add_inspect(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "inspect",
+        epilog=_INSPECT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="print an ONNX model's facts as JSON",
         description=(
             "Print the facts of an ONNX model as JSON: sha256, size, opset, inputs and outputs "
@@ -57,6 +91,8 @@ def _add_inspect(subparsers: Any) -> None:
 def _add_evaluate(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "evaluate",
+        epilog=_EVALUATE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="print a model's accuracy and fairness metrics over a labelled CSV as JSON",
         description=(
             "Run the model with onnxruntime over a labelled CSV and print fairlearn's accuracy, "
@@ -83,6 +119,8 @@ def _add_evaluate(subparsers: Any) -> None:
 def _add_attest(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "attest",
+        epilog=_ATTEST_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="write DIR/edgepolicy-facts.json: model facts, evaluations, report and card digests",
         description=(
             "Write DIR/edgepolicy-facts.json for the model in DIR (the only .onnx file, or "

@@ -29,6 +29,23 @@ EXIT_VERIFIED = 0
 EXIT_NOT_VERIFIED = 1
 
 
+_SIGN_EXAMPLES = """\
+Examples:
+  edgepolicy model sign models/llm --key signing.pem --signature llm.sig
+  edgepolicy model sign models/llm --key leaf.key --certificate leaf.pem \\
+      --certificate-chain intermediate.pem --signature llm.sig
+  edgepolicy model sign models/llm --keyless --use-ambient-credentials --signature llm.sig
+"""
+
+_VERIFY_EXAMPLES = """\
+Examples:
+  edgepolicy model verify models/llm --signature llm.sig --public-key signing.pub.pem
+  edgepolicy model verify models/llm --signature llm.sig --certificate-chain root-ca.pem
+  edgepolicy model verify models/llm --signature llm.sig --identity ci@example.com \\
+      --identity-provider https://accounts.example.com --trusted-root trusted_root.json
+"""
+
+
 def add_subcommands(model_subparsers: Any) -> None:
     """Register `sign` and `verify` under the `model` group."""
     _add_sign(model_subparsers)
@@ -38,6 +55,8 @@ def add_subcommands(model_subparsers: Any) -> None:
 def _add_sign(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "sign",
+        epilog=_SIGN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="sign a model directory (model files and edgepolicy-facts.json)",
         description=(
             "Sign every file of DIR in the OpenSSF model-signing format (a Sigstore bundle over "
@@ -94,6 +113,8 @@ def _add_sign(subparsers: Any) -> None:
 def _add_verify(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "verify",
+        epilog=_VERIFY_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="verify a model directory against its signature (exit 1 when not verified)",
         description=(
             "Verify DIR exactly as admission does: the signature must be valid for a trusted "
