@@ -28,10 +28,9 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgepolicy import audit_records, cluster_inventory, kube
-from edgepolicy.audit_metrics import AuditMetrics
 from edgepolicy.audit_recorder import AuditRecorder
 from edgepolicy.auditing import audit_objects
 from edgepolicy.checking import CheckReport, CheckSession, PolicySource
@@ -46,6 +45,9 @@ from edgepolicy.policy_data import policies_to_data, policy_key
 from edgepolicy.rule_catalogue import load_rule_catalogue
 from edgepolicy.validated_policies import validate_policies
 from edgepolicy.verification_keys import load_verification_key
+
+if TYPE_CHECKING:  # prometheus_client must not load before serve sets its multiprocess mode
+    from edgepolicy.audit_metrics import AuditMetrics
 
 DESCRIPTION = """\
 Decide every workload (Pod, Deployment, StatefulSet, ReplicaSet, DaemonSet, Job, CronJob) and
@@ -363,6 +365,8 @@ def _run_forever(
     """Audit every ``interval`` seconds until SIGTERM or SIGINT; record each run (Event counts
     written every ``refresh`` seconds)."""
     from prometheus_client import start_http_server
+
+    from edgepolicy.audit_metrics import AuditMetrics
 
     metrics = AuditMetrics()
     try:

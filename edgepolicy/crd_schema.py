@@ -81,6 +81,7 @@ def load_kind_schemas(directory: Path) -> dict[str, KindSchema]:
                         f"CRD {kind} {version.get('name')}: no schema.openAPIV3Schema",
                         path=str(path),
                     )
+                structural = _any_status(structural)
                 schemas[kind] = KindSchema(
                     kind=kind,
                     api_version=f"{POLICY_GROUP}/{version.get('name')}",
@@ -88,6 +89,17 @@ def load_kind_schemas(directory: Path) -> dict[str, KindSchema]:
                     json_schema=to_json_schema(structural, top=True),
                 )
     return schemas
+
+
+def _any_status(structural: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``structural`` with any ``status`` accepted: status belongs to the controller (written
+    through the status subresource, ignored by the API server on writes of the object), so a
+    policy committed with an old or foreign status is still a valid policy."""
+    properties = structural.get("properties") or {}
+    if "status" not in properties:
+        return structural
+    status = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    return {**structural, "properties": {**properties, "status": status}}
 
 
 def to_json_schema(structural: Mapping[str, Any], *, top: bool = False) -> dict[str, Any]:

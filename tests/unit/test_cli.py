@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 
 import pytest
 
@@ -41,3 +43,14 @@ def test_debug_shows_the_traceback(
     err = capsys.readouterr().err
     assert "Traceback" in err
     assert "edgepolicy: internal error: RuntimeError: boom" in err
+
+
+def test_building_the_parser_loads_no_metrics_library() -> None:
+    # prometheus_client fixes its multiprocess mode when first imported; `serve` sets that mode
+    # up after parsing, so no command module may import it at load time (metrics would be lost).
+    code = (
+        "import sys; from edgepolicy import cli; cli.build_parser(); "
+        "sys.exit('prometheus_client' in sys.modules)"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
+    assert completed.returncode == 0, completed.stderr
