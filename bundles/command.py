@@ -20,6 +20,7 @@ from bundles.server import make_server
 from bundles.signing import SigningKey, load_signing_key
 from bundles.watch import WatchConfig, watch
 from edgepolicy.errors import UsageError
+from edgepolicy.kubeconfig import KubeconfigError
 from edgepolicy.opa_binary import find_opa
 
 DEFAULT_PORT = 8282
@@ -123,6 +124,9 @@ def _add_publishing(parser: argparse.ArgumentParser, *, repeat: bool = False) ->
         "--kubeconfig",
         help="kubeconfig for configmap targets (default: $KUBECONFIG, ~/.kube/config)",
     )
+    parser.add_argument(
+        "--context", help="kubeconfig context for configmap targets (default: current-context)"
+    )
 
 
 def _signing_key(args: argparse.Namespace) -> SigningKey | None:
@@ -150,15 +154,21 @@ def _publish(args: argparse.Namespace) -> int:
         archive = Path(args.bundle).read_bytes()
     except OSError as error:
         raise UsageError(f"cannot read bundle {args.bundle}: {error.strerror}") from error
-    where = publish(
-        archive,
-        target,
-        bundle_name=args.name,
-        token=read_token(args.token_file),
-        ca_file=args.ca_file,
-        kubeconfig=args.kubeconfig,
-        source=args.bundle,
-    )
+    try:
+        where = publish(
+            archive,
+            target,
+            bundle_name=args.name,
+            token=read_token(args.token_file),
+            ca_file=args.ca_file,
+            kubeconfig=args.kubeconfig,
+            context=args.context,
+            source=args.bundle,
+        )
+    except KubeconfigError as error:
+        given = (("--kubeconfig", args.kubeconfig), ("--context", args.context))
+        flags = " ".join(flag for flag, value in given if value)
+        raise UsageError(f"{flags}: {error}" if flags else str(error)) from error
     print(f"published {where}")
     return 0
 
@@ -211,6 +221,7 @@ def _watch(args: argparse.Namespace) -> int:
         token=read_token(args.token_file),
         ca_file=args.ca_file,
         kubeconfig=args.kubeconfig,
+        kube_context=args.context,
         bundle_source=_source(args),
     )
     signal.signal(signal.SIGTERM, _stop_on_term)

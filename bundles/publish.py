@@ -131,12 +131,14 @@ def publish(
     token: str | None = None,
     ca_file: str | None = None,
     kubeconfig: str | None = None,
+    context: str | None = None,
     source: str = "bundle",
 ) -> str:
     """Publish ``archive`` to ``target`` and return a description of where it went.
 
     ``bundle_name`` is the file name used when a ``dir:`` target is a directory; ``source``
-    names the archive (its file, say) in errors.
+    names the archive (its file, say) in errors. A ``configmap:`` target is reached through
+    ``context`` (default: the current one) of ``kubeconfig``, else of the files kubectl reads.
 
     Raises:
         BundleError: the archive is not a bundle, or the target refused or failed.
@@ -151,7 +153,7 @@ def publish(
         _put(target.location, archive, token, ca_file)
         return f"{redact_url(target.location)} (revision {revision})"
     namespace, name = target.location.split("/")
-    api = kube.from_kubeconfig(kube.kubeconfig_path(kubeconfig))
+    api = kube.from_kubeconfig(Path(kubeconfig) if kubeconfig else None, context=context)
     try:
         configmap.publish_configmap(api, namespace, name, archive, revision)
     finally:

@@ -39,6 +39,7 @@ class WatchConfig:
     token: str | None = None
     ca_file: str | None = None
     kubeconfig: str | None = None
+    kube_context: str | None = None
     bundle_source: str | None = None  # the manifest's metadata.source; None: from ``source``
 
 
@@ -114,6 +115,7 @@ def run_round(
             token=config.token,
             ca_file=config.ca_file,
             kubeconfig=config.kubeconfig,
+            context=config.kube_context,
             source=f"bundle of commit {head}",
         )
         report(f"published {where}")

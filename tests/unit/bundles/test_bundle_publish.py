@@ -76,7 +76,7 @@ class StubApi(KubeApi):
     """Answers each request with the next of ``statuses`` (or raises ``error``)."""
 
     def __init__(self, *statuses: int, error: Exception | None = None) -> None:
-        super().__init__("https://api.invalid", ssl_context=None)
+        super().__init__("https://api.invalid")
         self.statuses = list(statuses)
         self.error = error
         self.calls: list[tuple[str, str, Any]] = []
@@ -119,7 +119,7 @@ def test_configmap_kubeconfig_problems_are_usage_errors(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
-    with pytest.raises(UsageError, match="cannot read it"):
+    with pytest.raises(UsageError, match="no kubeconfig found .tried .*missing"):
         publish(ARCHIVE, Target("configmap", "opa/b"))
     config = tmp_path / "config"
     config.write_text("apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts: []\n")

@@ -37,7 +37,7 @@ class StubApi(KubeApi):
     """Answers GETs from ``OBJECTS`` (None when absent) and remembers the paths and timeouts."""
 
     def __init__(self, error: Exception | None = None) -> None:
-        super().__init__("https://api.invalid", ssl_context=None)
+        super().__init__("https://api.invalid")
         self.error = error
         self.calls: list[tuple[str, float]] = []
 
