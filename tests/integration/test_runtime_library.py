@@ -13,6 +13,7 @@ import urllib3
 
 from bundles.archive import read_tar_gz
 from bundles.builder import build_bundle, write_bundle
+from edgepolicy import library
 from edgepolicy.checking import CheckSession, PolicySource
 from edgepolicy.library import library_path, runtime_files
 from edgepolicy.opa_server import LocalOpa
@@ -79,3 +80,18 @@ def test_check_serve_and_bundles_load_the_same_runtime_files(
 
     assert checked == served == expected
     assert packed == activated == expected  # the policy repository has no Rego of its own
+
+
+def test_library_data_files_land_where_opa_puts_a_directory_s_data(
+    opa_binary: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "rego"
+    (root / "lib" / "limits").mkdir(parents=True)
+    (root / "lib" / "limits" / "data.json").write_text('{"cores": 4}')
+    (root / "lib" / "limits" / "limits_test.rego").write_text("package broken_on_purpose {")
+    monkeypatch.setattr(library, "library_path", lambda: root.resolve())
+
+    with LocalOpa(opa_binary, paths=[root]) as opa:  # the test file would not even parse
+        response = urllib3.request("GET", f"{opa.url}/v1/data/lib/limits", timeout=5)
+
+    assert json.loads(response.data)["result"] == {"cores": 4}
