@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from plugin_support import FakePlugin
 
 KeyPairWriter = Callable[[Path, Path, str], x509.Certificate]
 
@@ -52,35 +51,6 @@ def _write_key_pair(cert_file: Path, key_file: Path, common_name: str) -> x509.C
 def write_key_pair() -> KeyPairWriter:
     """Write a self-signed certificate (valid for 127.0.0.1) and its key; returns it."""
     return _write_key_pair
-
-
-FAKE_PLUGIN = Path(__file__).resolve().parents[1] / "assets" / "fake_credential_plugin.py"
-
-
-class FakePlugin:
-    """Drives tests/assets/fake_credential_plugin.py through its state directory."""
-
-    def __init__(self, state: Path) -> None:
-        self.state = state
-
-    def answer(self, *answers: dict[str, Any]) -> None:
-        """Set what the plugin's calls answer, in order (the last one repeats)."""
-        (self.state / "answers.json").write_text(json.dumps(list(answers)))
-
-    def calls(self) -> list[dict[str, Any]]:
-        """What each call of the plugin saw, in order."""
-        return [json.loads(p.read_text()) for p in sorted(self.state.glob("call-*.json"))]
-
-    def exec_section(self, **fields: Any) -> dict[str, Any]:
-        """A kubeconfig ``exec`` section running the plugin (v1, interactiveMode Never)."""
-        section: dict[str, Any] = {
-            "apiVersion": "client.authentication.k8s.io/v1",
-            "command": str(FAKE_PLUGIN),
-            "interactiveMode": "Never",
-            "env": [{"name": "PLUGIN_STATE", "value": str(self.state)}],
-        }
-        section.update(fields)
-        return section
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import FakePlugin
+from plugin_support import FakePlugin
 
 from edgepolicy.credential_plugin import (
     CredentialPlugin,

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import FakePlugin
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from plugin_support import FakePlugin
 
 from edgepolicy import kube
 from edgepolicy.errors import UsageError
