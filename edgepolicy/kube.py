@@ -128,6 +128,12 @@ class KubeApi:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """Build the connection pool.
+
+        Raises:
+            ssl.SSLError, ValueError, OSError: the CA, certificate or key of ``tls`` does not
+                load.
+        """
         self._server = server.rstrip("/")
         self._tls = tls or TlsSettings()
         self._token = token
@@ -158,7 +164,7 @@ class KubeApi:
             KubernetesApiError: the plugin cannot run or returns no credential.
         """
         if self._plugin is not None:
-            self._plugin_credential()
+            self._credential(self._plugin)
 
     def request(
         self, method: str, path: str, *, timeout: float, body: Mapping[str, Any] | None = None
@@ -179,8 +185,9 @@ class KubeApi:
         while True:
             response, credential = self._send(method, path, payload, deadline - self._clock())
             if response.status == UNAUTHORIZED and credential is not None and not renewed:
+                assert self._plugin is not None  # a credential comes from the plugin
                 renewed = True
-                if self._renew(credential) is not credential:
+                if self._credential(self._plugin, credential) is not credential:
                     continue
             if response.status != TOO_MANY_REQUESTS:
                 return response
@@ -236,17 +243,12 @@ class KubeApi:
         bare = proxy._replace(auth=None).url
         return urllib3.ProxyManager(bare, proxy_headers=headers, **options)
 
-    def _plugin_credential(self) -> PluginCredential:
-        assert self._plugin is not None
+    def _credential(
+        self, plugin: CredentialPlugin, refused: PluginCredential | None = None
+    ) -> PluginCredential:
+        """Return the plugin's kept credential, or a renewed one after ``refused`` got a 401."""
         try:
-            return self._plugin.current()
-        except CredentialPluginError as error:
-            raise KubernetesApiError(f"Kubernetes API at {self._server}: {error}") from error
-
-    def _renew(self, refused: PluginCredential) -> PluginCredential:
-        assert self._plugin is not None
-        try:
-            return self._plugin.refresh(refused)
+            return plugin.current() if refused is None else plugin.refresh(refused)
         except CredentialPluginError as error:
             raise KubernetesApiError(f"Kubernetes API at {self._server}: {error}") from error
 
@@ -288,7 +290,7 @@ class KubeApi:
     def _send(
         self, method: str, path: str, payload: bytes | None, timeout: float
     ) -> tuple[ApiResponse, PluginCredential | None]:
-        credential = self._plugin_credential() if self._plugin is not None else None
+        credential = self._credential(self._plugin) if self._plugin is not None else None
         pool = self._pool_for(credential)
         try:
             response = pool.request(
@@ -362,7 +364,7 @@ def _pem(section: Mapping[str, Any], key: str) -> bytes | None:
     """
     if section.get(f"{key}-data"):
         try:
-            return base64.b64decode(str(section[f"{key}-data"]), validate=True)
+            return base64.b64decode(str(section[f"{key}-data"]))
         except ValueError as error:
             raise ValueError(f"{key}-data is not base64: {error}") from error
     if section.get(key):
@@ -443,8 +445,7 @@ def from_kubeconfig(
             cert_pem=_pem(user, "client-certificate"),
             key_pem=_pem(user, "client-key"),
         )
-        tls.context()
-    except (OSError, ValueError, ssl.SSLError) as error:
+    except (OSError, ValueError) as error:
         raise KubeconfigError(
             f"{where}: cannot load its TLS certificates or keys: {error}"
         ) from error
@@ -461,9 +462,14 @@ def from_kubeconfig(
         except CredentialPluginError as error:
             raise KubeconfigError(f"{access.where}: {error}") from error
         plugin = CredentialPlugin(config)
-    return KubeApi(
-        server, tls=tls, token=token, token_file=token_file, plugin=plugin, proxy_url=proxy_url
-    )
+    try:
+        return KubeApi(
+            server, tls=tls, token=token, token_file=token_file, plugin=plugin, proxy_url=proxy_url
+        )
+    except (OSError, ValueError, ssl.SSLError) as error:
+        raise KubeconfigError(
+            f"{where}: cannot load its TLS certificates or keys: {error}"
+        ) from error
 
 
 def in_cluster() -> KubeApi | None:
