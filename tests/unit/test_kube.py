@@ -533,3 +533,104 @@ def test_a_context_is_chosen_from_merged_kubeconfig_files(
     with pytest.raises(UsageError, match="no context named 'nope'"):
         from_kubeconfig(environ=environ, context="nope")
     assert len(server.requests) == 1
+
+
+class _CertApi(ThreadingHTTPServer):
+    clients: list[str]  # the common name of the client certificate of each request
+
+
+class _CertHandler(BaseHTTPRequestHandler):
+    server: _CertApi
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        subject = dict(item[0] for item in self.connection.getpeercert()["subject"])
+        self.server.clients.append(subject["commonName"])
+        body = b"{}"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+def _issue(ca_key: ec.EllipticCurvePrivateKey, ca_name: x509.Name, name: str) -> tuple[str, str]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
+
+
+def test_a_renewed_plugin_certificate_is_presented_on_new_connections(
+    tmp_path: Path, write_key_pair: KeyPairWriter, fake_plugin: FakePlugin
+) -> None:
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "client-ca")])
+    now = datetime.datetime.now(datetime.UTC)
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    (tmp_path / "client-ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    cert, key = tmp_path / "api.crt", tmp_path / "api.key"
+    write_key_pair(cert, key, "127.0.0.1")
+    server = _CertApi(("127.0.0.1", 0), _CertHandler)
+    server.clients = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.load_verify_locations(tmp_path / "client-ca.crt")
+    context.verify_mode = ssl.CERT_REQUIRED
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    expired = "2000-01-01T00:00:00Z"  # the first certificate is renewed at the next request
+    answers = []
+    for name, expires in (("first", expired), ("second", None)):
+        pem, key_pem = _issue(ca_key, ca_name, name)
+        status = {"clientCertificateData": pem, "clientKeyData": key_pem}
+        if expires:
+            status["expirationTimestamp"] = expires
+        answers.append({"output": {"apiVersion": V1, "kind": "ExecCredential", "status": status}})
+    fake_plugin.answer(*answers)
+    kubeconfig = tmp_path / "kubeconfig"
+    cluster = {"server": f"https://127.0.0.1:{server.server_address[1]}"}
+    cluster["certificate-authority"] = str(cert)
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "current-context": "c",
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "clusters": [{"name": "c", "cluster": cluster}],
+                "users": [{"name": "u", "user": {"exec": fake_plugin.exec_section()}}],
+            }
+        )
+    )
+    try:
+        client = from_kubeconfig(kubeconfig)
+        for _ in range(3):
+            assert client.get_object("/api/v1/namespaces/default", timeout=5) == {}
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert server.clients == ["first", "second", "second"]
+    assert len(fake_plugin.calls()) == 2
