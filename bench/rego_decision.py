@@ -1,13 +1,16 @@
 """Benchmark the Rego decision alone: `opa bench` of data.edgepolicy.admission.decision on a few
 representative AdmissionReviews, with the seed FinOpsPolicy in data (as `serve --policies` and
-bundles load it) or in the input's context (as the webhook sends the cluster's policies).
+bundles load it) or in the input's context (as the webhook sends the cluster's policies), both
+as the policy validator hands them over (validated once, before the benchmark).
 
 Not a test: it prints numbers (see docs/performance.md, "Rego decision").
 
-    .venv/bin/python bench/rego_decision.py [--rego DIR] [--count N] [--cases a,b] [--json FILE]
+    .venv/bin/python bench/rego_decision.py [--rego DIR [--unvalidated]] [--count N]
+        [--cases a,b] [--json FILE]
 
 `--rego` benchmarks another copy of the library (e.g. an older commit's `rego/`, extracted with
-`git archive`), so before/after numbers come from the same script and inputs.
+`git archive`), so before/after numbers come from the same script and inputs; `--unvalidated`
+sends the policies as raw objects, as libraries that validated policies per decision read them.
 """
 
 from __future__ import annotations
@@ -18,16 +21,18 @@ import json
 import subprocess
 import sys
 import tempfile
+import timeit
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgepolicy.library import library_path
 from edgepolicy.manifests import load_paths
 from edgepolicy.opa_binary import find_opa
-from edgepolicy.policy_data import policies_to_data
+from edgepolicy.policy_data import policies_to_data, policy_key
 from edgepolicy.review import admission_review, decision_input
+from edgepolicy.validated_policies import validate_policies
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -158,44 +163,87 @@ QUANTIZED = {"server": {"quantized": True}}
 
 
 @dataclass(frozen=True)
+class Inputs:
+    """What one case decides: the review, the policies in its context and in data (as objects,
+    validated by the benchmark as edgepolicy validates them when they enter), the related
+    workloads and the model facts."""
+
+    review: dict[str, Any]
+    context: list[dict[str, Any]] = field(default_factory=list)
+    data: list[dict[str, Any]] = field(default_factory=list)
+    workloads: list[dict[str, Any]] = field(default_factory=list)
+    models: dict[str, Any] | None = None
+
+    def documents(self, *, unvalidated: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Return the OPA input and ``data.edgepolicy.policies``: the validator's output, or
+        with ``unvalidated`` the raw objects, as libraries before validate-once read them."""
+        if unvalidated:
+            document = decision_input(self.review, workloads=self.workloads, models=self.models)
+            document["context"] = {"policies": self.context, "workloads": self.workloads}
+            if self.models is not None:
+                document["context"]["models"] = self.models
+            by_namespace: dict[str, Any] = {}
+            for obj in self.data:
+                namespace, name = policy_key(obj)
+                by_namespace.setdefault(namespace, {})[name] = obj
+            return document, {"finops": by_namespace, "model": {}}
+        document = decision_input(
+            self.review,
+            policies=validate_policies(self.context),
+            workloads=self.workloads,
+            models=self.models,
+        )
+        return document, policies_to_data(validate_policies(self.data))
+
+
+@dataclass(frozen=True)
 class Case:
-    """One benchmark input: the AdmissionReview (with context) and the policies in data."""
+    """One benchmark input."""
 
     name: str
     description: str
-    build: Callable[[], tuple[dict[str, Any], list[dict[str, Any]]]]
+    build: Callable[[], Inputs]
 
 
-def _no_policy() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _no_policy() -> Inputs:
     review = admission_review(_deployment("inference", namespace="default"))
-    return decision_input(review, models=QUANTIZED), [_seed_policy()]
+    return Inputs(review, data=[_seed_policy()], models=QUANTIZED)
 
 
-def _compliant() -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    return decision_input(admission_review(_deployment("inference")), models=QUANTIZED), [
-        _seed_policy()
-    ]
-
-
-def _compliant_context() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _compliant() -> Inputs:
     review = admission_review(_deployment("inference"))
-    return decision_input(review, policies=[_seed_policy()], models=QUANTIZED), []
+    return Inputs(review, data=[_seed_policy()], models=QUANTIZED)
 
 
-def _denied() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _compliant_context() -> Inputs:
+    review = admission_review(_deployment("inference"))
+    return Inputs(review, context=[_seed_policy()], models=QUANTIZED)
+
+
+def _denied() -> Inputs:
     review = admission_review(_denied_deployment())
-    return decision_input(review, workloads=[_hpa("inference-over-budget")]), [_seed_policy()]
+    return Inputs(review, data=[_seed_policy()], workloads=[_hpa("inference-over-budget")])
 
 
-def _ten_policies() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _ten_policies() -> Inputs:
     review = admission_review(_deployment("inference"))
-    return decision_input(review, models=QUANTIZED), [_seed_policy(), *_other_policies(9)]
+    return Inputs(review, data=[_seed_policy(), *_other_policies(9)], models=QUANTIZED)
 
 
-def _large() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _invalid_policy() -> Inputs:
+    """The seed policy plus a malformed one selecting the Deployment: three wrong fields."""
+    broken = _seed_policy()
+    broken["metadata"]["name"] = "broken-cost-policy"
+    broken["spec"]["costLimits"] = {"maxCPUCores": "8", "maxMemoryGB": 0}
+    broken["spec"]["autoScale"] = {"minReplicas": 5, "maxReplicas": 3}
+    review = admission_review(_deployment("inference"))
+    return Inputs(review, data=[_seed_policy(), broken], models=QUANTIZED)
+
+
+def _large() -> Inputs:
     models = {f"worker-{i}": {"quantized": True} for i in range(30)}
     review = admission_review(_large_deployment(30))
-    return decision_input(review, models=models), [_seed_policy()]
+    return Inputs(review, data=[_seed_policy()], models=models)
 
 
 CASES = [
@@ -206,6 +254,7 @@ CASES = [
     Case(
         "ten-policies", "matched compliant Deployment, 10 policies in the namespace", _ten_policies
     ),
+    Case("invalid-policy", "the same with a malformed policy (3 errors) in data", _invalid_policy),
     Case("large", "matched compliant Deployment with 30 containers", _large),
 ]
 
@@ -224,15 +273,15 @@ class Result:
     violations: int
 
 
-def _bench(opa: Path, rego: Path, case: Case, count: int, work: Path) -> Result:
+def _bench(
+    opa: Path, rego: Path, case: Case, count: int, work: Path, *, unvalidated: bool
+) -> Result:
     """Run `opa bench` ``count`` times on ``case`` and keep the fastest run."""
-    document, policies = case.build()
+    document, policies = case.build().documents(unvalidated=unvalidated)
     input_file = work / f"{case.name}.input.json"
     data_file = work / f"{case.name}.data.json"
     input_file.write_text(json.dumps(document), encoding="utf-8")
-    data_file.write_text(
-        json.dumps({"edgepolicy": {"policies": policies_to_data(policies)}}), encoding="utf-8"
-    )
+    data_file.write_text(json.dumps({"edgepolicy": {"policies": policies}}), encoding="utf-8")
     common = ["-d", str(rego), "-d", str(data_file), "-i", str(input_file), QUERY]
     decision = json.loads(
         subprocess.run(
@@ -273,6 +322,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=3, help="runs per case; the fastest counts")
     parser.add_argument("--cases", default=",".join(c.name for c in CASES))
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--unvalidated",
+        action="store_true",
+        help="send the policies as raw objects, as libraries before validate-once read them "
+        "(use with --rego of such a library)",
+    )
     args = parser.parse_args(argv)
     wanted = args.cases.split(",")
     unknown = set(wanted) - {c.name for c in CASES}
@@ -286,7 +341,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{'case':<18} " + " ".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
     with tempfile.TemporaryDirectory(prefix="rego-bench-") as tmp:
         for case in (c for c in CASES if c.name in wanted):
-            result = _bench(opa, args.rego, case, args.count, Path(tmp))
+            result = _bench(
+                opa, args.rego, case, args.count, Path(tmp), unvalidated=args.unvalidated
+            )
             results.append(result)
             print(
                 f"{result.case:<18} {result.us_per_decision:>12.1f} {result.eval_median_us:>12.1f}"
@@ -294,9 +351,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f" {result.violations:>9}   {result.description}",
                 flush=True,
             )
+    if not args.unvalidated:
+        seed, broken = _invalid_policy().data
+        for label, policy in (("valid seed policy", seed), ("malformed policy", broken)):
+            print(
+                f"validation when a policy enters (Python, once): {_validation_us(policy):.0f} µs "
+                f"per {label}"
+            )
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2), encoding="utf-8")
     return 0
+
+
+def _validation_us(policy: dict[str, Any], rounds: int = 200) -> float:
+    """The best of 5 timings of validating ``policy`` ``rounds`` times, per policy, in µs."""
+    validate_policies([policy])  # schemas loaded and CEL rules compiled once, as at start
+    timings = timeit.repeat(lambda: validate_policies([policy]), number=rounds, repeat=5)
+    return min(timings) / rounds * 1e6
 
 
 if __name__ == "__main__":

@@ -13,14 +13,16 @@ from pathlib import Path
 
 from bundles import layout
 from bundles.archive import tar_gz, write_atomically
-from bundles.gitrepo import Snapshot, default_source, read_snapshot, redact_url
+from bundles.commit_trust import CommitVerifier, Signer
+from bundles.gitrepo import Snapshot, default_source, read_snapshot, redact_url, resolve_commit
 from bundles.settings import SETTINGS_FILE, parse_settings
 from bundles.signing import SIGNATURES_FILE, SigningKey, signatures_document
-from bundles.validation import check_names, validate_bundle
+from bundles.validation import check_names, validate_bundle, validate_policies
 from edgepolicy.errors import InputError
 from edgepolicy.library import library_path
 from edgepolicy.manifests import MANIFEST_SUFFIXES, Manifest, is_policy_object, load_text
 from edgepolicy.policy_data import policies_to_data, policy_key
+from edgepolicy.validated_policies import ValidatedPolicies
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Bundle:
     files: tuple[str, ...]
     policies: int
     signed: bool
+    signer: Signer | None = None
 
 
 def _wanted(path: str) -> bool:
@@ -59,27 +62,34 @@ def policy_manifests(snapshot: Snapshot) -> list[Manifest]:
     return found
 
 
-def bundle_files(snapshot: Snapshot, policies: list[Manifest], source: str) -> dict[str, bytes]:
-    """Return the unsigned bundle's files (bundle path → content).
+def bundle_files(
+    snapshot: Snapshot, validated: ValidatedPolicies, source: str, signer: Signer | None = None
+) -> dict[str, bytes]:
+    """Return the unsigned bundle's files (bundle path → content), with the validator's output
+    ``validated`` (see :func:`bundles.validation.validate_policies`) as the policies' data.
+
+    ``signer`` (who signed the commit, when that was checked) goes into the manifest.
 
     Raises:
-        InputError: a policy object has no name or a name Kubernetes refuses, two share kind,
-            namespace and name, or the settings file is malformed.
+        InputError: the settings file is malformed.
         BundleError: the shipped library is missing or clashes with bundle paths.
     """
     files = layout.library_files(library_path())
     for path, content in snapshot.files.items():
         if layout.is_rego(path):
             files[layout.repo_rego_path(path)] = content
-    _check_keys(policies)
-    data = policies_to_data(m.obj for m in policies)
+    data = policies_to_data(validated)
     files[layout.POLICIES_DATA] = layout.data_json(data)
     if SETTINGS_FILE in snapshot.files:
         files[layout.SETTINGS_DATA] = layout.data_json(
             parse_settings(snapshot.files[SETTINGS_FILE])
         )
     files[layout.MANIFEST] = layout.manifest_json(
-        snapshot.commit, snapshot.author_time, redact_url(source)
+        snapshot.commit,
+        snapshot.author_time,
+        redact_url(source),
+        commit_time=snapshot.commit_time,
+        signer=signer.metadata() if signer is not None else None,
     )
     return files
 
@@ -112,6 +122,8 @@ def build_bundle(
     opa: Path,
     signing_key: SigningKey | None = None,
     source: str | None = None,
+    verifier: CommitVerifier | None = None,
+    since: tuple[str, ...] = (),
 ) -> Bundle:
     """Build the bundle of ``repo`` at ``rev``, validated by the real OPA at ``opa``.
 
@@ -120,20 +132,30 @@ def build_bundle(
     :func:`bundles.gitrepo.source_label`), never the local path, so every checkout of a commit
     gives the same bytes.
 
+    With a ``verifier`` the commit's signature is checked first (and, per its policy, the
+    commits since the revisions ``since``); the signer is recorded in the manifest.
+
     Raises:
         UsageError: ``repo`` is not a Git repository or ``rev`` is not a commit in it.
         InputError: a manifest cannot be parsed or a policy object is invalid (the message
             names the file, the object and the field).
         OpaError: OPA cannot load the bundle (e.g. the repository's Rego does not compile).
+        UntrustedCommitError: the verifier's policy requires signed commits and a commit
+            checked is not signed by an allowed key.
         BundleError: Git or the library could not be read.
     """
-    snapshot = read_snapshot(repo, rev, _wanted)
+    commit = resolve_commit(repo, rev)
+    signer = verifier.check(repo, commit, since) if verifier is not None else None
+    snapshot = read_snapshot(repo, commit, _wanted)
     policies = policy_manifests(snapshot)
-    files = bundle_files(snapshot, policies, source if source is not None else default_source(repo))
+    _check_keys(policies)
+    validated = validate_policies(policies)
+    origin = source if source is not None else default_source(repo)
+    files = bundle_files(snapshot, validated, origin, signer)
     with tempfile.TemporaryDirectory(prefix="edgepolicy-bundle-") as tmp:
         unsigned = Path(tmp, "unsigned.tar.gz")
         unsigned.write_bytes(tar_gz(files))
-        validate_bundle(opa, unsigned, policies)
+        validate_bundle(opa, unsigned, policies, validated)
     if signing_key is not None:
         files[SIGNATURES_FILE] = signatures_document(files, signing_key)
     return Bundle(
@@ -142,6 +164,7 @@ def build_bundle(
         files=tuple(sorted(files)),
         policies=len(policies),
         signed=signing_key is not None,
+        signer=signer,
     )
 
 

@@ -14,7 +14,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from bundles import trust_flags
 from bundles.builder import build_bundle, write_bundle
+from bundles.commit_trust import commit_verifier
 from bundles.publish import DEFAULT_BUNDLE_NAME, parse_target, publish, read_token
 from bundles.server import make_server
 from bundles.signing import SigningKey, load_signing_key
@@ -26,30 +28,84 @@ from edgepolicy.opa_binary import find_opa
 DEFAULT_PORT = 8282
 DEFAULT_WORKDIR = Path.home() / ".cache" / "edgepolicy" / "watch"
 
+_HELP_FORMAT = argparse.RawDescriptionHelpFormatter
+BUNDLE_EXAMPLES = """\
+Examples:
+  edgepolicy bundle build --repo policies/ --out bundle.tar.gz --signing-key key.pem --key-id ci
+  edgepolicy bundle publish bundle.tar.gz --to configmap:edgepolicy/policy-bundle
+  edgepolicy bundle serve --dir bundles/ --port 8282
+  edgepolicy bundle watch --repo https://git.example.com/policies.git --to dir:bundles/
+"""
+BUILD_EXAMPLES = """\
+Examples:
+  edgepolicy bundle build --out bundle.tar.gz                       # HEAD of this repository
+  edgepolicy bundle build --repo policies/ --rev v1.4.0 --out bundle.tar.gz \\
+      --signing-key signing.pem --key-id ci
+"""
+PUBLISH_EXAMPLES = """\
+Examples:
+  edgepolicy bundle publish bundle.tar.gz --to dir:/srv/bundles
+  edgepolicy bundle publish bundle.tar.gz --to https://bundles.example.com/ --token-file token
+  edgepolicy bundle publish bundle.tar.gz --to configmap:edgepolicy/policy-bundle
+"""
+SERVE_EXAMPLES = """\
+Examples:
+  edgepolicy bundle serve --dir /srv/bundles
+  edgepolicy bundle serve --dir /srv/bundles --host 0.0.0.0 --upload-token-file token
+"""
+WATCH_EXAMPLES = """\
+Examples:
+  edgepolicy bundle watch --repo https://git.example.com/policies.git --to dir:/srv/bundles
+  edgepolicy bundle watch --repo ../policies --branch main --once \\
+      --signing-key signing.pem --key-id ci --to configmap:edgepolicy/policy-bundle
+"""
+
 
 def add_parser(subparsers: Any) -> None:
     """Register ``bundle`` and its subcommands."""
     parser = subparsers.add_parser(
-        "bundle", help="build, sign, publish and serve OPA policy bundles from Git"
+        "bundle",
+        help="build, sign, publish and serve OPA policy bundles from Git",
+        epilog=BUNDLE_EXAMPLES,
+        formatter_class=_HELP_FORMAT,
     )
     sub = parser.add_subparsers(dest="bundle_command", metavar="SUBCOMMAND")
     sub.required = True
 
-    build = sub.add_parser("build", help="build a (signed) bundle from a Git revision")
+    build = sub.add_parser(
+        "build",
+        help="build a (signed) bundle from a Git revision",
+        epilog=BUILD_EXAMPLES,
+        formatter_class=_HELP_FORMAT,
+    )
     build.add_argument("--repo", default=".", help="policy repository (default: .)")
     build.add_argument("--rev", default="HEAD", help="Git revision to build (default: HEAD)")
     build.add_argument("--out", required=True, help="bundle file to write (.tar.gz)")
     _add_signing(build)
     _add_source(build)
     build.add_argument("--opa", help="OPA binary used to validate the policies")
+    trust_flags.add_commit_trust(build)
     build.set_defaults(func=_build)
 
-    pub = sub.add_parser("publish", help="publish a bundle to a directory, URL or ConfigMap")
+    pub = sub.add_parser(
+        "publish",
+        help="publish a bundle to a directory, URL or ConfigMap",
+        epilog=PUBLISH_EXAMPLES,
+        formatter_class=_HELP_FORMAT,
+    )
     pub.add_argument("bundle", metavar="BUNDLE", help="bundle file (.tar.gz)")
     _add_publishing(pub)
+    pub.add_argument(
+        "--repo", help="policy repository that orders the commits for the rollback check"
+    )
     pub.set_defaults(func=_publish)
 
-    serve = sub.add_parser("serve", help="serve a directory of bundles to OPA (long polling)")
+    serve = sub.add_parser(
+        "serve",
+        help="serve a directory of bundles to OPA (long polling)",
+        epilog=SERVE_EXAMPLES,
+        formatter_class=_HELP_FORMAT,
+    )
     serve.add_argument("--dir", required=True, help="directory holding the bundles")
     serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
     serve.add_argument(
@@ -61,9 +117,15 @@ def add_parser(subparsers: Any) -> None:
     serve.add_argument(
         "--upload-token-file", help="accept PUT uploads bearing the token in this file"
     )
+    trust_flags.add_allow_rollback(serve, service=True)
     serve.set_defaults(func=_serve)
 
-    watch_parser = sub.add_parser("watch", help="GitOps loop: build and publish each new commit")
+    watch_parser = sub.add_parser(
+        "watch",
+        help="GitOps loop: build and publish each new commit",
+        epilog=WATCH_EXAMPLES,
+        formatter_class=_HELP_FORMAT,
+    )
     watch_parser.add_argument("--repo", required=True, help="repository URL or path")
     watch_parser.add_argument("--branch", default="main", help="branch to follow (default: main)")
     watch_parser.add_argument(
@@ -80,6 +142,7 @@ def add_parser(subparsers: Any) -> None:
     _add_signing(watch_parser)
     _add_source(watch_parser)
     _add_publishing(watch_parser, repeat=True)
+    trust_flags.add_commit_trust(watch_parser)
     watch_parser.set_defaults(func=_watch)
 
 
@@ -127,6 +190,7 @@ def _add_publishing(parser: argparse.ArgumentParser, *, repeat: bool = False) ->
     parser.add_argument(
         "--context", help="kubeconfig context for configmap targets (default: current-context)"
     )
+    trust_flags.add_allow_rollback(parser)
 
 
 def _signing_key(args: argparse.Namespace) -> SigningKey | None:
@@ -139,12 +203,22 @@ def _signing_key(args: argparse.Namespace) -> SigningKey | None:
 
 def _build(args: argparse.Namespace) -> int:
     key = _signing_key(args)
-    bundle = build_bundle(
-        Path(args.repo), args.rev, opa=find_opa(args.opa), signing_key=key, source=_source(args)
-    )
+    with commit_verifier(trust_flags.trust_policy(args)) as verifier:
+        bundle = build_bundle(
+            Path(args.repo),
+            args.rev,
+            opa=find_opa(args.opa),
+            signing_key=key,
+            source=_source(args),
+            verifier=verifier,
+            since=trust_flags.since(args),
+        )
     write_bundle(bundle, Path(args.out))
     signed = f"signed ({key.algorithm}, key id {key.key_id})" if key else "unsigned"
-    print(f"built {args.out}: revision {bundle.revision}, {bundle.policies} policies, {signed}")
+    by = ""
+    if verifier is not None:
+        by = f", commit signed by {bundle.signer or 'no allowed key (not required)'}"
+    print(f"built {args.out}: revision {bundle.revision}, {bundle.policies} policies, {signed}{by}")
     return 0
 
 
@@ -164,6 +238,8 @@ def _publish(args: argparse.Namespace) -> int:
             kubeconfig=args.kubeconfig,
             context=args.context,
             source=args.bundle,
+            repo=Path(args.repo) if args.repo else None,
+            allow_rollback=args.allow_rollback,
         )
     except KubeconfigError as error:
         given = (("--kubeconfig", args.kubeconfig), ("--context", args.context))
@@ -184,7 +260,9 @@ def _serve(args: argparse.Namespace) -> int:
         if not token:
             raise UsageError(f"upload token file {args.upload_token_file} is empty")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    server = make_server(Path(args.dir), args.host, args.port, token)
+    server = make_server(
+        Path(args.dir), args.host, args.port, token, allow_rollback=args.allow_rollback
+    )
     signal.signal(signal.SIGTERM, _stop_on_term)
     print(f"serving bundles from {args.dir} at {server.url}/", flush=True)
     try:
@@ -223,6 +301,9 @@ def _watch(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig,
         kube_context=args.context,
         bundle_source=_source(args),
+        trust=trust_flags.trust_policy(args),
+        since=trust_flags.since(args),
+        allow_rollback=args.allow_rollback,
     )
     signal.signal(signal.SIGTERM, _stop_on_term)
     try:

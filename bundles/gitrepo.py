@@ -7,8 +7,9 @@ a subprocess (``git rev-parse``, ``git ls-tree``, ``git cat-file --batch``).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -16,7 +17,15 @@ from urllib.parse import urlsplit, urlunsplit
 from edgepolicy.errors import BundleError, UsageError
 
 LOCAL_SOURCE = "local"
-_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+# GIT_NO_REPLACE_OBJECTS: a build (and its signature check) reads exactly the named commit,
+# never a stand-in from refs/replace/ (which a mirror clone fetches too).
+_GIT_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_OPTIONAL_LOCKS": "0",
+    "GIT_NO_REPLACE_OBJECTS": "1",
+    "LC_ALL": "C",
+}
+_COMMIT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _BLOB_MODES = frozenset({"100644", "100755"})
 
 
@@ -30,23 +39,35 @@ class Snapshot:
     files: dict[str, bytes]
 
 
-def run_git(args: Sequence[str], *, cwd: Path | None = None, stdin: bytes | None = None) -> bytes:
-    """Run ``git ARGS`` and return its standard output.
-
-    Raises:
-        BundleError: git is missing or exits non-zero (its stderr is in the message).
-    """
+def _git(
+    args: Sequence[str], cwd: Path | None, stdin: bytes | None, env: Mapping[str, str] | None
+) -> subprocess.CompletedProcess[bytes]:
     try:
-        result = subprocess.run(
+        return subprocess.run(
             ["git", *args],
             cwd=cwd,
             input=stdin,
             capture_output=True,
-            env={**os.environ, **_GIT_ENV},
+            env={**os.environ, **(env or {}), **_GIT_ENV},
             check=False,
         )
     except FileNotFoundError as error:
         raise BundleError("git is not installed or not on PATH") from error
+
+
+def run_git(
+    args: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    stdin: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+) -> bytes:
+    """Run ``git ARGS`` (with ``env`` added to the environment) and return its standard output.
+
+    Raises:
+        BundleError: git is missing or exits non-zero (its stderr is in the message).
+    """
+    result = _git(args, cwd, stdin, env)
     if result.returncode != 0:
         message = result.stderr.decode("utf-8", "replace").strip().splitlines()
         raise BundleError(f"git {args[0]} failed: {message[-1] if message else 'no output'}")
@@ -68,6 +89,35 @@ def resolve_commit(repo: Path, rev: str) -> str:
     except BundleError as error:
         raise UsageError(f"{repo}: revision {rev!r} is not a commit ({error})") from error
     return out.decode("ascii").strip()
+
+
+def check_repository(repo: Path) -> None:
+    """Check that ``repo`` is a Git repository.
+
+    Raises:
+        UsageError: it does not exist or is not a repository.
+    """
+    if not repo.is_dir():
+        raise UsageError(f"repository {repo} does not exist or is not a directory")
+    try:
+        run_git(["rev-parse", "--git-dir"], cwd=repo)
+    except BundleError as error:
+        raise UsageError(f"{repo} is not a Git repository ({error})") from error
+
+
+def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool | None:
+    """Return whether commit ``ancestor`` is an ancestor of (or equal to) ``descendant``.
+
+    Both must be full commit ids; None means Git cannot tell (an id is malformed or names no
+    commit in ``repo``).
+
+    Raises:
+        BundleError: git is not installed.
+    """
+    if not (_COMMIT_ID.fullmatch(ancestor) and _COMMIT_ID.fullmatch(descendant)):
+        return None
+    result = _git(["merge-base", "--is-ancestor", ancestor, descendant], repo, None, None)
+    return {0: True, 1: False}.get(result.returncode)
 
 
 def read_snapshot(repo: Path, rev: str, wanted: Callable[[str], bool]) -> Snapshot:

@@ -26,6 +26,7 @@ MANIFEST = ".manifest"
 POLICIES_DATA = "edgepolicy/policies/data.json"
 SETTINGS_DATA = "edgepolicy/settings/data.json"
 REPO_PREFIX = "repo/"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _RESERVED = frozenset({MANIFEST, ".signatures.json", POLICIES_DATA, SETTINGS_DATA})
 
 
@@ -62,15 +63,31 @@ def data_json(value: Mapping[str, Any]) -> bytes:
     )
 
 
-def manifest_json(commit: str, author_time: int, source: str) -> bytes:
-    """Return the ``.manifest``: revision is the commit id; metadata says where it came from."""
-    manifest = {
-        "revision": commit,
-        "roots": list(ROOTS),
-        "metadata": {
-            "commit": commit,
-            "author_time": datetime.fromtimestamp(author_time, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "source": source,
-        },
+def _utc(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime(TIME_FORMAT)
+
+
+def manifest_json(
+    commit: str,
+    author_time: int,
+    source: str,
+    *,
+    commit_time: int,
+    signer: Mapping[str, str] | None = None,
+) -> bytes:
+    """Return the ``.manifest``: revision is the commit id; metadata says where it came from.
+
+    ``metadata.commit_time`` (the committer date) orders revisions when no repository can
+    (see :mod:`bundles.rollback`); ``metadata.signer`` names who signed the commit, when its
+    signature was checked. Both are covered by the bundle signature, like every manifest field.
+    """
+    metadata: dict[str, Any] = {
+        "commit": commit,
+        "author_time": _utc(author_time),
+        "commit_time": _utc(commit_time),
+        "source": source,
     }
+    if signer is not None:
+        metadata["signer"] = dict(signer)
+    manifest = {"revision": commit, "roots": list(ROOTS), "metadata": metadata}
     return data_json(manifest)  # the same compact, sorted encoding

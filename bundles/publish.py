@@ -6,7 +6,6 @@ target is replaced atomically from the reader's point of view.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +14,8 @@ from urllib.parse import unquote, urlsplit
 import urllib3
 
 from bundles import configmap
-from bundles.archive import read_tar_gz, write_atomically
-from bundles.gitrepo import redact_url
-from bundles.layout import MANIFEST
+from bundles.gitrepo import check_repository, redact_url
+from bundles.rollback import check_replacement, read_revision, replace_bundle_file
 from edgepolicy import kube
 from edgepolicy.errors import BundleError, UsageError
 
@@ -59,20 +57,52 @@ def bundle_revision(archive: bytes, source: str) -> str:
     Raises:
         BundleError: the archive is unreadable or has no manifest with a revision.
     """
-    files = read_tar_gz(archive, source=source)
-    try:
-        manifest = json.loads(files[MANIFEST])
-        revision = manifest["revision"]
-    except (KeyError, ValueError, TypeError) as error:
-        raise BundleError(f"{source}: bundle has no .manifest with a revision") from error
-    if not isinstance(revision, str):
-        raise BundleError(f"{source}: .manifest revision must be a string")
-    return revision
+    return read_revision(archive, source).revision
 
 
 def _dir_path(location: str, bundle_name: str) -> Path:
     path = Path(location)
     return path if path.name.endswith(".tar.gz") else path / bundle_name
+
+
+def _auth_headers(url: str, token: str | None) -> dict[str, str]:
+    """Return the headers authenticating to ``url``: Basic from its user and password, or Bearer.
+
+    Raises:
+        UsageError: the URL carries credentials and a bearer token is given too.
+    """
+    parts = urlsplit(url)
+    if parts.username is not None:
+        if token:
+            raise UsageError(
+                f"--to {redact_url(url)}: give credentials either in the URL or as a bearer "
+                f"token (--token-file, ${TOKEN_ENV}), not both"
+            )
+        user, password = unquote(parts.username), unquote(parts.password or "")
+        return dict(urllib3.util.make_headers(basic_auth=f"{user}:{password}"))
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _request(
+    method: str, url: str, body: bytes | None, token: str | None, ca_file: str | None
+) -> urllib3.BaseHTTPResponse:
+    """Send ``method url`` (credentials as :func:`_auth_headers`); messages hide credentials.
+
+    Raises:
+        UsageError: credentials are given twice.
+        BundleError: the server is unreachable.
+    """
+    shown = redact_url(url)
+    headers = _auth_headers(url, token)
+    if body is not None:
+        headers["Content-Type"] = "application/gzip"
+    pool = urllib3.PoolManager(ca_certs=ca_file, retries=False, timeout=_TIMEOUT)
+    try:
+        return pool.request(method, shown, body=body, headers=headers)
+    except urllib3.exceptions.HTTPError as error:
+        raise BundleError(f"cannot reach {shown}: {error}") from error
+    finally:
+        pool.clear()
 
 
 def _put(url: str, archive: bytes, token: str | None, ca_file: str | None) -> None:
@@ -84,29 +114,26 @@ def _put(url: str, archive: bytes, token: str | None, ca_file: str | None) -> No
         UsageError: the URL carries credentials and a bearer token is given too.
         BundleError: the server is unreachable or answers with an error status.
     """
-    shown = redact_url(url)
-    parts = urlsplit(url)
-    headers = {"Content-Type": "application/gzip"}
-    if parts.username is not None:
-        if token:
-            raise UsageError(
-                f"--to {shown}: give credentials either in the URL or as a bearer token "
-                f"(--token-file, ${TOKEN_ENV}), not both"
-            )
-        user, password = unquote(parts.username), unquote(parts.password or "")
-        headers.update(urllib3.util.make_headers(basic_auth=f"{user}:{password}"))
-    elif token:
-        headers["Authorization"] = f"Bearer {token}"
-    pool = urllib3.PoolManager(ca_certs=ca_file, retries=False, timeout=_TIMEOUT)
-    try:
-        response = pool.request("PUT", shown, body=archive, headers=headers)
-    except urllib3.exceptions.HTTPError as error:
-        raise BundleError(f"cannot reach {shown}: {error}") from error
-    finally:
-        pool.clear()
+    response = _request("PUT", url, archive, token, ca_file)
     if response.status >= 300:
-        detail = response.data[:200].decode("utf-8", "replace").strip()
-        raise BundleError(f"PUT {shown} failed: HTTP {response.status} {detail}")
+        detail = response.data[:300].decode("utf-8", "replace").strip()
+        raise BundleError(f"PUT {redact_url(url)} failed: HTTP {response.status} {detail}")
+
+
+def _get_current(url: str, token: str | None, ca_file: str | None) -> bytes | None:
+    """Return the bundle ``url`` serves now, or None when it serves none we can read.
+
+    Only a 200 answer counts: an upload endpoint without GET (or one that is unreachable, which
+    the PUT then reports) leaves the check to the service, which ``bundle serve`` makes.
+
+    Raises:
+        UsageError: credentials are given twice.
+    """
+    try:
+        response = _request("GET", url, None, token, ca_file)
+    except BundleError:
+        return None
+    return bytes(response.data) if response.status == 200 else None
 
 
 def read_token(token_file: str | None) -> str | None:
@@ -133,29 +160,48 @@ def publish(
     kubeconfig: str | None = None,
     context: str | None = None,
     source: str = "bundle",
+    repo: Path | None = None,
+    allow_rollback: bool = False,
 ) -> str:
     """Publish ``archive`` to ``target`` and return a description of where it went.
 
     ``bundle_name`` is the file name used when a ``dir:`` target is a directory; ``source``
-    names the archive (its file, say) in errors. A ``configmap:`` target is reached through
-    ``context`` (default: the current one) of ``kubeconfig``, else of the files kubectl reads.
+    names the archive (its file, say) in errors. Unless ``allow_rollback``, the bundle the
+    target holds is read first and the new one must not be older (:mod:`bundles.rollback`;
+    ``repo`` is the policy repository that orders the commits, if available). A ``configmap:``
+    target is reached through ``context`` (default: the current one) of ``kubeconfig``, else of
+    the files kubectl reads.
 
     Raises:
+        RollbackError: the new bundle is older than the one the target holds.
         BundleError: the archive is not a bundle, or the target refused or failed.
-        UsageError: kubeconfig or token problems.
+        UsageError: kubeconfig or token problems, or ``repo`` is not a Git repository.
     """
     revision = bundle_revision(archive, source)
+    if repo is not None:
+        check_repository(repo)
     if target.kind == "dir":
         path = _dir_path(target.location, bundle_name)
-        write_atomically(path, archive)
+        replace_bundle_file(path, archive, repo=repo, allow_rollback=allow_rollback)
         return f"{path} (revision {revision})"
     if target.kind == "http":
+        shown = redact_url(target.location)
+        if not allow_rollback:
+            current = _get_current(target.location, token, ca_file)
+            check_replacement(current, archive, where=shown, repo=repo)
         _put(target.location, archive, token, ca_file)
-        return f"{redact_url(target.location)} (revision {revision})"
+        return f"{shown} (revision {revision})"
     namespace, name = target.location.split("/")
     api = kube.from_kubeconfig(Path(kubeconfig) if kubeconfig else None, context=context)
     try:
-        configmap.publish_configmap(api, namespace, name, archive, revision)
+        version = None
+        if not allow_rollback:
+            current, version = configmap.current_bundle(api, namespace, name)
+            where = f"ConfigMap {namespace}/{name}"
+            check_replacement(current, archive, where=where, repo=repo)
+        configmap.publish_configmap(
+            api, namespace, name, archive, revision, resource_version=version
+        )
     finally:
         api.close()
     return f"ConfigMap {namespace}/{name} (revision {revision})"

@@ -9,7 +9,9 @@ new bundle is published into the directory. Responses use the content type
 ``application/vnd.openpolicyagent.bundles``, which tells OPA that long polling is available.
 
 With an upload token configured, ``PUT /<path>`` with ``Authorization: Bearer <token>`` stores
-a bundle (this is what ``edgepolicy bundle publish --to http://...`` talks to).
+a bundle (this is what ``edgepolicy bundle publish --to http://...`` talks to). An upload older
+than the bundle it would replace (by recorded commit time, :mod:`bundles.rollback`) is refused
+with ``409 Conflict`` unless the server allows rollbacks.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from bundles.archive import read_tar_gz, write_atomically
+from bundles.archive import read_tar_gz
+from bundles.rollback import replace_bundle_file
 from bundles.store import BundleFile, BundleStore
-from edgepolicy.errors import BundleError
+from edgepolicy.errors import BundleError, RollbackError
 
 CONTENT_TYPE = "application/vnd.openpolicyagent.bundles"
 MAX_WAIT_SECONDS = 300
@@ -56,11 +59,21 @@ class BundleServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, address: tuple[str, int], store: BundleStore, upload_token: str | None):
-        """Bind to ``address`` and serve ``store``; accept uploads only with ``upload_token``."""
+    def __init__(
+        self,
+        address: tuple[str, int],
+        store: BundleStore,
+        upload_token: str | None,
+        allow_rollback: bool = False,
+    ):
+        """Bind to ``address`` and serve ``store``; accept uploads only with ``upload_token``.
+
+        Uploads that would roll a bundle back are refused unless ``allow_rollback``.
+        """
         super().__init__(address, _Handler)
         self.store = store
         self.upload_token = upload_token
+        self.allow_rollback = allow_rollback
         self.upload_lock = threading.Lock()
 
     @property
@@ -156,7 +169,16 @@ class _Handler(BaseHTTPRequestHandler):
             if ".manifest" not in read_tar_gz(body, source=path):
                 raise BundleError(f"{path}: bundle has no .manifest")
             with self.server.upload_lock:
-                write_atomically(self.server.store.root.joinpath(*parts), body)
+                replace_bundle_file(
+                    self.server.store.root.joinpath(*parts),
+                    body,
+                    allow_rollback=self.server.allow_rollback,
+                    where=path,
+                )
+        except RollbackError as error:
+            _LOG.warning("refused %s: %s", path, error)
+            self._send(HTTPStatus.CONFLICT, f"{error}\n".encode())
+            return
         except BundleError as error:
             self._send(HTTPStatus.BAD_REQUEST, f"{error}\n".encode())
             return
@@ -165,9 +187,16 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def make_server(
-    directory: Path, host: str = "127.0.0.1", port: int = 8282, upload_token: str | None = None
+    directory: Path,
+    host: str = "127.0.0.1",
+    port: int = 8282,
+    upload_token: str | None = None,
+    *,
+    allow_rollback: bool = False,
 ) -> BundleServer:
     """Return a bound (not yet serving) bundle server for ``directory``.
+
+    Uploads that would roll a bundle back are refused unless ``allow_rollback``.
 
     Raises:
         UsageError: ``directory`` is not a directory.
@@ -175,7 +204,7 @@ def make_server(
     """
     store = BundleStore(directory)
     try:
-        return BundleServer((host, port), store, upload_token)
+        return BundleServer((host, port), store, upload_token, allow_rollback)
     except OSError as error:
         store.close()
         raise BundleError(f"cannot listen on {host}:{port}: {error.strerror or error}") from error

@@ -1,16 +1,17 @@
 """Validate a bundle before it is written: names, policy objects, and the repository's Rego.
 
-Policy names are checked as the Kubernetes API server checks them. Then the unsigned bundle
-archive is loaded into a local ``opa run --server`` exactly as a sidecar would load it (so the
-repository's Rego must compile together with the library and stay under the bundle roots), and
-every policy object is sent through the decision document as the webhook would see it. Any
-``policy.invalid`` finding, whatever its enforcement action, fails the build: a malformed policy
-must never reach a cluster.
+Policy names are checked as the Kubernetes API server checks them, and every policy object
+against its CRD (:mod:`edgepolicy.validated_policies`, once, here): an invalid policy fails the
+build, since a malformed policy must never reach a cluster. The bundle's data then holds the
+validator's output (docs/decision-contract.md).
 
-Repository Rego may add findings under ``data.edgepolicy.rules`` (docs/decision-contract.md).
-So that such a rule cannot break the decision document (which would make admission fail closed
-for every object it touches), the build also evaluates the decision and the rules' findings on
-probe inputs: the policy objects and a minimal Deployment in each policy's namespace carrying
+The unsigned bundle archive is loaded into a local ``opa run --server`` exactly as a sidecar
+would load it (so the repository's Rego must compile together with the library and stay under
+the bundle roots). Repository Rego may add findings under ``data.edgepolicy.rules``
+(docs/decision-contract.md). So that such a rule cannot break the decision document (which would
+make admission fail closed for every object it touches), the build also evaluates the decision
+and the rules' findings on probe inputs: the policy objects (with the validator's output as
+context, as the webhook sends it) and a minimal Deployment in each policy's namespace carrying
 its ``matchLabels``. OPA errors and findings of the wrong shape fail the build.
 """
 
@@ -28,8 +29,9 @@ from edgepolicy.opa_client import OpaClient
 from edgepolicy.opa_server import LocalOpa
 from edgepolicy.policy_data import policy_key
 from edgepolicy.review import admission_review, decision_input
+from edgepolicy.validated_policies import NO_POLICIES, ValidatedPolicies
+from edgepolicy.validated_policies import validate_policies as check_policies
 
-INVALID_RULE = "policy.invalid"
 RULES_PATH = "edgepolicy/rules"
 PROBE_NAME = "edgepolicy-build-probe"
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
@@ -61,11 +63,38 @@ def check_names(kind: str, namespace: str, name: str) -> None:
         )
 
 
-def validate_bundle(opa: Path, bundle: Path, policies: Sequence[Manifest]) -> None:
-    """Load the bundle archive ``bundle`` into a real OPA and check it with probe inputs.
+def validate_policies(policies: Sequence[Manifest]) -> ValidatedPolicies:
+    """Validate every policy object of ``policies`` (named, see :func:`check_names`) against its
+    CRD, once.
 
     Raises:
-        InputError: a policy object is malformed (names the file, line, object and field).
+        InputError: a policy object is malformed (names the file, line, object and every
+            field at fault).
+    """
+    validated = NO_POLICIES
+    for manifest in policies:
+        one = check_policies([manifest.obj])
+        for invalid in one.invalid:
+            details = "; ".join(
+                f"{error.field} {error.message}" if error.field else error.message
+                for error in invalid.errors
+            )
+            raise InputError(
+                f"{invalid.kind} {invalid.namespace}/{invalid.name} is invalid: {details}",
+                path=manifest.path,
+                line=manifest.line,
+            )
+        validated = validated.replaced_by(one)
+    return validated
+
+
+def validate_bundle(
+    opa: Path, bundle: Path, policies: Sequence[Manifest], validated: ValidatedPolicies
+) -> None:
+    """Load the bundle archive ``bundle`` into a real OPA and check it with probe inputs
+    (``validated`` is :func:`validate_policies`'s output for ``policies``).
+
+    Raises:
         OpaError: OPA cannot load the bundle (for example Rego that does not compile or a
             package outside the bundle roots; OPA's message is included), or the repository's
             Rego errors or yields findings of the wrong shape on a probe input (the message
@@ -75,43 +104,30 @@ def validate_bundle(opa: Path, bundle: Path, policies: Sequence[Manifest]) -> No
         client = OpaClient(server.url, timeout=30.0, maxsize=1)
         try:
             for manifest in policies:
-                _check(client, manifest)
+                namespace, name = policy_key(manifest.obj)
+                what = f"{manifest.obj.get('kind')} {namespace}/{name}"
+                try:
+                    _probe(client, manifest.obj, what, validated)
+                except OpaError as error:
+                    raise OpaError(f"{manifest.path}: {error}") from error
             for deployment in probe_deployments(policies):
                 namespace = deployment["metadata"]["namespace"]
-                _probe(client, deployment, f"a probe Deployment {namespace}/{PROBE_NAME}")
+                what = f"a probe Deployment {namespace}/{PROBE_NAME}"
+                _probe(client, deployment, what, validated)
         finally:
             client.close()
 
 
-def _check(client: OpaClient, manifest: Manifest) -> None:
-    namespace, name = policy_key(manifest.obj)
-    kind = manifest.obj.get("kind")
-    try:
-        decision = _probe(client, manifest.obj, f"{kind} {namespace}/{name}")
-    except OpaError as error:
-        raise OpaError(f"{manifest.path}: {error}") from error
-    findings = [
-        finding
-        for finding in (*decision.violations, *decision.warnings, *decision.dryrun)
-        if finding.rule == INVALID_RULE
-    ]
-    if findings:
-        details = "; ".join(finding.message for finding in findings)
-        raise InputError(
-            f"{kind} {namespace}/{name} is invalid: {details}",
-            path=manifest.path,
-            line=manifest.line,
-        )
-
-
-def _probe(client: OpaClient, obj: Mapping[str, Any], what: str) -> Decision:
+def _probe(
+    client: OpaClient, obj: Mapping[str, Any], what: str, validated: ValidatedPolicies
+) -> Decision:
     """Return the decision on ``obj`` after checking the shape of every rule's findings.
 
     Raises:
         OpaError: OPA errors, or a rule's findings or the decision are of the wrong shape
             (``what`` names ``obj`` in the message).
     """
-    doc = decision_input(admission_review(obj))
+    doc = decision_input(admission_review(obj), policies=validated)
     try:
         rules = client.query(RULES_PATH, doc)
     except OpaError as error:

@@ -3,9 +3,10 @@
 The repository (a URL or a local path) is mirrored into a work directory and fetched every
 interval. Whenever the branch head differs from the last commit published, the bundle of that
 commit is built, signed and published to every target; a revert is a new commit, so the
-reverted policy goes out as a new revision. A commit that fails to build is reported once and
-skipped (the last good bundle stays published); failures to fetch or publish are retried on the
-next round.
+reverted policy goes out as a new revision. A commit that fails to build, is not trusted (its
+signature, see :mod:`bundles.commit_trust`; with scope ``all``, every commit since the last one
+this loop published) or would roll a target back is reported once and skipped (the last good
+bundle stays published); failures to fetch or publish are retried on the next round.
 """
 
 from __future__ import annotations
@@ -17,10 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bundles.builder import build_bundle
+from bundles.commit_trust import CommitVerifier, TrustPolicy, commit_verifier
 from bundles.gitrepo import redact_url, resolve_commit, run_git
 from bundles.publish import DEFAULT_BUNDLE_NAME, Target, publish
 from bundles.signing import SigningKey
-from edgepolicy.errors import BundleError, EdgepolicyError, InputError, OpaError
+from edgepolicy.errors import (
+    BundleError,
+    EdgepolicyError,
+    InputError,
+    OpaError,
+    RollbackError,
+    UntrustedCommitError,
+    UsageError,
+)
+
+_SKIPPED = (InputError, OpaError, UntrustedCommitError, RollbackError)  # not retried
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,9 @@ class WatchConfig:
     kubeconfig: str | None = None
     kube_context: str | None = None
     bundle_source: str | None = None  # the manifest's metadata.source; None: from ``source``
+    trust: TrustPolicy | None = None  # which commits may be published; None: any
+    since: tuple[str, ...] = ()  # with trust scope "all": check only commits after these
+    allow_rollback: bool = False
 
 
 @dataclass
@@ -76,18 +91,33 @@ def sync_mirror(source: str, mirror: Path) -> None:
         raise BundleError(f"cannot fetch {redact_url(source)}: {detail}") from None
 
 
+def _since(config: WatchConfig, state: WatchState, mirror: Path) -> tuple[str, ...]:
+    """Return the revisions after which every commit must be signed (scope ``all``)."""
+    if state.published is None:
+        return config.since
+    try:
+        resolve_commit(mirror, state.published)
+    except UsageError:  # history rewritten and pruned: check the whole history again
+        return config.since
+    return (*config.since, state.published)
+
+
 def run_round(
     config: WatchConfig,
     state: WatchState,
     report: Callable[[str], None],
     report_error: Callable[[str], None],
+    verifier: CommitVerifier | None = None,
 ) -> None:
     """Run one round: fetch, and build and publish the branch head if it is new.
 
-    Each publication goes to ``report``; a commit that does not build goes to ``report_error``.
+    Each publication goes to ``report``; a commit that does not build, is not trusted by
+    ``verifier`` or would roll a target back goes to ``report_error``.
 
     Raises:
         InputError, OpaError: the head commit does not build (it is not retried).
+        UntrustedCommitError: the head (or a commit since the last published) is not trusted.
+        RollbackError: a target holds a newer revision (not retried).
         BundleError, UsageError: fetching or publishing failed (retried next round).
     """
     mirror = mirror_dir(config.workdir, config.source)
@@ -102,23 +132,31 @@ def run_round(
             opa=config.opa,
             signing_key=config.signing_key,
             source=config.bundle_source,
+            verifier=verifier,
+            since=_since(config, state, mirror),
         )
-    except (InputError, OpaError) as error:
+        for target in config.targets:
+            where = publish(
+                bundle.archive,
+                target,
+                bundle_name=config.bundle_name,
+                token=config.token,
+                ca_file=config.ca_file,
+                kubeconfig=config.kubeconfig,
+                context=config.kube_context,
+                source=f"bundle of commit {head}",
+                repo=mirror,
+                allow_rollback=config.allow_rollback,
+            )
+            signed_by = f", commit signed by {bundle.signer}" if bundle.signer else ""
+            report(f"published {where}{signed_by}")
+    except _SKIPPED as error:
         state.failed = head
-        report_error(f"commit {head} not published: {error}")
+        kept = ""
+        if state.published and isinstance(error, UntrustedCommitError | RollbackError):
+            kept = f"; revision {state.published} stays published"
+        report_error(f"commit {head} not published: {error}{kept}")
         raise
-    for target in config.targets:
-        where = publish(
-            bundle.archive,
-            target,
-            bundle_name=config.bundle_name,
-            token=config.token,
-            ca_file=config.ca_file,
-            kubeconfig=config.kubeconfig,
-            context=config.kube_context,
-            source=f"bundle of commit {head}",
-        )
-        report(f"published {where}")
     state.published = head
 
 
@@ -132,17 +170,21 @@ def watch(
 
     Publications go to ``report``. Errors of a round go to ``report_error`` and are kept in the
     returned state; the loop goes on, and the last good bundle stays published.
+
+    Raises:
+        UsageError, BundleError: the commit trust policy's keyring cannot be set up.
     """
     state = WatchState()
-    while config.max_iterations is None or state.rounds < config.max_iterations:
-        state.rounds += 1
-        try:
-            run_round(config, state, report, report_error)
-        except (InputError, OpaError) as error:
-            state.errors.append(str(error))  # already reported by run_round
-        except EdgepolicyError as error:
-            state.errors.append(str(error))
-            report_error(f"round {state.rounds}: {error}")
-        if config.max_iterations is None or state.rounds < config.max_iterations:
-            sleep(config.interval)
+    with commit_verifier(config.trust) as verifier:
+        while config.max_iterations is None or state.rounds < config.max_iterations:
+            state.rounds += 1
+            try:
+                run_round(config, state, report, report_error, verifier)
+            except _SKIPPED as error:
+                state.errors.append(str(error))  # already reported by run_round
+            except EdgepolicyError as error:
+                state.errors.append(str(error))
+                report_error(f"round {state.rounds}: {error}")
+            if config.max_iterations is None or state.rounds < config.max_iterations:
+                sleep(config.interval)
     return state

@@ -2,6 +2,8 @@
 
 Exit codes: 0 nothing denied; 1 something denied (or warned, with --fail-on-warn);
 2 bad usage or unreadable input (raised as EdgepolicyError, turned into a message by the CLI).
+Documents skipped as not Kubernetes objects or unrendered templates are named on stderr, one
+notice each; the report on stdout holds the checked objects only.
 """
 
 from __future__ import annotations
@@ -16,11 +18,27 @@ from edgepolicy.checking import PolicySource, check_manifests
 from edgepolicy.data_files import load_data_files
 from edgepolicy.errors import UsageError
 from edgepolicy.library import library_path
-from edgepolicy.manifests import load_paths
+from edgepolicy.manifests import STDIN, ManifestSet, read_paths
 from edgepolicy.opa_binary import find_opa
 from edgepolicy.output import FORMATS, render
 from edgepolicy.rule_catalogue import load_rule_catalogue
 from edgepolicy.verification_keys import load_verification_key
+
+DESCRIPTION = """\
+Evaluate Kubernetes manifests exactly as the admission webhook will, through one real OPA.
+FinOpsPolicy objects among the inputs apply to the other inputs and are validated
+themselves. Documents that are not Kubernetes objects (Helm values, Chart.yaml, OPA
+configuration) and unrendered templates ({{ }}) are skipped with a notice on stderr;
+--strict makes them errors. Exit 0 when nothing is denied, 1 when something is (or
+warned, with --fail-on-warn), 2 for bad usage or unreadable input."""
+EXAMPLES = """\
+Examples:
+  edgepolicy check deploy/                        # every manifest under deploy/
+  helm template charts/inference | edgepolicy check -
+  kustomize build overlays/prod | edgepolicy check - policies/
+  edgepolicy check -o sarif deploy/ > edgepolicy.sarif
+  edgepolicy check --policy policy-bundle.tar.gz --verification-key key.pem deploy/
+"""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -28,15 +46,15 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "check",
         help="check manifests against the policies (exit 1 when something is denied)",
-        description=(
-            "Evaluate Kubernetes manifests exactly as the admission webhook will, through one "
-            "real OPA. FinOpsPolicy objects among the inputs apply to the other inputs and "
-            "are validated themselves. Exit 0 when nothing is denied, 1 when something is "
-            "(or warned, with --fail-on-warn), 2 for bad usage or unreadable input."
-        ),
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "paths", nargs="+", metavar="PATH", help="YAML/JSON files or directories (recursive)"
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="YAML/JSON files, directories (recursive), or - for standard input",
     )
     parser.add_argument(
         "--policy",
@@ -78,6 +96,12 @@ def add_parser(subparsers: Any) -> None:
         default="default",
         help="key id the bundle's signature names (default: default)",
     )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="a document that is not a Kubernetes object, or an unrendered template, is an "
+        "error (exit 2) instead of skipped with a notice",
+    )
     parser.add_argument("--opa", metavar="PATH", help="OPA binary to run")
     parser.set_defaults(func=run)
 
@@ -96,14 +120,10 @@ def run(args: argparse.Namespace) -> int:
         else None
     )
     data = load_data_files(args.data)
-    manifests = load_paths(args.paths)
-    if not manifests:
-        raise UsageError(
-            f"no Kubernetes objects found in {', '.join(args.paths)}: nothing to check "
-            "(expected .yaml, .yml or .json manifests)"
-        )
+    inputs = read_paths(args.paths, strict=args.strict)
+    _report_skipped(inputs, args.paths)
     report = check_manifests(
-        manifests,
+        inputs.manifests,
         opa_binary=opa_binary,
         policy=policy,
         data=data,
@@ -115,3 +135,30 @@ def run(args: argparse.Namespace) -> int:
         report = dataclasses.replace(report, rules=load_rule_catalogue(opa_binary, policy.path))
     sys.stdout.write(render(report, args.output))
     return report.exit_code()
+
+
+def _report_skipped(inputs: ManifestSet, paths: list[str]) -> None:
+    """Name each skipped document on stderr; refuse a run given no documents at all.
+
+    A run whose documents were all skipped checks nothing and passes (exit 0, with a notice):
+    the user chose to point at mixed YAML, and ``--strict`` turns skipping into an error. A run
+    given no document at all (an empty file or directory, or empty standard input from a
+    failed ``helm template``) is more likely a broken pipeline than a pass.
+
+    Raises:
+        UsageError: no documents were found in ``paths``.
+    """
+    for skipped in inputs.skipped:
+        print(f"edgepolicy: skipped {skipped}", file=sys.stderr)
+    if inputs.manifests:
+        return
+    if not inputs.skipped:
+        where = ", ".join("standard input" if path == STDIN else path for path in paths)
+        hint = "" if STDIN in paths else " (expected .yaml, .yml or .json manifests)"
+        raise UsageError(f"no Kubernetes objects found in {where}: nothing to check{hint}")
+    count = len(inputs.skipped)
+    which = f"all {count} documents were" if count > 1 else "the one document was"
+    print(
+        f"edgepolicy: nothing to check: {which} skipped (--strict makes them errors)",
+        file=sys.stderr,
+    )

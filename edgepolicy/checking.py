@@ -1,10 +1,12 @@
 """Check manifests against the policies through one real OPA: the engine of ``edgepolicy check``.
 
 Every object is wrapped in the AdmissionReview the webhook would receive for it (CREATE) and
-sent to the same REST decision endpoint the webhook queries. Policy objects among the inputs go
-into every input's ``context.policies`` and are themselves checked, so a malformed one is
-reported; an HPA gets the workload its ``scaleTargetRef`` names and a workload the HPAs that
-scale it (``context.workloads``), as the webhook would look them up in the cluster.
+sent to the same REST decision endpoint the webhook queries. Policy objects among the inputs are
+validated once against their CRD (:mod:`edgepolicy.validated_policies`), go into every input's
+context (the valid ones and the invalid ones with their errors) and are themselves checked, so a
+malformed one is reported; an HPA gets the workload its ``scaleTargetRef`` names and a workload
+the HPAs that scale it (``context.workloads``), as the webhook would look them up in the
+cluster.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from edgepolicy.opa_server import LocalOpa
 from edgepolicy.policy_data import policy_key, with_namespace
 from edgepolicy.review import admission_review, decision_input, is_namespaced
 from edgepolicy.rule_catalogue import RuleCatalogue
+from edgepolicy.validated_policies import ValidatedPolicies, validate_policies
 from edgepolicy.verification_keys import VerificationKey
 
 BUNDLE_SUFFIXES = (".tar.gz", ".tgz")
@@ -210,13 +213,13 @@ def check_manifests(
 @dataclass(frozen=True)
 class PreparedCheck:
     """Manifests read for deciding: objects with their default namespace, the policy objects
-    among them (every input's context) and the index of what HPAs scale (checked before OPA
-    starts; the decision inputs are built by :meth:`CheckSession.decide`)."""
+    among them validated once (every input's context) and the index of what HPAs scale
+    (checked before OPA starts; the decision inputs are built by :meth:`CheckSession.decide`)."""
 
     manifests: tuple[Manifest, ...]
     objects: tuple[dict[str, Any], ...]
     namespace: str
-    policies: tuple[Mapping[str, Any], ...]
+    policies: ValidatedPolicies
     index: WorkloadIndex
 
 
@@ -228,9 +231,10 @@ def _prepare(manifests: Sequence[Manifest], namespace: str) -> PreparedCheck:
     """
     objects = [_with_default_namespace(manifest.obj, namespace) for manifest in manifests]
     _check_policy_names(manifests, objects)
-    policies = [obj for obj in objects if is_policy_object(obj)]
+    # Each policy is validated once, here; every input's context carries the result.
+    policies = validate_policies(objects, namespace_default=namespace)
     index = WorkloadIndex(obj for obj in objects if not is_policy_object(obj))
-    return PreparedCheck(tuple(manifests), tuple(objects), namespace, tuple(policies), index)
+    return PreparedCheck(tuple(manifests), tuple(objects), namespace, policies, index)
 
 
 class CheckSession:

@@ -15,30 +15,43 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from edgepolicy import __version__
+from edgepolicy import package_version
 from edgepolicy.errors import EdgepolicyError
 
 EXIT_USAGE = 2
 DEBUG_VARIABLE = "EDGEPOLICY_DEBUG"
+EXAMPLES = """\
+Examples:
+  edgepolicy check deploy/                       # a CI gate: exit 1 when something is denied
+  helm template charts/inference | edgepolicy check -
+  edgepolicy serve --tls-cert tls.crt --tls-key tls.key --policies policies/
+  edgepolicy bundle build --out bundle.tar.gz
+  source <(edgepolicy completion bash)
+
+Run `edgepolicy COMMAND --help` for a command's options and examples.
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the top-level parser with every subcommand registered."""
     from bundles import command as bundle_command
-    from edgepolicy import check_command, verify_command
+    from edgepolicy import check_command, completion_command, verify_command
     from webhook import command as serve_command
 
     parser = argparse.ArgumentParser(
         prog="edgepolicy",
         description="Policy-as-code admission control for AI workloads on edge Kubernetes.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"edgepolicy {__version__}")
+    parser.add_argument("--version", action="version", version=f"edgepolicy {package_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     check_command.add_parser(subparsers)
     verify_command.add_parser(subparsers)
     serve_command.add_parser(subparsers)
     bundle_command.add_parser(subparsers)
+    completion_command.add_parser(subparsers)
     return parser
 
 

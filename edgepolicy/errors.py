@@ -44,3 +44,11 @@ class OpaUnavailableError(OpaError):
 
 class BundleError(EdgepolicyError):
     """A policy bundle could not be built, signed, published or served."""
+
+
+class UntrustedCommitError(BundleError):
+    """A commit a bundle would be built from lacks a valid signature by an allowed signer."""
+
+
+class RollbackError(BundleError):
+    """Publishing would replace a bundle with an older revision of the policy."""

@@ -3,18 +3,26 @@
 Files may hold several YAML documents; a ``kind: List`` (or ``…List``) is expanded into its items.
 Every object remembers its file, its position in the file and the line where it starts, so reports
 and errors can point at it. Timestamps stay strings, as the Kubernetes API keeps them.
+
+``-`` names standard input; pipes such as ``/dev/stdin`` and ``<(...)`` are read like files.
+Outside strict mode, documents that are not Kubernetes objects (Helm values, ``Chart.yaml``, OPA
+configuration) and unrendered templates (``{{ }}``) are skipped and reported as
+:class:`SkippedDocument`, never silently.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import re
+import stat
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -24,6 +32,9 @@ POLICY_GROUP = "policy.apexlogic.com"
 POLICY_API_VERSION = f"{POLICY_GROUP}/v1alpha1"
 POLICY_KINDS = frozenset({"FinOpsPolicy", "ModelPolicy"})
 MANIFEST_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+TEMPLATE_MARK = "{{"
 MAX_NODES = 1_000_000
 # Deeper than any real Kubernetes object (a CRD schema 45 properties deep still fits), and
 # shallow enough that parsing, copying and encoding never come near Python's recursion limit.
@@ -138,79 +149,293 @@ def is_policy_object(obj: Mapping[str, Any]) -> bool:
     return api_version.split("/")[0] == POLICY_GROUP and obj.get("kind") in POLICY_KINDS
 
 
-def load_paths(paths: Sequence[str | Path]) -> list[Manifest]:
-    """Load every object from the given files and directories (searched recursively).
+@dataclass(frozen=True)
+class SkippedDocument:
+    """A document that was read but not checked, and why.
 
-    Directories contribute their ``.yaml``, ``.yml`` and ``.json`` files in sorted order,
-    skipping hidden files and directories (names starting with a dot, such as ``.git`` or
-    ``.github``); files named explicitly are read whatever their suffix or name. A file reached
-    twice (named twice, or also inside a named directory) is read once, where first reached.
+    ``document`` counts the documents of the file from 1 (for a List item: its List's
+    document); ``line`` is the 1-based line where it starts (None when unknown).
+    """
+
+    path: str
+    document: int
+    line: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        """``path:line (document N): reason``."""
+        where = f"{self.path}:{self.line}" if self.line is not None else self.path
+        return f"{where} (document {self.document}): {self.reason}"
+
+
+@dataclass(frozen=True)
+class ManifestSet:
+    """The objects read from some inputs, and the documents skipped on the way."""
+
+    manifests: list[Manifest] = dataclasses.field(default_factory=list)
+    skipped: list[SkippedDocument] = dataclasses.field(default_factory=list)
+
+
+def load_paths(paths: Sequence[str | Path]) -> list[Manifest]:
+    """Load every object from the given files and directories; see :func:`read_paths`
+    (strict: every document must be a Kubernetes object).
+
+    Raises:
+        InputError: as :func:`read_paths` raises it.
+    """
+    return read_paths(paths, templates=False).manifests
+
+
+def read_paths(
+    paths: Sequence[str | Path],
+    *,
+    strict: bool = True,
+    templates: bool = True,
+    stdin: BinaryIO | None = None,
+) -> ManifestSet:
+    """Read every object from the given files, directories and standard input.
+
+    ``-`` is standard input (``stdin``, default ``sys.stdin.buffer``), named ``<stdin>`` in
+    results and messages; pipes and character devices named explicitly (``/dev/stdin``,
+    ``/dev/fd/63`` from ``<(...)``) are read once like files. Directories contribute their
+    ``.yaml``, ``.yml`` and ``.json`` files in sorted order, skipping hidden files and
+    directories (names starting with a dot, such as ``.git`` or ``.github``); files named
+    explicitly are read whatever their suffix or name. An input reached twice (named twice, or
+    also inside a named directory, or ``-`` beside ``/dev/stdin``) is read once, where first
+    reached. ``strict`` and ``templates`` are as :func:`read_text` takes them.
 
     Raises:
         InputError: a path is empty, does not exist or cannot be read (a broken symbolic link
-            inside a directory included), a file is not valid YAML/JSON (the message names the
-            file and line), or a document is not a Kubernetes object.
+            inside a directory included), standard input is closed, a file is not valid
+            YAML/JSON (the message names the file and line), or (strict) a document is not a
+            Kubernetes object.
     """
-    manifests: list[Manifest] = []
-    seen: set[Path] = set()
-    for file in _expand(paths):
-        identity = file.resolve()
+    result = ManifestSet()
+    seen: set[tuple[int, int] | str] = set()
+    for source in _expand(paths):
+        identity = _identity(source, stdin)
         if identity in seen:
             continue
         seen.add(identity)
-        try:
-            text = file.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as error:
-            raise InputError(f"cannot read file: {error}", path=str(file)) from error
-        manifests.extend(load_text(text, str(file)))
-    return manifests
+        text = _read(source, stdin)
+        name = STDIN_NAME if source == STDIN else str(source)
+        read = read_text(
+            text, name, strict=strict, templates=templates, sniff_json=not _is_regular(source)
+        )
+        result.manifests.extend(read.manifests)
+        result.skipped.extend(read.skipped)
+    return result
+
+
+def _stdin_stream(stdin: BinaryIO | None) -> BinaryIO:
+    if stdin is not None:
+        return stdin
+    if sys.stdin is None:
+        raise InputError("standard input is closed: pipe manifests into it", path=STDIN_NAME)
+    return sys.stdin.buffer
+
+
+def _identity(source: Path | str, stdin: BinaryIO | None) -> tuple[int, int] | str:
+    """The device and inode of ``source`` (so a file, or a pipe, reached twice is read once),
+    or ``-`` for a standard input that has no file descriptor."""
+    try:
+        status = os.fstat(_stdin_stream(stdin).fileno()) if source == STDIN else os.stat(source)
+    except (OSError, ValueError, AttributeError):  # an in-memory stream has no descriptor
+        return STDIN if source == STDIN else str(Path(source).resolve())
+    return (status.st_dev, status.st_ino)
+
+
+def _is_regular(source: Path | str) -> bool:
+    return source != STDIN and Path(source).is_file()
+
+
+def _read(source: Path | str, stdin: BinaryIO | None) -> str:
+    """The text of a file, pipe or standard input, read once.
+
+    Raises:
+        InputError: it cannot be read or is not UTF-8, naming it.
+    """
+    name = STDIN_NAME if source == STDIN else str(source)
+    try:
+        data = _stdin_stream(stdin).read() if source == STDIN else Path(source).read_bytes()
+        return data.decode("utf-8-sig")
+    except (OSError, ValueError) as error:  # UnicodeDecodeError is a ValueError
+        raise InputError(f"cannot read file: {error}", path=name) from error
 
 
 def load_text(text: str, path: str, *, strict: bool = True) -> list[Manifest]:
+    """Parse manifest text that was read from ``path``; see :func:`read_text` (template text
+    is not special: a policy repository's document must never vanish because it holds ``{{``).
+
+    Raises:
+        InputError: as :func:`read_text` raises it.
+    """
+    return read_text(text, path, strict=strict, templates=False).manifests
+
+
+def read_text(
+    text: str, path: str, *, strict: bool = True, templates: bool = True, sniff_json: bool = False
+) -> ManifestSet:
     """Parse manifest text that was read from ``path`` (used only in messages and results).
 
     JSON is parsed as JSON when ``path`` ends in ``.json`` (in any case, as directories are
-    searched and data files read), everything else as YAML (which also accepts JSON). With
-    ``strict=False`` documents that are not Kubernetes objects (not a mapping, or without
-    ``apiVersion`` and ``kind``) are skipped instead of rejected, for repositories that mix
-    manifests with other YAML.
+    searched and data files read), or with ``sniff_json`` (for streams, which have no suffix)
+    when the text starts with ``{``; everything else as YAML (which also accepts JSON). Empty
+    documents are ignored. With ``strict=False``, documents that are not Kubernetes objects
+    (not a mapping, or without a string ``apiVersion`` and ``kind``) and, with ``templates``,
+    unrendered templates (a document that is not valid YAML and holds ``{{``, or whose
+    apiVersion, kind, name or namespace holds ``{{``) are skipped and listed instead of
+    rejected, for repositories that mix manifests with other YAML; with ``strict``, they are
+    errors. Template text elsewhere in a valid object never skips it.
 
     Raises:
-        InputError: the text is not valid YAML/JSON, a FinOpsPolicy or ModelPolicy has another
-            apiVersion than ``POLICY_API_VERSION``, or (strict) a document is not a Kubernetes
-            object; the message names ``path`` and the line.
+        InputError: the text is not valid YAML/JSON (outside templates, when not strict), a
+            FinOpsPolicy or ModelPolicy has another apiVersion than ``POLICY_API_VERSION``, or
+            (strict) a document is not a Kubernetes object or is an unrendered template; the
+            message names ``path`` and the line.
     """
-    parse = json_documents if path.lower().endswith(".json") else yaml_documents
-    documents = parse(text, path)
-    manifests: list[Manifest] = []
-    for value, line, item_lines in documents:
+    is_json = path.lower().endswith(".json") or (sniff_json and text.lstrip().startswith("{"))
+    result = ManifestSet()
+    if is_json:
+        _read_documents(json_documents(text, path), path, 1, (strict, templates), result)
+        return result
+    try:
+        documents = yaml_documents(text, path)
+    except InputError as error:
+        if strict or not templates or TEMPLATE_MARK not in text:
+            if templates and TEMPLATE_MARK in text:
+                raise InputError(
+                    f"{_bare(error, path)} (an unrendered template? render it first, e.g. with "
+                    "helm template)",
+                    path=path,
+                    line=error.line,
+                ) from error
+            raise
+        _read_template_stream(text, path, result)
+        return result
+    _read_documents(documents, path, 1, (strict, templates), result)
+    return result
+
+
+def _bare(error: InputError, path: str) -> str:
+    """An InputError's message without its ``path:line:`` prefix."""
+    message = str(error)
+    where = f"{path}:{error.line}: " if error.line is not None else f"{path}: "
+    return message.removeprefix(where)
+
+
+_DOCUMENT_START = re.compile(r"^---(?=[ \t]|\r?$)", re.MULTILINE)
+
+
+def _read_template_stream(text: str, path: str, result: ManifestSet) -> None:
+    """Read a YAML stream that is not valid YAML and holds ``{{`` one document at a time
+    (split at ``---`` lines, as a YAML parser splits them): documents that are not valid YAML
+    and hold ``{{`` are skipped as unrendered templates, the others read as usual.
+
+    Raises:
+        InputError: a document without ``{{`` is not valid YAML, or another error
+            :func:`read_text` raises.
+    """
+    starts = [match.start() for match in _DOCUMENT_START.finditer(text)]
+    if not starts or not _only_comments(text[: starts[0]]):
+        starts.insert(0, 0)
+    for number, start in enumerate(starts, start=1):
+        end = starts[number] if number < len(starts) else len(text)
+        first_line = text.count("\n", 0, start) + 1
+        chunk = "\n" * (first_line - 1) + text[start:end]  # keeps line numbers exact
+        try:
+            documents = yaml_documents(chunk, path)
+        except InputError as error:
+            if TEMPLATE_MARK not in chunk:
+                raise
+            problem = _bare(error, path)
+            result.skipped.append(
+                SkippedDocument(
+                    path,
+                    number,
+                    _content_line(text, start) or first_line,
+                    f"unrendered template ({TEMPLATE_MARK} }}}}): {problem}",
+                )
+            )
+            continue
+        _read_documents(documents, path, number, (False, True), result)
+
+
+def _only_comments(text: str) -> bool:
+    return all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines())
+
+
+def _content_line(text: str, start: int) -> int | None:
+    """The line of the first line after ``start`` that is neither blank, a comment nor ``---``."""
+    line = text.count("\n", 0, start) + 1
+    for raw in text[start:].splitlines():
+        stripped = raw.strip()
+        if stripped and not stripped.startswith("#") and not _DOCUMENT_START.match(raw):
+            return line
+        line += 1
+    return None
+
+
+def _read_documents(
+    documents: list[_Document],
+    path: str,
+    first: int,
+    mode: tuple[bool, bool],
+    result: ManifestSet,
+) -> None:
+    """Add the objects of parsed ``documents`` (numbered from ``first``) to ``result``;
+    ``mode`` is (strict, templates) as :func:`read_text` takes them.
+
+    Raises:
+        InputError: a document's values are not JSON, its metadata cannot name it, or
+            (strict) it is not a Kubernetes object.
+    """
+    for number, (value, line, item_lines) in enumerate(documents, start=first):
         if value is None:
             continue
-        if not _looks_like_object(value):
+        strict, templates = mode
+        problem = _not_an_object(value, templates=templates)
+        if problem is not None:
             if strict:
-                _reject_document(value, path, line)
+                raise InputError(problem, path=path, line=line)
+            result.skipped.append(SkippedDocument(path, number, line, _skip_reason(problem)))
             continue
         check_json_value(value, path, line)
-        for obj, obj_line in _expand_list(value, path, line, item_lines, strict=strict):
-            manifests.append(Manifest(path=path, index=len(manifests), line=obj_line, obj=obj))
-    return manifests
+        for obj, obj_line in _expand_list(value, path, line, item_lines, mode=mode):
+            if isinstance(obj, str):
+                result.skipped.append(SkippedDocument(path, number, obj_line, obj))
+            else:
+                index = len(result.manifests)
+                result.manifests.append(Manifest(path=path, index=index, line=obj_line, obj=obj))
 
 
-def _expand(paths: Sequence[str | Path]) -> Iterator[Path]:
+def _expand(paths: Sequence[str | Path]) -> Iterator[Path | str]:
     for raw in paths:
         if str(raw) == "":
             raise InputError("empty path: name a file or directory (use . for this directory)")
+        if str(raw) == STDIN:
+            yield STDIN
+            continue
         path = Path(raw)
         if path.is_dir():
             yield from _directory_files(path)
-        elif path.is_file():
+        elif path.is_file() or _is_stream(path):
             yield path
-        elif path.is_symlink():
+        elif path.is_symlink() and not path.exists():
             raise InputError("broken symbolic link (its target does not exist)", path=str(path))
         elif path.exists():
-            raise InputError("not a regular file or directory", path=str(path))
+            raise InputError("not a regular file, pipe or directory", path=str(path))
         else:
             raise InputError("no such file or directory", path=str(path))
+
+
+def _is_stream(path: Path) -> bool:
+    """Whether ``path`` is a pipe or character device (``/dev/stdin``, ``<(...)``)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
 def _directory_files(directory: Path) -> list[Path]:
@@ -491,28 +716,42 @@ def _field(where: str) -> str:
     return f"field {where}" if where else "document"
 
 
-def _looks_like_object(value: Any) -> bool:
-    return (
-        isinstance(value, dict)
-        and isinstance(value.get("apiVersion"), str)
-        and isinstance(value.get("kind"), str)
-    )
+_IDENTITY_FIELDS = (
+    ("apiVersion",),
+    ("kind",),
+    ("metadata", "name"),
+    ("metadata", "generateName"),
+    ("metadata", "namespace"),
+)
 
 
-def _reject_document(value: Any, path: str, line: int | None) -> None:
+def _not_an_object(value: Any, *, templates: bool) -> str | None:
+    """Why ``value`` is not a Kubernetes object to check, or None when it is one.
+
+    With ``templates``, template text makes an object an unrendered template, but only where
+    Kubernetes would refuse it (apiVersion, kind, name, namespace): elsewhere it is checked as
+    written, so text in an annotation cannot hide an object from the check.
+    """
     if not isinstance(value, dict):
-        raise InputError(
-            f"expected a Kubernetes object (a mapping), got {_describe(value)}",
-            path=path,
-            line=line,
-        )
-    for field in ("apiVersion", "kind"):
-        if field not in value:
-            raise InputError(f"object has no {field}", path=path, line=line)
-        if not isinstance(value[field], str):
-            raise InputError(
-                f"{field} must be a string, got {_describe(value[field])}", path=path, line=line
-            )
+        return f"expected a Kubernetes object (a mapping), got {_describe(value)}"
+    missing = [name for name in ("apiVersion", "kind") if name not in value]
+    if missing:
+        return f"object has no {' and no '.join(missing)}"
+    for name in ("apiVersion", "kind"):
+        if not isinstance(value[name], str):
+            return f"{name} must be a string, got {_describe(value[name])}"
+    for keys in _IDENTITY_FIELDS if templates else ():
+        found: Any = value
+        for key in keys:
+            found = found.get(key) if isinstance(found, dict) else None
+        if isinstance(found, str) and TEMPLATE_MARK in found:
+            return f"unrendered template: {'.'.join(keys)} holds template text ({{{{ }}}})"
+    return None
+
+
+def _skip_reason(problem: str) -> str:
+    """The notice for a skipped document, from :func:`_not_an_object`'s problem."""
+    return problem if problem.startswith("unrendered") else f"not a Kubernetes object: {problem}"
 
 
 def _describe(value: Any) -> str:
@@ -520,7 +759,8 @@ def _describe(value: Any) -> str:
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
-    return f"{type(value).__name__} {value!r}"
+    shown = repr(value)  # a scalar document may be a whole text (NOTES.txt): show its start
+    return f"{type(value).__name__} {shown if len(shown) <= 40 else shown[:39] + '…'}"
 
 
 def _expand_list(
@@ -529,9 +769,15 @@ def _expand_list(
     line: int | None,
     item_lines: list[int | None],
     *,
-    strict: bool,
-) -> Iterator[tuple[dict[str, Any], int | None]]:
-    """Yield the object itself, or the items of a List with their own lines."""
+    mode: tuple[bool, bool],
+) -> Iterator[tuple[dict[str, Any] | str, int | None]]:
+    """Yield the object itself, or the items of a List with their own lines; without
+    ``strict``, an item that is not an object is yielded as the reason to skip it.
+
+    Raises:
+        InputError: ``items`` is not a list, metadata cannot name the object, a policy kind
+            has another apiVersion, or (strict) an item is not an object.
+    """
     kind: str = value["kind"]
     if not (kind.endswith("List") and "items" in value):
         _check_metadata(value, path, line)
@@ -545,11 +791,14 @@ def _expand_list(
         )
     for position, item in enumerate(items):
         item_line = item_lines[position] if position < len(item_lines) else line
-        if not _looks_like_object(item):
+        strict, templates = mode
+        problem = _not_an_object(item, templates=templates)
+        if problem is not None:
             if strict:
-                _reject_document(item, path, item_line)
+                raise InputError(problem, path=path, line=item_line)
+            yield f"{kind} item {position + 1}: {_skip_reason(problem)}", item_line
             continue
-        yield from _expand_list(item, path, item_line, [], strict=strict)
+        yield from _expand_list(item, path, item_line, [], mode=mode)
 
 
 def _check_policy_api_version(obj: Mapping[str, Any], path: str, line: int | None) -> None:

@@ -1,18 +1,26 @@
-"""Arrange policy objects the way the Rego library reads them from data.
+"""Arrange validated policies the way the Rego library reads them from data.
 
 The result is the value of ``data.edgepolicy.policies`` (see docs/decision-contract.md):
-``{"finops": {namespace: {name: object}}, "model": {namespace: {name: object}}}``.
+``{"validated": true, "finops": {namespace: {name: object}}, "model": {namespace: {name:
+object}}, "invalid": {namespace: [record]}}``: the valid policies by kind, the invalid ones as
+the validator's records, and the mark that the decision trusts only on the validator's output.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from edgepolicy.errors import InputError
-from edgepolicy.manifests import is_policy_object
+from edgepolicy.validated_policies import ValidatedPolicies
 
 _SECTIONS = {"FinOpsPolicy": "finops", "ModelPolicy": "model"}
+
+
+def data_section(kind: str) -> str:
+    """Return the key under ``data.edgepolicy.policies`` of valid policies of ``kind``
+    (``finops``, ``model``; a new kind's name in lower case)."""
+    return _SECTIONS.get(kind, kind.lower())
 
 
 def policy_key(obj: Mapping[str, Any], namespace_default: str = "default") -> tuple[str, str]:
@@ -32,27 +40,31 @@ def policy_key(obj: Mapping[str, Any], namespace_default: str = "default") -> tu
     return namespace, name
 
 
-def policies_to_data(
-    objs: Iterable[Mapping[str, Any]], *, namespace_default: str = "default"
-) -> dict[str, Any]:
-    """Return ``data.edgepolicy.policies`` holding the given policy objects.
-
-    Objects that are not FinOpsPolicy or ModelPolicy are ignored. Objects without a namespace
-    are placed in ``namespace_default`` (and get it written into their metadata).
+def policies_to_data(validated: ValidatedPolicies) -> dict[str, Any]:
+    """Return ``data.edgepolicy.policies`` holding the validator's output ``validated``.
 
     Raises:
-        InputError: an object has no name, or two objects share kind, namespace and name.
+        InputError: a policy has no name, or two share kind, namespace and name.
     """
-    data: dict[str, Any] = {section: {} for section in _SECTIONS.values()}
-    for obj in objs:
-        if not is_policy_object(obj):
-            continue
-        kind = str(obj["kind"])
-        namespace, name = policy_key(obj, namespace_default)
-        by_name = data[_SECTIONS[kind]].setdefault(namespace, {})
-        if name in by_name:
+    data: dict[str, Any] = {"validated": True, **{s: {} for s in _SECTIONS.values()}}
+    data["invalid"] = {}
+    seen: set[tuple[str, str, str]] = set()
+
+    def claim(kind: str, namespace: str, name: str) -> None:
+        if not name:
+            raise InputError(f"{kind} has no metadata.name")
+        if (kind, namespace, name) in seen:
             raise InputError(f"duplicate {kind} {namespace}/{name}: each policy needs its own name")
-        by_name[name] = with_namespace(obj, namespace)
+        seen.add((kind, namespace, name))
+
+    for obj in validated.valid:
+        kind = str(obj["kind"])
+        namespace, name = policy_key(obj)
+        claim(kind, namespace, name)
+        data.setdefault(data_section(kind), {}).setdefault(namespace, {})[name] = dict(obj)
+    for policy in validated.invalid:
+        claim(policy.kind, policy.namespace, policy.name)
+        data["invalid"].setdefault(policy.namespace, []).append(policy.to_document())
     return data
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from edgepolicy.errors import InputError
+from edgepolicy.validated_policies import NO_POLICIES, ValidatedPolicies
 
 ADMISSION_API_VERSION = "admission.k8s.io/v1"
 # The operations an AdmissionReview can carry, with the kind of their ``options``.
@@ -145,18 +146,20 @@ def admission_review(
 def decision_input(
     review: Mapping[str, Any],
     *,
-    policies: Iterable[Mapping[str, Any]] = (),
+    policies: ValidatedPolicies = NO_POLICIES,
     workloads: Iterable[Mapping[str, Any]] = (),
     models: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return the OPA input: ``review`` with the trusted ``context`` added.
 
-    ``policies`` are policy objects known besides those in data (they win over data for the
-    same namespace/name), ``workloads`` the other workloads the caller knows (for HPA targets),
-    ``models`` the verified model facts by container name; omitted when None ("nothing
-    verified"). Any ``context`` already in ``review`` is replaced: only trusted callers set it.
+    ``policies`` are the policies known besides those in data (they win over data for the
+    same namespace/name), as :func:`edgepolicy.validated_policies.validate_policies` returns
+    them: the only way a policy reaches the context (docs/decision-contract.md). ``workloads``
+    are the other workloads the caller knows (for HPA targets), ``models`` the verified model
+    facts by container name; omitted when None ("nothing verified"). Any ``context`` already in
+    ``review`` is replaced: only trusted callers set it.
     """
-    context: dict[str, Any] = {"policies": list(policies), "workloads": list(workloads)}
+    context: dict[str, Any] = {**policies.context(), "workloads": list(workloads)}
     if models is not None:
         context["models"] = dict(models)
     document = {key: value for key, value in review.items() if key != "context"}

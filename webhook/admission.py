@@ -16,7 +16,9 @@ from typing import Any, Protocol
 from edgepolicy.decision import Decision
 from edgepolicy.errors import OpaError, OpaUnavailableError
 from edgepolicy.kube import KubernetesApiError
+from edgepolicy.manifests import is_policy_object
 from edgepolicy.review import decision_input
+from edgepolicy.validated_policies import NO_POLICIES, ValidatedPolicies, validate_policies
 from webhook import decision_log, metrics, reviews
 from webhook.config import RESPONSE_MARGIN_SECONDS, WebhookConfig
 from webhook.lookups import SCALABLE_KINDS
@@ -37,7 +39,7 @@ class ContextSource(Protocol):
     """What the service needs from the cluster (implemented by
     :class:`webhook.lookups.ClusterLookups`)."""
 
-    def finops_policies(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]: ...
+    def finops_policies(self, namespace: str, *, timeout: float) -> ValidatedPolicies: ...
 
     def workload(
         self, namespace: str, kind: str, name: str, *, timeout: float
@@ -134,6 +136,7 @@ class AdmissionService:
                 f"be decided within the {self._config.timeout:g}s deadline"
             )
         policies, workloads = self._context(review["request"], last_call)
+        policies = policies.replaced_by(_admitted_policy(review["request"]))
         if self._clock() > last_call:
             raise _NoDecision("deadline exceeded before asking OPA")
         try:
@@ -147,13 +150,14 @@ class AdmissionService:
 
     def _context(
         self, request: Mapping[str, Any], last_call: float
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Return the cluster's FinOpsPolicies in the namespace and the related workloads: the
-        scale target of an admitted HPA (only when it is a workload kind the policies understand;
-        any other target is no context), or the HPAs scaling an admitted workload."""
+    ) -> tuple[ValidatedPolicies, list[dict[str, Any]]]:
+        """Return the cluster's FinOpsPolicies in the namespace (validated) and the related
+        workloads: the scale target of an admitted HPA (only when it is a workload kind the
+        policies understand; any other target is no context), or the HPAs scaling an admitted
+        workload."""
         namespace = request.get("namespace")
         if self._kube is None or not namespace:
-            return [], []
+            return NO_POLICIES, []
         # All lookups of one request share one budget, so the deadline holds however many.
         budget_end = min(self._clock() + self._config.kube_timeout, last_call)
 
@@ -243,3 +247,12 @@ def _scale_target(request: Mapping[str, Any]) -> tuple[str, str] | None:
     if kind not in SCALABLE_KINDS or api_version.partition("/")[0] != _WORKLOAD_GROUP:
         return None
     return str(kind), name
+
+
+def _admitted_policy(request: Mapping[str, Any]) -> ValidatedPolicies:
+    """Return the admitted object validated when it is a policy (the API server has checked it
+    against the CRD installed in the cluster, which may be older than edgepolicy's), else none."""
+    obj = request.get("object")
+    if not isinstance(obj, Mapping) or not is_policy_object(obj):
+        return NO_POLICIES
+    return validate_policies([obj], namespace_default=str(request.get("namespace") or "default"))

@@ -74,7 +74,8 @@ class AdmissionEndpoints:
 
     Answers: 200 with the AdmissionReview, 400 for a malformed one, 405 for another method,
     413 for a body over ``max_body_bytes``, and a logged JSON 500 without internals for an
-    unexpected error.
+    unexpected error. Every 400, 405 and 413 is logged (one JSON line naming the reason, never
+    the body) and counted by reason.
     """
 
     def __init__(
@@ -105,19 +106,47 @@ class AdmissionEndpoints:
 
     def _admit(self, endpoint: str, environ: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if environ.get("REQUEST_METHOD") != "POST":
-            return 405, {"error": "Method Not Allowed: only POST is served here"}
+            message = "Method Not Allowed: only POST is served here"
+            return self._rejected(endpoint, 405, "method-not-allowed", message)
         body = self._body(environ)
         if body is None:
-            return 413, {
-                "error": f"Request Entity Too Large: an AdmissionReview may have at most "
+            message = (
+                f"Request Entity Too Large: an AdmissionReview may have at most "
                 f"{self._max_body_bytes} bytes"
-            }
+            )
+            return self._rejected(endpoint, 413, "too-large", message)
         try:
             review = reviews.parse_review(body)
         except reviews.MalformedReviewError as error:
-            return 400, {"error": f"malformed AdmissionReview: {error}"}
+            message = f"malformed AdmissionReview: {error}"
+            return self._rejected(
+                endpoint, 400, error.reason, message, uid=error.uid, size=len(body)
+            )
         arrived = environ.get(ARRIVAL_KEY)
         return 200, self._service.answer(endpoint, review, arrived=arrived)
+
+    @staticmethod
+    def _rejected(
+        endpoint: str,
+        status: int,
+        reason: str,
+        message: str,
+        *,
+        uid: str | None = None,
+        size: int | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        """Log and count a request answered with an HTTP error; return its answer (the error,
+        and the request's uid when it carried one)."""
+        metrics.REJECTED.labels(reason=reason).inc()
+        decision_log.emit(
+            decision_log.rejection(
+                endpoint=endpoint, status=status, reason=reason, error=message, uid=uid, size=size
+            )
+        )
+        document: dict[str, Any] = {"error": message}
+        if uid is not None:
+            document["uid"] = uid
+        return status, document
 
     def _body(self, environ: dict[str, Any]) -> bytes | None:
         """Return the request body, or None when it is longer than allowed (then unread)."""

@@ -18,6 +18,18 @@ from typing import Any
 from edgepolicy.errors import EdgepolicyError, UsageError
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+DESCRIPTION = """\
+The validating (/validate) and mutating (/mutate) admission webhook over TLS, served by
+gunicorn. With --opa-url it asks that OPA (the sidecar fed by bundles); without it, it
+starts and supervises a local OPA with the shipped Rego library, the policy objects under
+--policies and the --data files. See docs/webhook.md."""
+EXAMPLES = """\
+Examples:
+  edgepolicy serve --tls-cert tls.crt --tls-key tls.key --policies examples/policies/
+  edgepolicy serve --tls-cert tls.crt --tls-key tls.key --opa-url http://127.0.0.1:8181
+  edgepolicy serve --tls-cert tls.crt --tls-key tls.key --policies policies/ \\
+      --data settings.yaml --kubeconfig ~/.kube/config --fail-open --timeout 2
+"""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -25,10 +37,9 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="run the validating and mutating admission webhook over TLS",
-        description="The validating (/validate) and mutating (/mutate) admission webhook over "
-        "TLS, served by gunicorn. With --opa-url it asks that OPA (the sidecar fed by bundles); "
-        "without it, it starts and supervises a local OPA with the shipped Rego library, the "
-        "policy objects under --policies and the --data files. See docs/webhook.md.",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--tls-cert", required=True, metavar="FILE", help="PEM certificate chain")
     parser.add_argument("--tls-key", required=True, metavar="FILE", help="PEM private key")

@@ -1,8 +1,9 @@
-"""One structured JSON log line per admission decision.
+"""One structured JSON log line per admission decision, and per request refused as malformed.
 
 The line names the request (uid, kind, namespace/name, operation, user) and the outcome (allowed,
 rule ids by action, duration). It never contains the object, the old object or any field value
-of them: Secrets and environment variables pass through admission.
+of them: Secrets and environment variables pass through admission. A refused request's line
+carries the reason and the error message (whose quoted values are cut short), never the body.
 """
 
 from __future__ import annotations
@@ -67,6 +68,31 @@ def record(
         entry["patched"] = True
     if error is not None:
         entry["error"] = error
+    return entry
+
+
+def rejection(
+    *,
+    endpoint: str,
+    status: int,
+    reason: str,
+    error: str,
+    uid: str | None = None,
+    size: int | None = None,
+) -> dict[str, Any]:
+    """Build the log record of a request answered with an HTTP error (400, 405, 413): the
+    reason, the message and, when known, the request's uid and body size (no body content)."""
+    entry: dict[str, Any] = {
+        "event": "rejected",
+        "endpoint": endpoint,
+        "status": status,
+        "reason": reason,
+        "error": error,
+    }
+    if uid is not None:
+        entry["uid"] = uid
+    if size is not None:
+        entry["bytes"] = size
     return entry
 
 

@@ -3,15 +3,20 @@
 OPA is loaded with the shipped Rego library, the ``--data`` files and the policy objects found
 under ``--policies`` (read exactly as ``edgepolicy check`` reads them). A watchdog thread checks
 OPA's ``/health`` and restarts it on the same address when it stops answering, so the workers'
-URL never changes.
+URL never changes. An OPA that cannot answer gets no grace period: it is killed (SIGKILL) and
+replaced. One that is stopped (SIGSTOP, a debugger) or dead is seen in its process state at once,
+without waiting for health checks to time out.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,8 +27,20 @@ from edgepolicy.manifests import is_policy_object, load_paths
 from edgepolicy.opa_client import OpaClient
 from edgepolicy.opa_server import LocalOpa
 from edgepolicy.policy_data import policies_to_data
+from edgepolicy.validated_policies import validate_policies
 
 _LOG = logging.getLogger("edgepolicy.webhook.opa")
+# How long one health check waits: OPA answers /health in well under a millisecond when it runs.
+HEALTH_TIMEOUT_SECONDS = 0.25
+# How long a running OPA may leave every health check unanswered before it is replaced: long
+# enough that a merely overloaded machine (an OPA not scheduled for a while) costs no restart.
+UNANSWERED_SECONDS = 2.0
+# Process states (/proc/PID/stat) of an OPA that cannot answer however long it is given:
+# stopped or traced (T, t), a zombie or dead (Z, X).
+_STOPPED_STATES = frozenset("Tt")
+_DEAD_STATES = frozenset("ZX")
+# Where process states can be read (Linux); elsewhere only health checks tell.
+_PROC = Path("/proc")
 
 
 def local_data(policy_paths: Sequence[Path], data_files: Sequence[Path]) -> dict[str, Any]:
@@ -43,7 +60,8 @@ def local_data(policy_paths: Sequence[Path], data_files: Sequence[Path]) -> dict
             "--data files must not set data.edgepolicy.policies: give policy objects with "
             "--policies"
         )
-    section["policies"] = policies_to_data(objs)
+    # Validated once, here: the decision reads only the validator's output.
+    section["policies"] = policies_to_data(validate_policies(objs))
     return data
 
 
@@ -54,7 +72,12 @@ def _free_address() -> str:
 
 
 class SupervisedOpa:
-    """Runs a :class:`LocalOpa` and restarts it whenever it stops answering.
+    """Runs a :class:`LocalOpa` and replaces it whenever it stops answering.
+
+    Every ``check_interval`` seconds the watchdog reads OPA's process state and asks its
+    ``/health`` (``health_timeout`` seconds at most). A stopped or dead OPA is replaced at once;
+    a running one when no health check was answered for ``unanswered_seconds``. The one
+    replaced is killed without a grace period (it could not use one).
 
     ``start`` and ``stop`` belong to the process that called ``start``: a forked child (a
     gunicorn worker) inheriting this object never stops or restarts OPA.
@@ -66,14 +89,16 @@ class SupervisedOpa:
         *,
         paths: Sequence[Path],
         data: Mapping[str, Any],
-        check_interval: float = 0.5,
-        failures_before_restart: int = 2,
+        check_interval: float = 0.25,
+        health_timeout: float = HEALTH_TIMEOUT_SECONDS,
+        unanswered_seconds: float = UNANSWERED_SECONDS,
     ) -> None:
         self._opa_binary = opa_binary
         self._paths = list(paths)
         self._data = dict(data)
         self._check_interval = check_interval
-        self._failures_before_restart = failures_before_restart
+        self._health_timeout = health_timeout
+        self._unanswered_seconds = unanswered_seconds
         self._address = _free_address()
         self._owner_pid = 0
         self._opa: LocalOpa | None = None
@@ -102,22 +127,57 @@ class SupervisedOpa:
         opa = LocalOpa(self._opa_binary, paths=self._paths, data=self._data, addr=self._address)
         return opa.__enter__()
 
-    def _watch(self) -> None:
-        client = OpaClient(self.url, timeout=1.0, maxsize=1)
-        failures = 0
-        while not self._stopping.wait(self._check_interval):
-            failures = 0 if client.health() else failures + 1
-            if failures >= self._failures_before_restart:
-                failures = 0
-                self._restart()
+    @property
+    def pid(self) -> int | None:
+        """The process id of the OPA running now (None between a failure and its restart)."""
+        opa = self._opa
+        return opa.pid if opa is not None else None
 
-    def _restart(self) -> None:
+    def _watch(self) -> None:
+        client = OpaClient(self.url, timeout=self._health_timeout, maxsize=1)
+        answered = time.monotonic()
+        while not self._stopping.wait(self._check_interval):
+            why = self._cannot_run()
+            if why is None:
+                if client.health():
+                    answered = time.monotonic()
+                    continue
+                why = self._cannot_run()  # stopped while the check waited for an answer
+                silent = time.monotonic() - answered
+                if why is None and silent < self._unanswered_seconds:
+                    continue
+                why = why or f"no health check answered for {silent:.1f}s"
+            self._restart(why)
+            answered = time.monotonic()
+
+    def _cannot_run(self) -> str | None:
+        """Say why OPA cannot answer, judging by its process state; None when it can run (or
+        the state is unknown: no Linux /proc)."""
+        pid = self.pid
+        if pid is None:
+            return "not running"
+        if not (_PROC / "self" / "stat").exists():
+            return None
+        try:
+            stat = (_PROC / str(pid) / "stat").read_text()
+        except FileNotFoundError:
+            return "exited"
+        except OSError:
+            return None
+        state = stat.rpartition(")")[2].split()[0]  # after the command, which may hold spaces
+        if state in _STOPPED_STATES:
+            return "stopped"
+        if state in _DEAD_STATES:
+            return "exited"
+        return None
+
+    def _restart(self, why: str) -> None:
         with self._lock:
             if self._stopping.is_set():
                 return
-            _LOG.warning("local OPA at %s stopped answering; restarting it", self.url)
+            _LOG.warning("local OPA at %s cannot answer (%s); replacing it", self.url, why)
             if self._opa is not None:
-                self._opa.stop()
+                self._kill(self._opa)
             try:
                 self._opa = self._launch()
             except OpaError as error:
@@ -126,6 +186,14 @@ class SupervisedOpa:
                 return
             self.restarts += 1
             _LOG.warning("local OPA restarted at %s (restart %d)", self.url, self.restarts)
+
+    @staticmethod
+    def _kill(opa: LocalOpa) -> None:
+        """Kill ``opa`` at once (SIGKILL ends even a stopped process) and clean up after it."""
+        if opa.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(opa.pid, signal.SIGKILL)
+        opa.stop()  # reaps the process: it is already dying, so this does not wait long
 
     def stop(self) -> None:
         """Stop the watchdog and OPA; does nothing in a process that did not start them."""

@@ -2,7 +2,8 @@
 client (:mod:`edgepolicy.kube`), cached briefly.
 
 The webhook asks the cluster for the FinOpsPolicy objects stored in a request's namespace (so
-``kubectl apply``-ed policies are enforced), the workload an HPA's ``scaleTargetRef`` names, and
+``kubectl apply``-ed policies are enforced; validated against the shipped CRD once per stored
+version, by ``uid`` and ``resourceVersion``), the workload an HPA's ``scaleTargetRef`` names, and
 the HPAs of a namespace (those scaling an admitted workload), as ``edgepolicy check`` relates
 the objects of a run. Access is optional: without a kubeconfig or a service account,
 :func:`connect` returns None and no lookups happen. Answers (including "not found") are cached
@@ -25,6 +26,7 @@ from urllib.parse import quote
 
 from edgepolicy import kube
 from edgepolicy.kube import KubeApi, KubernetesApiError
+from edgepolicy.validated_policies import ValidatedPolicies, validate_policies
 
 POLICY_API_VERSION = "policy.apexlogic.com/v1alpha1"
 HPA_API_VERSION = "autoscaling/v2"
@@ -36,6 +38,8 @@ SCALABLE_KINDS: Mapping[str, str] = {
     "StatefulSet": "statefulsets",
     "ReplicaSet": "replicasets",
 }
+# How many validated policy versions a worker remembers (a few KiB each).
+_MAX_VALIDATED = 4096
 # Bulky metadata the Rego never reads; dropped to keep OPA's input small.
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -86,25 +90,49 @@ class ClusterLookups:
     def __init__(self, api: KubeApi, *, cache_ttl: float = 5.0) -> None:
         self._api = api
         self._cache = _TtlCache(cache_ttl)
+        # Validation results by (uid, resourceVersion): a stored policy is validated once per
+        # version, not again each time the list is read.
+        self._by_version: dict[tuple[str, str], ValidatedPolicies] = {}
+        self._lock = threading.Lock()
+
+    def _validated(self, obj: Mapping[str, Any], namespace: str) -> ValidatedPolicies:
+        metadata = obj.get("metadata") or {}
+        key = (metadata.get("uid"), metadata.get("resourceVersion"))
+        if not (isinstance(key[0], str) and key[0] and isinstance(key[1], str) and key[1]):
+            return validate_policies([obj], namespace_default=namespace)
+        version = (key[0], key[1])
+        with self._lock:
+            found = self._by_version.get(version)
+        if found is None:
+            found = validate_policies([obj], namespace_default=namespace)
+            with self._lock:
+                if len(self._by_version) >= _MAX_VALIDATED:
+                    self._by_version.clear()
+                self._by_version[version] = found
+        return found
+
+    def _list(self, path: str, api_version: str, kind: str, timeout: float) -> list[dict[str, Any]]:
+        document = self._api.get_object(path, timeout=timeout)
+        items = (document or {}).get("items") or []
+        return [_slim(item, api_version, kind) for item in items if isinstance(item, Mapping)]
 
     def _items(self, path: str, api_version: str, kind: str, timeout: float) -> Any:
-        def load() -> list[dict[str, Any]]:
-            document = self._api.get_object(path, timeout=timeout)
-            items = (document or {}).get("items") or []
-            return [_slim(item, api_version, kind) for item in items if isinstance(item, Mapping)]
+        return self._cache.get_or_load(path, lambda: self._list(path, api_version, kind, timeout))
 
-        return self._cache.get_or_load(path, load)
-
-    def finops_policies(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]:
-        """Return the FinOpsPolicy objects stored in ``namespace`` (none if the CRD is absent).
+    def finops_policies(self, namespace: str, *, timeout: float) -> ValidatedPolicies:
+        """Return the FinOpsPolicy objects stored in ``namespace`` (none if the CRD is absent),
+        validated against the shipped CRD (once per stored version).
 
         Raises:
             KubernetesApiError: the lookup failed or timed out.
         """
         path = f"/apis/{POLICY_API_VERSION}/namespaces/{quote(namespace, safe='')}/finopspolicies"
-        result: list[dict[str, Any]] = self._items(
-            path, POLICY_API_VERSION, "FinOpsPolicy", timeout
-        )
+
+        def load() -> ValidatedPolicies:
+            objs = self._list(path, POLICY_API_VERSION, "FinOpsPolicy", timeout)
+            return ValidatedPolicies.joined(self._validated(obj, namespace) for obj in objs)
+
+        result: ValidatedPolicies = self._cache.get_or_load(path, load)
         return result
 
     def autoscalers(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]:

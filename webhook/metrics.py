@@ -15,12 +15,14 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
 )
 
 from edgepolicy.decision import Decision
+from webhook.reviews import MALFORMED_REASONS
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -54,12 +56,27 @@ FAILURE_MODE = Counter(
     "AdmissionReviews answered without a decision, by mode (fail-open, fail-closed).",
     ["mode"],
 )
+REJECTED = Counter(
+    "edgepolicy_rejected_requests",
+    "Requests to /validate or /mutate answered with an HTTP error instead of a decision, by "
+    "reason: 400 (not-json, number-out-of-range, too-deep, not-admission-review, "
+    "invalid-request), 413 (too-large), 405 (method-not-allowed).",
+    ["reason"],
+)
+REJECTED_REASONS = (*MALFORMED_REASONS, "too-large", "method-not-allowed")
+WORKERS = Gauge(
+    "edgepolicy_webhook_workers",
+    "Worker processes serving the webhook now (a dead worker's sample is dropped).",
+    multiprocess_mode="livesum",
+)
 
 # Known label values start at zero, so dashboards and alerts see the series before any failure.
 for _reason in ("unavailable", "error"):
     OPA_ERRORS.labels(reason=_reason)
 for _mode in ("fail-open", "fail-closed"):
     FAILURE_MODE.labels(mode=_mode)
+for _rejected in REJECTED_REASONS:
+    REJECTED.labels(reason=_rejected)
 
 
 def record_findings(decision: Decision) -> None:
@@ -75,6 +92,11 @@ def exposition() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def mark_worker_alive() -> None:
+    """Count this process among the live workers (gunicorn's ``post_worker_init`` hook)."""
+    WORKERS.set(1)
 
 
 def mark_worker_dead(pid: int) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,10 +35,44 @@ _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # accept the same objects (and far below where parsing or encoding would recurse too deep).
 MAX_OBJECT_DEPTH = MAX_DEPTH
 _TOO_DEEP_BODY = f"request body nests more than {MAX_OBJECT_DEPTH + 2} levels deep"
+# A value quoted in an error message is cut to this many characters: the answer to a bad request
+# stays small whatever the request held (a 2 MB apiVersion once came back whole).
+MAX_QUOTED_CHARS = 100
+
+# Why a body was refused (the ``reason`` label of the rejected-requests counter: a fixed set).
+NOT_JSON = "not-json"
+NUMBER_OUT_OF_RANGE = "number-out-of-range"
+TOO_DEEP = "too-deep"
+NOT_ADMISSION_REVIEW = "not-admission-review"
+INVALID_REQUEST = "invalid-request"
+MALFORMED_REASONS = (NOT_JSON, NUMBER_OUT_OF_RANGE, TOO_DEEP, NOT_ADMISSION_REVIEW, INVALID_REQUEST)
 
 
 class MalformedReviewError(InputError):
-    """The request body is not an AdmissionReview admission.k8s.io/v1 the webhook can answer."""
+    """The request body is not an AdmissionReview admission.k8s.io/v1 the webhook can answer.
+
+    ``reason`` is one of :data:`MALFORMED_REASONS`; ``uid`` is the request's uid when the body
+    carried one as a string of at most ``MAX_QUOTED_CHARS`` characters (else None), so the
+    answer can echo it and stay small.
+    """
+
+    def __init__(self, message: str, *, reason: str = INVALID_REQUEST) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.uid: str | None = None
+
+
+def quoted(value: Any) -> str:
+    """Return ``value`` as an error message quotes it: a scalar's ``repr`` cut to
+    ``MAX_QUOTED_CHARS`` characters (an ellipsis marks the cut), a container by its JSON type."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    text = repr(value)
+    if len(text) > MAX_QUOTED_CHARS:
+        return f"{text[:MAX_QUOTED_CHARS]}… ({len(text)} characters)"
+    return text
 
 
 def parse_review(body: bytes) -> dict[str, Any]:
@@ -47,31 +83,72 @@ def parse_review(body: bytes) -> dict[str, Any]:
     webhook itself fills in the decision context.
 
     Raises:
-        MalformedReviewError: the body is not JSON, or not an AdmissionReview v1 with a request
-            carrying a uid, a known operation, a kind and (for CREATE and UPDATE) an object.
+        MalformedReviewError: the body is not JSON (or holds a number no JSON reader can
+            represent: an integer longer than Python reads, a float beyond its range), or not an
+            AdmissionReview v1 with a request carrying a uid, a known operation, a kind and (for
+            CREATE and UPDATE) an object. Values quoted in its message are cut short.
     """
     try:
-        document = json.loads(body, parse_constant=_reject_constant)
+        document = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise MalformedReviewError(f"request body is not valid JSON: {error}") from error
+        raise MalformedReviewError(
+            f"request body is not valid JSON: {error}", reason=NOT_JSON
+        ) from error
+    except ValueError as error:  # what remains: an integer longer than Python converts
+        raise MalformedReviewError(
+            f"request body holds an integer of more than {sys.get_int_max_str_digits()} digits",
+            reason=NUMBER_OUT_OF_RANGE,
+        ) from error
     except RecursionError as error:
-        raise MalformedReviewError(_TOO_DEEP_BODY) from error
-    if body.count(b"{") + body.count(b"[") > MAX_OBJECT_DEPTH:  # else it cannot nest too deep
-        _check_depth(document)
+        raise MalformedReviewError(_TOO_DEEP_BODY, reason=TOO_DEEP) from error
+    try:
+        if body.count(b"{") + body.count(b"[") > MAX_OBJECT_DEPTH:  # else it cannot nest too deep
+            _check_depth(document)
+        return _checked_review(document)
+    except MalformedReviewError as error:
+        error.uid = _echoable_uid(document)
+        raise
+
+
+def _checked_review(document: Any) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise MalformedReviewError(
-            f"request body must be a JSON object, got {type(document).__name__}"
+            f"request body must be a JSON object, got {type(document).__name__}",
+            reason=NOT_ADMISSION_REVIEW,
         )
     if document.get("apiVersion") != API_VERSION or document.get("kind") != KIND:
         raise MalformedReviewError(
             f"expected apiVersion {API_VERSION!r} and kind {KIND!r}, got "
-            f"{document.get('apiVersion')!r} and {document.get('kind')!r}"
+            f"{quoted(document.get('apiVersion'))} and {quoted(document.get('kind'))}",
+            reason=NOT_ADMISSION_REVIEW,
         )
     request = document.get("request")
     if not isinstance(request, dict):
-        raise MalformedReviewError("AdmissionReview has no 'request' object")
+        raise MalformedReviewError(
+            "AdmissionReview has no 'request' object", reason=NOT_ADMISSION_REVIEW
+        )
     _check_request(request)
     return {"apiVersion": API_VERSION, "kind": KIND, "request": request}
+
+
+def _echoable_uid(document: Any) -> str | None:
+    """The ``request.uid`` of a refused body when it is a string short enough to echo."""
+    request = document.get("request") if isinstance(document, dict) else None
+    uid = request.get("uid") if isinstance(request, dict) else None
+    return uid if isinstance(uid, str) and 0 < len(uid) <= MAX_QUOTED_CHARS else None
+
+
+def _finite_float(text: str) -> float:
+    """Read a JSON number with a fraction or exponent, refusing one beyond a float's range
+    (Python would read it as infinity, which JSON cannot carry on to OPA)."""
+    value = float(text)
+    if math.isinf(value):
+        shown = text if len(text) <= MAX_QUOTED_CHARS else f"{text[:MAX_QUOTED_CHARS]}…"
+        raise MalformedReviewError(
+            f"request body holds the number {shown}, beyond the range of a 64-bit float",
+            reason=NUMBER_OUT_OF_RANGE,
+        )
+    return value
 
 
 def _check_depth(document: Any) -> None:
@@ -84,9 +161,9 @@ def _check_depth(document: Any) -> None:
             MAX_OBJECT_DEPTH
         ):
             raise MalformedReviewError(
-                f"request.{field} nests more than {MAX_OBJECT_DEPTH} levels deep"
+                f"request.{field} nests more than {MAX_OBJECT_DEPTH} levels deep", reason=TOO_DEEP
             )
-    raise MalformedReviewError(_TOO_DEEP_BODY)
+    raise MalformedReviewError(_TOO_DEEP_BODY, reason=TOO_DEEP)
 
 
 def _depth(value: Any, limit: int) -> int:
@@ -122,7 +199,7 @@ def _check_request(request: Mapping[str, Any]) -> None:
     operation = request.get("operation")
     if operation not in OPERATIONS:
         raise MalformedReviewError(
-            f"request.operation must be one of {', '.join(OPERATIONS)}, got {operation!r}"
+            f"request.operation must be one of {', '.join(OPERATIONS)}, got {quoted(operation)}"
         )
     kind = request.get("kind")
     if not isinstance(kind, dict) or not isinstance(kind.get("kind"), str):

@@ -147,6 +147,9 @@ def gunicorn_settings(options: ServerOptions, tls: ReloadingContext) -> dict[str
     def ssl_context(_config: Any, _default_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
         return tls.context()
 
+    def post_worker_init(_worker: Any) -> None:
+        metrics.mark_worker_alive()
+
     def child_exit(_arbiter: Any, worker: Any) -> None:
         metrics.mark_worker_dead(worker.pid)
 
@@ -161,6 +164,7 @@ def gunicorn_settings(options: ServerOptions, tls: ReloadingContext) -> dict[str
         "certfile": str(options.cert_file),
         "keyfile": str(options.key_file),
         "ssl_context": ssl_context,
+        "post_worker_init": post_worker_init,
         "child_exit": child_exit,
         "errorlog": "-",
         "loglevel": options.log_level,

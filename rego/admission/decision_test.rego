@@ -109,12 +109,18 @@ test_every_kind if {
 }
 
 # METADATA
-# title: a malformed policy admitted itself is denied by policy.invalid
+# title: a malformed policy admitted itself is denied by policy.invalid; one not validated too
 test_malformed_policy if {
-	bad := object.union(fx.seed_policy, {"spec": {"costLimits": {"dailyGPUHours": 30}}})
-	decision := admission.decision with input as fx.review(bad)
+	bad := object.union(fx.seed_policy, {"spec": {"costLimits": {"maxCPUCores": 0}}})
+	error := {"field": "spec.costLimits.maxCPUCores", "message": "must be a number greater than 0, got 0"}
+	record := fx.invalid_record(bad, [error], fx.selector_spec({}))
+	decision := admission.decision with input as fx.review_with(bad, {"invalidPolicies": [record]})
 	[[f.rule, f.policy] | some f in decision.violations] == [["policy.invalid", fx.policy_id]]
-	contains(decision.violations[0].message, "spec.costLimits.dailyGPUHours must be a number of hours in (0, 24], got 30")
+	contains(decision.violations[0].message, "spec.costLimits.maxCPUCores must be a number greater than 0, got 0")
+	unvalidated := admission.decision with input as fx.review(fx.seed_policy)
+	[[f.rule, f.policy] | some f in unvalidated.violations] == [["policy.invalid", fx.policy_id]]
+	contains(unvalidated.violations[0].message, "was not validated")
+	count(admission.decision.violations) == 0 with input as fx.review_with(fx.seed_policy, {"policies": [fx.seed_policy]})
 }
 
 # METADATA

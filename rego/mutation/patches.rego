@@ -15,7 +15,7 @@
 #   again gives no operations.
 package edgepolicy.mutation
 
-import data.edgepolicy.lib.format
+import data.edgepolicy.lib.decimal
 import data.edgepolicy.lib.policy
 import data.edgepolicy.lib.request
 import data.edgepolicy.lib.workload
@@ -60,7 +60,7 @@ _operations contains operation if {
 	_is_object_at(workload.template_path(request.object))
 	annotations_path := array.concat(workload.pod_metadata_path(request.object), ["annotations"])
 	object.get(request.object, array.concat(annotations_path, [_idle_annotation]), null) == null
-	value := concat("", [format.number(min(thresholds)), "m"])
+	value := concat("", [decimal.text(decimal.from_number(min(thresholds))), "m"])
 	some operation in _set(annotations_path, _idle_annotation, value)
 }
 

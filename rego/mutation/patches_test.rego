@@ -63,6 +63,16 @@ test_never_fights_validation if {
 }
 
 # METADATA
+# title: a threshold with more than three decimals is written exactly, so it never fights finops.idle-shutdown
+test_exact_threshold_never_fights_validation if {
+	p := fx.policy("p", fx.selector_spec({"optimizationRules": {"idleShutdownThresholdMinutes": 30.0005}}))
+	patches := mutation.patches with input as fx.review_with(fx.compliant, {"policies": [p]})
+	patches[1].value == {"finops.apexlogic.com/idle-shutdown-after": "30.0005m"}
+	once := json.patch(fx.compliant, patches)
+	count([f | some f in data.edgepolicy.rules.finops.findings with input as fx.review_with(once, {"policies": [p]}); f.rule == "finops.idle-shutdown"]) == 0
+}
+
+# METADATA
 # title: Pods get both on their own metadata; missing or null maps are created
 test_pod if {
 	pod := json.remove(fx.workload("Pod", fx.pod_spec([fx.container("a", "1", "1Gi")])), ["metadata/labels"])

@@ -135,8 +135,23 @@ review_op(obj, operation) := {
 
 # METADATA
 # title: review_with
-# description: The CREATE input for `obj` with the given `context`.
-review_with(obj, context) := object.union(review(obj), {"context": context})
+# description: |
+#   The CREATE input for `obj` with the given `context`, marked as the validator's output
+#   (`policiesValidated`, unless `context` says otherwise): its `policies` are taken as valid.
+review_with(obj, context) := object.union(review(obj), {"context": object.union({"policiesValidated": true}, context)})
+
+# METADATA
+# title: invalid_record
+# description: |
+#   The validator's record of invalid `policy` (docs/decision-contract.md): its `errors` and its
+#   enforceable part, the policy with `spec` replaced by `enforced_spec`.
+invalid_record(policy, errors, enforced_spec) := {
+	"kind": policy.kind,
+	"namespace": policy.metadata.namespace,
+	"name": policy.metadata.name,
+	"errors": errors,
+	"object": object.union(object.remove(policy, {"spec"}), {"spec": enforced_spec}),
+}
 
 # METADATA
 # title: seeded

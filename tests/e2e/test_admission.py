@@ -32,6 +32,8 @@ from e2e_support import (
     start_seed_webhook,
 )
 
+from edgepolicy.validated_policies import check_policy
+
 pytestmark = pytest.mark.e2e
 
 NAMESPACE = SEED_NAMESPACE
@@ -132,8 +134,11 @@ def test_policy_applied_with_kubectl_is_validated_and_enforced(
     )
 
 
-def test_malformed_policy_is_denied_with_policy_invalid(kubectl: Kubectl, webhook: Webhook) -> None:
-    # The CRD schema cannot say that `In` needs values; the webhook's policy.invalid rule does.
+def test_crd_refuses_what_edgepolicy_refuses_with_the_same_field_and_message(
+    kubectl: Kubectl, webhook: Webhook
+) -> None:
+    # One schema: the CRD's CEL rule says `In` needs values, for the API server and for
+    # edgepolicy's validator alike.
     policy = seed_policy(NAMESPACE)
     policy["metadata"]["name"] = "empty-in"
     policy["spec"]["targetWorkloadSelector"]["matchExpressions"] = [
@@ -142,8 +147,29 @@ def test_malformed_policy_is_denied_with_policy_invalid(kubectl: Kubectl, webhoo
 
     result = kubectl.apply(policy)
 
-    assert_denied(result, "policy.invalid", "matchExpressions")
+    assert result.returncode != 0, result.stdout
+    (error,) = check_policy(policy)[1]
+    assert error.field in result.stderr, result.stderr
+    assert error.message in result.stderr, result.stderr
     assert kubectl.get("finopspolicy", "empty-in", NAMESPACE) is None
+
+
+def test_null_selector_fields_are_stored_and_enforced(kubectl: Kubectl, webhook: Webhook) -> None:
+    namespace = kubectl.create_namespace("ai-null-fields")
+    policy = seed_policy(namespace)
+    policy["spec"]["targetWorkloadSelector"]["matchExpressions"] = None
+    policy["spec"]["costLimits"]["dailyGPUHours"] = 72
+
+    applied = kubectl.apply(policy)
+
+    assert applied.returncode == 0, applied.stderr
+    eventually(
+        lambda: assert_denied(
+            kubectl.apply(over_budget("too-big", namespace), extra=["--dry-run=server"]),
+            "finops.cpu",
+            f"{namespace}/edge-ai-inference-cost-policy",
+        )
+    )
 
 
 def test_crd_schema_refuses_inverted_replica_bounds(kubectl: Kubectl, webhook: Webhook) -> None:
@@ -154,7 +180,7 @@ def test_crd_schema_refuses_inverted_replica_bounds(kubectl: Kubectl, webhook: W
     result = kubectl.apply(policy)
 
     assert result.returncode != 0, result.stdout
-    assert "minReplicas must not exceed maxReplicas" in result.stderr, result.stderr
+    assert "must not exceed spec.autoScale.maxReplicas (5 > 2)" in result.stderr, result.stderr
     assert kubectl.get("finopspolicy", "inverted-bounds", NAMESPACE) is None
 
 

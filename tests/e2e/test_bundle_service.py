@@ -86,18 +86,31 @@ def test_ci_with_the_publisher_role_creates_then_replaces_the_bundle(
         "--role=edgepolicy-bundle-publisher", f"--serviceaccount={NAMESPACE}:policy-ci",
         check=True,
     )  # fmt: skip
+    # The next commit of the policy repository: the seed policy with a rule in warn mode.
+    work = tmp_path / "next"
+    work.mkdir()
+    files = {
+        "edge-ai-inference-cost-policy.yaml": SEED_POLICY.read_bytes(),
+        "edgepolicy-settings.yaml": b"enforcementActions:\n  finops.cpu: warn\n",
+    }
+    following = build_signed_bundle(work, files, work / "edgepolicy.tar.gz")
+    assert following.path.read_bytes() != bundle.path.read_bytes()
+    assert following.revision != bundle.revision
 
     created = publish(bundle, kubeconfig)
-    replaced = publish(bundle, kubeconfig)
-
     assert created.returncode == 0, created.stderr
+    assert _stored(kubectl) == (bundle.path.read_bytes(), bundle.revision)
+    replaced = publish(following, kubeconfig)
     assert replaced.returncode == 0, replaced.stderr
+    assert _stored(kubectl) == (following.path.read_bytes(), following.revision)
+
+
+def _stored(kubectl: Kubectl) -> tuple[bytes, str]:
+    """The bundle in the ConfigMap and its revision annotation."""
     stored = kubectl.get("configmap", CONFIGMAP, NAMESPACE)
     assert stored is not None
-    assert base64.b64decode(stored["binaryData"]["bundle.tar.gz"]) == bundle.path.read_bytes()
-    assert stored["metadata"]["annotations"]["policy.apexlogic.com/bundle-revision"] == (
-        bundle.revision
-    )
+    revision = stored["metadata"]["annotations"]["policy.apexlogic.com/bundle-revision"]
+    return base64.b64decode(stored["binaryData"]["bundle.tar.gz"]), revision
 
 
 def test_ci_without_the_role_is_refused_clearly(

@@ -45,6 +45,9 @@ from e2e_support import (
     BUNDLE_KEY_ID as KEY_ID,
 )
 
+from edgepolicy.opa_client import OpaClient
+from edgepolicy.review import admission_review, decision_input
+
 pytestmark = pytest.mark.e2e
 
 DEPLOYMENT = ROOT / "deploy" / "base" / "deployment.yaml"
@@ -306,6 +309,16 @@ def test_restarted_sidecar_enforces_the_persisted_bundle_without_the_service(
     second = start_sidecar(bundle_service, tmp_path, persistence, "second.log")
     try:
         assert http_status(second.health_url) == 200
+        # It decides with the persisted policy: the seed policy denies, the settings committed
+        # with it keep model.quantization in warn mode.
+        opa = OpaClient(second.url)
+        denied = opa.decide(decision_input(admission_review(over_budget("after-restart"))))
+        assert not denied.allowed
+        assert "finops.cpu" in {finding.rule for finding in denied.violations}
+        assert SEED_POLICY_ID in denied.policies
+        admitted = opa.decide(decision_input(admission_review(compliant("after-restart"))))
+        assert admitted.allowed
+        assert "model.quantization" in {finding.rule for finding in admitted.warnings}
     finally:
         second.process.stop()
 

@@ -1,5 +1,9 @@
 """Shared fixtures for integration tests: a test CA and server certificates (see
-webhook_support.py for the helpers behind them) and the real OPA binary."""
+webhook_support.py for the helpers behind them) and the real OPA binary.
+
+A test here that starts a real control plane (the ``kubeconfig`` fixture: kube-apiserver and
+etcd, which `make setup` does not install) is also marked ``e2e``, as the marker defines, so
+``pytest -m "not e2e"`` after `make setup` leaves it out instead of erroring."""
 
 from __future__ import annotations
 
@@ -9,6 +13,17 @@ import pytest
 from webhook_support import ServerCert, TestCA
 
 from edgepolicy.opa_binary import find_opa
+
+# Fixtures that start a real kube-apiserver and etcd.
+CONTROL_PLANE_FIXTURES = frozenset({"kubeconfig"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``e2e`` every integration test that needs a real control plane."""
+    for item in items:
+        in_here = item.path.parent == Path(__file__).parent
+        if in_here and CONTROL_PLANE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")

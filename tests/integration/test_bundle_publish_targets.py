@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 from bench.bundles_sidecars import BundleService, free_port, wait_until  # noqa: E402
 from bundles.archive import tar_gz  # noqa: E402
 from bundles.configmap import BUNDLE_KEY, MAX_CONFIGMAP_BYTES, REVISION_ANNOTATION  # noqa: E402
+from bundles.layout import manifest_json  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -122,6 +123,33 @@ def test_publish_into_a_configmap_through_the_api_server(kubeconfig: Path, tmp_p
                                      "edgepolicy-bundle", "-o", "json"))  # fmt: skip
         assert base64.b64decode(stored["binaryData"][BUNDLE_KEY]) == bundle.read_bytes()
         assert stored["metadata"]["annotations"][REVISION_ANNOTATION] == revision
+
+
+def test_an_older_bundle_does_not_replace_the_configmap(kubeconfig: Path, tmp_path: Path) -> None:
+    target = "configmap:default/rollback"
+    times = {"old": 1_767_225_600, "new": 1_767_225_660}
+    for name, when in times.items():
+        manifest = manifest_json(name * 10, when, "local", commit_time=when)
+        (tmp_path / f"{name}.tar.gz").write_bytes(tar_gz({".manifest": manifest}))
+
+    def publish(name: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return _edgepolicy("bundle", "publish", str(tmp_path / f"{name}.tar.gz"), "--to", target,
+                           "--kubeconfig", str(kubeconfig), *extra)  # fmt: skip
+
+    def stored() -> str:
+        found = json.loads(_kubectl(kubeconfig, "-n", "default", "get", "configmap", "rollback",
+                                    "-o", "json"))  # fmt: skip
+        return str(found["metadata"]["annotations"][REVISION_ANNOTATION])
+
+    assert publish("new").returncode == 0
+    refused = publish("old")
+    assert refused.returncode == 2
+    assert "refusing to replace revision newnewnewnewnewnewnewnewnewnew at ConfigMap" in (
+        refused.stderr
+    )
+    assert stored() == "new" * 10
+    assert publish("old", "--allow-rollback").returncode == 0
+    assert stored() == "old" * 10
 
 
 def test_a_bundle_too_big_for_a_configmap_is_refused_clearly(

@@ -317,7 +317,7 @@ def test_unreadable_input_exits_2_naming_file_and_line(
     content: str, name: str, expected: str, tmp_path: Path
 ) -> None:
     path = write(tmp_path / name, content)
-    completed = run_check(path)
+    completed = run_check("--strict", path)
     assert completed.returncode == 2
     assert completed.stdout == ""
     assert completed.stderr.startswith(f"edgepolicy: error: {path}{expected}")
@@ -488,8 +488,11 @@ def _build_bundle(
 def test_bundle_policy_gives_the_same_verdicts_as_the_library(tmp_path: Path) -> None:
     from edgepolicy.manifests import load_paths
     from edgepolicy.policy_data import policies_to_data
+    from edgepolicy.validated_policies import validate_policies
 
-    policies = policies_to_data(m.obj for m in load_paths([EXAMPLES / "policies"]))
+    policies = policies_to_data(
+        validate_policies(m.obj for m in load_paths([EXAMPLES / "policies"]))
+    )
     bundle = _build_bundle(tmp_path, policies)
     _, from_library = check_json("examples/")
     _, from_bundle = check_json("--policy", bundle, "examples/workloads")
@@ -546,10 +549,13 @@ def _key_pair(tmp_path: Path, name: str, algorithm: str) -> tuple[Path, Path]:
 def test_signed_bundle_is_verified_before_use(tmp_path: Path, algorithm: str) -> None:
     from edgepolicy.manifests import load_paths
     from edgepolicy.policy_data import policies_to_data
+    from edgepolicy.validated_policies import validate_policies
 
     private, public = _key_pair(tmp_path, "signer", algorithm)
     _, other_public = _key_pair(tmp_path, "other", algorithm)
-    policies = policies_to_data(m.obj for m in load_paths([EXAMPLES / "policies"]))
+    policies = policies_to_data(
+        validate_policies(m.obj for m in load_paths([EXAMPLES / "policies"]))
+    )
     bundle = _build_bundle(tmp_path, policies, signing=(private, algorithm, "edge"))
     workloads = "examples/workloads"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import http.client
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -290,6 +292,26 @@ def test_malformed_reviews_get_400(
     assert "Traceback" not in serve.log()
 
 
+def test_a_400_is_small_logged_and_counted_whatever_the_body_held(
+    serve: ServeProcess, client: urllib3.PoolManager
+) -> None:
+    review = admission_review(deployment("oversized-field"))
+    review["apiVersion"] = "a" * 2_000_000
+    review["request"]["uid"] = "uid-of-a-bad-review"
+    review["request"]["object"]["metadata"]["annotations"] = {"token": "s3cr3t-in-a-bad-review"}
+    series = 'edgepolicy_rejected_requests_total{reason="not-admission-review"}'
+    before = _sample(_metrics(client, serve), series)
+    response = client.request("POST", serve.url + "/validate", body=json.dumps(review).encode())
+    assert response.status == 400
+    assert len(response.data) < 400
+    assert json.loads(response.data)["uid"] == "uid-of-a-bad-review"
+    line = _log_line(serve, "uid-of-a-bad-review", "validate")
+    assert (line["event"], line["status"]) == ("rejected", 400)
+    assert line["reason"] == "not-admission-review"
+    assert "s3cr3t-in-a-bad-review" not in serve.log() and "a" * 200 not in serve.log()
+    assert _sample(_metrics(client, serve), series) == before + 1
+
+
 def test_one_json_log_line_per_decision_without_secrets(
     serve: ServeProcess, client: urllib3.PoolManager
 ) -> None:
@@ -341,6 +363,33 @@ def test_the_local_opa_is_restarted_when_it_dies(
         pytest.fail(f"OPA was not restarted:\n{serve.log()}")
     response = validate(client, serve, admission_review(deployment("after", cpu="64")))
     assert response["allowed"] is False
+
+
+def test_a_hung_local_opa_is_killed_and_replaced(
+    serve: ServeProcess, client: urllib3.PoolManager
+) -> None:
+    # A stopped OPA keeps its port and accepts connections but never answers. It is killed
+    # (a SIGTERM grace period would be wasted on a process that cannot run) and replaced;
+    # bench/opa_hang.py measures how fast.
+    (hung,) = _opa_children(serve.process.pid)
+    os.kill(hung, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 5  # generous: well under 2 s is needed (it took 8 before)
+        while time.monotonic() < deadline:
+            replaced = _opa_children(serve.process.pid)
+            is_new = bool(replaced) and hung not in replaced and not _alive(hung)
+            if is_new and client.request("GET", serve.url + "/readyz").status == 200:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"the hung OPA was not replaced:\n{serve.log()}")
+        response = validate(client, serve, admission_review(deployment("after-hang", cpu="64")))
+        assert response["allowed"] is False
+        assert "- finops.cpu: " in response["status"]["message"]  # the policy, not fail-closed
+        assert "cannot answer (stopped); replacing it" in serve.log()
+    finally:
+        if _alive(hung):
+            os.kill(hung, signal.SIGCONT)
 
 
 # ---- failure modes, against an OPA the test controls ------------------------------------------
@@ -541,10 +590,10 @@ def _metrics(client: urllib3.PoolManager, server: ServeProcess) -> str:
     return str(response.data.decode())
 
 
-def _sample(text: str, series: str) -> float:
-    match = re.search(re.escape(series) + r" ([0-9.e+]+)", text)
+def _sample(text: str, series: str) -> Decimal:
+    match = re.search("^" + re.escape(series) + r" ([0-9.e+]+)$", text, re.MULTILINE)
     assert match, f"{series} not in metrics:\n{text}"
-    return float(match.group(1))
+    return Decimal(match.group(1))
 
 
 def _log_line(server: ServeProcess, uid: str, endpoint: str) -> dict[str, Any]:
@@ -631,4 +680,114 @@ def test_idle_tls_connections_do_not_hold_the_threads(
     finally:
         for connection in idle:
             connection.close()
+        server.stop()
+
+
+# ---- metrics across gunicorn workers ------------------------------------------------------------
+
+DENIED_SERIES = (
+    'edgepolicy_admission_requests_total{allowed="false",endpoint="validate",operation="CREATE"}'
+)
+CPU_SERIES = 'edgepolicy_decisions_total{action="deny",rule="finops.cpu"}'
+DURATION_SERIES = 'edgepolicy_admission_duration_seconds_count{endpoint="validate"}'
+NOT_JSON_SERIES = 'edgepolicy_rejected_requests_total{reason="not-json"}'
+WORKERS_SERIES = "edgepolicy_webhook_workers"
+
+
+def _ask_on_a_new_connection(
+    server: ServeProcess, ca: TestCA, method: str, path: str, body: bytes | None = None
+) -> tuple[int, bytes, int]:
+    """Send one request on a connection of its own; return (status, body, the worker's pid)."""
+    context = ssl.create_default_context(cafile=str(ca.cert_file))
+    connection = http.client.HTTPSConnection("127.0.0.1", server.port, context=context, timeout=10)
+    try:
+        connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        data = response.read()
+        assert connection.sock is not None
+        worker = _worker_serving(server, connection.sock.getsockname()[1])
+    finally:
+        connection.close()
+    return response.status, data, worker
+
+
+def _worker_serving(server: ServeProcess, client_port: int) -> int:
+    """The gunicorn worker holding the server side of the connection from ``client_port``."""
+    wanted = f"0100007F:{server.port:04X} 0100007F:{client_port:04X}"
+    inodes = [
+        line.split()[9]
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+        if " ".join(line.split()[1:3]) == wanted
+    ]
+    assert inodes, f"no server socket for client port {client_port}"
+    for worker in _children(server.process.pid):
+        for fd in Path(f"/proc/{worker}/fd").iterdir():
+            try:
+                if os.readlink(fd) == f"socket:[{inodes[0]}]":
+                    return worker
+            except FileNotFoundError:
+                continue
+    raise AssertionError(f"no worker holds the connection from port {client_port}")
+
+
+def _scrape_everywhere(server: ServeProcess, ca: TestCA, workers: set[int]) -> list[str]:
+    """/metrics as every worker in ``workers`` serves it (asked on new connections)."""
+    pages: dict[int, str] = {}
+    for _ in range(200):
+        status, data, worker = _ask_on_a_new_connection(server, ca, "GET", "/metrics")
+        assert status == 200
+        pages[worker] = data.decode()
+        if workers <= set(pages):
+            return list(pages.values())
+    raise AssertionError(f"workers {workers - set(pages)} never answered /metrics")
+
+
+def test_metrics_are_exact_totals_over_all_workers_and_survive_a_dead_one(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: LocalOpa
+) -> None:
+    server = start_serve(tmp_path, test_ca, server_cert, "--opa-url", own_opa.url, "--workers", "3")
+    denied = json.dumps(admission_review(deployment("counted", cpu="64"))).encode()
+    try:
+        answered_by: list[int] = []
+        while len(answered_by) < 12 or len(set(answered_by)) < 3:
+            assert len(answered_by) < 300, f"requests never reached 3 workers: {answered_by}"
+            status, data, worker = _ask_on_a_new_connection(
+                server, test_ca, "POST", "/validate", denied
+            )
+            assert status == 200 and json.loads(data)["response"]["allowed"] is False
+            answered_by.append(worker)
+        for _ in range(5):
+            status, _, _ = _ask_on_a_new_connection(server, test_ca, "POST", "/validate", b"{")
+            assert status == 400
+        workers = set(_children(server.process.pid))
+        assert set(answered_by) == workers and len(workers) == 3
+        sent = len(answered_by)
+        for page in _scrape_everywhere(server, test_ca, workers):
+            assert _sample(page, DENIED_SERIES) == sent
+            assert _sample(page, CPU_SERIES) == sent
+            assert _sample(page, DURATION_SERIES) == sent
+            assert _sample(page, NOT_JSON_SERIES) == 5
+            assert _sample(page, WORKERS_SERIES) == 3
+
+        # A worker dies: gunicorn replaces it; child_exit drops the dead one from the live
+        # workers, while what it counted stays in the totals.
+        dead = answered_by[0]
+        os.kill(dead, signal.SIGKILL)
+        replacement: int | None = None
+        for _ in range(300):
+            status, _, worker = _ask_on_a_new_connection(
+                server, test_ca, "POST", "/validate", denied
+            )
+            assert status == 200
+            sent += 1
+            if worker not in workers:
+                replacement = worker
+                break
+        assert replacement is not None, "the dead worker was never replaced"
+        workers = (workers - {dead}) | {replacement}
+        for page in _scrape_everywhere(server, test_ca, workers):
+            assert _sample(page, WORKERS_SERIES) == 3
+            assert _sample(page, DENIED_SERIES) == sent
+            assert _sample(page, CPU_SERIES) == sent
+    finally:
         server.stop()

@@ -8,6 +8,7 @@ import pytest
 
 from edgepolicy.errors import InputError
 from edgepolicy.review import admission_review, decision_input, group_version, resource_name
+from edgepolicy.validated_policies import validate_policies
 
 DEPLOYMENT: dict[str, Any] = {
     "apiVersion": "apps/v1",
@@ -106,9 +107,35 @@ def test_group_version() -> None:
 
 def test_decision_input_adds_trusted_context_and_drops_a_forged_one() -> None:
     review = {**admission_review(DEPLOYMENT), "context": {"models": {"forged": True}}}
-    policy = {"kind": "FinOpsPolicy", "metadata": {"name": "p"}}
-    document = decision_input(review, policies=[policy], workloads=(DEPLOYMENT,))
-    assert document["context"] == {"policies": [policy], "workloads": [DEPLOYMENT]}
+    policy = {
+        "apiVersion": "policy.apexlogic.com/v1alpha1",
+        "kind": "FinOpsPolicy",
+        "metadata": {"name": "p", "namespace": "ai"},
+        "spec": {"targetWorkloadSelector": {}},
+    }
+    broken = {**policy, "metadata": {"name": "q", "namespace": "ai"}, "spec": {}}
+    validated = validate_policies([policy, broken])
+    document = decision_input(review, policies=validated, workloads=(DEPLOYMENT,))
+    assert document["context"] == {
+        "policies": [policy],
+        "invalidPolicies": [
+            {
+                "kind": "FinOpsPolicy",
+                "namespace": "ai",
+                "name": "q",
+                "errors": [
+                    {
+                        "field": "spec.targetWorkloadSelector",
+                        "message": "is required: a label selector with matchLabels and/or "
+                        "matchExpressions",
+                    }
+                ],
+                "object": broken,
+            }
+        ],
+        "policiesValidated": True,
+        "workloads": [DEPLOYMENT],
+    }
     assert document["request"] == review["request"]
     with_models = decision_input(review, models={"server": {"quantized": True}})
     assert with_models["context"]["models"] == {"server": {"quantized": True}}

@@ -1,17 +1,16 @@
 # METADATA
 # title: Number formatting for messages
-# description: Renders numbers compactly for people (at most three decimals).
+# description: |
+#   Renders numbers compactly for people (at most three decimals). The `decimal_*` functions
+#   render the exact decimals of `edgepolicy.lib.decimal` from their digits, with no float.
 package edgepolicy.lib.format
+
+import data.edgepolicy.lib.decimal
 
 # METADATA
 # title: number
 # description: '`x` rounded to three decimals, without trailing zeros (`0.5`, `12`, `4.167`).'
 number(x) := sprintf("%v", [round(x * 1000) / 1000])
-
-# METADATA
-# title: gibibytes
-# description: 'A byte count as GiB, e.g. `36Gi`, `0.5Gi`.'
-gibibytes(bytes) := sprintf("%sGi", [number(bytes / 1073741824)])
 
 # METADATA
 # title: string_hint
@@ -69,6 +68,45 @@ exact(x) := number(x) if round(x * 1000) / 1000 == x
 else := sprintf("%v", [x])
 
 # METADATA
-# title: counted_exact
-# description: '`n` with its noun, rendered as `exact` does.'
-counted_exact(n, singular, plural) := _with_noun(exact(n), singular, plural)
+# title: decimal_number
+# description: 'Decimal `d` rounded half up to three decimals, without trailing zeros (`0.5`, `12`, `4.167`).'
+decimal_number(d) := _three_decimals(decimal.text(d))
+
+# METADATA
+# title: _three_decimals
+# description: 'The exact decimal text `text` with at most three decimals, rounded half up when it has more.'
+_three_decimals(text) := text if {
+	count(split(text, ".")) == 1
+} else := text if {
+	count(split(text, ".")[1]) <= 3
+} else := decimal.text(decimal.rounded(decimal.parse(text, "floor"), 3))
+
+# METADATA
+# title: decimal_above
+# description: |
+#   Decimal `d`, which is above decimal `limit`, as `decimal_number` renders it, or exactly when
+#   rounding would make it look equal to `limit` (`8.0004` above 8, not `8`).
+decimal_above(d, limit) := shown if {
+	shown := decimal_number(d)
+	shown != decimal_number(limit)
+} else := decimal.text(d)
+
+# METADATA
+# title: decimal_counted
+# description: 'Decimal `d` written exactly with its noun, singular for exactly 1: `1 GPU`, `0.3 CPU cores`.'
+decimal_counted(d, singular, plural) := _with_noun(decimal.text(d), singular, plural)
+
+# METADATA
+# title: decimal_counted_above
+# description: 'Decimal `d`, which is above decimal `limit`, with its noun, rendered as `decimal_above` does.'
+decimal_counted_above(d, limit, singular, plural) := _with_noun(decimal_above(d, limit), singular, plural)
+
+# METADATA
+# title: decimal_gibibytes
+# description: 'Decimal byte count `bytes` as GiB (three decimals at most), e.g. `36Gi`, `1.1Gi`.'
+decimal_gibibytes(bytes) := sprintf("%sGi", [decimal_number(decimal.times(bytes, _per_gibibyte))])
+
+# METADATA
+# title: _per_gibibyte
+# description: '2^-30 as an exact decimal: 5^30 x 10^-30.'
+_per_gibibyte := {"m": 931322574615478515625, "e": -30}

@@ -15,8 +15,7 @@ test_number if {
 # METADATA
 # title: bytes render as GiB
 test_gibibytes if {
-	format.gibibytes(38654705664) == "36Gi"
-	format.gibibytes(536870912) == "0.5Gi"
+	format.decimal_gibibytes({"m": 536870912, "e": 0}) == "0.5Gi"
 }
 
 # METADATA
@@ -59,6 +58,17 @@ test_exact if {
 	format.exact(12) == "12"
 	format.exact(0.25) == "0.25"
 	format.exact(1.0001) == "1.0001"
-	format.counted_exact(1, "GPU", "GPUs") == "1 GPU"
-	format.counted_exact(18.0001, "hour", "hours") == "18.0001 hours"
+}
+
+# METADATA
+# title: exact decimals render from their digits
+test_decimals if {
+	format.decimal_number({"m": 41666666, "e": -7}) == "4.167"
+	format.decimal_above({"m": 80004, "e": -4}, {"m": 8, "e": 0}) == "8.0004"
+	format.decimal_above({"m": 12, "e": 0}, {"m": 8, "e": 0}) == "12"
+	format.decimal_counted({"m": 1, "e": 0}, "GPU", "GPUs") == "1 GPU"
+	format.decimal_counted({"m": 3, "e": -1}, "core", "cores") == "0.3 cores"
+	format.decimal_counted_above({"m": 10001, "e": -4}, {"m": 1, "e": 0}, "core", "cores") == "1.0001 cores"
+	format.decimal_gibibytes({"m": 3543348019200000000, "e": -9}) == "3.3Gi"
+	format.decimal_gibibytes({"m": 38654705664, "e": 0}) == "36Gi"
 }

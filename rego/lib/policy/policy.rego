@@ -1,11 +1,19 @@
 # METADATA
-# title: FinOpsPolicies and what they apply to
+# title: Policies and what they apply to
 # description: |
-#   Merges the FinOpsPolicy objects of `data.edgepolicy.policies.finops[namespace][name]` with those
-#   of `input.context.policies` (the context copy wins for the same `namespace/name`; among
-#   duplicates in the context the last wins), and finds the policies that apply to the admitted
-#   object: policies in its namespace whose `targetWorkloadSelector` matches its pod labels (for a
-#   HorizontalPodAutoscaler, the pod labels of the workload it scales).
+#   Reads the validator's output (docs/decision-contract.md, "Policies"): edgepolicy validates
+#   every policy once, against its CRD, when it enters (bundle build, `serve --policies`, cluster
+#   lookup, `check`), and hands the decision the valid policies (`data.edgepolicy.policies.finops`,
+#   `input.context.policies`) and the invalid ones with their errors and their enforceable part
+#   (`data.edgepolicy.policies.invalid`, `input.context.invalidPolicies`). Nothing is validated
+#   here. Policies from a source without the validator's mark (`validated` in data,
+#   `policiesValidated` in the context) are not trusted: each is a candidate that enforces
+#   nothing and is reported as not validated (fail closed).
+#
+#   The FinOpsPolicies of data and context merge by `namespace/name` (the context copy wins), and
+#   those that apply to the admitted object are found: policies in its namespace whose
+#   `targetWorkloadSelector` matches its pod labels (for a HorizontalPodAutoscaler, the pod
+#   labels of the workload it scales).
 package edgepolicy.lib.policy
 
 import data.edgepolicy.lib.autoscaling
@@ -14,64 +22,141 @@ import data.edgepolicy.lib.selector
 import data.edgepolicy.lib.workload
 
 # METADATA
-# title: candidates
-# description: |
-#   Every known FinOpsPolicy in the admitted object's namespace (the only ones that can apply to
-#   it) by id `namespace/name`, as `{"id", "namespace", "name", "object"}`. Policies of other
-#   namespaces are never looked at, so a decision costs the same however many namespaces a
-#   bundle holds.
-candidates[id] := record if {
-	some name, policy in data.edgepolicy.policies.finops[request.namespace]
-	id := concat("/", [request.namespace, name])
-	not id in _context_ids
-	record := {"id": id, "namespace": request.namespace, "name": name, "object": policy}
-}
-
-candidates[id] := record if {
-	some id in _context_ids
-	same := [policy | some policy in _context_policies; _context_id(policy) == id]
-	policy := same[count(same) - 1]
-	_context_namespace(policy) == request.namespace
-	record := {
-		"id": id,
-		"namespace": request.namespace,
-		"name": _context_name(policy),
-		"object": policy,
-	}
+# title: not_validated
+# description: The error of a policy that reached the decision without passing the validator.
+not_validated := {
+	"field": "",
+	"message": "was not validated when it was loaded (edgepolicy validates every policy against its CRD when it builds a bundle, loads --policies, reads the cluster or checks files), so it is not trusted",
 }
 
 # METADATA
-# title: _context_policies
-# description: 'The FinOpsPolicy objects of `input.context.policies`.'
-_context_policies := [policy |
-	some policy in input.context.policies
-	policy.kind == "FinOpsPolicy"
-]
+# title: data_validated
+# description: |
+#   True when `data.edgepolicy.policies` is the validator's output: the rules of every policy
+#   kind read valid objects from data only then.
+data_validated if data.edgepolicy.policies.validated == true
+
+# METADATA
+# title: context_validated
+# description: |
+#   True when the context's policies are the validator's output: the rules of every policy kind
+#   read `input.context.policies` only then.
+context_validated if input.context.policiesValidated == true
+
+# METADATA
+# title: _data_records
+# description: |
+#   The FinOpsPolicy records of data in the request namespace, by name, as
+#   `{"object", "errors"}`; empty, without building anything, when data holds none there.
+_data_records := {} if {
+	not data.edgepolicy.policies.finops[request.namespace]
+	not data.edgepolicy.policies.invalid[request.namespace]
+} else := object.union(
+	{name: _data_record(policy) | some name, policy in data.edgepolicy.policies.finops[request.namespace]},
+	{record.name: {"object": record.object, "errors": record.errors} |
+		data_validated
+		some record in data.edgepolicy.policies.invalid[request.namespace]
+		record.kind == "FinOpsPolicy"
+	},
+)
+
+# METADATA
+# title: _data_record
+# description: 'The record of valid `policy` in data: enforced when data is the validator''s output, else untrusted.'
+_data_record(policy) := {"object": policy, "errors": []} if data_validated
+
+else := {"object": {}, "errors": [not_validated]}
+
+# METADATA
+# title: candidates
+# description: |
+#   Every known FinOpsPolicy in the admitted object's namespace (the only ones that can apply to
+#   it) by id `namespace/name`, as `{"id", "namespace", "name", "object", "errors"}`: `object` is
+#   what is enforced (the whole policy when valid, its valid fields when not, nothing when it was
+#   not validated) and `errors` the validator's errors (empty when valid). Policies of other
+#   namespaces are never looked at, so a decision costs the same however many namespaces a
+#   bundle holds.
+candidates[id] := object.union(record, {"id": id, "namespace": request.namespace, "name": name}) if {
+	some name, record in _data_records
+	id := concat("/", [request.namespace, name])
+	not id in _context_ids
+}
+
+candidates[id] := object.union(entry, {"id": id}) if {
+	some id in _context_ids
+	same := [entry | some entry in _context_entries; entry.id == id]
+	entry := same[count(same) - 1]
+	entry.namespace == request.namespace
+}
+
+# METADATA
+# title: _context_entries
+# description: |
+#   The FinOpsPolicy records of the context, in order (valid, then invalid, then untrusted), as
+#   `{"id", "namespace", "name", "object", "errors"}`; empty, without building anything, when the
+#   context holds no policy (most webhook requests in namespaces without policies).
+_context_entries := [] if {
+	not input.context.policies[0]
+	not input.context.invalidPolicies[0]
+} else := array.concat(
+	array.concat(
+		[_entry(object.get(p, "metadata", {}), p, []) | context_validated; some p in input.context.policies; p.kind == "FinOpsPolicy"],
+		[_entry(r, r.object, r.errors) | context_validated; some r in input.context.invalidPolicies; r.kind == "FinOpsPolicy"],
+	),
+	[_entry(object.get(p, "metadata", {}), {}, [not_validated]) | not context_validated; some p in input.context.policies; p.kind == "FinOpsPolicy"],
+)
+
+# METADATA
+# title: _entry
+# description: 'A context record from `where` (metadata or an invalid record: namespace and name), `obj` and `errors`.'
+_entry(where, obj, errors) := {
+	"id": concat("/", [namespace, name]),
+	"namespace": namespace,
+	"name": name,
+	"object": obj,
+	"errors": errors,
+} if {
+	namespace := _namespace(where)
+	name := object.get(where, "name", "")
+}
 
 # METADATA
 # title: _context_ids
 # description: 'The ids (`namespace/name`) of the context policies.'
-_context_ids := {_context_id(policy) | some policy in _context_policies}
+_context_ids := {entry.id | some entry in _context_entries}
 
 # METADATA
-# title: _context_id
-# description: 'The id `namespace/name` of context policy `policy`.'
-_context_id(policy) := concat("/", [_context_namespace(policy), _context_name(policy)])
-
-# METADATA
-# title: _context_namespace
-# description: 'The namespace of context policy `policy` (`default` when it names none).'
-_context_namespace(policy) := policy.metadata.namespace if {
-	is_string(policy.metadata.namespace)
-	policy.metadata.namespace != ""
+# title: _namespace
+# description: 'The namespace named by `where` (`default` when it names none).'
+_namespace(where) := where.namespace if {
+	is_string(where.namespace)
+	where.namespace != ""
 } else := "default"
 
 # METADATA
-# title: _context_name
-# description: 'The name of context policy `policy` (`""` when it has none).'
-_context_name(policy) := policy.metadata.name if is_string(policy.metadata.name)
+# title: admitted_errors
+# description: |
+#   The validator's errors of the admitted object when it is a policy (of any kind): those of its
+#   record in the context, none when the context holds it as valid, `not_validated` when the
+#   context does not hold it at all.
+admitted_errors := record.errors if {
+	context_validated
+	some record in input.context.invalidPolicies
+	_is_admitted(record.kind, record)
+} else := [] if {
+	context_validated
+	some valid in input.context.policies
+	_is_admitted(valid.kind, valid.metadata)
+} else := [not_validated]
 
-else := ""
+# METADATA
+# title: _is_admitted
+# description: 'True when `kind` and `where` (namespace, name) name the admitted object.'
+_is_admitted(kind, where) if {
+	kind == request.kind
+	_namespace(where) == request.namespace
+	object.get(where, "name", "") == request.name
+}
 
 # METADATA
 # title: subjects
@@ -92,41 +177,34 @@ matching contains id if {
 	some subject in subjects
 	labels := workload.pod_labels(subject)
 	some id in _usable
-	selector.matches_valid(candidates[id].object.spec.targetWorkloadSelector, labels)
+	selector.matches(candidates[id].object.spec.targetWorkloadSelector, labels)
 }
 
 # METADATA
 # title: applying
 # description: |
 #   The policies that apply to the admitted object, by id, as their `candidates` record plus
-#   `settings`: the enforceable (set and valid) fields of the policy's costLimits,
-#   optimizationRules and autoScale by field name (`{"maxCPUCores": 8, ...}`), computed once per
-#   decision so that rules read a limit with one lookup.
+#   `settings`: the enforced fields of the policy's costLimits, optimizationRules and autoScale
+#   by field name (`{"maxCPUCores": 8, ...}`), computed once per decision so that rules read a
+#   limit with one lookup.
 applying[id] := object.union(candidates[id], {"settings": _settings(candidates[id].object)}) if some id in matching
 
 # METADATA
 # title: _settings
-# description: |
-#   The enforceable fields of `policy` by name. A clean policy (the common case) enforces every
-#   field it sets; otherwise each field is checked by `setting`.
+# description: 'The enforced fields of (validated) policy `policy` by name.'
 _settings(policy) := {field: value |
 	some section in ["costLimits", "optimizationRules", "autoScale"]
 	some field, value in policy.spec[section]
 	value != null
-} if {
-	_is_clean(policy)
-} else := {field: value |
-	some section in ["costLimits", "optimizationRules", "autoScale"]
-	some field, _ in _sections[section]
-	value := setting(policy, section, field)
 }
 
 # METADATA
 # title: unusable
 # description: |
-#   The ids of the policies in the admitted object's namespace whose selector is missing or
-#   malformed: nobody can tell what they target, so they are reported on every workload of their
-#   namespace (fail closed) and enforce nothing else.
+#   The ids of the policies in the admitted object's namespace without a usable selector (it was
+#   missing or invalid, or the policy was not validated): nobody can tell what they target, so
+#   they are reported on every workload of their namespace (fail closed) and enforce nothing
+#   else.
 unusable contains id if {
 	count(subjects) > 0
 	some id, _ in candidates
@@ -135,35 +213,8 @@ unusable contains id if {
 
 # METADATA
 # title: _usable
-# description: 'The ids of the policies with a well-formed targetWorkloadSelector, computed once per decision.'
+# description: 'The ids of the policies whose (validated) targetWorkloadSelector is enforced.'
 _usable contains id if {
 	some id, record in candidates
-	selector.is_clean(record.object.spec.targetWorkloadSelector)
+	record.object.spec.targetWorkloadSelector
 }
-
-# METADATA
-# title: setting
-# description: |
-#   The value of `spec.<section>.<field>` of FinOpsPolicy `policy` when it is set and valid;
-#   undefined otherwise (an invalid value is reported by `policy.invalid` instead). Inverted
-#   replica bounds (minReplicas above maxReplicas) are both invalid: neither is enforced.
-setting(policy, section, field) := value if {
-	value := policy.spec[section][field]
-	is_valid_value(_sections[section][field], value)
-	not _is_inverted_bound(policy.spec, section, field)
-}
-
-# METADATA
-# title: _is_inverted_bound
-# description: 'True when `field` of `section` is a replica bound and `spec` has minReplicas above maxReplicas.'
-_is_inverted_bound(spec, "autoScale", field) if {
-	field in {"minReplicas", "maxReplicas"}
-	count(_replica_order_errors(spec)) > 0
-}
-
-# METADATA
-# title: max_replicas
-# description: The policy's valid `autoScale.maxReplicas`, or 0 when it sets none.
-max_replicas(policy) := value if {
-	value := setting(policy, "autoScale", "maxReplicas")
-} else := 0

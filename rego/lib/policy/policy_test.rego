@@ -14,16 +14,16 @@ _other := fx.policy("other", fx.selector_spec({"costLimits": {"maxCPUCores": 4}}
 # title: data and context policies of the request namespace merge by id, the context copy wins
 test_merge if {
 	newer := object.union(fx.seed_policy, {"spec": {"costLimits": {"maxCPUCores": 2}}})
-	in_data := {
+	in_data := {"validated": true, "finops": {
 		fx.namespace: {"edge-ai-inference-cost-policy": fx.seed_policy, "other": _other},
 		"elsewhere": {"remote": _other},
-	}
-	merged := policy.candidates with data.edgepolicy.policies.finops as in_data
+	}}
+	merged := policy.candidates with data.edgepolicy.policies as in_data
 		with input as fx.review_with(fx.compliant, {"policies": [newer, {"kind": "Service"}]})
 	object.keys(merged) == {fx.policy_id, "ai-workloads/other"}
 	merged[fx.policy_id].object.spec.costLimits.maxCPUCores == 2
 	merged[fx.policy_id].name == "edge-ai-inference-cost-policy"
-	merged["ai-workloads/other"] == {"id": "ai-workloads/other", "namespace": fx.namespace, "name": "other", "object": _other}
+	merged["ai-workloads/other"] == {"id": "ai-workloads/other", "namespace": fx.namespace, "name": "other", "object": _other, "errors": []}
 }
 
 # METADATA
@@ -31,11 +31,10 @@ test_merge if {
 test_context_duplicates if {
 	first := fx.policy("dup", fx.selector_spec({"costLimits": {"maxCPUCores": 1}}))
 	last := fx.policy("dup", fx.selector_spec({"costLimits": {"maxCPUCores": 2}}))
-	unnamed := {"kind": "FinOpsPolicy", "metadata": {"namespace": fx.namespace}, "spec": {}}
 	no_namespace := {"kind": "FinOpsPolicy", "metadata": {"name": "np"}, "spec": {}}
-	ctx := {"policies": [first, last, unnamed, no_namespace]}
+	ctx := {"policies": [first, last, no_namespace]}
 	merged := policy.candidates with input as fx.review_with(fx.compliant, ctx)
-	object.keys(merged) == {"ai-workloads/dup", "ai-workloads/"}
+	object.keys(merged) == {"ai-workloads/dup"}
 	merged["ai-workloads/dup"].object == last
 	object.keys(policy.candidates) == {"default/np"} with input as fx.review_with(fx.compliant, ctx) with input.request.namespace as "default"
 }
@@ -52,8 +51,10 @@ test_matching if {
 # METADATA
 # title: non-workloads match nothing
 test_non_workload if {
-	count(policy.matching) == 0 with input as fx.review_with({"kind": "Service", "metadata": {"name": "s"}}, {"policies": [fx.seed_policy]})
-	count(policy.unusable) == 0 with input as fx.review_with({"kind": "Service", "metadata": {"name": "s"}}, {"policies": [fx.policy("bad", {})]})
+	service := {"kind": "Service", "metadata": {"name": "s"}}
+	count(policy.matching) == 0 with input as fx.review_with(service, {"policies": [fx.seed_policy]})
+	record := fx.invalid_record(fx.policy("bad", {}), [{"field": "spec.targetWorkloadSelector", "message": "is required"}], {})
+	count(policy.unusable) == 0 with input as fx.review_with(service, {"invalidPolicies": [record]})
 }
 
 # METADATA
@@ -69,26 +70,33 @@ test_hpa_subjects if {
 }
 
 # METADATA
-# title: policies with unusable selectors in the namespace are singled out
+# title: invalid policies whose enforceable part has no selector are unusable; the others match by it
 test_unusable if {
-	missing := fx.policy("missing", {"costLimits": {}})
-	broken := fx.policy("broken", {"targetWorkloadSelector": {"matchExpressions": [{"key": "a", "operator": "Is"}]}})
-	ctx := {"policies": [fx.seed_policy, missing, broken]}
-	policy.unusable == {"ai-workloads/missing", "ai-workloads/broken"} with input as fx.review_with(fx.compliant, ctx)
-	policy.matching == {fx.policy_id} with input as fx.review_with(fx.compliant, ctx)
+	missing := fx.invalid_record(fx.policy("missing", {"costLimits": {}}), [{"field": "spec.targetWorkloadSelector", "message": "is required"}], {"costLimits": {}})
+	partly := fx.invalid_record(fx.policy("partly", fx.selector_spec({"costLimits": {"maxCPUCores": -1, "maxMemoryGB": 4}})), [{"field": "spec.costLimits.maxCPUCores", "message": "x"}], fx.selector_spec({"costLimits": {"maxMemoryGB": 4}}))
+	ctx := {"policies": [fx.seed_policy], "invalidPolicies": [missing, partly]}
+	policy.unusable == {"ai-workloads/missing"} with input as fx.review_with(fx.compliant, ctx)
+	policy.matching == {fx.policy_id, "ai-workloads/partly"} with input as fx.review_with(fx.compliant, ctx)
+	policy.applying["ai-workloads/partly"].settings == {"maxMemoryGB": 4} with input as fx.review_with(fx.compliant, ctx)
 }
 
 # METADATA
-# title: settings are read only when valid
-test_setting if {
-	policy.setting(fx.seed_policy, "costLimits", "maxCPUCores") == 8
-	not policy.setting(fx.policy("p", {"costLimits": {"maxCPUCores": "8"}}), "costLimits", "maxCPUCores")
-	not policy.setting(fx.policy("p", {}), "costLimits", "maxCPUCores")
-	policy.max_replicas(fx.seed_policy) == 3
-	policy.max_replicas(fx.policy("p", {})) == 0
-	inverted := fx.policy("p", {"autoScale": {"minReplicas": 5, "maxReplicas": 3, "cpuUtilizationPercentage": 70}})
-	not policy.setting(inverted, "autoScale", "minReplicas")
-	not policy.setting(inverted, "autoScale", "maxReplicas")
-	policy.setting(inverted, "autoScale", "cpuUtilizationPercentage") == 70
-	policy.max_replicas(inverted) == 0
+# title: settings are the enforced fields of costLimits, optimizationRules and autoScale
+test_settings if {
+	applying := policy.applying with input as fx.seeded(fx.compliant)
+	applying[fx.policy_id].settings == {
+		"dailyGPUHours": 18, "maxCPUCores": 8, "maxMemoryGB": 32,
+		"idleShutdownThresholdMinutes": 30, "modelQuantizationRequired": true,
+		"minReplicas": 1, "maxReplicas": 3, "cpuUtilizationPercentage": 70,
+	}
+}
+
+# METADATA
+# title: the admitted policy's errors come from the validator's record, none when it is valid
+test_admitted_errors if {
+	errors := [{"field": "spec", "message": "x"}]
+	record := fx.invalid_record(fx.seed_policy, errors, {})
+	policy.admitted_errors == errors with input as fx.review_with(fx.seed_policy, {"invalidPolicies": [record]})
+	policy.admitted_errors == [] with input as fx.review_with(fx.seed_policy, {"policies": [fx.seed_policy]})
+	policy.admitted_errors == [policy.not_validated] with input as fx.review_with(fx.seed_policy, {"policies": [_other]})
 }

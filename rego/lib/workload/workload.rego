@@ -69,9 +69,9 @@ _map_at(obj, path) := value if {
 #   The containers and init containers of `obj`'s pod spec, each as
 #   `{"name", "field", "limits", "is_init", "is_sidecar", "index"}`: `field` is the container's
 #   path (e.g. `spec.template.spec.containers[0]`), `limits` its `resources.limits` (`{}` when
-#   absent), `quantities` the limits that are valid quantities, parsed (`quantity.parse`, once per
-#   decision), `is_sidecar` marks restartable init containers (`restartPolicy: Always`) and
-#   `index` is the position in its list.
+#   absent), `quantities` the limits that are valid for their resource, in exact nano-units
+#   (`quantity.resource_nanos`, once per decision), `is_sidecar` marks restartable init containers
+#   (`restartPolicy: Always`) and `index` is the position in its list.
 containers(obj) := [record |
 	spec_path := array.concat(template_path(obj), ["spec"])
 	prefix := field(spec_path)
@@ -82,12 +82,53 @@ containers(obj) := [record |
 		"name": _container_name(container, i),
 		"field": sprintf("%s.%s[%d]", [prefix, list, i]),
 		"limits": limits,
-		"quantities": {resource: value | some resource, limit in limits; value := quantity.parse(limit)},
+		"quantities": _quantities(limits),
 		"is_init": list == "initContainers",
 		"is_sidecar": _is_restartable(container, list),
 		"index": i,
 	}
 ]
+
+# METADATA
+# title: pod_resources
+# description: |
+#   The pod-level resources of `obj`'s pod spec: `limits` (`spec.resources.limits`, Kubernetes'
+#   pod-level resources) and `overhead` (`spec.overhead`), each `{}` when absent, with
+#   `limit_quantities` and `overhead_quantities` their valid values in nano-units, and `field` the
+#   pod spec's path (e.g. `spec.template.spec`).
+pod_resources(obj) := _pod_resources(field(spec_path), limits, overhead) if {
+	spec_path := array.concat(template_path(obj), ["spec"])
+	limits := _map_at(obj, array.concat(spec_path, ["resources", "limits"]))
+	overhead := _map_at(obj, array.concat(spec_path, ["overhead"]))
+}
+
+# METADATA
+# title: _pod_resources
+# description: 'The pod-level resources record of the pod spec at `path` with `limits` and `overhead`.'
+_pod_resources(path, limits, overhead) := {
+	"field": path,
+	"limits": {},
+	"limit_quantities": {},
+	"overhead": {},
+	"overhead_quantities": {},
+} if {
+	count(limits) == 0
+	count(overhead) == 0
+} else := {
+	"field": path,
+	"limits": limits,
+	"limit_quantities": _quantities(limits),
+	"overhead": overhead,
+	"overhead_quantities": _quantities(overhead),
+}
+
+# METADATA
+# title: _quantities
+# description: 'The values of resource list `list` that are valid for their resource, in nano-units.'
+_quantities(list) := {resource: value |
+	some resource, limit in list
+	value := quantity.resource_nanos(resource, limit)
+}
 
 # METADATA
 # title: _list_at

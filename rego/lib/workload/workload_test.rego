@@ -54,12 +54,32 @@ test_containers if {
 		],
 	}
 	records := workload.containers(fx.workload("Deployment", spec))
-	records[0] == {"name": "server", "field": "spec.template.spec.containers[0]", "limits": {"cpu": "1", "memory": "1Gi"}, "quantities": {"cpu": 1, "memory": 1073741824}, "is_init": false, "is_sidecar": false, "index": 0}
+	records[0] == {"name": "server", "field": "spec.template.spec.containers[0]", "limits": {"cpu": "1", "memory": "1Gi"}, "quantities": {"cpu": 1000000000, "memory": 1073741824000000000}, "is_init": false, "is_sidecar": false, "index": 0}
 	records[1].name == "#1"
 	records[1].limits == {}
-	records[2] == {"name": "proxy", "field": "spec.template.spec.initContainers[0]", "limits": {"cpu": "100m"}, "quantities": {"cpu": 0.1}, "is_init": true, "is_sidecar": true, "index": 0}
+	records[2] == {"name": "proxy", "field": "spec.template.spec.initContainers[0]", "limits": {"cpu": "100m"}, "quantities": {"cpu": 100000000}, "is_init": true, "is_sidecar": true, "index": 0}
 	records[3].is_sidecar == false
 	records[3].limits == {}
+}
+
+# METADATA
+# title: pod-level limits and overhead are read with their quantities, also from a pod template
+test_pod_resources if {
+	spec := {"containers": [], "resources": {"limits": {"cpu": "2", "memory": "oops"}}, "overhead": {"cpu": "250m"}}
+	workload.pod_resources(fx.workload("Deployment", spec)) == {
+		"field": "spec.template.spec",
+		"limits": {"cpu": "2", "memory": "oops"},
+		"limit_quantities": {"cpu": 2000000000},
+		"overhead": {"cpu": "250m"},
+		"overhead_quantities": {"cpu": 250000000},
+	}
+	workload.pod_resources(fx.workload("Pod", {"containers": []})) == {
+		"field": "spec",
+		"limits": {},
+		"limit_quantities": {},
+		"overhead": {},
+		"overhead_quantities": {},
+	}
 }
 
 # METADATA

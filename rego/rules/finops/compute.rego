@@ -2,6 +2,7 @@
 # maxMemoryGB (GiB, 2^30 bytes) (part of package edgepolicy.rules.finops, annotated in finops.rego).
 package edgepolicy.rules.finops
 
+import data.edgepolicy.lib.decimal
 import data.edgepolicy.lib.format
 import data.edgepolicy.lib.request
 import data.edgepolicy.lib.resources
@@ -23,20 +24,19 @@ _gibibyte := 1073741824
 #   fix: "Lower `resources.limits.cpu` or the number of pods (`spec.replicas`, `spec.parallelism`, the policy's `autoScale.maxReplicas`) so that pods x per-pod CPU limit is at most `costLimits.maxCPUCores`."
 findings contains finding if {
 	some record in _workload_policies
-	limit := record.settings.maxCPUCores
-	pods := _pods[record.id]
+	limit := decimal.from_number(record.settings.maxCPUCores)
 	per_pod := _per_pod.cpu
-	total := pods * per_pod
-	total > limit
+	total := decimal.times(_pod_count[record.id], per_pod)
+	decimal.greater(total, limit)
 	finding := {
 		"rule": "finops.cpu",
 		"policy": record.id,
 		"message": sprintf(
 			"finops.cpu: %s: %s x %s per pod = %s exceeds maxCPUCores %s of FinOpsPolicy %s; lower resources.limits.cpu or the number of pods so the total is at most %s",
 			[
-				request.description, _pods_text(record), format.counted_exact(per_pod, "CPU core", "CPU cores"),
-				format.counted_above(total, limit, "core", "cores"), format.exact(limit), record.id,
-				format.counted_exact(limit, "core", "cores"),
+				request.description, _pods_text(record), format.decimal_counted(per_pod, "CPU core", "CPU cores"),
+				format.decimal_counted_above(total, limit, "core", "cores"), decimal.text(limit), record.id,
+				format.decimal_counted(limit, "core", "cores"),
 			],
 		),
 	}
@@ -54,20 +54,20 @@ findings contains finding if {
 #   fix: "Lower `resources.limits.memory` or the number of pods so that pods x per-pod memory limit is at most `costLimits.maxMemoryGB` GiB; write memory as a Kubernetes quantity (`512Mi`, `1.5Gi`)."
 findings contains finding if {
 	some record in _workload_policies
-	limit_gb := record.settings.maxMemoryGB
-	pods := _pods[record.id]
+	limit_gb := decimal.from_number(record.settings.maxMemoryGB)
+	limit := decimal.scale(limit_gb, _gibibyte)
 	per_pod := _per_pod.memory
-	total := pods * per_pod
-	total > limit_gb * _gibibyte
+	total := decimal.times(_pod_count[record.id], per_pod)
+	decimal.greater(total, limit)
 	finding := {
 		"rule": "finops.memory",
 		"policy": record.id,
 		"message": sprintf(
 			"finops.memory: %s: %s x %s per pod = %s (%s bytes) exceeds maxMemoryGB %s (%s bytes) of FinOpsPolicy %s; lower resources.limits.memory or the number of pods so the total is at most %sGi",
 			[
-				request.description, _pods_text(record), format.gibibytes(per_pod), format.gibibytes(total),
-				format.number(total), format.exact(limit_gb), format.number(limit_gb * _gibibyte),
-				record.id, format.exact(limit_gb),
+				request.description, _pods_text(record), format.decimal_gibibytes(per_pod), format.decimal_gibibytes(total),
+				decimal.text(total), decimal.text(limit_gb), decimal.text(limit),
+				record.id, decimal.text(limit_gb),
 			],
 		),
 	}
@@ -83,19 +83,43 @@ findings contains finding if {
 	some rule, field in {"finops.cpu": "maxCPUCores", "finops.memory": "maxMemoryGB"}
 	record.settings[field]
 	resource := trim_prefix(rule, "finops.")
-	some problem in resources.malformed_limits(request.containers, {resource})
+	some problem in resources.malformed_limits(request.containers, _pod_level, {resource})
 	finding := _malformed_quantity_finding(rule, record, problem)
 }
 
 # METADATA
 # title: _malformed_quantity_finding
-# description: 'The finding of `rule` for a malformed quantity `problem` under policy `record`.'
-_malformed_quantity_finding(rule, record, problem) := {
-	"rule": rule,
-	"policy": record.id,
-	"container": problem.container,
-	"message": sprintf(
-		"%s: %s: container %q: %s is %s, not a Kubernetes quantity (for example 500m, 2, 512Mi, 1.5Gi, 1e9), so FinOpsPolicy %s cannot be checked; fix the quantity",
-		[rule, request.description, problem.container, problem.field, json.marshal(problem.value), record.id],
-	),
+# description: |
+#   The finding of `rule` for an invalid limit `problem` under policy `record`: not a quantity, or
+#   a fraction of an extended resource (GPUs), which Kubernetes refuses.
+_malformed_quantity_finding(rule, record, problem) := object.union(
+	{
+		"rule": rule,
+		"policy": record.id,
+		"message": sprintf("%s: %s: %s%s is %s, %s, so FinOpsPolicy %s cannot be checked; %s", [
+			rule, request.description, _container_prefix(problem), problem.field, json.marshal(problem.value),
+			_problem_text[problem.whole], record.id, _problem_fix[problem.whole],
+		]),
+	},
+	{"container": problem.container | problem.container},
+)
+
+# METADATA
+# title: _container_prefix
+# description: '`container "<name>": ` for a container''s limit, empty for the pod''s own.'
+_container_prefix(problem) := sprintf("container %q: ", [problem.container]) if problem.container
+
+else := ""
+
+# METADATA
+# title: _problem_text
+# description: 'What is wrong with an invalid limit, by whether it is a fraction of a whole-number resource.'
+_problem_text := {
+	false: "not a Kubernetes quantity (for example 500m, 2, 512Mi, 1.5Gi, 1e9)",
+	true: "not a whole number, which Kubernetes requires for extended resources such as GPUs",
 }
+
+# METADATA
+# title: _problem_fix
+# description: 'How to fix an invalid limit, by whether it is a fraction of a whole-number resource.'
+_problem_fix := {false: "fix the quantity", true: "set a whole number of devices"}

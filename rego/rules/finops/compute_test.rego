@@ -127,3 +127,91 @@ test_cpu_messages if {
 	[r] := [r | some r in _policy_found(fx.workload("StatefulSet", spec), scaled, "finops.cpu")]
 	contains(r.message, ": 3 pods (the larger of spec.replicas 1 by default and autoScale.maxReplicas 3) x 1 CPU core per pod")
 }
+
+# METADATA
+# title: '_limits_found'
+# description: 'The findings of `rule` for `obj` under a policy with `limits` (costLimits) and maxReplicas 1.'
+_limits_found(obj, limits, rule) := _policy_found(obj, {"costLimits": limits, "autoScale": {"minReplicas": 1, "maxReplicas": 1}}, rule)
+
+# METADATA
+# title: 'issue 8: 3 replicas x cpu 300m under maxCPUCores 0.9 is allowed (totals equal to a limit were denied)'
+test_issue_three_times_300m_at_0_9 if {
+	at := fx.deployment(3, [fx.container("a", "300m", "1Gi")])
+	count(_limits_found(at, {"maxCPUCores": 0.9}, "finops.cpu")) == 0
+	above := fx.deployment(3, [fx.container("a", "300000001n", "1Gi")])
+	[f] := [f | some f in _limits_found(above, {"maxCPUCores": 0.9}, "finops.cpu")]
+	contains(f.message, "3 pods (the larger of spec.replicas 3 and autoScale.maxReplicas 1) x 0.300000001 CPU cores per pod = 0.900000003 cores exceeds maxCPUCores 0.9")
+}
+
+# METADATA
+# title: 'issue 8: 0.3 + 0.6 cores in one pod under maxCPUCores 0.9 is allowed'
+test_issue_point_three_plus_point_six if {
+	pod := fx.workload("Pod", fx.pod_spec([fx.container("a", "0.3", "1Gi"), fx.container("b", "0.6", "1Gi")]))
+	count(_limits_found(pod, {"maxCPUCores": 0.9}, "finops.cpu")) == 0
+	count(_limits_found(pod, {"maxCPUCores": 0.899999999}, "finops.cpu")) == 1
+}
+
+# METADATA
+# title: 'issue 8: 3 x 1.1Gi under maxMemoryGB 3.3 is allowed; fractional bytes are not rounded away'
+test_issue_three_times_1_1_gi_at_3_3 if {
+	at := fx.deployment(3, [fx.container("a", "1", "1.1Gi")])
+	count(_limits_found(at, {"maxMemoryGB": 3.3}, "finops.memory")) == 0
+
+	# 1.1Gi is 1181116006.4 bytes: three of them are 3543348019.2 bytes, one nano-byte above is denied
+	[f] := [f | some f in _limits_found(at, {"maxMemoryGB": 3.2999999999}, "finops.memory")]
+	contains(f.message, "x 1.1Gi per pod = 3.3Gi (3543348019.2 bytes) exceeds maxMemoryGB 3.2999999999 (3543348019.0926258176 bytes)")
+}
+
+# METADATA
+# title: limits written in exponent notation are read exactly
+test_limits_in_exponent_notation if {
+	pod := fx.workload("Pod", fx.pod_spec([fx.container("a", "1m", "1Mi")]))
+	count(_limits_found(pod, {"maxCPUCores": 1e-3}, "finops.cpu")) == 0
+	count(_limits_found(pod, {"maxCPUCores": 9.99e-4}, "finops.cpu")) == 1
+	count(_limits_found(pod, {"maxMemoryGB": 9.765625e-4}, "finops.memory")) == 0
+}
+
+# METADATA
+# title: pod-level limits are the pod's limits; with both, the pod level wins over the container sum
+test_pod_level_limits_count if {
+	pod_level := {"containers": [{"name": "a"}, {"name": "b"}], "resources": {"limits": {"cpu": "2", "memory": "2Gi"}}}
+	count(_limits_found(fx.workload("Pod", pod_level), {"maxCPUCores": 2, "maxMemoryGB": 2}, "finops.cpu")) == 0
+	[f] := [f | some f in _limits_found(fx.workload("Pod", pod_level), {"maxCPUCores": 1.5}, "finops.cpu")]
+	contains(f.message, "1 pod x 2 CPU cores per pod = 2 cores exceeds maxCPUCores 1.5")
+	both := {"containers": [fx.container("a", "4", "4Gi")], "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}
+	count(_limits_found(fx.workload("Pod", both), {"maxCPUCores": 1, "maxMemoryGB": 1}, "finops.cpu")) == 0
+	count(_limits_found(fx.workload("Pod", both), {"maxCPUCores": 1, "maxMemoryGB": 1}, "finops.memory")) == 0
+}
+
+# METADATA
+# title: the pod overhead is part of the pod's cost
+test_overhead_counts if {
+	spec := {"containers": [fx.container("a", "1", "1Gi")], "overhead": {"cpu": "250m", "memory": "128Mi"}}
+	[f] := [f | some f in _limits_found(fx.workload("Pod", spec), {"maxCPUCores": 1}, "finops.cpu")]
+	contains(f.message, "1 pod x 1.25 CPU cores per pod = 1.25 cores exceeds maxCPUCores 1")
+	count(_limits_found(fx.workload("Pod", spec), {"maxCPUCores": 1.25, "maxMemoryGB": 1.125}, "finops.cpu")) == 0
+	count(_limits_found(fx.workload("Pod", spec), {"maxCPUCores": 1.25, "maxMemoryGB": 1.125}, "finops.memory")) == 0
+	count(_limits_found(fx.workload("Pod", spec), {"maxMemoryGB": 1.1249}, "finops.memory")) == 1
+}
+
+# METADATA
+# title: a malformed pod-level limit or overhead is reported with its field and no container
+test_malformed_pod_level if {
+	spec := {"containers": [fx.container("a", "1", "1Gi")], "resources": {"limits": {"cpu": "lots"}}, "overhead": {"memory": "1 Gi"}}
+	[f] := [f | some f in _limits_found(fx.workload("Pod", spec), {"maxCPUCores": 1}, "finops.cpu")]
+	f.message == "finops.cpu: Pod ai-workloads/inference: spec.resources.limits.cpu is \"lots\", not a Kubernetes quantity (for example 500m, 2, 512Mi, 1.5Gi, 1e9), so FinOpsPolicy ai-workloads/p cannot be checked; fix the quantity"
+	not f.container
+	[g] := [g | some g in _limits_found(fx.workload("Pod", spec), {"maxMemoryGB": 1}, "finops.memory")]
+	contains(g.message, "spec.overhead.memory is \"1 Gi\", not a Kubernetes quantity")
+}
+
+# METADATA
+# title: quantities with spaces around them and three-digit exponents are read as the API server reads them
+test_api_server_spellings if {
+	pod := fx.workload("Pod", fx.pod_spec([fx.container("a", " 1", "1e009 ")]))
+	count(_limits_found(pod, {"maxCPUCores": 1, "maxMemoryGB": 1}, "finops.cpu")) == 0
+	count(_limits_found(pod, {"maxCPUCores": 1, "maxMemoryGB": 1}, "finops.memory")) == 0
+	big := fx.workload("Pod", fx.pod_spec([fx.container("a", "1e024", "1Gi")]))
+	[f] := [f | some f in _limits_found(big, {"maxCPUCores": 1}, "finops.cpu")]
+	contains(f.message, "= 1000000000000000000000000 cores exceeds maxCPUCores 1")
+}

@@ -4,9 +4,11 @@
 #   The `finops.*` rules. Each contributes to `findings`, a set of
 #   `{"rule", "policy", "message"}` objects (plus `container` where a container is at fault) for
 #   the admitted object, one per FinOpsPolicy that applies and per problem. A rule only runs when
-#   its policy sets (validly) the field it enforces; equal to a limit is allowed.
+#   its policy sets (validly) the field it enforces; equal to a limit is allowed. Totals and
+#   limits are compared as exact decimals (`edgepolicy.lib.decimal`), never as floats.
 package edgepolicy.rules.finops
 
+import data.edgepolicy.lib.decimal
 import data.edgepolicy.lib.format
 import data.edgepolicy.lib.policy
 import data.edgepolicy.lib.request
@@ -30,9 +32,21 @@ _pods[record.id] := scale if {
 }
 
 # METADATA
+# title: _pod_count
+# description: 'The pod count of the admitted workload, as an exact decimal, per applying policy id.'
+_pod_count[id] := decimal.from_number(pods) if some id, pods in _pods
+
+# METADATA
+# title: _pod_level
+# description: 'The pod-level resources (limits, overhead) of the admitted object.'
+_pod_level := workload.pod_resources(request.object)
+
+# METADATA
 # title: _per_pod
-# description: 'The effective per-pod cpu and memory limits of the admitted object.'
-_per_pod[resource] := resources.pod_limit(request.containers, resource) if some resource in {"cpu", "memory"}
+# description: 'The effective per-pod cpu and memory limits of the admitted object, as exact decimals.'
+_per_pod[resource] := decimal.of_nanos(resources.pod_limit(request.containers, _pod_level, resource)) if {
+	some resource in {"cpu", "memory"}
+}
 
 # METADATA
 # title: _pods_text

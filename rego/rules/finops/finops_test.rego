@@ -30,7 +30,7 @@ test_several_policies if {
 # title: policies from data apply like those from the context
 test_policies_from_data if {
 	strict := fx.policy("strict", fx.selector_spec({"costLimits": {"maxCPUCores": 1}}))
-	findings := finops.findings with input as fx.review(fx.compliant) with data.edgepolicy.policies.finops as {fx.namespace: {"strict": strict}}
+	findings := finops.findings with input as fx.review(fx.compliant) with data.edgepolicy.policies as {"validated": true, "finops": {fx.namespace: {"strict": strict}}}
 	{f.policy | some f in findings} == {"ai-workloads/strict"}
 }
 

@@ -1,11 +1,12 @@
 # finops.gpu-hours: pods x per-pod GPUs x daily active hours within the policy's dailyGPUHours
-# (part of package edgepolicy.rules.finops, annotated in finops.rego). Daily active hours come
-# from the pod-template annotation finops.apexlogic.com/daily-active-hours (a number in (0, 24],
-# default 24).
+# (part of package edgepolicy.rules.finops, annotated in finops.rego). dailyGPUHours budgets all
+# pods of the workload per day (3 pods x 1 GPU x 24 h = 72). Daily active hours come from the
+# pod-template annotation finops.apexlogic.com/daily-active-hours (a number in (0, 24], default
+# 24). The product and the comparison are exact decimals.
 package edgepolicy.rules.finops
 
+import data.edgepolicy.lib.decimal
 import data.edgepolicy.lib.format
-import data.edgepolicy.lib.quantity
 import data.edgepolicy.lib.request
 import data.edgepolicy.lib.resources
 import data.edgepolicy.lib.settings
@@ -19,9 +20,14 @@ _hours_annotation := "finops.apexlogic.com/daily-active-hours"
 # METADATA
 # title: _hours_pattern
 # description: |
-#   A plain decimal number, as written in YAML or JSON and more (`8`, `12.5`, `.5`, `+10`, `1e1`):
-#   a quantity without a unit suffix, so `quantity.parse` reads it (exponents up to ±24).
-_hours_pattern := `^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,2})?$`
+#   A plain decimal number, as written in YAML or JSON and more (`8`, `12.5`, `.5`, `+10`, `1e1`,
+#   `1e01`), exponents up to ±24 (any number of leading zeros), read exactly by `decimal.parse`.
+_hours_pattern := `^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?0*([0-9]|1[0-9]|2[0-4]))?$`
+
+# METADATA
+# title: _hours_cap
+# description: 'The most daily active hours.'
+_hours_cap := {"m": 24, "e": 0}
 
 # METADATA
 # title: finops.gpu-hours
@@ -32,24 +38,23 @@ _hours_pattern := `^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,2})?$`
 # custom:
 #   rule: finops.gpu-hours
 #   summary: "Workload GPU-hours a day above the FinOpsPolicy's dailyGPUHours"
-#   fix: "Lower the GPU limits, the number of pods, or the pod-template annotation `finops.apexlogic.com/daily-active-hours` (a number of hours in (0, 24]) so that pods x GPUs x hours is at most `costLimits.dailyGPUHours`."
+#   fix: "Lower the GPU limits, the number of pods, or the pod-template annotation `finops.apexlogic.com/daily-active-hours` (a number of hours in (0, 24]) so that pods x GPUs x hours is at most `costLimits.dailyGPUHours`; GPU limits are whole numbers."
 findings contains finding if {
 	some record in _workload_policies
-	limit := record.settings.dailyGPUHours
+	limit := decimal.from_number(record.settings.dailyGPUHours)
 	hours := _daily_hours
-	pods := _pods[record.id]
-	gpus := resources.pod_gpus(request.containers, settings.gpu_resource_names)
-	total := (pods * gpus) * hours
-	total > limit
+	gpus := decimal.of_nanos(resources.pod_gpus(request.containers, _pod_level, settings.gpu_resource_names))
+	total := decimal.times(decimal.times(_pod_count[record.id], gpus), hours)
+	decimal.greater(total, limit)
 	finding := {
 		"rule": "finops.gpu-hours",
 		"policy": record.id,
 		"message": sprintf(
 			"finops.gpu-hours: %s: %s x %s per pod x %s a day (%s) = %s a day exceeds dailyGPUHours %s of FinOpsPolicy %s; lower the GPU limits, the number of pods or the daily active hours",
 			[
-				request.description, _pods_text(record), format.counted_exact(gpus, "GPU", "GPUs"),
-				format.counted_exact(hours, "active hour", "active hours"), _hours_source,
-				format.counted_above(total, limit, "GPU-hour", "GPU-hours"), format.exact(limit), record.id,
+				request.description, _pods_text(record), format.decimal_counted(gpus, "GPU", "GPUs"),
+				format.decimal_counted(hours, "active hour", "active hours"), _hours_source,
+				format.decimal_counted_above(total, limit, "GPU-hour", "GPU-hours"), decimal.text(limit), record.id,
 			],
 		),
 	}
@@ -58,12 +63,13 @@ findings contains finding if {
 # METADATA
 # title: malformed GPU quantities and daily-active-hours annotation
 # description: |
-#   A GPU limit that is not a quantity, or a daily-active-hours annotation that is not a number in
-#   (0, 24], is a finops.gpu-hours violation when the policy sets dailyGPUHours.
+#   A GPU limit that is not a quantity or not a whole number (Kubernetes refuses `0.5` of an
+#   extended resource), or a daily-active-hours annotation that is not a number in (0, 24], is a
+#   finops.gpu-hours violation when the policy sets dailyGPUHours.
 findings contains finding if {
 	some record in _workload_policies
 	record.settings.dailyGPUHours
-	some problem in resources.malformed_limits(request.containers, settings.gpu_resource_names)
+	some problem in resources.malformed_limits(request.containers, _pod_level, settings.gpu_resource_names)
 	finding := _malformed_quantity_finding("finops.gpu-hours", record, problem)
 }
 
@@ -94,14 +100,14 @@ _hours_source := sprintf("annotation %s", [_hours_annotation]) if {
 
 # METADATA
 # title: _daily_hours
-# description: 'The daily active hours of the admitted workload''s pods; undefined when the annotation is malformed.'
+# description: 'The daily active hours of the admitted workload''s pods as an exact decimal; undefined when the annotation is malformed.'
 _daily_hours := hours if {
 	value := workload.pod_annotations(request.object)[_hours_annotation]
 	is_string(value)
 	regex.match(_hours_pattern, value)
-	hours := quantity.parse(value)
-	hours > 0
-	hours <= 24
-} else := 24 if {
+	hours := decimal.parse(value, "ceil")
+	decimal.greater(hours, decimal.zero)
+	not decimal.greater(hours, _hours_cap)
+} else := _hours_cap if {
 	not _hours_annotation in object.keys(workload.pod_annotations(request.object))
 }

@@ -104,3 +104,64 @@ test_singular_and_precision if {
 	[g] := [g | some g in _found(_gpu_pod("1", {"finops.apexlogic.com/daily-active-hours": "18.0001"}))]
 	contains(g.message, "x 18.0001 active hours a day (annotation finops.apexlogic.com/daily-active-hours) = 18.0001 GPU-hours a day exceeds dailyGPUHours 18 of")
 }
+
+# METADATA
+# title: _budget_found
+# description: |
+#   The finops.gpu-hours findings for `obj` under an applying policy with dailyGPUHours `budget`
+#   and autoScale `scale`, given to the rule as already validated (which values policy validation
+#   accepts is tested there; budgets above 24 are valid).
+_budget_found(obj, budget, scale) := {f |
+	record := {"id": "ai-workloads/p", "settings": object.union({"dailyGPUHours": budget}, scale)}
+	some f in finops.findings with input as fx.review_with(obj, {}) with data.edgepolicy.lib.policy.applying as {record.id: record}
+	f.rule == "finops.gpu-hours"
+}
+
+# METADATA
+# title: _gpu_deployment
+# description: 'A Deployment of `replicas` pods with `gpus` NVIDIA GPUs each and pod annotations `annotations`.'
+_gpu_deployment(replicas, gpus, annotations) := object.union(
+	fx.deployment(replicas, [{"name": "server", "resources": {"limits": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": gpus}}}]),
+	{"spec": {"template": {"metadata": {"annotations": annotations}}}},
+)
+
+# METADATA
+# title: 'issue 8: dailyGPUHours budgets all pods of the workload per day: 3 pods x 1 GPU x 24 h = 72'
+test_issue_budget_is_per_workload if {
+	scale := {"minReplicas": 1, "maxReplicas": 3}
+	count(_budget_found(_gpu_deployment(3, "1", {}), 72, scale)) == 0
+	[f] := [f | some f in _budget_found(_gpu_deployment(3, "1", {}), 71.999999999, scale)]
+	contains(f.message, ": 3 pods (the larger of spec.replicas 3 and autoScale.maxReplicas 3) x 1 GPU per pod x 24 active hours a day (annotation finops.apexlogic.com/daily-active-hours unset, default 24) = 72 GPU-hours a day exceeds dailyGPUHours 71.999999999 of")
+	count(_budget_found(_gpu_deployment(3, "2", {"finops.apexlogic.com/daily-active-hours": "12"}), 72, scale)) == 0
+	count(_budget_found(_gpu_deployment(3, "2", {"finops.apexlogic.com/daily-active-hours": "12.000000001"}), 72, scale)) == 1
+}
+
+# METADATA
+# title: GPU-hours are exact with hours that are not binary fractions
+test_exact_hours if {
+	scale := {"minReplicas": 1, "maxReplicas": 3}
+	count(_budget_found(_gpu_deployment(3, "1", {"finops.apexlogic.com/daily-active-hours": "0.3"}), 0.9, scale)) == 0
+	count(_budget_found(_gpu_deployment(3, "1", {"finops.apexlogic.com/daily-active-hours": "0.1"}), 0.3, scale)) == 0
+	count(_budget_found(_gpu_deployment(3, "1", {"finops.apexlogic.com/daily-active-hours": "0.1"}), 0.29999999, scale)) == 1
+	count(_budget_found(_gpu_deployment(3, "1", {"finops.apexlogic.com/daily-active-hours": "1e-24"}), 3e-24, scale)) == 0
+	count(_budget_found(_gpu_deployment(3, "1", {"finops.apexlogic.com/daily-active-hours": "1e-024"}), 2e-24, scale)) == 1
+}
+
+# METADATA
+# title: 'issue 8: a fraction of a GPU is not a valid pod and is reported'
+test_issue_fractional_gpu if {
+	[f] := [f | some f in _found(_gpu_pod("0.5", {}))]
+	f.container == "server"
+	f.message == "finops.gpu-hours: Pod ai-workloads/inference: container \"server\": spec.containers[0].resources.limits.nvidia.com/gpu is \"0.5\", not a whole number, which Kubernetes requires for extended resources such as GPUs, so FinOpsPolicy ai-workloads/edge-ai-inference-cost-policy cannot be checked; set a whole number of devices"
+	count(_found(_gpu_pod("1500m", {}))) == 1
+	count(_found(_gpu_pod(0.5, {}))) == 1
+	count(_found(_gpu_pod("1000m", {"finops.apexlogic.com/daily-active-hours": "18"}))) == 0
+}
+
+# METADATA
+# title: the pod overhead of a GPU resource is added like Kubernetes adds it
+test_gpu_overhead if {
+	pod := object.union(_gpu_pod("1", {"finops.apexlogic.com/daily-active-hours": "9.5"}), {"spec": {"overhead": {"nvidia.com/gpu": "1"}}})
+	[f] := [f | some f in _found(pod)]
+	contains(f.message, "x 2 GPUs per pod x 9.5 active hours a day (annotation finops.apexlogic.com/daily-active-hours) = 19 GPU-hours a day")
+}

@@ -4,6 +4,7 @@
 # metadata.annotations and from its pod template's annotations; wherever it is set, it must hold.
 package edgepolicy.rules.finops
 
+import data.edgepolicy.lib.decimal
 import data.edgepolicy.lib.format
 import data.edgepolicy.lib.request
 import data.edgepolicy.lib.workload
@@ -37,8 +38,12 @@ findings contains finding if {
 	some record in _workload_policies
 	threshold := record.settings.idleShutdownThresholdMinutes
 	some location, value in _idle_annotations
-	minutes := _minutes(value)
-	minutes > threshold
+	nanoseconds := _nanoseconds(value)
+	decimal.greater(
+		decimal.of_integer(nanoseconds),
+		decimal.scale(decimal.from_number(threshold), _nanoseconds_per_minute),
+	)
+	minutes := nanoseconds / _nanoseconds_per_minute
 	finding := {
 		"rule": "finops.idle-shutdown",
 		"policy": record.id,
@@ -60,7 +65,7 @@ findings contains finding if {
 	some record in _workload_policies
 	record.settings.idleShutdownThresholdMinutes
 	some location, value in _idle_annotations
-	not _minutes(value)
+	not _nanoseconds(value)
 	finding := {
 		"rule": "finops.idle-shutdown",
 		"policy": record.id,
@@ -82,9 +87,9 @@ _idle_annotations[location] := value if {
 }
 
 # METADATA
-# title: _minutes
-# description: 'The minutes of Go duration `value`; undefined unless it is a positive duration.'
-_minutes(value) := nanoseconds / _nanoseconds_per_minute if {
+# title: _nanoseconds
+# description: 'The nanoseconds (an exact integer) of Go duration `value`; undefined unless it is a positive duration.'
+_nanoseconds(value) := nanoseconds if {
 	is_string(value)
 	regex.match(_go_duration, value)
 	nanoseconds := time.parse_duration_ns(value)

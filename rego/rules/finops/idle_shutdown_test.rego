@@ -77,3 +77,16 @@ test_minutes_text if {
 	[g] := [g | some g in finops.findings with input as fx.review_with(_on_template("1m"), {"policies": [half]})]
 	contains(g.message, "is 1m (1 minute), above idleShutdownThresholdMinutes 0.5 of FinOpsPolicy ai-workloads/p; set it to 0.5m or less")
 }
+
+# METADATA
+# title: the duration is compared with the threshold exactly, in nanoseconds
+test_exact_threshold if {
+	every threshold, at in {0.7: "42s", 0.1: "6s", 1e-9: "60ns", 12.345: "12m20.7s"} {
+		record := {"id": "ai-workloads/p", "settings": {"idleShutdownThresholdMinutes": threshold}}
+		count([f | some f in finops.findings; f.rule == "finops.idle-shutdown"]) == 0 with input as fx.review_with(_on_template(at), {})
+			with data.edgepolicy.lib.policy.applying as {record.id: record}
+		above := sprintf("%s1ns", [at])
+		count([f | some f in finops.findings; f.rule == "finops.idle-shutdown"]) == 1 with input as fx.review_with(_on_template(above), {})
+			with data.edgepolicy.lib.policy.applying as {record.id: record}
+	}
+}

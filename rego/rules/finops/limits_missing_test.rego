@@ -43,3 +43,16 @@ test_null_and_unmatched if {
 	unmatched := json.patch(fx.deployment(1, [{"name": "bare"}]), [{"op": "replace", "path": "/spec/template/metadata/labels", "value": {"app": "x"}}])
 	count(_found(unmatched)) == 0
 }
+
+# METADATA
+# title: 'issue 8: pod-level limits stand in for the containers'' limits of the resources they set'
+test_pod_level_limits if {
+	both := fx.workload("Pod", {"containers": [{"name": "a"}, {"name": "b"}], "resources": {"limits": {"cpu": "2", "memory": "2Gi"}}})
+	count(_found(both)) == 0
+	cpu_only := fx.workload("Deployment", {"containers": [{"name": "a"}], "resources": {"limits": {"cpu": "2"}}})
+	[f] := [f | some f in _found(cpu_only)]
+	contains(f.message, "container \"a\" (spec.template.spec.containers[0]) has no memory limit")
+	unsupported := fx.workload("Pod", {"containers": [{"name": "a"}], "resources": {"limits": {"ephemeral-storage": "1Gi"}}})
+	[g] := [g | some g in _found(unsupported)]
+	contains(g.message, "has no cpu and no memory limit")
+}

@@ -61,6 +61,8 @@ test_other_kinds if {
 # title: inverted bounds (minReplicas above maxReplicas) are not enforced; policy.invalid reports them
 test_inverted_bounds_not_enforced if {
 	inverted := fx.policy("p", fx.selector_spec({"autoScale": {"minReplicas": 5, "maxReplicas": 3}}))
-	findings := finops.findings with input as fx.review_with(fx.deployment(4, _small), {"policies": [inverted]})
+	error := {"field": "spec.autoScale.minReplicas", "message": "must not exceed spec.autoScale.maxReplicas (5 > 3), so neither bound is enforced"}
+	record := fx.invalid_record(inverted, [error], fx.selector_spec({"autoScale": {}}))
+	findings := finops.findings with input as fx.review_with(fx.deployment(4, _small), {"invalidPolicies": [record]})
 	count({f | some f in findings; f.rule == "finops.replicas"}) == 0
 }

@@ -1,29 +1,30 @@
 # METADATA
 # title: Policy rules
 # description: |
-#   `policy.invalid`: a malformed FinOpsPolicy is reported when it is admitted itself, and on every
-#   workload it applies to. A policy whose selector is unusable is reported on every workload of
-#   its namespace (nobody can tell what it targets: fail closed) and enforces nothing else; a
-#   malformed policy with a usable selector keeps enforcing its valid fields.
+#   `policy.invalid`: a policy the validator found malformed (docs/decision-contract.md) is
+#   reported when it is admitted itself, and on every workload it applies to. A policy whose
+#   selector is unusable is reported on every workload of its namespace (nobody can tell what it
+#   targets: fail closed) and enforces nothing else; a malformed policy with a usable selector
+#   keeps enforcing its valid fields. A policy that was not validated is reported the same way.
 package edgepolicy.rules.policy
 
 import data.edgepolicy.lib.policy
 import data.edgepolicy.lib.request
 
 # METADATA
-# title: policy.invalid (admitted FinOpsPolicy)
-# description: The admitted FinOpsPolicy is malformed.
+# title: policy.invalid (admitted policy)
+# description: The admitted policy (a FinOpsPolicy, ModelPolicy or any kind of the policy group) is malformed.
 # related_resources:
 #   - ref: https://github.com/apexlogic/edgepolicy/blob/main/docs/policies.md#policy.invalid
 #     description: policy.invalid in docs/policies.md
 # custom:
 #   rule: policy.invalid
-#   description: "A FinOpsPolicy is malformed (wrong types, zero or negative limits, minReplicas above maxReplicas, a bad or missing selector, unknown or mis-indented fields). Reported on the policy itself, one finding per field, and on every workload it may apply to."
+#   description: "A FinOpsPolicy is malformed (it fails its CRD's schema or CEL rules: wrong types, zero or negative limits, minReplicas above maxReplicas, a bad or missing selector, unknown or mis-indented fields; or it reached the decision without being validated). Reported on the policy itself, one finding per field, and on every workload it may apply to."
 #   summary: "Malformed FinOpsPolicy"
 #   fix: "Fix the field the message names (type, range, selector, unknown or mis-indented field) so the policy matches the FinOpsPolicy schema; until then the policy enforces nothing else and, with an unusable selector, denies every workload of its namespace."
 findings contains finding if {
-	request.kind == "FinOpsPolicy"
-	some error in policy.errors(request.object)
+	startswith(object.get(request.object, "apiVersion", ""), "policy.apexlogic.com/")
+	some error in policy.admitted_errors
 	finding := {
 		"rule": "policy.invalid",
 		"policy": concat("/", [request.namespace, request.name]),
@@ -36,7 +37,7 @@ findings contains finding if {
 # description: A FinOpsPolicy in data or context that applies to the admitted object is malformed.
 findings contains finding if {
 	some id in (policy.matching | policy.unusable)
-	some error in policy.errors(policy.candidates[id].object)
+	some error in policy.candidates[id].errors
 	finding := {
 		"rule": "policy.invalid",
 		"policy": id,

@@ -47,11 +47,12 @@ class PolicyRepo:
         path.mkdir(parents=True, exist_ok=True)
         self.git("init", "--quiet", f"--initial-branch={branch}")
 
-    def git(self, *args: str) -> str:
+    def git(self, *args: str, env: dict[str, str] | None = None) -> str:
         """Run git in the repository with the fixed identity and dates; return stdout."""
         when = f"{BASE_TIME + 60 * self.commits} +0000"
         env = {
             **os.environ,
+            **(env or {}),
             "GIT_AUTHOR_NAME": "Policy Author",
             "GIT_AUTHOR_EMAIL": "author@example.com",
             "GIT_COMMITTER_NAME": "Policy Author",
@@ -76,11 +77,18 @@ class PolicyRepo:
             content = yaml.safe_dump_all(content, sort_keys=False)
         target.write_text(content, encoding="utf-8")
 
-    def commit(self, message: str) -> str:
-        """Commit everything and return the new commit id."""
+    def commit(
+        self, message: str, *, ssh_key: Path | None = None, gpg: tuple[Path, str] | None = None
+    ) -> str:
+        """Commit everything and return the new commit id.
+
+        ``ssh_key`` (a private key file) signs the commit with SSH; ``gpg`` (a GNUPGHOME and a
+        user id) with OpenPGP.
+        """
         self.commits += 1
         self.git("add", "-A")
-        self.git("commit", "--quiet", "--allow-empty", "-m", message)
+        self.git(*sign_args(ssh_key, gpg), "commit", "--quiet", "--allow-empty", "-m", message,
+                 *(["-S"] if ssh_key or gpg else []), env=gpg_env(gpg))  # fmt: skip
         return self.git("rev-parse", "HEAD")
 
     def revert(self, commit: str) -> str:
@@ -100,3 +108,41 @@ def write_key(path: Path, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -
         )
     )
     return path
+
+
+def sign_args(ssh_key: Path | None, gpg: tuple[Path, str] | None) -> list[str]:
+    """Return the ``git -c`` options that make ``-S`` sign with ``ssh_key`` or ``gpg``."""
+    if ssh_key is not None:
+        return ["-c", "gpg.format=ssh", "-c", f"user.signingkey={ssh_key}"]
+    if gpg is not None:
+        return ["-c", "gpg.format=openpgp", "-c", f"user.signingkey={gpg[1]}"]
+    return []
+
+
+def gpg_env(gpg: tuple[Path, str] | None) -> dict[str, str] | None:
+    """Return the environment that points GPG at the signer's home."""
+    return {"GNUPGHOME": str(gpg[0])} if gpg is not None else None
+
+
+def ssh_key(directory: Path, name: str) -> Path:
+    """Generate an Ed25519 SSH key pair without passphrase; return the private key's path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(path)], check=True
+    )
+    return path
+
+
+def ssh_fingerprint(key: Path) -> str:
+    """Return the ``SHA256:...`` fingerprint of the key pair at ``key``."""
+    out = subprocess.run(
+        ["ssh-keygen", "-l", "-f", f"{key}.pub"], capture_output=True, text=True, check=True
+    ).stdout
+    return out.split()[1]
+
+
+def allowed_signer(principal: str, key: Path, options: str = "") -> str:
+    """Return an ``allowed_signers`` line allowing ``key`` for ``principal``."""
+    public = Path(f"{key}.pub").read_text(encoding="ascii").strip()
+    return f"{principal} {options + ' ' if options else ''}{public}\n"

@@ -58,6 +58,7 @@ def test_bundle_layout_manifest_and_data(repo: PolicyRepo, opa: Path) -> None:
         "metadata": {
             "commit": head,
             "author_time": "2026-01-01T00:01:00Z",
+            "commit_time": "2026-01-01T00:01:00Z",
             "source": "https://git.example.com/p.git",
         },
     }
@@ -65,6 +66,8 @@ def test_bundle_layout_manifest_and_data(repo: PolicyRepo, opa: Path) -> None:
     assert set(data["finops"]) == {"ai-workloads", "ml"}
     assert data["finops"]["ml"]["batch"]["spec"]["autoScale"]["maxReplicas"] == 3
     assert data["model"] == {}
+    assert data["validated"] is True  # the validator's output, which the decision trusts
+    assert data["invalid"] == {}
     assert bundle.revision == head and bundle.policies == 2 and not bundle.signed
 
 
@@ -99,7 +102,10 @@ def test_invalid_policy_fails_naming_file_object_and_field(
     message = str(error.value)
     assert message.startswith("teams/ai/cost.yaml:1: ")
     assert "FinOpsPolicy ai-workloads/edge-ai-inference-cost-policy" in message
-    assert "spec.costLimits.maxCPUCores" in message
+    assert message.endswith(
+        "FinOpsPolicy ai-workloads/edge-ai-inference-cost-policy is invalid: "
+        "spec.costLimits.maxCPUCores must be a number greater than 0, got -2"
+    )
     assert not out.parent.exists()
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from policyrepo import PolicyRepo, finops_policy
+from policyrepo import PolicyRepo, allowed_signer, finops_policy, ssh_fingerprint, ssh_key
 
 from bundles.archive import read_tar_gz
+from bundles.commit_trust import TrustPolicy
 from bundles.publish import Target
 from bundles.watch import WatchConfig, watch
 
@@ -121,3 +123,108 @@ def test_publish_failures_are_reported_without_the_target_credentials(
     assert state.published is None
     assert errors[0].startswith("round 1: cannot reach http://127.0.0.1:9/edgepolicy.tar.gz")
     assert "hunter2" not in " ".join(errors + state.errors)
+
+
+@pytest.mark.parametrize("scope", ["tip", "all"])
+def test_an_unsigned_commit_is_skipped_and_the_last_good_revision_stays(
+    tmp_path: Path, opa: Path, scope: str
+) -> None:
+    keys = tmp_path / "keys"
+    alice = ssh_key(keys, "alice")
+    signers = tmp_path / "allowed_signers"
+    signers.write_text(allowed_signer("alice@example.com", alice))
+    repo = PolicyRepo(tmp_path / "repo")
+    repo.write("cost.yaml", finops_policy(max_replicas=3))
+    good = repo.commit("good", ssh_key=alice)
+    out = tmp_path / "served"
+    seen: list[tuple[str, int]] = []
+    commits: list[str] = []
+
+    def next_round(_: float) -> None:
+        seen.append(_published(out))
+        if len(seen) == 1:
+            repo.write("cost.yaml", finops_policy(max_replicas=300))
+            commits.append(repo.commit("loosen every limit, unsigned"))
+        elif len(seen) == 3:
+            repo.write("cost.yaml", finops_policy(max_replicas=5))
+            commits.append(repo.commit("signed on top", ssh_key=alice))
+
+    lines: list[str] = []
+    errors: list[str] = []
+    config = replace(
+        _config(str(repo.path), Target("dir", str(out)), opa, tmp_path, 4),
+        trust=TrustPolicy(allowed_signers=signers, scope=scope),
+    )
+    watch(config, lines.append, errors.append, sleep=next_round)
+    seen.append(_published(out))
+    unsigned, signed = commits
+    assert errors[0].startswith(
+        f"commit {unsigned} not published: untrusted commit {unsigned} by Policy Author "
+        "<author@example.com>: unsigned; "
+    )
+    assert errors[0].endswith(f"; revision {good} stays published")
+    if scope == "tip":  # the signed commit vouches for what it builds on
+        assert seen == [(good, 3), (good, 3), (good, 3), (signed, 5)]
+        assert len(errors) == 1
+    else:  # every commit since the last published one must be signed
+        assert seen == [(good, 3)] * 4
+        assert errors[1].startswith(f"commit {signed} not published: untrusted commit {unsigned} ")
+        assert len(errors) == 2
+    archive = (out / "edgepolicy.tar.gz").read_bytes()
+    manifest = json.loads(read_tar_gz(archive, source="out")[".manifest"])
+    assert manifest["metadata"]["signer"]["principal"] == "alice@example.com"
+    signed_by = f"commit signed by alice@example.com ({ssh_fingerprint(alice)})"
+    assert lines[0].endswith(f"(revision {good}), {signed_by}")
+
+
+def test_a_branch_reset_to_an_older_commit_is_not_published(tmp_path: Path, opa: Path) -> None:
+    repo = PolicyRepo(tmp_path / "repo")
+    repo.write("cost.yaml", finops_policy(max_replicas=3))
+    first = repo.commit("first")
+    repo.write("cost.yaml", finops_policy(max_replicas=5))
+    second = repo.commit("second")
+    out = tmp_path / "served"
+    rounds: list[str] = []
+
+    def reset(_: float) -> None:
+        rounds.append(_published(out)[0])
+        if len(rounds) == 1:
+            repo.git("reset", "--quiet", "--hard", first)
+
+    errors: list[str] = []
+    config = _config(str(repo.path), Target("dir", str(out)), opa, tmp_path, 3)
+    state = watch(config, [].append, errors.append, sleep=reset)
+    assert rounds == [second, second] and _published(out)[0] == second
+    assert len(errors) == 1  # reported once, not every round
+    assert errors[0].startswith(f"commit {first} not published: refusing to replace revision")
+    assert f"is an ancestor of {second}" in errors[0]
+    assert errors[0].endswith(f"; revision {second} stays published")
+    assert state.failed == first
+
+
+def test_scope_all_checks_only_the_commits_since_the_last_published_revision(
+    tmp_path: Path, opa: Path
+) -> None:
+    keys = tmp_path / "keys"
+    alice, bob = ssh_key(keys, "alice"), ssh_key(keys, "bob")
+    signers = tmp_path / "allowed_signers"
+    signers.write_text(allowed_signer("alice@example.com", alice) + allowed_signer("b@x", bob))
+    repo = PolicyRepo(tmp_path / "repo")
+    repo.write("cost.yaml", finops_policy(max_replicas=3))
+    repo.commit("by bob", ssh_key=bob)
+    out = tmp_path / "served"
+
+    def bob_leaves(_: float) -> None:  # bob's key is withdrawn after his commit was published
+        signers.write_text(allowed_signer("alice@example.com", alice))
+        repo.write("cost.yaml", finops_policy(max_replicas=4))
+        repo.commit("by alice", ssh_key=alice)
+
+    errors: list[str] = []
+    config = replace(
+        _config(str(repo.path), Target("dir", str(out)), opa, tmp_path, 2),
+        trust=TrustPolicy(allowed_signers=signers, scope="all"),
+    )
+    state = watch(config, [].append, errors.append, sleep=bob_leaves)
+    assert errors == []
+    assert _published(out) == (repo.git("rev-parse", "HEAD"), 4)
+    assert state.published == repo.git("rev-parse", "HEAD")

@@ -13,6 +13,7 @@ from webhook_builders import decision, finding, review
 from edgepolicy.decision import Decision
 from edgepolicy.errors import OpaError, OpaUnavailableError
 from edgepolicy.kube import KubernetesApiError
+from edgepolicy.validated_policies import ValidatedPolicies, validate_policies
 from webhook import decision_log, metrics
 from webhook.admission import AdmissionService
 from webhook.config import WebhookConfig
@@ -40,6 +41,15 @@ class FakeOpa:
         return self.healthy
 
 
+def _budget(namespace: str, spec: Any = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "policy.apexlogic.com/v1alpha1",
+        "kind": "FinOpsPolicy",
+        "metadata": {"name": "budget", "namespace": namespace},
+        "spec": {"targetWorkloadSelector": {}} if spec is None else spec,
+    }
+
+
 class FakeKube:
     """A cluster holding one FinOpsPolicy and one Deployment, or failing every lookup."""
 
@@ -47,11 +57,11 @@ class FakeKube:
         self.error = error
         self.calls: list[tuple[Any, ...]] = []
 
-    def finops_policies(self, namespace: str, *, timeout: float) -> list[dict[str, Any]]:
+    def finops_policies(self, namespace: str, *, timeout: float) -> ValidatedPolicies:
         self.calls.append(("policies", namespace, timeout))
         if self.error:
             raise self.error
-        return [{"kind": "FinOpsPolicy", "metadata": {"name": "budget", "namespace": namespace}}]
+        return validate_policies([_budget(namespace)])
 
     def workload(
         self, namespace: str, kind: str, name: str, *, timeout: float
@@ -84,7 +94,12 @@ def test_validate_asks_opa_with_the_review_and_empty_context() -> None:
     assert answer["response"]["uid"] == "3f1c-uid"
     (sent,) = opa.inputs
     assert sent["request"] == review()["request"]
-    assert sent["context"] == {"policies": [], "workloads": []}
+    assert sent["context"] == {
+        "policies": [],
+        "invalidPolicies": [],
+        "policiesValidated": True,
+        "workloads": [],
+    }
 
 
 def test_update_sends_the_old_object_to_opa() -> None:
@@ -295,3 +310,19 @@ def test_ready_checks_bundles_only_when_fed_by_bundles() -> None:
     AdmissionService(WebhookConfig(opa_url="http://o:1", bundles=True), opa).ready()
     AdmissionService(CONFIG, opa).ready()
     assert opa.health_bundles == [True, False]
+
+
+def test_an_admitted_policy_is_validated_and_replaces_the_stored_one() -> None:
+    opa, kube = FakeOpa(decision()), FakeKube()
+    admitted = _budget("ai", {"costLimits": {"maxCPUCores": 0}})
+    AdmissionService(CONFIG, opa, kube).answer(
+        "validate", review(kind="FinOpsPolicy", obj=admitted)
+    )
+    context = opa.inputs[0]["context"]
+    assert context["policies"] == []
+    [record] = context["invalidPolicies"]
+    assert (record["namespace"], record["name"]) == ("ai", "budget")
+    assert {e["field"] for e in record["errors"]} == {
+        "spec.targetWorkloadSelector",
+        "spec.costLimits.maxCPUCores",
+    }

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+import logging
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -12,6 +15,7 @@ from flask.testing import FlaskClient
 from webhook_builders import decision, finding, review
 
 from edgepolicy.decision import Decision
+from webhook import decision_log
 from webhook.admission import AdmissionService
 from webhook.app import create_app
 from webhook.config import WebhookConfig
@@ -139,3 +143,53 @@ def test_metrics_are_prometheus_text(client: FlaskClient) -> None:
     assert 'edgepolicy_admission_requests_total{allowed="false",endpoint="validate"' in text
     assert 'edgepolicy_decisions_total{action="deny",rule="finops.cpu"}' in text
     assert "edgepolicy_admission_duration_seconds_bucket" in text
+
+
+def test_a_400_quotes_a_huge_value_cut_short_and_is_logged_and_counted() -> None:
+    config = dataclasses.replace(CONFIG, max_body_bytes=4 * 1024 * 1024)
+    opa = StubOpa(decision())
+    client = create_app(config, service=AdmissionService(config, opa)).test_client()
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    log = logging.getLogger(decision_log.LOGGER_NAME)
+    log.addHandler(handler)
+    document = review()
+    document["apiVersion"] = "v" * 2_000_000
+    document["request"]["object"]["spec"] = {"token": "s3cr3t-in-the-object"}
+    before = _rejected(client, "not-admission-review")
+    try:
+        response = client.post("/validate", json=document)
+    finally:
+        log.removeHandler(handler)
+    assert response.status_code == 400
+    assert len(response.get_data()) < 400
+    error = response.get_json()["error"]
+    assert "'" + "v" * 99 + "… (2000002 characters)" in error
+    assert response.get_json()["uid"] == "3f1c-uid"
+    (line,) = [json.loads(line) for line in lines]
+    assert line == {
+        "event": "rejected",
+        "endpoint": "validate",
+        "status": 400,
+        "reason": "not-admission-review",
+        "error": error,
+        "uid": "3f1c-uid",
+        "bytes": len(json.dumps(document)),
+    }
+    assert _rejected(client, "not-admission-review") == before + 1
+
+
+def test_405_and_413_are_counted_by_reason(client: FlaskClient) -> None:
+    before = (_rejected(client, "method-not-allowed"), _rejected(client, "too-large"))
+    client.get("/mutate")
+    client.post("/validate", data=b"x" * (CONFIG.max_body_bytes + 1))
+    after = (_rejected(client, "method-not-allowed"), _rejected(client, "too-large"))
+    assert after == (before[0] + 1, before[1] + 1)
+
+
+def _rejected(client: FlaskClient, reason: str) -> Decimal:
+    text = client.get("/metrics").get_data(as_text=True)
+    series = f'edgepolicy_rejected_requests_total{{reason="{reason}"}} '
+    (line,) = [line for line in text.splitlines() if line.startswith(series)]
+    return Decimal(line.removeprefix(series))

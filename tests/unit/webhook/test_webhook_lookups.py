@@ -14,6 +14,7 @@ from plugin_support import FakePlugin
 
 from edgepolicy.errors import UsageError
 from edgepolicy.kube import KubeApi, KubernetesApiError
+from edgepolicy.validated_policies import NO_POLICIES
 from webhook.lookups import ClusterLookups, connect
 
 POLICY = {
@@ -50,9 +51,11 @@ class StubApi(KubeApi):
         return OBJECTS.get(path)
 
 
-def test_lists_policies_slimmed_and_typed() -> None:
+def test_lists_policies_slimmed_typed_and_validated() -> None:
     api = StubApi()
-    (policy,) = ClusterLookups(api).finops_policies("ai", timeout=0.7)
+    validated = ClusterLookups(api).finops_policies("ai", timeout=0.7)
+    assert validated.invalid == ()
+    (policy,) = validated.valid
     assert policy["apiVersion"] == "policy.apexlogic.com/v1alpha1"
     assert policy["kind"] == "FinOpsPolicy"
     assert "managedFields" not in policy["metadata"]
@@ -83,7 +86,7 @@ def test_failures_are_not_cached() -> None:
 
 
 def test_missing_crd_or_namespace_means_no_policies() -> None:
-    assert ClusterLookups(StubApi()).finops_policies("empty", timeout=2) == []
+    assert ClusterLookups(StubApi()).finops_policies("empty", timeout=2) == NO_POLICIES
 
 
 def test_workload_lookup_and_absent_workloads() -> None:
@@ -143,3 +146,46 @@ def test_a_context_alone_reads_the_kubeconfig_files_kubectl_reads(
     with pytest.raises(KubernetesApiError, match="user 'u': exited with status 5"):
         connect(None, context="edge", authenticate=True)  # as `serve` starts
     assert len(fake_plugin.calls()) == 1
+
+
+def test_invalid_cluster_policies_come_with_their_errors_once_per_cached_answer() -> None:
+    broken = {"metadata": {"name": "broken", "namespace": "ai"}, "spec": {"costLimits": {}}}
+    OBJECTS["/apis/policy.apexlogic.com/v1alpha1/namespaces/lab/finopspolicies"] = {
+        "items": [broken]
+    }
+    lookups = ClusterLookups(StubApi(), cache_ttl=60)
+    validated = lookups.finops_policies("lab", timeout=2)
+    assert lookups.finops_policies("lab", timeout=2) is validated
+    assert validated.valid == ()
+    (invalid,) = validated.invalid
+    assert (invalid.namespace, invalid.name) == ("ai", "broken")
+    assert [e.field for e in invalid.errors] == ["spec.targetWorkloadSelector"]
+
+
+def test_a_stored_policy_version_is_validated_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import webhook.lookups as lookups_module
+
+    calls: list[str] = []
+    real = lookups_module.validate_policies
+
+    def counting(objs: Any, **kwargs: Any) -> Any:
+        objs = list(objs)
+        calls.extend(obj["metadata"]["name"] for obj in objs)
+        return real(objs, **kwargs)
+
+    monkeypatch.setattr(lookups_module, "validate_policies", counting)
+    versioned = {
+        "metadata": {"name": "v", "namespace": "ai", "uid": "u-1", "resourceVersion": "7"},
+        "spec": {"targetWorkloadSelector": {}},
+    }
+    OBJECTS["/apis/policy.apexlogic.com/v1alpha1/namespaces/vers/finopspolicies"] = {
+        "items": [versioned]
+    }
+    lookups = ClusterLookups(StubApi(), cache_ttl=0)
+    first = lookups.finops_policies("vers", timeout=2)
+    second = lookups.finops_policies("vers", timeout=2)
+    assert first.valid == second.valid
+    assert calls == ["v"]
+    versioned["metadata"]["resourceVersion"] = "8"
+    lookups.finops_policies("vers", timeout=2)
+    assert calls == ["v", "v"]

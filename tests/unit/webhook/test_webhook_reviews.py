@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import pytest
 from webhook_builders import decision, finding, review
@@ -200,3 +201,44 @@ def test_fail_open_admits_with_a_warning() -> None:
     assert response["allowed"] is True
     assert "OPA timed out" in response["warnings"][0]
     assert response["auditAnnotations"] == {"decision": "fail-open"}
+
+
+@pytest.mark.parametrize(
+    ("number", "expected"),
+    [
+        (b"9" * 4_301, "an integer of more than 4300 digits"),
+        (b"-" + b"9" * 100_000, "an integer of more than 4300 digits"),
+        (b"1e309", "the number 1e309, beyond the range of a 64-bit float"),
+        (b"-2.5E+400", "the number -2.5E+400, beyond the range"),
+    ],
+)
+def test_numbers_python_cannot_carry_are_malformed(number: bytes, expected: str) -> None:
+    body = _body(review()).replace(b'"name": "web"', b'"name": "web", "replicas": ' + number, 1)
+    with pytest.raises(reviews.MalformedReviewError, match=re.escape(expected)) as raised:
+        reviews.parse_review(body)
+    assert raised.value.reason == reviews.NUMBER_OUT_OF_RANGE
+    assert len(str(raised.value)) < 200
+
+
+def test_the_largest_readable_numbers_are_kept() -> None:
+    body = _body(review()).replace(b'"name": "web"', b'"name": "web", "n": [' + b"9" * 4_300
+                                   + b", 1.7e308]", 1)  # fmt: skip
+    (obj_number, float_number) = reviews.parse_review(body)["request"]["n"]
+    assert obj_number == int("9" * 4_300) and float_number == 1.7e308
+
+
+@pytest.mark.parametrize(
+    ("change", "shown"),
+    [
+        ({"operation": "X" * 5_000}, "'" + "X" * 99 + "… (5002 characters)"),
+        ({"operation": {"a": "b" * 5_000}}, "got an object"),
+        ({"operation": ["c" * 5_000]}, "got an array"),
+    ],
+)
+def test_quoted_values_are_cut_short(change: dict[str, object], shown: str) -> None:
+    document = review()
+    document["request"].update(change)
+    with pytest.raises(reviews.MalformedReviewError) as raised:
+        reviews.parse_review(_body(document))
+    assert shown in str(raised.value) and len(str(raised.value)) < 250
+    assert raised.value.uid == "3f1c-uid"

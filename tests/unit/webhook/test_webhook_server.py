@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gc
 import ssl
+import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -67,8 +69,29 @@ def test_local_data_holds_the_policies_and_the_data_files(tmp_path: Path) -> Non
     data = local_data([tmp_path / "policies.yaml"], [tmp_path / "settings.yaml"])
     assert data["edgepolicy"]["settings"] == {"enforcementActions": {"finops.cpu": "warn"}}
     policies = data["edgepolicy"]["policies"]
+    assert policies["validated"] is True
     assert list(policies["finops"]["ai"]) == ["budget"]
     assert policies["model"] == {}
+    assert policies["invalid"] == {}
+
+
+def test_local_data_validates_the_policies_once_and_keeps_the_invalid_ones_apart(
+    tmp_path: Path,
+) -> None:
+    broken = POLICY.replace("name: budget", "name: broken").replace(
+        "{matchLabels: {app: web}}", "{matchLabels: {app: web}}, costLimits: {maxCPUCores: -1}"
+    )
+    (tmp_path / "policies.yaml").write_text(POLICY + "---\n" + broken)
+    policies = local_data([tmp_path / "policies.yaml"], [])["edgepolicy"]["policies"]
+    assert list(policies["finops"]["ai"]) == ["budget"]
+    [record] = policies["invalid"]["ai"]
+    assert record["name"] == "broken"
+    assert record["errors"] == [
+        {
+            "field": "spec.costLimits.maxCPUCores",
+            "message": "must be a number greater than 0, got -1",
+        }
+    ]
 
 
 def test_data_files_cannot_smuggle_policies(tmp_path: Path) -> None:
@@ -102,3 +125,35 @@ def test_a_worker_freezes_its_loaded_application_and_stamps_arrivals(
         gc.unfreeze()
     worker.wsgi({}, None)
     assert seen == [None]  # outside a request no arrival time is known
+
+
+def test_a_request_sees_the_arrival_stamped_when_its_connection_was_queued(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[Any] = []
+
+    def application(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.append(environ[ARRIVAL_KEY])
+        return []
+
+    def handle_request(self: Any, req: Any, conn: Any) -> bool:  # gunicorn calls the app here
+        self.wsgi({}, None)
+        return True
+
+    monkeypatch.setattr(ThreadWorker, "load_wsgi", lambda self: setattr(self, "wsgi", application))
+    monkeypatch.setattr(ThreadWorker, "enqueue_req", lambda self, conn: None)
+    monkeypatch.setattr(ThreadWorker, "handle_request", handle_request)
+    worker = ArrivalStampingWorker.__new__(ArrivalStampingWorker)
+    try:
+        worker.load_wsgi()
+    finally:
+        gc.unfreeze()
+    conn = SimpleNamespace()
+    before = time.monotonic()
+    worker.enqueue_req(conn)  # accepted, or readable again after keep-alive
+    after = time.monotonic()
+    assert before <= conn.edgepolicy_arrived <= after
+    time.sleep(0.01)  # the request waits for a thread
+    assert worker.handle_request(object(), conn) is True
+    worker.wsgi({}, None)  # after the request: no arrival time leaks into the next call
+    assert seen == [conn.edgepolicy_arrived, None]

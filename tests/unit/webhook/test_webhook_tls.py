@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from gunicorn import sock as gunicorn_sock  # type: ignore[import-untyped]
+from gunicorn.config import Config  # type: ignore[import-untyped]
 
 from edgepolicy.errors import UsageError
+from webhook.server import ServerOptions, gunicorn_settings
 from webhook.tls import ReloadingContext, server_context
 
-KeyPairWriter = Callable[[Path, Path, str], object]
+KeyPairWriter = Callable[[Path, Path, str], x509.Certificate]
 
 
 def test_server_context_requires_tls_1_2(tmp_path: Path, write_key_pair: KeyPairWriter) -> None:
@@ -33,22 +39,55 @@ def test_missing_or_mismatched_files_are_usage_errors(
         server_context(tmp_path / "a.pem", tmp_path / "b.key")
 
 
-def test_rotation_is_picked_up_and_a_half_rotated_pair_is_ignored(
+def _served_serial(cfg: Config) -> int:
+    """Accept one TLS connection the way gunicorn does (its ``ssl_wrap_socket``, which asks
+    the ``ssl_context`` hook) and return the serial of the certificate a client was shown."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def accept_one() -> None:
+            connection, _ = listener.accept()
+            with gunicorn_sock.ssl_wrap_socket(connection, cfg) as server_side:
+                server_side.do_handshake()
+
+        server = threading.Thread(target=accept_one)
+        server.start()
+        client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        client_context.check_hostname = False
+        client_context.verify_mode = ssl.CERT_NONE
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+            client_context.wrap_socket(raw) as client,
+        ):
+            der = client.getpeercert(binary_form=True)
+        server.join(5)
+    assert der is not None
+    return int(x509.load_der_x509_certificate(der).serial_number)
+
+
+def test_rotation_is_served_and_a_half_rotated_pair_is_ignored(
     tmp_path: Path, write_key_pair: KeyPairWriter
 ) -> None:
     cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
-    write_key_pair(cert, key, "first")
+    first_cert = write_key_pair(cert, key, "first")
     tls = ReloadingContext(cert, key, check_interval=0)
+    cfg = Config()
+    settings = gunicorn_settings(ServerOptions(cert_file=cert, key_file=key), tls)
+    for name in ("certfile", "keyfile", "ssl_context"):
+        cfg.set(name, settings[name])
     first = tls.context()
     assert tls.context() is first  # unchanged files: the same context
+    assert _served_serial(cfg) == first_cert.serial_number
 
-    write_key_pair(tmp_path / "next.crt", tmp_path / "next.key", "second")
+    second_cert = write_key_pair(tmp_path / "next.crt", tmp_path / "next.key", "second")
     (tmp_path / "next.crt").replace(cert)  # certificate rotated, key not yet
     assert tls.context() is first
+    assert _served_serial(cfg) == first_cert.serial_number
     (tmp_path / "next.key").replace(key)
     second = tls.context()
     assert second is not first
     assert second.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert _served_serial(cfg) == second_cert.serial_number
 
 
 def test_files_are_checked_at_most_once_per_interval(

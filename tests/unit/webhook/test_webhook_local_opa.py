@@ -1,0 +1,158 @@
+"""The local OPA's supervisor, with a stand-in OPA process whose health the test controls: a
+stopped process is replaced at once, a running one that stops answering after the unanswered
+time, and the one replaced is killed (real processes, real signals; the real OPA is replaced in
+tests/integration/test_webhook_serve.py)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from webhook import local_opa
+from webhook.local_opa import SupervisedOpa
+
+# Answers /health like OPA until the file named by FAKE_OPA_SILENT exists; then it keeps
+# running but never answers.
+FAKE_OPA = f"""#!{sys.executable}
+import http.server, os, pathlib, sys, time
+host, port = sys.argv[sys.argv.index("--addr") + 1].rsplit(":", 1)
+silent = pathlib.Path(os.environ["FAKE_OPA_SILENT"])
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        while silent.exists():
+            time.sleep(0.05)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"{{}}")
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer((host, int(port)), Handler).serve_forever()
+"""
+
+
+@pytest.fixture
+def silent_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    flag = tmp_path / "silent"
+    monkeypatch.setenv("FAKE_OPA_SILENT", str(flag))
+    return flag
+
+
+@pytest.fixture
+def supervise(tmp_path: Path, silent_flag: Path) -> Iterator[Callable[[float], SupervisedOpa]]:
+    binary = tmp_path / "opa"
+    binary.write_text(FAKE_OPA)
+    binary.chmod(0o755)
+    started: list[SupervisedOpa] = []
+
+    def start(unanswered_seconds: float) -> SupervisedOpa:
+        supervisor = SupervisedOpa(
+            binary,
+            paths=[],
+            data={},
+            check_interval=0.05,
+            health_timeout=0.1,
+            unanswered_seconds=unanswered_seconds,
+        )
+        supervisor.start()
+        started.append(supervisor)
+        return supervisor
+
+    yield start
+    silent_flag.unlink(missing_ok=True)
+    for supervisor in started:
+        supervisor.stop()
+
+
+def _replaced(supervisor: SupervisedOpa, old: int, within: float) -> int:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        pid = supervisor.pid
+        if pid is not None and pid != old:
+            return pid
+        time.sleep(0.02)
+    raise AssertionError(f"OPA {old} was not replaced within {within}s")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] in "ZX"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_stopped_opa_is_killed_and_replaced_without_waiting_for_checks(
+    supervise: Callable[[float], SupervisedOpa], caplog: pytest.LogCaptureFixture
+) -> None:
+    supervisor = supervise(3600)  # only the process state can tell within the test
+    old = supervisor.pid
+    assert old is not None
+    caplog.set_level(logging.WARNING, logger="edgepolicy.webhook.opa")
+    os.kill(old, signal.SIGSTOP)
+    try:
+        # Generous for a stand-in that starts in milliseconds, and shorter than the 5 s SIGTERM
+        # grace a stopped process would be waited out with (it cannot act on SIGTERM).
+        _replaced(supervisor, old, within=3)
+        assert _gone(old)
+    finally:
+        if not _gone(old):
+            os.kill(old, signal.SIGCONT)
+    assert supervisor.restarts == 1
+    assert "cannot answer (stopped); replacing it" in caplog.text
+
+
+def test_a_running_opa_that_stops_answering_is_replaced_after_the_unanswered_time(
+    supervise: Callable[[float], SupervisedOpa],
+    silent_flag: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    supervisor = supervise(0.5)
+    old = supervisor.pid
+    assert old is not None
+    caplog.set_level(logging.WARNING, logger="edgepolicy.webhook.opa")
+    silent_flag.touch()
+    time.sleep(0.2)  # well within the unanswered time: still the same OPA
+    assert supervisor.pid == old
+    deadline = time.monotonic() + 10
+    while supervisor.pid == old and time.monotonic() < deadline:  # until it is killed
+        time.sleep(0.02)
+    silent_flag.unlink()  # so that the replacement answers
+    new = _replaced(supervisor, old, within=10)
+    assert _gone(old)
+    assert supervisor.pid == new
+    assert "no health check answered for" in caplog.text
+
+
+def test_a_dead_opa_is_replaced_at_once(supervise: Callable[[float], SupervisedOpa]) -> None:
+    supervisor = supervise(3600)
+    old = supervisor.pid
+    assert old is not None
+    os.kill(old, signal.SIGKILL)
+    _replaced(supervisor, old, within=10)
+    assert supervisor.restarts == 1
+
+
+def test_without_proc_only_health_checks_tell(
+    supervise: Callable[[float], SupervisedOpa],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setattr(local_opa, "_PROC", tmp_path / "no-proc")  # as on macOS
+    supervisor = supervise(0.5)
+    old = supervisor.pid
+    assert old is not None
+    time.sleep(1.0)  # a healthy OPA is left alone
+    assert supervisor.pid == old and supervisor.restarts == 0
+    os.kill(old, signal.SIGSTOP)
+    try:
+        _replaced(supervisor, old, within=10)  # by the unanswered checks
+    finally:
+        if not _gone(old):
+            os.kill(old, signal.SIGCONT)
+    assert supervisor.restarts == 1
