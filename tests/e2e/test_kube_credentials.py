@@ -33,6 +33,7 @@ PLUGIN = ROOT / "tests" / "assets" / "fake_credential_plugin.py"
 V1 = "client.authentication.k8s.io/v1"
 POLICIES = "/apis/policy.apexlogic.com/v1alpha1/namespaces/default/finopspolicies"
 NAMESPACE = "edgepolicy-system"
+PUBLISH_NAMESPACE = "exec-publish"
 
 
 class Plugin:
@@ -168,22 +169,28 @@ def bundle(tmp_path: Path) -> SignedBundle:
 def test_bundle_publish_to_a_configmap_with_an_exec_context(
     kubectl: Kubectl, bundle: SignedBundle, tmp_path: Path
 ) -> None:
-    kubectl.run("apply", "-f", str(ROOT / "deploy/base/namespace.yaml"), check=True)
-    kubectl.run("apply", "-f", str(ROOT / "deploy/components/bundle-service/rbac.yaml"), check=True)
-    kubectl.run("create", "serviceaccount", "exec-ci", "-n", NAMESPACE, check=True)
+    # A namespace of its own: the shipped publisher Role stays for test_bundle_service.py.
+    kubectl.create_namespace(PUBLISH_NAMESPACE)
     kubectl.run(
-        "create", "rolebinding", "exec-ci", "-n", NAMESPACE,
-        "--role=edgepolicy-bundle-publisher", f"--serviceaccount={NAMESPACE}:exec-ci",
-        check=True,
+        "create", "role", "exec-publisher", "-n", PUBLISH_NAMESPACE,
+        "--verb=get,create,update", "--resource=configmaps", check=True,
+    )  # fmt: skip
+    kubectl.run("create", "serviceaccount", "exec-ci", "-n", PUBLISH_NAMESPACE, check=True)
+    kubectl.run(
+        "create", "rolebinding", "exec-ci", "-n", PUBLISH_NAMESPACE,
+        "--role=exec-publisher", f"--serviceaccount={PUBLISH_NAMESPACE}:exec-ci", check=True,
     )  # fmt: skip
     plugin = Plugin(tmp_path / "plugin")
-    plugin.answer(_token(_service_account_token(kubectl, "exec-ci")))
+    token = kubectl.run(
+        "create", "token", "exec-ci", "-n", PUBLISH_NAMESPACE, "--duration=1h", check=True
+    ).stdout.strip()
+    plugin.answer(_token(token))
     kubeconfig = _kubeconfig(kubectl, plugin, tmp_path)
 
     def publish(*flags: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(EDGEPOLICY), "bundle", "publish", str(bundle.path),
-             "--to", f"configmap:{NAMESPACE}/edgepolicy-bundle", *flags],
+             "--to", f"configmap:{PUBLISH_NAMESPACE}/edgepolicy-bundle", *flags],
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
 
@@ -192,7 +199,7 @@ def test_bundle_publish_to_a_configmap_with_an_exec_context(
 
     assert published.returncode == 0, published.stderr
     assert len(plugin.calls()) == 1  # the context chosen, not the admin's current-context
-    stored = kubectl.get("configmap", "edgepolicy-bundle", NAMESPACE)
+    stored = kubectl.get("configmap", "edgepolicy-bundle", PUBLISH_NAMESPACE)
     assert stored is not None
     assert stored["metadata"]["annotations"]["policy.apexlogic.com/bundle-revision"] == (
         bundle.revision
