@@ -188,7 +188,9 @@ def _add_publishing(parser: argparse.ArgumentParser, *, repeat: bool = False) ->
         help="kubeconfig for configmap targets (default: $KUBECONFIG, ~/.kube/config)",
     )
     parser.add_argument(
-        "--context", help="kubeconfig context for configmap targets (default: current-context)"
+        "--context",
+        metavar="NAME",
+        help="kubeconfig context for configmap targets (default: current-context)",
     )
     trust_flags.add_allow_rollback(parser)
 
