@@ -3,14 +3,16 @@
 # the runtime stage copies only that venv and runs as a non-root user. The `models` extra: the
 # webhook verifies model signatures at admission, and the image is also the init container that
 # verifies model directories at pod start (`edgepolicy model verify`).
-# Pin the base by digest as well when you build for production (`python:3.11.14-slim-bookworm@sha256:…`).
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+# The base image by digest (the multi-architecture index), its tag as a comment; how to move it to a
+# new tag or rebuild: docs/deploy.md ("Image digests").
+# python:3.11.14-slim-bookworm
+ARG PYTHON_IMAGE=python@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 # edgepolicy/policy_library is a symlink to ../rego: both are copied so the wheel gets the library.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY edgepolicy ./edgepolicy
 COPY webhook ./webhook
 COPY bundles ./bundles

@@ -22,6 +22,7 @@ from bundles.server import make_server
 from bundles.signing import SigningKey, load_signing_key
 from bundles.watch import WatchConfig, watch
 from edgepolicy.errors import UsageError
+from edgepolicy.kubeconfig import KubeconfigError
 from edgepolicy.opa_binary import find_opa
 
 DEFAULT_PORT = 8282
@@ -186,6 +187,11 @@ def _add_publishing(parser: argparse.ArgumentParser, *, repeat: bool = False) ->
         "--kubeconfig",
         help="kubeconfig for configmap targets (default: $KUBECONFIG, ~/.kube/config)",
     )
+    parser.add_argument(
+        "--context",
+        metavar="NAME",
+        help="kubeconfig context for configmap targets (default: current-context)",
+    )
     trust_flags.add_allow_rollback(parser)
 
 
@@ -224,17 +230,23 @@ def _publish(args: argparse.Namespace) -> int:
         archive = Path(args.bundle).read_bytes()
     except OSError as error:
         raise UsageError(f"cannot read bundle {args.bundle}: {error.strerror}") from error
-    where = publish(
-        archive,
-        target,
-        bundle_name=args.name,
-        token=read_token(args.token_file),
-        ca_file=args.ca_file,
-        kubeconfig=args.kubeconfig,
-        source=args.bundle,
-        repo=Path(args.repo) if args.repo else None,
-        allow_rollback=args.allow_rollback,
-    )
+    try:
+        where = publish(
+            archive,
+            target,
+            bundle_name=args.name,
+            token=read_token(args.token_file),
+            ca_file=args.ca_file,
+            kubeconfig=args.kubeconfig,
+            context=args.context,
+            source=args.bundle,
+            repo=Path(args.repo) if args.repo else None,
+            allow_rollback=args.allow_rollback,
+        )
+    except KubeconfigError as error:
+        given = (("--kubeconfig", args.kubeconfig), ("--context", args.context))
+        flags = " ".join(flag for flag, value in given if value)
+        raise UsageError(f"{flags}: {error}" if flags else str(error)) from error
     print(f"published {where}")
     return 0
 
@@ -289,6 +301,7 @@ def _watch(args: argparse.Namespace) -> int:
         token=read_token(args.token_file),
         ca_file=args.ca_file,
         kubeconfig=args.kubeconfig,
+        kube_context=args.context,
         bundle_source=_source(args),
         trust=trust_flags.trust_policy(args),
         since=trust_flags.since(args),

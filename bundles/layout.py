@@ -5,19 +5,21 @@ where the library expects them), the policy repository's ``.rego`` files under `
 repository's policy objects in ``edgepolicy/policies/data.json`` (``data.edgepolicy.policies``,
 see docs/decision-contract.md), its settings file (if any) in ``edgepolicy/settings/data.json``
 and a ``.manifest`` whose roots are ``["edgepolicy"]``.
-Test files (``*_test.rego``) are left out: they are for ``opa test``, not for enforcement.
+The library's files are its runtime files (:func:`edgepolicy.library.runtime_files`, the same
+that ``check`` and ``serve`` load); test files (``*_test.rego``) are left out of the repository's
+Rego too: they are for ``opa test``, not for enforcement.
 """
 
 from __future__ import annotations
 
 import json
-import posixpath
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from edgepolicy.errors import BundleError
+from edgepolicy.library import TEST_MODULE_SUFFIX, runtime_files
 
 ROOTS = ("edgepolicy",)
 MANIFEST = ".manifest"
@@ -25,13 +27,12 @@ POLICIES_DATA = "edgepolicy/policies/data.json"
 SETTINGS_DATA = "edgepolicy/settings/data.json"
 REPO_PREFIX = "repo/"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-_DATA_FILES = frozenset({"data.json", "data.yaml", "data.yml"})
 _RESERVED = frozenset({MANIFEST, ".signatures.json", POLICIES_DATA, SETTINGS_DATA})
 
 
 def is_rego(path: str) -> bool:
     """Return whether ``path`` is a Rego module that belongs in a bundle (tests excluded)."""
-    return path.endswith(".rego") and not path.endswith("_test.rego")
+    return path.endswith(".rego") and not path.endswith(TEST_MODULE_SUFFIX)
 
 
 def library_files(library: Path) -> dict[str, bytes]:
@@ -43,14 +44,10 @@ def library_files(library: Path) -> dict[str, bytes]:
     if not library.is_dir():
         raise BundleError(f"the Rego library directory {library} does not exist")
     files: dict[str, bytes] = {}
-    for path in sorted(library.rglob("*")):
-        if not path.is_file():
-            continue
-        name = path.relative_to(library).as_posix()
-        if is_rego(name) or posixpath.basename(name) in _DATA_FILES:
-            if name in _RESERVED or name.startswith(REPO_PREFIX):
-                raise BundleError(f"the Rego library uses {name}, a path reserved for bundles")
-            files[name] = path.read_bytes()
+    for name, path in runtime_files(library).items():
+        if name in _RESERVED or name.startswith(REPO_PREFIX):
+            raise BundleError(f"the Rego library uses {name}, a path reserved for bundles")
+        files[name] = path.read_bytes()
     return files
 
 

@@ -158,6 +158,7 @@ def publish(
     token: str | None = None,
     ca_file: str | None = None,
     kubeconfig: str | None = None,
+    context: str | None = None,
     source: str = "bundle",
     repo: Path | None = None,
     allow_rollback: bool = False,
@@ -167,7 +168,9 @@ def publish(
     ``bundle_name`` is the file name used when a ``dir:`` target is a directory; ``source``
     names the archive (its file, say) in errors. Unless ``allow_rollback``, the bundle the
     target holds is read first and the new one must not be older (:mod:`bundles.rollback`;
-    ``repo`` is the policy repository that orders the commits, if available).
+    ``repo`` is the policy repository that orders the commits, if available). A ``configmap:``
+    target is reached through ``context`` (default: the current one) of ``kubeconfig``, else of
+    the files kubectl reads.
 
     Raises:
         RollbackError: the new bundle is older than the one the target holds.
@@ -189,7 +192,7 @@ def publish(
         _put(target.location, archive, token, ca_file)
         return f"{shown} (revision {revision})"
     namespace, name = target.location.split("/")
-    api = kube.from_kubeconfig(kube.kubeconfig_path(kubeconfig))
+    api = kube.from_kubeconfig(Path(kubeconfig) if kubeconfig else None, context=context)
     try:
         version = None
         if not allow_rollback:

@@ -51,6 +51,7 @@ class WatchConfig:
     token: str | None = None
     ca_file: str | None = None
     kubeconfig: str | None = None
+    kube_context: str | None = None
     bundle_source: str | None = None  # the manifest's metadata.source; None: from ``source``
     trust: TrustPolicy | None = None  # which commits may be published; None: any
     since: tuple[str, ...] = ()  # with trust scope "all": check only commits after these
@@ -142,6 +143,7 @@ def run_round(
                 token=config.token,
                 ca_file=config.ca_file,
                 kubeconfig=config.kubeconfig,
+                context=config.kube_context,
                 source=f"bundle of commit {head}",
                 repo=mirror,
                 allow_rollback=config.allow_rollback,

@@ -31,6 +31,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from edgepolicy import audit_records, cluster_inventory, kube
+from edgepolicy import kubeconfig as kubeconfig_files
 from edgepolicy.audit_recorder import AuditRecorder
 from edgepolicy.auditing import audit_objects
 from edgepolicy.checking import CheckReport, CheckSession, PolicySource
@@ -87,6 +88,9 @@ def add_parser(subparsers: Any) -> None:
         metavar="FILE",
         help="kubeconfig to use (default: $KUBECONFIG or ~/.kube/config, else the pod's "
         "service account)",
+    )
+    parser.add_argument(
+        "--context", metavar="NAME", help="kubeconfig context to use (default: its current-context)"
     )
     parser.add_argument(
         "--namespace", "-n", metavar="NS", help="audit only this namespace (default: all)"
@@ -219,24 +223,25 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--timeout must be positive, got {args.timeout}")
 
 
-def connect(kubeconfig: str | None) -> kube.KubeApi:
-    """Return the client an audit uses, found as kubectl finds it: ``--kubeconfig``, else
-    ``$KUBECONFIG`` or ``~/.kube/config`` when present, else the pod's service account.
+def connect(kubeconfig: str | None, context: str | None = None) -> kube.KubeApi:
+    """Return the client an audit uses, found as kubectl finds it: ``--kubeconfig``, else the
+    ``$KUBECONFIG`` files or ``~/.kube/config`` when present (``--context`` or their current
+    context), else the pod's service account.
 
     Raises:
         UsageError: the kubeconfig is unusable, or there is no way to reach a cluster.
     """
-    if kubeconfig is not None:
-        if not Path(kubeconfig).is_file():
-            raise UsageError(f"--kubeconfig {kubeconfig}: no such file")
-        return kube.from_kubeconfig(Path(kubeconfig))
-    default = kube.kubeconfig_path(None)
-    if default.is_file():
-        return kube.from_kubeconfig(default)
+    explicit = Path(kubeconfig) if kubeconfig is not None else None
+    if explicit is not None and not explicit.is_file():
+        raise UsageError(f"--kubeconfig {kubeconfig}: no such file")
+    searched = kubeconfig_files.search_paths(explicit)
+    if context is not None or any(path.is_file() for path in searched):
+        return kube.from_kubeconfig(explicit, context=context)
     api = kube.in_cluster()
     if api is None:
+        names = ", ".join(str(path) for path in searched)
         raise UsageError(
-            f"no cluster to audit: give --kubeconfig FILE (no {default}, and not running in a pod)"
+            f"no cluster to audit: give --kubeconfig FILE (no {names}, and not running in a pod)"
         )
     return api
 
@@ -341,7 +346,7 @@ def run(args: argparse.Namespace) -> int:
     _check_args(args)
     interval = parse_interval(args.interval) if args.interval else None
     refresh = parse_interval(args.event_refresh, "--event-refresh")
-    api = connect(args.kubeconfig)
+    api = connect(args.kubeconfig, args.context)
     try:
         with _opa(args) as opa:
             audit = _Audit(args, api, opa)

@@ -1,11 +1,13 @@
 """The one module that talks to the Kubernetes API: credentials, a pooled HTTPS client, errors.
 
 The webhook reads decision context through it (:mod:`webhook.lookups`) and ``bundle publish``
-writes ConfigMaps through it (:mod:`bundles.configmap`). Access comes from a kubeconfig's current
-context (server CA as file or data, ``insecure-skip-tls-verify``, client certificates as files or
-data, bearer tokens inline or in a ``tokenFile``) or from a pod's service account. Exec and
-auth-provider plugins are not supported. Only ``https://`` servers are accepted, so credentials
-never travel in the clear; TLS 1.2 is the minimum.
+writes ConfigMaps through it (:mod:`bundles.configmap`). Access comes from a context of the
+kubeconfig files kubectl reads (:mod:`edgepolicy.kubeconfig`: server CA as file or data,
+``insecure-skip-tls-verify``, ``tls-server-name``, an http(s) ``proxy-url``, client certificates
+as files or data, bearer tokens inline or in a ``tokenFile``, exec credential plugins through
+:mod:`edgepolicy.credential_plugin`) or from a pod's service account. auth-provider entries are
+refused, as by kubectl. Only ``https://`` servers are accepted, so credentials never travel in
+the clear; TLS 1.2 is the minimum.
 
 Every call has a total timeout. An HTTP 429 (the API server's storage is still initializing right
 after a CRD is created or the server restarted) is retried after its ``Retry-After``, shortened so
@@ -20,19 +22,29 @@ import math
 import os
 import ssl
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import urllib3
-import yaml
 
+from edgepolicy import kubeconfig
+from edgepolicy.credential_plugin import (
+    CredentialPlugin,
+    CredentialPluginError,
+    PluginConfig,
+    PluginCredential,
+    exec_cluster_info,
+)
 from edgepolicy.errors import EdgepolicyError, UsageError
+from edgepolicy.kubeconfig import KubeconfigError
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+UNAUTHORIZED = 401
 TOO_MANY_REQUESTS = 429
 CONFLICT = 409
 GONE = 410
@@ -68,9 +80,44 @@ class ApiResponse:
         return str(status.get("message") or "") if isinstance(status, dict) else ""
 
 
+@dataclass(frozen=True)
+class TlsSettings:
+    """How the client checks the API server and proves itself: trusted CA (PEM data or file;
+    default: the system's), ``insecure`` (no verification), ``server_name`` (the name sent as
+    SNI and checked in the server's certificate instead of the URL's host) and a client
+    certificate and key (PEM)."""
+
+    ca_pem: bytes | None = None
+    ca_file: str | None = None
+    insecure: bool = False
+    server_name: str | None = None
+    cert_pem: bytes | None = None
+    key_pem: bytes | None = None
+
+    def context(
+        self, cert_pem: bytes | None = None, key_pem: bytes | None = None
+    ) -> ssl.SSLContext:
+        """Return an SSL context presenting ``cert_pem``/``key_pem`` (default: the settings').
+
+        Raises:
+            ssl.SSLError, ValueError, OSError: a certificate or key cannot be loaded.
+        """
+        return client_ssl_context(
+            ca_file=self.ca_file,
+            ca_data=self.ca_pem.decode("ascii") if self.ca_pem else None,
+            insecure=self.insecure,
+            cert_pem=cert_pem or self.cert_pem,
+            key_pem=key_pem or self.key_pem,
+        )
+
+
 class KubeApi:
     """A pooled, keep-alive HTTPS client of one Kubernetes API server.
 
+    Credentials are a bearer ``token``, a ``token_file`` read at each request (bound tokens
+    rotate), the client certificate of ``tls``, or an exec credential ``plugin`` whose credential
+    is kept until it expires and renewed once when the server answers 401 (the request is then
+    sent again). ``proxy_url`` is an http:// or https:// proxy the connections tunnel through.
     Safe to share between threads. ``clock`` and ``sleep`` are the time functions used for
     deadlines and 429 waits.
     """
@@ -79,21 +126,33 @@ class KubeApi:
         self,
         server: str,
         *,
-        ssl_context: ssl.SSLContext | None,
+        tls: TlsSettings | None = None,
         token: str | None = None,
         token_file: Path | None = None,
+        plugin: CredentialPlugin | None = None,
+        proxy_url: str | None = None,
         maxsize: int = 4,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """Build the connection pool.
+
+        Raises:
+            ssl.SSLError, ValueError, OSError: the CA, certificate or key of ``tls`` does not
+                load.
+        """
         self._server = server.rstrip("/")
+        self._tls = tls or TlsSettings()
         self._token = token
         self._token_file = token_file
+        self._plugin = plugin
+        self._proxy_url = proxy_url
+        self._maxsize = maxsize
         self._clock = clock
         self._sleep = sleep
-        self._pool = urllib3.PoolManager(
-            maxsize=maxsize, block=False, retries=False, ssl_context=ssl_context
-        )
+        self._pool_lock = threading.Lock()
+        self._pool_cert: bytes | None = None
+        self._pool = self._new_pool(None, None)
 
     @property
     def server(self) -> str:
@@ -104,21 +163,39 @@ class KubeApi:
         """Close the pooled connections."""
         self._pool.clear()
 
+    def authenticate(self) -> None:
+        """Obtain the credentials now (run the exec plugin, if any), so that a broken plugin
+        shows at start-up rather than at the first request.
+
+        Raises:
+            KubernetesApiError: the plugin cannot run or returns no credential.
+        """
+        if self._plugin is not None:
+            self._credential(self._plugin)
+
     def request(
         self, method: str, path: str, *, timeout: float, body: Mapping[str, Any] | None = None
     ) -> ApiResponse:
         """Send ``method path`` (with ``body`` as JSON) and return the answer, whatever its
         status, all within ``timeout`` seconds. A 429 is retried after its ``Retry-After``
         (shortened to fit) while time for another attempt remains; after that it is returned.
+        A 401 to an exec plugin's credential runs the plugin again and resends the request
+        once with the new credential.
 
         Raises:
             KubernetesApiError: the server is unreachable, the TLS handshake fails, the
-                service-account token is unreadable or the time ran out.
+                service-account token is unreadable, the exec plugin fails or the time ran out.
         """
         deadline = self._clock() + timeout
         payload = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        renewed = False
         while True:
-            response = self._send(method, path, payload, deadline - self._clock())
+            response, credential = self._send(method, path, payload, deadline - self._clock())
+            if response.status == UNAUTHORIZED and credential is not None and not renewed:
+                assert self._plugin is not None  # a credential comes from the plugin
+                renewed = True
+                if self._credential(self._plugin, credential) is not credential:
+                    continue
             if response.status != TOO_MANY_REQUESTS:
                 return response
             wait = min(
@@ -244,11 +321,59 @@ class KubeApi:
         """
         return self.replace_object(path.rstrip("/") + "/status", body, timeout=timeout)
 
-    def _headers(self, with_body: bool) -> dict[str, str]:
+    def _new_pool(self, cert_pem: bytes | None, key_pem: bytes | None) -> urllib3.PoolManager:
+        options: dict[str, Any] = {
+            "maxsize": self._maxsize,
+            "block": False,
+            "retries": False,
+            "ssl_context": self._tls.context(cert_pem, key_pem),
+        }
+        if self._tls.server_name:
+            options["server_hostname"] = self._tls.server_name
+        if self._proxy_url is None:
+            return urllib3.PoolManager(**options)
+        proxy = urllib3.util.parse_url(self._proxy_url)
+        headers = None
+        if proxy.auth:
+            user, _, password = proxy.auth.partition(":")
+            headers = urllib3.util.make_headers(
+                proxy_basic_auth=f"{unquote(user)}:{unquote(password)}"
+            )
+        bare = proxy._replace(auth=None).url
+        return urllib3.ProxyManager(bare, proxy_headers=headers, **options)
+
+    def _credential(
+        self, plugin: CredentialPlugin, refused: PluginCredential | None = None
+    ) -> PluginCredential:
+        """Return the plugin's kept credential, or a renewed one after ``refused`` got a 401."""
+        try:
+            return plugin.current() if refused is None else plugin.refresh(refused)
+        except CredentialPluginError as error:
+            raise KubernetesApiError(f"Kubernetes API at {self._server}: {error}") from error
+
+    def _pool_for(self, credential: PluginCredential | None) -> urllib3.PoolManager:
+        """Return the pool presenting the credential's client certificate; a new certificate
+        gets a new pool (the old connections are closed, as client-go does on rotation)."""
+        if credential is None or credential.cert_pem == self._pool_cert:
+            return self._pool
+        with self._pool_lock:
+            if credential.cert_pem != self._pool_cert:
+                try:
+                    pool = self._new_pool(credential.cert_pem, credential.key_pem)
+                except (OSError, ValueError, ssl.SSLError) as error:
+                    raise KubernetesApiError(
+                        f"Kubernetes API at {self._server}: the exec plugin's client "
+                        f"certificate or key does not load: {error}"
+                    ) from error
+                old, self._pool, self._pool_cert = self._pool, pool, credential.cert_pem
+                old.clear()
+            return self._pool
+
+    def _headers(self, with_body: bool, credential: PluginCredential | None) -> dict[str, str]:
         headers = {"Accept": "application/json"}
         if with_body:
             headers["Content-Type"] = "application/json"
-        token = self._token
+        token = credential.token if credential is not None else self._token
         if self._token_file is not None:
             # Bound service-account tokens rotate on disk; read the current one.
             try:
@@ -261,20 +386,27 @@ class KubeApi:
             headers["Authorization"] = f"Bearer {token}"
         return headers
 
-    def _send(self, method: str, path: str, payload: bytes | None, timeout: float) -> ApiResponse:
+    def _send(
+        self, method: str, path: str, payload: bytes | None, timeout: float
+    ) -> tuple[ApiResponse, PluginCredential | None]:
+        credential = self._credential(self._plugin) if self._plugin is not None else None
+        pool = self._pool_for(credential)
         try:
-            response = self._pool.request(
+            response = pool.request(
                 method,
                 self._server + path,
                 body=payload,
-                headers=self._headers(payload is not None),
+                headers=self._headers(payload is not None, credential),
                 timeout=urllib3.Timeout(total=max(timeout, 0.001)),
             )
         except urllib3.exceptions.HTTPError as error:
             raise KubernetesApiError(
                 f"Kubernetes API at {self._server}: {method} {path}: {error}"
             ) from error
-        return ApiResponse(response.status, response.data, response.headers.get("Retry-After", ""))
+        answer = ApiResponse(
+            response.status, response.data, response.headers.get("Retry-After", "")
+        )
+        return answer, credential
 
 
 def _json_object(
@@ -343,19 +475,9 @@ def client_ssl_context(
     return context
 
 
-def _named(entries: Any, list_name: str, name: str, where: str) -> dict[str, Any]:
-    section = list_name[:-1]
-    for entry in entries or []:
-        if isinstance(entry, Mapping) and entry.get("name") == name:
-            value = entry.get(section)
-            if isinstance(value, dict):
-                return value
-    raise UsageError(f"{where}: no {section} named {name!r} in {list_name}")
-
-
-def _pem(section: Mapping[str, Any], key: str, base: Path) -> bytes | None:
-    """Return the PEM bytes of ``key`` given inline (``<key>-data``, base64) or as a file
-    relative to ``base``; None when absent.
+def _pem(section: Mapping[str, Any], key: str) -> bytes | None:
+    """Return the PEM bytes of ``key`` given inline (``<key>-data``, base64) or as a file;
+    None when absent.
 
     Raises:
         ValueError: the inline data is not base64 (the message names the field).
@@ -367,50 +489,108 @@ def _pem(section: Mapping[str, Any], key: str, base: Path) -> bytes | None:
         except ValueError as error:
             raise ValueError(f"{key}-data is not base64: {error}") from error
     if section.get(key):
-        return (base / str(section[key])).read_bytes()
+        return Path(str(section[key])).read_bytes()
     return None
 
 
-def from_kubeconfig(path: Path) -> KubeApi:
-    """Return a client for the current context of a kubeconfig file.
+def _proxy(cluster: Mapping[str, Any], where: str) -> str | None:
+    """Return the cluster's ``proxy-url`` (http:// or https://), or None.
 
     Raises:
-        UsageError: the file is unreadable, its current context is incomplete, its server is not
-            an https:// URL, its credentials are a plugin, or its certificates do not load.
+        KubeconfigError: the URL is malformed or names another kind of proxy.
     """
-    where = f"kubeconfig {path}"
+    value = cluster.get("proxy-url")
+    if not value:
+        return None
+    text = str(value)
     try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as error:
-        raise UsageError(f"{where}: cannot read it: {error}") from error
-    if not isinstance(config, Mapping):
-        raise UsageError(f"{where}: not a kubeconfig (expected a mapping)")
-    context_name = config.get("current-context")
-    if not context_name:
-        raise UsageError(f"{where}: no current-context")
-    context = _named(config.get("contexts"), "contexts", str(context_name), where)
-    cluster = _named(config.get("clusters"), "clusters", str(context.get("cluster")), where)
-    user_name = context.get("user")
-    user = _named(config.get("users"), "users", str(user_name), where) if user_name else {}
-    if user.get("exec") or user.get("auth-provider"):
-        raise UsageError(f"{where}: exec and auth-provider credentials are not supported")
+        url = urllib3.util.parse_url(text)
+    except urllib3.exceptions.LocationParseError as error:
+        raise KubeconfigError(f"{where}: proxy-url is not a URL") from error
+    shown = url._replace(auth=None).url
+    if url.scheme in ("socks4", "socks4a", "socks5", "socks5h"):
+        raise KubeconfigError(
+            f"{where}: proxy-url {shown}: SOCKS proxies are not supported "
+            "(http:// and https:// proxies are)"
+        )
+    if url.scheme not in ("http", "https") or not url.host:
+        raise KubeconfigError(
+            f"{where}: proxy-url must be an http:// or https:// URL, got {shown!r}"
+        )
+    return text
+
+
+def from_kubeconfig(
+    path: Path | None = None,
+    *,
+    context: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> KubeApi:
+    """Return a client for a context (default: the current one) of the kubeconfig kubectl would
+    read: ``path`` alone, else the merged ``$KUBECONFIG`` files, else ``~/.kube/config`` (see
+    :mod:`edgepolicy.kubeconfig`).
+
+    The cluster's CA (file or data), ``insecure-skip-tls-verify``, ``tls-server-name`` and
+    ``proxy-url`` are honoured; the user's client certificate (file or data), token, ``tokenFile``
+    or ``exec`` plugin (used only when the user has no token or certificate, as in kubectl).
+    The plugin first runs at the first request (or :meth:`KubeApi.authenticate`).
+
+    Raises:
+        KubeconfigError: the files cannot be read or merged; the context, its cluster or user is
+            missing; the server is not an https:// URL; the proxy is not http(s); the user is an
+            auth-provider or a malformed exec plugin; or certificates do not load.
+    """
+    access = kubeconfig.select(kubeconfig.load(path, environ), context)
+    cluster, user = access.cluster, access.user
+    where = f"{access.where}: context {access.context!r}"
+    if user.get("auth-provider"):
+        provider = user["auth-provider"]
+        name = provider.get("name") if isinstance(provider, Mapping) else None
+        raise KubeconfigError(
+            f"{where}: user {access.user_name!r}: auth-provider credentials ({name}) are not "
+            "supported (kubectl dropped them too); use the provider's exec plugin"
+        )
     server = cluster.get("server")
     if not isinstance(server, str) or not server.startswith("https://"):
-        raise UsageError(f"{where}: cluster server must be an https:// URL, got {server!r}")
-    base = path.parent
+        raise KubeconfigError(f"{where}: cluster server must be an https:// URL, got {server!r}")
+    server_name = cluster.get("tls-server-name")
+    if server_name is not None and not isinstance(server_name, str):
+        raise KubeconfigError(f"{where}: tls-server-name must be a string")
+    proxy_url = _proxy(cluster, where)
     try:
-        ca = _pem(cluster, "certificate-authority", base)
-        ssl_context = client_ssl_context(
-            ca_data=ca.decode("ascii") if ca else None,
+        ca = _pem(cluster, "certificate-authority")
+        tls = TlsSettings(
+            ca_pem=ca,
             insecure=bool(cluster.get("insecure-skip-tls-verify")),
-            cert_pem=_pem(user, "client-certificate", base),
-            key_pem=_pem(user, "client-key", base),
+            server_name=server_name or None,
+            cert_pem=_pem(user, "client-certificate"),
+            key_pem=_pem(user, "client-key"),
+        )
+    except (OSError, ValueError) as error:
+        raise KubeconfigError(
+            f"{where}: cannot load its TLS certificates or keys: {error}"
+        ) from error
+    token_file = Path(str(user["tokenFile"])) if user.get("tokenFile") else None
+    token = str(user["token"]) if user.get("token") else None
+    plugin = None
+    if user.get("exec") and not (token or token_file or tls.cert_pem):
+        section = user["exec"]
+        if not isinstance(section, Mapping):
+            raise KubeconfigError(f"{where}: user {access.user_name!r}: exec must be a map")
+        cluster_info = exec_cluster_info(cluster, ca, cluster.get("extensions"))
+        try:
+            config = PluginConfig.parse(str(access.user_name), section, cluster_info)
+        except CredentialPluginError as error:
+            raise KubeconfigError(f"{access.where}: {error}") from error
+        plugin = CredentialPlugin(config)
+    try:
+        return KubeApi(
+            server, tls=tls, token=token, token_file=token_file, plugin=plugin, proxy_url=proxy_url
         )
     except (OSError, ValueError, ssl.SSLError) as error:
-        raise UsageError(f"{where}: cannot load its TLS certificates or keys: {error}") from error
-    token_file = base / str(user["tokenFile"]) if user.get("tokenFile") else None
-    token = str(user["token"]) if user.get("token") else None
-    return KubeApi(server, ssl_context=ssl_context, token=token, token_file=token_file)
+        raise KubeconfigError(
+            f"{where}: cannot load its TLS certificates or keys: {error}"
+        ) from error
 
 
 def in_cluster() -> KubeApi | None:
@@ -426,19 +606,8 @@ def in_cluster() -> KubeApi | None:
         return None
     if ":" in host:
         host = f"[{host}]"
+    tls = TlsSettings(ca_file=str(SERVICE_ACCOUNT_DIR / "ca.crt"))
     try:
-        ssl_context = client_ssl_context(ca_file=str(SERVICE_ACCOUNT_DIR / "ca.crt"))
+        return KubeApi(f"https://{host}:{port}", tls=tls, token_file=token_file)
     except (OSError, ssl.SSLError) as error:
         raise UsageError(f"cannot load the service-account CA: {error}") from error
-    return KubeApi(f"https://{host}:{port}", ssl_context=ssl_context, token_file=token_file)
-
-
-def kubeconfig_path(explicit: str | None) -> Path:
-    """Return the kubeconfig a command line tool uses: ``--kubeconfig``, else the first file
-    of ``$KUBECONFIG``, else ``~/.kube/config``."""
-    if explicit:
-        return Path(explicit)
-    env = os.environ.get("KUBECONFIG")
-    if env:
-        return Path(env.split(os.pathsep)[0])
-    return Path.home() / ".kube" / "config"

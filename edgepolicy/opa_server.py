@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from edgepolicy.errors import OpaError, UsageError
+from edgepolicy.library import opa_arguments
 from edgepolicy.opa_client import OpaClient
 from edgepolicy.verification_keys import VerificationKey
 
@@ -181,7 +182,8 @@ class LocalOpa:
             config = _bundle_plugin_config(self._bundles, self._verification_key)
             config_file.write_text(json.dumps(config), encoding="utf-8")
             command.extend(["--config-file", str(config_file)])
-        command.extend(str(path) for path in self._paths)
+        for path in self._paths:
+            command.extend(opa_arguments(path))  # the shipped library: its runtime files
         if self._data:
             data_file = workdir / "data.json"
             data_file.write_text(json.dumps(self._data), encoding="utf-8")

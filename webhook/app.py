@@ -56,7 +56,9 @@ def create_app(config: WebhookConfig, *, service: AdmissionService | None = None
         OpaError: ``config.opa_url`` is not an http(s) URL.
     """
     if service is None:
-        kube_client = lookups.connect(config.kubeconfig, cache_ttl=config.kube_cache_seconds)
+        kube_client = lookups.connect(
+            config.kubeconfig, context=config.kube_context, cache_ttl=config.kube_cache_seconds
+        )
         opa = OpaClient(config.opa_url, timeout=config.opa_timeout(kube_client is not None))
         service = AdmissionService(config, opa, kube_client)
         # In the background: the worker answers at once, its first model signature in time.

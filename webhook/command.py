@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from edgepolicy.errors import UsageError
+from edgepolicy.errors import EdgepolicyError, UsageError
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DESCRIPTION = """\
@@ -93,6 +93,12 @@ def add_parser(subparsers: Any) -> None:
         "default: the in-cluster service account when running in a pod, else no lookups",
     )
     parser.add_argument(
+        "--context",
+        metavar="NAME",
+        help="kubeconfig context to use (default: its current-context); without --kubeconfig, "
+        "the files kubectl reads ($KUBECONFIG, ~/.kube/config)",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -151,7 +157,13 @@ def _serve(args: argparse.Namespace) -> int:
     )
     tls = ReloadingContext(options.cert_file, options.key_file)
     kubeconfig = Path(args.kubeconfig) if args.kubeconfig else None
-    lookups.connect(kubeconfig)  # fail now, not in every worker, on unusable credentials
+    try:  # fail now, not in every worker, on unusable credentials
+        lookups.connect(kubeconfig, context=args.context, authenticate=True)
+    except EdgepolicyError as error:
+        flags = " ".join(
+            f for f, v in (("--kubeconfig", kubeconfig), ("--context", args.context)) if v
+        )
+        raise UsageError(f"{flags}: {error}" if flags else str(error)) from error
     local_opa: SupervisedOpa | None = None
     opa_url: str = args.opa_url or ""
     if not opa_url:
@@ -166,6 +178,7 @@ def _serve(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         fail_open=args.fail_open,
         kubeconfig=kubeconfig,
+        kube_context=args.context,
         bundles=local_opa is None,
     )
     OpaClient(opa_url).close()  # a malformed URL fails here, not in every worker

@@ -27,6 +27,7 @@ class WebhookConfig:
     timeout: float = 3.0
     fail_open: bool = False
     kubeconfig: Path | None = None
+    kube_context: str | None = None
     bundles: bool = False
     kube_cache_seconds: float = 5.0
     max_body_bytes: int = 8 * 1024 * 1024

@@ -211,12 +211,26 @@ class ClusterLookups:
         return result
 
 
-def connect(kubeconfig: Path | None, *, cache_ttl: float = 5.0) -> ClusterLookups | None:
-    """Return the lookups the webhook uses: through the given kubeconfig, else the in-cluster
-    service account, else None (no lookups).
+def connect(
+    kubeconfig: Path | None,
+    *,
+    context: str | None = None,
+    cache_ttl: float = 5.0,
+    authenticate: bool = False,
+) -> ClusterLookups | None:
+    """Return the lookups the webhook uses: through the given kubeconfig (or, with only a
+    ``context``, the kubeconfig files kubectl reads), else the in-cluster service account, else
+    None (no lookups). With ``authenticate``, credentials are obtained at once (an exec plugin
+    runs), so broken ones fail here.
 
     Raises:
         UsageError: the kubeconfig or service-account files cannot be used.
+        KubernetesApiError: with ``authenticate``, the exec plugin failed.
     """
-    api = kube.from_kubeconfig(kubeconfig) if kubeconfig is not None else kube.in_cluster()
+    if kubeconfig is None and context is None:
+        api = kube.in_cluster()
+    else:
+        api = kube.from_kubeconfig(kubeconfig, context=context)
+    if api is not None and authenticate:
+        api.authenticate()
     return None if api is None else ClusterLookups(api, cache_ttl=cache_ttl)

@@ -1,4 +1,5 @@
-"""Fixtures shared by the unit tests: self-signed key pairs for TLS servers, signed models."""
+"""Fixtures shared by the unit tests: self-signed key pairs for TLS servers, signed models,
+a fake exec credential plugin."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from plugin_support import FakePlugin
 
 KeyPairWriter = Callable[[Path, Path, str], x509.Certificate]
 
@@ -113,3 +115,11 @@ def other_signed_model(tmp_path_factory: pytest.TempPathFactory) -> SignedModel:
     """Another model, signed with another key."""
     facts = {**INT8_FACTS, "model": {**INT8_FACTS["model"], "quantization": "none"}}
     return sign_model(tmp_path_factory.mktemp("models") / "fp32", facts)
+
+
+@pytest.fixture
+def fake_plugin(tmp_path: Path) -> FakePlugin:
+    """A fake exec credential plugin with its own state directory."""
+    state = tmp_path / "plugin-state"
+    state.mkdir()
+    return FakePlugin(state)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import json
+import select
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -13,14 +16,20 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from plugin_support import FakePlugin
 
 from edgepolicy import kube
 from edgepolicy.errors import UsageError
-from edgepolicy.kube import KubeApi, KubernetesApiError, from_kubeconfig, kubeconfig_path
+from edgepolicy.kube import KubeApi, KubernetesApiError, from_kubeconfig
 
 KeyPairWriter = Callable[[Path, Path, str], object]
 
 TOKEN = "t0ken-never-logged"
+V1 = "client.authentication.k8s.io/v1"
 POLICIES = "/apis/policy.apexlogic.com/v1alpha1/namespaces/ai/finopspolicies"
 ROUTES: dict[str, tuple[int, Any]] = {
     POLICIES: (200, {"items": [{"metadata": {"name": "budget"}}]}),
@@ -31,6 +40,7 @@ ROUTES: dict[str, tuple[int, Any]] = {
 
 class FakeApi(ThreadingHTTPServer):
     requests: list[tuple[str, str, Any]]
+    server_names: list[str | None]  # SNI of each TLS handshake
     # Path -> how many more times it answers 429 "storage is (re)initializing".
     initializing: dict[str, int]
 
@@ -76,8 +86,10 @@ def api(tmp_path: Path, write_key_pair: KeyPairWriter) -> Iterator[tuple[FakeApi
     server = FakeApi(("127.0.0.1", 0), _Handler)
     server.requests = []
     server.initializing = {}
+    server.server_names = []
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
+    context.sni_callback = lambda _sock, name, _context: server.server_names.append(name)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -219,7 +231,7 @@ def test_a_token_file_is_read_at_each_request(api: tuple[FakeApi, Path], tmp_pat
 
 
 def test_unreachable_api_raises() -> None:
-    client = KubeApi("https://127.0.0.1:1", ssl_context=None)
+    client = KubeApi("https://127.0.0.1:1")
     with pytest.raises(KubernetesApiError, match="127.0.0.1:1: GET /api"):
         client.get_object("/api/v1/namespaces", timeout=1)
 
@@ -229,7 +241,7 @@ def test_unreachable_api_raises() -> None:
     [
         ("- not a mapping", "not a kubeconfig"),
         ("apiVersion: v1", "no current-context"),
-        ("current-context: x\ncontexts: []", "no context named 'x' in contexts"),
+        ("current-context: x\ncontexts: []", "no context named 'x' .contexts: none."),
         (
             "current-context: x\ncontexts: [{name: x, context: {cluster: c}}]\n"
             "clusters: [{name: c, cluster: {server: 'http://insecure'}}]",
@@ -238,8 +250,8 @@ def test_unreachable_api_raises() -> None:
         (
             "current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
             "clusters: [{name: c, cluster: {server: 'https://a'}}]\n"
-            "users: [{name: u, user: {exec: {command: aws}}}]",
-            "exec and auth-provider",
+            "users: [{name: u, user: {auth-provider: {name: gcp}}}]",
+            "auth-provider credentials .gcp. are not supported",
         ),
         (
             "current-context: x\ncontexts: [{name: x, context: {cluster: c}}]\n"
@@ -264,18 +276,361 @@ def test_bad_kubeconfigs_are_named(tmp_path: Path, config: str, message: str) ->
 
 
 def test_a_missing_kubeconfig_is_a_usage_error(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="cannot read it"):
+    with pytest.raises(UsageError, match="no such file"):
         from_kubeconfig(tmp_path / "missing")
-
-
-def test_kubeconfig_lookup_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("KUBECONFIG", f"{tmp_path}/a:{tmp_path}/b")
-    assert kubeconfig_path(None) == tmp_path / "a"
-    assert kubeconfig_path("/explicit") == Path("/explicit")
-    monkeypatch.delenv("KUBECONFIG")
-    assert kubeconfig_path(None) == Path.home() / ".kube" / "config"
 
 
 def test_outside_a_cluster_there_is_no_in_cluster_client(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     assert kube.in_cluster() is None
+
+
+# --- kubeconfig features: exec plugins, tls-server-name, proxy-url, contexts, merged files -----
+
+
+def _edit(kubeconfig: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    config = yaml.safe_load(kubeconfig.read_text())
+    change(config)
+    kubeconfig.write_text(yaml.safe_dump(config))
+
+
+def _credential(token: str) -> dict[str, Any]:
+    status = {"token": token}
+    return {"output": {"apiVersion": V1, "kind": "ExecCredential", "status": status}}
+
+
+def test_an_exec_plugin_token_is_used_and_kept(
+    api: tuple[FakeApi, Path], fake_plugin: FakePlugin
+) -> None:
+    server, kubeconfig = api
+    fake_plugin.answer(_credential(TOKEN))
+    _edit(kubeconfig, lambda c: c["users"][0].update(user={"exec": fake_plugin.exec_section()}))
+    client = from_kubeconfig(kubeconfig)
+    assert fake_plugin.calls() == []  # the plugin runs at the first request, not before
+    assert client.get_object(POLICIES, timeout=5) is not None
+    assert client.get_object(POLICIES, timeout=5) is not None
+    assert len(fake_plugin.calls()) == 1
+    assert len(server.requests) == 2
+
+
+def test_a_401_runs_the_plugin_again_and_resends_once(
+    api: tuple[FakeApi, Path], fake_plugin: FakePlugin
+) -> None:
+    server, kubeconfig = api
+    fake_plugin.answer(_credential("revoked"), _credential(TOKEN))
+    _edit(kubeconfig, lambda c: c["users"][0].update(user={"exec": fake_plugin.exec_section()}))
+    client = from_kubeconfig(kubeconfig)
+    assert client.get_object(POLICIES, timeout=5) is not None
+    assert len(fake_plugin.calls()) == 2
+    assert [path for _, path, _ in server.requests] == [POLICIES, POLICIES]
+    # A plugin that keeps returning a refused token: one renewal, then the 401 is the answer.
+    fake_plugin.answer(_credential("revoked"))
+    client = from_kubeconfig(kubeconfig)
+    with pytest.raises(KubernetesApiError, match="HTTP 401"):
+        client.get_object(POLICIES, timeout=5)
+    assert len(fake_plugin.calls()) == 4
+
+
+def test_a_failing_plugin_is_a_kubernetes_api_error(
+    api: tuple[FakeApi, Path], fake_plugin: FakePlugin
+) -> None:
+    server, kubeconfig = api
+    fake_plugin.answer({"exit": 1})
+    _edit(kubeconfig, lambda c: c["users"][0].update(user={"exec": fake_plugin.exec_section()}))
+    client = from_kubeconfig(kubeconfig)
+    with pytest.raises(KubernetesApiError, match="of user 'u': exited with status 1"):
+        client.authenticate()
+    assert server.requests == []
+
+
+def test_a_token_wins_over_an_exec_plugin(
+    api: tuple[FakeApi, Path], fake_plugin: FakePlugin
+) -> None:
+    _, kubeconfig = api
+    fake_plugin.answer(_credential("never-used"))
+    _edit(kubeconfig, lambda c: c["users"][0]["user"].update(exec=fake_plugin.exec_section()))
+    assert from_kubeconfig(kubeconfig).get_object(POLICIES, timeout=5) is not None
+    assert fake_plugin.calls() == []
+
+
+def test_a_malformed_exec_section_names_the_kubeconfig(
+    api: tuple[FakeApi, Path], fake_plugin: FakePlugin
+) -> None:
+    _, kubeconfig = api
+    section = fake_plugin.exec_section(interactiveMode="Sometimes")
+    _edit(kubeconfig, lambda c: c["users"][0].update(user={"exec": section}))
+    with pytest.raises(UsageError, match=f"kubeconfig {kubeconfig}: .*'Sometimes'"):
+        from_kubeconfig(kubeconfig)
+
+
+@pytest.fixture
+def named_api(tmp_path: Path) -> Iterator[tuple[FakeApi, Path]]:
+    """A TLS API server on 127.0.0.1 whose certificate is for the name api.edge.internal only,
+    and a kubeconfig (token) for it without tls-server-name."""
+    cert, key = tmp_path / "named.crt", tmp_path / "named.key"
+    _write_named_key_pair(cert, key, "api.edge.internal")
+    server = FakeApi(("127.0.0.1", 0), _Handler)
+    server.requests, server.initializing, server.server_names = [], {}, []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda _sock, name, _context: server.server_names.append(name)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    kubeconfig = tmp_path / "named.kubeconfig"
+    cluster = {"server": f"https://127.0.0.1:{server.server_address[1]}"}
+    cluster["certificate-authority"] = str(cert)
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "current-context": "named",
+                "contexts": [{"name": "named", "context": {"cluster": "c", "user": "u"}}],
+                "clusters": [{"name": "c", "cluster": cluster}],
+                "users": [{"name": "u", "user": {"token": TOKEN}}],
+            }
+        )
+    )
+    yield server, kubeconfig
+    server.shutdown()
+    server.server_close()
+
+
+def _write_named_key_pair(cert_file: Path, key_file: Path, dns_name: str) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def test_tls_server_name_is_sent_as_sni_and_checked(named_api: tuple[FakeApi, Path]) -> None:
+    server, kubeconfig = named_api
+    with pytest.raises(KubernetesApiError, match="(?i)certificate"):
+        from_kubeconfig(kubeconfig).get_object(POLICIES, timeout=5)  # 127.0.0.1 is not its name
+    _edit(kubeconfig, lambda c: c["clusters"][0]["cluster"].update({"tls-server-name": "other"}))
+    with pytest.raises(KubernetesApiError, match="(?i)certificate"):
+        from_kubeconfig(kubeconfig).get_object(POLICIES, timeout=5)
+    assert server.requests == []
+    _edit(
+        kubeconfig,
+        lambda c: c["clusters"][0]["cluster"].update({"tls-server-name": "api.edge.internal"}),
+    )
+    assert from_kubeconfig(kubeconfig).get_object(POLICIES, timeout=5) is not None
+    assert server.server_names[-1] == "api.edge.internal"
+
+
+class _ConnectProxy(ThreadingHTTPServer):
+    tunnels: list[tuple[str, str | None]]  # (CONNECT target, Proxy-Authorization)
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    server: _ConnectProxy
+
+    def do_CONNECT(self) -> None:  # noqa: N802 - http.server's naming
+        self.server.tunnels.append((self.path, self.headers.get("Proxy-Authorization")))
+        host, _, port = self.path.rpartition(":")
+        upstream = socket.create_connection((host, int(port)), timeout=5)
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        sockets = [self.connection, upstream]
+        try:
+            while True:
+                readable, _, _ = select.select(sockets, [], [], 5)
+                if not readable:
+                    return
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    (upstream if sock is self.connection else self.connection).sendall(data)
+        finally:
+            upstream.close()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def proxy() -> Iterator[_ConnectProxy]:
+    """An HTTP CONNECT proxy on loopback recording its tunnels."""
+    server = _ConnectProxy(("127.0.0.1", 0), _ProxyHandler)
+    server.tunnels = []
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_proxy_url_tunnels_through_the_proxy(
+    api: tuple[FakeApi, Path], proxy: _ConnectProxy
+) -> None:
+    server, kubeconfig = api
+    proxy_url = f"http://edge:p%40ss@127.0.0.1:{proxy.server_address[1]}"
+    _edit(kubeconfig, lambda c: c["clusters"][0]["cluster"].update({"proxy-url": proxy_url}))
+    assert from_kubeconfig(kubeconfig).get_object(POLICIES, timeout=5) is not None
+    assert len(server.requests) == 1
+    [(target, authorization)] = proxy.tunnels
+    assert target == f"127.0.0.1:{server.server_address[1]}"
+    assert authorization == "Basic " + base64.b64encode(b"edge:p@ss").decode()
+
+
+@pytest.mark.parametrize(
+    ("proxy_url", "message"),
+    [
+        ("socks5://u:secret@127.0.0.1:1080", "socks5://127.0.0.1:1080: SOCKS proxies are not"),
+        ("ftp://proxy.example", "must be an http:// or https:// URL"),
+    ],
+)
+def test_other_proxies_are_refused_by_name(
+    api: tuple[FakeApi, Path], proxy_url: str, message: str
+) -> None:
+    _, kubeconfig = api
+    _edit(kubeconfig, lambda c: c["clusters"][0]["cluster"].update({"proxy-url": proxy_url}))
+    with pytest.raises(UsageError, match=message) as raised:
+        from_kubeconfig(kubeconfig)
+    assert "secret" not in str(raised.value)
+
+
+def test_a_context_is_chosen_from_merged_kubeconfig_files(
+    api: tuple[FakeApi, Path], tmp_path: Path
+) -> None:
+    server, kubeconfig = api
+    config = yaml.safe_load(kubeconfig.read_text())
+    # The first file: another current context, a cluster that does not answer, and a user of
+    # the same name as the working one (the first definition wins: a wrong token).
+    first = tmp_path / "first.kubeconfig"
+    first.write_text(
+        yaml.safe_dump(
+            {
+                "current-context": "elsewhere",
+                "contexts": [{"name": "elsewhere", "context": {"cluster": "dead", "user": "u"}}],
+                "clusters": [{"name": "dead", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "other", "user": {"token": "other-token"}}],
+            }
+        )
+    )
+    environ = {"KUBECONFIG": f"{tmp_path / 'missing'}:{first}:{kubeconfig}"}
+    with pytest.raises(KubernetesApiError, match="127.0.0.1:1"):
+        from_kubeconfig(environ=environ).get_object(POLICIES, timeout=2)
+    client = from_kubeconfig(environ=environ, context=config["current-context"])
+    assert client.get_object(POLICIES, timeout=5) is not None
+    with pytest.raises(UsageError, match="no context named 'nope'"):
+        from_kubeconfig(environ=environ, context="nope")
+    assert len(server.requests) == 1
+
+
+class _CertApi(ThreadingHTTPServer):
+    clients: list[str]  # the common name of the client certificate of each request
+
+
+class _CertHandler(BaseHTTPRequestHandler):
+    server: _CertApi
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        subject = dict(item[0] for item in self.connection.getpeercert()["subject"])
+        self.server.clients.append(subject["commonName"])
+        body = b"{}"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+def _issue(ca_key: ec.EllipticCurvePrivateKey, ca_name: x509.Name, name: str) -> tuple[str, str]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
+
+
+def test_a_renewed_plugin_certificate_is_presented_on_new_connections(
+    tmp_path: Path, write_key_pair: KeyPairWriter, fake_plugin: FakePlugin
+) -> None:
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "client-ca")])
+    now = datetime.datetime.now(datetime.UTC)
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    (tmp_path / "client-ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    cert, key = tmp_path / "api.crt", tmp_path / "api.key"
+    write_key_pair(cert, key, "127.0.0.1")
+    server = _CertApi(("127.0.0.1", 0), _CertHandler)
+    server.clients = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.load_verify_locations(tmp_path / "client-ca.crt")
+    context.verify_mode = ssl.CERT_REQUIRED
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    expired = "2000-01-01T00:00:00Z"  # the first certificate is renewed at the next request
+    answers = []
+    for name, expires in (("first", expired), ("second", None)):
+        pem, key_pem = _issue(ca_key, ca_name, name)
+        status = {"clientCertificateData": pem, "clientKeyData": key_pem}
+        if expires:
+            status["expirationTimestamp"] = expires
+        answers.append({"output": {"apiVersion": V1, "kind": "ExecCredential", "status": status}})
+    fake_plugin.answer(*answers)
+    kubeconfig = tmp_path / "kubeconfig"
+    cluster = {"server": f"https://127.0.0.1:{server.server_address[1]}"}
+    cluster["certificate-authority"] = str(cert)
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "current-context": "c",
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "clusters": [{"name": "c", "cluster": cluster}],
+                "users": [{"name": "u", "user": {"exec": fake_plugin.exec_section()}}],
+            }
+        )
+    )
+    try:
+        client = from_kubeconfig(kubeconfig)
+        for _ in range(3):
+            assert client.get_object("/api/v1/namespaces/default", timeout=5) == {}
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert server.clients == ["first", "second", "second"]
+    assert len(fake_plugin.calls()) == 2

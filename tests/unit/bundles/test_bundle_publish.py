@@ -76,7 +76,7 @@ class StubApi(KubeApi):
     """Answers each request with the next of ``statuses`` (or raises ``error``)."""
 
     def __init__(self, *statuses: int, error: Exception | None = None) -> None:
-        super().__init__("https://api.invalid", ssl_context=None)
+        super().__init__("https://api.invalid")
         self.statuses = list(statuses)
         self.error = error
         self.calls: list[tuple[str, str, Any]] = []
@@ -119,7 +119,7 @@ def test_configmap_kubeconfig_problems_are_usage_errors(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
-    with pytest.raises(UsageError, match="cannot read it"):
+    with pytest.raises(UsageError, match="no kubeconfig found .tried .*missing"):
         publish(ARCHIVE, Target("configmap", "opa/b"))
     config = tmp_path / "config"
     config.write_text("apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts: []\n")
@@ -176,3 +176,19 @@ def test_a_bad_target_is_shown_without_credentials() -> None:
         parse_target("ftp://ci:hunter2@example.com/x.tar.gz")
     assert "ftp://example.com/x.tar.gz" in str(error.value)
     assert "hunter2" not in str(error.value)
+
+
+def test_the_command_line_names_the_kubeconfig_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgepolicy.cli import main
+
+    bundle = tmp_path / "bundle.tar.gz"
+    bundle.write_bytes(ARCHIVE)
+    config = tmp_path / "config"
+    config.write_text("apiVersion: v1\nkind: Config\ncontexts: [{name: a, context: {}}]\n")
+    argv = ["bundle", "publish", str(bundle), "--to", "configmap:opa/b"]
+    assert main([*argv, "--kubeconfig", str(config), "--context", "nope"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"edgepolicy: error: --kubeconfig --context: kubeconfig {config}: ")
+    assert "no context named 'nope' (contexts: a)" in error

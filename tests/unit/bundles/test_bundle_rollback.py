@@ -207,8 +207,7 @@ def test_publish_into_a_configmap_refuses_a_rollback(
 ) -> None:
     repo, c = history
     api = _ConfigMaps()
-    monkeypatch.setattr("bundles.publish.kube.from_kubeconfig", lambda _: api)
-    monkeypatch.setattr("bundles.publish.kube.kubeconfig_path", lambda _: Path("kubeconfig"))
+    monkeypatch.setattr("bundles.publish.kube.from_kubeconfig", lambda *_, **__: api)
     target = Target("configmap", "opa/edgepolicy-bundle")
     stored = "/api/v1/namespaces/opa/configmaps/edgepolicy-bundle"
     publish(_bundle(repo, c["two"]), target)

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from plugin_support import FakePlugin
 
 from edgepolicy.errors import UsageError
 from edgepolicy.kube import KubeApi, KubernetesApiError
@@ -43,7 +45,7 @@ class StubApi(KubeApi):
     """Answers GETs from ``OBJECTS`` (None when absent) and remembers the paths and timeouts."""
 
     def __init__(self, error: Exception | None = None) -> None:
-        super().__init__("https://api.invalid", ssl_context=None)
+        super().__init__("https://api.invalid")
         self.error = error
         self.calls: list[tuple[str, float]] = []
 
@@ -144,6 +146,29 @@ def test_a_bad_kubeconfig_is_a_usage_error(tmp_path: Path) -> None:
     path.write_text("apiVersion: v1")
     with pytest.raises(UsageError, match="no current-context"):
         connect(path)
+
+
+def test_a_context_alone_reads_the_kubeconfig_files_kubectl_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_plugin: FakePlugin
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    fake_plugin.answer({"exit": 5})
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "contexts": [{"name": "edge", "context": {"cluster": "c", "user": "u"}}],
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "u", "user": {"exec": fake_plugin.exec_section()}}],
+            }
+        )
+    )
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    assert connect(None, context="edge") is not None  # the plugin waits for the first lookup
+    assert fake_plugin.calls() == []
+    with pytest.raises(KubernetesApiError, match="user 'u': exited with status 5"):
+        connect(None, context="edge", authenticate=True)  # as `serve` starts
+    assert len(fake_plugin.calls()) == 1
 
 
 def test_invalid_cluster_policies_come_with_their_errors_once_per_cached_answer() -> None:
