@@ -81,7 +81,7 @@ def annotation(name: str, form: str) -> str:
 def pod_annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     """Return the annotations of the pods ``obj`` creates (``{}`` for other kinds or none)."""
     kind = obj.get("kind")
-    if kind not in _TEMPLATED_KINDS:
+    if not isinstance(kind, str) or kind not in _TEMPLATED_KINDS:
         return {}
     node: Any = obj
     for key in (*_TEMPLATE_PATHS.get(str(kind), ("spec", "template")), "metadata", "annotations"):

@@ -11,6 +11,7 @@ default) or admit with a warning (fail open).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -31,6 +32,8 @@ from edgepolicy.validated_policies import NO_POLICIES, ValidatedPolicies, valida
 from webhook import decision_log, metrics, reviews
 from webhook.config import RESPONSE_MARGIN_SECONDS, WebhookConfig
 from webhook.lookups import SCALABLE_KINDS, TtlCache
+
+_LOG = logging.getLogger("edgepolicy.webhook")
 
 # The API group of the scalable workload kinds the policies understand.
 _WORKLOAD_GROUP = "apps"
@@ -117,12 +120,16 @@ class AdmissionService:
                 decision = self._decide(review, started + self._config.timeout)
             except _NoDecision as failure:
                 error = failure.reason
+            except Exception:  # a bug must not become an HTTP 500: the failure mode answers
+                _LOG.exception("unexpected error deciding %s", uid)
+                error = "internal error (logged by the webhook)"
+            if error is not None:
                 mode = "fail-open" if self._config.fail_open else "fail-closed"
                 metrics.FAILURE_MODE.labels(mode=mode).inc()
                 response = reviews.unavailable_response(
-                    uid, failure.reason, fail_open=self._config.fail_open
+                    uid, error, fail_open=self._config.fail_open
                 )
-            else:
+            elif decision is not None:
                 if endpoint == "validate":
                     metrics.record_findings(decision)
                     response = reviews.validate_response(uid, decision)

@@ -241,6 +241,19 @@ def test_kubernetes_failure_follows_the_failure_mode() -> None:
     assert opa.inputs == []
 
 
+@pytest.mark.parametrize("fail_open", [False, True])
+def test_an_unexpected_error_is_answered_by_the_failure_mode(
+    fail_open: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = WebhookConfig(opa_url="http://127.0.0.1:1", fail_open=fail_open)
+    answer = AdmissionService(config, FakeOpa(KeyError("a bug"))).answer("validate", review())
+    response = answer["response"]
+    assert response["uid"] == review()["request"]["uid"]
+    assert response["allowed"] is fail_open
+    assert "a bug" not in str(response)  # internals stay in the log
+    assert "unexpected error deciding" in caplog.text and "a bug" in caplog.text
+
+
 def test_a_request_that_waited_past_its_deadline_is_answered_at_once() -> None:
     opa = FakeOpa(decision())
     service = AdmissionService(CONFIG, opa, clock=lambda: 100.0)
