@@ -2,20 +2,27 @@
 
 Publishers replace files atomically (write to a temporary name, then rename), so a file is
 either the old bundle or the complete new one. The store notices a change by polling the files'
-metadata a few times a second and wakes every request waiting for a newer bundle.
+metadata a few times a second (:meth:`BundleStore.watch`, a task on the serving event loop) and
+wakes every request waiting for a newer bundle; an upload through the service wakes them at once
+(:meth:`BundleStore.changed`).
+
+Every URL path goes through :meth:`BundleStore.locate`, the one guard that keeps reads and
+writes inside the directory: no empty, ``.`` or ``..`` segment, no hidden name (``.token``,
+Kubernetes' ``..data``), no NUL or backslash, and the resolved path (symbolic links followed)
+must stay under the resolved root.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgepolicy.errors import UsageError
+from edgepolicy.errors import BundleError, UsageError
 
 POLL_SECONDS = 0.05
+_SHOWN_PATH_CHARS = 100  # a refused path is quoted cut to this many characters
 
 
 @dataclass(frozen=True)
@@ -26,11 +33,17 @@ class BundleFile:
     etag: str
 
 
+def shown(path: str) -> str:
+    """Return ``path`` quoted for a message, cut to a bounded length."""
+    cut = path if len(path) <= _SHOWN_PATH_CHARS else path[:_SHOWN_PATH_CHARS] + "..."
+    return repr(cut)
+
+
 class BundleStore:
     """Serve the files under ``root`` by relative path; tell waiters when any file changes."""
 
     def __init__(self, root: Path) -> None:
-        """Watch ``root``.
+        """Serve ``root``.
 
         Raises:
             UsageError: ``root`` is not a directory.
@@ -39,70 +52,91 @@ class BundleStore:
             raise UsageError(f"bundle directory {root} does not exist or is not a directory")
         self.root = root.resolve()
         self._cache: dict[Path, tuple[tuple[int, int, int], BundleFile]] = {}
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self._generation = 0
-        self._stopped = threading.Event()
+        self._changed = asyncio.Event()
         self._signature = self._scan()
-        self._watcher = threading.Thread(target=self._watch, name="bundle-store", daemon=True)
-        self._watcher.start()
 
-    def _resolve(self, relative: str) -> Path | None:
-        """Map a URL path to a file under the root; None if outside, hidden or missing."""
-        parts = [p for p in relative.split("/") if p]
-        if not parts or any(p.startswith(".") for p in parts):
-            return None
-        path = (self.root / Path(*parts)).resolve()
-        if not path.is_relative_to(self.root) or not path.is_file():
-            return None
+    def locate(self, url_path: str) -> Path:
+        """Return the path under the root that the URL path ``url_path`` names.
+
+        The file need not exist. Symbolic links are followed; the result is inside the root.
+
+        Raises:
+            BundleError: the path is empty, has a hidden, ``.`` or ``..`` segment, a NUL or a
+                backslash, or resolves outside the root.
+        """
+        parts = [p for p in url_path.split("/") if p]
+        refused = (
+            not parts
+            or any(p.startswith(".") for p in parts)  # hidden files, "." and ".."
+            or "\0" in url_path
+            or "\\" in url_path
+        )
+        if not refused:
+            try:
+                path = self.root.joinpath(*parts).resolve()
+            except (OSError, RuntimeError):  # a symbolic link loop
+                refused = True
+            else:
+                inside = path.relative_to(self.root).parts if path.is_relative_to(self.root) else ()
+                refused = not inside or any(p.startswith(".") for p in inside)
+        if refused:
+            raise BundleError(f"not a bundle path: {shown(url_path)}")
         return path
 
-    def get(self, relative: str) -> BundleFile | None:
-        """Return the bundle at ``relative`` (a URL path), or None if there is none."""
-        path = self._resolve(relative)
-        if path is None:
-            return None
+    def get(self, url_path: str) -> BundleFile | None:
+        """Return the bundle at ``url_path``, or None if there is none (or the path is refused)."""
         try:
+            path = self.locate(url_path)
             stat = path.stat()
             key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-            with self._lock:
-                cached = self._cache.get(path)
-                if cached is not None and cached[0] == key:
-                    return cached[1]
+            cached = self._cache.get(path)
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            if not path.is_file():
+                return None
             content = path.read_bytes()
-        except OSError:
+        except (BundleError, OSError):
             return None
         bundle = BundleFile(content, f'"{hashlib.sha256(content).hexdigest()[:32]}"')
-        with self._lock:
-            self._cache[path] = (key, bundle)
+        self._cache[path] = (key, bundle)
         return bundle
 
-    def wait_for(self, relative: str, etags: frozenset[str], timeout: float) -> BundleFile | None:
-        """Wait up to ``timeout`` seconds for the bundle at ``relative`` to differ from ``etags``.
+    async def wait_for(
+        self, url_path: str, etags: frozenset[str], timeout: float
+    ) -> BundleFile | None:
+        """Wait up to ``timeout`` seconds for the bundle at ``url_path`` to differ from ``etags``.
 
         Returns the new bundle, or None when nothing changed in time (or it disappeared).
         """
-        deadline = time.monotonic() + timeout
-        while not self._stopped.is_set():
-            with self._lock:
-                generation = self._generation
-            current = self.get(relative)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            changed = self._changed
+            current = self.get(url_path)
             if current is not None and current.etag not in etags:
                 return current
-            remaining = deadline - time.monotonic()
+            remaining = deadline - loop.time()
             if remaining <= 0:
                 return None
-            with self._changed:
-                if self._generation == generation:
-                    self._changed.wait(remaining)
-        return None
+            try:
+                await asyncio.wait_for(changed.wait(), remaining)
+            except TimeoutError:
+                return None
 
-    def close(self) -> None:
-        """Stop watching and release every waiter."""
-        self._stopped.set()
-        with self._changed:
-            self._changed.notify_all()
-        self._watcher.join(timeout=2)
+    def changed(self) -> None:
+        """Wake every waiter (they look at their bundle again)."""
+        self._changed, woken = asyncio.Event(), self._changed
+        woken.set()
+
+    async def watch(self) -> None:
+        """Poll the directory for changes, waking the waiters on each; runs until cancelled."""
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            signature = self._scan()
+            if signature != self._signature:
+                self._signature = signature
+                self._cache.clear()
+                self.changed()
 
     def _scan(self) -> frozenset[tuple[str, int, int, int]]:
         found = set()
@@ -114,12 +148,3 @@ class BundleStore:
             if path.is_file():
                 found.add((str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino))
         return frozenset(found)
-
-    def _watch(self) -> None:
-        while not self._stopped.wait(POLL_SECONDS):
-            signature = self._scan()
-            if signature != self._signature:
-                self._signature = signature
-                with self._changed:
-                    self._generation += 1
-                    self._changed.notify_all()
