@@ -12,6 +12,7 @@ are exact. :class:`BundleWorker` adds what gunicorn's ASGI worker leaves open:
 - a new connection must complete its TLS handshake and then its request headers within
   ``HEADER_SECONDS`` each; a connection idle between requests is closed after
   ``KEEPALIVE_SECONDS``; an upload body must arrive within :data:`bundles.server.UPLOAD_SECONDS`;
+- header lines of at most ``FIELD_LINE_BYTES``;
 - the listen backlog is ``backlog`` (asyncio would otherwise lower it to 100);
 - TLS from ``cert_file``/``key_file``, reloaded when the files are rotated: each handshake
   switches to the current context of a :class:`webhook.tls.ReloadingContext`.
@@ -38,6 +39,7 @@ from edgepolicy.errors import BundleError, UsageError
 from webhook.tls import ReloadingContext, server_context
 
 HEADER_SECONDS = 10
+FIELD_LINE_BYTES = 4096
 KEEPALIVE_SECONDS = 120  # above OPA's long-poll timeout, so its connection is reused
 RESERVED_CONNECTIONS = 16  # connections a full set of long polls leaves to uploads and GETs
 _BUSY = (
@@ -218,6 +220,9 @@ def serve(options: ServiceOptions, announce: Callable[[str], None]) -> None:
         "timeout": 30,
         "graceful_timeout": 3,
         "backlog": options.backlog,
+        # A header line over this is a 431. It also keeps a Content-Length short enough for
+        # gunicorn's int() (over 4,300 digits it raised and dropped the connection unanswered).
+        "limit_request_field_size": FIELD_LINE_BYTES,
         "asgi_lifespan": "off",
         "errorlog": "-",
         "loglevel": "info",
