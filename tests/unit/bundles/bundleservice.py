@@ -40,7 +40,9 @@ class Service:
 
 
 @contextmanager
-def bundle_service(directory: Path, *flags: str, token_file: Path | None = None) -> Iterator[Service]:
+def bundle_service(
+    directory: Path, *flags: str, token_file: Path | None = None
+) -> Iterator[Service]:
     """Run ``edgepolicy bundle serve --dir directory --port 0 *flags`` until the block ends."""
     log = directory.parent / f"serve-{time.monotonic_ns()}.log"
     upload = ["--upload-token-file", str(token_file)] if token_file else []

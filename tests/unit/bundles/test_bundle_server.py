@@ -89,7 +89,9 @@ def test_if_none_match_gives_304(served: tuple[Service, Path]) -> None:
 def test_if_none_match_star_gives_304_at_once(served: tuple[Service, Path]) -> None:
     service, _ = served
     started = time.monotonic()
-    response = _get(f"{service.url}/edgepolicy.tar.gz", **{"If-None-Match": "*", "Prefer": "wait=5"})
+    response = _get(
+        f"{service.url}/edgepolicy.tar.gz", **{"If-None-Match": "*", "Prefer": "wait=5"}
+    )
     assert response.status == 304
     assert response.headers["ETag"] == _get(f"{service.url}/edgepolicy.tar.gz").headers["ETag"]
     assert time.monotonic() - started < 4  # '*' matches any bundle, so a new one would too
@@ -112,7 +114,9 @@ def test_long_poll_wakes_when_a_new_bundle_is_published(served: tuple[Service, P
     service, directory = served
     write_atomically(directory / "polled.tar.gz", _bundle("one"))
     etag = _get(f"{service.url}/polled.tar.gz").headers["ETag"]
-    publisher = threading.Timer(0.3, write_atomically, (directory / "polled.tar.gz", _bundle("two")))
+    publisher = threading.Timer(
+        0.3, write_atomically, (directory / "polled.tar.gz", _bundle("two"))
+    )
     publisher.start()
     started = time.monotonic()
     response = _get(f"{service.url}/polled.tar.gz", **{"If-None-Match": etag, "Prefer": "wait=20"})
@@ -137,9 +141,7 @@ def test_long_poll_wakes_when_a_bundle_is_uploaded(served: tuple[Service, Path])
 
 
 @pytest.mark.parametrize("path", ["/missing.tar.gz", "/../etc/passwd", "/.hidden", "/"])
-def test_unknown_hidden_or_escaping_paths_are_404(
-    served: tuple[Service, Path], path: str
-) -> None:
+def test_unknown_hidden_or_escaping_paths_are_404(served: tuple[Service, Path], path: str) -> None:
     service, _ = served
     assert _get(service.url + path).status == 404
 
@@ -296,7 +298,9 @@ def test_a_bad_or_too_large_content_length_is_refused_and_the_connection_closed(
 def test_a_repeated_content_length_is_refused(served: tuple[Service, Path]) -> None:
     service, _ = served
     request = b"PUT /x.tar.gz HTTP/1.1\r\nHost: t\r\n" + AUTH
-    received = raw(service, request + b"Content-Length: 3\r\nContent-Length: 40\r\n\r\nabc" + SMUGGLED)
+    received = raw(
+        service, request + b"Content-Length: 3\r\nContent-Length: 40\r\n\r\nabc" + SMUGGLED
+    )
     assert responses(received) == [400]
     assert received.endswith(b"<EOF>")
 
