@@ -9,7 +9,8 @@ wakes every request waiting for a newer bundle; an upload through the service wa
 Every URL path goes through :meth:`BundleStore.locate`, the one guard that keeps reads and
 writes inside the directory: no empty, ``.`` or ``..`` segment, no hidden name (``.token``,
 Kubernetes' ``..data``), no NUL or backslash, and the resolved path (symbolic links followed)
-must stay under the resolved root.
+must stay under the resolved root. A link inside may lead into a hidden folder inside: that is
+how kubelet lays out a ConfigMap volume (``edgepolicy.tar.gz -> ..data/edgepolicy.tar.gz``).
 """
 
 from __future__ import annotations
@@ -76,9 +77,8 @@ class BundleStore:
                 path = self.root.joinpath(*parts).resolve()
             except (OSError, RuntimeError):  # a symbolic link loop
                 refused = True
-            else:
-                inside = path.relative_to(self.root).parts if path.is_relative_to(self.root) else ()
-                refused = not inside or any(p.startswith(".") for p in inside)
+            else:  # a link may lead into a hidden folder inside (kubelet's ..data): fine
+                refused = path == self.root or not path.is_relative_to(self.root)
         if refused:
             raise BundleError(f"not a bundle path: {shown(url_path)}")
         return path

@@ -44,6 +44,10 @@ def served(root: Path) -> Iterator[tuple[Service, Path]]:
     (directory / "linked.tar.gz").symlink_to(root / "secret.tar.gz")
     (directory / "elsewhere").symlink_to(root / "outside", target_is_directory=True)
     (directory / "alias.tar.gz").symlink_to("edgepolicy.tar.gz")  # stays inside: served
+    (directory / "..v1").mkdir()  # a ConfigMap volume as kubelet lays it out
+    write_atomically(directory / "..v1" / "kube.tar.gz", _bundle("kube"))
+    (directory / "..data").symlink_to("..v1")
+    (directory / "kube.tar.gz").symlink_to("..data/kube.tar.gz")
     token = root / "token"
     token.write_text(TOKEN)
     with bundle_service(directory, token_file=token) as service:
@@ -174,6 +178,9 @@ def test_raw_requests_never_read_outside_the_folder_or_a_hidden_file(
 def test_a_symbolic_link_that_stays_inside_is_served(served: tuple[Service, Path]) -> None:
     service, _ = served
     assert _get(f"{service.url}/alias.tar.gz").data == _bundle("one")
+    assert _get(f"{service.url}/kube.tar.gz").data == _bundle("kube")  # through ..data
+    for hidden in (b"/..data/kube.tar.gz", b"/..v1/kube.tar.gz", b"/%2e%2edata/kube.tar.gz"):
+        assert responses(raw(service, b"GET " + hidden + b" HTTP/1.1\r\nHost: t\r\n\r\n")) == [404]
 
 
 def test_a_nul_in_the_path_is_answered_and_the_connection_goes_on(
