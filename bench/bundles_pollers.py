@@ -3,15 +3,20 @@
 Each client holds one connection and polls like OPA's bundle plugin with long polling on
 (``If-None-Match`` with the ETag it has, ``Prefer: wait=N``): a 304 makes it ask again, a 200
 is a new bundle (its arrival time is recorded under the new ETag). All clients run on one
-asyncio event loop in a thread of their own, so a thousand of them cost the benchmark little.
+asyncio event loop in a thread of their own, so a thousand of them cost the benchmark little;
+:class:`PollerProcess` runs them in a process of their own, so that the benchmark's other work
+(building bundles, asking the sidecars) does not delay their clocks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import threading
 import time
 from collections import defaultdict
+from multiprocessing.connection import Connection
+from typing import Any
 
 CONNECT_BATCH = 100  # connections opened at once while the clients start
 
@@ -104,3 +109,71 @@ class Pollers:
             self.errors.append(repr(error))
         finally:
             writer.close()
+
+
+class PollerProcess:
+    """:class:`Pollers` in a child process, driven over a pipe (same methods)."""
+
+    def __init__(self, host: str, port: int, path: str, count: int, wait_seconds: int) -> None:
+        self.count = count
+        self._pipe, child = multiprocessing.Pipe()
+        context = multiprocessing.get_context("fork")
+        self._process = context.Process(
+            target=_serve_commands, args=(child, host, port, path, count, wait_seconds)
+        )
+
+    def _ask(self, *command: Any) -> Any:
+        self._pipe.send(command)
+        answer = self._pipe.recv()
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def start(self, etag: str) -> None:
+        """Start the process and connect every client, each holding the bundle ``etag``."""
+        self._process.start()
+        self._ask("start", etag)
+
+    def wait_until_all_waiting(self, timeout: float) -> None:
+        """See :meth:`Pollers.wait_until_all_waiting`."""
+        self._ask("wait", timeout)
+
+    def received(self, etag: str) -> list[float]:
+        """See :meth:`Pollers.received`."""
+        return list(self._ask("received", etag))
+
+    @property
+    def errors(self) -> list[str]:
+        """What went wrong for clients so far."""
+        return list(self._ask("errors"))
+
+    def stop(self) -> None:
+        """Close the clients and end the process."""
+        self._ask("stop")
+        self._process.join(30)
+
+
+def _serve_commands(
+    pipe: Connection, host: str, port: int, path: str, count: int, wait_seconds: int
+) -> None:
+    pollers = Pollers(host, port, path, count, wait_seconds)
+    while True:
+        command, *args = pipe.recv()
+        try:
+            if command == "start":
+                pollers.start(*args)
+                answer: Any = None
+            elif command == "wait":
+                pollers.wait_until_all_waiting(*args)
+                answer = None
+            elif command == "received":
+                answer = pollers.received(*args)
+            elif command == "errors":
+                answer = pollers.errors
+            else:
+                pollers.stop()
+                pipe.send(None)
+                return
+        except Exception as error:  # noqa: BLE001 - handed to the parent to raise
+            answer = error
+        pipe.send(answer)

@@ -106,6 +106,19 @@ class BundleService:
         _stop(self._process)
         self._process = None
 
+    def rss_bytes(self) -> int:
+        """Return the resident memory of the service: its process and gunicorn's worker."""
+        assert self._process is not None
+        pids = [self._process.pid]
+        children = Path(f"/proc/{self._process.pid}/task/{self._process.pid}/children")
+        pids += [int(pid) for pid in children.read_text().split()]
+        total = 0
+        for pid in pids:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        return total
+
 
 class Sidecar:
     """One ``opa run --server`` configured to pull the signed bundle from ``service_url``."""

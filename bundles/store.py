@@ -52,7 +52,8 @@ class BundleStore:
         if not root.is_dir():
             raise UsageError(f"bundle directory {root} does not exist or is not a directory")
         self.root = root.resolve()
-        self._cache: dict[Path, tuple[tuple[int, int, int], BundleFile]] = {}
+        self._found: dict[str, BundleFile] = {}  # by URL path, until the next change
+        self._files: dict[Path, BundleFile] = {}  # by file, until the next change
         self._changed = asyncio.Event()
         self._signature = self._scan()
 
@@ -84,21 +85,27 @@ class BundleStore:
         return path
 
     def get(self, url_path: str) -> BundleFile | None:
-        """Return the bundle at ``url_path``, or None if there is none (or the path is refused)."""
+        """Return the bundle at ``url_path``, or None if there is none (or the path is refused).
+
+        A bundle found is remembered until the next change, so that a thousand waiters woken
+        by a publish cost one read of the file, not a thousand.
+        """
+        key = "/".join(part for part in url_path.split("/") if part)  # "//a" is "/a"
+        found = self._found.get(key)
+        if found is not None:
+            return found
         try:
             path = self.locate(url_path)
-            stat = path.stat()
-            key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-            cached = self._cache.get(path)
-            if cached is not None and cached[0] == key:
-                return cached[1]
-            if not path.is_file():
-                return None
-            content = path.read_bytes()
+            bundle = self._files.get(path)  # another name (a link) of a file already read
+            if bundle is None:
+                if not path.is_file():
+                    return None
+                content = path.read_bytes()
+                bundle = BundleFile(content, f'"{hashlib.sha256(content).hexdigest()[:32]}"')
         except (BundleError, OSError):
             return None
-        bundle = BundleFile(content, f'"{hashlib.sha256(content).hexdigest()[:32]}"')
-        self._cache[path] = (key, bundle)
+        # Only files that exist, under one name per link: requests cannot grow these.
+        self._files[path] = self._found[key] = bundle
         return bundle
 
     async def wait_for(
@@ -124,7 +131,9 @@ class BundleStore:
                 return None
 
     def changed(self) -> None:
-        """Wake every waiter (they look at their bundle again)."""
+        """Forget what was read and wake every waiter (they look at their bundle again)."""
+        self._found.clear()
+        self._files.clear()
         self._changed, woken = asyncio.Event(), self._changed
         woken.set()
 
@@ -135,7 +144,6 @@ class BundleStore:
             signature = self._scan()
             if signature != self._signature:
                 self._signature = signature
-                self._cache.clear()
                 self.changed()
 
     def _scan(self) -> frozenset[tuple[str, int, int, int]]:
