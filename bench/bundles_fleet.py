@@ -47,6 +47,8 @@ class Results:
 
     first_active: list[float] = field(default_factory=list)
     last_active: list[float] = field(default_factory=list)
+    first_client: list[float] = field(default_factory=list)
+    median_client: list[float] = field(default_factory=list)
     last_client: list[float] = field(default_factory=list)
     clients_reached: list[int] = field(default_factory=list)
     rss: dict[str, int] = field(default_factory=dict)
@@ -78,7 +80,7 @@ def _run_mode(
             time.sleep(0.05)
         for sidecar in fleet:
             sidecar.wait_for_revision(first.revision, timeout=60)
-        time.sleep(1)  # let every sidecar settle into its polling rhythm
+        time.sleep(1 if fleet else 0)  # let every sidecar settle into its polling rhythm
         results.rss["with the sidecars"] = service.rss_bytes()
         if long_polling and clients:
             etag = urllib3.request("GET", f"{service.url}/{RESOURCE}").headers["ETag"]
@@ -97,17 +99,22 @@ def _run_mode(
             write_atomically(service.directory / RESOURCE, bundle.archive)
             for sidecar in fleet:
                 sidecar.wait_for_revision(bundle.revision, timeout=60)
-            activations = [sidecar.activated_at() or time.time() for sidecar in fleet]
-            results.first_active.append(min(activations) - published)
-            results.last_active.append(max(activations) - published)
+            if fleet:
+                activations = [sidecar.activated_at() or time.time() for sidecar in fleet]
+                results.first_active.append(min(activations) - published)
+                results.last_active.append(max(activations) - published)
             if pollers is not None:
                 new_etag = urllib3.request("GET", f"{service.url}/{RESOURCE}").headers["ETag"]
+                assert new_etag != etag, "the service still serves the old bundle"
+                etag = new_etag
                 deadline = time.monotonic() + 10
                 while len(pollers.received(new_etag)) < clients and time.monotonic() < deadline:
                     time.sleep(0.05)
-                arrivals = pollers.received(new_etag)
+                arrivals = sorted(pollers.received(new_etag)) or [time.time()]
                 results.clients_reached.append(len(arrivals))
-                results.last_client.append(max(arrivals, default=time.time()) - published)
+                results.first_client.append(arrivals[0] - published)
+                results.median_client.append(arrivals[len(arrivals) // 2] - published)
+                results.last_client.append(arrivals[-1] - published)
                 pollers.wait_until_all_waiting(30)
                 results.rss[f"after publish {round_ + 1}"] = service.rss_bytes()
             time.sleep(0.5)
@@ -135,6 +142,9 @@ def main() -> int:
     parser.add_argument("--sidecars", type=int, default=20)
     parser.add_argument("--clients", type=int, default=1000, help="simulated long pollers")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--long-polling-only", action="store_true", help="skip the plain polling run"
+    )
     args = parser.parse_args()
     key = SigningKey(ec.generate_private_key(ec.SECP256R1()), KEY_ID)
     print(f"bundle delivery to {args.sidecars} OPA sidecars, {args.rounds} publishes per mode")
@@ -143,15 +153,18 @@ def main() -> int:
         f"max_delay_seconds={POLLING['max_delay']}; "
         f"long polling: long_polling_timeout_seconds={LONG_POLLING_TIMEOUT}"
     )
-    for long_polling in (True, False):
+    for long_polling in (True,) if args.long_polling_only else (True, False):
         with tempfile.TemporaryDirectory(prefix="edgepolicy-bench-") as tmp:
             results = _run_mode(
                 Path(tmp), long_polling, args.sidecars, args.clients, args.rounds, key
             )
         label = "long polling" if long_polling else "polling"
-        print(_summary(f"publish -> first activation, {label}", results.first_active))
-        print(_summary(f"publish -> last activation, {label}", results.last_active))
+        if results.first_active:
+            print(_summary(f"publish -> first activation, {label}", results.first_active))
+            print(_summary(f"publish -> last activation, {label}", results.last_active))
         if results.last_client:
+            print(_summary(f"publish -> first of {args.clients} clients", results.first_client))
+            print(_summary(f"publish -> half of {args.clients} clients", results.median_client))
             print(_summary(f"publish -> last of {args.clients} clients", results.last_client))
             print(f"clients reached per publish: {results.clients_reached}")
             print(f"client errors: {len(results.client_errors)} {results.client_errors[:3]}")

@@ -52,8 +52,8 @@ class BundleStore:
         if not root.is_dir():
             raise UsageError(f"bundle directory {root} does not exist or is not a directory")
         self.root = root.resolve()
-        self._found: dict[str, BundleFile] = {}  # by URL path, until the next change
-        self._files: dict[Path, BundleFile] = {}  # by file, until the next change
+        self._files: dict[Path, tuple[tuple[int, int, int], BundleFile]] = {}
+        self._found: dict[str, BundleFile] = {}  # what waiters found, until the next change
         self._changed = asyncio.Event()
         self._signature = self._scan()
 
@@ -87,25 +87,22 @@ class BundleStore:
     def get(self, url_path: str) -> BundleFile | None:
         """Return the bundle at ``url_path``, or None if there is none (or the path is refused).
 
-        A bundle found is remembered until the next change, so that a thousand waiters woken
-        by a publish cost one read of the file, not a thousand.
+        The file is looked at on every call (it is read again only when its metadata changed).
         """
-        key = "/".join(part for part in url_path.split("/") if part)  # "//a" is "/a"
-        found = self._found.get(key)
-        if found is not None:
-            return found
         try:
             path = self.locate(url_path)
-            bundle = self._files.get(path)  # another name (a link) of a file already read
-            if bundle is None:
-                if not path.is_file():
-                    return None
-                content = path.read_bytes()
-                bundle = BundleFile(content, f'"{hashlib.sha256(content).hexdigest()[:32]}"')
+            stat = path.stat()
+            identity = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+            cached = self._files.get(path)
+            if cached is not None and cached[0] == identity:
+                return cached[1]
+            if not path.is_file():
+                return None
+            content = path.read_bytes()
         except (BundleError, OSError):
             return None
-        # Only files that exist, under one name per link: requests cannot grow these.
-        self._files[path] = self._found[key] = bundle
+        bundle = BundleFile(content, f'"{hashlib.sha256(content).hexdigest()[:32]}"')
+        self._files[path] = (identity, bundle)  # files that exist: requests cannot grow this
         return bundle
 
     async def wait_for(
@@ -114,14 +111,19 @@ class BundleStore:
         """Wait up to ``timeout`` seconds for the bundle at ``url_path`` to differ from ``etags``.
 
         Returns the new bundle, or None when nothing changed in time (or it disappeared).
+        Waiters look their bundle up by URL path until the next change, so that a thousand of
+        them woken by a publish cost one lookup, not a thousand.
         """
+        key = "/".join(part for part in url_path.split("/") if part)  # "//a" is "/a"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             changed = self._changed
-            current = self.get(url_path)
-            if current is not None and current.etag not in etags:
-                return current
+            current = self._found.get(key) or self.get(url_path)
+            if current is not None:
+                self._found[key] = current  # a path that exists: requests cannot grow this
+                if current.etag not in etags:
+                    return current
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return None
