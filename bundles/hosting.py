@@ -224,6 +224,8 @@ def serve(options: ServiceOptions, announce: Callable[[str], None]) -> None:
         # gunicorn's int() (over 4,300 digits it raised and dropped the connection unanswered).
         "limit_request_field_size": FIELD_LINE_BYTES,
         "asgi_lifespan": "off",
+        # A client that leaves ends its request at once: a held long poll frees its place.
+        "asgi_disconnect_grace_period": 0,
         "errorlog": "-",
         "loglevel": "info",
         "proc_name": "edgepolicy-bundles",

@@ -8,7 +8,8 @@ already has the current bundle, the response is held for up to N seconds and sen
 new bundle is published into the directory. Responses use the content type
 ``application/vnd.openpolicyagent.bundles``, which tells OPA that long polling is available.
 At most ``max_waiters`` requests wait at once; beyond that a long poll is answered
-``503 Service Unavailable`` with ``Retry-After``. A waiter whose client leaves stops waiting.
+``503 Service Unavailable`` with ``Retry-After``. A waiter whose client leaves is cancelled
+at once (by gunicorn).
 
 With an upload token configured, ``PUT /<path>`` with ``Authorization: Bearer <token>`` stores
 a bundle (this is what ``edgepolicy bundle publish --to http://...`` talks to). An upload older
@@ -141,7 +142,8 @@ class BundleService:
                 )
             self.waiters += 1
             try:
-                newer = await _unless_gone(self.store.wait_for(path, known, wait), receive)
+                # A client that leaves cancels this (hosting.py: no disconnect grace).
+                newer = await self.store.wait_for(path, known, wait)
             finally:
                 self.waiters -= 1
             if newer is not None:
@@ -236,26 +238,6 @@ async def _read_body(headers: dict[str, str], receive: Receive) -> bytes:
             f"request body not received within {UPLOAD_SECONDS} s",
             close=True,
         ) from None
-
-
-async def _unless_gone(
-    waiting: Awaitable[BundleFile | None], receive: Receive
-) -> BundleFile | None:
-    """Await ``waiting``, or give up (None) as soon as the client disconnects."""
-    waiter = asyncio.ensure_future(waiting)
-    gone = asyncio.ensure_future(_disconnect(receive))
-    try:
-        await asyncio.wait((waiter, gone), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-        if not waiter.done():
-            waiter.cancel()
-    return waiter.result() if not waiter.cancelled() else None
-
-
-async def _disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 async def _send_bundle(send: Send, bundle: BundleFile, method: str) -> None:

@@ -128,7 +128,8 @@ class BundleStore:
             if remaining <= 0:
                 return None
             try:
-                await asyncio.wait_for(changed.wait(), remaining)
+                async with asyncio.timeout(remaining):  # no task per waiter, as wait_for makes
+                    await changed.wait()
             except TimeoutError:
                 return None
 
