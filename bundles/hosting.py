@@ -112,7 +112,9 @@ class BundleWorker(ASGIWorker):  # type: ignore[misc]
         service: BundleService = self.asgi
         self.max_connections = options.max_connections
         watcher = self.loop.create_task(service.store.watch())
-        tls = self.app.tls_context() if options.cert_file else None
+        tls = None
+        if options.cert_file is not None and options.key_file is not None:
+            tls = reloading_tls(options.cert_file, options.key_file)
         for listener in self.sockets:
             server = await self.loop.create_server(
                 lambda: _BoundedProtocol(self),
@@ -152,11 +154,6 @@ class _Hosting(BaseApplication):  # type: ignore[misc]
             allow_rollback=self.options.allow_rollback,
             max_waiters=self.options.max_waiters,
         )
-
-    def tls_context(self) -> ssl.SSLContext:
-        """Return a server context whose handshakes use the current certificate on disk."""
-        assert self.options.cert_file is not None and self.options.key_file is not None
-        return reloading_tls(self.options.cert_file, self.options.key_file)
 
 
 def reloading_tls(cert_file: Path, key_file: Path) -> ssl.SSLContext:

@@ -28,6 +28,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 from bundles.archive import read_tar_gz
@@ -107,22 +108,21 @@ class BundleService:
         method = scope["method"]
         try:
             if method in ("GET", "HEAD"):
-                await self._get(scope["path"], headers, method, receive, send)
+                await self._get(scope["path"], headers, method, send)
             elif method == "PUT":
                 await self._put(scope["path"], headers, receive, send)
             else:
                 raise _Refused(HTTPStatus.METHOD_NOT_ALLOWED, f"method {method} not allowed")
         except _Refused as refused:
-            extra = [(b"allow", b"GET, HEAD, PUT")] if refused.status == 405 else []
+            allowed = b"GET, HEAD, PUT" if self.upload_token else b"GET, HEAD"
+            extra = [(b"allow", allowed)] if refused.status == 405 else []
             if refused.status == HTTPStatus.SERVICE_UNAVAILABLE:
                 extra.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
             if refused.close:
                 extra.append((b"connection", b"close"))
             await _respond(send, refused.status, f"{refused}\n".encode(), headers=extra)
 
-    async def _get(
-        self, path: str, headers: dict[str, str], method: str, receive: Receive, send: Send
-    ) -> None:
+    async def _get(self, path: str, headers: dict[str, str], method: str, send: Send) -> None:
         current = self.store.get(path)
         if current is None:
             raise _Refused(HTTPStatus.NOT_FOUND, f"no bundle at {shown(path)}")
@@ -165,16 +165,8 @@ class BundleService:
             raise _Refused(HTTPStatus.BAD_REQUEST, str(error)) from error
         body = await _read_body(headers, receive)
         try:
-            if ".manifest" not in read_tar_gz(body, source=path):
-                raise BundleError(f"{shown(path)}: bundle has no .manifest")
-            async with self._upload_lock:
-                await asyncio.to_thread(
-                    replace_bundle_file,
-                    target,
-                    body,
-                    allow_rollback=self.allow_rollback,
-                    where=path,
-                )
+            async with self._upload_lock:  # one upload unpacked and written at a time
+                await asyncio.to_thread(_store, target, body, path, self.allow_rollback)
         except RollbackError as error:
             _LOG.warning("refused %s: %s", shown(path), error)
             raise _Refused(HTTPStatus.CONFLICT, str(error)) from error
@@ -183,6 +175,18 @@ class BundleService:
         self.store.changed()
         _LOG.info("stored %s (%d bytes)", shown(path), len(body))
         await _respond(send, HTTPStatus.CREATED, b"stored\n")
+
+
+def _store(target: Path, body: bytes, path: str, allow_rollback: bool) -> None:
+    """Check that ``body`` is a bundle and write it to ``target`` (off the event loop).
+
+    Raises:
+        RollbackError: it would roll the bundle at ``path`` back.
+        BundleError: it is not a bundle with a ``.manifest``, or cannot be written.
+    """
+    if ".manifest" not in read_tar_gz(body, source=path):
+        raise BundleError(f"{shown(path)}: bundle has no .manifest")
+    replace_bundle_file(target, body, allow_rollback=allow_rollback, where=path)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
