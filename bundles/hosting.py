@@ -131,6 +131,7 @@ class BundleWorker(ASGIWorker):  # type: ignore[misc]
                 await asyncio.sleep(1.0)
         finally:
             watcher.cancel()
+            service.store.release()  # held long polls get their 304 now, not a dropped connection
         await self._shutdown()
 
 

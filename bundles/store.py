@@ -54,6 +54,7 @@ class BundleStore:
         self.root = root.resolve()
         self._files: dict[Path, tuple[tuple[int, int, int], BundleFile]] = {}
         self._found: dict[str, BundleFile] = {}  # what waiters found, until the next change
+        self._releasing = False
         self._changed = asyncio.Event()
         self._signature = self._scan()
 
@@ -110,7 +111,8 @@ class BundleStore:
     ) -> BundleFile | None:
         """Wait up to ``timeout`` seconds for the bundle at ``url_path`` to differ from ``etags``.
 
-        Returns the new bundle, or None when nothing changed in time (or it disappeared).
+        Returns the new bundle, or None when nothing changed in time (or it disappeared, or
+        the store was released).
         Waiters look their bundle up by URL path until the next change, so that a thousand of
         them woken by a publish cost one lookup, not a thousand.
         """
@@ -125,13 +127,18 @@ class BundleStore:
                 if current.etag not in etags:
                     return current
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if remaining <= 0 or self._releasing:
                 return None
             try:
                 async with asyncio.timeout(remaining):  # no task per waiter, as wait_for makes
                     await changed.wait()
             except TimeoutError:
                 return None
+
+    def release(self) -> None:
+        """End every wait now and any later one at once (the service is stopping)."""
+        self._releasing = True
+        self.changed()
 
     def changed(self) -> None:
         """Forget what was read and wake every waiter (they look at their bundle again)."""

@@ -418,3 +418,18 @@ def test_header_parsing() -> None:
     assert parse_wait("wait=100000") == 300
     assert parse_wait("wait=" + "9" * 5000) == 300
     assert parse_wait("modes=snapshot") is None
+
+
+def test_stopping_answers_held_long_polls_304(tmp_path: Path) -> None:
+    directory = tmp_path / "bundles"
+    directory.mkdir()
+    write_atomically(directory / "edgepolicy.tar.gz", _bundle("one"))
+    with bundle_service(directory) as service:
+        etag = _get(f"{service.url}/edgepolicy.tar.gz").headers["ETag"]
+        with _long_poll(service, etag) as held:
+            time.sleep(0.5)
+            service.process.terminate()
+            answer = exchange(held, b"")
+            assert service.process.wait(10) == 0
+    assert responses(answer) == [304]
+    assert b"Connection: close\r\n" in answer
