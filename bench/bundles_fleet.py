@@ -51,6 +51,7 @@ class Results:
     median_client: list[float] = field(default_factory=list)
     last_client: list[float] = field(default_factory=list)
     clients_reached: list[int] = field(default_factory=list)
+    service_cpu: list[float] = field(default_factory=list)
     rss: dict[str, int] = field(default_factory=dict)
     client_errors: list[str] = field(default_factory=list)
 
@@ -95,6 +96,7 @@ def _run_mode(
             repo.write("cost.yaml", finops_policy(max_replicas=round_ + 2))
             repo.commit(f"round {round_}")
             bundle = build_bundle(repo.path, opa=opa, signing_key=key)
+            cpu_before = service.cpu_seconds()
             published = time.time()
             write_atomically(service.directory / RESOURCE, bundle.archive)
             for sidecar in fleet:
@@ -115,6 +117,7 @@ def _run_mode(
                 results.first_client.append(arrivals[0] - published)
                 results.median_client.append(arrivals[len(arrivals) // 2] - published)
                 results.last_client.append(arrivals[-1] - published)
+                results.service_cpu.append(service.cpu_seconds() - cpu_before)
                 pollers.wait_until_all_waiting(30)
                 results.rss[f"after publish {round_ + 1}"] = service.rss_bytes()
             time.sleep(0.5)
@@ -166,6 +169,7 @@ def main() -> int:
             print(_summary(f"publish -> first of {args.clients} clients", results.first_client))
             print(_summary(f"publish -> half of {args.clients} clients", results.median_client))
             print(_summary(f"publish -> last of {args.clients} clients", results.last_client))
+            print(_summary("service CPU time per publish", results.service_cpu))
             print(f"clients reached per publish: {results.clients_reached}")
             print(f"client errors: {len(results.client_errors)} {results.client_errors[:3]}")
         baseline = results.rss["idle"]
