@@ -3,7 +3,9 @@ authenticated uploads, and what a client that is not OPA can send (raw HTTP, not
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -433,3 +435,13 @@ def test_stopping_answers_held_long_polls_304(tmp_path: Path) -> None:
             assert service.process.wait(10) == 0
     assert responses(answer) == [304]
     assert b"Connection: close\r\n" in answer
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
+def test_the_listen_backlog_is_2048(tmp_path: Path) -> None:
+    with bundle_service(tmp_path) as service:
+        listening = subprocess.run(
+            ["ss", "-ltnH", f"sport = :{service.port}"], capture_output=True, text=True, check=True
+        ).stdout.split()
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    assert int(listening[2]) == min(2048, somaxconn)  # Send-Q of a listener: its backlog
