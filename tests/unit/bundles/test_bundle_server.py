@@ -196,6 +196,8 @@ def test_a_nul_in_the_path_is_answered_and_the_connection_goes_on(
         assert b"not a bundle path: '/a\\x00.tar.gz'" in bad
         good = exchange(connection, b"GET /edgepolicy.tar.gz HTTP/1.1\r\nHost: t\r\n\r\n")
         assert responses(good) == [200]
+    raw_nul = raw(service, b"GET /edgepolicy.tar.gz\x00 HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert responses(raw_nul) == [400] and raw_nul.endswith(b"<EOF>")
     assert "Traceback" not in service.log.read_text()
 
 
@@ -445,3 +447,9 @@ def test_the_listen_backlog_is_2048(tmp_path: Path) -> None:
         ).stdout.split()
     somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
     assert int(listening[2]) == min(2048, somaxconn)  # Send-Q of a listener: its backlog
+
+
+def test_no_request_above_left_a_stack_trace(served: tuple[Service, Path]) -> None:
+    service, _ = served  # runs last in this file: the service has seen every odd request above
+    log = service.log.read_text()
+    assert "Traceback" not in log and "ERROR" not in log, log[-2000:]
