@@ -15,7 +15,11 @@ are exact. :class:`BundleWorker` adds what gunicorn's ASGI worker leaves open:
 - header lines of at most ``FIELD_LINE_BYTES``;
 - the listen backlog is ``backlog`` (asyncio would otherwise lower it to 100);
 - TLS from ``cert_file``/``key_file``, reloaded when the files are rotated: each handshake
-  switches to the current context of a :class:`webhook.tls.ReloadingContext`.
+  switches to the current context of a :class:`webhook.tls.ReloadingContext`;
+- on SIGTERM, held long polls are answered 304 at once instead of dropped.
+
+It overrides parts of gunicorn's ASGI worker and protocol that are not public API (pinned
+gunicorn version; the tests in tests/unit/bundles exercise each of them through a real process).
 """
 
 from __future__ import annotations
