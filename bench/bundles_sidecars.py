@@ -106,6 +106,28 @@ class BundleService:
         _stop(self._process)
         self._process = None
 
+    def _pids(self) -> list[int]:
+        assert self._process is not None
+        children = Path(f"/proc/{self._process.pid}/task/{self._process.pid}/children")
+        return [self._process.pid, *(int(pid) for pid in children.read_text().split())]
+
+    def cpu_seconds(self) -> float:
+        """Return the CPU time the service has used: its process and gunicorn's worker."""
+        ticks = 0
+        for pid in self._pids():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def rss_bytes(self) -> int:
+        """Return the resident memory of the service: its process and gunicorn's worker."""
+        total = 0
+        for pid in self._pids():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        return total
+
 
 class Sidecar:
     """One ``opa run --server`` configured to pull the signed bundle from ``service_url``."""

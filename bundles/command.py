@@ -17,8 +17,8 @@ from typing import Any
 from bundles import trust_flags
 from bundles.builder import build_bundle, write_bundle
 from bundles.commit_trust import commit_verifier
+from bundles.hosting import ServiceOptions, serve
 from bundles.publish import DEFAULT_BUNDLE_NAME, parse_target, publish, read_token
-from bundles.server import make_server
 from bundles.signing import SigningKey, load_signing_key
 from bundles.watch import WatchConfig, watch
 from edgepolicy.errors import UsageError
@@ -116,6 +116,15 @@ def add_parser(subparsers: Any) -> None:
     )
     serve.add_argument(
         "--upload-token-file", help="accept PUT uploads bearing the token in this file"
+    )
+    serve.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
+    serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=ServiceOptions.max_connections,
+        help="open connections held at once, long polls included; one more is answered 503 "
+        f"(default: {ServiceOptions.max_connections})",
     )
     trust_flags.add_allow_rollback(serve, service=True)
     serve.set_defaults(func=_serve)
@@ -261,19 +270,22 @@ def _serve(args: argparse.Namespace) -> int:
         token = read_token(args.upload_token_file)
         if not token:
             raise UsageError(f"upload token file {args.upload_token_file} is empty")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together")
+    if args.max_connections < 1:
+        raise UsageError(f"--max-connections must be at least 1, got {args.max_connections}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    server = make_server(
-        Path(args.dir), args.host, args.port, token, allow_rollback=args.allow_rollback
+    options = ServiceOptions(
+        Path(args.dir),
+        args.host,
+        args.port,
+        token,
+        allow_rollback=args.allow_rollback,
+        cert_file=Path(args.tls_cert) if args.tls_cert else None,
+        key_file=Path(args.tls_key) if args.tls_key else None,
+        max_connections=args.max_connections,
     )
-    signal.signal(signal.SIGTERM, _stop_on_term)
-    print(f"serving bundles from {args.dir} at {server.url}/", flush=True)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.store.close()
-        server.server_close()
+    serve(options, lambda url: print(f"serving bundles from {args.dir} at {url}/", flush=True))
     return 0
 
 

@@ -2,20 +2,28 @@
 
 Publishers replace files atomically (write to a temporary name, then rename), so a file is
 either the old bundle or the complete new one. The store notices a change by polling the files'
-metadata a few times a second and wakes every request waiting for a newer bundle.
+metadata a few times a second (:meth:`BundleStore.watch`, a task on the serving event loop) and
+wakes every request waiting for a newer bundle; an upload through the service wakes them at once
+(:meth:`BundleStore.changed`).
+
+Every URL path goes through :meth:`BundleStore.locate`, the one guard that keeps reads and
+writes inside the directory: no empty, ``.`` or ``..`` segment, no hidden name (``.token``,
+Kubernetes' ``..data``), no NUL or backslash, and the resolved path (symbolic links followed)
+must stay under the resolved root. A link inside may lead into a hidden folder inside: that is
+how kubelet lays out a ConfigMap volume (``edgepolicy.tar.gz -> ..data/edgepolicy.tar.gz``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgepolicy.errors import UsageError
+from edgepolicy.errors import BundleError, UsageError
 
 POLL_SECONDS = 0.05
+_SHOWN_PATH_CHARS = 100  # a refused path is quoted cut to this many characters
 
 
 @dataclass(frozen=True)
@@ -26,11 +34,17 @@ class BundleFile:
     etag: str
 
 
+def shown(path: str) -> str:
+    """Return ``path`` quoted for a message, cut to a bounded length."""
+    cut = path if len(path) <= _SHOWN_PATH_CHARS else path[:_SHOWN_PATH_CHARS] + "..."
+    return repr(cut)
+
+
 class BundleStore:
     """Serve the files under ``root`` by relative path; tell waiters when any file changes."""
 
     def __init__(self, root: Path) -> None:
-        """Watch ``root``.
+        """Serve ``root``.
 
         Raises:
             UsageError: ``root`` is not a directory.
@@ -38,71 +52,109 @@ class BundleStore:
         if not root.is_dir():
             raise UsageError(f"bundle directory {root} does not exist or is not a directory")
         self.root = root.resolve()
-        self._cache: dict[Path, tuple[tuple[int, int, int], BundleFile]] = {}
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self._generation = 0
-        self._stopped = threading.Event()
+        self._files: dict[Path, tuple[tuple[int, int, int], BundleFile]] = {}
+        self._found: dict[str, BundleFile] = {}  # what waiters found, until the next change
+        self._releasing = False
+        self._changed = asyncio.Event()
         self._signature = self._scan()
-        self._watcher = threading.Thread(target=self._watch, name="bundle-store", daemon=True)
-        self._watcher.start()
 
-    def _resolve(self, relative: str) -> Path | None:
-        """Map a URL path to a file under the root; None if outside, hidden or missing."""
-        parts = [p for p in relative.split("/") if p]
-        if not parts or any(p.startswith(".") for p in parts):
-            return None
-        path = (self.root / Path(*parts)).resolve()
-        if not path.is_relative_to(self.root) or not path.is_file():
-            return None
+    def locate(self, url_path: str) -> Path:
+        """Return the path under the root that the URL path ``url_path`` names.
+
+        The file need not exist. Symbolic links are followed; the result is inside the root.
+
+        Raises:
+            BundleError: the path is empty, has a hidden, ``.`` or ``..`` segment, a NUL or a
+                backslash, or resolves outside the root.
+        """
+        parts = [p for p in url_path.split("/") if p]
+        refused = (
+            not parts
+            or any(p.startswith(".") for p in parts)  # hidden files, "." and ".."
+            or "\0" in url_path
+            or "\\" in url_path
+        )
+        if not refused:
+            try:
+                path = self.root.joinpath(*parts).resolve()
+            except (OSError, RuntimeError):  # a symbolic link loop
+                refused = True
+            else:  # a link may lead into a hidden folder inside (kubelet's ..data): fine
+                refused = path == self.root or not path.is_relative_to(self.root)
+        if refused:
+            raise BundleError(f"not a bundle path: {shown(url_path)}")
         return path
 
-    def get(self, relative: str) -> BundleFile | None:
-        """Return the bundle at ``relative`` (a URL path), or None if there is none."""
-        path = self._resolve(relative)
-        if path is None:
-            return None
+    def get(self, url_path: str) -> BundleFile | None:
+        """Return the bundle at ``url_path``, or None if there is none (or the path is refused).
+
+        The file is looked at on every call (it is read again only when its metadata changed).
+        """
         try:
+            path = self.locate(url_path)
             stat = path.stat()
-            key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-            with self._lock:
-                cached = self._cache.get(path)
-                if cached is not None and cached[0] == key:
-                    return cached[1]
+            identity = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+            cached = self._files.get(path)
+            if cached is not None and cached[0] == identity:
+                return cached[1]
+            if not path.is_file():
+                return None
             content = path.read_bytes()
-        except OSError:
+        except (BundleError, OSError):
             return None
         bundle = BundleFile(content, f'"{hashlib.sha256(content).hexdigest()[:32]}"')
-        with self._lock:
-            self._cache[path] = (key, bundle)
+        self._files[path] = (identity, bundle)  # files that exist: requests cannot grow this
         return bundle
 
-    def wait_for(self, relative: str, etags: frozenset[str], timeout: float) -> BundleFile | None:
-        """Wait up to ``timeout`` seconds for the bundle at ``relative`` to differ from ``etags``.
+    async def wait_for(
+        self, url_path: str, etags: frozenset[str], timeout: float
+    ) -> BundleFile | None:
+        """Wait up to ``timeout`` seconds for the bundle at ``url_path`` to differ from ``etags``.
 
-        Returns the new bundle, or None when nothing changed in time (or it disappeared).
+        Returns the new bundle, or None when nothing changed in time (or it disappeared, or
+        the store was released).
+        Waiters look their bundle up by URL path until the next change, so that a thousand of
+        them woken by a publish cost one lookup, not a thousand.
         """
-        deadline = time.monotonic() + timeout
-        while not self._stopped.is_set():
-            with self._lock:
-                generation = self._generation
-            current = self.get(relative)
-            if current is not None and current.etag not in etags:
-                return current
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+        key = "/".join(part for part in url_path.split("/") if part)  # "//a" is "/a"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            changed = self._changed
+            current = self._found.get(key) or self.get(url_path)
+            if current is not None:
+                self._found[key] = current  # a path that exists: requests cannot grow this
+                if current.etag not in etags:
+                    return current
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._releasing:
                 return None
-            with self._changed:
-                if self._generation == generation:
-                    self._changed.wait(remaining)
-        return None
+            try:
+                async with asyncio.timeout(remaining):  # no task per waiter, as wait_for makes
+                    await changed.wait()
+            except TimeoutError:
+                return None
 
-    def close(self) -> None:
-        """Stop watching and release every waiter."""
-        self._stopped.set()
-        with self._changed:
-            self._changed.notify_all()
-        self._watcher.join(timeout=2)
+    def release(self) -> None:
+        """End every wait now and any later one at once (the service is stopping)."""
+        self._releasing = True
+        self.changed()
+
+    def changed(self) -> None:
+        """Forget what was read and wake every waiter (they look at their bundle again)."""
+        self._found.clear()
+        self._files.clear()
+        self._changed, woken = asyncio.Event(), self._changed
+        woken.set()
+
+    async def watch(self) -> None:
+        """Poll the directory for changes, waking the waiters on each; runs until cancelled."""
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            signature = self._scan()
+            if signature != self._signature:
+                self._signature = signature
+                self.changed()
 
     def _scan(self) -> frozenset[tuple[str, int, int, int]]:
         found = set()
@@ -114,12 +166,3 @@ class BundleStore:
             if path.is_file():
                 found.add((str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino))
         return frozenset(found)
-
-    def _watch(self) -> None:
-        while not self._stopped.wait(POLL_SECONDS):
-            signature = self._scan()
-            if signature != self._signature:
-                self._signature = signature
-                with self._changed:
-                    self._generation += 1
-                    self._changed.notify_all()

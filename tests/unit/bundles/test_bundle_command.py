@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -54,12 +56,35 @@ def test_bad_policy_exits_2_with_file_and_field(
 ) -> None:
     repo.write("cost.yaml", finops_policy(max_cpu_cores=0))
     repo.commit("zero cores")
-    out = tmp_path / "bundle.tar.gz"
+    out = tmp_path / "out" / "bundle.tar.gz"
+    out.parent.mkdir()
+    out.write_bytes(b"the bundle built before")
     assert main(["bundle", "build", "--repo", str(repo.path), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("edgepolicy: error: cost.yaml:1: FinOpsPolicy ai-workloads/")
     assert "maxCPUCores" in err and "Traceback" not in err
-    assert not out.exists()
+    assert [p.name for p in out.parent.iterdir()] == ["bundle.tar.gz"]  # nothing added
+    assert out.read_bytes() == b"the bundle built before"  # nor truncated
+
+
+def test_a_build_that_cannot_be_written_leaves_the_old_bundle_whole(
+    repo: PolicyRepo,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = tmp_path / "out" / "bundle.tar.gz"
+    out.parent.mkdir()
+    out.write_bytes(b"the bundle built before")
+
+    def full_disk(fd: int) -> None:  # the new bundle's bytes are in the file, not yet safe
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("bundles.archive.os.fsync", full_disk)
+    assert main(["bundle", "build", "--repo", str(repo.path), "--out", str(out)]) == 2
+    assert f"cannot write {out}: No space left on device" in capsys.readouterr().err
+    assert [p.name for p in out.parent.iterdir()] == ["bundle.tar.gz"]  # no temporary left
+    assert out.read_bytes() == b"the bundle built before"
 
 
 def test_key_id_without_key_is_a_usage_error(

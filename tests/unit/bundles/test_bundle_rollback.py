@@ -4,13 +4,13 @@ revisions, by Git ancestry when a repository is at hand and by recorded commit t
 from __future__ import annotations
 
 import base64
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import urllib3
+from bundleservice import bundle_service
 from policyrepo import BASE_TIME, PolicyRepo, finops_policy
 
 from bundles.archive import tar_gz
@@ -18,7 +18,6 @@ from bundles.configmap import BUNDLE_KEY
 from bundles.layout import manifest_json
 from bundles.publish import Target, bundle_revision, publish
 from bundles.rollback import BundleRevision, check_replacement, rollback_reason
-from bundles.server import BundleServer, make_server
 from edgepolicy.cli import main
 from edgepolicy.errors import BundleError, RollbackError
 from edgepolicy.kube import ApiResponse
@@ -119,17 +118,11 @@ def test_an_unreadable_current_bundle_is_not_silently_replaced(tmp_path: Path) -
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[BundleServer]:
+def served(tmp_path: Path) -> Path:
     directory = tmp_path / "served"
     directory.mkdir()
-    server = make_server(directory, "127.0.0.1", 0, TOKEN)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    yield server
-    server.shutdown()
-    server.store.close()
-    server.server_close()
-    thread.join()
+    (tmp_path / "token").write_text(TOKEN)
+    return directory
 
 
 def _put(url: str, body: bytes) -> urllib3.BaseHTTPResponse:
@@ -138,38 +131,42 @@ def _put(url: str, body: bytes) -> urllib3.BaseHTTPResponse:
 
 
 def test_the_service_refuses_an_older_upload_by_recorded_time(
-    history: tuple[PolicyRepo, dict[str, str]], service: BundleServer
+    history: tuple[PolicyRepo, dict[str, str]], served: Path
 ) -> None:
     repo, c = history
-    url = f"{service.url}/edge/edgepolicy.tar.gz"
-    assert _put(url, _bundle(repo, c["two"])).status == 201
-    refused = _put(url, _bundle(repo, c["one"]))
-    assert refused.status == 409
-    message = refused.data.decode()
-    assert message.startswith(
-        f"refusing to replace revision {c['two']} at /edge/edgepolicy.tar.gz by revision "
-        f"{c['one']}: it was committed at 2026-01-01T00:01:00Z, before {c['two']}"
-    )
-    assert str(service.store.root) not in message  # the server's paths stay private
-    assert urllib3.request("GET", url).data == _bundle(repo, c["two"])
-    assert _put(url, _bundle(repo, c["revert"])).status == 201
-    # the publisher sees the service's refusal
-    with pytest.raises(BundleError, match="HTTP 409 refusing to replace"):
-        publish(_bundle(repo, c["two"]), Target("http", url), token=TOKEN, allow_rollback=True)
-    service.allow_rollback = True
-    assert _put(url, _bundle(repo, c["one"])).status == 201
+    with bundle_service(served, token_file=served.parent / "token") as service:
+        url = f"{service.url}/edge/edgepolicy.tar.gz"
+        assert _put(url, _bundle(repo, c["two"])).status == 201
+        refused = _put(url, _bundle(repo, c["one"]))
+        assert refused.status == 409
+        message = refused.data.decode()
+        assert message.startswith(
+            f"refusing to replace revision {c['two']} at /edge/edgepolicy.tar.gz by revision "
+            f"{c['one']}: it was committed at 2026-01-01T00:01:00Z, before {c['two']}"
+        )
+        assert str(served) not in message  # the server's paths stay private
+        assert urllib3.request("GET", url).data == _bundle(repo, c["two"])
+        assert _put(url, _bundle(repo, c["revert"])).status == 201
+        # the publisher sees the service's refusal
+        with pytest.raises(BundleError, match="HTTP 409 refusing to replace"):
+            publish(_bundle(repo, c["two"]), Target("http", url), token=TOKEN, allow_rollback=True)
+    flags = ("--allow-rollback",)
+    with bundle_service(served, *flags, token_file=served.parent / "token") as service:
+        url = f"{service.url}/edge/edgepolicy.tar.gz"
+        assert _put(url, _bundle(repo, c["one"])).status == 201
 
 
 def test_publish_over_http_checks_ancestry_itself_with_the_repository(
-    history: tuple[PolicyRepo, dict[str, str]], service: BundleServer
+    history: tuple[PolicyRepo, dict[str, str]], served: Path
 ) -> None:
     repo, c = history
-    service.allow_rollback = True  # a service that would take anything
-    url = f"{service.url}/edgepolicy.tar.gz"
-    publish(_bundle(repo, c["two"]), Target("http", url), token=TOKEN)
-    with pytest.raises(RollbackError, match=f"it is an ancestor of {c['two']}"):
-        publish(_bundle(repo, c["one"]), Target("http", url), token=TOKEN, repo=repo.path)
-    assert urllib3.request("GET", url).data == _bundle(repo, c["two"])
+    flags = ("--allow-rollback",)  # a service that would take anything
+    with bundle_service(served, *flags, token_file=served.parent / "token") as service:
+        url = f"{service.url}/edgepolicy.tar.gz"
+        publish(_bundle(repo, c["two"]), Target("http", url), token=TOKEN)
+        with pytest.raises(RollbackError, match=f"it is an ancestor of {c['two']}"):
+            publish(_bundle(repo, c["one"]), Target("http", url), token=TOKEN, repo=repo.path)
+        assert urllib3.request("GET", url).data == _bundle(repo, c["two"])
 
 
 class _ConfigMaps:

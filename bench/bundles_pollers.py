@@ -1,0 +1,179 @@
+"""Lightweight simulated OPA clients for the fleet benchmark: long polls in raw HTTP/1.1.
+
+Each client holds one connection and polls like OPA's bundle plugin with long polling on
+(``If-None-Match`` with the ETag it has, ``Prefer: wait=N``): a 304 makes it ask again, a 200
+is a new bundle (its arrival time is recorded under the new ETag). All clients run on one
+asyncio event loop in a thread of their own, so a thousand of them cost the benchmark little;
+:class:`PollerProcess` runs them in a process of their own, so that the benchmark's other work
+(building bundles, asking the sidecars) does not delay their clocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import threading
+import time
+from collections import defaultdict
+from multiprocessing.connection import Connection
+from typing import Any
+
+CONNECT_BATCH = 100  # connections opened at once while the clients start
+
+
+class Pollers:
+    """``count`` long-polling clients of ``http://host:port/path``."""
+
+    def __init__(self, host: str, port: int, path: str, count: int, wait_seconds: int) -> None:
+        self.host, self.port, self.path = host, port, path
+        self.count = count
+        self.wait_seconds = wait_seconds
+        self.outstanding = 0  # requests sent and not yet answered
+        self.arrivals: dict[str, list[float]] = defaultdict(list)
+        self.errors: list[str] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self, etag: str) -> None:
+        """Connect every client, each already holding the bundle with ``etag``."""
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(etag), self._loop).result(120)
+
+    def wait_until_all_waiting(self, timeout: float) -> None:
+        """Return once every client has a long poll outstanding.
+
+        Raises:
+            TimeoutError: not all are waiting within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while self.outstanding < self.count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.outstanding}/{self.count} waiting; {self.errors[:3]}")
+            time.sleep(0.05)
+
+    def received(self, etag: str) -> list[float]:
+        """Return the times (``time.time()``) at which clients received the bundle ``etag``."""
+        return list(self.arrivals.get(etag, []))
+
+    def stop(self) -> None:
+        """Close every connection and end the thread."""
+
+        async def cancel() -> None:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(cancel(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    async def _start(self, etag: str) -> None:
+        for first in range(0, self.count, CONNECT_BATCH):
+            batch = range(first, min(first + CONNECT_BATCH, self.count))
+            connections = await asyncio.gather(
+                *(asyncio.open_connection(self.host, self.port) for _ in batch)
+            )
+            for reader, writer in connections:
+                self._tasks.append(asyncio.create_task(self._poll(reader, writer, etag)))
+
+    async def _poll(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, etag: str
+    ) -> None:
+        try:
+            while True:
+                writer.write(
+                    f"GET {self.path} HTTP/1.1\r\nHost: bench\r\nIf-None-Match: {etag}\r\n"
+                    f"Prefer: wait={self.wait_seconds}\r\n\r\n".encode()
+                )
+                self.outstanding += 1
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                finally:
+                    self.outstanding -= 1
+                status = int(head[9:12])
+                fields = dict(
+                    line.split(": ", 1) for line in head.decode("latin-1").split("\r\n")[1:-2]
+                )
+                fields = {name.lower(): value for name, value in fields.items()}
+                length = int(fields.get("content-length", "0")) if status != 304 else 0
+                if length:
+                    await reader.readexactly(length)
+                if status == 200:
+                    etag = fields["etag"]
+                    self.arrivals[etag].append(time.time())
+                elif status != 304:
+                    self.errors.append(f"HTTP {status}")
+                    await asyncio.sleep(1)
+        except (OSError, asyncio.IncompleteReadError) as error:
+            self.errors.append(repr(error))
+        finally:
+            writer.close()
+
+
+class PollerProcess:
+    """:class:`Pollers` in a child process, driven over a pipe (same methods)."""
+
+    def __init__(self, host: str, port: int, path: str, count: int, wait_seconds: int) -> None:
+        self.count = count
+        self._pipe, child = multiprocessing.Pipe()
+        context = multiprocessing.get_context("fork")
+        self._process = context.Process(
+            target=_serve_commands, args=(child, host, port, path, count, wait_seconds)
+        )
+
+    def _ask(self, *command: Any) -> Any:
+        self._pipe.send(command)
+        answer = self._pipe.recv()
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def start(self, etag: str) -> None:
+        """Start the process and connect every client, each holding the bundle ``etag``."""
+        self._process.start()
+        self._ask("start", etag)
+
+    def wait_until_all_waiting(self, timeout: float) -> None:
+        """See :meth:`Pollers.wait_until_all_waiting`."""
+        self._ask("wait", timeout)
+
+    def received(self, etag: str) -> list[float]:
+        """See :meth:`Pollers.received`."""
+        return list(self._ask("received", etag))
+
+    @property
+    def errors(self) -> list[str]:
+        """What went wrong for clients so far."""
+        return list(self._ask("errors"))
+
+    def stop(self) -> None:
+        """Close the clients and end the process."""
+        self._ask("stop")
+        self._process.join(30)
+
+
+def _serve_commands(
+    pipe: Connection, host: str, port: int, path: str, count: int, wait_seconds: int
+) -> None:
+    pollers = Pollers(host, port, path, count, wait_seconds)
+    while True:
+        command, *args = pipe.recv()
+        try:
+            if command == "start":
+                pollers.start(*args)
+                answer: Any = None
+            elif command == "wait":
+                pollers.wait_until_all_waiting(*args)
+                answer = None
+            elif command == "received":
+                answer = pollers.received(*args)
+            elif command == "errors":
+                answer = pollers.errors
+            else:
+                pollers.stop()
+                pipe.send(None)
+                return
+        except Exception as error:  # noqa: BLE001 - handed to the parent to raise
+            answer = error
+        pipe.send(answer)
