@@ -102,8 +102,9 @@ _SCALARS = (
 )
 JSON_VALUES = st.recursive(
     _SCALARS,
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
     max_leaves=8,
 )
 
@@ -111,9 +112,13 @@ JSON_VALUES = st.recursive(
 def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Every path (keys and indexes) below ``node``, the root excluded."""
     found: list[tuple[Any, ...]] = []
-    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(
-        node, list
-    ) else ()
+    items = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else ()
+    )
     for key, child in items:
         found.append((*prefix, key))
         found += _paths(child, (*prefix, key))
@@ -187,9 +192,13 @@ def fuzz_cases(draw: st.DrawFn, seeds: Sequence[dict[str, Any]]) -> FuzzCase:
         limits = [path for path in paths if path[-1] in _LIMIT_NAMES and "resources" in path]
         if limits:
             path = draw(st.sampled_from(limits))
-            junk = st.none() | st.booleans() | st.lists(JSON_VALUES, max_size=2) | st.dictionaries(
-                st.text(max_size=4), JSON_VALUES, max_size=2
-            ) | st.sampled_from(_NOT_QUANTITIES)
+            junk = (
+                st.none()
+                | st.booleans()
+                | st.lists(JSON_VALUES, max_size=2)
+                | st.dictionaries(st.text(max_size=4), JSON_VALUES, max_size=2)
+                | st.sampled_from(_NOT_QUANTITIES)
+            )
             _parent(document, path)[path[-1]] = draw(junk)
         body = _encode(document)
     elif kind in ("huge-int", "huge-float", "nan", "deep"):
@@ -214,8 +223,10 @@ def fuzz_cases(draw: st.DrawFn, seeds: Sequence[dict[str, Any]]) -> FuzzCase:
             body = encoded[:at] + bytes([draw(st.integers(0, 255))]) + encoded[at + 1 :]
         elif kind == "invalid-utf8":
             at = encoded.index(b'"uid"') + 1
-            body = encoded[:at] + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80"])) + (
-                encoded[at:]
+            body = (
+                encoded[:at]
+                + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80"]))
+                + (encoded[at:])
             )
         else:
             body = json.dumps(document).encode("utf-16")

@@ -15,7 +15,7 @@ are exact. :class:`BundleWorker` adds what gunicorn's ASGI worker leaves open:
 - header lines of at most ``FIELD_LINE_BYTES``;
 - the listen backlog is ``backlog`` (asyncio would otherwise lower it to 100);
 - TLS from ``cert_file``/``key_file``, reloaded when the files are rotated: each handshake
-  switches to the current context of a :class:`webhook.tls.ReloadingContext`;
+  switches to the current context of a :class:`edgepolicy.server_tls.ReloadingContext`;
 - on SIGTERM, held long polls are answered 304 at once instead of dropped.
 
 It overrides parts of gunicorn's ASGI worker and protocol that are not public API (pinned
@@ -40,7 +40,7 @@ from gunicorn.workers.gasgi import ASGIWorker  # type: ignore[import-untyped]
 from bundles.server import RETRY_AFTER_SECONDS, BundleService
 from bundles.store import BundleStore
 from edgepolicy.errors import BundleError, UsageError
-from webhook.tls import ReloadingContext, server_context
+from edgepolicy.server_tls import ReloadingContext, server_context
 
 HEADER_SECONDS = 10
 FIELD_LINE_BYTES = 4096

@@ -252,9 +252,13 @@ def _texts(
             return None, None, reason
         signature = data.get(CONFIGMAP_SIGNATURE_KEY)
         if not isinstance(signature, str):
-            return None, None, (
-                f"ConfigMap {namespace}/{model.configmap} ({configmap_key}) has no "
-                f"{CONFIGMAP_SIGNATURE_KEY!r} key"
+            return (
+                None,
+                None,
+                (
+                    f"ConfigMap {namespace}/{model.configmap} ({configmap_key}) has no "
+                    f"{CONFIGMAP_SIGNATURE_KEY!r} key"
+                ),
             )
         if facts is None and isinstance(data.get(CONFIGMAP_FACTS_KEY), str):
             facts = data[CONFIGMAP_FACTS_KEY]

@@ -139,11 +139,11 @@ def _serve(args: argparse.Namespace) -> int:
     from edgepolicy.library import library_path
     from edgepolicy.opa_binary import find_opa
     from edgepolicy.opa_client import OpaClient
+    from edgepolicy.server_tls import ReloadingContext
     from webhook import lookups
     from webhook.config import WebhookConfig
     from webhook.local_opa import SupervisedOpa, local_data
     from webhook.server import ServerOptions, WebhookServer, gunicorn_settings
-    from webhook.tls import ReloadingContext
 
     options = ServerOptions(
         cert_file=Path(args.tls_cert),

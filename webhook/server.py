@@ -25,10 +25,10 @@ from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 from gunicorn.workers import gthread  # type: ignore[import-untyped]
 from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
 
+from edgepolicy.server_tls import ReloadingContext
 from webhook import metrics
 from webhook.app import ARRIVAL_KEY, create_app
 from webhook.config import WebhookConfig
-from webhook.tls import ReloadingContext
 
 # Seconds a worker may stay silent before gunicorn replaces it: far above any request's deadline.
 WORKER_SILENCE_SECONDS = 30

@@ -49,9 +49,7 @@ def seed_verdicts(client: FlaskClient) -> list[bool]:
 
 
 def _post(client: FlaskClient, case: FuzzCase) -> tuple[int, Any]:
-    response = client.post(
-        f"/{case.endpoint}", data=case.body, content_type="application/json"
-    )
+    response = client.post(f"/{case.endpoint}", data=case.body, content_type="application/json")
     try:
         return response.status_code, json.loads(response.get_data())
     except ValueError:

@@ -14,10 +14,10 @@ import pytest
 from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
 
 from edgepolicy.errors import InputError, UsageError
+from edgepolicy.server_tls import ReloadingContext
 from webhook.app import ARRIVAL_KEY
 from webhook.local_opa import local_data
 from webhook.server import ArrivalStampingWorker, ServerOptions, gunicorn_settings
-from webhook.tls import ReloadingContext
 
 KeyPairWriter = Callable[[Path, Path, str], object]
 POLICY = """\

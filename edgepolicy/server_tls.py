@@ -1,4 +1,5 @@
-"""TLS for the webhook: a server SSL context that follows certificate rotation on disk.
+"""TLS for our servers (the webhook, the bundle service): a server SSL context that follows
+certificate rotation on disk.
 
 cert-manager (or any rotation tool) replaces the certificate and key files in place. gunicorn asks
 for an SSL context for every accepted connection (its ``ssl_context`` server hook), so the
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from edgepolicy.errors import UsageError
 
-_LOG = logging.getLogger("edgepolicy.webhook.tls")
+_LOG = logging.getLogger("edgepolicy.tls")
 
 FileIdentity = tuple[int, int, int, int]
 

@@ -14,8 +14,8 @@ from gunicorn import sock as gunicorn_sock  # type: ignore[import-untyped]
 from gunicorn.config import Config  # type: ignore[import-untyped]
 
 from edgepolicy.errors import UsageError
+from edgepolicy.server_tls import ReloadingContext, server_context
 from webhook.server import ServerOptions, gunicorn_settings
-from webhook.tls import ReloadingContext, server_context
 
 KeyPairWriter = Callable[[Path, Path, str], x509.Certificate]
 
