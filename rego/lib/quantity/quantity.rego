@@ -116,10 +116,10 @@ _unsigned_nanos(s) := value if {
 		s, 1,
 	)
 	s != ""
-	[power, binary] := _suffix_scale(suffix, exponent_sign, exponent_digits)
+	[power, binary] := _suffix_scale(suffix, exponent_sign, exponent_digits, whole)
 	digits := concat("", [whole, fraction])
 	_is_readable(digits, power, binary)
-	value := _capped(_scaled(digits, (max([power, (count(fraction) - count(digits)) - 10]) - count(fraction)) + 9, binary), binary)
+	value := _capped(_scaled(digits, (power - count(fraction)) + 9, binary), binary)
 }
 
 # METADATA
@@ -138,16 +138,17 @@ _is_readable("", power, binary) if {
 # title: _suffix_scale
 # description: |
 #   `[power of ten, factor]` of `suffix`. An exponent is undefined above 24 and, negative,
-#   beyond Kubernetes' int32 (which it would wrap around); a negative one below -24 is read as
-#   is (the value only rounds up to a nano-unit, see `_unsigned_nanos`).
-_suffix_scale(suffix, sign, digits) := scale if {
+#   beyond Kubernetes' int32 (which it would wrap around). Below -24 it is raised to at most
+#   -10 - (the number of `whole` digits): the value stays below a nano-unit either way, so it
+#   rounds up to the same result, without building a huge power of ten.
+_suffix_scale(suffix, sign, digits, whole) := scale if {
 	scale := _suffix_scales[suffix]
 } else := [exponent, 1] if {
 	magnitude := trim_left(digits, "0")
 	count(magnitude) <= 2
 	exponent := _signed(sign, decimal.digits_value(magnitude))
 	abs(exponent) <= 24
-} else := [0 - magnitude, 1] if {
+} else := [max([0 - magnitude, -10 - count(whole)]), 1] if {
 	sign == "-"
 	count(trim_left(digits, "0")) <= 10
 	magnitude := decimal.digits_value(digits)
