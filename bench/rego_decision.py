@@ -382,7 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
     if not args.unvalidated:
-        seed, broken = _invalid_policy().data
+        policies = _invalid_policy().data
+        seed, broken = policies[0], policies[-1]
         for label, policy in (("valid seed policy", seed), ("malformed policy", broken)):
             print(
                 f"validation when a policy enters (Python, once): {_validation_us(policy):.0f} µs "

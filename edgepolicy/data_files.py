@@ -18,7 +18,9 @@ def load_data_files(paths: Sequence[str | Path]) -> dict[str, Any]:
     """Return the merge of the data files at ``paths``.
 
     Raises:
-        UsageError: a file does not exist.
+        UsageError: a file does not exist, sets ``data.edgepolicy`` to a non-mapping, or sets
+            ``data.edgepolicy.policies`` (policies reach a decision only as the validator's
+            output: give policy objects as inputs).
         InputError: a file is unreadable, not valid YAML/JSON, not a mapping, or sets a value
             another file already set (the message names both files and the data path).
     """
@@ -29,6 +31,15 @@ def load_data_files(paths: Sequence[str | Path]) -> dict[str, Any]:
         if not path.is_file():
             raise UsageError(f"--data {path}: no such file")
         document = _read(path)
+        section = document.get("edgepolicy", {})
+        if not isinstance(section, dict):
+            raise UsageError(f"--data {path}: data.edgepolicy must be a mapping")
+        if "policies" in section:
+            raise UsageError(
+                f"--data {path}: data files must not set data.edgepolicy.policies: give "
+                "policy objects (FinOpsPolicy, ModelPolicy) as inputs or with --policies, so "
+                "they are validated against their CRD"
+            )
         _merge(merged, document, (), str(path), origins)
     return merged
 

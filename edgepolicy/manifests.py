@@ -280,7 +280,8 @@ def read_text(
 
     JSON is parsed as JSON when ``path`` ends in ``.json`` (in any case, as directories are
     searched and data files read), or with ``sniff_json`` (for streams, which have no suffix)
-    when the text starts with ``{``; everything else as YAML (which also accepts JSON). Empty
+    when the text starts with ``{`` but not ``{{`` (a template); everything else as YAML (which
+    also accepts JSON); JSON that does not parse and holds ``{{`` is a template too. Empty
     documents are ignored. With ``strict=False``, documents that are not Kubernetes objects
     (not a mapping, or without a string ``apiVersion`` and ``kind``) and, with ``templates``,
     unrendered templates (a document that is not valid YAML and holds ``{{``, or whose
@@ -294,10 +295,20 @@ def read_text(
             (strict) a document is not a Kubernetes object or is an unrendered template; the
             message names ``path`` and the line.
     """
-    is_json = path.lower().endswith(".json") or (sniff_json and text.lstrip().startswith("{"))
+    start = text.lstrip()
+    is_json = path.lower().endswith(".json") or (
+        sniff_json and start.startswith("{") and not start.startswith(TEMPLATE_MARK)
+    )
     result = ManifestSet()
     if is_json:
-        _read_documents(json_documents(text, path), path, 1, (strict, templates), result)
+        try:
+            documents = json_documents(text, path)
+        except InputError:
+            if strict or not templates or TEMPLATE_MARK not in text:
+                raise
+            _read_template_stream(text, path, result)
+            return result
+        _read_documents(documents, path, 1, (strict, templates), result)
         return result
     try:
         documents = yaml_documents(text, path)

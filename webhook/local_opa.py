@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edgepolicy.data_files import load_data_files
-from edgepolicy.errors import OpaError, UsageError
+from edgepolicy.errors import OpaError
 from edgepolicy.manifests import is_policy_object, load_paths
 from edgepolicy.opa_client import OpaClient
 from edgepolicy.opa_server import LocalOpa
@@ -54,12 +54,7 @@ def local_data(policy_paths: Sequence[Path], data_files: Sequence[Path]) -> dict
     data = load_data_files(data_files)
     manifests = load_paths(policy_paths) if policy_paths else []
     objs = [manifest.obj for manifest in manifests if is_policy_object(manifest.obj)]
-    section = data.setdefault("edgepolicy", {})
-    if not isinstance(section, dict) or "policies" in section:
-        raise UsageError(
-            "--data files must not set data.edgepolicy.policies: give policy objects with "
-            "--policies"
-        )
+    section = data.setdefault("edgepolicy", {})  # a mapping without policies: see load_data_files
     # Validated once, here: the decision reads only the validator's output.
     section["policies"] = policies_to_data(validate_policies(objs))
     return data

@@ -104,3 +104,20 @@ def test_bad_files_are_input_errors(tmp_path: Path, name: str, content: str, exp
 def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--data .*missing.yaml: no such file"):
         load_data_files([tmp_path / "missing.yaml"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "edgepolicy:\n  policies:\n    validated: true\n    finops: {}\n",
+        "edgepolicy: [policies]\n",
+    ],
+)
+def test_data_files_cannot_carry_policies_past_the_validator(tmp_path: Path, text: str) -> None:
+    """Policies reach a decision only as the validator's output (validated once, when they
+    enter), so a data file setting data.edgepolicy.policies (say, marked validated) is refused
+    for check and verify as for serve."""
+    path = tmp_path / "policies.yaml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=r"data\.edgepolicy(\.policies| must be a mapping)"):
+        load_data_files([path])

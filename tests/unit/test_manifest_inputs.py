@@ -220,3 +220,25 @@ def test_a_text_document_is_skipped_showing_only_its_start() -> None:
         "not a Kubernetes object: expected a Kubernetes object (a mapping), got str "
         "'Thank you for installing {{ .Chart.Nam…"
     )
+
+
+TEMPLATE_FIRST = "{{- if .Values.enabled }}\n" + POD.format(name="conditional") + "{{- end }}\n"
+
+
+def test_a_stream_that_starts_with_a_template_is_skipped_not_read_as_json() -> None:
+    """``cat templates/*.yaml | edgepolicy check -``: a chart template often starts with
+    ``{{- if``, which is no JSON object; it is an unrendered template like in a .yaml file."""
+    result = read_paths(["-"], stdin=io.BytesIO(TEMPLATE_FIRST.encode()), strict=False)
+    assert result.manifests == []
+    (skipped,) = result.skipped
+    assert (skipped.path, skipped.document, skipped.line) == ("<stdin>", 1, 1)
+    assert skipped.reason.startswith("unrendered template ({{ }})")
+
+
+def test_a_json_template_is_skipped_as_a_template() -> None:
+    result = read_text("{{ toJson .Values.pod }}\n", "chart/pod.json", strict=False)
+    assert result.manifests == []
+    (skipped,) = result.skipped
+    assert skipped.reason.startswith("unrendered template ({{ }})")
+    with pytest.raises(InputError, match=r"^chart/pod.json:1: invalid JSON"):
+        read_text("{{ toJson .Values.pod }}\n", "chart/pod.json", strict=True)

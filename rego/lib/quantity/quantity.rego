@@ -4,7 +4,7 @@
 #   Reads quantities as the API server does (k8s.io/apimachinery resource.ParseQuantity behind
 #   Quantity.UnmarshalJSON): `500m`, `2`, `512Mi`, `1G`, `1.5Gi`, `1e9`, `1E3`, `.5`, `5.`;
 #   decimal SI suffixes n u m k M G T P E, binary suffixes Ki Mi Gi Ti Pi Ei and decimal exponents
-#   e/E (any number of digits, value between -24 and 24); spaces around the value are ignored; a
+#   e/E (any number of digits, at most 24; a lower one than -24 rounds up to a nano-unit); spaces around the value are ignored; a
 #   JSON number is read from its literal text. The value is an exact integer count of nano-units
 #   (10^-9 of the base unit: cores, bytes, devices), Kubernetes' own finest scale: finer values
 #   round up to the next nano-unit and binary-suffixed values are capped at 2^63-1 units, as
@@ -116,7 +116,7 @@ _unsigned_nanos(s) := value if {
 		s, 1,
 	)
 	s != ""
-	[power, binary] := _suffix_scale(suffix, exponent_sign, exponent_digits)
+	[power, binary] := _suffix_scale(suffix, exponent_sign, exponent_digits, whole)
 	digits := concat("", [whole, fraction])
 	_is_readable(digits, power, binary)
 	value := _capped(_scaled(digits, (power - count(fraction)) + 9, binary), binary)
@@ -136,14 +136,23 @@ _is_readable("", power, binary) if {
 
 # METADATA
 # title: _suffix_scale
-# description: '`[power of ten, factor]` of `suffix`; for an exponent, undefined beyond ±24.'
-_suffix_scale(suffix, sign, digits) := scale if {
+# description: |
+#   `[power of ten, factor]` of `suffix`. An exponent is undefined above 24 and, negative,
+#   beyond Kubernetes' int32 (which it would wrap around). Below -24 it is raised to at most
+#   -10 - (the number of `whole` digits): the value stays below a nano-unit either way, so it
+#   rounds up to the same result, without building a huge power of ten.
+_suffix_scale(suffix, sign, digits, whole) := scale if {
 	scale := _suffix_scales[suffix]
 } else := [exponent, 1] if {
 	magnitude := trim_left(digits, "0")
 	count(magnitude) <= 2
 	exponent := _signed(sign, decimal.digits_value(magnitude))
 	abs(exponent) <= 24
+} else := [max([0 - magnitude, -10 - count(whole)]), 1] if {
+	sign == "-"
+	count(trim_left(digits, "0")) <= 10
+	magnitude := decimal.digits_value(digits)
+	magnitude <= 2147483648
 }
 
 # METADATA

@@ -406,7 +406,7 @@ test_spaces if {
 }
 
 # METADATA
-# title: exponents take any number of digits, within ±24
+# title: exponents take any number of digits, up to 24; negative ones any value the API server reads
 test_exponent_bounds if {
 	quantity.nanos("1e24") == 1000000000000000000000000000000000
 	quantity.nanos("1e024") == 1000000000000000000000000000000000
@@ -415,8 +415,20 @@ test_exponent_bounds if {
 	quantity.nanos("1e-24") == 1
 	quantity.nanos("1e-024") == 1
 	not quantity.nanos("1e25")
-	not quantity.nanos("1e-25")
 	not quantity.nanos("1e100")
+}
+
+# METADATA
+# title: 'below -24 an exponent still reads as the API server reads it: rounded up to a nano-unit'
+test_exponent_far_below if {
+	quantity.nanos("1e-25") == 1
+	quantity.nanos("1e-2147483647") == 1
+	quantity.nanos("0e-30") == 0
+	quantity.nanos("12345678901234567890e-25") == 1235
+	quantity.nanos("1234567890123456789012345678901234e-25") == 123456789012345679
+	quantity.nanos("1e-2147483648") == 1
+	not quantity.nanos("1e-2147483649") # beyond int32: Kubernetes would wrap it around
+	not quantity.nanos("1e-99999999999999999999")
 }
 
 # METADATA
