@@ -120,6 +120,20 @@ def test_an_untrusted_commit_fails_naming_commit_author_and_reason(
     )
 
 
+def test_a_key_not_allowed_for_the_git_namespace_is_refused_as_such(
+    repo: PolicyRepo, opa: Path, tmp_path: Path, keys: dict[str, Path]
+) -> None:
+    only_files = tmp_path / "file_signers"
+    only_files.write_text(allowed_signer("alice@example.com", keys["alice"], 'namespaces="file"'))
+    head = repo.git("rev-parse", "HEAD")
+    with pytest.raises(UntrustedCommitError) as error:
+        _build(repo, opa, TrustPolicy(allowed_signers=only_files))
+    assert str(error.value).startswith(
+        f"untrusted commit {head} by Policy Author <author@example.com>: its key may not "
+        'sign Git commits (the key\'s namespaces in allowed_signers do not include "git");'
+    )
+
+
 def test_the_old_key_was_good_before_it_expired(
     tmp_path: Path, opa: Path, signers: Path, keys: dict[str, Path]
 ) -> None:
