@@ -194,6 +194,19 @@ def test_all_refuses_the_unsigned_commit_of_a_merged_branch(
     assert bundle.signer is not None and bundle.signer.principal == "bob@example.com"
 
 
+def test_a_graft_cannot_hide_the_unsigned_commit_of_a_merged_branch(
+    merged: tuple[PolicyRepo, str, str], opa: Path, signers: Path
+) -> None:
+    repo, base, unsigned = merged
+    merge = repo.git("rev-parse", "HEAD")
+    grafts = Path(repo.git("rev-parse", "--absolute-git-dir"), "info", "grafts")
+    grafts.parent.mkdir(exist_ok=True)
+    grafts.write_text(f"{merge} {base}\n")  # the merge would seem to have one parent
+    policy = TrustPolicy(allowed_signers=signers, scope="all")
+    with pytest.raises(UntrustedCommitError, match=f"untrusted commit {unsigned} by "):
+        _build(repo, opa, policy)
+
+
 def test_all_checks_the_tip_even_when_it_is_behind_since(
     repo: PolicyRepo, opa: Path, signers: Path
 ) -> None:
