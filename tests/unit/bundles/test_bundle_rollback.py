@@ -144,12 +144,17 @@ def test_the_service_refuses_an_older_upload_by_recorded_time(
             f"refusing to replace revision {c['two']} at /edge/edgepolicy.tar.gz by revision "
             f"{c['one']}: it was committed at 2026-01-01T00:01:00Z, before {c['two']}"
         )
+        assert message.rstrip().endswith(
+            "; publish a git revert instead (this service refuses rollbacks: an uploader's "
+            "--allow-rollback does not apply here; bundle serve --allow-rollback accepts them)"
+        )
         assert str(served) not in message  # the server's paths stay private
         assert urllib3.request("GET", url).data == _bundle(repo, c["two"])
         assert _put(url, _bundle(repo, c["revert"])).status == 201
         # the publisher sees the service's refusal
-        with pytest.raises(BundleError, match="HTTP 409 refusing to replace"):
-            publish(_bundle(repo, c["two"]), Target("http", url), token=TOKEN, allow_rollback=True)
+        with pytest.raises(BundleError, match="HTTP 409 refusing to replace") as error:
+            publish(_bundle(repo, c["one"]), Target("http", url), token=TOKEN, allow_rollback=True)
+        assert str(error.value).endswith("bundle serve --allow-rollback accepts them)")
     flags = ("--allow-rollback",)
     with bundle_service(served, *flags, token_file=served.parent / "token") as service:
         url = f"{service.url}/edge/edgepolicy.tar.gz"
