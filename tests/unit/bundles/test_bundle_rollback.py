@@ -245,3 +245,21 @@ def test_publish_cli_flags(
     assert f"{tmp_path} is not a Git repository" in capsys.readouterr().err
     assert main([*one, "--allow-rollback"]) == 0
     assert f"(revision {c['one']})" in capsys.readouterr().out
+
+
+def test_publish_orders_commits_by_the_repository_it_runs_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = PolicyRepo(tmp_path / "repo")
+    one = repo.commit("one")
+    repo.commits -= 1  # the next commit in the same second: its time cannot order them
+    two = repo.commit("two")
+    for name, commit in (("one", one), ("two", two)):
+        (tmp_path / f"{name}.tar.gz").write_bytes(_bundle(repo, commit))
+    to = ["--to", f"dir:{tmp_path / 'out'}"]
+    monkeypatch.chdir(repo.path)
+    assert main(["bundle", "publish", str(tmp_path / "two.tar.gz"), *to]) == 0
+    assert main(["bundle", "publish", str(tmp_path / "one.tar.gz"), *to]) == 2
+    assert f"it is an ancestor of {two}" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)  # not a repository: by recorded time, which cannot tell
+    assert main(["bundle", "publish", str(tmp_path / "one.tar.gz"), *to]) == 0
