@@ -24,6 +24,7 @@ branches included).
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -41,6 +42,8 @@ _MAX_LISTED = 5
 _FIELDS = "%H%x1f%G?%x1f%GF%x1f%GK%x1f%GS"
 # ssh-keygen: an allowed_signers line whose namespaces="..." leave out Git's namespace "git"
 _NOT_FOR_GIT = 'not permitted for use in signature namespace "git"'
+# ssh-keygen: a line of the allowed_signers file it could not read (FILE:LINE: problem)
+_UNREADABLE_LINE = re.compile(r"^.*:(\d+): ((?:invalid|bad options)[^\r\n]*)\r?$", re.MULTILINE)
 _REASONS = {
     "N": "unsigned",
     "B": "bad signature (the commit was changed after it was signed, or the signature is corrupt)",
@@ -266,7 +269,14 @@ class CommitVerifier:
                 return f"expired key {verdict.fingerprint} (past its valid-before at commit time)"
             if "not yet valid" in detail:
                 return f"key {verdict.fingerprint} not yet valid at commit time (valid-after)"
-            return f"unknown key {verdict.fingerprint} (not in allowed_signers)"
+            unreadable = _UNREADABLE_LINE.search(detail)
+            note = (
+                f"; its line {unreadable[1]} is not PRINCIPALS [OPTIONS] KEYTYPE KEY: "
+                f"{unreadable[2]}"
+                if unreadable
+                else ""
+            )
+            return f"unknown key {verdict.fingerprint} (not in allowed_signers{note})"
         return f"signature not accepted (Git verdict {verdict.letter!r})"
 
 

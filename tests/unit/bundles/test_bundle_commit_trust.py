@@ -134,6 +134,19 @@ def test_a_key_not_allowed_for_the_git_namespace_is_refused_as_such(
     )
 
 
+def test_an_allowed_signers_line_ssh_keygen_cannot_read_is_named(
+    repo: PolicyRepo, opa: Path, tmp_path: Path, keys: dict[str, Path]
+) -> None:
+    public_key = tmp_path / "alice.pub"  # a public key file, not an allowed_signers file
+    public_key.write_text(Path(f"{keys['alice']}.pub").read_text())
+    with pytest.raises(UntrustedCommitError) as error:
+        _build(repo, opa, TrustPolicy(allowed_signers=public_key))
+    assert (
+        f"unknown key {ssh_fingerprint(keys['alice'])} (not in allowed_signers; its line 1 "
+        "is not PRINCIPALS [OPTIONS] KEYTYPE KEY: invalid key);"
+    ) in str(error.value)
+
+
 def test_the_old_key_was_good_before_it_expired(
     tmp_path: Path, opa: Path, signers: Path, keys: dict[str, Path]
 ) -> None:
