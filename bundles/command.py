@@ -17,6 +17,7 @@ from typing import Any
 from bundles import trust_flags
 from bundles.builder import build_bundle, write_bundle
 from bundles.commit_trust import commit_verifier
+from bundles.gitrepo import check_repository
 from bundles.hosting import ServiceOptions, serve
 from bundles.publish import DEFAULT_BUNDLE_NAME, parse_target, publish, read_token
 from bundles.signing import SigningKey, load_signing_key
@@ -96,7 +97,9 @@ def add_parser(subparsers: Any) -> None:
     pub.add_argument("bundle", metavar="BUNDLE", help="bundle file (.tar.gz)")
     _add_publishing(pub)
     pub.add_argument(
-        "--repo", help="policy repository that orders the commits for the rollback check"
+        "--repo",
+        help="policy repository that orders the commits for the rollback check (default: the "
+        "repository of the current directory, if any)",
     )
     pub.set_defaults(func=_publish)
 
@@ -233,6 +236,15 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _current_repository() -> Path | None:
+    """Return the current directory when it is in a Git repository, else None."""
+    try:
+        check_repository(Path.cwd())
+    except UsageError:
+        return None
+    return Path.cwd()
+
+
 def _publish(args: argparse.Namespace) -> int:
     target = parse_target(args.to)
     try:
@@ -249,7 +261,7 @@ def _publish(args: argparse.Namespace) -> int:
             kubeconfig=args.kubeconfig,
             context=args.context,
             source=args.bundle,
-            repo=Path(args.repo) if args.repo else None,
+            repo=Path(args.repo) if args.repo else _current_repository(),
             allow_rollback=args.allow_rollback,
         )
     except KubeconfigError as error:

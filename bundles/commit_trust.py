@@ -24,6 +24,7 @@ branches included).
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -39,6 +40,10 @@ from edgepolicy.errors import BundleError, UntrustedCommitError, UsageError
 SCOPES = ("tip", "all")
 _MAX_LISTED = 5
 _FIELDS = "%H%x1f%G?%x1f%GF%x1f%GK%x1f%GS"
+# ssh-keygen: an allowed_signers line whose namespaces="..." leave out Git's namespace "git"
+_NOT_FOR_GIT = 'not permitted for use in signature namespace "git"'
+# ssh-keygen: a line of the allowed_signers file it could not read (FILE:LINE: problem)
+_UNREADABLE_LINE = re.compile(r"^.*:(\d+): ((?:invalid|bad options)[^\r\n]*)\r?$", re.MULTILINE)
 _REASONS = {
     "N": "unsigned",
     "B": "bad signature (the commit was changed after it was signed, or the signature is corrupt)",
@@ -240,7 +245,18 @@ class CommitVerifier:
         text = raw.decode("utf-8", "replace").strip()
         return "".join(c if c.isprintable() else "?" for c in text)  # never echo control chars
 
+    def _detail(self, repo: Path, commit: str) -> str:
+        """Return what Git's verification said about ``commit`` (``%GG``)."""
+        args, env = self._config()
+        out = run_git([*args, "log", "-1", "--format=%GG", commit, "--"], cwd=repo, env=env)
+        return out.decode("utf-8", "replace")
+
     def _reason(self, repo: Path, verdict: _Verdict) -> str:
+        if verdict.letter == "B" and _NOT_FOR_GIT in self._detail(repo, verdict.commit):
+            return (
+                "its key may not sign Git commits (the key's namespaces in allowed_signers "
+                'do not include "git")'
+            )
         if verdict.letter in _REASONS:
             return _REASONS[verdict.letter]
         if verdict.letter == "E":
@@ -248,15 +264,19 @@ class CommitVerifier:
         if verdict.letter == "U":
             if not verdict.fingerprint.startswith("SHA256:"):
                 return f"key {verdict.fingerprint} is not trusted"
-            args, env = self._config()
-            detail = run_git(
-                [*args, "log", "-1", "--format=%GG", verdict.commit, "--"], cwd=repo, env=env
-            ).decode("utf-8", "replace")
+            detail = self._detail(repo, verdict.commit)
             if "key has expired" in detail:
                 return f"expired key {verdict.fingerprint} (past its valid-before at commit time)"
             if "not yet valid" in detail:
                 return f"key {verdict.fingerprint} not yet valid at commit time (valid-after)"
-            return f"unknown key {verdict.fingerprint} (not in allowed_signers)"
+            unreadable = _UNREADABLE_LINE.search(detail)
+            note = (
+                f"; its line {unreadable[1]} is not PRINCIPALS [OPTIONS] KEYTYPE KEY: "
+                f"{unreadable[2]}"
+                if unreadable
+                else ""
+            )
+            return f"unknown key {verdict.fingerprint} (not in allowed_signers{note})"
         return f"signature not accepted (Git verdict {verdict.letter!r})"
 
 

@@ -18,11 +18,14 @@ from edgepolicy.errors import BundleError, UsageError
 
 LOCAL_SOURCE = "local"
 # GIT_NO_REPLACE_OBJECTS: a build (and its signature check) reads exactly the named commit,
-# never a stand-in from refs/replace/ (which a mirror clone fetches too).
+# never a stand-in from refs/replace/ (which a mirror clone fetches too). GIT_GRAFT_FILE: the
+# repository's info/grafts cannot give a commit other parents (hiding commits from the
+# signature check of every commit, or from the ancestry that orders revisions).
 _GIT_ENV = {
     "GIT_TERMINAL_PROMPT": "0",
     "GIT_OPTIONAL_LOCKS": "0",
     "GIT_NO_REPLACE_OBJECTS": "1",
+    "GIT_GRAFT_FILE": f"{os.devnull}/grafts",  # never a file, and Git does not warn
     "LC_ALL": "C",
 }
 _COMMIT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")

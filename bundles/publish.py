@@ -22,6 +22,7 @@ from edgepolicy.errors import BundleError, UsageError
 TOKEN_ENV = "EDGEPOLICY_BUNDLE_TOKEN"
 DEFAULT_BUNDLE_NAME = "edgepolicy.tar.gz"
 _TIMEOUT = urllib3.Timeout(connect=5.0, read=60.0)
+_SHOWN_BODY_BYTES = 1000  # of an error answer (a refused rollback names three revisions)
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def _put(url: str, archive: bytes, token: str | None, ca_file: str | None) -> No
     """
     response = _request("PUT", url, archive, token, ca_file)
     if response.status >= 300:
-        detail = response.data[:300].decode("utf-8", "replace").strip()
+        detail = response.data[:_SHOWN_BODY_BYTES].decode("utf-8", "replace").strip()
         raise BundleError(f"PUT {redact_url(url)} failed: HTTP {response.status} {detail}")
 
 

@@ -34,6 +34,10 @@ from bundles.layout import MANIFEST, TIME_FORMAT
 from edgepolicy.errors import BundleError, RollbackError
 
 _OVERRIDE = "publish a git revert instead, or allow the rollback explicitly (--allow-rollback)"
+SERVICE_OVERRIDE = (
+    "publish a git revert instead (this service refuses rollbacks: an uploader's "
+    "--allow-rollback does not apply here; bundle serve --allow-rollback accepts them)"
+)
 
 
 @dataclass(frozen=True)
@@ -104,11 +108,17 @@ def rollback_reason(
 
 
 def check_replacement(
-    current: bytes | None, candidate: bytes, *, where: str, repo: Path | None = None
+    current: bytes | None,
+    candidate: bytes,
+    *,
+    where: str,
+    repo: Path | None = None,
+    override: str = _OVERRIDE,
 ) -> None:
     """Refuse to replace the bundle ``current`` at ``where`` by ``candidate`` if that rolls back.
 
-    ``current`` is None when ``where`` holds no bundle yet.
+    ``current`` is None when ``where`` holds no bundle yet. ``override`` ends a refusal: what
+    the one refused can do instead.
 
     Raises:
         RollbackError: it would be a rollback, or the current bundle cannot be read (so the
@@ -124,13 +134,13 @@ def check_replacement(
     except BundleError as error:
         raise RollbackError(
             f"cannot tell whether revision {new.revision} is older than what {where} holds "
-            f"({error}); refusing to replace it; {_OVERRIDE}"
+            f"({error}); refusing to replace it; {override}"
         ) from error
     reason = rollback_reason(old, new, repo)
     if reason is not None:
         raise RollbackError(
             f"refusing to replace revision {old.revision} at {where} by revision "
-            f"{new.revision}: {reason}, so that would roll the policy back; {_OVERRIDE}"
+            f"{new.revision}: {reason}, so that would roll the policy back; {override}"
         )
 
 
@@ -156,12 +166,13 @@ def replace_bundle_file(
     repo: Path | None = None,
     allow_rollback: bool = False,
     where: str | None = None,
+    override: str = _OVERRIDE,
 ) -> None:
     """Write ``archive`` to ``path`` atomically unless that would roll back the bundle there.
 
     The check and the write happen under a lock on the directory, so two publishers (or a
     publisher and the bundle service) cannot interleave them. ``where`` names the place in
-    messages (default: ``path``).
+    messages (default: ``path``); ``override`` ends a refusal (see :func:`check_replacement`).
 
     Raises:
         RollbackError: see :func:`check_replacement` (nothing is written).
@@ -173,5 +184,7 @@ def replace_bundle_file(
                 current = path.read_bytes() if path.is_file() else None
             except OSError as error:
                 raise BundleError(f"cannot read {path}: {error.strerror or error}") from error
-            check_replacement(current, archive, where=where or str(path), repo=repo)
+            check_replacement(
+                current, archive, where=where or str(path), repo=repo, override=override
+            )
         write_atomically(path, archive)

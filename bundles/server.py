@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bundles.archive import read_tar_gz
-from bundles.rollback import replace_bundle_file
+from bundles.rollback import SERVICE_OVERRIDE, replace_bundle_file
 from bundles.store import BundleFile, BundleStore, shown
 from edgepolicy.errors import BundleError, RollbackError
 
@@ -186,7 +186,9 @@ def _store(target: Path, body: bytes, path: str, allow_rollback: bool) -> None:
     """
     if ".manifest" not in read_tar_gz(body, source=path):
         raise BundleError(f"{shown(path)}: bundle has no .manifest")
-    replace_bundle_file(target, body, allow_rollback=allow_rollback, where=path)
+    replace_bundle_file(
+        target, body, allow_rollback=allow_rollback, where=path, override=SERVICE_OVERRIDE
+    )
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

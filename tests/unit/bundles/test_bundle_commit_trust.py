@@ -120,6 +120,33 @@ def test_an_untrusted_commit_fails_naming_commit_author_and_reason(
     )
 
 
+def test_a_key_not_allowed_for_the_git_namespace_is_refused_as_such(
+    repo: PolicyRepo, opa: Path, tmp_path: Path, keys: dict[str, Path]
+) -> None:
+    only_files = tmp_path / "file_signers"
+    only_files.write_text(allowed_signer("alice@example.com", keys["alice"], 'namespaces="file"'))
+    head = repo.git("rev-parse", "HEAD")
+    with pytest.raises(UntrustedCommitError) as error:
+        _build(repo, opa, TrustPolicy(allowed_signers=only_files))
+    assert str(error.value).startswith(
+        f"untrusted commit {head} by Policy Author <author@example.com>: its key may not "
+        'sign Git commits (the key\'s namespaces in allowed_signers do not include "git");'
+    )
+
+
+def test_an_allowed_signers_line_ssh_keygen_cannot_read_is_named(
+    repo: PolicyRepo, opa: Path, tmp_path: Path, keys: dict[str, Path]
+) -> None:
+    public_key = tmp_path / "alice.pub"  # a public key file, not an allowed_signers file
+    public_key.write_text(Path(f"{keys['alice']}.pub").read_text())
+    with pytest.raises(UntrustedCommitError) as error:
+        _build(repo, opa, TrustPolicy(allowed_signers=public_key))
+    assert (
+        f"unknown key {ssh_fingerprint(keys['alice'])} (not in allowed_signers; its line 1 "
+        "is not PRINCIPALS [OPTIONS] KEYTYPE KEY: invalid key);"
+    ) in str(error.value)
+
+
 def test_the_old_key_was_good_before_it_expired(
     tmp_path: Path, opa: Path, signers: Path, keys: dict[str, Path]
 ) -> None:
@@ -178,6 +205,19 @@ def test_all_refuses_the_unsigned_commit_of_a_merged_branch(
     # after the unsigned commit was published (vouched for), only what follows is checked
     bundle = _build(repo, opa, policy, since=(unsigned,))
     assert bundle.signer is not None and bundle.signer.principal == "bob@example.com"
+
+
+def test_a_graft_cannot_hide_the_unsigned_commit_of_a_merged_branch(
+    merged: tuple[PolicyRepo, str, str], opa: Path, signers: Path
+) -> None:
+    repo, base, unsigned = merged
+    merge = repo.git("rev-parse", "HEAD")
+    grafts = Path(repo.git("rev-parse", "--absolute-git-dir"), "info", "grafts")
+    grafts.parent.mkdir(exist_ok=True)
+    grafts.write_text(f"{merge} {base}\n")  # the merge would seem to have one parent
+    policy = TrustPolicy(allowed_signers=signers, scope="all")
+    with pytest.raises(UntrustedCommitError, match=f"untrusted commit {unsigned} by "):
+        _build(repo, opa, policy)
 
 
 def test_all_checks_the_tip_even_when_it_is_behind_since(

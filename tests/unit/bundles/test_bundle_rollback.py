@@ -144,12 +144,17 @@ def test_the_service_refuses_an_older_upload_by_recorded_time(
             f"refusing to replace revision {c['two']} at /edge/edgepolicy.tar.gz by revision "
             f"{c['one']}: it was committed at 2026-01-01T00:01:00Z, before {c['two']}"
         )
+        assert message.rstrip().endswith(
+            "; publish a git revert instead (this service refuses rollbacks: an uploader's "
+            "--allow-rollback does not apply here; bundle serve --allow-rollback accepts them)"
+        )
         assert str(served) not in message  # the server's paths stay private
         assert urllib3.request("GET", url).data == _bundle(repo, c["two"])
         assert _put(url, _bundle(repo, c["revert"])).status == 201
         # the publisher sees the service's refusal
-        with pytest.raises(BundleError, match="HTTP 409 refusing to replace"):
-            publish(_bundle(repo, c["two"]), Target("http", url), token=TOKEN, allow_rollback=True)
+        with pytest.raises(BundleError, match="HTTP 409 refusing to replace") as error:
+            publish(_bundle(repo, c["one"]), Target("http", url), token=TOKEN, allow_rollback=True)
+        assert str(error.value).endswith("bundle serve --allow-rollback accepts them)")
     flags = ("--allow-rollback",)
     with bundle_service(served, *flags, token_file=served.parent / "token") as service:
         url = f"{service.url}/edge/edgepolicy.tar.gz"
@@ -240,3 +245,21 @@ def test_publish_cli_flags(
     assert f"{tmp_path} is not a Git repository" in capsys.readouterr().err
     assert main([*one, "--allow-rollback"]) == 0
     assert f"(revision {c['one']})" in capsys.readouterr().out
+
+
+def test_publish_orders_commits_by_the_repository_it_runs_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = PolicyRepo(tmp_path / "repo")
+    one = repo.commit("one")
+    repo.commits -= 1  # the next commit in the same second: its time cannot order them
+    two = repo.commit("two")
+    for name, commit in (("one", one), ("two", two)):
+        (tmp_path / f"{name}.tar.gz").write_bytes(_bundle(repo, commit))
+    to = ["--to", f"dir:{tmp_path / 'out'}"]
+    monkeypatch.chdir(repo.path)
+    assert main(["bundle", "publish", str(tmp_path / "two.tar.gz"), *to]) == 0
+    assert main(["bundle", "publish", str(tmp_path / "one.tar.gz"), *to]) == 2
+    assert f"it is an ancestor of {two}" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)  # not a repository: by recorded time, which cannot tell
+    assert main(["bundle", "publish", str(tmp_path / "one.tar.gz"), *to]) == 0
