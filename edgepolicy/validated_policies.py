@@ -289,6 +289,27 @@ def expectation(schema: Mapping[str, Any]) -> str:
     return "valid"
 
 
+_SIZE_BOUNDS = {
+    "minProperties": ("have at least", "field"),
+    "maxProperties": ("have at most", "field"),
+    "minItems": ("have at least", "item"),
+    "maxItems": ("have at most", "item"),
+    "minLength": ("be at least", "character"),
+    "maxLength": ("be at most", "character"),
+}
+
+
+def _size_bound(keyword: str, schema: Mapping[str, Any]) -> str | None:
+    """What a size keyword (``minProperties``, ``minLength``, ...) requires, for messages; None
+    for other keywords, and for a string with a ``pattern``, whose description says more."""
+    if keyword not in _SIZE_BOUNDS or (keyword.endswith("Length") and "pattern" in schema):
+        return None
+    verb, noun = _SIZE_BOUNDS[keyword]
+    count = schema.get(keyword)
+    nouns = noun if count == 1 else f"{noun}s"
+    return f"{verb} {count} {nouns}" + (" long" if keyword.endswith("Length") else "")
+
+
 _CHECKERS: dict[str, _Checker] = {}
 
 
@@ -348,6 +369,9 @@ class _Checker:
                 hint = self._hint(schema, str(name))
                 result.append(((*path, name), f"unknown field (known: {listed}){hint}"))
             return result
+        bound = _size_bound(str(keyword), schema)
+        if bound is not None:
+            return [(path, f"must {bound}, got {_shown(instance)}")]
         return [(path, f"must be {expectation(schema)}, got {_shown(instance)}")]
 
     @staticmethod

@@ -504,3 +504,40 @@ def test_whole_floats_are_read_as_integers_as_the_api_server_reads_them() -> Non
             "must not exceed spec.autoScale.maxReplicas (4 > 3), so neither bound is enforced",
         )
     }
+
+
+def _model_policy_errors(**spec: Any) -> set[tuple[str, str]]:
+    obj = _policy({"targetWorkloadSelector": SELECTOR, **spec}, kind="ModelPolicy")
+    return _errors(obj)
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "message"),
+    [
+        (
+            {"biasThresholds": {}},
+            "spec.biasThresholds",
+            "must have at least 1 field, got {}",
+        ),
+        (
+            {
+                "signature": {
+                    "identities": [{"issuer": "https://i", "subjectRegExp": "s"}],
+                    "trustedRoot": "",
+                }
+            },
+            "spec.signature.trustedRoot",
+            'must be at least 2 characters long, got ""',
+        ),
+        (
+            {"signature": {"identities": [{"issuer": "", "subjectRegExp": "s"}]}},
+            "spec.signature.identities[0].issuer",
+            'must be at least 1 character long, got ""',
+        ),
+    ],
+)
+def test_a_size_bound_says_the_bound_not_the_type(
+    spec: dict[str, Any], field: str, message: str
+) -> None:
+    # {} is an object and "" a string: the message must say what is missing, not the type.
+    assert (field, message) in _model_policy_errors(**spec)
