@@ -283,14 +283,15 @@ def _read_signed_model(signature: str) -> SignedModel:
 
 
 def _require_libraries() -> None:
-    """Fail with a clear message when the `models` extra is not installed."""
+    """Fail with a clear message when the `signing` extra is not installed."""
     try:
         import model_signing  # noqa: F401
         import OpenSSL  # noqa: F401
         import sigstore  # noqa: F401
     except ImportError as error:
         raise ModelSigningError(
-            f"model signatures need the models extra (pip install 'edgepolicy[models]'): {error}"
+            "model signatures need the signing extra (pip install 'edgepolicy[signing]', "
+            f"part of 'edgepolicy[models]'): {error}"
         ) from error
 
 
