@@ -398,6 +398,8 @@ class _Checker:
                 hint = self._hint(schema, str(name))
                 result.append(((*path, name), f"unknown field (known: {listed}){hint}"))
             return result
+        if keyword == "uniqueItems":
+            return [(path, f"must not repeat an item (a set), got {_shown(instance)}")]
         bound = _size_bound(str(keyword), schema)
         if bound is not None:
             return [(path, f"must {bound}, got {_shown(instance)}")]

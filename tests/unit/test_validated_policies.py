@@ -637,3 +637,12 @@ def test_the_enforceable_part_keeps_the_usable_trust() -> None:
 def test_usable_trust_is_valid() -> None:
     signature = {"required": True, "publicKeys": [_ec_public_key()], "identities": [IDENTITY]}
     assert _model_policy_errors(signature=signature) == set()
+
+
+def test_a_set_list_refuses_a_repeated_item_as_the_api_server_does() -> None:
+    # requiredMetadata is `x-kubernetes-list-type: set`: the API server refuses duplicates.
+    signature = {"required": True, "publicKeys": [_ec_public_key()]}
+    errors = _model_policy_errors(signature=signature, requiredMetadata=["license", "license"])
+    assert errors == {
+        ("spec.requiredMetadata", 'must not repeat an item (a set), got ["license","license"]')
+    }
