@@ -646,3 +646,27 @@ def test_a_set_list_refuses_a_repeated_item_as_the_api_server_does() -> None:
     assert errors == {
         ("spec.requiredMetadata", 'must not repeat an item (a set), got ["license","license"]')
     }
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "message"),
+    [
+        (
+            {"signature": {"required": True}},
+            "spec.signature.required",
+            "needs at least one of publicKeys, certificateChains or identities to trust",
+        ),
+        (
+            {"biasThresholds": {"demographicParityDifference": 0.1}},
+            "spec.signature",
+            "must trust at least one of publicKeys, certificateChains or identities, as "
+            "biasThresholds, explainability.reportRequired and requiredMetadata are checked on "
+            "verified facts only",
+        ),
+    ],
+)
+def test_a_cross_field_rule_message_reads_after_its_field(
+    spec: dict[str, Any], field: str, message: str
+) -> None:
+    # policy.invalid prints "<field> <message>": the message must not repeat the field.
+    assert (field, message) in _model_policy_errors(**spec)
