@@ -1,8 +1,10 @@
 # The edgepolicy webhook image that deploy/ references (`edgepolicy serve`; OPA runs as a sidecar).
 # Multi-stage: the build stage installs the project exactly as `pip install .` does into a venv;
-# the runtime stage copies only that venv and runs as a non-root user. The `models` extra: the
-# webhook verifies model signatures at admission, and the image is also the init container that
-# verifies model directories at pod start (`edgepolicy model verify`).
+# the runtime stage copies only that venv and runs as a non-root user. The `signing` extra
+# (model-signing, sigstore, pyOpenSSL): the webhook verifies model signatures at admission, and the
+# image is also the init container that verifies model directories at pod start (`edgepolicy model
+# verify`). The evaluation libraries of the `models` extra (onnx, onnxruntime, fairlearn and
+# scikit-learn, scipy, pandas, numpy) are left out: admission never inspects or evaluates a model.
 # The base image by digest (the multi-architecture index), its tag as a comment; how to move it to a
 # new tag or rebuild: docs/deploy.md ("Image digests").
 # python:3.11.14-slim-bookworm
@@ -18,7 +20,7 @@ COPY webhook ./webhook
 COPY bundles ./bundles
 COPY rego ./rego
 RUN python -m venv /opt/edgepolicy \
- && /opt/edgepolicy/bin/pip install '.[models]' \
+ && /opt/edgepolicy/bin/pip install '.[signing]' \
  && /opt/edgepolicy/bin/edgepolicy --version
 
 FROM ${PYTHON_IMAGE}

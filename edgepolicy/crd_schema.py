@@ -10,7 +10,8 @@ Each ``openAPIV3Schema`` (a Kubernetes *structural* schema) is converted to JSON
 2020-12) the way the API server reads it: ``nullable`` lets a field be null; the draft-4 boolean
 ``exclusiveMinimum``/``exclusiveMaximum`` become numbers; an object with ``properties`` refuses
 other fields (the API server would prune them silently, so a typo would disable a limit) unless
-``x-kubernetes-preserve-unknown-fields`` says otherwise; every object needs ``metadata.name``.
+``x-kubernetes-preserve-unknown-fields`` says otherwise; a ``x-kubernetes-list-type: set`` list
+refuses a repeated item; every object needs ``metadata.name``.
 The Kubernetes extensions (``x-kubernetes-validations``, ``x-kubernetes-map-type``) stay in the
 structural schema, which the validator walks beside the object.
 """
@@ -128,6 +129,8 @@ def to_json_schema(structural: Mapping[str, Any], *, top: bool = False) -> dict[
         result["additionalProperties"] = False
     if structural.get("nullable") and "type" in result:
         result["type"] = [result["type"], "null"]
+    if structural.get("x-kubernetes-list-type") == "set":
+        result["uniqueItems"] = True
     if top:
         properties = result.setdefault("properties", {})
         metadata = dict(properties.get("metadata") or {"type": "object"})

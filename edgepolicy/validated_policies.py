@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ from jsonschema.exceptions import ValidationError
 from edgepolicy.cel_rules import rule_holds, rule_message
 from edgepolicy.crd_schema import KindSchema, child_schema, kind_schemas
 from edgepolicy.manifests import is_policy_object
+from edgepolicy.models.trust_content import signature_problems
 
 FieldPath = tuple[str | int, ...]
 _SELF_FIELD = re.compile(r"\bself\.([A-Za-z_][A-Za-z0-9_]*)")
@@ -164,13 +165,41 @@ def check_policy(
         unknown = f"edgepolicy ships no CRD for the kind {kind}, so it cannot be validated"
         return normalized, [FieldError("", unknown)], {}
     errors = _checker(schema).check(normalized)
+    errors += _content_errors(kind, normalized, {error.field for _, error in errors})
     if not errors:
         return normalized, [], normalized
     enforceable = copy.deepcopy(normalized)
     removed = {path for paths, _ in errors for path in paths}
-    for path in sorted(removed, key=len, reverse=True):
+    # Deepest first, and the later items of a list before the earlier ones.
+    for path in sorted(removed, key=lambda path: (len(path), _ordered(path)), reverse=True):
         enforceable = _remove(enforceable, path)
     return normalized, [error for _, error in errors], enforceable
+
+
+# What a kind's schema cannot check (the content of a field), by kind.
+_CONTENT_CHECKS: dict[str, Callable[[Mapping[str, Any]], list[tuple[FieldPath, str]]]] = {
+    "ModelPolicy": signature_problems,
+}
+
+
+def _content_errors(
+    kind: str, obj: Mapping[str, Any], reported: set[str]
+) -> list[tuple[list[FieldPath], FieldError]]:
+    """The errors of ``kind``'s content check on the fields the schema found no error in."""
+    check = _CONTENT_CHECKS.get(kind)
+    spec = obj.get("spec")
+    if check is None or not isinstance(spec, Mapping):
+        return []
+    found = []
+    for path, message in check(spec):
+        name = field_name(path)
+        if not any(name == field or name.startswith(f"{field}.") for field in reported):
+            found.append(([path], FieldError(name, message)))
+    return found
+
+
+def _ordered(path: FieldPath) -> tuple[tuple[int, int, str], ...]:
+    return tuple((0, step, "") if isinstance(step, int) else (1, 0, step) for step in path)
 
 
 def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
@@ -289,6 +318,27 @@ def expectation(schema: Mapping[str, Any]) -> str:
     return "valid"
 
 
+_SIZE_BOUNDS = {
+    "minProperties": ("have at least", "field"),
+    "maxProperties": ("have at most", "field"),
+    "minItems": ("have at least", "item"),
+    "maxItems": ("have at most", "item"),
+    "minLength": ("be at least", "character"),
+    "maxLength": ("be at most", "character"),
+}
+
+
+def _size_bound(keyword: str, schema: Mapping[str, Any]) -> str | None:
+    """What a size keyword (``minProperties``, ``minLength``, ...) requires, for messages; None
+    for other keywords, and for a string with a ``pattern``, whose description says more."""
+    if keyword not in _SIZE_BOUNDS or (keyword.endswith("Length") and "pattern" in schema):
+        return None
+    verb, noun = _SIZE_BOUNDS[keyword]
+    count = schema.get(keyword)
+    nouns = noun if count == 1 else f"{noun}s"
+    return f"{verb} {count} {nouns}" + (" long" if keyword.endswith("Length") else "")
+
+
 _CHECKERS: dict[str, _Checker] = {}
 
 
@@ -348,6 +398,11 @@ class _Checker:
                 hint = self._hint(schema, str(name))
                 result.append(((*path, name), f"unknown field (known: {listed}){hint}"))
             return result
+        if keyword == "uniqueItems":
+            return [(path, f"must not repeat an item (a set), got {_shown(instance)}")]
+        bound = _size_bound(str(keyword), schema)
+        if bound is not None:
+            return [(path, f"must {bound}, got {_shown(instance)}")]
         return [(path, f"must be {expectation(schema)}, got {_shown(instance)}")]
 
     @staticmethod

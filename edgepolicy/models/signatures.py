@@ -283,14 +283,15 @@ def _read_signed_model(signature: str) -> SignedModel:
 
 
 def _require_libraries() -> None:
-    """Fail with a clear message when the `models` extra is not installed."""
+    """Fail with a clear message when the `signing` extra is not installed."""
     try:
         import model_signing  # noqa: F401
         import OpenSSL  # noqa: F401
         import sigstore  # noqa: F401
     except ImportError as error:
         raise ModelSigningError(
-            f"model signatures need the models extra (pip install 'edgepolicy[models]'): {error}"
+            "model signatures need the signing extra (pip install 'edgepolicy[signing]', "
+            f"part of 'edgepolicy[models]'): {error}"
         ) from error
 
 
@@ -320,29 +321,46 @@ class _CompiledTrust:
 
 @functools.lru_cache(maxsize=64)
 def _compile_trust(trust: ModelTrust) -> _CompiledTrust:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
 
     keys: dict[str, ec.EllipticCurvePublicKey] = {}
     problems: list[str] = []
     for index, pem in enumerate(trust.public_keys):
-        try:
-            key = serialization.load_pem_public_key(pem.encode())
-        except ValueError:
-            problems.append(f"publicKeys[{index}] is not a PEM public key")
-            continue
-        if not (isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in _SUPPORTED_CURVES):
-            problems.append(f"publicKeys[{index}] is not a P-256, P-384 or P-521 key")
+        key, problem = parse_trusted_key(pem)
+        if key is None:
+            problems.append(f"publicKeys[{index}] {problem}")
             continue
         keys[_key_hint(key)] = key
     certificates: list[x509.Certificate] = []
     for index, pem in enumerate(trust.certificate_chains):
-        try:
-            certificates.extend(x509.load_pem_x509_certificates(pem.encode()))
-        except ValueError:
-            problems.append(f"certificateChains[{index}] is not a PEM certificate chain")
+        chain, problem = parse_trusted_chain(pem)
+        if not chain:
+            problems.append(f"certificateChains[{index}] {problem}")
+        certificates.extend(chain)
     return _CompiledTrust(keys, tuple(certificates), tuple(problems))
+
+
+def parse_trusted_key(pem: str) -> tuple[ec.EllipticCurvePublicKey | None, str]:
+    """Return the EC public key of ``pem``, or None and why it is unusable ("is not ...")."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        key = serialization.load_pem_public_key(pem.encode())
+    except ValueError:
+        return None, "is not a PEM public key"
+    if not (isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in _SUPPORTED_CURVES):
+        return None, "is not a P-256, P-384 or P-521 key"
+    return key, ""
+
+
+def parse_trusted_chain(pem: str) -> tuple[list[x509.Certificate], str]:
+    """Return the certificates of ``pem``, or none and why it is unusable ("is not ...")."""
+    from cryptography import x509
+
+    try:
+        return x509.load_pem_x509_certificates(pem.encode()), ""
+    except ValueError:
+        return [], "is not a PEM certificate chain"
 
 
 def _key_hint(key: ec.EllipticCurvePublicKey) -> str:

@@ -140,7 +140,7 @@ def _verify(signature: str, facts: str, trust: ModelTrust) -> ModelVerification:
         signed = verify_signature(signature, trust)
     except ModelSignatureRejected as rejected:
         return _unverified(str(rejected))
-    except ModelSigningError as error:  # the models extra is not installed
+    except ModelSigningError as error:  # the signing extra is not installed
         return _unverified(f"signature could not be verified: {error}")
     except Exception as error:  # fail closed on anything model-signing/sigstore let through
         _logger.warning("model signature verification failed: %s", type(error).__name__)

@@ -504,3 +504,169 @@ def test_whole_floats_are_read_as_integers_as_the_api_server_reads_them() -> Non
             "must not exceed spec.autoScale.maxReplicas (4 > 3), so neither bound is enforced",
         )
     }
+
+
+def _model_policy_errors(**spec: Any) -> set[tuple[str, str]]:
+    obj = _policy({"targetWorkloadSelector": SELECTOR, **spec}, kind="ModelPolicy")
+    return _errors(obj)
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "message"),
+    [
+        (
+            {"biasThresholds": {}},
+            "spec.biasThresholds",
+            "must have at least 1 field, got {}",
+        ),
+        (
+            {
+                "signature": {
+                    "identities": [{"issuer": "https://i", "subjectRegExp": "s"}],
+                    "trustedRoot": "",
+                }
+            },
+            "spec.signature.trustedRoot",
+            'must be at least 2 characters long, got ""',
+        ),
+        (
+            {"signature": {"identities": [{"issuer": "", "subjectRegExp": "s"}]}},
+            "spec.signature.identities[0].issuer",
+            'must be at least 1 character long, got ""',
+        ),
+    ],
+)
+def test_a_size_bound_says_the_bound_not_the_type(
+    spec: dict[str, Any], field: str, message: str
+) -> None:
+    # {} is an object and "" a string: the message must say what is missing, not the type.
+    assert (field, message) in _model_policy_errors(**spec)
+
+
+GARBAGE_KEY = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
+GARBAGE_CHAIN = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+IDENTITY = {"issuer": "https://issuer.example", "subjectRegExp": "ci@example[.]com"}
+
+
+def _rsa_public_key() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    pem = key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return pem.decode()
+
+
+def _ec_public_key() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    pem = key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return pem.decode()
+
+
+@pytest.mark.parametrize(
+    ("signature", "field", "message"),
+    [
+        (
+            {"publicKeys": [GARBAGE_KEY]},
+            "spec.signature.publicKeys[0]",
+            "must be a PEM elliptic-curve public key (P-256, P-384 or P-521): "
+            "it is not a PEM public key",
+        ),
+        (
+            {"publicKeys": [_rsa_public_key()]},
+            "spec.signature.publicKeys[0]",
+            "must be a PEM elliptic-curve public key (P-256, P-384 or P-521): "
+            "it is not a P-256, P-384 or P-521 key",
+        ),
+        (
+            {"certificateChains": [GARBAGE_CHAIN]},
+            "spec.signature.certificateChains[0]",
+            "must be PEM certificates, but none could be read",
+        ),
+        (
+            {"identities": [{**IDENTITY, "subjectRegExp": "(("}]},
+            "spec.signature.identities[0].subjectRegExp",
+            'must be a regular expression, got "((": missing ), unterminated subpattern at '
+            "position 1",
+        ),
+        (
+            {"identities": [IDENTITY], "trustedRoot": "not json"},
+            "spec.signature.trustedRoot",
+            "must be a Sigstore trusted_root.json, got not JSON (Expecting value: line 1 "
+            "column 1 (char 0))",
+        ),
+        (
+            {"identities": [IDENTITY], "trustedRoot": "[]"},
+            "spec.signature.trustedRoot",
+            "must be a Sigstore trusted_root.json, got not an object",
+        ),
+    ],
+)
+def test_trust_the_verifier_cannot_use_is_named_by_policy_invalid(
+    signature: dict[str, Any], field: str, message: str
+) -> None:
+    # The schema only sees shapes; a key, chain, expression or root that cannot work is an
+    # error of the policy, not a surprise at the first signature.
+    assert _model_policy_errors(signature={"required": True, **signature}) == {(field, message)}
+
+
+def test_the_enforceable_part_keeps_the_usable_trust() -> None:
+    good = _ec_public_key()
+    obj = _policy(
+        {
+            "targetWorkloadSelector": SELECTOR,
+            "signature": {"required": True, "publicKeys": [GARBAGE_KEY, good, GARBAGE_KEY]},
+        },
+        kind="ModelPolicy",
+    )
+    _, errors, enforceable = check_policy(obj)
+    assert [error.field for error in errors] == [
+        "spec.signature.publicKeys[0]",
+        "spec.signature.publicKeys[2]",
+    ]
+    assert enforceable["spec"]["signature"]["publicKeys"] == [good]
+
+
+def test_usable_trust_is_valid() -> None:
+    signature = {"required": True, "publicKeys": [_ec_public_key()], "identities": [IDENTITY]}
+    assert _model_policy_errors(signature=signature) == set()
+
+
+def test_a_set_list_refuses_a_repeated_item_as_the_api_server_does() -> None:
+    # requiredMetadata is `x-kubernetes-list-type: set`: the API server refuses duplicates.
+    signature = {"required": True, "publicKeys": [_ec_public_key()]}
+    errors = _model_policy_errors(signature=signature, requiredMetadata=["license", "license"])
+    assert errors == {
+        ("spec.requiredMetadata", 'must not repeat an item (a set), got ["license","license"]')
+    }
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "message"),
+    [
+        (
+            {"signature": {"required": True}},
+            "spec.signature.required",
+            "needs at least one of publicKeys, certificateChains or identities to trust",
+        ),
+        (
+            {"biasThresholds": {"demographicParityDifference": 0.1}},
+            "spec.signature",
+            "must trust at least one of publicKeys, certificateChains or identities, as "
+            "biasThresholds, explainability.reportRequired and requiredMetadata are checked on "
+            "verified facts only",
+        ),
+    ],
+)
+def test_a_cross_field_rule_message_reads_after_its_field(
+    spec: dict[str, Any], field: str, message: str
+) -> None:
+    # policy.invalid prints "<field> <message>": the message must not repeat the field.
+    assert (field, message) in _model_policy_errors(**spec)

@@ -247,4 +247,4 @@ def test_without_the_models_extra_sign_is_exit_2(
         "--key", str(key_pair.private_path),
     )  # fmt: skip
     assert code == 2
-    assert "model signatures need the models extra" in err
+    assert "model signatures need the signing extra (pip install 'edgepolicy[signing]'" in err

@@ -236,6 +236,6 @@ def test_without_the_models_extra_verification_fails_closed_with_the_reason(
     result = ModelVerifier().verify(model.signature, model.facts, model.trust)
     assert not result.verified
     assert result.reason.startswith(
-        "signature could not be verified: model signatures need the models extra "
-        "(pip install 'edgepolicy[models]')"
+        "signature could not be verified: model signatures need the signing extra "
+        "(pip install 'edgepolicy[signing]', part of 'edgepolicy[models]')"
     )

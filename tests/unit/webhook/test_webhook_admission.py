@@ -396,7 +396,7 @@ def test_a_context_sent_in_the_review_is_never_trusted(signed_model: Any) -> Non
     sent = {**review(), "context": forged}
     opa, kube = (
         FakeOpa(decision()),
-        FakeKube(models=[_model_policy("trusted", "-----BEGIN PUBLIC KEY-----\nx")]),
+        FakeKube(models=[_model_policy("trusted", signed_model.public_key)]),
     )
     AdmissionService(CONFIG, opa, kube).answer("validate", sent)
     context = opa.inputs[0]["context"]
