@@ -517,6 +517,38 @@ def yaml_documents(text: str, path: str) -> list[_Document]:
     return documents
 
 
+def field_key_lines(text: str, path: str, field: str) -> tuple[int | None, dict[str, int]]:
+    """Return the 1-based line of the top-level ``field`` of the first YAML mapping document of
+    ``text``, and the line of each key of the mapping under it (``(None, {})`` when absent).
+
+    Meant for text :func:`yaml_documents` has read already.
+
+    Raises:
+        InputError: the text is not valid YAML (the message names ``path``).
+    """
+    loader = KubernetesLoader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if not isinstance(node, yaml.MappingNode):
+                continue
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == field:
+                    items = value.value if isinstance(value, yaml.MappingNode) else []
+                    lines = {
+                        str(item.value): int(item.start_mark.line) + 1
+                        for item, _ in items
+                        if isinstance(item, yaml.ScalarNode)
+                    }
+                    return int(key.start_mark.line) + 1, lines
+            return None, {}
+    except (yaml.YAMLError, _TooDeepError, RecursionError) as error:
+        raise InputError(f"invalid YAML: {error}", path=path) from error
+    finally:
+        loader.dispose()
+    return None, {}
+
+
 def _reader_problem(error: yaml.reader.ReaderError) -> str:
     character = error.character
     code = f"#x{ord(character) if isinstance(character, str) else character:04x}"

@@ -15,7 +15,9 @@ The single source is the rule's own annotation: the ``findings`` rule annotation
     #   description: "..."   # optional, when the annotation's description is about one case
 
 OPA reads the annotations (``opa inspect --annotations``), so a policy repository's own rules
-(``package edgepolicy.rules.<team>``) describe themselves the same way.
+(``package edgepolicy.rules.<team>``) describe themselves the same way. The one rule that is not
+Rego's, ``edgepolicy verify``'s "a case is not as expected", is described here
+(:data:`VERIFY_RULE`), in the same form.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 
 from edgepolicy.errors import OpaError
 
+PROJECT_URI = "https://github.com/apexlogic/edgepolicy"
 _INSPECT_TIMEOUT_SECONDS = 60.0
 _STDERR_TAIL_CHARS = 2000
 
@@ -49,6 +52,25 @@ class RuleInfo:
     def name(self) -> str:
         """The id in PascalCase (``finops.limits-missing`` is ``FinopsLimitsMissing``)."""
         return "".join(word[:1].upper() + word[1:] for word in re.split(r"[^A-Za-z0-9]+", self.id))
+
+
+VERIFY_RULE = RuleInfo(
+    id="edgepolicy.verify",
+    summary="Policy test case object not given its expected verdict",
+    description=(
+        "An object of an `edgepolicy verify` case (`edgepolicy-test.yaml`) did not get the "
+        "verdict the case expects: `allowed` or a rule id of `violations`, `warnings` or "
+        "`dryrun` differs, the object is not listed under `expected`, or a listed object is "
+        "not among the case's inputs."
+    ),
+    fix=(
+        "If the policy is wrong, change it until the object gets the expected verdict; if the "
+        "expectation is wrong, correct the object's entry under `expected` (every object of "
+        "the inputs by `Kind/name`, with `allowed` and the rule ids it is found by). "
+        "`edgepolicy verify` with the text report shows what differs and every finding."
+    ),
+    help_uri=f"{PROJECT_URI}/blob/main/docs/verify.md#edgepolicy.verify",
+)
 
 
 class RuleCatalogue:

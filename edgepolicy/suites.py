@@ -8,6 +8,7 @@ object. :func:`run_cases` decides each case's inputs exactly as ``edgepolicy che
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,7 +20,7 @@ from typing import Any
 from edgepolicy.checking import CheckReport, CheckResult, CheckSession, PolicySource
 from edgepolicy.data_files import load_data_files
 from edgepolicy.errors import InputError, UsageError
-from edgepolicy.manifests import Manifest, load_paths, yaml_documents
+from edgepolicy.manifests import Manifest, field_key_lines, load_paths, yaml_documents
 from edgepolicy.verification_keys import VerificationKey
 
 CASE_FILE = "edgepolicy-test.yaml"
@@ -75,24 +76,26 @@ class Verdict:
 
 @dataclass(frozen=True)
 class ObjectKey:
-    """How a case file names an object: ``Kind/name`` or ``Kind/namespace/name``."""
+    """How a case file names an object: ``Kind/name`` or ``Kind/namespace/name`` (and the line
+    of the case file where it does, when known; not part of the key's identity)."""
 
     kind: str
     namespace: str | None
     name: str
+    line: int | None = dataclasses.field(default=None, compare=False)
 
     @classmethod
-    def parse(cls, text: str) -> ObjectKey:
-        """Parse a key of the ``expected`` mapping.
+    def parse(cls, text: str, line: int | None = None) -> ObjectKey:
+        """Parse a key of the ``expected`` mapping, written on ``line`` of the case file.
 
         Raises:
             ValueError: the key is not ``Kind/name`` or ``Kind/namespace/name``.
         """
         parts = text.split("/")
         if len(parts) == 2 and all(parts):
-            return cls(parts[0], None, parts[1])
+            return cls(parts[0], None, parts[1], line)
         if len(parts) == 3 and all(parts):
-            return cls(parts[0], parts[1], parts[2])
+            return cls(parts[0], parts[1], parts[2], line)
         raise ValueError(f"expected Kind/name or Kind/namespace/name, got {text!r}")
 
     def matches(self, result: CheckResult) -> bool:
@@ -119,11 +122,18 @@ class PolicyCase:
     namespace: str
     expected: tuple[tuple[ObjectKey, Verdict], ...]
     description: str = ""
+    expected_line: int | None = None
 
     @property
     def name(self) -> str:
         """The case's name: its directory."""
         return str(self.file.parent)
+
+    def expectation_line(self, key: str) -> int | None:
+        """The line of the case file where ``expected`` names ``key`` (a key as
+        :class:`ObjectOutcome` holds it), else the line of ``expected:``, when known."""
+        lines = (item.line for item, _ in self.expected if str(item) == key)
+        return next((line for line in lines if line is not None), self.expected_line)
 
 
 @dataclass(frozen=True)
@@ -269,13 +279,15 @@ def load_case(file: Path) -> PolicyCase:
     description = document.get("description", "")
     if not isinstance(description, str):
         raise InputError(f"description: expected a string, got {description!r}", path=where)
+    expected_line, key_lines = field_key_lines(text, where, "expected")
     return PolicyCase(
         file=file,
         inputs=inputs,
         data=data,
         namespace=namespace,
-        expected=_expected(document.get("expected"), where),
+        expected=_expected(document.get("expected"), where, key_lines),
         description=description,
+        expected_line=expected_line,
     )
 
 
@@ -297,7 +309,9 @@ def _paths(
     return paths
 
 
-def _expected(value: Any, where: str) -> tuple[tuple[ObjectKey, Verdict], ...]:
+def _expected(
+    value: Any, where: str, lines: Mapping[str, int]
+) -> tuple[tuple[ObjectKey, Verdict], ...]:
     if not isinstance(value, dict) or not value:
         raise InputError(
             f"expected: a mapping from Kind/name to the object's verdict is required, got "
@@ -308,7 +322,7 @@ def _expected(value: Any, where: str) -> tuple[tuple[ObjectKey, Verdict], ...]:
     for raw_key, raw_verdict in value.items():
         field = f"expected.{raw_key}"
         try:
-            key = ObjectKey.parse(str(raw_key))
+            key = ObjectKey.parse(str(raw_key), lines.get(str(raw_key)))
         except ValueError as error:
             raise InputError(f"{field}: {error}", path=where) from error
         if any(str(key) == str(other) for other, _ in expected):

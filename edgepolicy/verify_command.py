@@ -23,6 +23,7 @@ EXAMPLE = f"""\
 Examples:
   edgepolicy verify policy-tests/
   edgepolicy verify --policy rego/ --data settings.yaml -o junit policy-tests/ > verify.xml
+  edgepolicy verify -o sarif policy-tests/ > verify.sarif   # rule edgepolicy.verify
 
 A case is a directory with an {CASE_FILE}:
 

@@ -1,8 +1,8 @@
 """Report formats: one module per format, registered here.
 
 Each format renders a ``check`` :class:`~edgepolicy.checking.CheckReport` (``FORMATS`` feeds
-``check --output``) and, except SARIF, a ``verify`` :class:`~edgepolicy.suites.SuiteReport`
-(``SUITE_FORMATS`` feeds ``verify --output``).
+``check --output``) and a ``verify`` :class:`~edgepolicy.suites.SuiteReport` (``SUITE_FORMATS``
+feeds ``verify --output``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ SUITE_FORMATS: Mapping[str, SuiteFormatter] = {
     "text": text.render_suite,
     "json": json_report.render_suite,
     "junit": junit.render_suite,
+    "sarif": sarif.render_suite,
 }
 
 

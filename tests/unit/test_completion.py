@@ -77,6 +77,7 @@ def bash_complete(script_path: Path, cwd: Path, line: list[str]) -> list[str]:
         (["edgepolicy", "check", "--out"], ["--output"]),
         (["edgepolicy", "check", "--output", ""], ["text", "json", "junit", "sarif"]),
         (["edgepolicy", "check", "-o", "j"], ["json", "junit"]),
+        (["edgepolicy", "verify", "--output", ""], ["text", "json", "junit", "sarif"]),
         (["edgepolicy", "check", "--output", "=", "s"], ["sarif"]),  # --output=s, split at =
         (["edgepolicy", "check", "--output=s"], ["--output=sarif"]),  # = not a word break
         (["edgepolicy", "check", "--st"], ["--strict"]),

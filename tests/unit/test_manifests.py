@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from edgepolicy.errors import InputError
-from edgepolicy.manifests import is_policy_object, load_paths, load_text
+from edgepolicy.manifests import field_key_lines, is_policy_object, load_paths, load_text
 
 MULTI = """\
 # a comment before the first document
@@ -280,3 +280,13 @@ def test_policy_kind_with_another_api_version_is_refused(
     with pytest.raises(InputError, match=expected) as caught:
         load_text(text, "p.yaml", strict=strict)
     assert (caught.value.path, caught.value.line) == ("p.yaml", 4)
+
+
+def test_field_key_lines_finds_a_field_and_the_keys_under_it() -> None:
+    text = "# note\n---\nkind: X\nexpected:\n  a/b: {}\n\n  'c/d':\n    x: 1\nother: {}\n"
+    assert field_key_lines(text, "t.yaml", "expected") == (4, {"a/b": 5, "c/d": 7})
+    assert field_key_lines(text, "t.yaml", "other") == (9, {})
+    assert field_key_lines(text, "t.yaml", "missing") == (None, {})
+    assert field_key_lines("", "t.yaml", "expected") == (None, {})
+    with pytest.raises(InputError, match=r"^t\.yaml: invalid YAML"):
+        field_key_lines("expected: [\n", "t.yaml", "expected")

@@ -66,9 +66,12 @@ CASE = PolicyCase(
     data=(),
     namespace="default",
     expected=(
-        (ObjectKey("Deployment", None, "web"), Verdict(False, ("finops.cpu",), ("finops.memory",))),
-        (ObjectKey("Service", None, "web"), Verdict(True)),
+        (ObjectKey("Deployment", None, "web", 9),
+         Verdict(False, ("finops.cpu",), ("finops.memory",))),
+        (ObjectKey("Service", None, "web", 10), Verdict(False, ("finops.cpu",))),
+        (ObjectKey("Pod", None, "gone", 11), Verdict(True)),
     ),
+    expected_line=8,
 )  # fmt: skip
 SUITE_REPORT = SuiteReport(
     (
@@ -76,9 +79,9 @@ SUITE_REPORT = SuiteReport(
             CASE,
             (
                 ObjectOutcome("Deployment/web", CASE.expected[0][1], REPORT.results[0]),
-                ObjectOutcome("Service/web", Verdict(False, ("finops.cpu",)), REPORT.results[1]),
+                ObjectOutcome("Service/web", CASE.expected[1][1], REPORT.results[1]),
                 ObjectOutcome("Namespace/ai", None, REPORT.results[2]),
-                ObjectOutcome("Pod/gone", Verdict(True), None),
+                ObjectOutcome("Pod/gone", CASE.expected[2][1], None),
             ),
             REPORT,
         ),
@@ -154,9 +157,68 @@ def test_verify_junit_has_a_suite_per_case_and_a_case_per_object() -> None:
     assert (failure.text or "").endswith("at deploy/web.yaml:20")  # fmt: skip
 
 
+def test_verify_sarif_is_valid_with_or_without_failures() -> None:
+    passing = SuiteReport(SUITE_REPORT.cases[1:])
+    for report in (SUITE_REPORT, passing, SuiteReport(())):
+        SARIF_VALIDATOR.validate(json.loads(render_suite(report, "sarif")))
+    (run,) = json.loads(render_suite(passing, "sarif"))["runs"]
+    assert run["results"] == []
+    assert [rule["id"] for rule in run["tool"]["driver"]["rules"]] == ["edgepolicy.verify"]
+
+
+def test_verify_sarif_has_a_result_per_object_not_as_expected_at_its_case_file() -> None:
+    (run,) = json.loads(render_suite(SUITE_REPORT, "sarif"))["runs"]
+    (rule,) = run["tool"]["driver"]["rules"]
+    # Described as the policy's rules are, from the one catalogue entry.
+    assert (rule["id"], rule["name"]) == ("edgepolicy.verify", "EdgepolicyVerify")
+    assert rule["shortDescription"]["text"] and rule["fullDescription"]["text"]
+    assert "**How to fix:**" in rule["help"]["markdown"]
+    assert rule["helpUri"].endswith("/docs/verify.md#edgepolicy.verify")
+    results = run["results"]
+    assert [(r["ruleId"], r["ruleIndex"], r["level"]) for r in results] == [
+        ("edgepolicy.verify", 0, "error")] * 3  # fmt: skip
+    assert [r["message"]["text"] for r in results] == [
+        "Service/web in case suite/cpu: allowed: expected false, got true; "
+        "violations: expected [finops.cpu], got []",
+        "Namespace/ai in case suite/cpu: no expected verdict for this object (got allowed "
+        "true, violations [], warnings [], dryrun [finops.idle-shutdown]): add it to expected "
+        "in edgepolicy-test.yaml",
+        "Pod/gone in case suite/cpu: expected, but no such object among the inputs",
+    ]
+    # At the case file: the line of the object's expectation, else of `expected:`.
+    assert [r["locations"][0]["physicalLocation"] for r in results] == [
+        {"artifactLocation": {"uri": "suite/cpu/edgepolicy-test.yaml"},
+         "region": {"startLine": line}}
+        for line in (10, 8, 11)
+    ]  # fmt: skip
+    assert results[0]["locations"][0]["logicalLocations"] == [
+        {"name": "Service/web", "fullyQualifiedName": "suite/cpu/Service/web", "kind": "resource"}
+    ]
+    # The object itself, where it is among the inputs.
+    assert results[0]["relatedLocations"] == [
+        {
+            "id": 0,
+            "physicalLocation": {
+                "artifactLocation": {"uri": "deploy/web.yaml"},
+                "region": {"startLine": 20},
+            },
+            "message": {"text": "Service ai/web"},
+        }
+    ]
+    assert "relatedLocations" not in results[2]
+    assert results[0]["properties"] == {
+        "case": "suite/cpu",
+        "object": "Service/web",
+        "expected": {"allowed": False, "violations": ["finops.cpu"], "warnings": [], "dryrun": []},
+        "actual": {"allowed": True, "violations": [], "warnings": [], "dryrun": []},
+    }
+    fingerprints = {r["partialFingerprints"]["edgepolicyVerify/v1"] for r in results}
+    assert len(fingerprints) == 3
+
+
 def test_registry_feeds_the_output_choices() -> None:
     assert set(FORMATS) == {"text", "json", "junit", "sarif"}
-    assert set(SUITE_FORMATS) == {"text", "json", "junit"}
+    assert set(SUITE_FORMATS) == {"text", "json", "junit", "sarif"}
 
 
 def test_text() -> None:

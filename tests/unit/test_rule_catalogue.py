@@ -15,11 +15,12 @@ from edgepolicy.errors import OpaError
 from edgepolicy.library import library_path
 from edgepolicy.opa_binary import find_opa
 from edgepolicy.output.sarif import INFORMATION_URI
-from edgepolicy.rule_catalogue import RuleCatalogue, RuleInfo, load_rule_catalogue
+from edgepolicy.rule_catalogue import VERIFY_RULE, RuleCatalogue, RuleInfo, load_rule_catalogue
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SCHEMA = ROOT / "tests" / "assets" / "schemas" / "sarif-schema-2.1.0.json"
 POLICIES_DOC = ROOT / "docs" / "policies.md"
+VERIFY_DOC = ROOT / "docs" / "verify.md"
 
 
 def _library_rule_ids() -> set[str]:
@@ -44,6 +45,16 @@ def test_every_rule_of_the_library_is_described_in_its_metadata() -> None:
         # A stable anchor in docs/policies.md, in the repository the driver points to.
         assert rule.help_uri == f"{INFORMATION_URI}/blob/main/docs/policies.md#{rule_id}"
         assert rule_id in anchors
+
+
+def test_the_verify_rule_is_described_as_the_library_rules_are() -> None:
+    assert VERIFY_RULE.id == "edgepolicy.verify"
+    assert VERIFY_RULE.summary and VERIFY_RULE.description and VERIFY_RULE.fix
+    assert "\n" not in VERIFY_RULE.summary
+    assert VERIFY_RULE.id not in _library_rule_ids()  # no Rego rule may take its id
+    anchors = set(re.findall(r'<a id="([^"]+)"></a>', VERIFY_DOC.read_text(encoding="utf-8")))
+    assert VERIFY_RULE.help_uri == f"{INFORMATION_URI}/blob/main/docs/verify.md#edgepolicy.verify"
+    assert VERIFY_RULE.id in anchors
 
 
 def test_names_are_pascal_case_and_not_the_id() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from test_output import SARIF_VALIDATOR
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 CASE_FILES = sorted(SAMPLES.glob("*/edgepolicy-test.yaml"))
@@ -130,6 +131,50 @@ def test_a_wrong_expectation_fails_verify_naming_the_case_and_the_object(tmp_pat
     assert lines[-1] == "1 case(s) verified: 0 passed, 1 failed"
 
 
+def test_verify_sarif_of_the_samples_is_valid_and_has_no_results() -> None:
+    completed = _edgepolicy("verify", "--output", "sarif", SAMPLES)
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    log = json.loads(completed.stdout)
+    SARIF_VALIDATOR.validate(log)
+    (run,) = log["runs"]
+    assert run["results"] == []
+    assert [rule["id"] for rule in run["tool"]["driver"]["rules"]] == ["edgepolicy.verify"]
+
+
+def test_verify_sarif_locates_a_failed_object_at_its_expectation(tmp_path: Path) -> None:
+    case = tmp_path / "replicas"
+    shutil.copytree(SAMPLES / "replicas", case)
+    case_file = case / "edgepolicy-test.yaml"
+    document = yaml.safe_load(case_file.read_text(encoding="utf-8"))
+    document["expected"]["Deployment/four-replicas"] = {"allowed": True}
+    text = yaml.safe_dump(document)
+    case_file.write_text(text, encoding="utf-8")
+    line = text.splitlines().index("  Deployment/four-replicas:") + 1
+
+    completed = _edgepolicy("verify", "--output", "sarif", tmp_path)
+
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    log = json.loads(completed.stdout)
+    SARIF_VALIDATOR.validate(log)
+    (result,) = log["runs"][0]["results"]
+    assert (result["ruleId"], result["level"]) == ("edgepolicy.verify", "error")
+    assert result["message"]["text"] == (
+        f"Deployment/four-replicas in case {case}: allowed: expected true, got false; "
+        "violations: expected [], got [finops.replicas]; "
+        "warnings: expected [], got [model.quantization]"
+    )
+    assert result["locations"][0]["physicalLocation"] == {
+        "artifactLocation": {"uri": case_file.as_uri()},
+        "region": {"startLine": line},
+    }
+    (related,) = result["relatedLocations"]
+    assert related["physicalLocation"] == {
+        "artifactLocation": {"uri": (case / "input" / "deployments.yaml").as_uri()},
+        "region": {"startLine": 18},
+    }
+
+
 def test_an_unlisted_object_and_a_missing_one_fail_verify(tmp_path: Path) -> None:
     case = tmp_path / "seed-compliant"
     shutil.copytree(SAMPLES / "seed-compliant", case)
@@ -157,9 +202,11 @@ def test_a_malformed_case_file_is_a_usage_error_naming_file_and_field(tmp_path: 
     case_file.write_text(text, encoding="utf-8")
 
     completed = _edgepolicy("verify", case)
+    as_sarif = _edgepolicy("verify", "--output", "sarif", case)
 
-    assert completed.returncode == 2
-    assert completed.stdout == ""
+    assert (completed.returncode, as_sarif.returncode) == (2, 2)
+    assert completed.stdout == as_sarif.stdout == ""
+    assert as_sarif.stderr == completed.stderr
     assert completed.stderr == (
         f"edgepolicy: error: {case_file}: expected.FinOpsPolicy/edge-ai-inference-cost-policy."
         "violation: unknown field (known: allowed, violations, warnings, dryrun)\n"

@@ -50,6 +50,17 @@ def test_a_case_file_reads_into_a_case(tmp_path: Path) -> None:
     )
 
 
+def test_a_case_knows_the_line_of_each_expectation(tmp_path: Path) -> None:
+    directory = _case_dir(tmp_path, "# a comment\n---\n" + GOOD)
+    case = load_case(directory / CASE_FILE)
+    # HEADER is 2 lines; after the comment and the marker, `expected:` is line 9.
+    assert case.expected_line == 9
+    assert [key.line for key, _ in case.expected] == [10, 11]
+    assert case.expectation_line("Deployment/web") == 10
+    assert case.expectation_line("FinOpsPolicy/team/budget") == 11
+    assert case.expectation_line("Service/unlisted") == 9
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
