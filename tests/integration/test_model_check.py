@@ -5,6 +5,7 @@ their trust verifies the annotations, and only verified facts count."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from edgepolicy.library import library_path
 from edgepolicy.opa_binary import find_opa
 
 pytestmark = pytest.mark.integration
@@ -48,11 +50,14 @@ def test_model_policies_from_opa_data_verify_the_annotations(tmp_path: Path) -> 
         section = "model" if policy["kind"] == "ModelPolicy" else "finops"
         namespace, name = policy["metadata"]["namespace"], policy["metadata"]["name"]
         sections[section].setdefault(namespace, {})[name] = policy
-    data = tmp_path / "policies.json"
-    # As a bundle build or `serve --policies` hands them over: the validator's output, marked.
-    data.write_text(json.dumps({"edgepolicy": {"policies": {**sections, "validated": True}}}))
+    # A policy directory (the library plus data) as a bundle build or `serve --policies` hands
+    # policies over: the validator's output, marked. (`--data` files may not set them.)
+    library = tmp_path / "library"
+    shutil.copytree(library_path(), library, ignore=shutil.ignore_patterns("*_test.rego"))
+    data = {"edgepolicy": {"policies": {**sections, "validated": True}}}
+    (library / "data.json").write_text(json.dumps(data))
 
-    verdicts = _check("--data", data, SAMPLE / "workloads.yaml")
+    verdicts = _check("--policy", library, SAMPLE / "workloads.yaml")
 
     assert verdicts["Deployment/signed-int8"] == (True, [])
     assert verdicts["Deployment/from-configmap"] == (True, [])
