@@ -108,6 +108,18 @@ class ClusterLookups:
     def _items(self, path: str, api_version: str, kind: str, timeout: float) -> Any:
         return self._cache.get_or_load(path, lambda: self._list(path, api_version, kind, timeout))
 
+    def _policies(
+        self, namespace: str, kind: str, resource: str, timeout: float
+    ) -> ValidatedPolicies:
+        path = f"/apis/{POLICY_API_VERSION}/namespaces/{quote(namespace, safe='')}/{resource}"
+
+        def load() -> ValidatedPolicies:
+            objs = self._list(path, POLICY_API_VERSION, kind, timeout)
+            return ValidatedPolicies.joined(self._validated(obj, namespace) for obj in objs)
+
+        result: ValidatedPolicies = self._cache.get_or_load(path, load)
+        return result
+
     def finops_policies(self, namespace: str, *, timeout: float) -> ValidatedPolicies:
         """Return the FinOpsPolicy objects stored in ``namespace`` (none if the CRD is absent),
         validated against the shipped CRD (once per stored version).
@@ -115,14 +127,7 @@ class ClusterLookups:
         Raises:
             KubernetesApiError: the lookup failed or timed out.
         """
-        path = f"/apis/{POLICY_API_VERSION}/namespaces/{quote(namespace, safe='')}/finopspolicies"
-
-        def load() -> ValidatedPolicies:
-            objs = self._list(path, POLICY_API_VERSION, "FinOpsPolicy", timeout)
-            return ValidatedPolicies.joined(self._validated(obj, namespace) for obj in objs)
-
-        result: ValidatedPolicies = self._cache.get_or_load(path, load)
-        return result
+        return self._policies(namespace, "FinOpsPolicy", "finopspolicies", timeout)
 
     def model_policies(self, namespace: str, *, timeout: float) -> ValidatedPolicies:
         """Return the ModelPolicy objects stored in ``namespace`` (none if the CRD is absent),
@@ -131,14 +136,7 @@ class ClusterLookups:
         Raises:
             KubernetesApiError: the lookup failed or timed out.
         """
-        path = f"/apis/{POLICY_API_VERSION}/namespaces/{quote(namespace, safe='')}/modelpolicies"
-
-        def load() -> ValidatedPolicies:
-            objs = self._list(path, POLICY_API_VERSION, "ModelPolicy", timeout)
-            return ValidatedPolicies.joined(self._validated(obj, namespace) for obj in objs)
-
-        result: ValidatedPolicies = self._cache.get_or_load(path, load)
-        return result
+        return self._policies(namespace, "ModelPolicy", "modelpolicies", timeout)
 
     def configmap(self, namespace: str, name: str, *, timeout: float) -> dict[str, Any] | None:
         """Return the ConfigMap ``name`` of ``namespace``, or None if it does not exist.
