@@ -34,18 +34,17 @@ from edgepolicy import audit_records, cluster_inventory, kube
 from edgepolicy import kubeconfig as kubeconfig_files
 from edgepolicy.audit_recorder import AuditRecorder
 from edgepolicy.auditing import audit_objects
-from edgepolicy.checking import CheckReport, CheckSession, PolicySource
+from edgepolicy.checking import CheckReport, CheckSession
 from edgepolicy.data_files import load_data_files
 from edgepolicy.errors import EdgepolicyError, OpaError, UsageError
-from edgepolicy.library import library_path
 from edgepolicy.manifests import is_policy_object, load_paths
 from edgepolicy.opa_binary import find_opa
 from edgepolicy.opa_client import OpaClient
 from edgepolicy.output import FORMATS, render
 from edgepolicy.policy_data import policies_to_data, policy_key
+from edgepolicy.policy_options import add_policy_options, policy_path, read_policy_options
 from edgepolicy.rule_catalogue import load_rule_catalogue
 from edgepolicy.validated_policies import validate_policies
-from edgepolicy.verification_keys import load_verification_key
 
 if TYPE_CHECKING:  # prometheus_client must not load before serve sets its multiprocess mode
     from edgepolicy.audit_metrics import AuditMetrics
@@ -109,28 +108,12 @@ def add_parser(subparsers: Any) -> None:
         help="files or directories of FinOpsPolicy objects applied besides the cluster's "
         "(a cluster object of the same namespace and name wins; repeatable)",
     )
-    parser.add_argument(
-        "--policy",
-        metavar="DIR|BUNDLE.tar.gz",
-        help="Rego directory or OPA bundle for the local OPA (default: the shipped library)",
+    add_policy_options(
+        parser,
+        policy_help="Rego directory or OPA bundle for the local OPA (default: the shipped library)",
+        data_help="YAML/JSON data merged at the root of the local OPA's data (repeatable)",
+        key_help="public key verifying a signed --policy bundle",
     )
-    parser.add_argument(
-        "--data",
-        metavar="FILE",
-        action="append",
-        default=[],
-        help="YAML/JSON data merged at the root of the local OPA's data (repeatable)",
-    )
-    parser.add_argument(
-        "--verification-key", metavar="PEM", help="public key verifying a signed --policy bundle"
-    )
-    parser.add_argument(
-        "--verification-key-id",
-        metavar="ID",
-        default="default",
-        help="key id the bundle's signature names (default: default)",
-    )
-    parser.add_argument("--opa", metavar="PATH", help="OPA binary to run")
     parser.add_argument(
         "--opa-url",
         metavar="URL",
@@ -273,17 +256,12 @@ def _opa(args: argparse.Namespace) -> Iterator[OpaClient]:
         finally:
             client.close()
         return
-    policy = PolicySource.from_path(Path(args.policy) if args.policy else library_path())
-    key = (
-        load_verification_key(args.verification_key, args.verification_key_id)
-        if args.verification_key
-        else None
-    )
+    options = read_policy_options(args)
     session = CheckSession(
-        opa_binary=find_opa(args.opa),
-        policy=policy,
+        opa_binary=options.opa_binary,
+        policy=options.policy,
         data=load_data_files(args.data),
-        verification_key=key,
+        verification_key=options.verification_key,
     )
     with session:
         yield session.client
@@ -356,9 +334,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         api.close()
     if args.output == "sarif":
-        policy_path = Path(args.policy) if args.policy else library_path()
         report = dataclasses.replace(
-            report, rules=load_rule_catalogue(find_opa(args.opa), policy_path)
+            report, rules=load_rule_catalogue(find_opa(args.opa), policy_path(args))
         )
     sys.stdout.write(render(report, args.output))
     return report.exit_code()

@@ -11,18 +11,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from pathlib import Path
 from typing import Any
 
-from edgepolicy.checking import PolicySource, check_manifests
+from edgepolicy.checking import check_manifests
 from edgepolicy.data_files import load_data_files
 from edgepolicy.errors import UsageError
-from edgepolicy.library import library_path
 from edgepolicy.manifests import STDIN, ManifestSet, read_paths
-from edgepolicy.opa_binary import find_opa
 from edgepolicy.output import FORMATS, render
+from edgepolicy.policy_options import add_policy_options, read_policy_options
 from edgepolicy.rule_catalogue import load_rule_catalogue
-from edgepolicy.verification_keys import load_verification_key
 
 DESCRIPTION = """\
 Evaluate Kubernetes manifests exactly as the admission webhook will, through one real OPA.
@@ -56,17 +53,9 @@ def add_parser(subparsers: Any) -> None:
         metavar="PATH",
         help="YAML/JSON files, directories (recursive), or - for standard input",
     )
-    parser.add_argument(
-        "--policy",
-        metavar="DIR|BUNDLE.tar.gz",
-        help="Rego directory or OPA bundle to use (default: the library shipped with edgepolicy)",
-    )
-    parser.add_argument(
-        "--data",
-        metavar="FILE",
-        action="append",
-        default=[],
-        help="YAML/JSON data merged at the root of OPA's data, e.g. "
+    add_policy_options(
+        parser,
+        data_help="YAML/JSON data merged at the root of OPA's data, e.g. "
         "edgepolicy.settings.enforcementActions (repeatable)",
     )
     parser.add_argument(
@@ -86,23 +75,11 @@ def add_parser(subparsers: Any) -> None:
         "--fail-on-warn", action="store_true", help="exit 1 when an object only has warnings"
     )
     parser.add_argument(
-        "--verification-key",
-        metavar="PEM",
-        help="public key verifying a signed --policy bundle (RSA: RS256, EC: ES256/384/512)",
-    )
-    parser.add_argument(
-        "--verification-key-id",
-        metavar="ID",
-        default="default",
-        help="key id the bundle's signature names (default: default)",
-    )
-    parser.add_argument(
         "--strict",
         action="store_true",
         help="a document that is not a Kubernetes object, or an unrendered template, is an "
         "error (exit 2) instead of skipped with a notice",
     )
-    parser.add_argument("--opa", metavar="PATH", help="OPA binary to run")
     parser.set_defaults(func=run)
 
 
@@ -112,27 +89,23 @@ def run(args: argparse.Namespace) -> int:
     Raises:
         EdgepolicyError: bad usage, unreadable input, or OPA failing (exit code 2).
     """
-    opa_binary = find_opa(args.opa)
-    policy = PolicySource.from_path(Path(args.policy) if args.policy else library_path())
-    key = (
-        load_verification_key(args.verification_key, args.verification_key_id)
-        if args.verification_key
-        else None
-    )
+    options = read_policy_options(args)
     data = load_data_files(args.data)
     inputs = read_paths(args.paths, strict=args.strict)
     _report_skipped(inputs, args.paths)
     report = check_manifests(
         inputs.manifests,
-        opa_binary=opa_binary,
-        policy=policy,
+        opa_binary=options.opa_binary,
+        policy=options.policy,
         data=data,
         namespace=args.namespace,
-        verification_key=key,
+        verification_key=options.verification_key,
     )
     report = dataclasses.replace(report, fail_on_warn=args.fail_on_warn)
     if args.output == "sarif":  # the one format that describes the rules
-        report = dataclasses.replace(report, rules=load_rule_catalogue(opa_binary, policy.path))
+        report = dataclasses.replace(
+            report, rules=load_rule_catalogue(options.opa_binary, options.policy.path)
+        )
     sys.stdout.write(render(report, args.output))
     return report.exit_code()
 

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from edgepolicy.kube import KubeApi
 from edgepolicy.manifests import POLICY_API_VERSION
 
+# Bulky metadata the Rego never reads; dropped to keep OPA's input small.
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
@@ -69,11 +70,12 @@ def stored_path(obj: Mapping[str, Any]) -> str:
     return collection.object_path(str(metadata.get("namespace") or ""), str(metadata.get("name")))
 
 
-def slim(obj: Mapping[str, Any], collection: Collection) -> dict[str, Any]:
-    """Return a listed item with apiVersion and kind set and bulky metadata dropped."""
+def slim(obj: Mapping[str, Any], api_version: str, kind: str) -> dict[str, Any]:
+    """Return a stored object with apiVersion and kind set (list items omit them) and bulky
+    metadata dropped; the webhook's lookups slim what they read with it too."""
     copy = dict(obj)
-    copy.setdefault("apiVersion", collection.api_version)
-    copy.setdefault("kind", collection.kind)
+    copy.setdefault("apiVersion", api_version)
+    copy.setdefault("kind", kind)
     metadata = dict(copy.get("metadata") or {})
     metadata.pop("managedFields", None)
     annotations = metadata.get("annotations")
@@ -97,7 +99,7 @@ def list_collection(
         KubernetesApiError: a page could not be read (see :meth:`KubeApi.list_items`).
     """
     items = api.list_items(collection.path(namespace), timeout=timeout, limit=page_size)
-    return [slim(item, collection) for item in items]
+    return [slim(item, collection.api_version, collection.kind) for item in items]
 
 
 def list_workloads(

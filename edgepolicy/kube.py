@@ -217,17 +217,7 @@ class KubeApi:
         response = self.request("GET", path, timeout=timeout)
         if response.status == 404:
             return None
-        if response.status != 200:
-            raise KubernetesApiError(
-                f"Kubernetes API {path}: HTTP {response.status} {response.message}".rstrip()
-            )
-        try:
-            document = json.loads(response.body)
-        except ValueError as error:
-            raise KubernetesApiError(f"Kubernetes API {path}: response is not JSON") from error
-        if not isinstance(document, dict):
-            raise KubernetesApiError(f"Kubernetes API {path}: response is not a JSON object")
-        return document
+        return _json_object(response, path)
 
     def list_items(
         self, path: str, *, timeout: float, limit: int = 500, restarts: int = 3

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-from edgepolicy.checking import PolicySource
-from edgepolicy.library import library_path
-from edgepolicy.opa_binary import find_opa
 from edgepolicy.output import SUITE_FORMATS, render_suite
+from edgepolicy.policy_options import add_policy_options, read_policy_options
 from edgepolicy.suites import CASE_FILE, find_cases, load_case, run_cases
-from edgepolicy.verification_keys import load_verification_key
 
 EXAMPLE = f"""\
 Examples:
@@ -59,17 +55,9 @@ def add_parser(subparsers: Any) -> None:
         metavar="PATH",
         help=f"case directories, directories searched for {CASE_FILE}, or case files",
     )
-    parser.add_argument(
-        "--policy",
-        metavar="DIR|BUNDLE.tar.gz",
-        help="Rego directory or OPA bundle to use (default: the library shipped with edgepolicy)",
-    )
-    parser.add_argument(
-        "--data",
-        metavar="FILE",
-        action="append",
-        default=[],
-        help="YAML/JSON data merged at the root of OPA's data for every case (repeatable)",
+    add_policy_options(
+        parser,
+        data_help="YAML/JSON data merged at the root of OPA's data for every case (repeatable)",
     )
     parser.add_argument(
         "--output",
@@ -78,18 +66,6 @@ def add_parser(subparsers: Any) -> None:
         default="text",
         help="report format (default: text)",
     )
-    parser.add_argument(
-        "--verification-key",
-        metavar="PEM",
-        help="public key verifying a signed --policy bundle (RSA: RS256, EC: ES256/384/512)",
-    )
-    parser.add_argument(
-        "--verification-key-id",
-        metavar="ID",
-        default="default",
-        help="key id the bundle's signature names (default: default)",
-    )
-    parser.add_argument("--opa", metavar="PATH", help="OPA binary to run")
     parser.set_defaults(func=run)
 
 
@@ -100,19 +76,13 @@ def run(args: argparse.Namespace) -> int:
         EdgepolicyError: bad usage, an unreadable case/input/data file, or OPA failing.
     """
     cases = [load_case(file) for file in find_cases(args.paths)]
-    opa_binary = find_opa(args.opa)
-    policy = PolicySource.from_path(Path(args.policy) if args.policy else library_path())
-    key = (
-        load_verification_key(args.verification_key, args.verification_key_id)
-        if args.verification_key
-        else None
-    )
+    options = read_policy_options(args)
     report = run_cases(
         cases,
-        opa_binary=opa_binary,
-        policy=policy,
+        opa_binary=options.opa_binary,
+        policy=options.policy,
         data_files=args.data,
-        verification_key=key,
+        verification_key=options.verification_key,
     )
     sys.stdout.write(render_suite(report, args.output))
     return report.exit_code()

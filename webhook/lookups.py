@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 from edgepolicy import kube
+from edgepolicy.cluster_inventory import slim
 from edgepolicy.kube import KubeApi, KubernetesApiError
 from edgepolicy.validated_policies import ValidatedPolicies, validate_policies
 
@@ -42,8 +43,6 @@ SCALABLE_KINDS: Mapping[str, str] = {
 }
 # How many validated policy versions a worker remembers (a few KiB each).
 _MAX_VALIDATED = 4096
-# Bulky metadata the Rego never reads; dropped to keep OPA's input small.
-_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 class TtlCache:
@@ -71,20 +70,6 @@ class TtlCache:
                     self._entries.clear()
             self._entries[key] = (time.monotonic() + self._ttl, value)
         return value
-
-
-def _slim(obj: Mapping[str, Any], api_version: str, kind: str) -> dict[str, Any]:
-    """Return the object with apiVersion/kind set (lists omit them) and bulky metadata dropped."""
-    copy = dict(obj)
-    copy.setdefault("apiVersion", api_version)
-    copy.setdefault("kind", kind)
-    metadata = dict(copy.get("metadata") or {})
-    metadata.pop("managedFields", None)
-    annotations = metadata.get("annotations")
-    if isinstance(annotations, Mapping) and _LAST_APPLIED in annotations:
-        metadata["annotations"] = {k: v for k, v in annotations.items() if k != _LAST_APPLIED}
-    copy["metadata"] = metadata
-    return copy
 
 
 class ClusterLookups:
@@ -118,10 +103,22 @@ class ClusterLookups:
     def _list(self, path: str, api_version: str, kind: str, timeout: float) -> list[dict[str, Any]]:
         document = self._api.get_object(path, timeout=timeout)
         items = (document or {}).get("items") or []
-        return [_slim(item, api_version, kind) for item in items if isinstance(item, Mapping)]
+        return [slim(item, api_version, kind) for item in items if isinstance(item, Mapping)]
 
     def _items(self, path: str, api_version: str, kind: str, timeout: float) -> Any:
         return self._cache.get_or_load(path, lambda: self._list(path, api_version, kind, timeout))
+
+    def _policies(
+        self, namespace: str, kind: str, resource: str, timeout: float
+    ) -> ValidatedPolicies:
+        path = f"/apis/{POLICY_API_VERSION}/namespaces/{quote(namespace, safe='')}/{resource}"
+
+        def load() -> ValidatedPolicies:
+            objs = self._list(path, POLICY_API_VERSION, kind, timeout)
+            return ValidatedPolicies.joined(self._validated(obj, namespace) for obj in objs)
+
+        result: ValidatedPolicies = self._cache.get_or_load(path, load)
+        return result
 
     def finops_policies(self, namespace: str, *, timeout: float) -> ValidatedPolicies:
         """Return the FinOpsPolicy objects stored in ``namespace`` (none if the CRD is absent),
@@ -130,14 +127,7 @@ class ClusterLookups:
         Raises:
             KubernetesApiError: the lookup failed or timed out.
         """
-        path = f"/apis/{POLICY_API_VERSION}/namespaces/{quote(namespace, safe='')}/finopspolicies"
-
-        def load() -> ValidatedPolicies:
-            objs = self._list(path, POLICY_API_VERSION, "FinOpsPolicy", timeout)
-            return ValidatedPolicies.joined(self._validated(obj, namespace) for obj in objs)
-
-        result: ValidatedPolicies = self._cache.get_or_load(path, load)
-        return result
+        return self._policies(namespace, "FinOpsPolicy", "finopspolicies", timeout)
 
     def model_policies(self, namespace: str, *, timeout: float) -> ValidatedPolicies:
         """Return the ModelPolicy objects stored in ``namespace`` (none if the CRD is absent),
@@ -146,14 +136,7 @@ class ClusterLookups:
         Raises:
             KubernetesApiError: the lookup failed or timed out.
         """
-        path = f"/apis/{POLICY_API_VERSION}/namespaces/{quote(namespace, safe='')}/modelpolicies"
-
-        def load() -> ValidatedPolicies:
-            objs = self._list(path, POLICY_API_VERSION, "ModelPolicy", timeout)
-            return ValidatedPolicies.joined(self._validated(obj, namespace) for obj in objs)
-
-        result: ValidatedPolicies = self._cache.get_or_load(path, load)
-        return result
+        return self._policies(namespace, "ModelPolicy", "modelpolicies", timeout)
 
     def configmap(self, namespace: str, name: str, *, timeout: float) -> dict[str, Any] | None:
         """Return the ConfigMap ``name`` of ``namespace``, or None if it does not exist.
@@ -165,7 +148,7 @@ class ClusterLookups:
 
         def load() -> dict[str, Any] | None:
             document = self._api.get_object(path, timeout=timeout)
-            return None if document is None else _slim(document, "v1", "ConfigMap")
+            return None if document is None else slim(document, "v1", "ConfigMap")
 
         result: dict[str, Any] | None = self._cache.get_or_load(path, load)
         return result
@@ -205,7 +188,7 @@ class ClusterLookups:
 
         def load() -> dict[str, Any] | None:
             document = self._api.get_object(path, timeout=timeout)
-            return None if document is None else _slim(document, WORKLOAD_API_VERSION, kind)
+            return None if document is None else slim(document, WORKLOAD_API_VERSION, kind)
 
         result: dict[str, Any] | None = self._cache.get_or_load(path, load)
         return result

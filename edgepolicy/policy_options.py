@@ -1,0 +1,71 @@
+"""The command-line options naming the policy a local OPA decides with (``--policy``,
+``--data``, ``--opa``, ``--verification-key``, ``--verification-key-id``), shared by
+``check``, ``verify`` and ``audit``: one function adds them to a parser, one reads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgepolicy.checking import PolicySource
+from edgepolicy.library import library_path
+from edgepolicy.opa_binary import find_opa
+from edgepolicy.verification_keys import VerificationKey, load_verification_key
+
+POLICY_HELP = "Rego directory or OPA bundle to use (default: the library shipped with edgepolicy)"
+DATA_HELP = "YAML/JSON data merged at the root of OPA's data (repeatable)"
+KEY_HELP = "public key verifying a signed --policy bundle (RSA: RS256, EC: ES256/384/512)"
+
+
+@dataclass(frozen=True)
+class PolicyOptions:
+    """The policy options as read: the OPA binary, the Rego to load, the bundle's key."""
+
+    opa_binary: Path
+    policy: PolicySource
+    verification_key: VerificationKey | None
+
+
+def add_policy_options(
+    parser: argparse.ArgumentParser,
+    *,
+    policy_help: str = POLICY_HELP,
+    data_help: str = DATA_HELP,
+    key_help: str = KEY_HELP,
+) -> None:
+    """Add the policy options to ``parser``; each command may word the help for its use."""
+    parser.add_argument("--policy", metavar="DIR|BUNDLE.tar.gz", help=policy_help)
+    parser.add_argument("--data", metavar="FILE", action="append", default=[], help=data_help)
+    parser.add_argument("--verification-key", metavar="PEM", help=key_help)
+    parser.add_argument(
+        "--verification-key-id",
+        metavar="ID",
+        default="default",
+        help="key id the bundle's signature names (default: default)",
+    )
+    parser.add_argument("--opa", metavar="PATH", help="OPA binary to run")
+
+
+def policy_path(args: argparse.Namespace) -> Path:
+    """The ``--policy`` path, else the library shipped with edgepolicy."""
+    return Path(args.policy) if args.policy else library_path()
+
+
+def read_policy_options(args: argparse.Namespace) -> PolicyOptions:
+    """Find OPA, classify ``--policy`` and load the verification key, in that order.
+    ``--data`` is left to the command: ``verify`` merges it with each case's own data.
+
+    Raises:
+        OpaNotFoundError: ``--opa`` is missing, or no OPA was found at all.
+        UsageError: ``--policy`` is neither a directory nor a bundle, or the key is unusable.
+    """
+    opa_binary = find_opa(args.opa)
+    policy = PolicySource.from_path(policy_path(args))
+    key = (
+        load_verification_key(args.verification_key, args.verification_key_id)
+        if args.verification_key
+        else None
+    )
+    return PolicyOptions(opa_binary=opa_binary, policy=policy, verification_key=key)
