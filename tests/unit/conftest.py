@@ -18,11 +18,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from plugin_support import FakePlugin
 
-KeyPairWriter = Callable[[Path, Path, str], x509.Certificate]
+KeyPairWriter = Callable[..., x509.Certificate]
 
 
-def _write_key_pair(cert_file: Path, key_file: Path, common_name: str) -> x509.Certificate:
+def _write_key_pair(
+    cert_file: Path, key_file: Path, common_name: str, *, dns_name: str | None = None
+) -> x509.Certificate:
     key = ec.generate_private_key(ec.SECP256R1())
+    subject: x509.GeneralName = (
+        x509.DNSName(dns_name) if dns_name else x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+    )
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
@@ -33,10 +38,7 @@ def _write_key_pair(cert_file: Path, key_file: Path, common_name: str) -> x509.C
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=1))
         .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
+        .add_extension(x509.SubjectAlternativeName([subject]), critical=False)
         .sign(key, hashes.SHA256())
     )
     key_file.write_bytes(
@@ -52,7 +54,8 @@ def _write_key_pair(cert_file: Path, key_file: Path, common_name: str) -> x509.C
 
 @pytest.fixture
 def write_key_pair() -> KeyPairWriter:
-    """Write a self-signed certificate (valid for 127.0.0.1) and its key; returns it."""
+    """Write a self-signed certificate (valid for 127.0.0.1, or for ``dns_name`` only) and its
+    key; returns it."""
     return _write_key_pair
 
 

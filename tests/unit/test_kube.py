@@ -26,7 +26,7 @@ from edgepolicy import kube
 from edgepolicy.errors import UsageError
 from edgepolicy.kube import KubeApi, KubernetesApiError, from_kubeconfig
 
-KeyPairWriter = Callable[[Path, Path, str], object]
+KeyPairWriter = Callable[..., object]
 
 TOKEN = "t0ken-never-logged"
 V1 = "client.authentication.k8s.io/v1"
@@ -364,11 +364,11 @@ def test_a_malformed_exec_section_names_the_kubeconfig(
 
 
 @pytest.fixture
-def named_api(tmp_path: Path) -> Iterator[tuple[FakeApi, Path]]:
+def named_api(tmp_path: Path, write_key_pair: KeyPairWriter) -> Iterator[tuple[FakeApi, Path]]:
     """A TLS API server on 127.0.0.1 whose certificate is for the name api.edge.internal only,
     and a kubeconfig (token) for it without tls-server-name."""
     cert, key = tmp_path / "named.crt", tmp_path / "named.key"
-    _write_named_key_pair(cert, key, "api.edge.internal")
+    write_key_pair(cert, key, "api.edge.internal", dns_name="api.edge.internal")
     server = FakeApi(("127.0.0.1", 0), _Handler)
     server.requests, server.initializing, server.server_names = [], {}, []
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -392,31 +392,6 @@ def named_api(tmp_path: Path) -> Iterator[tuple[FakeApi, Path]]:
     yield server, kubeconfig
     server.shutdown()
     server.server_close()
-
-
-def _write_named_key_pair(cert_file: Path, key_file: Path, dns_name: str) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
 def test_tls_server_name_is_sent_as_sni_and_checked(named_api: tuple[FakeApi, Path]) -> None:
