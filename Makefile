@@ -44,7 +44,7 @@ lint: lint-python tools
 
 lint-python: $(STAMP)
 	$(BIN)/ruff check edgepolicy webhook bundles tests bench
-	$(BIN)/mypy
+	scripts/typecheck.sh
 
 fmt: $(STAMP) tools
 	$(OPA) fmt --write rego

@@ -42,12 +42,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from edgepolicy.webhook.opa_supervisor import local_data
 
+from edgepolicy.input_builder import admission_review, decision_input
 from edgepolicy.library import library_path
 from edgepolicy.opa_binary import find_opa
-from edgepolicy.opa_server import LocalOpa
-from edgepolicy.review import admission_review, decision_input
-from webhook.local_opa import local_data
+from edgepolicy.opa_process import OpaProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 VEGETA = ROOT / ".tools" / "bin" / "vegeta"
@@ -348,9 +348,9 @@ def python_path_cpu_ms(mix: Sequence[MixItem], opa_url: str, requests: int) -> f
     import io
     import logging
 
-    from webhook.app import create_app
-    from webhook.config import WebhookConfig
-    from webhook.decision_log import LOGGER_NAME
+    from edgepolicy.webhook.app import create_app
+    from edgepolicy.webhook.config import WebhookConfig
+    from edgepolicy.webhook.decision_log import LOGGER_NAME
 
     app = create_app(WebhookConfig(opa_url=opa_url))
     logging.getLogger(LOGGER_NAME).disabled = True  # one line per request: not what is measured
@@ -435,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     data["edgepolicy"].update(SETTINGS["edgepolicy"])
     with (
         tempfile.TemporaryDirectory(prefix="edgepolicy-bench-") as tmp,
-        LocalOpa(find_opa(), paths=[library_path()], data=data) as opa,
+        OpaProcess(find_opa(), paths=[library_path()], data=data) as opa,
     ):
         directory = Path(tmp)
         with webhook_server(directory, opa.url, workers=args.workers, threads=args.threads) as (

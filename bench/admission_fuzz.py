@@ -55,7 +55,7 @@ _NOT_QUANTITIES = ("", "abc", "4 cores", "0x10", "∞", "NaN", "1e999999999", "-
 def seed_reviews() -> list[tuple[str, dict[str, Any]]]:
     """The reviews the mutations start from: every example workload as CREATE, the first as
     UPDATE (with itself as the old object) and DELETE."""
-    from edgepolicy.review import admission_review
+    from edgepolicy.input_builder import admission_review
 
     seeds: list[tuple[str, dict[str, Any]]] = []
     for path in sorted((EXAMPLES / "workloads").glob("*.yaml")):
@@ -72,7 +72,7 @@ def seed_reviews() -> list[tuple[str, dict[str, Any]]]:
 
 def policy_data() -> dict[str, Any]:
     """The local OPA's data: the examples' policies (read as `edgepolicy serve` reads them)."""
-    from webhook.local_opa import local_data
+    from edgepolicy.webhook.opa_supervisor import local_data
 
     return local_data([EXAMPLES / "policies"], [])
 
@@ -271,7 +271,7 @@ def sent_uid(body: bytes) -> Any:
     """The ``request.uid`` of the body read as strict JSON (None when it is not JSON, holds
     NaN or Infinity, an integer beyond Python's digit limit or a number beyond a float's, or
     nests deeper than the webhook reads before refusing it)."""
-    from webhook.reviews import MAX_OBJECT_DEPTH
+    from edgepolicy.webhook.review_codec import MAX_OBJECT_DEPTH
 
     try:
         document = json.loads(body, parse_constant=_no_constant, parse_float=_strict_float)
@@ -357,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.admission import webhook_server
     from edgepolicy.library import library_path
     from edgepolicy.opa_binary import find_opa
-    from edgepolicy.opa_server import LocalOpa
+    from edgepolicy.opa_process import OpaProcess
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=100_000)
@@ -369,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeds = [review for _, review in seed_reviews()]
     with (
         tempfile.TemporaryDirectory(prefix="edgepolicy-fuzz-") as temporary,
-        LocalOpa(find_opa(), paths=[library_path()], data=policy_data()) as opa,
+        OpaProcess(find_opa(), paths=[library_path()], data=policy_data()) as opa,
         webhook_server(
             work := Path(temporary), opa.url, workers=args.workers, threads=args.threads
         ) as served,

@@ -27,13 +27,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "unit" / "bundles")]
 
 import urllib3  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from edgepolicy.bundles.atomic_write import write_atomically  # noqa: E402
+from edgepolicy.bundles.builder import build_bundle  # noqa: E402
+from edgepolicy.bundles.signing import SigningKey  # noqa: E402
 from policyrepo import PolicyRepo, finops_policy  # noqa: E402
 
 from bench.bundles_pollers import PollerProcess  # noqa: E402
 from bench.bundles_sidecars import KEY_ID, RESOURCE, BundleService, Sidecar  # noqa: E402
-from bundles.archive import write_atomically  # noqa: E402
-from bundles.builder import build_bundle  # noqa: E402
-from bundles.signing import SigningKey  # noqa: E402
 from edgepolicy.opa_binary import find_opa  # noqa: E402
 
 POLLING = {"min_delay": 2, "max_delay": 5}

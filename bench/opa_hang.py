@@ -93,7 +93,7 @@ def _opa_url(master: int, pid: int) -> str:
 
 
 def denied_review() -> bytes:
-    from edgepolicy.review import admission_review
+    from edgepolicy.input_builder import admission_review
 
     with open(ROOT / "examples" / "workloads" / "denied-cpu.yaml", encoding="utf-8") as handle:
         obj = next(doc for doc in yaml.safe_load_all(handle) if doc)

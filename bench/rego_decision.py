@@ -27,11 +27,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgepolicy.input_builder import admission_review, decision_input
 from edgepolicy.library import library_path
 from edgepolicy.manifests import load_paths
 from edgepolicy.opa_binary import find_opa
 from edgepolicy.policy_data import policies_to_data, policy_key
-from edgepolicy.review import admission_review, decision_input
 from edgepolicy.validated_policies import validate_policies
 
 ROOT = Path(__file__).resolve().parent.parent

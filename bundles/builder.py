@@ -11,13 +11,21 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bundles import layout
-from bundles.archive import tar_gz, write_atomically
-from bundles.commit_trust import CommitVerifier, Signer
-from bundles.gitrepo import Snapshot, default_source, read_snapshot, redact_url, resolve_commit
-from bundles.settings import SETTINGS_FILE, parse_settings
-from bundles.signing import SIGNATURES_FILE, SigningKey, signatures_document
-from bundles.validation import check_names, validate_bundle, validate_policies
+from edgepolicy.bundles import layout
+from edgepolicy.bundles.atomic_write import write_atomically
+from edgepolicy.bundles.commit_trust import CommitVerifier, Signer
+from edgepolicy.bundles.gitrepo import (
+    Snapshot,
+    default_source,
+    read_snapshot,
+    redact_url,
+    resolve_commit,
+)
+from edgepolicy.bundles.settings import SETTINGS_FILE, parse_settings
+from edgepolicy.bundles.signing import SIGNATURES_FILE, SigningKey, signatures_document
+from edgepolicy.bundles.validation import check_names, validate_bundle, validate_policies
+
+from edgepolicy.bundle_format import tar_gz
 from edgepolicy.errors import InputError
 from edgepolicy.library import library_path
 from edgepolicy.manifests import MANIFEST_SUFFIXES, Manifest, is_policy_object, load_text
@@ -66,7 +74,8 @@ def bundle_files(
     snapshot: Snapshot, validated: ValidatedPolicies, source: str, signer: Signer | None = None
 ) -> dict[str, bytes]:
     """Return the unsigned bundle's files (bundle path → content), with the validator's output
-    ``validated`` (see :func:`bundles.validation.validate_policies`) as the policies' data.
+    ``validated`` (see :func:`edgepolicy.bundles.validation.validate_policies`) as the policies'
+    data.
 
     ``signer`` (who signed the commit, when that was checked) goes into the manifest.
 
@@ -129,8 +138,8 @@ def build_bundle(
 
     ``source`` is recorded in the manifest's metadata (user names and passwords in URLs are
     removed); by default it is the repository's ``origin`` remote URL, or ``local`` (see
-    :func:`bundles.gitrepo.source_label`), never the local path, so every checkout of a commit
-    gives the same bytes.
+    :func:`edgepolicy.bundles.gitrepo.source_label`), never the local path, so every checkout
+    of a commit gives the same bytes.
 
     With a ``verifier`` the commit's signature is checked first (and, per its policy, the
     commits since the revisions ``since``); the signer is recorded in the manifest.

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from bundles.gitrepo import resolve_commit, run_git
+from edgepolicy.bundles.gitrepo import resolve_commit, run_git
+
 from edgepolicy.errors import BundleError, UntrustedCommitError, UsageError
 
 SCOPES = ("tip", "all")

@@ -11,7 +11,8 @@ are exact. :class:`BundleWorker` adds what gunicorn's ASGI worker leaves open:
   uploads still get through);
 - a new connection must complete its TLS handshake and then its request headers within
   ``HEADER_SECONDS`` each; a connection idle between requests is closed after
-  ``KEEPALIVE_SECONDS``; an upload body must arrive within :data:`bundles.server.UPLOAD_SECONDS`;
+  ``KEEPALIVE_SECONDS``; an upload body must arrive within
+  :data:`edgepolicy.bundles.bundle_service.UPLOAD_SECONDS`;
 - header lines of at most ``FIELD_LINE_BYTES``;
 - the listen backlog is ``backlog`` (asyncio would otherwise lower it to 100);
 - TLS from ``cert_file``/``key_file``, reloaded when the files are rotated: each handshake
@@ -33,12 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgepolicy.bundles.bundle_service import RETRY_AFTER_SECONDS, BundleService
+from edgepolicy.bundles.store import BundleStore
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 from gunicorn.asgi.protocol import ASGIProtocol  # type: ignore[import-untyped]
 from gunicorn.workers.gasgi import ASGIWorker  # type: ignore[import-untyped]
 
-from bundles.server import RETRY_AFTER_SECONDS, BundleService
-from bundles.store import BundleStore
 from edgepolicy.errors import BundleError, UsageError
 from edgepolicy.server_tls import ReloadingContext, server_context
 

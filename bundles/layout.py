@@ -78,8 +78,8 @@ def manifest_json(
     """Return the ``.manifest``: revision is the commit id; metadata says where it came from.
 
     ``metadata.commit_time`` (the committer date) orders revisions when no repository can
-    (see :mod:`bundles.rollback`); ``metadata.signer`` names who signed the commit, when its
-    signature was checked. Both are covered by the bundle signature, like every manifest field.
+    (see :mod:`edgepolicy.bundles.rollback`); ``metadata.signer`` names who signed the commit, when
+    its signature was checked. Both are covered by the bundle signature, like every manifest field.
     """
     metadata: dict[str, Any] = {
         "commit": commit,

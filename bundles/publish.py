@@ -12,10 +12,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import urllib3
+from edgepolicy.bundles import configmap
+from edgepolicy.bundles.gitrepo import check_repository, redact_url
+from edgepolicy.bundles.rollback import check_replacement, read_revision, replace_bundle_file
 
-from bundles import configmap
-from bundles.gitrepo import check_repository, redact_url
-from bundles.rollback import check_replacement, read_revision, replace_bundle_file
 from edgepolicy import kube
 from edgepolicy.errors import BundleError, UsageError
 
@@ -168,10 +168,10 @@ def publish(
 
     ``bundle_name`` is the file name used when a ``dir:`` target is a directory; ``source``
     names the archive (its file, say) in errors. Unless ``allow_rollback``, the bundle the
-    target holds is read first and the new one must not be older (:mod:`bundles.rollback`;
-    ``repo`` is the policy repository that orders the commits, if available). A ``configmap:``
-    target is reached through ``context`` (default: the current one) of ``kubeconfig``, else of
-    the files kubectl reads.
+    target holds is read first and the new one must not be older
+    (:mod:`edgepolicy.bundles.rollback`; ``repo`` is the policy repository that orders the commits,
+    if available). A ``configmap:`` target is reached through ``context`` (default: the current
+    one) of ``kubeconfig``, else of the files kubectl reads.
 
     Raises:
         RollbackError: the new bundle is older than the one the target holds.

@@ -1,7 +1,7 @@
 """No silent rollback: a published bundle is only replaced by the same or a newer revision.
 
 A bundle's revision is a commit id (``.manifest`` ``revision``), and its metadata records the
-commit time (see :func:`bundles.layout.manifest_json`). Replacing the current bundle by a
+commit time (see :func:`edgepolicy.bundles.layout.manifest_json`). Replacing the current bundle by a
 candidate is a rollback when:
 
 - with a repository that knows both commits: the candidate's commit is a strict ancestor of the
@@ -28,9 +28,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bundles.archive import read_tar_gz, write_atomically
-from bundles.gitrepo import is_ancestor
-from bundles.layout import MANIFEST, TIME_FORMAT
+from edgepolicy.bundles.atomic_write import write_atomically
+from edgepolicy.bundles.gitrepo import is_ancestor
+from edgepolicy.bundles.layout import MANIFEST, TIME_FORMAT
+
+from edgepolicy.bundle_format import read_tar_gz
 from edgepolicy.errors import BundleError, RollbackError
 
 _OVERRIDE = "publish a git revert instead, or allow the rollback explicitly (--allow-rollback)"

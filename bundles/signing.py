@@ -19,8 +19,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from edgepolicy.bundles.canonical import file_digest
 
-from bundles.canonical import file_digest
 from edgepolicy.errors import BundleError, UsageError
 
 SIGNATURES_FILE = ".signatures.json"

@@ -24,11 +24,11 @@ from typing import Any
 
 from edgepolicy.decision import Decision, Finding
 from edgepolicy.errors import InputError, OpaError
+from edgepolicy.input_builder import admission_review, decision_input
 from edgepolicy.manifests import Manifest
 from edgepolicy.opa_client import OpaClient
-from edgepolicy.opa_server import LocalOpa
+from edgepolicy.opa_process import OpaProcess
 from edgepolicy.policy_data import policy_key
-from edgepolicy.review import admission_review, decision_input
 from edgepolicy.validated_policies import NO_POLICIES, ValidatedPolicies
 from edgepolicy.validated_policies import validate_policies as check_policies
 
@@ -100,7 +100,7 @@ def validate_bundle(
             Rego errors or yields findings of the wrong shape on a probe input (the message
             names the rule package and the probe).
     """
-    with LocalOpa(opa, bundles=[bundle]) as server:
+    with OpaProcess(opa, bundles=[bundle]) as server:
         client = OpaClient(server.url, timeout=30.0, maxsize=1)
         try:
             for manifest in policies:

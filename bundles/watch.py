@@ -4,9 +4,9 @@ The repository (a URL or a local path) is mirrored into a work directory and fet
 interval. Whenever the branch head differs from the last commit published, the bundle of that
 commit is built, signed and published to every target; a revert is a new commit, so the
 reverted policy goes out as a new revision. A commit that fails to build, is not trusted (its
-signature, see :mod:`bundles.commit_trust`; with scope ``all``, every commit since the last one
-this loop published) or would roll a target back is reported once and skipped (the last good
-bundle stays published); failures to fetch or publish are retried on the next round.
+signature, see :mod:`edgepolicy.bundles.commit_trust`; with scope ``all``, every commit since the
+last one this loop published) or would roll a target back is reported once and skipped (the last
+good bundle stays published); failures to fetch or publish are retried on the next round.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bundles.builder import build_bundle
-from bundles.commit_trust import CommitVerifier, TrustPolicy, commit_verifier
-from bundles.gitrepo import redact_url, resolve_commit, run_git
-from bundles.publish import DEFAULT_BUNDLE_NAME, Target, publish
-from bundles.signing import SigningKey
+from edgepolicy.bundles.builder import build_bundle
+from edgepolicy.bundles.commit_trust import CommitVerifier, TrustPolicy, commit_verifier
+from edgepolicy.bundles.gitrepo import redact_url, resolve_commit, run_git
+from edgepolicy.bundles.publish import DEFAULT_BUNDLE_NAME, Target, publish
+from edgepolicy.bundles.signing import SigningKey
+
 from edgepolicy.errors import (
     BundleError,
     EdgepolicyError,

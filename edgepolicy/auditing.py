@@ -1,8 +1,8 @@
 """Decide what is stored in the cluster against the current policies: the engine of
 ``edgepolicy audit``.
 
-Each stored workload and HPA is wrapped by the one input builder (:mod:`edgepolicy.review`) in
-the AdmissionReview the API server would send if the object were written again unchanged: an
+Each stored workload and HPA is wrapped by the one input builder (:mod:`edgepolicy.input_builder`)
+in the AdmissionReview the API server would send if the object were written again unchanged: an
 UPDATE whose ``object`` and ``oldObject`` are both the stored object. The rules judge such an
 UPDATE exactly as a CREATE, except that an object already being deleted (only its finalizers
 change) is left alone, as admission leaves it. The context is the
@@ -23,9 +23,9 @@ from typing import Any
 from edgepolicy.checking import CheckReport, CheckResult, WorkloadIndex
 from edgepolicy.cluster_inventory import stored_path
 from edgepolicy.decision import Decision
+from edgepolicy.input_builder import admission_review, decision_input
 from edgepolicy.manifests import Manifest
 from edgepolicy.policy_data import policy_key
-from edgepolicy.review import admission_review, decision_input
 from edgepolicy.validated_policies import NO_POLICIES, ValidatedPolicies, validate_policies
 
 AUDIT_USERNAME = "edgepolicy-audit"

@@ -26,6 +26,7 @@ from typing import Any
 
 from edgepolicy.decision import Decision, Finding
 from edgepolicy.errors import InputError, OpaError, UsageError
+from edgepolicy.input_builder import admission_review, decision_input, is_namespaced
 from edgepolicy.manifests import Manifest, is_policy_object
 from edgepolicy.model_context import (
     build_models,
@@ -34,9 +35,8 @@ from edgepolicy.model_context import (
 )
 from edgepolicy.models.verifier import ModelVerifier
 from edgepolicy.opa_client import OpaClient
-from edgepolicy.opa_server import LocalOpa
+from edgepolicy.opa_process import OpaProcess
 from edgepolicy.policy_data import policy_key, with_namespace
-from edgepolicy.review import admission_review, decision_input, is_namespaced
 from edgepolicy.rule_catalogue import RuleCatalogue
 from edgepolicy.validated_policies import ValidatedPolicies, validate_policies
 from edgepolicy.verification_keys import VerificationKey
@@ -276,7 +276,7 @@ class CheckSession:
             raise UsageError("--verification-key applies to a bundle: give --policy BUNDLE.tar.gz")
         paths = [] if policy.is_bundle else [policy.path]
         bundles = [policy.path] if policy.is_bundle else []
-        self._opa = LocalOpa(
+        self._opa = OpaProcess(
             opa_binary, paths=paths, bundles=bundles, data=data, verification_key=verification_key
         )
         self._client: OpaClient | None = None

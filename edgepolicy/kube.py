@@ -1,10 +1,11 @@
 """The one module that talks to the Kubernetes API: credentials, a pooled HTTPS client, errors.
 
-The webhook reads decision context through it (:mod:`webhook.lookups`) and ``bundle publish``
-writes ConfigMaps through it (:mod:`bundles.configmap`). Access comes from a context of the
-kubeconfig files kubectl reads (:mod:`edgepolicy.kubeconfig`: server CA as file or data,
-``insecure-skip-tls-verify``, ``tls-server-name``, an http(s) ``proxy-url``, client certificates
-as files or data, bearer tokens inline or in a ``tokenFile``, exec credential plugins through
+The webhook reads decision context through it (:mod:`edgepolicy.webhook.lookups`) and ``bundle
+publish`` writes ConfigMaps through it (:mod:`edgepolicy.bundles.configmap`). Access comes from a
+context of the kubeconfig files kubectl reads (:mod:`edgepolicy.kubeconfig`: server CA as file or
+data, ``insecure-skip-tls-verify``, ``tls-server-name``, an http(s) ``proxy-url``, client
+certificates as files or data, bearer tokens inline or in a ``tokenFile``, exec credential plugins
+through
 :mod:`edgepolicy.credential_plugin`) or from a pod's service account. auth-provider entries are
 refused, as by kubectl. Only ``https://`` servers are accepted, so credentials never travel in
 the clear; TLS 1.2 is the minimum.

@@ -3,7 +3,7 @@
 The runtime library is what enforcement loads: every Rego module except the tests
 (``*_test.rego``, which are for ``opa test``) and the data files (``data.json``/``data.yaml``).
 :func:`runtime_files` is the one definition: ``check``, ``verify`` and ``serve`` load exactly
-these files into OPA (:func:`opa_arguments`, used by :class:`edgepolicy.opa_server.LocalOpa`)
+these files into OPA (:func:`opa_arguments`, used by :class:`edgepolicy.opa_process.OpaProcess`)
 and ``bundle build`` packs exactly these files, so the three paths run the same code. The wheel
 leaves the tests out too (pyproject.toml).
 """

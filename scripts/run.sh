@@ -45,9 +45,9 @@ from pathlib import Path
 from edgepolicy.library import library_path
 from edgepolicy.manifests import load_paths
 from edgepolicy.opa_client import OpaClient
-from edgepolicy.opa_server import LocalOpa
-from edgepolicy.review import admission_review, decision_input
-from webhook.local_opa import local_data
+from edgepolicy.opa_process import LocalOpa
+from edgepolicy.input_builder import admission_review, decision_input
+from edgepolicy.webhook.opa_supervisor import local_data
 
 opa_binary, log, policies, workload = sys.argv[1:]
 data = local_data([Path(policies)], [])

@@ -1,6 +1,6 @@
 """Answer AdmissionReviews: gather context, ask OPA, build the response, log and count it.
 
-The data path runs one way: the received review → :func:`edgepolicy.review.decision_input`
+The data path runs one way: the received review → :func:`edgepolicy.input_builder.decision_input`
 (the same input builder ``edgepolicy check`` uses) with context from the cluster and the model
 annotations verified by :mod:`edgepolicy.model_context` (the same code as ``check``) → OPA's
 decision document → the AdmissionResponse. A ``context`` inside the received review is dropped.
@@ -16,8 +16,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from edgepolicy.webhook import decision_log, metrics, review_codec
+from edgepolicy.webhook.config import RESPONSE_MARGIN_SECONDS, WebhookConfig
+from edgepolicy.webhook.lookups import SCALABLE_KINDS, TtlCache
+
 from edgepolicy.decision import Decision
 from edgepolicy.errors import OpaError, OpaUnavailableError
+from edgepolicy.input_builder import decision_input
 from edgepolicy.kube import KubernetesApiError
 from edgepolicy.manifests import is_policy_object
 from edgepolicy.model_context import (
@@ -27,11 +32,7 @@ from edgepolicy.model_context import (
     declared_models,
 )
 from edgepolicy.models.verifier import ModelVerifier
-from edgepolicy.review import decision_input
 from edgepolicy.validated_policies import NO_POLICIES, ValidatedPolicies, validate_policies
-from webhook import decision_log, metrics, reviews
-from webhook.config import RESPONSE_MARGIN_SECONDS, WebhookConfig
-from webhook.lookups import SCALABLE_KINDS, TtlCache
 
 _LOG = logging.getLogger("edgepolicy.webhook")
 
@@ -51,7 +52,7 @@ class DecisionSource(Protocol):
 
 class ContextSource(Protocol):
     """What the service needs from the cluster (implemented by
-    :class:`webhook.lookups.ClusterLookups`)."""
+    :class:`edgepolicy.webhook.lookups.ClusterLookups`)."""
 
     def finops_policies(self, namespace: str, *, timeout: float) -> ValidatedPolicies: ...
 
@@ -100,7 +101,8 @@ class AdmissionService:
         self, endpoint: str, review: Mapping[str, Any], *, arrived: float | None = None
     ) -> dict[str, Any]:
         """Return the AdmissionReview answering ``review`` (already checked by
-        :func:`webhook.reviews.parse_review`) at ``endpoint`` (``validate`` or ``mutate``).
+        :func:`edgepolicy.webhook.review_codec.parse_review`) at ``endpoint`` (``validate`` or
+        ``mutate``).
 
         ``arrived`` is when the request arrived (on the service's clock); the deadline counts
         from then, so a request that waited too long for a thread is answered at once by the
@@ -113,8 +115,8 @@ class AdmissionService:
         uid = str(request["uid"])
         decision: Decision | None = None
         error: str | None = None
-        if not reviews.is_evaluated(request):
-            response = reviews.untouched_response(uid)
+        if not review_codec.is_evaluated(request):
+            response = review_codec.untouched_response(uid)
         else:
             try:
                 decision = self._decide(review, started + self._config.timeout)
@@ -126,15 +128,15 @@ class AdmissionService:
             if error is not None:
                 mode = "fail-open" if self._config.fail_open else "fail-closed"
                 metrics.FAILURE_MODE.labels(mode=mode).inc()
-                response = reviews.unavailable_response(
+                response = review_codec.unavailable_response(
                     uid, error, fail_open=self._config.fail_open
                 )
             elif decision is not None:
                 if endpoint == "validate":
                     metrics.record_findings(decision)
-                    response = reviews.validate_response(uid, decision)
+                    response = review_codec.validate_response(uid, decision)
                 else:
-                    response = reviews.mutate_response(uid, decision)
+                    response = review_codec.mutate_response(uid, decision)
         allowed = bool(response["response"]["allowed"])
         elapsed = self._clock() - started
         metrics.REQUESTS.labels(
@@ -273,7 +275,11 @@ class AdmissionService:
         if not self._opa.health(bundles=self._config.bundles):
             what = "OPA is unreachable or its bundles are not activated"
             return False, what if self._config.bundles else "OPA is unreachable"
-        probe = {"apiVersion": reviews.API_VERSION, "kind": reviews.KIND, "request": _PROBE}
+        probe = {
+            "apiVersion": review_codec.API_VERSION,
+            "kind": review_codec.KIND,
+            "request": _PROBE,
+        }
         try:
             self._opa.decide(decision_input(probe))
         except OpaError as error:
@@ -314,8 +320,9 @@ def _targets(hpa: Mapping[str, Any], kind: str, name: str) -> bool:
 
 def _scale_target(request: Mapping[str, Any]) -> tuple[str, str] | None:
     """Return (kind, name) of an HPA's scaleTargetRef when it names a workload kind the policies
-    understand (:data:`webhook.lookups.SCALABLE_KINDS` in the apps group); None for other objects
-    and other targets (a custom scalable resource is not looked up: no context, no error)."""
+    understand (:data:`edgepolicy.webhook.lookups.SCALABLE_KINDS` in the apps group); None for
+    other objects and other targets (a custom scalable resource is not looked up: no context,
+    no error)."""
     if _kind(request) != "HorizontalPodAutoscaler":
         return None
     ref = _scale_target_ref(request.get("object"))

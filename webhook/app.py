@@ -17,18 +17,18 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from edgepolicy.webhook import decision_log, lookups, metrics, review_codec
+from edgepolicy.webhook.admission import AdmissionService
+from edgepolicy.webhook.config import WebhookConfig
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from edgepolicy import json_codec
 from edgepolicy.model_context import preload_verification
 from edgepolicy.opa_client import OpaClient
-from webhook import decision_log, lookups, metrics, reviews
-from webhook.admission import AdmissionService
-from webhook.config import WebhookConfig
 
 _LOG = logging.getLogger("edgepolicy.webhook")
-# Set by webhook.server's worker: when the request arrived (time.monotonic()).
+# Set by edgepolicy.webhook.gunicorn_server's worker: when the request arrived (time.monotonic()).
 ARRIVAL_KEY = "edgepolicy.arrived"
 ADMISSION_PATHS = {"/validate": "validate", "/mutate": "mutate"}
 INTERNAL_ERROR = "internal error: the webhook could not answer this request"
@@ -121,8 +121,8 @@ class AdmissionEndpoints:
             )
             return self._rejected(endpoint, 413, "too-large", message)
         try:
-            review = reviews.parse_review(body)
-        except reviews.MalformedReviewError as error:
+            review = review_codec.parse_review(body)
+        except review_codec.MalformedReviewError as error:
             message = f"malformed AdmissionReview: {error}"
             return self._rejected(
                 endpoint, 400, error.reason, message, uid=error.uid, size=len(body)

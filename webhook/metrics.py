@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from edgepolicy.webhook.review_codec import MALFORMED_REASONS
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -22,7 +23,6 @@ from prometheus_client import (
 )
 
 from edgepolicy.decision import Decision
-from webhook.reviews import MALFORMED_REASONS
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 

@@ -43,7 +43,7 @@ from edgepolicy.auditing import audit_objects
 from edgepolicy.cluster_inventory import FINOPS_POLICIES, list_collection, list_workloads
 from edgepolicy.kube import ApiResponse, KubeApi
 from edgepolicy.opa_client import OpaClient
-from edgepolicy.opa_server import LocalOpa
+from edgepolicy.opa_process import OpaProcess
 from edgepolicy.validated_policies import validate_policies
 
 pytestmark = pytest.mark.e2e
@@ -338,7 +338,7 @@ def test_recorder_writes_status_and_counts_events(
     policies = list_collection(admin, FINOPS_POLICIES, namespace=offenders)
     objects = list_workloads(admin, namespace=offenders, page_size=2)
     recorder = AuditRecorder(admin, instance="e2e", violations_limit=2)
-    with LocalOpa(BIN / "opa", paths=[library_path()], data=load_data_files([SETTINGS])) as opa:
+    with OpaProcess(BIN / "opa", paths=[library_path()], data=load_data_files([SETTINGS])) as opa:
         client = OpaClient(opa.url, timeout=30)
         report = audit_objects(objects, policies=policies, decide=client.decide)
         client.close()
@@ -494,7 +494,7 @@ def test_interval_mode_with_opa_url_labels_findings_of_policies_in_opa_data(
     data["edgepolicy"]["policies"] = policies_to_data(validate_policies([seed_policy(namespace)]))
     port = controlplane.free_port()
     log = tmp_path / "audit.log"
-    with LocalOpa(BIN / "opa", paths=[library_path()], data=data) as opa, log.open("wb") as out:
+    with OpaProcess(BIN / "opa", paths=[library_path()], data=data) as opa, log.open("wb") as out:
         process = subprocess.Popen(
             [
                 str(EDGEPOLICY), "audit", "--kubeconfig", str(kubectl.kubeconfig),

@@ -45,8 +45,8 @@ from e2e_support import (
     BUNDLE_KEY_ID as KEY_ID,
 )
 
+from edgepolicy.input_builder import admission_review, decision_input
 from edgepolicy.opa_client import OpaClient
-from edgepolicy.review import admission_review, decision_input
 
 pytestmark = pytest.mark.e2e
 

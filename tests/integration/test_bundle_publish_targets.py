@@ -16,10 +16,11 @@ import urllib3
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from edgepolicy.bundles.configmap import BUNDLE_KEY, MAX_CONFIGMAP_BYTES, REVISION_ANNOTATION  # noqa: E402
+from edgepolicy.bundles.layout import manifest_json  # noqa: E402
+
 from bench.bundles_sidecars import BundleService, free_port, wait_until  # noqa: E402
-from bundles.archive import tar_gz  # noqa: E402
-from bundles.configmap import BUNDLE_KEY, MAX_CONFIGMAP_BYTES, REVISION_ANNOTATION  # noqa: E402
-from bundles.layout import manifest_json  # noqa: E402
+from edgepolicy.bundle_format import tar_gz  # noqa: E402
 
 pytestmark = pytest.mark.integration
 

@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "unit" / "bundles")]
 
+from edgepolicy.bundles.atomic_write import write_atomically  # noqa: E402
+from edgepolicy.bundles.signing import SigningKey  # noqa: E402
 from policyrepo import PolicyRepo, finops_policy, write_key  # noqa: E402
 
 from bench.bundles_sidecars import (  # noqa: E402
@@ -32,10 +34,9 @@ from bench.bundles_sidecars import (  # noqa: E402
     free_port,
     wait_until,
 )
-from bundles.archive import read_tar_gz, tar_gz, write_atomically  # noqa: E402
-from bundles.signing import SigningKey  # noqa: E402
+from edgepolicy.bundle_format import read_tar_gz, tar_gz  # noqa: E402
+from edgepolicy.input_builder import admission_review, decision_input  # noqa: E402
 from edgepolicy.opa_binary import find_opa  # noqa: E402
-from edgepolicy.review import admission_review, decision_input  # noqa: E402
 
 pytestmark = pytest.mark.integration
 

@@ -15,12 +15,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "unit" / "bundles"))
 
+from edgepolicy.bundles.builder import build_bundle  # noqa: E402
+from edgepolicy.bundles.canonical import file_digest  # noqa: E402
+from edgepolicy.bundles.signing import SigningKey, load_signing_key  # noqa: E402
 from policyrepo import PolicyRepo, finops_policy, write_key  # noqa: E402
 
-from bundles.archive import read_tar_gz, tar_gz  # noqa: E402
-from bundles.builder import build_bundle  # noqa: E402
-from bundles.canonical import file_digest  # noqa: E402
-from bundles.signing import SigningKey, load_signing_key  # noqa: E402
+from edgepolicy.bundle_format import read_tar_gz, tar_gz  # noqa: E402
 from edgepolicy.opa_binary import find_opa  # noqa: E402
 
 pytestmark = pytest.mark.integration

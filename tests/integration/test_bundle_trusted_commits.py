@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "unit" / "bundles")]
 
+from edgepolicy.bundles.atomic_write import write_atomically  # noqa: E402
+from edgepolicy.bundles.signing import SigningKey  # noqa: E402
 from policyrepo import (  # noqa: E402
     PolicyRepo,
     allowed_signer,
@@ -27,8 +29,7 @@ from policyrepo import (  # noqa: E402
 )
 
 from bench.bundles_sidecars import KEY_ID, RESOURCE, Sidecar, free_port, wait_until  # noqa: E402
-from bundles.archive import read_tar_gz, tar_gz, write_atomically  # noqa: E402
-from bundles.signing import SigningKey  # noqa: E402
+from edgepolicy.bundle_format import read_tar_gz, tar_gz  # noqa: E402
 from edgepolicy.opa_binary import find_opa  # noqa: E402
 
 pytestmark = pytest.mark.integration

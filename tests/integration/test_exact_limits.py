@@ -20,11 +20,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgepolicy.decision import Decision
+from edgepolicy.input_builder import admission_review, decision_input
 from edgepolicy.library import library_path
 from edgepolicy.opa_binary import find_opa
 from edgepolicy.opa_client import OpaClient
-from edgepolicy.opa_server import LocalOpa
-from edgepolicy.review import admission_review, decision_input
+from edgepolicy.opa_process import OpaProcess
 from edgepolicy.validated_policies import validate_policies
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ HOURS = "finops.apexlogic.com/daily-active-hours"
 @pytest.fixture(scope="module")
 def opa() -> Iterator[OpaClient]:
     """One real OPA with the shipped Rego library for every example."""
-    with LocalOpa(find_opa(), paths=[library_path()]) as server:
+    with OpaProcess(find_opa(), paths=[library_path()]) as server:
         client = OpaClient(server.url, timeout=30.0)
         try:
             yield client

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 import urllib3
+from edgepolicy.bundles.builder import build_bundle, write_bundle
+from edgepolicy.webhook.opa_supervisor import OpaSupervisor
 
-from bundles.archive import read_tar_gz
-from bundles.builder import build_bundle, write_bundle
 from edgepolicy import library
+from edgepolicy.bundle_format import read_tar_gz
 from edgepolicy.checking import CheckSession, PolicySource
 from edgepolicy.library import library_path, runtime_files
-from edgepolicy.opa_server import LocalOpa
-from webhook.local_opa import SupervisedOpa
+from edgepolicy.opa_process import OpaProcess
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +62,7 @@ def test_check_serve_and_bundles_load_the_same_runtime_files(
     with CheckSession(opa_binary=opa_binary, policy=PolicySource.from_path(library_path())) as s:
         checked = _relative(_module_ids(s._opa.url), library)  # the OPA `check` starts
 
-    served_opa = SupervisedOpa(opa_binary, paths=[library_path()], data={})  # as `serve` does
+    served_opa = OpaSupervisor(opa_binary, paths=[library_path()], data={})  # as `serve` does
     served_opa.start()
     try:
         served = _relative(_module_ids(served_opa.url), library)
@@ -75,7 +75,7 @@ def test_check_serve_and_bundles_load_the_same_runtime_files(
         for name in read_tar_gz(bundle.read_bytes(), source=str(bundle))
         if name.endswith(".rego")
     }
-    with LocalOpa(opa_binary, bundles=[bundle]) as opa:
+    with OpaProcess(opa_binary, bundles=[bundle]) as opa:
         activated = _relative(_module_ids(opa.url), str(bundle))
 
     assert checked == served == expected
@@ -91,7 +91,7 @@ def test_library_data_files_land_where_opa_puts_a_directory_s_data(
     (root / "lib" / "limits" / "limits_test.rego").write_text("package broken_on_purpose {")
     monkeypatch.setattr(library, "library_path", lambda: root.resolve())
 
-    with LocalOpa(opa_binary, paths=[root]) as opa:  # the test file would not even parse
+    with OpaProcess(opa_binary, paths=[root]) as opa:  # the test file would not even parse
         response = urllib3.request("GET", f"{opa.url}/v1/data/lib/limits", timeout=5)
 
     assert json.loads(response.data)["result"] == {"cores": 4}

@@ -30,8 +30,8 @@ from webhook_support import (
     post_review,
 )
 
-from edgepolicy.opa_server import LocalOpa
-from edgepolicy.review import admission_review
+from edgepolicy.input_builder import admission_review
+from edgepolicy.opa_process import OpaProcess
 
 pytestmark = pytest.mark.integration
 
@@ -397,13 +397,14 @@ def test_a_hung_local_opa_is_killed_and_replaced(
 
 
 @pytest.fixture
-def own_opa(opa_binary: Path) -> Iterator[LocalOpa]:
+def own_opa(opa_binary: Path) -> Iterator[OpaProcess]:
     """A real OPA with the shipped library and the team budget, outside serve's control."""
+    from edgepolicy.webhook.opa_supervisor import local_data
+
     from edgepolicy.library import library_path
-    from webhook.local_opa import local_data
 
     data = local_data([ASSETS / "policies"], [])
-    with LocalOpa(opa_binary, paths=[library_path()], data=data) as opa:
+    with OpaProcess(opa_binary, paths=[library_path()], data=data) as opa:
         yield opa
 
 
@@ -412,7 +413,7 @@ def test_opa_down_fails_closed_or_open(
     tmp_path: Path,
     test_ca: TestCA,
     server_cert: ServerCert,
-    own_opa: LocalOpa,
+    own_opa: OpaProcess,
     fail_open: bool,
 ) -> None:
     flags = ["--opa-url", own_opa.url, "--workers", "1", *(["--fail-open"] if fail_open else [])]
@@ -440,7 +441,7 @@ def test_opa_down_fails_closed_or_open(
 
 
 def test_a_stalled_opa_is_answered_within_the_deadline(
-    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: LocalOpa
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
 ) -> None:
     server = start_serve(tmp_path, test_ca, server_cert, "--opa-url", own_opa.url, "--timeout", "1")
     client = https_pool(test_ca)
@@ -460,7 +461,7 @@ def test_a_stalled_opa_is_answered_within_the_deadline(
 
 
 def test_requests_queued_behind_a_stalled_opa_are_still_answered_in_time(
-    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: LocalOpa
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
 ) -> None:
     # One thread: requests queue behind each other while OPA never answers.
     server = start_serve(
@@ -513,7 +514,7 @@ def _served_serial(ca: TestCA, port: int) -> int:
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
 def test_tls_1_1_is_refused(
-    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: LocalOpa
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
 ) -> None:
     server = start_serve(tmp_path, test_ca, server_cert, "--opa-url", own_opa.url)
     try:
@@ -531,7 +532,7 @@ def test_tls_1_1_is_refused(
 
 
 def test_a_rotated_certificate_is_served_without_dropping_requests(
-    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: LocalOpa
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
 ) -> None:
     server = start_serve(tmp_path, test_ca, server_cert, "--opa-url", own_opa.url, "--workers", "2")
     client = https_pool(test_ca)
@@ -673,7 +674,7 @@ def test_the_local_opa_dies_with_a_killed_serve(
 
 
 def test_idle_tls_connections_do_not_hold_the_threads(
-    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: LocalOpa
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
 ) -> None:
     # Clients such as Go's HTTP transport (the API server's) keep spare connections open after
     # the TLS handshake without sending a request on them; they must not occupy the threads.
@@ -756,7 +757,7 @@ def _scrape_everywhere(server: ServeProcess, ca: TestCA, workers: set[int]) -> l
 
 
 def test_metrics_are_exact_totals_over_all_workers_and_survive_a_dead_one(
-    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: LocalOpa
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
 ) -> None:
     server = start_serve(tmp_path, test_ca, server_cert, "--opa-url", own_opa.url, "--workers", "3")
     denied = json.dumps(admission_review(deployment("counted", cpu="64"))).encode()

@@ -10,10 +10,10 @@ import pytest
 from prometheus_client import generate_latest
 
 from edgepolicy import audit_records
-from edgepolicy.audit_command import parse_interval
 from edgepolicy.audit_metrics import AuditMetrics
 from edgepolicy.audit_records import AlertRoute, AuditViolation
 from edgepolicy.checking import CheckReport, CheckResult
+from edgepolicy.cli.audit_command import parse_interval
 from edgepolicy.decision import Decision, Finding
 from edgepolicy.errors import UsageError
 from edgepolicy.manifests import Manifest

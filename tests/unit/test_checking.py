@@ -51,7 +51,7 @@ WARN = Finding("finops.memory", "team/budget", "a lot", "warn")
 
 
 class RecordingOpa:
-    """Stands in for LocalOpa + OpaClient: records what it is started with and asked."""
+    """Stands in for OpaProcess + OpaClient: records what it is started with and asked."""
 
     instances: list[RecordingOpa] = []
 
@@ -91,7 +91,7 @@ class RecordingClient:
 @pytest.fixture
 def recorded(monkeypatch: pytest.MonkeyPatch) -> list[RecordingOpa]:
     RecordingOpa.instances = []
-    monkeypatch.setattr(checking, "LocalOpa", RecordingOpa)
+    monkeypatch.setattr(checking, "OpaProcess", RecordingOpa)
     monkeypatch.setattr(checking, "OpaClient", RecordingClient)
     return RecordingOpa.instances
 

@@ -18,7 +18,7 @@ def _failing(args: argparse.Namespace) -> int:
 @pytest.fixture
 def broken_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make `check` fail with an error edgepolicy did not expect."""
-    monkeypatch.setattr("edgepolicy.check_command.run", _failing)
+    monkeypatch.setattr("edgepolicy.cli.check_command.run", _failing)
 
 
 @pytest.mark.usefixtures("broken_check")

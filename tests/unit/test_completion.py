@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from edgepolicy import cli
-from edgepolicy.completion import FILES, commands, script
+from edgepolicy.cli.completion import FILES, commands, script
 from edgepolicy.errors import UsageError
 
 # The program's subcommands, as its parser defines them (other branches add their own).

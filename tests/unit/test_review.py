@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from edgepolicy.errors import InputError
-from edgepolicy.review import admission_review, decision_input, group_version, resource_name
+from edgepolicy.input_builder import admission_review, decision_input, group_version, resource_name
 from edgepolicy.validated_policies import validate_policies
 
 DEPLOYMENT: dict[str, Any] = {

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from edgepolicy.webhook.gunicorn_server import ServerOptions, gunicorn_settings
 from gunicorn import sock as gunicorn_sock  # type: ignore[import-untyped]
 from gunicorn.config import Config  # type: ignore[import-untyped]
 
 from edgepolicy.errors import UsageError
 from edgepolicy.server_tls import ReloadingContext, server_context
-from webhook.server import ServerOptions, gunicorn_settings
 
 KeyPairWriter = Callable[[Path, Path, str], x509.Certificate]
 

@@ -38,5 +38,5 @@ def opa() -> Path:
 def stand_in_library(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Make the builder ship the small stand-in library in assets/ instead of rego/."""
     library = ASSETS / "library"
-    monkeypatch.setattr("bundles.builder.library_path", lambda: library)
+    monkeypatch.setattr("edgepolicy.bundles.builder.library_path", lambda: library)
     yield library

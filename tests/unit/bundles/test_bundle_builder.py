@@ -8,10 +8,10 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from edgepolicy.bundles.builder import build_bundle
+from edgepolicy.bundles.signing import load_signing_key
 from policyrepo import PolicyRepo, finops_policy
 
-from bundles.builder import build_bundle
-from bundles.signing import load_signing_key
 from edgepolicy.errors import InputError, OpaError
 
 pytestmark = pytest.mark.usefixtures("stand_in_library")

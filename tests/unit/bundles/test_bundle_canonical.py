@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-
-from bundles.canonical import canonical_json, file_digest, is_structured
+from edgepolicy.bundles.canonical import canonical_json, file_digest, is_structured
 
 # Written by `opa build` v1.22.3 (HTML-escaped, key order of its own) with the digests it signed.
 OPA_DATA_JSON = (

@@ -8,10 +8,10 @@ import os
 from pathlib import Path
 
 import pytest
+from edgepolicy.bundles.publish import bundle_revision
 from policyrepo import PolicyRepo, finops_policy
 
-from bundles.archive import read_tar_gz
-from bundles.publish import bundle_revision
+from edgepolicy.bundle_format import read_tar_gz
 from edgepolicy.cli import main
 
 pytestmark = pytest.mark.usefixtures("stand_in_library")
@@ -80,7 +80,7 @@ def test_a_build_that_cannot_be_written_leaves_the_old_bundle_whole(
     def full_disk(fd: int) -> None:  # the new bundle's bytes are in the file, not yet safe
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("bundles.archive.os.fsync", full_disk)
+    monkeypatch.setattr("edgepolicy.bundles.atomic_write.os.fsync", full_disk)
     assert main(["bundle", "build", "--repo", str(repo.path), "--out", str(out)]) == 2
     assert f"cannot write {out}: No space left on device" in capsys.readouterr().err
     assert [p.name for p in out.parent.iterdir()] == ["bundle.tar.gz"]  # no temporary left

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from edgepolicy.bundles.builder import Bundle, build_bundle
+from edgepolicy.bundles.canonical import file_digest
+from edgepolicy.bundles.commit_trust import CommitVerifier, TrustPolicy
+from edgepolicy.bundles.signing import load_signing_key
 from policyrepo import PolicyRepo, allowed_signer, finops_policy, ssh_fingerprint, ssh_key
 
-from bundles.archive import read_tar_gz
-from bundles.builder import Bundle, build_bundle
-from bundles.canonical import file_digest
-from bundles.commit_trust import CommitVerifier, TrustPolicy
-from bundles.signing import load_signing_key
+from edgepolicy.bundle_format import read_tar_gz
 from edgepolicy.cli import main
 from edgepolicy.errors import UntrustedCommitError, UsageError
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from edgepolicy.bundles.gitrepo import read_snapshot, redact_url, resolve_commit, source_label
 from policyrepo import BASE_TIME, PolicyRepo
 
-from bundles.gitrepo import read_snapshot, redact_url, resolve_commit, source_label
 from edgepolicy.errors import UsageError
 
 

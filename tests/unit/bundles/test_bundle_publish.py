@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from edgepolicy.bundles.configmap import MAX_CONFIGMAP_BYTES, configmap_body, publish_configmap
+from edgepolicy.bundles.publish import Target, bundle_revision, parse_target, publish
 
-from bundles.archive import tar_gz
-from bundles.configmap import MAX_CONFIGMAP_BYTES, configmap_body, publish_configmap
-from bundles.publish import Target, bundle_revision, parse_target, publish
+from edgepolicy.bundle_format import tar_gz
 from edgepolicy.errors import BundleError, UsageError
 from edgepolicy.kube import ApiResponse, KubeApi, KubernetesApiError
 

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 import urllib3
 from bundleservice import bundle_service
+from edgepolicy.bundles.configmap import BUNDLE_KEY
+from edgepolicy.bundles.layout import manifest_json
+from edgepolicy.bundles.publish import Target, bundle_revision, publish
+from edgepolicy.bundles.rollback import BundleRevision, check_replacement, rollback_reason
 from policyrepo import BASE_TIME, PolicyRepo, finops_policy
 
-from bundles.archive import tar_gz
-from bundles.configmap import BUNDLE_KEY
-from bundles.layout import manifest_json
-from bundles.publish import Target, bundle_revision, publish
-from bundles.rollback import BundleRevision, check_replacement, rollback_reason
+from edgepolicy.bundle_format import tar_gz
 from edgepolicy.cli import main
 from edgepolicy.errors import BundleError, RollbackError
 from edgepolicy.kube import ApiResponse
@@ -209,7 +209,7 @@ def test_publish_into_a_configmap_refuses_a_rollback(
 ) -> None:
     repo, c = history
     api = _ConfigMaps()
-    monkeypatch.setattr("bundles.publish.kube.from_kubeconfig", lambda *_, **__: api)
+    monkeypatch.setattr("edgepolicy.bundles.publish.kube.from_kubeconfig", lambda *_, **__: api)
     target = Target("configmap", "opa/edgepolicy-bundle")
     stored = "/api/v1/namespaces/opa/configmaps/edgepolicy-bundle"
     publish(_bundle(repo, c["two"]), target)

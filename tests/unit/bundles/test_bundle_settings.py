@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from edgepolicy.bundles.settings import parse_settings
 
-from bundles.settings import parse_settings
 from edgepolicy.errors import InputError
 
 

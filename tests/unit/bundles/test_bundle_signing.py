@@ -11,10 +11,10 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from edgepolicy.bundles.canonical import file_digest
+from edgepolicy.bundles.signing import load_signing_key, signatures_document
 from policyrepo import write_key
 
-from bundles.canonical import file_digest
-from bundles.signing import load_signing_key, signatures_document
 from edgepolicy.errors import UsageError
 
 FILES = {

@@ -14,8 +14,9 @@ import pytest
 from bundleservice import bundle_service, exchange, responses
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from edgepolicy.bundles.atomic_write import write_atomically
 
-from bundles.archive import tar_gz, write_atomically
+from edgepolicy.bundle_format import tar_gz
 from edgepolicy.cli import main
 
 KeyPairWriter = Callable[[Path, Path, str], x509.Certificate]  # tests/unit/conftest.py

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from edgepolicy.bundles.builder import build_bundle
 from policyrepo import PolicyRepo, finops_policy
 
-from bundles.builder import build_bundle
 from edgepolicy.errors import OpaError
 
 _DEPLOYMENT_RULE = """package edgepolicy.rules.custom

@@ -8,12 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from edgepolicy.bundles.commit_trust import TrustPolicy
+from edgepolicy.bundles.publish import Target
+from edgepolicy.bundles.watch import WatchConfig, watch
 from policyrepo import PolicyRepo, allowed_signer, finops_policy, ssh_fingerprint, ssh_key
 
-from bundles.archive import read_tar_gz
-from bundles.commit_trust import TrustPolicy
-from bundles.publish import Target
-from bundles.watch import WatchConfig, watch
+from edgepolicy.bundle_format import read_tar_gz
 
 pytestmark = pytest.mark.usefixtures("stand_in_library")
 

@@ -8,15 +8,15 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
+from edgepolicy.webhook import decision_log, metrics
+from edgepolicy.webhook.admission import AdmissionService
+from edgepolicy.webhook.config import WebhookConfig
 from webhook_builders import decision, finding, review
 
 from edgepolicy.decision import Decision
 from edgepolicy.errors import OpaError, OpaUnavailableError
 from edgepolicy.kube import KubernetesApiError
 from edgepolicy.validated_policies import ValidatedPolicies, validate_policies
-from webhook import decision_log, metrics
-from webhook.admission import AdmissionService
-from webhook.config import WebhookConfig
 
 CONFIG = WebhookConfig(opa_url="http://127.0.0.1:1")
 

@@ -11,14 +11,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from edgepolicy.webhook import decision_log
+from edgepolicy.webhook.admission import AdmissionService
+from edgepolicy.webhook.app import create_app
+from edgepolicy.webhook.config import WebhookConfig
 from flask.testing import FlaskClient
 from webhook_builders import decision, finding, review
 
 from edgepolicy.decision import Decision
-from webhook import decision_log
-from webhook.admission import AdmissionService
-from webhook.app import create_app
-from webhook.config import WebhookConfig
 
 CONFIG = WebhookConfig(opa_url="http://127.0.0.1:1", max_body_bytes=64 * 1024)
 

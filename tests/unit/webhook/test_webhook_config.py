@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from edgepolicy.webhook.config import RESPONSE_MARGIN_SECONDS, WebhookConfig
 
 from edgepolicy.errors import UsageError
-from webhook.config import RESPONSE_MARGIN_SECONDS, WebhookConfig
 
 
 def test_the_budget_fits_the_deadline_with_as_much_again_for_queueing() -> None:

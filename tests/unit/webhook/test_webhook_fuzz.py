@@ -14,15 +14,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from edgepolicy.webhook.app import create_app
+from edgepolicy.webhook.config import WebhookConfig
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 
 from bench.admission_fuzz import FuzzCase, fuzz_cases, policy_data, problems, seed_reviews
 from edgepolicy.library import library_path
 from edgepolicy.opa_binary import find_opa
-from edgepolicy.opa_server import LocalOpa
-from webhook.app import create_app
-from webhook.config import WebhookConfig
+from edgepolicy.opa_process import OpaProcess
 
 SEEDS = [review for _, review in seed_reviews()]
 # EDGEPOLICY_FUZZ_EXAMPLES raises the number of cases for a longer local run.
@@ -31,7 +31,7 @@ EXAMPLES = int(os.environ.get("EDGEPOLICY_FUZZ_EXAMPLES", "300"))
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[FlaskClient]:
-    with LocalOpa(find_opa(), paths=[library_path()], data=policy_data()) as opa:
+    with OpaProcess(find_opa(), paths=[library_path()], data=policy_data()) as opa:
         app = create_app(WebhookConfig(opa_url=opa.url, timeout=10.0))
         yield app.test_client()
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 import yaml
+from edgepolicy.webhook.lookups import ClusterLookups, connect
 from plugin_support import FakePlugin
 
 from edgepolicy.errors import UsageError
 from edgepolicy.kube import KubeApi, KubernetesApiError
 from edgepolicy.validated_policies import NO_POLICIES
-from webhook.lookups import ClusterLookups, connect
 
 POLICY = {
     "metadata": {
@@ -186,7 +186,7 @@ def test_invalid_cluster_policies_come_with_their_errors_once_per_cached_answer(
 
 
 def test_a_stored_policy_version_is_validated_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    import webhook.lookups as lookups_module
+    import edgepolicy.webhook.lookups as lookups_module
 
     calls: list[str] = []
     real = lookups_module.validate_policies

@@ -11,8 +11,8 @@ import argparse
 import sys
 from typing import Any
 
+from edgepolicy.cli.policy_options import add_policy_options, read_policy_options
 from edgepolicy.output import SUITE_FORMATS, render_suite
-from edgepolicy.policy_options import add_policy_options, read_policy_options
 from edgepolicy.suites import CASE_FILE, find_cases, load_case, run_cases
 
 EXAMPLE = f"""\

@@ -14,9 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from webhook import local_opa
-from webhook.local_opa import SupervisedOpa
+from edgepolicy.webhook import opa_supervisor
+from edgepolicy.webhook.opa_supervisor import OpaSupervisor
 
 # Answers /health like OPA until the file named by FAKE_OPA_SILENT exists; then it keeps
 # running but never answers.
@@ -45,14 +44,14 @@ def silent_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def supervise(tmp_path: Path, silent_flag: Path) -> Iterator[Callable[[float], SupervisedOpa]]:
+def supervise(tmp_path: Path, silent_flag: Path) -> Iterator[Callable[[float], OpaSupervisor]]:
     binary = tmp_path / "opa"
     binary.write_text(FAKE_OPA)
     binary.chmod(0o755)
-    started: list[SupervisedOpa] = []
+    started: list[OpaSupervisor] = []
 
-    def start(unanswered_seconds: float) -> SupervisedOpa:
-        supervisor = SupervisedOpa(
+    def start(unanswered_seconds: float) -> OpaSupervisor:
+        supervisor = OpaSupervisor(
             binary,
             paths=[],
             data={},
@@ -70,7 +69,7 @@ def supervise(tmp_path: Path, silent_flag: Path) -> Iterator[Callable[[float], S
         supervisor.stop()
 
 
-def _replaced(supervisor: SupervisedOpa, old: int, within: float) -> int:
+def _replaced(supervisor: OpaSupervisor, old: int, within: float) -> int:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         pid = supervisor.pid
@@ -88,7 +87,7 @@ def _gone(pid: int) -> bool:
 
 
 def test_a_stopped_opa_is_killed_and_replaced_without_waiting_for_checks(
-    supervise: Callable[[float], SupervisedOpa], caplog: pytest.LogCaptureFixture
+    supervise: Callable[[float], OpaSupervisor], caplog: pytest.LogCaptureFixture
 ) -> None:
     supervisor = supervise(3600)  # only the process state can tell within the test
     old = supervisor.pid
@@ -108,7 +107,7 @@ def test_a_stopped_opa_is_killed_and_replaced_without_waiting_for_checks(
 
 
 def test_a_running_opa_that_stops_answering_is_replaced_after_the_unanswered_time(
-    supervise: Callable[[float], SupervisedOpa],
+    supervise: Callable[[float], OpaSupervisor],
     silent_flag: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -129,7 +128,7 @@ def test_a_running_opa_that_stops_answering_is_replaced_after_the_unanswered_tim
     assert "no health check answered for" in caplog.text
 
 
-def test_a_dead_opa_is_replaced_at_once(supervise: Callable[[float], SupervisedOpa]) -> None:
+def test_a_dead_opa_is_replaced_at_once(supervise: Callable[[float], OpaSupervisor]) -> None:
     supervisor = supervise(3600)
     old = supervisor.pid
     assert old is not None
@@ -139,11 +138,11 @@ def test_a_dead_opa_is_replaced_at_once(supervise: Callable[[float], SupervisedO
 
 
 def test_without_proc_only_health_checks_tell(
-    supervise: Callable[[float], SupervisedOpa],
+    supervise: Callable[[float], OpaSupervisor],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    monkeypatch.setattr(local_opa, "_PROC", tmp_path / "no-proc")  # as on macOS
+    monkeypatch.setattr(opa_supervisor, "_PROC", tmp_path / "no-proc")  # as on macOS
     supervisor = supervise(0.5)
     old = supervisor.pid
     assert old is not None

@@ -1,4 +1,4 @@
-"""LocalOpa and OpaClient against a real OPA, with the contract-following Rego fixture."""
+"""OpaProcess and OpaClient against a real OPA, with the contract-following Rego fixture."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from edgepolicy.bundle_format import bundle_roots
 from edgepolicy.errors import OpaError, UsageError
+from edgepolicy.input_builder import admission_review, decision_input
 from edgepolicy.opa_binary import find_opa
 from edgepolicy.opa_client import OpaClient
-from edgepolicy.opa_server import OPA_GOGC, LocalOpa, bundle_roots
-from edgepolicy.review import admission_review, decision_input
+from edgepolicy.opa_process import OPA_GOGC, OpaProcess
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,7 @@ def _bundle(tmp_path: Path, roots: list[str], data: dict[str, object]) -> Path:
 
 def test_decides_through_the_rest_api_with_data_merged_at_the_root() -> None:
     data = {"edgepolicy": {"settings": {"enforcementActions": {"test.deny": "warn"}}}}
-    with LocalOpa(find_opa(), paths=[FIXTURE_REGO], data=data) as opa:
+    with OpaProcess(find_opa(), paths=[FIXTURE_REGO], data=data) as opa:
         assert opa.url.startswith("http://127.0.0.1:")
         client = OpaClient(opa.url)
         decision = client.decide(decision_input(admission_review(POD)))
@@ -56,10 +57,10 @@ def test_opa_runs_with_the_gc_target_unless_the_environment_sets_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("GOGC", raising=False)
-    with LocalOpa(find_opa(), paths=[FIXTURE_REGO]) as opa:
+    with OpaProcess(find_opa(), paths=[FIXTURE_REGO]) as opa:
         assert _environment_of(opa.pid)["GOGC"] == OPA_GOGC
     monkeypatch.setenv("GOGC", "150")
-    with LocalOpa(find_opa(), paths=[FIXTURE_REGO]) as opa:
+    with OpaProcess(find_opa(), paths=[FIXTURE_REGO]) as opa:
         assert _environment_of(opa.pid)["GOGC"] == "150"
 
 
@@ -72,7 +73,7 @@ def _environment_of(pid: int | None) -> dict[str, str]:
 def test_bundle_tarball_is_loaded_as_a_bundle(tmp_path: Path) -> None:
     bundle = _bundle(tmp_path, ["edgepolicy"], {})
     assert bundle_roots(bundle) == ["edgepolicy"]
-    with LocalOpa(find_opa(), bundles=[bundle], data={"other": {"x": 1}}) as opa:
+    with OpaProcess(find_opa(), bundles=[bundle], data={"other": {"x": 1}}) as opa:
         client = OpaClient(opa.url)
         assert client.decide(decision_input(admission_review(POD))).allowed is False
         assert client.query("other/x") == 1
@@ -83,7 +84,7 @@ def test_data_under_a_bundle_root_is_refused_before_starting(tmp_path: Path) -> 
     with pytest.raises(
         UsageError, match="sets data.edgepolicy, but bundle .* owns data.edgepolicy"
     ):
-        LocalOpa(find_opa(), bundles=[bundle], data={"edgepolicy": {"settings": {"a": 1}}})
+        OpaProcess(find_opa(), bundles=[bundle], data={"edgepolicy": {"settings": {"a": 1}}})
 
 
 def test_opa_that_cannot_start_reports_its_error(tmp_path: Path) -> None:
@@ -91,7 +92,7 @@ def test_opa_that_cannot_start_reports_its_error(tmp_path: Path) -> None:
     broken.write_text("package broken\n\nallow if {\n")
     with (
         pytest.raises(OpaError, match="OPA exited with status .*broken.rego"),
-        LocalOpa(find_opa(), paths=[broken]),
+        OpaProcess(find_opa(), paths=[broken]),
     ):
         pass
 
@@ -102,23 +103,23 @@ def test_conflicting_data_files_are_reported_by_opa(tmp_path: Path) -> None:
     second.write_text('{"edgepolicy": {"settings": {"x": 2}}}')
     with (
         pytest.raises(OpaError, match="conflicting values at data.edgepolicy.settings.x"),
-        LocalOpa(find_opa(), paths=[first, second]),
+        OpaProcess(find_opa(), paths=[first, second]),
     ):
         pass
 
 
 def test_a_port_taken_meanwhile_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
-    from edgepolicy import opa_server
+    from edgepolicy import opa_process
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         ports = [taken.getsockname()[1]]
-        real_free_port = opa_server._free_port
+        real_free_port = opa_process._free_port
         monkeypatch.setattr(
-            opa_server, "_free_port", lambda: ports.pop() if ports else real_free_port()
+            opa_process, "_free_port", lambda: ports.pop() if ports else real_free_port()
         )
-        with LocalOpa(find_opa(), paths=[FIXTURE_REGO]) as opa:
+        with OpaProcess(find_opa(), paths=[FIXTURE_REGO]) as opa:
             assert OpaClient(opa.url).health()
             assert opa.url != f"http://127.0.0.1:{taken.getsockname()[1]}"
 
@@ -130,6 +131,6 @@ def test_fixed_address_in_use_is_an_error_without_retry() -> None:
         addr = f"127.0.0.1:{taken.getsockname()[1]}"
         with (
             pytest.raises(OpaError, match="address already in use"),
-            LocalOpa(find_opa(), paths=[FIXTURE_REGO], addr=addr),
+            OpaProcess(find_opa(), paths=[FIXTURE_REGO], addr=addr),
         ):
             pass

@@ -1,7 +1,8 @@
 """AdmissionReview v1 in and out: validating requests and building responses (pure functions).
 
 Kubernetes payloads stay plain dicts with the API's camelCase keys. Nothing here talks to OPA,
-Kubernetes or HTTP; :mod:`webhook.admission` decides and :mod:`webhook.app` serves.
+Kubernetes or HTTP; :mod:`edgepolicy.webhook.admission` decides and :mod:`edgepolicy.webhook.app`
+serves.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import Any
 from edgepolicy import json_codec
 from edgepolicy.decision import Decision, Finding
 from edgepolicy.errors import InputError
+from edgepolicy.input_builder import ADMISSION_API_VERSION
 from edgepolicy.manifests import MAX_DEPTH
-from edgepolicy.review import ADMISSION_API_VERSION
 
 API_VERSION = ADMISSION_API_VERSION
 KIND = "AdmissionReview"

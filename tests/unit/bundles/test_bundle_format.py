@@ -8,8 +8,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from edgepolicy.bundles.atomic_write import write_atomically
 
-from bundles.archive import read_tar_gz, tar_gz, write_atomically
+from edgepolicy.bundle_format import read_tar_gz, tar_gz
 from edgepolicy.errors import BundleError
 
 FILES = {"b/data.json": b"{}", ".manifest": b'{"revision":"r"}', "a.rego": b"package a\n"}

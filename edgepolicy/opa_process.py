@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import ctypes
 import io
 import json
@@ -11,15 +10,19 @@ import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from edgepolicy.bundle_format import (
+    bundle_roots,
+    check_data_outside_roots,
+    check_signature_key_ids,
+    is_signed,
+)
 from edgepolicy.errors import OpaError, UsageError
 from edgepolicy.library import opa_arguments
 from edgepolicy.opa_client import OpaClient
@@ -36,7 +39,7 @@ _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 OPA_GOGC = "400"
 
 
-class LocalOpa:
+class OpaProcess:
     """A real ``opa run --server`` process, as a context manager.
 
     On entry OPA starts on a free 127.0.0.1 port (or ``addr``) with the Rego and data
@@ -98,7 +101,7 @@ class LocalOpa:
             if verification_key is not None:
                 check_signature_key_ids(bundle, verification_key.key_id)
 
-    def __enter__(self) -> LocalOpa:
+    def __enter__(self) -> OpaProcess:
         """Start OPA and wait until it answers.
 
         Raises:
@@ -287,148 +290,6 @@ def _bundle_failure(log_path: Path) -> str | None:
         if is_bundle_entry and entry.get("level") == "error":
             return str(entry.get("msg", line))
     return None
-
-
-def is_signed(bundle: Path) -> bool:
-    """Tell whether a bundle tarball carries a ``.signatures.json``.
-
-    Raises:
-        UsageError: the bundle cannot be read.
-    """
-    return _member_from_tarball(bundle, ".signatures.json") is not None
-
-
-def _tar_problem(error: OSError | EOFError | zlib.error | tarfile.TarError) -> str:
-    """One line saying why a bundle tarball could not be read."""
-    if isinstance(error, tarfile.ReadError):
-        return "not a tar archive (expected a .tar.gz bundle, as `opa build` writes)"
-    if isinstance(error, EOFError | zlib.error):
-        return f"truncated or corrupt compressed data ({error})"
-    return " ".join(str(error).split())
-
-
-def check_signature_key_ids(bundle: Path, key_id: str) -> None:
-    """Refuse a bundle whose signatures name another key id than ``key_id``.
-
-    A signature names its key in the JWT header's ``kid``, else in the payload's ``keyid``
-    (``opa build --claims-file`` writes only the latter); one naming none is left to OPA,
-    which then verifies it with the configured key. OPA does not insist that a named id match
-    the configured one, so this check does. The cryptographic verification stays OPA's.
-
-    Raises:
-        UsageError: the bundle or its ``.signatures.json`` cannot be read, or a signature names
-            another key id.
-    """
-    for named in _signature_key_ids(bundle):
-        if named is not None and named != key_id:
-            raise UsageError(
-                f"bundle {bundle} is signed with key id {named!r}, but the verification key's "
-                f"id is {key_id!r}: give --verification-key-id {named} only if that key is "
-                "the one you trust for it"
-            )
-
-
-def _signature_key_ids(bundle: Path) -> list[str | None]:
-    """The key id each signature in a bundle's ``.signatures.json`` names (None: none)."""
-    raw = _member_from_tarball(bundle, ".signatures.json")
-    if raw is None:
-        return []
-    try:
-        document = json.loads(raw)
-        tokens = document.get("signatures", []) if isinstance(document, dict) else None
-        if not isinstance(tokens, list):
-            raise ValueError('expected {"signatures": [JWT, ...]}')
-        return [_jwt_key_id(token) for token in tokens]
-    except ValueError as error:  # also bad JSON, UTF-8 or base64
-        raise UsageError(f"{bundle}: cannot read the bundle's .signatures.json: {error}") from error
-
-
-def _jwt_key_id(token: object) -> str | None:
-    """The ``kid`` of a compact JWS's header, else the ``keyid`` of its payload (unverified)."""
-    if not isinstance(token, str) or token.count(".") != 2:
-        raise ValueError("a signature is not a compact JWT")
-    header, payload = (_jwt_part(part) for part in token.split(".")[:2])
-    for named in (header.get("kid"), payload.get("keyid")):
-        if isinstance(named, str) and named:
-            return named
-    return None
-
-
-def _jwt_part(part: str) -> dict[str, Any]:
-    decoded = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-    if not isinstance(decoded, dict):
-        raise ValueError("a JWT header or payload is not a JSON object")
-    return decoded
-
-
-def bundle_roots(bundle: Path) -> list[str]:
-    """Return the roots a bundle tarball declares in its ``.manifest``.
-
-    A bundle without a manifest or without ``roots`` owns the whole data tree (``[""]``).
-
-    Raises:
-        UsageError: the bundle or its manifest cannot be read.
-    """
-    raw = _member_from_tarball(bundle, ".manifest")
-    try:
-        manifest = json.loads(raw) if raw else {}
-    except ValueError as error:
-        raise UsageError(f"{bundle}: cannot read the bundle's .manifest: {error}") from error
-    roots = manifest.get("roots", [""]) if isinstance(manifest, dict) else [""]
-    if not isinstance(roots, list) or not all(isinstance(root, str) for root in roots):
-        raise UsageError(f"{bundle}: .manifest roots must be a list of strings, got {roots!r}")
-    return roots
-
-
-def _member_from_tarball(bundle: Path, name: str) -> bytes | None:
-    """The content of the bundle's top-level entry ``name`` (None when absent, empty when it
-    is not a regular file).
-
-    Raises:
-        UsageError: the bundle cannot be read.
-    """
-    try:
-        with tarfile.open(bundle, "r:*") as archive:
-            for member in archive:
-                if member.name.removeprefix("./").lstrip("/") == name:
-                    extracted = archive.extractfile(member) if member.isfile() else None
-                    return extracted.read() if extracted is not None else b""
-    except (OSError, EOFError, zlib.error, tarfile.TarError) as error:
-        raise UsageError(f"{bundle}: cannot read the bundle: {_tar_problem(error)}") from error
-    return None
-
-
-def check_data_outside_roots(data: Mapping[str, Any], roots: Sequence[str], bundle: Path) -> None:
-    """Refuse data that a bundle's roots own: OPA would drop it without a word.
-
-    Raises:
-        UsageError: some value of ``data`` lies at or under one of ``roots``, or replaces an
-            object above one.
-    """
-    for root in roots:
-        node: Any = data
-        walked: list[str] = []
-        for segment in (segment for segment in root.split("/") if segment):
-            if not isinstance(node, Mapping) or segment not in node:
-                break
-            node = node[segment]
-            walked.append(segment)
-        else:
-            if node not in (None, {}):
-                raise UsageError(_overlap_message(walked, root, roots, bundle))
-            continue
-        if not isinstance(node, Mapping):
-            raise UsageError(_overlap_message(walked, root, roots, bundle))
-
-
-def _overlap_message(walked: list[str], root: str, roots: Sequence[str], bundle: Path) -> str:
-    place = ".".join(["data", *walked])
-    owned = ".".join(["data", *(segment for segment in root.split("/") if segment)])
-    return (
-        f"the data sets {place}, but bundle {bundle} owns {owned} (its .manifest roots: "
-        f"{', '.join(repr(r) for r in roots)}) and OPA would ignore the data there; "
-        "put these values into the bundle instead"
-    )
 
 
 def _free_port() -> int:

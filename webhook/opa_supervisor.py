@@ -25,7 +25,7 @@ from edgepolicy.data_files import load_data_files
 from edgepolicy.errors import OpaError
 from edgepolicy.manifests import is_policy_object, load_paths
 from edgepolicy.opa_client import OpaClient
-from edgepolicy.opa_server import LocalOpa
+from edgepolicy.opa_process import OpaProcess
 from edgepolicy.policy_data import policies_to_data
 from edgepolicy.validated_policies import validate_policies
 
@@ -66,8 +66,8 @@ def _free_address() -> str:
         return f"127.0.0.1:{probe.getsockname()[1]}"
 
 
-class SupervisedOpa:
-    """Runs a :class:`LocalOpa` and replaces it whenever it stops answering.
+class OpaSupervisor:
+    """Runs a :class:`OpaProcess` and replaces it whenever it stops answering.
 
     Every ``check_interval`` seconds the watchdog reads OPA's process state and asks its
     ``/health`` (``health_timeout`` seconds at most). A stopped or dead OPA is replaced at once;
@@ -96,7 +96,7 @@ class SupervisedOpa:
         self._unanswered_seconds = unanswered_seconds
         self._address = _free_address()
         self._owner_pid = 0
-        self._opa: LocalOpa | None = None
+        self._opa: OpaProcess | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._watchdog: threading.Thread | None = None
@@ -118,8 +118,8 @@ class SupervisedOpa:
         self._watchdog = threading.Thread(target=self._watch, name="opa-watchdog", daemon=True)
         self._watchdog.start()
 
-    def _launch(self) -> LocalOpa:
-        opa = LocalOpa(self._opa_binary, paths=self._paths, data=self._data, addr=self._address)
+    def _launch(self) -> OpaProcess:
+        opa = OpaProcess(self._opa_binary, paths=self._paths, data=self._data, addr=self._address)
         return opa.__enter__()
 
     @property
@@ -183,7 +183,7 @@ class SupervisedOpa:
             _LOG.warning("local OPA restarted at %s (restart %d)", self.url, self.restarts)
 
     @staticmethod
-    def _kill(opa: LocalOpa) -> None:
+    def _kill(opa: OpaProcess) -> None:
         """Kill ``opa`` at once (SIGKILL ends even a stopped process) and clean up after it."""
         if opa.pid is not None:
             with contextlib.suppress(ProcessLookupError):

@@ -14,11 +14,11 @@ import sys
 from typing import Any
 
 from edgepolicy.checking import check_manifests
+from edgepolicy.cli.policy_options import add_policy_options, read_policy_options
 from edgepolicy.data_files import load_data_files
 from edgepolicy.errors import UsageError
 from edgepolicy.manifests import STDIN, ManifestSet, read_paths
 from edgepolicy.output import FORMATS, render
-from edgepolicy.policy_options import add_policy_options, read_policy_options
 from edgepolicy.rule_catalogue import load_rule_catalogue
 
 DESCRIPTION = """\

@@ -11,13 +11,17 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from edgepolicy.webhook.app import ARRIVAL_KEY
+from edgepolicy.webhook.gunicorn_server import (
+    ArrivalStampingWorker,
+    ServerOptions,
+    gunicorn_settings,
+)
+from edgepolicy.webhook.opa_supervisor import local_data
 from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
 
 from edgepolicy.errors import InputError, UsageError
 from edgepolicy.server_tls import ReloadingContext
-from webhook.app import ARRIVAL_KEY
-from webhook.local_opa import local_data
-from webhook.server import ArrivalStampingWorker, ServerOptions, gunicorn_settings
 
 KeyPairWriter = Callable[[Path, Path, str], object]
 POLICY = """\
@@ -45,7 +49,7 @@ def test_settings_serve_tls_through_the_reloading_context(
     settings = gunicorn_settings(options, tls)
     assert settings["bind"] == ["0.0.0.0:8443"]
     assert settings["certfile"] == str(tmp_path / "tls.crt")
-    assert settings["worker_class"] == "webhook.server.ArrivalStampingWorker"
+    assert settings["worker_class"] == "edgepolicy.webhook.gunicorn_server.ArrivalStampingWorker"
     assert settings["control_socket_disable"] is True
     context = settings["ssl_context"](None, lambda: ssl.create_default_context())
     assert context is tls.context()

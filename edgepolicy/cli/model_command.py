@@ -50,7 +50,7 @@ Examples:
 
 def add_parser(subparsers: Any) -> None:
     """Register `model` and its subcommands."""
-    from edgepolicy import model_signing_command
+    from edgepolicy.cli import model_signing_command
 
     parser = subparsers.add_parser(
         "model",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bundles.commit_trust import SCOPES, TrustPolicy
+from edgepolicy.bundles.commit_trust import SCOPES, TrustPolicy
 from edgepolicy.errors import UsageError
 
 

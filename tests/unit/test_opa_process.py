@@ -1,4 +1,4 @@
-"""LocalOpa's bundle checks, which run before any OPA starts."""
+"""OpaProcess's bundle checks, which run before any OPA starts."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from edgepolicy.bundle_format import bundle_roots, check_data_outside_roots, is_signed
 from edgepolicy.errors import UsageError
-from edgepolicy.opa_server import LocalOpa, bundle_roots, check_data_outside_roots, is_signed
+from edgepolicy.opa_process import OpaProcess
 from edgepolicy.verification_keys import VerificationKey
 
 
@@ -81,7 +82,7 @@ def test_a_signatures_entry_that_is_no_regular_file_still_counts_as_signed(tmp_p
         archive.addfile(entry)
     assert is_signed(path)
     with pytest.raises(UsageError, match="cannot read the bundle's .signatures.json"):
-        LocalOpa(Path("/no/opa"), bundles=[path], verification_key=VerificationKey(
+        OpaProcess(Path("/no/opa"), bundles=[path], verification_key=VerificationKey(
             "k", "RS256", "pem"))  # fmt: skip
 
 
@@ -111,9 +112,9 @@ def test_data_under_bundle_roots_is_refused(
 def test_signed_bundle_without_key_is_refused_before_starting(tmp_path: Path) -> None:
     signed = _tarball(tmp_path, {"/.manifest": _manifest(["x"]), "/.signatures.json": b"{}"})
     with pytest.raises(UsageError, match="is signed: give the public key"):
-        LocalOpa(Path("/no/opa"), bundles=[signed])
+        OpaProcess(Path("/no/opa"), bundles=[signed])
     key = VerificationKey("k", "ES256", "pem")
-    LocalOpa(Path("/no/opa"), bundles=[signed], verification_key=key)
+    OpaProcess(Path("/no/opa"), bundles=[signed], verification_key=key)
 
 
 def _jwt(header: dict[str, Any], payload: dict[str, Any]) -> str:
@@ -137,9 +138,9 @@ def test_signature_naming_another_key_id_is_refused(
     signatures = json.dumps({"signatures": [_jwt(header, payload)]}).encode()
     signed = _tarball(tmp_path, {"/.manifest": _manifest(["x"]), "/.signatures.json": signatures})
     with pytest.raises(UsageError, match="signed with key id 'main', but the verification key"):
-        LocalOpa(Path("/no/opa"), bundles=[signed], verification_key=VerificationKey(
+        OpaProcess(Path("/no/opa"), bundles=[signed], verification_key=VerificationKey(
             "default", "RS256", "pem"))  # fmt: skip
-    LocalOpa(Path("/no/opa"), bundles=[signed], verification_key=VerificationKey(
+    OpaProcess(Path("/no/opa"), bundles=[signed], verification_key=VerificationKey(
         "main", "RS256", "pem"))  # fmt: skip
 
 
@@ -150,5 +151,5 @@ def test_signature_naming_another_key_id_is_refused(
 def test_unreadable_signatures_are_refused(tmp_path: Path, signatures: bytes) -> None:
     signed = _tarball(tmp_path, {"/.signatures.json": signatures})
     with pytest.raises(UsageError, match="cannot read the bundle's .signatures.json"):
-        LocalOpa(Path("/no/opa"), bundles=[signed], verification_key=VerificationKey(
+        OpaProcess(Path("/no/opa"), bundles=[signed], verification_key=VerificationKey(
             "k", "RS256", "pem"))  # fmt: skip

@@ -20,15 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgepolicy.webhook import metrics
+from edgepolicy.webhook.app import ARRIVAL_KEY, create_app
+from edgepolicy.webhook.config import WebhookConfig
 from flask import Flask
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 from gunicorn.workers import gthread  # type: ignore[import-untyped]
 from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
 
 from edgepolicy.server_tls import ReloadingContext
-from webhook import metrics
-from webhook.app import ARRIVAL_KEY, create_app
-from webhook.config import WebhookConfig
 
 # Seconds a worker may stay silent before gunicorn replaces it: far above any request's deadline.
 WORKER_SILENCE_SECONDS = 30
@@ -178,7 +178,7 @@ def gunicorn_settings(options: ServerOptions, tls: ReloadingContext) -> dict[str
 
 
 class WebhookServer(BaseApplication):  # type: ignore[misc]
-    """gunicorn serving :func:`webhook.app.create_app` with the given settings."""
+    """gunicorn serving :func:`edgepolicy.webhook.app.create_app` with the given settings."""
 
     def __init__(self, settings: dict[str, Any], app_config: WebhookConfig) -> None:
         self._settings = settings

@@ -1,4 +1,5 @@
-"""The bundle service's HTTP handling, an ASGI application (hosted by :mod:`bundles.hosting`).
+"""The bundle service's HTTP handling, an ASGI application (hosted by
+:mod:`edgepolicy.bundles.hosting`).
 
 ``GET /<path>`` returns the bundle file at that path under the served directory with an
 ``ETag``; a request whose ``If-None-Match`` lists the current ETag (or is ``*``) gets
@@ -13,9 +14,9 @@ at once (by gunicorn).
 
 With an upload token configured, ``PUT /<path>`` with ``Authorization: Bearer <token>`` stores
 a bundle (this is what ``edgepolicy bundle publish --to http://...`` talks to). An upload older
-than the bundle it would replace (by recorded commit time, :mod:`bundles.rollback`) is refused
-with ``409 Conflict`` unless the server allows rollbacks. A body over 64 MB is refused with 413
-before it is read, one that does not arrive within ``UPLOAD_SECONDS`` with 408; a request
+than the bundle it would replace (by recorded commit time, :mod:`edgepolicy.bundles.rollback`) is
+refused with ``409 Conflict`` unless the server allows rollbacks. A body over 64 MB is refused
+with 413 before it is read, one that does not arrive within ``UPLOAD_SECONDS`` with 408; a request
 answered before its body was read ends its connection (gunicorn closes a connection whose
 request body was not read to its end, so the body is never taken for a next request).
 """
@@ -31,9 +32,10 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from bundles.archive import read_tar_gz
-from bundles.rollback import SERVICE_OVERRIDE, replace_bundle_file
-from bundles.store import BundleFile, BundleStore, shown
+from edgepolicy.bundles.rollback import SERVICE_OVERRIDE, replace_bundle_file
+from edgepolicy.bundles.store import BundleFile, BundleStore, shown
+
+from edgepolicy.bundle_format import read_tar_gz
 from edgepolicy.errors import BundleError, RollbackError
 
 CONTENT_TYPE = "application/vnd.openpolicyagent.bundles"

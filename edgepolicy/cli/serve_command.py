@@ -140,10 +140,10 @@ def _serve(args: argparse.Namespace) -> int:
     from edgepolicy.opa_binary import find_opa
     from edgepolicy.opa_client import OpaClient
     from edgepolicy.server_tls import ReloadingContext
-    from webhook import lookups
-    from webhook.config import WebhookConfig
-    from webhook.local_opa import SupervisedOpa, local_data
-    from webhook.server import ServerOptions, WebhookServer, gunicorn_settings
+    from edgepolicy.webhook import lookups
+    from edgepolicy.webhook.config import WebhookConfig
+    from edgepolicy.webhook.gunicorn_server import ServerOptions, WebhookServer, gunicorn_settings
+    from edgepolicy.webhook.opa_supervisor import OpaSupervisor, local_data
 
     options = ServerOptions(
         cert_file=Path(args.tls_cert),
@@ -164,10 +164,10 @@ def _serve(args: argparse.Namespace) -> int:
             f for f, v in (("--kubeconfig", kubeconfig), ("--context", args.context)) if v
         )
         raise UsageError(f"{flags}: {error}" if flags else str(error)) from error
-    local_opa: SupervisedOpa | None = None
+    local_opa: OpaSupervisor | None = None
     opa_url: str = args.opa_url or ""
     if not opa_url:
-        local_opa = SupervisedOpa(
+        local_opa = OpaSupervisor(
             find_opa(args.opa),
             paths=[library_path()],
             data=local_data([Path(path) for path in args.policies], [Path(d) for d in args.data]),

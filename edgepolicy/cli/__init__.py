@@ -35,15 +35,15 @@ Run `edgepolicy COMMAND --help` for a command's options and examples.
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the top-level parser with every subcommand registered."""
-    from bundles import command as bundle_command
-    from edgepolicy import (
+    from edgepolicy.cli import (
         audit_command,
+        bundle_command,
         check_command,
         completion_command,
         model_command,
+        serve_command,
         verify_command,
     )
-    from webhook import command as serve_command
 
     parser = argparse.ArgumentParser(
         prog="edgepolicy",

@@ -35,6 +35,7 @@ from edgepolicy import kubeconfig as kubeconfig_files
 from edgepolicy.audit_recorder import AuditRecorder
 from edgepolicy.auditing import audit_objects
 from edgepolicy.checking import CheckReport, CheckSession
+from edgepolicy.cli.policy_options import add_policy_options, policy_path, read_policy_options
 from edgepolicy.data_files import load_data_files
 from edgepolicy.errors import EdgepolicyError, OpaError, UsageError
 from edgepolicy.manifests import is_policy_object, load_paths
@@ -42,7 +43,6 @@ from edgepolicy.opa_binary import find_opa
 from edgepolicy.opa_client import OpaClient
 from edgepolicy.output import FORMATS, render
 from edgepolicy.policy_data import policies_to_data, policy_key
-from edgepolicy.policy_options import add_policy_options, policy_path, read_policy_options
 from edgepolicy.rule_catalogue import load_rule_catalogue
 from edgepolicy.validated_policies import validate_policies
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from edgepolicy.completion import SHELLS, script
+from edgepolicy.cli.completion import SHELLS, script
 
 EXAMPLES = """\
 Examples:

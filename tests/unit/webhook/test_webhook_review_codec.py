@@ -7,10 +7,10 @@ import json
 import re
 
 import pytest
+from edgepolicy.webhook import review_codec
 from webhook_builders import decision, finding, review
 
 from edgepolicy.decision import Finding
-from webhook import reviews
 
 
 def _body(document: object) -> bytes:
@@ -19,7 +19,7 @@ def _body(document: object) -> bytes:
 
 def test_parse_keeps_the_request_and_drops_a_forged_context() -> None:
     sent = {**review(), "context": {"models": {"srv": {"quantized": True}}}}
-    parsed = reviews.parse_review(_body(sent))
+    parsed = review_codec.parse_review(_body(sent))
     assert parsed == review()
     assert "context" not in parsed
 
@@ -38,8 +38,8 @@ def test_parse_keeps_the_request_and_drops_a_forged_context() -> None:
     ],
 )
 def test_parse_rejects_bodies_that_are_not_admission_reviews(body: bytes, expected: str) -> None:
-    with pytest.raises(reviews.MalformedReviewError, match=expected.replace("(", r"\(")):
-        reviews.parse_review(body)
+    with pytest.raises(review_codec.MalformedReviewError, match=expected.replace("(", r"\(")):
+        review_codec.parse_review(body)
 
 
 @pytest.mark.parametrize(
@@ -63,46 +63,46 @@ def test_parse_rejects_bodies_that_are_not_admission_reviews(body: bytes, expect
 def test_parse_names_the_bad_request_field(change: dict[str, object], expected: str) -> None:
     document = review()
     document["request"].update(change)
-    with pytest.raises(reviews.MalformedReviewError, match=expected):
-        reviews.parse_review(_body(document))
+    with pytest.raises(review_codec.MalformedReviewError, match=expected):
+        review_codec.parse_review(_body(document))
 
 
 @pytest.mark.parametrize("field", ["object", "oldObject"])
 def test_parse_refuses_objects_nested_too_deep(field: str) -> None:
     document = review(operation="UPDATE")
     nested: dict[str, object] = {}
-    for _ in range(reviews.MAX_OBJECT_DEPTH):
+    for _ in range(review_codec.MAX_OBJECT_DEPTH):
         nested = {"a": nested}
     document["request"][field] = {"metadata": {}, "spec": nested}
-    with pytest.raises(reviews.MalformedReviewError, match=f"request.{field} nests more than"):
-        reviews.parse_review(_body(document))
+    with pytest.raises(review_codec.MalformedReviewError, match=f"request.{field} nests more than"):
+        review_codec.parse_review(_body(document))
 
 
 def test_parse_accepts_objects_nested_up_to_the_limit() -> None:
     document = review()
     nested: dict[str, object] = {}
-    for _ in range(reviews.MAX_OBJECT_DEPTH - 2):
+    for _ in range(review_codec.MAX_OBJECT_DEPTH - 2):
         nested = {"a": nested}
     document["request"]["object"] = {"spec": nested}
-    assert reviews.parse_review(_body(document)) == document
+    assert review_codec.parse_review(_body(document)) == document
 
 
 @pytest.mark.parametrize("levels", [990, 100_000])
 def test_parse_refuses_bodies_nested_too_deep(levels: int) -> None:
     body = b'{"a":' * levels + b"1" + b"}" * levels
-    with pytest.raises(reviews.MalformedReviewError, match="request body nests"):
-        reviews.parse_review(body)
+    with pytest.raises(review_codec.MalformedReviewError, match="request body nests"):
+        review_codec.parse_review(body)
 
 
 def test_update_needs_the_old_object() -> None:
     document = review("UPDATE")
     document["request"]["oldObject"] = None
-    with pytest.raises(reviews.MalformedReviewError, match="oldObject"):
-        reviews.parse_review(_body(document))
+    with pytest.raises(review_codec.MalformedReviewError, match="oldObject"):
+        review_codec.parse_review(_body(document))
 
 
 def test_delete_needs_no_object() -> None:
-    assert reviews.parse_review(_body(review("DELETE")))["request"]["operation"] == "DELETE"
+    assert review_codec.parse_review(_body(review("DELETE")))["request"]["operation"] == "DELETE"
 
 
 def _own(rule: str, message: str, action: str = "deny") -> Finding:
@@ -117,7 +117,7 @@ def test_denial_lists_every_violation_as_the_rules_word_it() -> None:
             finding("repo.custom", container="srv"),
         )
     )
-    answer = reviews.validate_response("u1", denied)
+    answer = review_codec.validate_response("u1", denied)
     response = answer["response"]
     assert answer["apiVersion"] == "admission.k8s.io/v1" and answer["kind"] == "AdmissionReview"
     assert response["uid"] == "u1"
@@ -141,7 +141,7 @@ def test_allowed_answer_carries_warnings_but_not_dryrun_findings() -> None:
         warnings=(_own("finops.replicas", "5 pods; set spec.replicas to at most 3", "warn"),),
         dryrun=(finding("finops.hpa", "dryrun"),),
     )
-    response = reviews.validate_response("u2", allowed)["response"]
+    response = review_codec.validate_response("u2", allowed)["response"]
     assert response["allowed"] is True
     assert "status" not in response
     assert response["warnings"] == ["finops.replicas: 5 pods; set spec.replicas to at most 3"]
@@ -152,15 +152,15 @@ def test_allowed_answer_carries_warnings_but_not_dryrun_findings() -> None:
 
 def test_warnings_keep_what_to_change_up_to_what_kubernetes_shows() -> None:
     message = "x" * 400 + "; set spec.replicas to at most 3"
-    (text,) = reviews.warning_texts([_own("finops.replicas", message, "warn")])
+    (text,) = review_codec.warning_texts([_own("finops.replicas", message, "warn")])
     assert text == f"finops.replicas: {message}"
-    (cut,) = reviews.warning_texts([_own("finops.replicas", "y" * 5000, "warn")])
-    assert len(cut) == reviews.MAX_WARNING_CHARS and cut.endswith("...")
+    (cut,) = review_codec.warning_texts([_own("finops.replicas", "y" * 5000, "warn")])
+    assert len(cut) == review_codec.MAX_WARNING_CHARS and cut.endswith("...")
 
 
 def test_warnings_carry_no_control_characters() -> None:
     # The API server silently drops a warning holding one (its Warning header cannot carry it).
-    (text,) = reviews.warning_texts([_own("finops.replicas", "a\nb\tc\x7fd\x85e", "warn")])
+    (text,) = review_codec.warning_texts([_own("finops.replicas", "a\nb\tc\x7fd\x85e", "warn")])
     assert text == "finops.replicas: a b c d e"
 
 
@@ -168,20 +168,20 @@ def test_mutate_encodes_the_patch_as_base64_json_patch() -> None:
     patches = (
         {"op": "add", "path": "/metadata/labels/finops.apexlogic.com~1policy", "value": "b"},
     )
-    response = reviews.mutate_response("u3", decision(patches=patches))["response"]
+    response = review_codec.mutate_response("u3", decision(patches=patches))["response"]
     assert response["allowed"] is True
     assert response["patchType"] == "JSONPatch"
     assert json.loads(base64.b64decode(response["patch"])) == list(patches)
 
 
 def test_mutate_never_denies_and_omits_an_empty_patch() -> None:
-    response = reviews.mutate_response("u4", decision(violations=(finding("finops.cpu"),)))
+    response = review_codec.mutate_response("u4", decision(violations=(finding("finops.cpu"),)))
     assert response["response"]["allowed"] is True
     assert "patch" not in response["response"] and "patchType" not in response["response"]
 
 
 def test_untouched_operations_are_allowed_plainly() -> None:
-    assert reviews.untouched_response("u5") == {
+    assert review_codec.untouched_response("u5") == {
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
         "response": {"uid": "u5", "allowed": True},
@@ -189,7 +189,7 @@ def test_untouched_operations_are_allowed_plainly() -> None:
 
 
 def test_fail_closed_denies_with_the_reason() -> None:
-    response = reviews.unavailable_response("u6", "OPA timed out", fail_open=False)["response"]
+    response = review_codec.unavailable_response("u6", "OPA timed out", fail_open=False)["response"]
     assert response["allowed"] is False
     assert response["status"]["code"] == 503
     assert "OPA timed out" in response["status"]["message"]
@@ -197,7 +197,7 @@ def test_fail_closed_denies_with_the_reason() -> None:
 
 
 def test_fail_open_admits_with_a_warning() -> None:
-    response = reviews.unavailable_response("u7", "OPA timed out", fail_open=True)["response"]
+    response = review_codec.unavailable_response("u7", "OPA timed out", fail_open=True)["response"]
     assert response["allowed"] is True
     assert "OPA timed out" in response["warnings"][0]
     assert response["auditAnnotations"] == {"decision": "fail-open"}
@@ -214,16 +214,16 @@ def test_fail_open_admits_with_a_warning() -> None:
 )
 def test_numbers_python_cannot_carry_are_malformed(number: bytes, expected: str) -> None:
     body = _body(review()).replace(b'"name": "web"', b'"name": "web", "replicas": ' + number, 1)
-    with pytest.raises(reviews.MalformedReviewError, match=re.escape(expected)) as raised:
-        reviews.parse_review(body)
-    assert raised.value.reason == reviews.NUMBER_OUT_OF_RANGE
+    with pytest.raises(review_codec.MalformedReviewError, match=re.escape(expected)) as raised:
+        review_codec.parse_review(body)
+    assert raised.value.reason == review_codec.NUMBER_OUT_OF_RANGE
     assert len(str(raised.value)) < 200
 
 
 def test_the_largest_readable_numbers_are_kept() -> None:
     body = _body(review()).replace(b'"name": "web"', b'"name": "web", "n": [' + b"9" * 4_300
                                    + b", 1.7e308]", 1)  # fmt: skip
-    (obj_number, float_number) = reviews.parse_review(body)["request"]["n"]
+    (obj_number, float_number) = review_codec.parse_review(body)["request"]["n"]
     assert obj_number == int("9" * 4_300) and float_number == 1.7e308
 
 
@@ -238,7 +238,7 @@ def test_the_largest_readable_numbers_are_kept() -> None:
 def test_quoted_values_are_cut_short(change: dict[str, object], shown: str) -> None:
     document = review()
     document["request"].update(change)
-    with pytest.raises(reviews.MalformedReviewError) as raised:
-        reviews.parse_review(_body(document))
+    with pytest.raises(review_codec.MalformedReviewError) as raised:
+        review_codec.parse_review(_body(document))
     assert shown in str(raised.value) and len(str(raised.value)) < 250
     assert raised.value.uid == "3f1c-uid"

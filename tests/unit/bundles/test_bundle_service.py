@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import urllib3
 from bundleservice import Service, bundle_service, exchange, raw, responses
+from edgepolicy.bundles.atomic_write import write_atomically
+from edgepolicy.bundles.bundle_service import CONTENT_TYPE, parse_etags, parse_wait
+from edgepolicy.bundles.hosting import RESERVED_CONNECTIONS
 
-from bundles.archive import tar_gz, write_atomically
-from bundles.hosting import RESERVED_CONNECTIONS
-from bundles.server import CONTENT_TYPE, parse_etags, parse_wait
+from edgepolicy.bundle_format import tar_gz
 
 TOKEN = "upload-token-for-tests"
 AUTH = f"Authorization: Bearer {TOKEN}\r\n".encode()

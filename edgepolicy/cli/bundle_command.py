@@ -14,14 +14,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bundles import trust_flags
-from bundles.builder import build_bundle, write_bundle
-from bundles.commit_trust import commit_verifier
-from bundles.gitrepo import check_repository
-from bundles.hosting import ServiceOptions, serve
-from bundles.publish import DEFAULT_BUNDLE_NAME, parse_target, publish, read_token
-from bundles.signing import SigningKey, load_signing_key
-from bundles.watch import WatchConfig, watch
+from edgepolicy.bundles.builder import build_bundle, write_bundle
+from edgepolicy.bundles.commit_trust import commit_verifier
+from edgepolicy.bundles.gitrepo import check_repository
+from edgepolicy.bundles.hosting import ServiceOptions, serve
+from edgepolicy.bundles.publish import DEFAULT_BUNDLE_NAME, parse_target, publish, read_token
+from edgepolicy.bundles.signing import SigningKey, load_signing_key
+from edgepolicy.bundles.watch import WatchConfig, watch
+from edgepolicy.cli import trust_flags
 from edgepolicy.errors import UsageError
 from edgepolicy.kubeconfig import KubeconfigError
 from edgepolicy.opa_binary import find_opa
