@@ -69,7 +69,7 @@ def load_signing_key(path: str | Path, key_id: str) -> SigningKey:
             type, or ``key_id`` is empty.
     """
     if not key_id:
-        raise UsageError("--key-id is required with --signing-key (OPA finds the key by its id)")
+        raise UsageError("a signing key needs a key id (OPA finds the verification key by its id)")
     try:
         pem = Path(path).read_bytes()
     except OSError as error:

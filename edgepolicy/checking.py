@@ -184,9 +184,9 @@ class PolicySource:
             return cls(path, is_bundle=True)
         if path.exists():
             raise UsageError(
-                f"--policy {path}: expected a directory of Rego files or a bundle .tar.gz"
+                f"{path}: expected a directory of Rego files or a bundle .tar.gz"
             )
-        raise UsageError(f"--policy {path}: no such file or directory")
+        raise UsageError(f"{path}: no such file or directory")
 
 
 def check_manifests(
@@ -273,7 +273,10 @@ class CheckSession:
                 key, or a key comes without a bundle.
         """
         if verification_key is not None and not policy.is_bundle:
-            raise UsageError("--verification-key applies to a bundle: give --policy BUNDLE.tar.gz")
+            raise UsageError(
+                f"{policy.path}: a verification key applies to a signed bundle (.tar.gz), "
+                "not to a directory of Rego files"
+            )
         paths = [] if policy.is_bundle else [policy.path]
         bundles = [policy.path] if policy.is_bundle else []
         self._opa = OpaProcess(

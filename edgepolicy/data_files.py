@@ -29,14 +29,14 @@ def load_data_files(paths: Sequence[str | Path]) -> dict[str, Any]:
     for raw in paths:
         path = Path(raw)
         if not path.is_file():
-            raise UsageError(f"--data {path}: no such file")
+            raise UsageError(f"{path}: no such data file")
         document = _read(path)
         section = document.get("edgepolicy", {})
         if not isinstance(section, dict):
-            raise UsageError(f"--data {path}: data.edgepolicy must be a mapping")
+            raise UsageError(f"{path}: data.edgepolicy must be a mapping")
         if "policies" in section:
             raise UsageError(
-                f"--data {path}: data files must not set data.edgepolicy.policies: give "
+                f"{path}: data files must not set data.edgepolicy.policies: give "
                 "policy objects (FinOpsPolicy, ModelPolicy) as inputs or with --policies, so "
                 "they are validated against their CRD"
             )

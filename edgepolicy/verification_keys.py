@@ -35,23 +35,23 @@ def load_verification_key(path: str | Path, key_id: str = "default") -> Verifica
     try:
         pem = file.read_bytes()
     except OSError as error:
-        raise UsageError(f"--verification-key {file}: cannot read: {error.strerror}") from error
+        raise UsageError(f"{file}: cannot read: {error.strerror}") from error
     if b"PRIVATE KEY" in pem:
         raise UsageError(
-            f"--verification-key {file}: this is a private key; pass the public key "
+            f"{file}: this is a private key; pass the public key "
             "(openssl pkey -in KEY -pubout)"
         )
     try:
         key = serialization.load_pem_public_key(pem)
     except (ValueError, UnsupportedAlgorithm) as error:
-        raise UsageError(f"--verification-key {file}: not a PEM public key") from error
+        raise UsageError(f"{file}: not a PEM public key") from error
     if isinstance(key, rsa.RSAPublicKey):
         algorithm = "RS256"
     elif isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in _EC_ALGORITHMS:
         algorithm = _EC_ALGORITHMS[key.curve.name]
     else:
         raise UsageError(
-            f"--verification-key {file}: expected an RSA or EC (P-256, P-384, P-521) public key"
+            f"{file}: expected an RSA or EC (P-256, P-384, P-521) public key"
         )
     canonical = key.public_bytes(  # just the key, whatever text surrounds its PEM block
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -35,6 +35,7 @@ from edgepolicy import kubeconfig as kubeconfig_files
 from edgepolicy.audit_recorder import AuditRecorder
 from edgepolicy.auditing import audit_objects
 from edgepolicy.checking import CheckReport, CheckSession
+from edgepolicy.cli.flag_errors import from_flag
 from edgepolicy.cli.policy_options import add_policy_options, policy_path, read_policy_options
 from edgepolicy.data_files import load_data_files
 from edgepolicy.errors import EdgepolicyError, OpaError, UsageError
@@ -257,10 +258,12 @@ def _opa(args: argparse.Namespace) -> Iterator[OpaClient]:
             client.close()
         return
     options = read_policy_options(args)
+    with from_flag("--data"):
+        data = load_data_files(args.data)
     session = CheckSession(
         opa_binary=options.opa_binary,
         policy=options.policy,
-        data=load_data_files(args.data),
+        data=data,
         verification_key=options.verification_key,
     )
     with session:

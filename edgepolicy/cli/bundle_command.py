@@ -212,7 +212,9 @@ def _signing_key(args: argparse.Namespace) -> SigningKey | None:
         if args.key_id:
             raise UsageError("--key-id needs --signing-key")
         return None
-    return load_signing_key(args.signing_key, args.key_id or "")
+    if not args.key_id:
+        raise UsageError("--key-id is required with --signing-key (OPA finds the key by its id)")
+    return load_signing_key(args.signing_key, args.key_id)
 
 
 def _build(args: argparse.Namespace) -> int:

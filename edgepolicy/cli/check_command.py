@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from edgepolicy.checking import check_manifests
+from edgepolicy.cli.flag_errors import from_flag
 from edgepolicy.cli.policy_options import add_policy_options, read_policy_options
 from edgepolicy.data_files import load_data_files
 from edgepolicy.errors import UsageError
@@ -90,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         EdgepolicyError: bad usage, unreadable input, or OPA failing (exit code 2).
     """
     options = read_policy_options(args)
-    data = load_data_files(args.data)
+    with from_flag("--data"):
+        data = load_data_files(args.data)
     inputs = read_paths(args.paths, strict=args.strict)
     _report_skipped(inputs, args.paths)
     report = check_manifests(

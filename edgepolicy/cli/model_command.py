@@ -234,20 +234,28 @@ def run_attest(args: argparse.Namespace) -> int:
             f"{len(args.sensitive)} --sensitive"
         )
     _require_extra()
-    from edgepolicy.models.attestation import EvaluationRequest, attest, write_facts
+    from edgepolicy.models.attestation import (
+        EvaluationRequest,
+        ModelChoiceError,
+        attest,
+        write_facts,
+    )
 
     requests = [
         EvaluationRequest(data=data, label=label, sensitive=sensitive)
         for data, label, sensitive in zip(args.data, args.label, args.sensitive, strict=True)
     ]
-    facts = attest(
-        args.directory,
-        model=args.model,
-        evaluations=requests,
-        explainability_report=args.explainability_report,
-        model_card=args.model_card,
-        batch_rows=args.batch_size,
-    )
+    try:
+        facts = attest(
+            args.directory,
+            model=args.model,
+            evaluations=requests,
+            explainability_report=args.explainability_report,
+            model_card=args.model_card,
+            batch_rows=args.batch_size,
+        )
+    except ModelChoiceError as error:
+        raise UsageError(f"{error}: name the model file with --model") from error
     print(write_facts(args.directory, facts))
     return 0
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgepolicy.checking import PolicySource
+from edgepolicy.cli.flag_errors import from_flag
+from edgepolicy.errors import UsageError
 from edgepolicy.library import library_path
 from edgepolicy.opa_binary import find_opa
 from edgepolicy.verification_keys import VerificationKey, load_verification_key
@@ -62,10 +64,12 @@ def read_policy_options(args: argparse.Namespace) -> PolicyOptions:
         UsageError: ``--policy`` is neither a directory nor a bundle, or the key is unusable.
     """
     opa_binary = find_opa(args.opa)
-    policy = PolicySource.from_path(policy_path(args))
-    key = (
-        load_verification_key(args.verification_key, args.verification_key_id)
-        if args.verification_key
-        else None
-    )
+    with from_flag("--policy"):
+        policy = PolicySource.from_path(policy_path(args))
+    key = None
+    if args.verification_key and not policy.is_bundle:
+        raise UsageError("--verification-key applies to a bundle: give --policy BUNDLE.tar.gz")
+    if args.verification_key:
+        with from_flag("--verification-key"):
+            key = load_verification_key(args.verification_key, args.verification_key_id)
     return PolicyOptions(opa_binary=opa_binary, policy=policy, verification_key=key)

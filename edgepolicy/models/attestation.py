@@ -29,6 +29,10 @@ MODEL_SUFFIX = ".onnx"
 FRONT_MATTER_FENCE = "---"
 
 
+class ModelChoiceError(UsageError):
+    """A model directory holds no ``.onnx`` file, or several: the caller must name one."""
+
+
 @dataclass(frozen=True)
 class EvaluationRequest:
     """One fairness evaluation to record: a labelled CSV and its sensitive column."""
@@ -123,19 +127,17 @@ def find_model(directory: Path) -> Path:
     folders and symbolic links to folders skipped).
 
     Raises:
-        UsageError: there is none, or there are several (listing them).
+        ModelChoiceError: there is none, or there are several (listing them).
     """
     found: list[Path] = []
     for root, folders, files in os.walk(directory):
         folders[:] = sorted(name for name in folders if not name.startswith("."))
         found.extend(Path(root) / name for name in sorted(files) if name.endswith(MODEL_SUFFIX))
     if not found:
-        raise UsageError(f"{directory}: no {MODEL_SUFFIX} file in the directory (use --model)")
+        raise ModelChoiceError(f"{directory}: no {MODEL_SUFFIX} file in the directory")
     if len(found) > 1:
         names = ", ".join(_relative(path, directory) for path in found)
-        raise UsageError(
-            f"{directory}: {len(found)} {MODEL_SUFFIX} files ({names}); name one with --model"
-        )
+        raise ModelChoiceError(f"{directory}: {len(found)} {MODEL_SUFFIX} files ({names})")
     return found[0]
 
 

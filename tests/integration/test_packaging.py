@@ -65,3 +65,14 @@ def test_the_image_base_is_pinned_by_digest_with_its_tag() -> None:
     [index] = [i for i, line in enumerate(lines) if line.startswith("ARG PYTHON_IMAGE=")]
     assert re.fullmatch(r"ARG PYTHON_IMAGE=python@sha256:[0-9a-f]{64}", lines[index])
     assert re.fullmatch(r"# python:[0-9.]+-slim-\w+", lines[index - 1])
+
+
+def test_the_wheel_installs_one_import_package(wheel: zipfile.ZipFile) -> None:
+    tops = {name.split("/", 1)[0] for name in wheel.namelist() if ".dist-info/" not in name}
+    assert tops == {"edgepolicy"}
+    names = set(wheel.namelist())
+    assert {"edgepolicy/webhook/app.py", "edgepolicy/bundles/bundle_service.py"} <= names
+    assert "edgepolicy/cli/__init__.py" in names
+    [top_level] = [n for n in names if n.endswith(".dist-info/top_level.txt")] or [None]
+    if top_level is not None:
+        assert wheel.read(top_level).decode().split() == ["edgepolicy"]

@@ -244,7 +244,7 @@ def test_policy_source_classifies_paths(tmp_path: Path) -> None:
 
 def test_verification_key_needs_a_bundle(recorded: list[RecordingOpa]) -> None:
     key = VerificationKey("k", "RS256", "-----BEGIN PUBLIC KEY-----")
-    with pytest.raises(UsageError, match="--verification-key applies to a bundle"):
+    with pytest.raises(UsageError, match="a verification key applies to a signed bundle"):
         check_manifests(
             [],
             opa_binary=Path("/opa"),

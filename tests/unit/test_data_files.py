@@ -102,7 +102,7 @@ def test_bad_files_are_input_errors(tmp_path: Path, name: str, content: str, exp
 
 
 def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="--data .*missing.yaml: no such file"):
+    with pytest.raises(UsageError, match="missing.yaml: no such data file"):
         load_data_files([tmp_path / "missing.yaml"])
 
 

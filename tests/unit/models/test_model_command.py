@@ -125,13 +125,13 @@ def test_attest_usage_errors(
 
 def test_attest_no_model_and_two_models(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, "model", "attest", str(tmp_path))
-    assert (code, err) == (2, f"edgepolicy: error: {tmp_path}: no .onnx file in the directory "
-                              "(use --model)\n")  # fmt: skip
+    assert (code, err) == (2, f"edgepolicy: error: {tmp_path}: no .onnx file in the directory: "
+                              "name the model file with --model\n")  # fmt: skip
     save(classifier(), tmp_path / "a.onnx")
     save(classifier(), tmp_path / "b.onnx")
     code, _, err = _run(capsys, "model", "attest", str(tmp_path))
     assert code == 2
-    assert "2 .onnx files (a.onnx, b.onnx); name one with --model" in err
+    assert "2 .onnx files (a.onnx, b.onnx): name the model file with --model" in err
     assert not (tmp_path / "edgepolicy-facts.json").exists()
 
 

@@ -1,0 +1,34 @@
+"""The CLI names the flag a library error came from; the library's message stays domain-only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgepolicy.cli.flag_errors import from_flag
+from edgepolicy.data_files import load_data_files
+from edgepolicy.errors import InputError, UsageError
+
+
+def test_the_flag_prefixes_the_library_message(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(UsageError) as plain:
+        load_data_files([missing])
+    assert str(plain.value) == f"{missing}: no such data file"
+    with pytest.raises(UsageError) as flagged, from_flag("--data"):
+        load_data_files([missing])
+    assert str(flagged.value) == f"--data {missing}: no such data file"
+
+
+def test_the_error_keeps_its_class_and_attributes() -> None:
+    with pytest.raises(InputError) as raised, from_flag("--data"):
+        raise InputError("not a mapping", path="d.yaml", line=3)
+    assert str(raised.value) == "--data d.yaml:3: not a mapping"
+    assert (raised.value.path, raised.value.line) == ("d.yaml", 3)
+
+
+def test_other_exceptions_pass_unchanged() -> None:
+    with pytest.raises(KeyError) as raised, from_flag("--data"):
+        raise KeyError("x")
+    assert raised.value.args == ("x",)
