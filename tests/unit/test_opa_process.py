@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from edgepolicy.bundle_format import bundle_roots, check_data_outside_roots, is_signed
-from edgepolicy.errors import UsageError
+from edgepolicy.errors import BundleError, UsageError
 from edgepolicy.opa_process import OpaProcess
 from edgepolicy.verification_keys import VerificationKey
 
@@ -45,16 +45,16 @@ def test_roots_come_from_the_manifest(tmp_path: Path) -> None:
     [(b"not json", "cannot read the bundle's .manifest"), (_manifest("a"), "list of strings")],
 )
 def test_bad_manifests_are_usage_errors(tmp_path: Path, content: bytes, expected: str) -> None:
-    with pytest.raises(UsageError, match=expected):
+    with pytest.raises(BundleError, match=expected):
         bundle_roots(_tarball(tmp_path, {".manifest": content}))
 
 
 def test_unreadable_bundle_is_a_usage_error(tmp_path: Path) -> None:
     broken = tmp_path / "broken.tar.gz"
     broken.write_bytes(b"not a tarball")
-    with pytest.raises(UsageError, match="cannot read"):
+    with pytest.raises(BundleError, match="cannot read"):
         bundle_roots(broken)
-    with pytest.raises(UsageError, match="cannot read the bundle: not a tar archive") as caught:
+    with pytest.raises(BundleError, match="cannot read the bundle: not a tar archive") as caught:
         is_signed(broken)
     assert "\n" not in str(caught.value)
 
@@ -65,7 +65,7 @@ def test_truncated_bundle_is_a_usage_error(tmp_path: Path) -> None:
     truncated = tmp_path / "truncated.tar.gz"
     truncated.write_bytes(whole[: len(whole) // 2])
     for read in (bundle_roots, is_signed):
-        with pytest.raises(UsageError, match="truncated or corrupt compressed data"):
+        with pytest.raises(BundleError, match="truncated or corrupt compressed data"):
             read(truncated)
 
 
@@ -81,7 +81,7 @@ def test_a_signatures_entry_that_is_no_regular_file_still_counts_as_signed(tmp_p
         entry.type = tarfile.DIRTYPE
         archive.addfile(entry)
     assert is_signed(path)
-    with pytest.raises(UsageError, match="cannot read the bundle's .signatures.json"):
+    with pytest.raises(BundleError, match="cannot read the bundle's .signatures.json"):
         OpaProcess(Path("/no/opa"), bundles=[path], verification_key=VerificationKey(
             "k", "RS256", "pem"))  # fmt: skip
 
@@ -105,7 +105,7 @@ def test_data_under_bundle_roots_is_refused(
     if refused is None:
         check_data_outside_roots(data, roots, Path("b.tar.gz"))
         return
-    with pytest.raises(UsageError, match=f"the data sets {refused.replace('.', '[.]')}, but"):
+    with pytest.raises(BundleError, match=f"the data sets {refused.replace('.', '[.]')}, but"):
         check_data_outside_roots(data, roots, Path("b.tar.gz"))
 
 
@@ -137,7 +137,7 @@ def test_signature_naming_another_key_id_is_refused(
 ) -> None:
     signatures = json.dumps({"signatures": [_jwt(header, payload)]}).encode()
     signed = _tarball(tmp_path, {"/.manifest": _manifest(["x"]), "/.signatures.json": signatures})
-    with pytest.raises(UsageError, match="signed with key id 'main', but the verification key"):
+    with pytest.raises(BundleError, match="signed with key id 'main', but the verification key"):
         OpaProcess(Path("/no/opa"), bundles=[signed], verification_key=VerificationKey(
             "default", "RS256", "pem"))  # fmt: skip
     OpaProcess(Path("/no/opa"), bundles=[signed], verification_key=VerificationKey(
@@ -150,6 +150,6 @@ def test_signature_naming_another_key_id_is_refused(
 )
 def test_unreadable_signatures_are_refused(tmp_path: Path, signatures: bytes) -> None:
     signed = _tarball(tmp_path, {"/.signatures.json": signatures})
-    with pytest.raises(UsageError, match="cannot read the bundle's .signatures.json"):
+    with pytest.raises(BundleError, match="cannot read the bundle's .signatures.json"):
         OpaProcess(Path("/no/opa"), bundles=[signed], verification_key=VerificationKey(
             "k", "RS256", "pem"))  # fmt: skip
