@@ -76,7 +76,7 @@ def test_public_pem_is_what_opa_configuration_needs(ec_key_file: Path) -> None:
 
 
 def test_key_id_is_required(rsa_key_file: Path) -> None:
-    with pytest.raises(UsageError, match="--key-id"):
+    with pytest.raises(UsageError, match="a signing key needs a key id"):
         load_signing_key(rsa_key_file, "")
 
 
