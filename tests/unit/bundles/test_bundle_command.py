@@ -95,6 +95,15 @@ def test_key_id_without_key_is_a_usage_error(
     assert "--key-id needs --signing-key" in capsys.readouterr().err
 
 
+def test_key_without_key_id_is_a_usage_error(
+    repo: PolicyRepo, tmp_path: Path, rsa_key_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["bundle", "build", "--repo", str(repo.path), "--out", str(tmp_path / "b.tar.gz")]
+    assert main([*args, "--signing-key", str(rsa_key_file)]) == 2
+    assert "--key-id is required with --signing-key" in capsys.readouterr().err
+    assert not (tmp_path / "b.tar.gz").exists()
+
+
 def test_watch_once_from_a_url(
     repo: PolicyRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
