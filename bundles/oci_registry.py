@@ -254,30 +254,27 @@ class RegistryClient:
         """Find the API base URL (``GET /v2/``) and authenticate if the registry asks for it."""
         if self._base is not None:
             return self._base
-        schemes = ["http"] if self._plain_http else ["https"]
-        if not self._plain_http and _is_loopback(self.ref.registry):
-            schemes.append("http")  # Docker's rule: a loopback registry may speak plain HTTP
-        for scheme in schemes:
-            base = f"{scheme}://{self.ref.registry}/v2/"
-            try:
-                response = self._pool.request("GET", base, redirect=False)
-            except urllib3.exceptions.SSLError as error:
-                if scheme != schemes[-1]:
-                    continue
+        base = f"{'http' if self._plain_http else 'https'}://{self.ref.registry}/v2/"
+        try:
+            response = self._pool.request("GET", base, redirect=False)
+        except (urllib3.exceptions.SSLError, urllib3.exceptions.ProtocolError) as error:
+            if self._plain_http or not _is_loopback(self.ref.registry):
                 raise RegistryError(
-                    f"{self.ref}: TLS with {self.ref.registry} failed: {error}"
+                    f"{self.ref}: cannot reach registry {self.ref.registry} over "
+                    f"{base.split(':')[0].upper()}: {error}"
                 ) from error
-            except urllib3.exceptions.HTTPError as error:
-                raise RegistryError(
-                    f"{self.ref}: cannot reach registry {self.ref.registry}: {error}"
-                ) from error
-            self._base = base
-            if response.status == 401:
-                self._authenticate(response)
-            elif response.status != 200:
-                raise self._fail(f"GET {base} (not an OCI registry API?)", response)
-            return base
-        raise AssertionError("unreachable")  # pragma: no cover
+            base = f"http://{self.ref.registry}/v2/"  # Docker's rule: loopback may be plain HTTP
+            response = self._send("GET", base)
+        except urllib3.exceptions.HTTPError as error:
+            raise RegistryError(
+                f"{self.ref}: cannot reach registry {self.ref.registry}: {error}"
+            ) from error
+        self._base = base
+        if response.status == 401:
+            self._authenticate(response)
+        elif response.status != 200:
+            raise self._fail(f"GET {base} (not an OCI registry API?)", response)
+        return base
 
     def _challenge(self, response: urllib3.BaseHTTPResponse) -> Challenge:
         for value in response.headers.getlist("WWW-Authenticate"):
@@ -415,9 +412,9 @@ class RegistryClient:
         )
         try:
             if response.status == 404:
+                response.drain_conn()
                 return None
             if response.status != 200:
-                response.read()
                 raise self._fail(f"GET manifest {reference}", response)
             body = _read_limited(response, MAX_MANIFEST_BYTES, f"{self.ref}: manifest {reference}")
         finally:
@@ -453,6 +450,7 @@ class RegistryClient:
             if response.status not in (301, 302, 303, 307, 308):
                 break
             location = response.headers.get("Location", "")
+            response.drain_conn()
             response.release_conn()
             url = urljoin(response.geturl() or self._connect(), location)
             if _same_origin(url, self._connect()):
@@ -461,7 +459,6 @@ class RegistryClient:
                 response = self._send("GET", url, stream=True)
         try:
             if response.status != 200:
-                response.read()
                 raise self._fail(f"GET blob {digest}", response)
             data = _read_limited(response, size, f"{self.ref}: blob {digest}")
         finally:
@@ -480,10 +477,12 @@ def _same_origin(url: str, base: str) -> bool:
 
 
 def _read_limited(response: urllib3.BaseHTTPResponse, limit: int, what: str) -> bytes:
+    """Read a streamed body of at most ``limit`` bytes (a longer one closes the connection)."""
     data = bytearray()
     for chunk in response.stream(_CHUNK):
         data += chunk
         if len(data) > limit:
+            response.close()
             raise RegistryError(f"{what}: more than the {limit} bytes expected")
     return bytes(data)
 

@@ -1,0 +1,125 @@
+"""OCI references and the artifact layout of a bundle (the registry itself: integration tests)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from bundles.archive import tar_gz
+from bundles.layout import manifest_json
+from bundles.oci_registry import (
+    CONFIG_TYPE,
+    LAYER_TYPE,
+    MANIFEST_TYPE,
+    OciReference,
+    _is_loopback,
+    bundle_manifest,
+    parse_reference,
+)
+from bundles.publish import Target, parse_target
+from edgepolicy.errors import BundleError, UsageError
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("oci://registry.example.com/edge/policy:v1",
+         OciReference("registry.example.com", "edge/policy", "v1")),
+        ("oci://127.0.0.1:5000/policy", OciReference("127.0.0.1:5000", "policy", "latest")),
+        ("oci://localhost:5000/a/b/c:1.0_rc-2",
+         OciReference("localhost:5000", "a/b/c", "1.0_rc-2")),
+        (f"oci://[::1]:5000/p@{DIGEST}", OciReference("[::1]:5000", "p", None, DIGEST)),
+        ("oci://r.example.com/my-team/edge__policy.x:tag",
+         OciReference("r.example.com", "my-team/edge__policy.x", "tag")),
+    ],
+)  # fmt: skip
+def test_references(text: str, expected: OciReference) -> None:
+    ref = parse_reference(text)
+    assert ref == expected
+    assert parse_reference(str(ref)) == ref
+    assert str(ref) == "oci://" + ref.resource
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("registry.example.com/edge:v1", "expected oci://REGISTRY/REPOSITORY:TAG"),
+        ("oci://registry.example.com", "no registry host"),
+        ("oci://registry.example.com/Edge:v1", "repository 'Edge' must be lower-case"),
+        ("oci://registry.example.com/edge:v/1", "repository 'edge:v/1'"),
+        ("oci://registry.example.com/edge:-v1", "tag '-v1' is not a valid OCI tag"),
+        ("oci://registry.example.com/edge@sha256:abc", "digest must be sha256:"),
+        ("oci://r.example.com/edge//x:v1", "repository 'edge//x'"),
+    ],
+)
+def test_bad_references_say_why(text: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_reference(text)
+
+
+def test_credentials_in_a_reference_are_refused_without_being_shown() -> None:
+    with pytest.raises(UsageError) as error:
+        parse_target("oci://ci:hunter2@registry.example.com/edge:v1")
+    assert "hunter2" not in str(error.value)
+    assert "--username and --password-file" in str(error.value)
+
+
+def test_oci_targets() -> None:
+    assert parse_target("oci://127.0.0.1:5000/edge/policy:v1") == Target(
+        "oci", "oci://127.0.0.1:5000/edge/policy:v1"
+    )
+    assert parse_target("oci://127.0.0.1:5000/edge") == Target(
+        "oci", "oci://127.0.0.1:5000/edge:latest"
+    )
+
+
+@pytest.mark.parametrize(
+    ("registry", "loopback"),
+    [("localhost:5000", True), ("127.0.0.1:5000", True), ("127.8.9.1", True),
+     ("[::1]:5000", True), ("registry.example.com", False), ("10.0.0.1:5000", False),
+     ("localhost.example.com", False)],
+)  # fmt: skip
+def test_loopback_registries(registry: str, loopback: bool) -> None:
+    assert _is_loopback(registry) is loopback
+
+
+def test_the_manifest_is_what_opa_reads_and_the_same_for_the_same_bundle() -> None:
+    when = 1_767_225_600
+    archive = tar_gz({".manifest": manifest_json("c0ffee", when - 60, "local", commit_time=when)})
+    raw = bundle_manifest(archive, title="edgepolicy.tar.gz")
+    assert raw == bundle_manifest(archive, title="edgepolicy.tar.gz")
+    manifest = json.loads(raw)
+    assert manifest == {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_TYPE,
+        "config": {
+            "mediaType": CONFIG_TYPE,
+            "digest": "sha256:" + hashlib.sha256(b"{}").hexdigest(),
+            "size": 2,
+        },
+        "layers": [
+            {
+                "mediaType": LAYER_TYPE,
+                "digest": "sha256:" + hashlib.sha256(archive).hexdigest(),
+                "size": len(archive),
+                "annotations": {"org.opencontainers.image.title": "edgepolicy.tar.gz"},
+            }
+        ],
+        "annotations": {
+            "org.opencontainers.image.revision": "c0ffee",
+            "org.opencontainers.image.created": "2026-01-01T00:00:00Z",
+        },
+    }
+    assert LAYER_TYPE == "application/vnd.oci.image.layer.v1.tar+gzip"
+    assert CONFIG_TYPE == "application/vnd.oci.image.config.v1+json"
+
+
+def test_only_bundles_get_a_manifest() -> None:
+    untimed = json.loads(bundle_manifest(tar_gz({".manifest": b'{"revision":"r"}'}), title="t"))
+    assert untimed["annotations"] == {"org.opencontainers.image.revision": "r"}
+    with pytest.raises(BundleError, match="the.tar.gz: bundle has no .manifest with a revision"):
+        bundle_manifest(tar_gz({"x.rego": b"package x"}), title="t", source="the.tar.gz")
