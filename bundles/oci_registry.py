@@ -258,13 +258,19 @@ class RegistryClient:
         try:
             response = self._pool.request("GET", base, redirect=False)
         except (urllib3.exceptions.SSLError, urllib3.exceptions.ProtocolError) as error:
+            failed = RegistryError(
+                f"{self.ref}: cannot reach registry {self.ref.registry} over "
+                f"{base.split(':')[0].upper()}: {error}"
+            )
             if self._plain_http or not _is_loopback(self.ref.registry):
-                raise RegistryError(
-                    f"{self.ref}: cannot reach registry {self.ref.registry} over "
-                    f"{base.split(':')[0].upper()}: {error}"
-                ) from error
+                raise failed from error
             base = f"http://{self.ref.registry}/v2/"  # Docker's rule: loopback may be plain HTTP
-            response = self._send("GET", base)
+            try:
+                response = self._pool.request("GET", base, redirect=False)
+            except urllib3.exceptions.HTTPError:
+                raise failed from error
+            if response.status not in (200, 401):  # a TLS registry answering plain HTTP
+                raise failed from error
         except urllib3.exceptions.HTTPError as error:
             raise RegistryError(
                 f"{self.ref}: cannot reach registry {self.ref.registry}: {error}"

@@ -134,11 +134,19 @@ class TokenService:
 class Registry:
     """``registry serve`` on 127.0.0.1 with filesystem storage (optionally token auth)."""
 
-    def __init__(self, workdir: Path, tokens: TokenService | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        tokens: TokenService | None = None,
+        *,
+        tls: tuple[Path, Path, Path] | None = None,
+    ) -> None:
+        """``tls`` is (certificate, key, CA certificate) to serve HTTPS with."""
         self.workdir = workdir
         self.port = _free_port()
         self.host = f"127.0.0.1:{self.port}"
-        self.url = f"http://{self.host}"
+        self.url = f"{'https' if tls else 'http'}://{self.host}"
+        self._ca_file = str(tls[2]) if tls else None
         config: dict[str, Any] = {
             "version": 0.1,
             "log": {"level": "info", "accesslog": {"disabled": False}},
@@ -146,6 +154,8 @@ class Registry:
                         "delete": {"enabled": True}},
             "http": {"addr": self.host, "secret": secrets.token_hex(16)},
         }  # fmt: skip
+        if tls is not None:
+            config["http"]["tls"] = {"certificate": str(tls[0]), "key": str(tls[1])}
         if tokens is not None:
             jwks = workdir / "jwks.json"
             jwks.write_text(json.dumps(tokens.jwks()), encoding="utf-8")
@@ -173,7 +183,8 @@ class Registry:
             if self._process.poll() is not None:
                 raise RuntimeError(f"registry exited: {self.log()[-2000:]}")
             try:
-                urllib3.request("GET", f"{self.url}/v2/", retries=False, timeout=1.0)
+                probe = urllib3.PoolManager(ca_certs=self._ca_file, retries=False, timeout=1.0)
+                probe.request("GET", f"{self.url}/v2/")
                 return self
             except urllib3.exceptions.HTTPError:
                 time.sleep(0.05)

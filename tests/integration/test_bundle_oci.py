@@ -27,6 +27,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "unit" / "bundles")]
 
 from policyrepo import PolicyRepo, finops_policy, write_key  # noqa: E402
 from registry_support import Registry, TokenService  # noqa: E402
+from webhook_support import ServerCert, TestCA  # noqa: E402
 
 from bench.bundles_sidecars import KEY_ID, Sidecar, wait_until  # noqa: E402
 from bundles.archive import read_tar_gz, tar_gz  # noqa: E402
@@ -310,3 +311,53 @@ def test_the_token_flow_with_flags_and_with_the_docker_configuration(
         assert _rules(sidecar, 5) == ["finops.replicas"]
     finally:
         sidecar.stop()
+
+
+def test_bundle_watch_publishes_each_new_commit_to_the_tag(
+    registry: Registry, policies: Policies, tmp_path: Path
+) -> None:
+    ref = f"oci://{registry.host}/edge/watched:main"
+    out = tmp_path / "pulled.tar.gz"
+    for max_replicas in (3, 10):
+        head = policies.commit(max_replicas)
+        watched = _edgepolicy(
+            "bundle", "watch", "--repo", str(policies.repo.path), "--branch", "main", "--once",
+            "--to", ref, "--signing-key", str(policies.key_file), "--key-id", KEY_ID,
+            "--workdir", str(tmp_path / "watch"),
+        )  # fmt: skip
+        assert watched.returncode == 0, watched.stderr
+        assert f"published {ref}@sha256:" in watched.stdout
+        assert _edgepolicy("bundle", "pull", ref, "-o", str(out)).returncode == 0
+        manifest = json.loads(read_tar_gz(out.read_bytes(), source="pulled")[".manifest"])
+        assert manifest["revision"] == head
+
+
+def test_a_registry_behind_tls_with_a_private_ca(
+    policies: Policies, tmp_path: Path, server_cert: ServerCert, test_ca: TestCA
+) -> None:
+    registry = Registry(
+        tmp_path / "tls-registry",
+        tls=(server_cert.cert_file, server_cert.key_file, test_ca.cert_file),
+    ).start()
+    try:
+        revision = policies.commit(3)
+        bundle = policies.build("b.tar.gz")
+        ref = f"oci://{registry.host}/edge/tls:v1"
+        untrusted = _publish(bundle, ref)
+        assert untrusted.returncode == 2
+        assert f"edgepolicy: error: {ref}: cannot reach registry {registry.host} over HTTPS: " in (
+            untrusted.stderr
+        )
+        assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+
+        published = _publish(bundle, ref, "--ca-file", str(test_ca.cert_file))
+        assert published.returncode == 0, published.stderr
+        assert f"(revision {revision})" in published.stdout
+        out = tmp_path / "pulled.tar.gz"
+        pulled = _edgepolicy(
+            "bundle", "pull", ref, "--ca-file", str(test_ca.cert_file), "-o", str(out)
+        )
+        assert pulled.returncode == 0, pulled.stderr
+        assert out.read_bytes() == bundle.read_bytes()
+    finally:
+        registry.stop()
