@@ -273,10 +273,10 @@ def _registry_access(args: argparse.Namespace) -> RegistryAccess:
     """Return how to reach registries: the flags, else the environment.
 
     Raises:
-        UsageError: the password file cannot be read, or only one of user and password is given.
+        UsageError: the password file cannot be read.
     """
     username = args.username or os.environ.get(USERNAME_ENV) or None
-    password = os.environ.get(PASSWORD_ENV)
+    password = os.environ.get(PASSWORD_ENV) or None
     if args.password_file:
         try:
             password = Path(args.password_file).read_text(encoding="utf-8").rstrip("\r\n")
@@ -284,11 +284,6 @@ def _registry_access(args: argparse.Namespace) -> RegistryAccess:
             raise UsageError(
                 f"cannot read --password-file {args.password_file}: {error.strerror}"
             ) from error
-    if (username is None) != (password is None):
-        raise UsageError(
-            "a registry user needs a password and vice versa (--username or "
-            f"${USERNAME_ENV} with --password-file or ${PASSWORD_ENV})"
-        )
     return RegistryAccess(username, password, plain_http=args.plain_http, ca_file=args.ca_file)
 
 

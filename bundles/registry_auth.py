@@ -208,7 +208,9 @@ def resolve_credentials(
     """
     if username or password is not None:
         if not username or password is None:
-            raise UsageError(f"registry {registry}: a user name needs a password and vice versa")
+            raise UsageError(
+                f"registry {registry}: a user name needs a password and a password a user name"
+            )
         return RegistryCredentials(username, password, origin="the command line")
     return from_docker_config(registry)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +124,26 @@ def test_only_bundles_get_a_manifest() -> None:
     assert untimed["annotations"] == {"org.opencontainers.image.revision": "r"}
     with pytest.raises(BundleError, match="the.tar.gz: bundle has no .manifest with a revision"):
         bundle_manifest(tar_gz({"x.rego": b"package x"}), title="t", source="the.tar.gz")
+
+
+def test_the_command_line_reports_registry_credential_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgepolicy.cli import main
+
+    monkeypatch.delenv("EDGEPOLICY_REGISTRY_PASSWORD", raising=False)
+    bundle = tmp_path / "bundle.tar.gz"
+    bundle.write_bytes(tar_gz({".manifest": b'{"revision":"r"}'}))
+    target = ["bundle", "publish", str(bundle), "--to", "oci://127.0.0.1:9/edge:v1"]
+    assert main([*target, "--username", "ci"]) == 2
+    assert capsys.readouterr().err == (
+        "edgepolicy: error: registry 127.0.0.1:9: a user name needs a password and a password "
+        "a user name\n"
+    )
+    missing = tmp_path / "missing"
+    assert main([*target, "--username", "ci", "--password-file", str(missing)]) == 2
+    assert capsys.readouterr().err == (
+        f"edgepolicy: error: cannot read --password-file {missing}: No such file or directory\n"
+    )
+    assert main(["bundle", "pull", "registry.example.com/edge:v1"]) == 2
+    assert "expected oci://REGISTRY/REPOSITORY:TAG" in capsys.readouterr().err
