@@ -61,14 +61,14 @@ Examples:
   edgepolicy bundle publish bundle.tar.gz --to https://bundles.example.com/ --token-file token
   edgepolicy bundle publish bundle.tar.gz --to configmap:edgepolicy/policy-bundle
   edgepolicy bundle publish bundle.tar.gz --to oci://registry.example.com/policies/edgepolicy:v1
-  edgepolicy bundle publish bundle.tar.gz --to oci://127.0.0.1:5000/policies/edgepolicy:edge \
+  edgepolicy bundle publish bundle.tar.gz --to oci://127.0.0.1:5000/policies/edgepolicy:edge \\
       --username ci --password-file registry-password
 """
 PULL_EXAMPLES = """\
 Examples:
   edgepolicy bundle pull oci://registry.example.com/policies/edgepolicy:v1
   edgepolicy bundle pull oci://127.0.0.1:5000/policies/edgepolicy:edge -o bundle.tar.gz
-  edgepolicy bundle pull oci://localhost:5000/policies/edgepolicy:edge --plain-http \
+  edgepolicy bundle pull oci://localhost:5000/policies/edgepolicy:edge --plain-http \\
       --username ci --password-file registry-password -o edge.tar.gz
 """
 SERVE_EXAMPLES = """\
