@@ -129,7 +129,7 @@ def parse_reference(text: str) -> OciReference:
     if "@" in registry:
         raise UsageError(
             f"oci://{registry.rpartition('@')[2]}/...: credentials do not belong in the reference "
-            "(give --username and --password-file, or use the Docker configuration)"
+            "(give a user name and password file, or use the Docker configuration)"
         )
     if not slash or not _HOST.match(registry):
         raise UsageError(f"{text!r}: {expected} (no registry host)")

@@ -66,7 +66,7 @@ def test_credentials_in_a_reference_are_refused_without_being_shown() -> None:
     with pytest.raises(UsageError) as error:
         parse_target("oci://ci:hunter2@registry.example.com/edge:v1")
     assert "hunter2" not in str(error.value)
-    assert "--username and --password-file" in str(error.value)
+    assert "credentials do not belong in the reference" in str(error.value)
 
 
 def test_oci_targets() -> None:
