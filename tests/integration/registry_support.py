@@ -68,6 +68,20 @@ class _TokenHandler(BaseHTTPRequestHandler):
             access.append({"type": kind, "name": name, "actions": actions.split(",")})
         self._answer(200, {"token": self.server.owner.token(access), "expires_in": 300})
 
+    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        """The OAuth2 refresh-token grant (a Docker ``identitytoken``), form-encoded."""
+        length = int(self.headers.get("Content-Length", "0"))
+        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+        owner = self.server.owner
+        owner.requests.append({"scope": form.get("scope", ""), "grant": form.get("grant_type")})
+        if form.get("grant_type") != "refresh_token" or form.get("refresh_token") != owner.refresh:
+            self._answer(401, {"details": "invalid refresh token"})
+            return
+        kind, _, rest = form.get("scope", "").partition(":")
+        name, _, actions = rest.rpartition(":")
+        access = [{"type": kind, "name": name, "actions": actions.split(",")}]
+        self._answer(200, {"access_token": owner.token(access), "expires_in": 300})
+
     def _answer(self, status: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
@@ -89,6 +103,7 @@ class TokenService:
 
     def __init__(self, username: str, password: str) -> None:
         self.username, self.password = username, password
+        self.refresh = secrets.token_hex(16)  # the identity token `docker login` would store
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.requests: list[dict[str, Any]] = []
         server_class = type("Server", (_TokenServer,), {"owner": self})

@@ -295,8 +295,18 @@ def test_the_token_flow_with_flags_and_with_the_docker_configuration(
     assert pulled.returncode == 0, pulled.stderr
     assert out.read_bytes() == bundle.read_bytes()
     assert tokens.requests[-1]["scope"] == "repository:edge/private:pull"
-    for result in (anonymous, refused, published, pulled):
+    (tmp_path / "docker" / "config.json").write_text(
+        json.dumps({"auths": {registry.host: {"identitytoken": tokens.refresh}}})
+    )
+    refreshed = _edgepolicy("bundle", "pull", ref, "-o", str(out), env=env)
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert tokens.requests[-1] == {
+        "scope": "repository:edge/private:pull",
+        "grant": "refresh_token",
+    }
+    for result in (anonymous, refused, published, pulled, refreshed):
         assert "s3cret" not in result.stdout + result.stderr
+        assert tokens.refresh not in result.stdout + result.stderr
 
     auth_file = tmp_path / "opa-registry-auth"
     auth_file.write_text("ci:s3cret-registry-pass\n")
