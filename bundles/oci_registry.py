@@ -35,6 +35,7 @@ from bundles.registry_auth import (
     Challenge,
     RegistryCredentials,
     basic_header,
+    check_realm,
     parse_challenge,
     resolve_credentials,
     token_from_answer,
@@ -304,14 +305,12 @@ class RegistryClient:
     def _fetch_token(self, challenge: Challenge) -> str:
         """Get a token for this repository's scope from the challenge's realm."""
         realm = challenge.params.get("realm", "")
-        parts = urlsplit(realm)
         assert self._base is not None
-        allowed = ("https", "http") if self._base.startswith("http:") else ("https",)
-        if parts.scheme not in allowed or not parts.netloc:
-            raise RegistryError(
-                f"{self.ref}: the registry's token service {realm!r} is not an "
-                f"{' or '.join(allowed)} URL; refusing to send credentials there"
-            )
+        try:
+            check_realm(realm, plain_http=self._base.startswith("http:"))
+        except RegistryError as error:
+            raise RegistryError(f"{self.ref}: {error}") from error
+        parts = urlsplit(realm)
         query: dict[str, str] = {"scope": self._scope}
         if challenge.params.get("service"):
             query["service"] = challenge.params["service"]

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from edgepolicy.errors import RegistryError, UsageError
 
@@ -219,6 +220,24 @@ def basic_header(credentials: RegistryCredentials) -> str:
     """Return the ``Authorization`` value of HTTP Basic auth with ``credentials``."""
     pair = f"{credentials.username}:{credentials.password}".encode()
     return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+def check_realm(realm: str, *, plain_http: bool) -> None:
+    """Check that credentials may go to the token service ``realm``.
+
+    It must be an HTTPS URL; an HTTP one only for a registry reached over HTTP itself (a
+    registry on TLS must not send the credentials it protects over plain HTTP).
+
+    Raises:
+        RegistryError: the realm is not such a URL.
+    """
+    parts = urlsplit(realm)
+    allowed = ("https", "http") if plain_http else ("https",)
+    if parts.scheme not in allowed or not parts.netloc:
+        raise RegistryError(
+            f"the registry's token service {realm!r} is not an {' or '.join(allowed)} URL; "
+            "refusing to send credentials there"
+        )
 
 
 def token_from_answer(body: bytes, realm: str) -> str:

@@ -38,21 +38,43 @@ def _digest(data: bytes) -> str:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Answers like a registry that wants Basic auth and redirects blob reads to ``storage``."""
+    """Answers like a registry that wants Basic auth (or, with ``bearer``, a token) and
+    redirects blob reads to ``storage``."""
 
     blobs: ClassVar[dict[str, bytes]] = {}
     manifest: ClassVar[bytes] = b""
     storage: ClassVar[str] = ""
     seen: ClassVar[list[tuple[str, str | None]]] = []
+    bearer: ClassVar[bool] = False  # Bearer token flow instead of Basic
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         self.seen.append((self.path, self.headers.get("Authorization")))
         if self.path.startswith("/storage/"):
             self._send(200, self.blobs[self.path.removeprefix("/storage/")])
+        elif self.bearer:
+            self._bearer()
         elif self.headers.get("Authorization") != BASIC:
             self._send(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication"}]}',
                        {"WWW-Authenticate": 'Basic realm="fake"'})  # fmt: skip
-        elif self.path == "/v2/":
+        else:
+            self._repository()
+
+    def _bearer(self) -> None:
+        """Anonymous ``/v2/``; a Bearer challenge on the repository; tokens from ``/token``."""
+        realm = f"http://{self.headers['Host']}/token"
+        if self.path == "/v2/":
+            self._send(200, b"{}")
+        elif self.path.startswith("/token?"):
+            self._send(200, b'{"token":"t0k3n"}')
+        elif self.headers.get("Authorization") != "Bearer t0k3n":
+            challenge = f'Bearer realm="{realm}",service="fake",scope="repository:edge:pull"'
+            self._send(401, b"", {"WWW-Authenticate": challenge})
+        else:
+            self._repository()
+
+    def _repository(self) -> None:
+        """What an authorised client gets."""
+        if self.path == "/v2/":
             self._send(200, b"{}")
         elif self.path == "/v2/edge/manifests/v1":
             headers = {
@@ -93,6 +115,7 @@ def fake() -> Iterator[str]:
     for thread in threads:
         thread.start()
     _Handler.seen = []
+    _Handler.bearer = False
     _Handler.storage = f"http://127.0.0.1:{servers[1].server_address[1]}"
     _Handler.blobs = {_digest(ARCHIVE): ARCHIVE}
     _Handler.manifest = _manifest(ARCHIVE)
@@ -119,6 +142,20 @@ def test_basic_auth_and_a_redirect_that_does_not_carry_the_credentials(fake: str
     registry = [auth for path, auth in _Handler.seen if path.startswith("/v2/edge/")]
     assert registry == [BASIC, BASIC]
     assert _pull(fake, RegistryCredentials("ci", "hunter2"), tag="gone") is None
+
+
+def test_a_bearer_challenge_after_an_anonymous_ping_gets_a_token_for_the_scope(fake: str) -> None:
+    _Handler.bearer = True
+    pulled = _pull(fake)
+    assert pulled.archive == ARCHIVE
+    token_requests = [path for path, _ in _Handler.seen if path.startswith("/token")]
+    assert token_requests == ["/token?scope=repository%3Aedge%3Apull&service=fake"]
+    registry = [(path, auth) for path, auth in _Handler.seen if path.startswith("/v2/edge/")]
+    assert registry == [
+        ("/v2/edge/manifests/v1", None),
+        ("/v2/edge/manifests/v1", "Bearer t0k3n"),
+        (f"/v2/edge/blobs/{_digest(ARCHIVE)}", "Bearer t0k3n"),
+    ]
 
 
 def test_anonymous_and_wrong_credentials_name_the_reference_and_status(fake: str) -> None:

@@ -14,6 +14,7 @@ from bundles.registry_auth import (
     ANONYMOUS,
     RegistryCredentials,
     basic_header,
+    check_realm,
     from_docker_config,
     parse_challenge,
     resolve_credentials,
@@ -145,3 +146,11 @@ def test_token_answers() -> None:
         token_from_answer(b'{"expires_in":3}', "realm")
     with pytest.raises(RegistryError, match="answer is not JSON"):
         token_from_answer(b"<html>", "realm")
+
+
+def test_credentials_go_to_an_https_realm_only_unless_the_registry_is_plain_http() -> None:
+    check_realm("https://auth.example.com/token", plain_http=False)
+    check_realm("http://127.0.0.1:5001/token", plain_http=True)
+    for realm in ("http://auth.example.com/token", "file:///etc/passwd", "", "https:///x"):
+        with pytest.raises(RegistryError, match="refusing to send credentials there"):
+            check_realm(realm, plain_http=False)
