@@ -137,6 +137,9 @@ def add_parser(subparsers: Any) -> None:
     pull.add_argument(
         "-o",
         "--out",
+        "--output",
+        dest="out",
+        metavar="FILE",
         default=DEFAULT_BUNDLE_NAME,
         help=f"bundle file to write (default: {DEFAULT_BUNDLE_NAME})",
     )
