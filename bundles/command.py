@@ -21,7 +21,8 @@ from bundles.builder import build_bundle, write_bundle
 from bundles.commit_trust import commit_verifier
 from bundles.gitrepo import check_repository
 from bundles.hosting import ServiceOptions, serve
-from bundles.oci_registry import SCHEME, RegistryAccess, parse_reference, pull_bundle
+from bundles.oci_artifact import pull_bundle
+from bundles.oci_registry import SCHEME, RegistryAccess, parse_reference
 from bundles.publish import (
     DEFAULT_BUNDLE_NAME,
     bundle_revision,

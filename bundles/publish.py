@@ -17,13 +17,8 @@ import urllib3
 
 from bundles import configmap
 from bundles.gitrepo import check_repository, redact_url
-from bundles.oci_registry import (
-    SCHEME,
-    RegistryAccess,
-    current_bundle,
-    parse_reference,
-    push_bundle,
-)
+from bundles.oci_artifact import current_bundle, push_bundle
+from bundles.oci_registry import SCHEME, RegistryAccess, parse_reference
 from bundles.rollback import check_replacement, read_revision, replace_bundle_file
 from edgepolicy import kube
 from edgepolicy.errors import BundleError, UsageError
@@ -208,7 +203,7 @@ def publish(
     ``repo`` is the policy repository that orders the commits, if available). A ``configmap:``
     target is reached through ``context`` (default: the current one) of ``kubeconfig``, else of
     the files kubectl reads. An ``oci:`` target is pushed as the artifact OPA's OCI downloader
-    reads (:mod:`bundles.oci_registry`; ``bundle_name`` titles its layer), reached with
+    reads (:mod:`bundles.oci_artifact`; ``bundle_name`` titles its layer), reached with
     ``registry`` (default: the Docker configuration's credentials, HTTPS with ``ca_file``).
 
     Raises:

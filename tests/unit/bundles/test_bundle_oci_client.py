@@ -19,13 +19,8 @@ from typing import Any, ClassVar
 import pytest
 
 from bundles.archive import tar_gz
-from bundles.oci_registry import (
-    LAYER_TYPE,
-    MANIFEST_TYPE,
-    RegistryClient,
-    parse_reference,
-    pull_bundle,
-)
+from bundles.oci_artifact import LAYER_TYPE, pull_bundle
+from bundles.oci_registry import MANIFEST_TYPE, RegistryClient, parse_reference
 from bundles.registry_auth import ANONYMOUS, RegistryCredentials
 from edgepolicy.errors import RegistryError
 

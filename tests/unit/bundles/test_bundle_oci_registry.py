@@ -1,26 +1,16 @@
-"""OCI references and the artifact layout of a bundle (the registry itself: integration tests)."""
+"""OCI references, and registry flags on the command line (a registry: test_bundle_oci_client.py
+and the integration tests)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import pytest
 
 from bundles.archive import tar_gz
-from bundles.layout import manifest_json
-from bundles.oci_registry import (
-    CONFIG_TYPE,
-    LAYER_TYPE,
-    MANIFEST_TYPE,
-    OciReference,
-    _is_loopback,
-    bundle_manifest,
-    parse_reference,
-)
+from bundles.oci_registry import OciReference, _is_loopback, parse_reference
 from bundles.publish import Target, parse_target
-from edgepolicy.errors import BundleError, UsageError
+from edgepolicy.errors import UsageError
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -86,44 +76,6 @@ def test_oci_targets() -> None:
 )  # fmt: skip
 def test_loopback_registries(registry: str, loopback: bool) -> None:
     assert _is_loopback(registry) is loopback
-
-
-def test_the_manifest_is_what_opa_reads_and_the_same_for_the_same_bundle() -> None:
-    when = 1_767_225_600
-    archive = tar_gz({".manifest": manifest_json("c0ffee", when - 60, "local", commit_time=when)})
-    raw = bundle_manifest(archive, title="edgepolicy.tar.gz")
-    assert raw == bundle_manifest(archive, title="edgepolicy.tar.gz")
-    manifest = json.loads(raw)
-    assert manifest == {
-        "schemaVersion": 2,
-        "mediaType": MANIFEST_TYPE,
-        "config": {
-            "mediaType": CONFIG_TYPE,
-            "digest": "sha256:" + hashlib.sha256(b"{}").hexdigest(),
-            "size": 2,
-        },
-        "layers": [
-            {
-                "mediaType": LAYER_TYPE,
-                "digest": "sha256:" + hashlib.sha256(archive).hexdigest(),
-                "size": len(archive),
-                "annotations": {"org.opencontainers.image.title": "edgepolicy.tar.gz"},
-            }
-        ],
-        "annotations": {
-            "org.opencontainers.image.revision": "c0ffee",
-            "org.opencontainers.image.created": "2026-01-01T00:00:00Z",
-        },
-    }
-    assert LAYER_TYPE == "application/vnd.oci.image.layer.v1.tar+gzip"
-    assert CONFIG_TYPE == "application/vnd.oci.image.config.v1+json"
-
-
-def test_only_bundles_get_a_manifest() -> None:
-    untimed = json.loads(bundle_manifest(tar_gz({".manifest": b'{"revision":"r"}'}), title="t"))
-    assert untimed["annotations"] == {"org.opencontainers.image.revision": "r"}
-    with pytest.raises(BundleError, match="the.tar.gz: bundle has no .manifest with a revision"):
-        bundle_manifest(tar_gz({"x.rego": b"package x"}), title="t", source="the.tar.gz")
 
 
 def test_the_command_line_reports_registry_credential_problems(
