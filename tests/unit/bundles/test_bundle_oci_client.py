@@ -41,6 +41,7 @@ class _Handler(BaseHTTPRequestHandler):
     storage: ClassVar[str] = ""
     seen: ClassVar[list[tuple[str, str | None]]] = []
     bearer: ClassVar[bool] = False  # Bearer token flow instead of Basic
+    by_digest: ClassVar[dict[str, bytes]] = {}  # manifests fetched by digest (index entries)
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         self.seen.append((self.path, self.headers.get("Authorization")))
@@ -77,6 +78,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "Docker-Content-Digest": _digest(self.manifest),
             }
             self._send(200, self.manifest, headers)
+        elif self.path.removeprefix("/v2/edge/manifests/") in self.by_digest:
+            self._send(200, self.by_digest[self.path.removeprefix("/v2/edge/manifests/")])
         elif self.path.startswith("/v2/edge/blobs/"):
             self._send(307, b"", {"Location": f"{self.storage}/storage/{self.path[15:]}"})
         else:
@@ -111,6 +114,7 @@ def fake() -> Iterator[str]:
         thread.start()
     _Handler.seen = []
     _Handler.bearer = False
+    _Handler.by_digest = {}
     _Handler.storage = f"http://127.0.0.1:{servers[1].server_address[1]}"
     _Handler.blobs = {_digest(ARCHIVE): ARCHIVE}
     _Handler.manifest = _manifest(ARCHIVE)
@@ -187,3 +191,22 @@ def test_a_manifest_without_a_bundle_layer_is_refused(fake: str) -> None:
 def test_an_unreachable_registry(fake: str) -> None:
     with pytest.raises(RegistryError, match="oci://127.0.0.1:9/edge:v1: cannot reach registry"):
         _pull("127.0.0.1:9")
+
+
+def test_an_image_index_is_followed_to_the_manifest_with_the_bundle_layer(fake: str) -> None:
+    inner = _manifest(ARCHIVE)
+    provenance = json.dumps({"schemaVersion": 2, "layers": []}).encode()
+    _Handler.by_digest = {_digest(inner): inner, _digest(provenance): provenance}
+    _Handler.manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": MANIFEST_TYPE, "digest": _digest(provenance), "size": len(provenance),
+             "platform": {"os": "unknown", "architecture": "unknown"}},
+            {"mediaType": MANIFEST_TYPE, "digest": _digest(inner), "size": len(inner)},
+        ],
+    }).encode()  # fmt: skip
+    pulled = _pull(fake, RegistryCredentials("ci", "hunter2"))
+    assert pulled.archive == ARCHIVE
+    assert pulled.manifest_digest == _digest(_Handler.manifest)
+    fetched = [path for path, _ in _Handler.seen if path.startswith("/v2/edge/manifests/")]
+    assert fetched == ["/v2/edge/manifests/v1", f"/v2/edge/manifests/{_digest(inner)}"]
