@@ -15,11 +15,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,models]'
 	touch $(STAMP)
 
+# OPA and the OCI registry the bundle tests publish to (tests/integration/test_bundle_oci.py).
 tools:
-	scripts/install-tools.sh opa
+	scripts/install-tools.sh opa registry
 
 tools-e2e:
-	scripts/install-tools.sh opa k8s etcd
+	scripts/install-tools.sh opa registry k8s etcd
 
 tools-all:
 	scripts/install-tools.sh all

@@ -144,6 +144,8 @@ class Sidecar:
         min_delay: int = 1,
         max_delay: int = 2,
         long_polling_timeout: int = 30,
+        service_type: str | None = None,
+        resource: str = RESOURCE,
     ) -> None:
         self.opa = opa
         self.workdir = workdir
@@ -153,12 +155,15 @@ class Sidecar:
         polling: dict[str, int] = {"min_delay_seconds": min_delay, "max_delay_seconds": max_delay}
         if long_polling:
             polling["long_polling_timeout_seconds"] = long_polling_timeout
+        service: dict[str, str] = {"url": service_url}
+        if service_type is not None:
+            service["type"] = service_type  # "oci": resource is REGISTRY/REPOSITORY:TAG
         self.config = {
-            "services": {"bundles": {"url": service_url}},
+            "services": {"bundles": service},
             "bundles": {
                 BUNDLE_NAME: {
                     "service": "bundles",
-                    "resource": RESOURCE,
+                    "resource": resource,
                     "persist": True,
                     "polling": polling,
                     "signing": {"keyid": KEY_ID},

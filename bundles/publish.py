@@ -1,7 +1,9 @@
-"""Publish a built bundle: into a directory, to an HTTP(S) endpoint (PUT), or into a ConfigMap.
+"""Publish a built bundle: into a directory, to an HTTP(S) endpoint (PUT), into a ConfigMap,
+or to an OCI registry.
 
-Targets are written as ``dir:PATH``, ``http(s)://URL`` or ``configmap:NAMESPACE/NAME``. Every
-target is replaced atomically from the reader's point of view.
+Targets are written as ``dir:PATH``, ``http(s)://URL``, ``configmap:NAMESPACE/NAME`` or
+``oci://REGISTRY/REPOSITORY:TAG``. Every target is replaced atomically from the reader's point
+of view.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from urllib.parse import unquote, urlsplit
 import urllib3
 from edgepolicy.bundles import configmap
 from edgepolicy.bundles.gitrepo import check_repository, redact_url
+from edgepolicy.bundles.oci_artifact import current_bundle, push_bundle
+from edgepolicy.bundles.oci_registry import SCHEME, RegistryAccess, parse_reference
 from edgepolicy.bundles.rollback import check_replacement, read_revision, replace_bundle_file
 
 from edgepolicy import kube
@@ -27,7 +31,7 @@ _SHOWN_BODY_BYTES = 1000  # of an error answer (a refused rollback names three r
 
 @dataclass(frozen=True)
 class Target:
-    """Where to publish: ``kind`` is ``dir``, ``http`` or ``configmap``."""
+    """Where to publish: ``kind`` is ``dir``, ``http``, ``configmap`` or ``oci``."""
 
     kind: str
     location: str
@@ -37,18 +41,21 @@ def parse_target(text: str) -> Target:
     """Parse a ``--to`` value.
 
     Raises:
-        UsageError: the value is not one of the three forms.
+        UsageError: the value is not one of the four forms, or not a valid OCI reference.
     """
     if text.startswith("dir:") and len(text) > 4:
         return Target("dir", text[4:])
     if text.startswith(("http://", "https://")):
         return Target("http", text)
+    if text.startswith(SCHEME):
+        return Target("oci", str(parse_reference(text)))
     if text.startswith("configmap:"):
         namespace, _, name = text[len("configmap:") :].partition("/")
         if namespace and name and "/" not in name:
             return Target("configmap", f"{namespace}/{name}")
     raise UsageError(
-        f"--to {redact_url(text)!r}: expected dir:PATH, http(s)://URL or configmap:NAMESPACE/NAME"
+        f"{redact_url(text)!r}: not a publish target; expected dir:PATH, http(s)://URL, "
+        "configmap:NAMESPACE/NAME or oci://REGISTRY/REPOSITORY:TAG"
     )
 
 
@@ -76,8 +83,8 @@ def _auth_headers(url: str, token: str | None) -> dict[str, str]:
     if parts.username is not None:
         if token:
             raise UsageError(
-                f"--to {redact_url(url)}: give credentials either in the URL or as a bearer "
-                f"token (--token-file, ${TOKEN_ENV}), not both"
+                f"{redact_url(url)}: credentials both in the URL and as a bearer token; "
+                "give one of the two"
             )
         user, password = unquote(parts.username), unquote(parts.password or "")
         return dict(urllib3.util.make_headers(basic_auth=f"{user}:{password}"))
@@ -151,6 +158,29 @@ def read_token(token_file: str | None) -> str | None:
     return os.environ.get(TOKEN_ENV) or None
 
 
+def _publish_oci(
+    archive: bytes,
+    location: str,
+    access: RegistryAccess,
+    *,
+    title: str,
+    source: str,
+    repo: Path | None,
+    allow_rollback: bool,
+) -> str:
+    """Push ``archive`` to the tag ``location`` unless the tag holds a newer bundle.
+
+    The check and the push are two steps: the distribution API has no conditional tag update,
+    so two publishers of one tag are not serialised (as for ``http(s):`` targets).
+    """
+    ref = parse_reference(location)
+    with access.client(ref, "pull,push") as client:
+        if not allow_rollback:
+            check_replacement(current_bundle(client), archive, where=str(ref), repo=repo)
+        digest = push_bundle(client, archive, title=title, source=source)
+    return f"{ref}@{digest} (revision {bundle_revision(archive, source)})"
+
+
 def publish(
     archive: bytes,
     target: Target,
@@ -163,6 +193,7 @@ def publish(
     source: str = "bundle",
     repo: Path | None = None,
     allow_rollback: bool = False,
+    registry: RegistryAccess | None = None,
 ) -> str:
     """Publish ``archive`` to ``target`` and return a description of where it went.
 
@@ -171,12 +202,17 @@ def publish(
     target holds is read first and the new one must not be older
     (:mod:`edgepolicy.bundles.rollback`; ``repo`` is the policy repository that orders the commits,
     if available). A ``configmap:`` target is reached through ``context`` (default: the current
-    one) of ``kubeconfig``, else of the files kubectl reads.
+    one) of ``kubeconfig``, else of the files kubectl reads. An ``oci:`` target is pushed as the
+    artifact OPA's OCI downloader reads (:mod:`edgepolicy.bundles.oci_artifact`; ``bundle_name``
+    titles its layer), reached with ``registry`` (default: the Docker configuration's credentials,
+    HTTPS with ``ca_file``).
 
     Raises:
         RollbackError: the new bundle is older than the one the target holds.
         BundleError: the archive is not a bundle, or the target refused or failed.
-        UsageError: kubeconfig or token problems, or ``repo`` is not a Git repository.
+        RegistryError: the registry refused or failed (a BundleError).
+        UsageError: kubeconfig, token or registry credential problems, or ``repo`` is not a
+            Git repository.
     """
     revision = bundle_revision(archive, source)
     if repo is not None:
@@ -192,6 +228,11 @@ def publish(
             check_replacement(current, archive, where=shown, repo=repo)
         _put(target.location, archive, token, ca_file)
         return f"{shown} (revision {revision})"
+    if target.kind == "oci":
+        return _publish_oci(
+            archive, target.location, registry or RegistryAccess(ca_file=ca_file),
+            title=bundle_name, source=source, repo=repo, allow_rollback=allow_rollback,
+        )  # fmt: skip
     namespace, name = target.location.split("/")
     api = kube.from_kubeconfig(Path(kubeconfig) if kubeconfig else None, context=context)
     try:

@@ -20,6 +20,7 @@ from pathlib import Path
 from edgepolicy.bundles.builder import build_bundle
 from edgepolicy.bundles.commit_trust import CommitVerifier, TrustPolicy, commit_verifier
 from edgepolicy.bundles.gitrepo import redact_url, resolve_commit, run_git
+from edgepolicy.bundles.oci_registry import RegistryAccess
 from edgepolicy.bundles.publish import DEFAULT_BUNDLE_NAME, Target, publish
 from edgepolicy.bundles.signing import SigningKey
 
@@ -57,6 +58,7 @@ class WatchConfig:
     trust: TrustPolicy | None = None  # which commits may be published; None: any
     since: tuple[str, ...] = ()  # with trust scope "all": check only commits after these
     allow_rollback: bool = False
+    registry: RegistryAccess | None = None  # for oci:// targets; None: Docker config, HTTPS
 
 
 @dataclass
@@ -148,6 +150,7 @@ def run_round(
                 source=f"bundle of commit {head}",
                 repo=mirror,
                 allow_rollback=config.allow_rollback,
+                registry=config.registry,
             )
             signed_by = f", commit signed by {bundle.signer}" if bundle.signer else ""
             report(f"published {where}{signed_by}")

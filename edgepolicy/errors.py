@@ -54,6 +54,10 @@ class RollbackError(BundleError):
     """Publishing would replace a bundle with an older revision of the policy."""
 
 
+class RegistryError(BundleError):
+    """An OCI registry refused or failed a bundle push or pull (names the reference and status)."""
+
+
 class ModelTrustError(EdgepolicyError):
     """A ModelPolicy's spec.signature cannot be turned into trust (the message names the field)."""
 

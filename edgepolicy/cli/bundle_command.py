@@ -1,4 +1,4 @@
-"""The ``edgepolicy bundle`` subcommands: build, publish, serve and watch.
+"""The ``edgepolicy bundle`` subcommands: build, publish, pull, serve and watch.
 
 A thin layer: it parses flags, calls the library in ``bundles``, prints one line per result and
 returns the exit code (0 success, 1 the work failed, 2 bad usage or input via EdgepolicyError).
@@ -8,32 +8,46 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from edgepolicy.bundles.atomic_write import write_atomically
 from edgepolicy.bundles.builder import build_bundle, write_bundle
 from edgepolicy.bundles.commit_trust import commit_verifier
 from edgepolicy.bundles.gitrepo import check_repository
 from edgepolicy.bundles.hosting import ServiceOptions, serve
-from edgepolicy.bundles.publish import DEFAULT_BUNDLE_NAME, parse_target, publish, read_token
+from edgepolicy.bundles.oci_artifact import pull_bundle
+from edgepolicy.bundles.oci_registry import SCHEME, RegistryAccess, parse_reference
+from edgepolicy.bundles.publish import (
+    DEFAULT_BUNDLE_NAME,
+    bundle_revision,
+    parse_target,
+    publish,
+    read_token,
+)
 from edgepolicy.bundles.signing import SigningKey, load_signing_key
 from edgepolicy.bundles.watch import WatchConfig, watch
 from edgepolicy.cli import trust_flags
-from edgepolicy.errors import UsageError
+from edgepolicy.cli.flag_errors import from_flag
+from edgepolicy.errors import RegistryError, UsageError
 from edgepolicy.kubeconfig import KubeconfigError
 from edgepolicy.opa_binary import find_opa
 
 DEFAULT_PORT = 8282
 DEFAULT_WORKDIR = Path.home() / ".cache" / "edgepolicy" / "watch"
+USERNAME_ENV = "EDGEPOLICY_REGISTRY_USERNAME"
+PASSWORD_ENV = "EDGEPOLICY_REGISTRY_PASSWORD"
 
 _HELP_FORMAT = argparse.RawDescriptionHelpFormatter
 BUNDLE_EXAMPLES = """\
 Examples:
   edgepolicy bundle build --repo policies/ --out bundle.tar.gz --signing-key key.pem --key-id ci
   edgepolicy bundle publish bundle.tar.gz --to configmap:edgepolicy/policy-bundle
+  edgepolicy bundle pull oci://registry.example.com/policies/edgepolicy:v1 -o bundle.tar.gz
   edgepolicy bundle serve --dir bundles/ --port 8282
   edgepolicy bundle watch --repo https://git.example.com/policies.git --to dir:bundles/
 """
@@ -48,6 +62,16 @@ Examples:
   edgepolicy bundle publish bundle.tar.gz --to dir:/srv/bundles
   edgepolicy bundle publish bundle.tar.gz --to https://bundles.example.com/ --token-file token
   edgepolicy bundle publish bundle.tar.gz --to configmap:edgepolicy/policy-bundle
+  edgepolicy bundle publish bundle.tar.gz --to oci://registry.example.com/policies/edgepolicy:v1
+  edgepolicy bundle publish bundle.tar.gz --to oci://127.0.0.1:5000/policies/edgepolicy:edge \\
+      --username ci --password-file registry-password
+"""
+PULL_EXAMPLES = """\
+Examples:
+  edgepolicy bundle pull oci://registry.example.com/policies/edgepolicy:v1
+  edgepolicy bundle pull oci://127.0.0.1:5000/policies/edgepolicy:edge -o bundle.tar.gz
+  edgepolicy bundle pull oci://localhost:5000/policies/edgepolicy:edge --plain-http \\
+      --username ci --password-file registry-password -o edge.tar.gz
 """
 SERVE_EXAMPLES = """\
 Examples:
@@ -90,7 +114,7 @@ def add_parser(subparsers: Any) -> None:
 
     pub = sub.add_parser(
         "publish",
-        help="publish a bundle to a directory, URL or ConfigMap",
+        help="publish a bundle to a directory, URL, ConfigMap or OCI registry",
         epilog=PUBLISH_EXAMPLES,
         formatter_class=_HELP_FORMAT,
     )
@@ -102,6 +126,28 @@ def add_parser(subparsers: Any) -> None:
         "repository of the current directory, if any)",
     )
     pub.set_defaults(func=_publish)
+
+    pull = sub.add_parser(
+        "pull",
+        help="pull a bundle from an OCI registry",
+        epilog=PULL_EXAMPLES,
+        formatter_class=_HELP_FORMAT,
+    )
+    pull.add_argument(
+        "reference", metavar="REFERENCE", help="oci://REGISTRY/REPOSITORY:TAG (or @sha256:...)"
+    )
+    pull.add_argument(
+        "-o",
+        "--out",
+        "--output",
+        dest="out",
+        metavar="FILE",
+        default=DEFAULT_BUNDLE_NAME,
+        help=f"bundle file to write (default: {DEFAULT_BUNDLE_NAME})",
+    )
+    _add_registry(pull)
+    pull.add_argument("--ca-file", help="CA bundle for the registry's HTTPS")
+    pull.set_defaults(func=_pull)
 
     serve = sub.add_parser(
         "serve",
@@ -183,18 +229,19 @@ def _add_publishing(parser: argparse.ArgumentParser, *, repeat: bool = False) ->
         "--to",
         required=True,
         action="append" if repeat else "store",
-        help="dir:PATH, http(s)://URL (PUT) or configmap:NAMESPACE/NAME"
-        + (" (repeatable)" if repeat else ""),
+        help="dir:PATH, http(s)://URL (PUT), configmap:NAMESPACE/NAME or "
+        "oci://REGISTRY/REPOSITORY:TAG" + (" (repeatable)" if repeat else ""),
     )
     parser.add_argument(
         "--name",
         default=DEFAULT_BUNDLE_NAME,
-        help=f"file name inside a dir: target (default: {DEFAULT_BUNDLE_NAME})",
+        help="file name inside a dir: target, and the title of an oci: target's layer "
+        f"(default: {DEFAULT_BUNDLE_NAME})",
     )
     parser.add_argument(
         "--token-file", help="bearer token for http(s) targets (default: $EDGEPOLICY_BUNDLE_TOKEN)"
     )
-    parser.add_argument("--ca-file", help="CA bundle for https targets")
+    parser.add_argument("--ca-file", help="CA bundle for https and oci targets")
     parser.add_argument(
         "--kubeconfig",
         help="kubeconfig for configmap targets (default: $KUBECONFIG, ~/.kube/config)",
@@ -204,7 +251,45 @@ def _add_publishing(parser: argparse.ArgumentParser, *, repeat: bool = False) ->
         metavar="NAME",
         help="kubeconfig context for configmap targets (default: current-context)",
     )
+    _add_registry(parser)
     trust_flags.add_allow_rollback(parser)
+
+
+def _add_registry(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--username",
+        help=f"registry user for oci:// (default: ${USERNAME_ENV}; without it, the credentials "
+        "of the Docker configuration, $DOCKER_CONFIG or ~/.docker/config.json)",
+    )
+    parser.add_argument(
+        "--password-file",
+        help="file holding the registry password or token of --username "
+        f"(default: ${PASSWORD_ENV})",
+    )
+    parser.add_argument(
+        "--plain-http",
+        action="store_true",
+        help="speak HTTP, not HTTPS, to the registry (a loopback registry without TLS is "
+        "reached over HTTP anyway, as Docker does)",
+    )
+
+
+def _registry_access(args: argparse.Namespace) -> RegistryAccess:
+    """Return how to reach registries: the flags, else the environment.
+
+    Raises:
+        UsageError: the password file cannot be read.
+    """
+    username = args.username or os.environ.get(USERNAME_ENV) or None
+    password = os.environ.get(PASSWORD_ENV) or None
+    if args.password_file:
+        try:
+            password = Path(args.password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as error:
+            raise UsageError(
+                f"cannot read --password-file {args.password_file}: {error.strerror}"
+            ) from error
+    return RegistryAccess(username, password, plain_http=args.plain_http, ca_file=args.ca_file)
 
 
 def _signing_key(args: argparse.Namespace) -> SigningKey | None:
@@ -248,7 +333,8 @@ def _current_repository() -> Path | None:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    target = parse_target(args.to)
+    with from_flag("--to"):
+        target = parse_target(args.to)
     try:
         archive = Path(args.bundle).read_bytes()
     except OSError as error:
@@ -265,12 +351,27 @@ def _publish(args: argparse.Namespace) -> int:
             source=args.bundle,
             repo=Path(args.repo) if args.repo else _current_repository(),
             allow_rollback=args.allow_rollback,
+            registry=_registry_access(args),
         )
     except KubeconfigError as error:
         given = (("--kubeconfig", args.kubeconfig), ("--context", args.context))
         flags = " ".join(flag for flag, value in given if value)
         raise UsageError(f"{flags}: {error}" if flags else str(error)) from error
     print(f"published {where}")
+    return 0
+
+
+def _pull(args: argparse.Namespace) -> int:
+    if not args.reference.startswith(SCHEME):
+        raise UsageError(f"REFERENCE {args.reference!r}: expected oci://REGISTRY/REPOSITORY:TAG")
+    ref = parse_reference(args.reference)
+    with _registry_access(args).client(ref, "pull") as client:
+        pulled = pull_bundle(client)
+    if pulled is None:
+        raise RegistryError(f"{ref}: not found in the registry (HTTP 404)")
+    revision = bundle_revision(pulled.archive, str(ref))
+    write_atomically(Path(args.out), pulled.archive)
+    print(f"pulled {ref}@{pulled.manifest_digest} to {args.out} (revision {revision})")
     return 0
 
 
@@ -314,10 +415,12 @@ def _report_error(line: str) -> None:
 def _watch(args: argparse.Namespace) -> int:
     if args.once and args.max_iterations is not None:
         raise UsageError("use either --once or --max-iterations")
+    with from_flag("--to"):
+        targets = [parse_target(t) for t in args.to]
     config = WatchConfig(
         source=args.repo,
         branch=args.branch,
-        targets=[parse_target(t) for t in args.to],
+        targets=targets,
         opa=find_opa(args.opa),
         workdir=Path(args.workdir),
         signing_key=_signing_key(args),
@@ -332,6 +435,7 @@ def _watch(args: argparse.Namespace) -> int:
         trust=trust_flags.trust_policy(args),
         since=trust_flags.since(args),
         allow_rollback=args.allow_rollback,
+        registry=_registry_access(args),
     )
     signal.signal(signal.SIGTERM, _stop_on_term)
     try:
