@@ -15,11 +15,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,models]'
 	touch $(STAMP)
 
+# helm: tests/integration/test_helm_chart.py lints and renders charts/edgepolicy.
 tools:
-	scripts/install-tools.sh opa
+	scripts/install-tools.sh opa helm
 
 tools-e2e:
-	scripts/install-tools.sh opa k8s etcd
+	scripts/install-tools.sh opa k8s etcd helm
 
 tools-all:
 	scripts/install-tools.sh all
