@@ -30,7 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+DIGEST_SLOT = "\0digest\0"
 TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+REPOSITORY = re.compile(r"[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*")
 MANIFEST_TYPES = ", ".join(
     (
         "application/vnd.oci.image.index.v1+json",
@@ -70,7 +72,7 @@ def parse_reference(name: str, tag: str) -> ImageRef:
         registry = "registry-1.docker.io"
         if "/" not in repository:
             repository = f"library/{repository}"
-    if not re.fullmatch(r"[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*", repository):
+    if not REPOSITORY.fullmatch(repository):
         raise DigestError(f"{name}: {repository!r} is not a valid repository name")
     return ImageRef(registry, repository, tag)
 
@@ -142,7 +144,11 @@ class PinSite:
     name: str
     tag: str
     digest: str | None
-    render: Callable[[str], str]  # digest -> the pinned line
+    template: str  # the pinned line, with DIGEST_SLOT where the digest goes
+
+    def render(self, digest: str) -> str:
+        """The line pinned to ``digest``."""
+        return self.template.replace(DIGEST_SLOT, digest)
 
 
 MANIFEST_IMAGE = re.compile(
@@ -160,9 +166,8 @@ def manifest_sites(path: Path) -> Iterator[PinSite]:
         tag = match["comment"] if match["digest"] else match["tag"]
         if not tag:
             raise DigestError(f"{path}:{number + 1}: digest without its tag as a comment")
-        lead, name = match["lead"], match["name"]
-        yield PinSite(path, number, name, tag, match["digest"],
-                      lambda d, lead=lead, name=name, tag=tag: f"{lead}{name}@{d}  # {tag}")  # fmt: skip
+        template = f"{match['lead']}{match['name']}@{DIGEST_SLOT}  # {tag}"
+        yield PinSite(path, number, match["name"], tag, match["digest"], template)
 
 
 def kustomization_sites(path: Path) -> Iterator[PinSite]:
@@ -186,8 +191,7 @@ def kustomization_sites(path: Path) -> Iterator[PinSite]:
         else:
             return
         lead = lines[number][: len(lines[number]) - len(lines[number].lstrip())]
-        yield PinSite(path, number, name, tag, digest,
-                      lambda d, lead=lead, tag=tag: f"{lead}digest: {d}  # {tag}")  # fmt: skip
+        yield PinSite(path, number, name, tag, digest, f"{lead}digest: {DIGEST_SLOT}  # {tag}")
 
     for number, line in enumerate(lines):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -221,9 +225,8 @@ def values_sites(path: Path, app_version: str) -> Iterator[PinSite]:
         elif key == "tag":
             tag = value
         elif repository is not None:
-            lead = match[1]
-            yield PinSite(path, number, repository, tag or app_version, value or None,
-                          lambda d, lead=lead: f"{lead}digest: {d}")  # fmt: skip
+            template = f"{match[1]}digest: {DIGEST_SLOT}"
+            yield PinSite(path, number, repository, tag or app_version, value or None, template)
             repository = None
 
 
@@ -241,8 +244,7 @@ def dockerfile_sites(path: Path) -> Iterator[PinSite]:
                 raise DigestError(f"{path}:{number + 1}: digest without `# {name}:TAG` above it")
             tag = above[1]
         comment = "" if digest else f"# {name}:{tag}\n"  # a new pin gets its tag above it
-        yield PinSite(path, number, name, tag, digest,
-                      lambda d, c=comment, p=prefix, n=name: f"{c}{p}{n}@{d}")  # fmt: skip
+        yield PinSite(path, number, name, tag, digest, f"{comment}{prefix}{name}@{DIGEST_SLOT}")
 
 
 def all_sites(root: Path) -> list[PinSite]:

@@ -38,7 +38,9 @@ Objects = dict[tuple[str, str], dict[str, Any]]
 def helm_template(*values: str) -> str:
     helm = BIN / "helm"
     if not helm.exists():
-        pytest.fail(f"{helm} missing: build it with `make tools-e2e` (scripts/install-tools.sh helm)")
+        pytest.fail(
+            f"{helm} missing: build it with `make tools-e2e` (scripts/install-tools.sh helm)"
+        )
     args = [arg for value in values for arg in ("--set", value)]
     result = subprocess.run(
         [str(helm), "template", "edgepolicy", str(CHART), "--namespace", NAMESPACE,
@@ -100,7 +102,9 @@ def test_chart_configmap_source_renders_the_bundle_service_component(kubectl: Ku
     for key in component:
         assert chart[key] == deploy[key], f"{key[0]}/{key[1]} differs between chart and deploy/"
     # deploy/base's OPA configuration already points at that service.
-    assert chart["ConfigMap", "edgepolicy-opa-config"] == deploy["ConfigMap", "edgepolicy-opa-config"]
+    assert (
+        chart["ConfigMap", "edgepolicy-opa-config"] == deploy["ConfigMap", "edgepolicy-opa-config"]
+    )
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "edgepolicy"
 HELM = ROOT / ".tools" / "bin" / "helm"
 NAMESPACE = "edgepolicy-system"
-PUBLIC_KEY = (ROOT / "tests/e2e/assets/user-overlay/bundle-signing.pub").read_text()
+KEY_FILE = ROOT / "tests/e2e/assets/user-overlay/bundle-signing.pub"
+PUBLIC_KEY = KEY_FILE.read_text()
 OCI_VALUES = (
     "bundle.source=oci",
     "bundle.oci.registry=https://registry.example.com",
@@ -75,7 +76,7 @@ def webhooks(objects: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, A
     return [
         hook
         for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
-        for hook in objects[kind, f"edgepolicy-{kind[:-len('WebhookConfiguration')].lower()}"][
+        for hook in objects[kind, f"edgepolicy-{kind[: -len('WebhookConfiguration')].lower()}"][
             "webhooks"
         ]
     ]
@@ -112,9 +113,9 @@ def test_defaults_render_the_webhook_as_deploy_does() -> None:
     assert webhook["image"] == "ghcr.io/apexlogic/edgepolicy:0.1.0"  # the chart's appVersion
     assert opa["image"] == "openpolicyagent/opa:1.22.3"
     assert webhook["resources"]["limits"] == {"cpu": "1", "memory": "384Mi"}
-    assert "--set-file=keys.edgepolicy-bundle.key=/etc/opa/keys/bundle-verification.pem" in opa[
-        "args"
-    ]
+    assert (
+        "--set-file=keys.edgepolicy-bundle.key=/etc/opa/keys/bundle-verification.pem" in opa["args"]
+    )
     # No key given: the pods mount the ConfigMap the user creates, as with deploy/.
     assert ("ConfigMap", "edgepolicy-bundle-verification-key") not in objects
     assert ("Deployment", "edgepolicy-bundles") not in objects
@@ -185,9 +186,7 @@ def test_oci_source_configures_an_oci_service() -> None:
     objects = render(*OCI_VALUES)
     config = opa_config(objects)
     _common_opa_config(config)
-    assert config["services"] == {
-        "bundles": {"url": "https://registry.example.com", "type": "oci"}
-    }
+    assert config["services"] == {"bundles": {"url": "https://registry.example.com", "type": "oci"}}
     bundle = config["bundles"]["edgepolicy"]
     assert bundle["resource"] == "registry.example.com/platform/edgepolicy-bundle:1.4.0"
     assert "long_polling_timeout_seconds" not in bundle["polling"]  # registries do not long-poll
@@ -207,9 +206,11 @@ def test_bearer_token_secret_is_mounted_and_used_for_oci() -> None:
         "bearer": {"scheme": "Bearer", "token_path": "/etc/opa/credentials/token"}
     }
     opa = containers(objects)["opa"]
-    assert {"name": "bundle-credentials", "mountPath": "/etc/opa/credentials", "readOnly": True} in (
-        opa["volumeMounts"]
-    )
+    assert {
+        "name": "bundle-credentials",
+        "mountPath": "/etc/opa/credentials",
+        "readOnly": True,
+    } in (opa["volumeMounts"])
     volumes = objects["Deployment", "edgepolicy-webhook"]["spec"]["template"]["spec"]["volumes"]
     [secret] = [v["secret"] for v in volumes if v["name"] == "bundle-credentials"]
     assert secret["secretName"] == "registry-token"
@@ -244,11 +245,13 @@ def test_a_changed_opa_config_rolls_the_pods() -> None:
 def test_signing_key_creates_the_verification_configmap() -> None:
     result = helm(
         "template", "edgepolicy", str(CHART), "--namespace", NAMESPACE,
-        "--set-file", f"signing.publicKey={ROOT / 'tests/e2e/assets/user-overlay/bundle-signing.pub'}",
+        "--set-file", f"signing.publicKey={KEY_FILE}",
         "--set", "signing.keyId=site-key", "--set", "signing.configMapName=site-key",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    objects = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(result.stdout) if d}
+    objects = {
+        (d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(result.stdout) if d
+    }
     key = objects["ConfigMap", "site-key"]["data"]["bundle-verification.pem"]
     assert key.strip() == PUBLIC_KEY.strip()
     opa = containers(objects)["opa"]
@@ -280,9 +283,7 @@ def test_crds_are_rendered_with_include_crds_only() -> None:
 
 
 def test_notes_name_the_namespace_and_the_missing_key() -> None:
-    result = helm(
-        "install", "edgepolicy", str(CHART), "--namespace", NAMESPACE, "--dry-run=client"
-    )
+    result = helm("install", "edgepolicy", str(CHART), "--namespace", NAMESPACE, "--dry-run=client")
     assert result.returncode == 0, result.stderr
     notes = result.stdout.split("NOTES:", 1)[1]
     assert f"kubectl -n {NAMESPACE} rollout status deployment/edgepolicy-webhook" in notes

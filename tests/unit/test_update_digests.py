@@ -89,9 +89,10 @@ def test_resolve_follows_the_token_challenge_and_reads_the_digest_header() -> No
     ref = digests.ImageRef("registry-1.docker.io", "library/python", "3.11")
     assert digests.resolve(ref, fetch) == DIGEST_A
     manifest = "https://registry-1.docker.io/v2/library/python/manifests/3.11"
+    scope = "repository%3Alibrary%2Fpython%3Apull"
     assert seen == [
         ("HEAD", manifest, None),
-        ("GET", "https://auth.example/token?service=reg&scope=repository%3Alibrary%2Fpython%3Apull", None),
+        ("GET", f"https://auth.example/token?service=reg&scope={scope}", None),
         ("HEAD", manifest, "Bearer t0k"),
     ]  # fmt: skip
 
