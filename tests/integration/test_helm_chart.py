@@ -52,9 +52,9 @@ def render_text(*values: str, extra: Sequence[str] = ()) -> str:
     return result.stdout
 
 
-def render(*values: str) -> dict[tuple[str, str], dict[str, Any]]:
+def render(*values: str, extra: Sequence[str] = ()) -> dict[tuple[str, str], dict[str, Any]]:
     """The rendered objects by (kind, name)."""
-    documents = [d for d in yaml.safe_load_all(render_text(*values)) if d]
+    documents = [d for d in yaml.safe_load_all(render_text(*values, extra=extra)) if d]
     objects = {(d["kind"], d["metadata"]["name"]): d for d in documents}
     assert len(objects) == len(documents), "two objects with the same kind and name"
     return objects
@@ -154,7 +154,7 @@ def test_values_reach_the_rendered_objects() -> None:
 
 
 def test_the_release_namespace_is_excluded_even_when_left_out() -> None:
-    objects = render("excludedNamespaces={}")
+    objects = render(extra=["--set-json", "excludedNamespaces=[]"])
     for hook in webhooks(objects):
         [expression] = hook["namespaceSelector"]["matchExpressions"]
         assert expression["values"] == [NAMESPACE]
