@@ -15,12 +15,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,models]'
 	touch $(STAMP)
 
-# OPA and the OCI registry the bundle tests publish to (tests/integration/test_bundle_oci.py).
+# The tools the tests need: helm (tests/integration/test_helm_chart.py renders charts/edgepolicy)
+# and the OCI registry the bundle tests publish to (tests/integration/test_bundle_oci.py).
 tools:
-	scripts/install-tools.sh opa registry
+	scripts/install-tools.sh opa helm registry
 
 tools-e2e:
-	scripts/install-tools.sh opa registry k8s etcd
+	scripts/install-tools.sh opa helm registry k8s etcd
 
 tools-all:
 	scripts/install-tools.sh all

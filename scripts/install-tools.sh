@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Build the pinned real tools (OPA, kube-apiserver, kubectl, etcd, vegeta, the CNCF distribution
-# registry) from the Go module proxy
-# into .tools/bin. Each build is cached per version under $EDGEPOLICY_TOOLS_CACHE (default
-# ~/.cache/edgepolicy/tools), so a second run, or a fresh clone on the same machine, only copies.
-# Usage: scripts/install-tools.sh [opa|k8s|etcd|vegeta|registry|all]...
+# Build the pinned real tools from the Go module proxy into .tools/bin: OPA, kube-apiserver,
+# kubectl, etcd, vegeta, helm and the CNCF distribution registry. Each build is cached per version
+# under $EDGEPOLICY_TOOLS_CACHE (default ~/.cache/edgepolicy/tools), so a second run, or a fresh
+# clone on the same machine, only copies.
+# Usage: scripts/install-tools.sh [opa|k8s|etcd|vegeta|helm|registry|all]...
 set -euo pipefail
 
 OPA_VERSION=v1.22.3
@@ -11,6 +11,7 @@ K8S_VERSION=v1.37.2        # pinned in scripts/tools/k8s/go.mod
 ETCD_VERSION=v3.7.3        # pinned in scripts/tools/etcd/go.mod
 VEGETA_VERSION=v12.13.0
 REGISTRY_VERSION=v3.1.2    # github.com/distribution/distribution/v3, the OCI registry of the bundle tests
+HELM_VERSION=v4.3.2
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="$ROOT/.tools/bin"
@@ -92,6 +93,8 @@ tool_registry() {
   go_install registry "$REGISTRY_VERSION" github.com/distribution/distribution/v3/cmd/registry
 }
 
+tool_helm() { go_install helm "$HELM_VERSION" helm.sh/helm/v4/cmd/helm; }
+
 [[ $# -eq 0 ]] && set -- opa
 for tool in "$@"; do
   case "$tool" in
@@ -99,8 +102,9 @@ for tool in "$@"; do
     k8s) tool_k8s ;;
     etcd) tool_etcd ;;
     vegeta) tool_vegeta ;;
+    helm) tool_helm ;;
     registry) tool_registry ;;
-    all) tool_opa; tool_k8s; tool_etcd; tool_vegeta; tool_registry ;;
-    *) log "unknown tool '$tool' (expected opa, k8s, etcd, vegeta, registry or all)"; exit 2 ;;
+    all) tool_opa; tool_k8s; tool_etcd; tool_vegeta; tool_helm; tool_registry ;;
+    *) log "unknown tool '$tool' (expected opa, k8s, etcd, vegeta, helm, registry or all)"; exit 2 ;;
   esac
 done
