@@ -330,7 +330,7 @@ def test_unreadable_input_exits_2_naming_file_and_line(
         (["no-such-dir"], "no-such-dir: no such file or directory"),
         (["--policy", "no-such-policy", "examples"], "--policy no-such-policy: no such file"),
         (["--policy", "README.md", "examples"], "expected a directory of Rego files or a bundle"),
-        (["--data", "no-such.yaml", "examples"], "--data no-such.yaml: no such file"),
+        (["--data", "no-such.yaml", "examples"], "--data no-such.yaml: no such data file"),
         (["--opa", "/nonexistent/opa", "examples"], "OPA binary named by --opa not found"),
         (["--output", "xml", "examples"], "invalid choice: 'xml'"),
         ([], "the following arguments are required: PATH"),

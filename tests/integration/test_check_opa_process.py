@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from edgepolicy.bundle_format import bundle_roots
-from edgepolicy.errors import OpaError, UsageError
+from edgepolicy.errors import BundleError, OpaError
 from edgepolicy.input_builder import admission_review, decision_input
 from edgepolicy.opa_binary import find_opa
 from edgepolicy.opa_client import OpaClient
@@ -82,7 +82,7 @@ def test_bundle_tarball_is_loaded_as_a_bundle(tmp_path: Path) -> None:
 def test_data_under_a_bundle_root_is_refused_before_starting(tmp_path: Path) -> None:
     bundle = _bundle(tmp_path, ["edgepolicy"], {})
     with pytest.raises(
-        UsageError, match="sets data.edgepolicy, but bundle .* owns data.edgepolicy"
+        BundleError, match="sets data.edgepolicy, but bundle .* owns data.edgepolicy"
     ):
         OpaProcess(find_opa(), bundles=[bundle], data={"edgepolicy": {"settings": {"a": 1}}})
 

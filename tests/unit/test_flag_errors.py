@@ -21,10 +21,10 @@ def test_the_flag_prefixes_the_library_message(tmp_path: Path) -> None:
     assert str(flagged.value) == f"--data {missing}: no such data file"
 
 
-def test_the_error_keeps_its_class_and_attributes() -> None:
+def test_content_errors_already_name_their_file() -> None:
     with pytest.raises(InputError) as raised, from_flag("--data"):
         raise InputError("not a mapping", path="d.yaml", line=3)
-    assert str(raised.value) == "--data d.yaml:3: not a mapping"
+    assert str(raised.value) == "d.yaml:3: not a mapping"
     assert (raised.value.path, raised.value.line) == ("d.yaml", 3)
 
 
