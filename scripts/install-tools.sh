@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Build the pinned real tools (OPA, kube-apiserver, kubectl, etcd, vegeta) from the Go module proxy
+# Build the pinned real tools (OPA, kube-apiserver, kubectl, etcd, vegeta, Alertmanager) from the Go module proxy
 # into .tools/bin. Each build is cached per version under $EDGEPOLICY_TOOLS_CACHE (default
 # ~/.cache/edgepolicy/tools), so a second run, or a fresh clone on the same machine, only copies.
-# Usage: scripts/install-tools.sh [opa|k8s|etcd|vegeta|all]...
+# Usage: scripts/install-tools.sh [opa|k8s|etcd|vegeta|alertmanager|all]...
 set -euo pipefail
 
 OPA_VERSION=v1.22.3
 K8S_VERSION=v1.37.2        # pinned in scripts/tools/k8s/go.mod
 ETCD_VERSION=v3.7.3        # pinned in scripts/tools/etcd/go.mod
 VEGETA_VERSION=v12.13.0
+ALERTMANAGER_VERSION=v0.31.1  # the last release whose module holds its UI (later ones embed a built ui/app/dist)
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="$ROOT/.tools/bin"
@@ -84,6 +85,11 @@ tool_etcd() {
 
 tool_vegeta() { go_install vegeta "$VEGETA_VERSION" github.com/tsenart/vegeta/v12; }
 
+# Alertmanager delivers the shipped alerts in tests (cold build: see docs/performance.md).
+tool_alertmanager() {
+  go_install alertmanager "$ALERTMANAGER_VERSION" github.com/prometheus/alertmanager/cmd/alertmanager
+}
+
 [[ $# -eq 0 ]] && set -- opa
 for tool in "$@"; do
   case "$tool" in
@@ -91,7 +97,8 @@ for tool in "$@"; do
     k8s) tool_k8s ;;
     etcd) tool_etcd ;;
     vegeta) tool_vegeta ;;
-    all) tool_opa; tool_k8s; tool_etcd; tool_vegeta ;;
-    *) log "unknown tool '$tool' (expected opa, k8s, etcd, vegeta or all)"; exit 2 ;;
+    alertmanager) tool_alertmanager ;;
+    all) tool_opa; tool_k8s; tool_etcd; tool_vegeta; tool_alertmanager ;;
+    *) log "unknown tool '$tool' (expected opa, k8s, etcd, vegeta, alertmanager or all)"; exit 2 ;;
   esac
 done
