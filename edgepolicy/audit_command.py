@@ -229,7 +229,7 @@ def connect(kubeconfig: str | None, context: str | None = None) -> kube.KubeApi:
     return api
 
 
-def _file_policies(paths: Sequence[str]) -> list[dict[str, Any]]:
+def file_policies(paths: Sequence[str]) -> list[dict[str, Any]]:
     """The FinOpsPolicy objects under ``--policies``.
 
     Raises:
@@ -243,7 +243,7 @@ def _file_policies(paths: Sequence[str]) -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def _opa(args: argparse.Namespace) -> Iterator[OpaClient]:
+def policy_opa(args: argparse.Namespace) -> Iterator[OpaClient]:
     """The OPA to ask: the one at ``--opa-url``, else a local one with the policy and data.
 
     Raises:
@@ -274,7 +274,7 @@ class _Audit:
         self._args = args
         self._api = api
         self._opa = opa
-        self._file_policies = _file_policies(args.policies)
+        self._file_policies = file_policies(args.policies)
 
     def run(self) -> tuple[CheckReport, list[dict[str, Any]], dict[str, Mapping[str, Any]]]:
         """List and decide once; return the report, the cluster's FinOpsPolicies and every
@@ -326,7 +326,7 @@ def run(args: argparse.Namespace) -> int:
     refresh = parse_interval(args.event_refresh, "--event-refresh")
     api = connect(args.kubeconfig, args.context)
     try:
-        with _opa(args) as opa:
+        with policy_opa(args) as opa:
             audit = _Audit(args, api, opa)
             if interval is not None:
                 return _run_forever(args, audit, api, interval, refresh)
