@@ -1,0 +1,162 @@
+"""End to end: `edgepolicy finops idle` against the real kube-apiserver and a real Prometheus
+backfilled with an idle period of known shape, deciding with a real OPA.
+
+Two hours of series at 30 s: the pod of Deployment `idle` used its GPU until 61 minutes before
+the judged moment, the pod of Deployment `busy` served requests until 3 minutes before it.
+The policy's threshold is 30 minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e_support import BIN, EDGEPOLICY, Kubectl, deployment
+from prometheus_support import RunningPrometheus, Series, openmetrics, prometheus
+
+from edgepolicy.idle_shutdown import PREVIOUS_REPLICAS_ANNOTATION
+
+pytestmark = pytest.mark.e2e
+
+NAMESPACE = "finops-idle"
+DRYRUN_NAMESPACE = "finops-idle-dryrun"
+THRESHOLD = 30
+
+
+def _at() -> datetime:
+    """The judged moment: a whole minute, recent enough for Prometheus' retention."""
+    return (datetime.now(UTC) - timedelta(minutes=5)).replace(second=0, microsecond=0)
+
+
+AT = _at()
+
+
+def _series(namespace: str) -> list[Series]:
+    end = AT.timestamp()
+    times = [end - 7200 + 30 * step for step in range(241)]  # two hours at 30 s, ending at AT
+    series = []
+    for app in ("idle", "busy"):
+        pod = {"namespace": namespace, "pod": f"{app}-0"}
+        series.append(Series("kube_pod_labels", {**pod, "label_app": app}, [(t, 1) for t in times]))
+        series.append(
+            Series("kube_pod_status_phase", {**pod, "phase": "Running"}, [(t, 1) for t in times])
+        )
+    idle_pod = {"namespace": namespace, "pod": "idle-0", "gpu": "0"}
+    series.append(
+        Series("DCGM_FI_DEV_GPU_UTIL", idle_pod, [(t, 50 if t < end - 3600 else 0) for t in times])
+    )
+    busy_pod = {"namespace": namespace, "pod": "busy-0", "gpu": "1"}
+    series.append(Series("DCGM_FI_DEV_GPU_UTIL", busy_pod, [(t, 0) for t in times]))
+    counter, requests = 0, []
+    for t in times:
+        if t <= end - 180:
+            counter += 10
+        requests.append((t, counter))
+    series.append(Series("http_requests_total", {"namespace": namespace, "pod": "busy-0"}, requests))
+    return series
+
+
+@pytest.fixture(scope="module")
+def telemetry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPrometheus]:
+    text = openmetrics([*_series(NAMESPACE), *_series(DRYRUN_NAMESPACE)])
+    with prometheus(tmp_path_factory.mktemp("prometheus"), text) as running:
+        yield running
+
+
+def _policy(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "policy.apexlogic.com/v1alpha1",
+        "kind": "FinOpsPolicy",
+        "metadata": {"name": "serving", "namespace": namespace},
+        "spec": {
+            "targetWorkloadSelector": {
+                "matchExpressions": [{"key": "app", "operator": "In", "values": ["idle", "busy"]}]
+            },
+            "optimizationRules": {"idleShutdownThresholdMinutes": THRESHOLD},
+            "alerting": {"idleShutdown": {"severity": "info", "recipientGroup": "mlops-team"}},
+        },
+    }
+
+
+def _store(kubectl: Kubectl, namespace: str) -> None:
+    kubectl.create_namespace(namespace)
+    kubectl.apply(
+        _policy(namespace),
+        deployment("idle", namespace, replicas=2, labels={"app": "idle"}),
+        deployment("busy", namespace, replicas=3, labels={"app": "busy"}),
+        check=True,
+    )
+
+
+def _idle(kubectl: Kubectl, url: str, namespace: str, *extra: str) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env["EDGEPOLICY_OPA"] = str(BIN / "opa")
+    done = subprocess.run(
+        [
+            str(EDGEPOLICY), "finops", "idle", "--prometheus", url,
+            "--kubeconfig", str(kubectl.kubeconfig), "-n", namespace,
+            "--at", AT.strftime("%Y-%m-%dT%H:%M:%SZ"), "-o", "json", *extra,
+        ],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    outcomes: dict[str, Any] = {o["name"]: o for o in json.loads(done.stdout)["workloads"]}
+    return outcomes
+
+
+def _events(kubectl: Kubectl, namespace: str) -> list[dict[str, Any]]:
+    listed = kubectl.run("get", "events.events.k8s.io", "-n", namespace, "-o", "json", check=True)
+    return [e for e in json.loads(listed.stdout)["items"] if e.get("reason") == "IdleShutdown"]
+
+
+def test_idle_deployment_is_scaled_to_zero_and_the_busy_one_left(
+    kubectl: Kubectl, telemetry: RunningPrometheus
+) -> None:
+    _store(kubectl, NAMESPACE)
+
+    outcomes = _idle(kubectl, telemetry.url, NAMESPACE)
+
+    idle, busy = outcomes["idle"], outcomes["busy"]
+    assert idle["result"] == "scaled" and idle["action"] == "deny"
+    # Idle since the look-back began (threshold + 10 minutes, left-open): 39 or 40 minutes.
+    assert THRESHOLD < idle["idleMinutes"] <= THRESHOLD + 10
+    assert (idle["policy"], idle["severity"], idle["recipientGroup"]) == (
+        f"{NAMESPACE}/serving", "info", "mlops-team"
+    )
+    assert busy["result"] == "active" and busy["idleMinutes"] < 5
+    stored = kubectl.get("deployment", "idle", NAMESPACE)
+    assert stored is not None
+    assert stored["spec"]["replicas"] == 0
+    assert stored["metadata"]["annotations"][PREVIOUS_REPLICAS_ANNOTATION] == "2"
+    assert kubectl.get("deployment", "busy", NAMESPACE)["spec"]["replicas"] == 3  # type: ignore[index]
+    events = _events(kubectl, NAMESPACE)
+    assert [e["regarding"]["name"] for e in events] == ["idle"]
+    assert "idle" in events[0]["note"] and "2 replica(s)" in events[0]["note"]
+
+    # The next run finds it held at zero (its alert stays) and writes nothing more.
+    again = _idle(kubectl, telemetry.url, NAMESPACE)
+    assert again["idle"]["result"] == "held" and again["idle"]["replicas"] == 0
+    assert len(_events(kubectl, NAMESPACE)) == 1
+
+
+def test_dryrun_only_reports(kubectl: Kubectl, telemetry: RunningPrometheus, tmp_path: Path) -> None:
+    _store(kubectl, DRYRUN_NAMESPACE)
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(
+        "edgepolicy:\n  settings:\n    enforcementActions:\n      finops.idle-shutdown: dryrun\n"
+    )
+
+    outcomes = _idle(kubectl, telemetry.url, DRYRUN_NAMESPACE, "--data", str(settings))
+
+    assert outcomes["idle"]["result"] == "reported"
+    assert outcomes["idle"]["action"] == "dryrun"
+    stored = kubectl.get("deployment", "idle", DRYRUN_NAMESPACE)
+    assert stored is not None and stored["spec"]["replicas"] == 2
+    assert PREVIOUS_REPLICAS_ANNOTATION not in (stored["metadata"].get("annotations") or {})
+    assert _events(kubectl, DRYRUN_NAMESPACE) == []
