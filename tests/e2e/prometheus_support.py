@@ -71,7 +71,14 @@ def prometheus(
     source = directory / "series.om"
     source.write_text(text)
     subprocess.run(
-        [str(BIN / "promtool"), "tsdb", "create-blocks-from", "openmetrics", str(source), str(tsdb)],
+        [
+            str(BIN / "promtool"),
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            str(source),
+            str(tsdb),
+        ],
         check=True,
         capture_output=True,
         timeout=300,

@@ -58,7 +58,9 @@ def _series(namespace: str) -> list[Series]:
         if t <= end - 180:
             counter += 10
         requests.append((t, counter))
-    series.append(Series("http_requests_total", {"namespace": namespace, "pod": "busy-0"}, requests))
+    series.append(
+        Series("http_requests_total", {"namespace": namespace, "pod": "busy-0"}, requests)
+    )
     return series
 
 
@@ -99,11 +101,26 @@ def _idle(kubectl: Kubectl, url: str, namespace: str, *extra: str) -> dict[str, 
     env["EDGEPOLICY_OPA"] = str(BIN / "opa")
     done = subprocess.run(
         [
-            str(EDGEPOLICY), "finops", "idle", "--prometheus", url,
-            "--kubeconfig", str(kubectl.kubeconfig), "-n", namespace,
-            "--at", AT.strftime("%Y-%m-%dT%H:%M:%SZ"), "-o", "json", *extra,
+            str(EDGEPOLICY),
+            "finops",
+            "idle",
+            "--prometheus",
+            url,
+            "--kubeconfig",
+            str(kubectl.kubeconfig),
+            "-n",
+            namespace,
+            "--at",
+            AT.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "-o",
+            "json",
+            *extra,
         ],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     outcomes: dict[str, Any] = {o["name"]: o for o in json.loads(done.stdout)["workloads"]}
@@ -127,7 +144,9 @@ def test_idle_deployment_is_scaled_to_zero_and_the_busy_one_left(
     # Idle since the look-back began (threshold + 10 minutes, left-open): 39 or 40 minutes.
     assert THRESHOLD < idle["idleMinutes"] <= THRESHOLD + 10
     assert (idle["policy"], idle["severity"], idle["recipientGroup"]) == (
-        f"{NAMESPACE}/serving", "info", "mlops-team"
+        f"{NAMESPACE}/serving",
+        "info",
+        "mlops-team",
     )
     assert busy["result"] == "active" and busy["idleMinutes"] < 5
     stored = kubectl.get("deployment", "idle", NAMESPACE)
@@ -145,7 +164,9 @@ def test_idle_deployment_is_scaled_to_zero_and_the_busy_one_left(
     assert len(_events(kubectl, NAMESPACE)) == 1
 
 
-def test_dryrun_only_reports(kubectl: Kubectl, telemetry: RunningPrometheus, tmp_path: Path) -> None:
+def test_dryrun_only_reports(
+    kubectl: Kubectl, telemetry: RunningPrometheus, tmp_path: Path
+) -> None:
     _store(kubectl, DRYRUN_NAMESPACE)
     settings = tmp_path / "settings.yaml"
     settings.write_text(
