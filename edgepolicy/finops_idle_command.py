@@ -19,7 +19,6 @@ from typing import Any
 from edgepolicy import cluster_inventory, kube
 from edgepolicy.audit_command import connect, file_policies, parse_interval, policy_opa
 from edgepolicy.errors import EdgepolicyError, UsageError
-from edgepolicy.finops_metrics import FinopsMetrics, budget_uses
 from edgepolicy.finops_suggest_command import parse_time
 from edgepolicy.idle_shutdown import (
     DEFAULT_ACTIVITY_QUERY,
@@ -194,6 +193,9 @@ def _run_forever(
     args: argparse.Namespace, idle: _Idle, prometheus: PromqlClient, interval: float
 ) -> int:
     from prometheus_client import start_http_server
+
+    # Loaded only here: prometheus_client must not load before serve sets its multiprocess mode.
+    from edgepolicy.finops_metrics import FinopsMetrics, budget_uses
 
     metrics = FinopsMetrics()
     try:
