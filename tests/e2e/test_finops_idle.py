@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import BIN, EDGEPOLICY, Kubectl, deployment
+import yaml
+from e2e_support import BIN, EDGEPOLICY, ROOT, Kubectl, deployment, token_kubeconfig
 from prometheus_support import RunningPrometheus, Series, openmetrics, prometheus
 
 from edgepolicy.idle_shutdown import PREVIOUS_REPLICAS_ANNOTATION
@@ -96,7 +97,20 @@ def _store(kubectl: Kubectl, namespace: str) -> None:
     )
 
 
-def _idle(kubectl: Kubectl, url: str, namespace: str, *extra: str) -> dict[str, Any]:
+def _service_account(kubectl: Kubectl, directory: Path) -> Path:
+    """A kubeconfig of the audit's ServiceAccount with exactly the RBAC of
+    deploy/components/audit and deploy/components/finops-idle."""
+    kubectl.run("apply", "-f", str(ROOT / "deploy/base/namespace.yaml"), check=True)
+    for component in ("audit", "finops-idle"):
+        kubectl.run(
+            "apply", "-f", str(ROOT / f"deploy/components/{component}/rbac.yaml"), check=True
+        )
+    return token_kubeconfig(kubectl, "edgepolicy-system", "edgepolicy-audit", directory)
+
+
+def _idle(
+    kubectl: Kubectl, url: str, namespace: str, *extra: str, config: Path | None = None
+) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env["EDGEPOLICY_OPA"] = str(BIN / "opa")
     done = subprocess.run(
@@ -133,11 +147,12 @@ def _events(kubectl: Kubectl, namespace: str) -> list[dict[str, Any]]:
 
 
 def test_idle_deployment_is_scaled_to_zero_and_the_busy_one_left(
-    kubectl: Kubectl, telemetry: RunningPrometheus
+    kubectl: Kubectl, telemetry: RunningPrometheus, tmp_path: Path
 ) -> None:
     _store(kubectl, NAMESPACE)
+    config = _service_account(kubectl, tmp_path)  # the shipped RBAC is enough
 
-    outcomes = _idle(kubectl, telemetry.url, NAMESPACE)
+    outcomes = _idle(kubectl, telemetry.url, NAMESPACE, config=config)
 
     idle, busy = outcomes["idle"], outcomes["busy"]
     assert idle["result"] == "scaled" and idle["action"] == "deny"
@@ -159,7 +174,7 @@ def test_idle_deployment_is_scaled_to_zero_and_the_busy_one_left(
     assert "idle" in events[0]["note"] and "2 replica(s)" in events[0]["note"]
 
     # The next run finds it held at zero (its alert stays) and writes nothing more.
-    again = _idle(kubectl, telemetry.url, NAMESPACE)
+    again = _idle(kubectl, telemetry.url, NAMESPACE, config=config)
     assert again["idle"]["result"] == "held" and again["idle"]["replicas"] == 0
     assert len(_events(kubectl, NAMESPACE)) == 1
 
@@ -181,3 +196,23 @@ def test_dryrun_only_reports(
     assert stored is not None and stored["spec"]["replicas"] == 2
     assert PREVIOUS_REPLICAS_ANNOTATION not in (stored["metadata"].get("annotations") or {})
     assert _events(kubectl, DRYRUN_NAMESPACE) == []
+
+
+def test_finops_idle_component_is_accepted_by_server_dry_run(kubectl: Kubectl) -> None:
+    kubectl.run("apply", "-f", str(ROOT / "deploy/base/namespace.yaml"), check=True)
+    overlay = ROOT / "tests/e2e/assets/finops-idle-overlay"
+
+    result = kubectl.run("apply", "--dry-run=server", "-k", str(overlay))
+
+    assert result.returncode == 0, result.stderr
+    assert "clusterrole.rbac.authorization.k8s.io/edgepolicy-finops-idle" in result.stdout
+    rendered = yaml.safe_load_all(kubectl.run("kustomize", str(overlay), check=True).stdout)
+    audit = next(
+        o
+        for o in rendered
+        if o["kind"] == "Deployment" and o["metadata"]["name"] == "edgepolicy-audit"
+    )
+    containers = {c["name"]: c for c in audit["spec"]["template"]["spec"]["containers"]}
+    assert set(containers) == {"audit", "opa", "finops-idle"}
+    assert containers["finops-idle"]["args"][:2] == ["finops", "idle"]
+    assert "--opa-url=http://127.0.0.1:8181" in containers["finops-idle"]["args"]
