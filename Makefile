@@ -19,7 +19,7 @@ tools:
 	scripts/install-tools.sh opa
 
 tools-e2e:
-	scripts/install-tools.sh opa k8s etcd alertmanager
+	scripts/install-tools.sh opa k8s etcd prometheus alertmanager
 
 tools-all:
 	scripts/install-tools.sh all
