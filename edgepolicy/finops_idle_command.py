@@ -27,7 +27,7 @@ from edgepolicy.idle_shutdown import (
     IdleShutdown,
 )
 from edgepolicy.policy_options import add_policy_options
-from edgepolicy.promql_client import PromqlClient
+from edgepolicy.prometheus_api import PrometheusClient
 
 DESCRIPTION = f"""\
 Scale each Deployment and StatefulSet that a FinOpsPolicy with
@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     if interval is not None and at is not None:
         raise UsageError("--at judges one moment: it cannot go with --interval")
     api = connect(args.kubeconfig, args.context)
-    prometheus = PromqlClient(args.prometheus, timeout=args.timeout)
+    prometheus = PrometheusClient(args.prometheus, timeout=args.timeout)
     try:
         with policy_opa(args) as opa:
             shutdown = IdleShutdown(
@@ -190,7 +190,7 @@ def _line(outcome: IdleOutcome) -> str:
 
 
 def _run_forever(
-    args: argparse.Namespace, idle: _Idle, prometheus: PromqlClient, interval: float
+    args: argparse.Namespace, idle: _Idle, prometheus: PrometheusClient, interval: float
 ) -> int:
     from prometheus_client import start_http_server
 

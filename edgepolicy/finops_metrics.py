@@ -31,7 +31,7 @@ from prometheus_client.registry import Collector
 from edgepolicy import audit_records, finops_queries
 from edgepolicy.idle_shutdown import IdleOutcome
 from edgepolicy.policy_data import policy_key
-from edgepolicy.promql_client import InstantQuery
+from edgepolicy.prometheus_api import PrometheusClient
 
 IDLE_LABELS = (
     "policy",
@@ -57,7 +57,7 @@ class BudgetUse:
 
 
 def budget_uses(
-    prometheus: InstantQuery, policies: Iterable[Mapping[str, Any]], *, at: datetime
+    prometheus: PrometheusClient, policies: Iterable[Mapping[str, Any]], *, at: datetime
 ) -> list[BudgetUse]:
     """The GPU-hours of the last 24 hours of each policy with ``dailyGPUHours`` (one
     aggregated query per policy; a policy whose pods have no series counts 0).
@@ -83,14 +83,14 @@ def budget_uses(
             f"sum_over_time(({held})[24h:{finops_queries.STEP}]) "
             f"* {finops_queries.STEP_SECONDS} / 3600"
         )
-        samples = prometheus.query(query, at=at)
+        used = finops_queries.one_value(prometheus, query, at)
         route = audit_records.alert_route(policy)
         uses.append(
             BudgetUse(
                 f"{namespace}/{name}",
                 route.severity,
                 route.recipient_group,
-                samples[0].value if samples else Decimal(0),
+                Decimal(0) if used is None else used,
                 Decimal(str(budget)),
             )
         )

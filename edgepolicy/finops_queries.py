@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from edgepolicy.errors import InputError
+from edgepolicy.prometheus_api import PrometheusClient, value_of
 
 # The subquery resolution of the window aggregations (the rate of CPU use spans 5m too).
 STEP = "5m"
@@ -118,3 +121,17 @@ def peak_daily_hours(expression: str, window: str) -> str:
     days of ``window`` (1d subquery steps fall on UTC midnights)."""
     per_day = f"sum_over_time(({expression})[1d:{STEP}]) * {STEP_SECONDS} / 3600"
     return f"max_over_time(({per_day})[{window}:1d])"
+
+
+def one_value(prometheus: PrometheusClient, promql: str, at: datetime) -> Decimal | None:
+    """The value of the aggregated ``promql`` (one series) at ``at``, exactly; None when the
+    answer is empty or not a finite number (NaN: no measurement).
+
+    Raises:
+        PrometheusError: the query failed or its value is not a number.
+    """
+    samples = prometheus.query(promql, at)
+    if not samples:
+        return None
+    value = value_of(samples[0]["value"][1], promql)
+    return value if value.is_finite() else None

@@ -15,7 +15,7 @@ from edgepolicy.errors import InputError, UsageError
 from edgepolicy.policy_git import PolicyRepository
 from edgepolicy.policy_suggestions import commit_message, policy_changes
 from edgepolicy.policy_yaml_edits import finops_policies, replace_numbers
-from edgepolicy.promql_client import PromqlClient
+from edgepolicy.prometheus_api import PrometheusClient
 
 DESCRIPTION = """\
 Read what the pods each FinOpsPolicy of a policy repository selects really used over --window
@@ -122,11 +122,11 @@ def run(args: argparse.Namespace) -> int:
     """
     window, window_text = parse_window(args.window)
     headroom = parse_headroom(args.headroom)
-    at = parse_time(args.at)
-    branch = args.branch or f"finops-suggestions-{(at or datetime.now(UTC)):%Y%m%d}"
+    at = parse_time(args.at) or datetime.now(UTC)
+    branch = args.branch or f"finops-suggestions-{at:%Y%m%d}"
     repository = PolicyRepository(Path(args.repo), args.base)
     repository.check_branch_name(branch)
-    prometheus = PromqlClient(args.prometheus)
+    prometheus = PrometheusClient(args.prometheus)
     texts: dict[str, str] = {}
     tip, commits = repository.base, 0
     try:

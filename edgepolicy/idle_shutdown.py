@@ -33,7 +33,7 @@ from edgepolicy.auditing import audit_input, policies_by_namespace
 from edgepolicy.cluster_inventory import stored_path
 from edgepolicy.errors import OpaError
 from edgepolicy.kube import ConflictError, KubeApi, KubernetesApiError
-from edgepolicy.promql_client import InstantQuery
+from edgepolicy.prometheus_api import PrometheusClient
 from edgepolicy.validated_policies import NO_POLICIES, validate_policies
 
 PREVIOUS_REPLICAS_ANNOTATION = "finops.apexlogic.com/idle-shutdown-replicas"
@@ -124,7 +124,7 @@ def idle_expressions(
 
 
 def idle_minutes(
-    prometheus: InstantQuery,
+    prometheus: PrometheusClient,
     workload: Mapping[str, Any],
     *,
     activity_query: str,
@@ -142,13 +142,11 @@ def idle_minutes(
     if expressions is None:
         return None
     last_active, first_running = expressions
-    running = prometheus.query(first_running, at=at)
-    if not running:
+    running = finops_queries.one_value(prometheus, first_running, at)
+    if running is None:
         return None
-    since = running[0].value
-    active = prometheus.query(last_active, at=at)
-    if active:
-        since = max(since, active[0].value)
+    active = finops_queries.one_value(prometheus, last_active, at)
+    since = running if active is None else max(running, active)
     seconds = Decimal(str(at.timestamp())) - since
     return max(int((seconds / 60).to_integral_value(rounding=ROUND_FLOOR)), 0)
 
@@ -160,7 +158,7 @@ class IdleShutdown:
     def __init__(
         self,
         api: KubeApi,
-        prometheus: InstantQuery,
+        prometheus: PrometheusClient,
         query: Query,
         *,
         activity_query: str = DEFAULT_ACTIVITY_QUERY,

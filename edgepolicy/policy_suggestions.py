@@ -18,7 +18,7 @@ from decimal import ROUND_CEILING, Decimal
 
 from edgepolicy import finops_queries
 from edgepolicy.policy_yaml_edits import NumberField, PolicyDocument, decimal_text
-from edgepolicy.promql_client import InstantQuery
+from edgepolicy.prometheus_api import PrometheusClient
 
 GIB = Decimal(2**30)
 
@@ -90,12 +90,12 @@ def suggested_value(observed: Decimal, headroom: Decimal, step: Decimal) -> Deci
 
 def policy_changes(
     policy: PolicyDocument,
-    prometheus: InstantQuery,
+    prometheus: PrometheusClient,
     *,
     window: str,
     window_text: str,
     headroom: Decimal,
-    at: datetime | None,
+    at: datetime,
     where: str,
 ) -> list[Change]:
     """The decreases suggested for ``policy``'s limits from use over ``window`` (a PromQL
@@ -112,10 +112,12 @@ def policy_changes(
         field = policy.numbers.get(measure.path)
         if field is None:
             continue
-        samples = prometheus.query(measure.query(policy.namespace, pods, window), at=at)
-        if not samples:
+        value = finops_queries.one_value(
+            prometheus, measure.query(policy.namespace, pods, window), at
+        )
+        if value is None:
             continue
-        observed = samples[0].value / measure.divisor
+        observed = value / measure.divisor
         suggested = suggested_value(observed, headroom, measure.step)
         if suggested >= field.value:
             continue

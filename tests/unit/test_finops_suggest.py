@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -60,8 +60,9 @@ ANSWERS = {
 class _Prometheus(BaseHTTPRequestHandler):
     queries: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        query = parse_qs(urlparse(self.path).query)["query"][0]
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        form = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
+        query = parse_qs(form)["query"][0]
         self.queries.append(query)
         result = [
             {"metric": {}, "value": [0, value]}
