@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backfilled_prometheus import Series, free_port, openmetrics, prometheus, wait_ready
 from e2e_support import BIN, ROOT
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_support import Series, free_port, openmetrics, prometheus, wait_ready
 
 from edgepolicy import audit_records
 from edgepolicy.audit_metrics import AuditMetrics

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 import yaml
+from backfilled_prometheus import RunningPrometheus, Series, openmetrics, prometheus
 from e2e_support import BIN, EDGEPOLICY, ROOT, Kubectl, deployment, token_kubeconfig
-from prometheus_support import RunningPrometheus, Series, openmetrics, prometheus
 
 from edgepolicy.idle_shutdown import PREVIOUS_REPLICAS_ANNOTATION
 

@@ -1,6 +1,7 @@
-"""Real Prometheus for the FinOps tests: OpenMetrics text of known shape backfilled with
-`promtool tsdb create-blocks-from openmetrics`, then Prometheus started on that TSDB (with
-rule files and an Alertmanager when given), queried at a fixed time."""
+"""Real Prometheus for the end-to-end FinOps tests: OpenMetrics text of known shape backfilled
+with `promtool tsdb create-blocks-from openmetrics`, then Prometheus started on that TSDB with,
+when given, rule files, scrape targets, an Alertmanager and extra flags (what the alert path
+needs beyond tests/integration/prometheus_support.py's PrometheusServer)."""
 
 from __future__ import annotations
 
@@ -104,7 +105,7 @@ def prometheus(
                 str(BIN / "prometheus"),
                 f"--config.file={config_file}",
                 f"--storage.tsdb.path={tsdb}",
-                "--storage.tsdb.retention.time=30d",
+                "--storage.tsdb.retention.time=100y",
                 f"--web.listen-address=127.0.0.1:{port}",
                 *extra,
             ],
