@@ -4,7 +4,7 @@ routes them by `severity` and `recipient_group` to the receiver of the team the 
 here a webhook this test runs.
 
 The rules wait (`for: 5m`, `15m`, `1m`) before firing. Rather than waiting, the TSDB is
-backfilled with the metrics and their `ALERTS_FOR_STATE` series of the last ten minutes, as a
+backfilled with the metrics and their `ALERTS_FOR_STATE` series of the last twenty minutes, as a
 Prometheus that had been running would have written them: on start, Prometheus restores each
 pending alert's `for` state from them (`--rules.alert.for-grace-period=1s`) and fires at once.
 """
@@ -125,11 +125,14 @@ def _serve(registry: CollectorRegistry) -> tuple[str, Any]:
 def _history(
     alert: str, labels: Mapping[str, str], metric: str, value: float, now: float
 ) -> list[Series]:
-    """Ten minutes of ``metric`` and of the alert's `for` state (active since ten minutes)."""
-    times = [now - 600 + 15 * step for step in range(40)]
+    """Twenty minutes of ``metric`` and of the alert's `for` state (active since then: longer
+    than the longest `for`, 15m)."""
+    times = [now - 1200 + 15 * step for step in range(81)]
     return [
         Series(metric, labels, [(t, value) for t in times]),
-        Series("ALERTS_FOR_STATE", {**labels, "alertname": alert}, [(t, now - 600) for t in times]),
+        Series(
+            "ALERTS_FOR_STATE", {**labels, "alertname": alert}, [(t, now - 1200) for t in times]
+        ),
     ]
 
 
@@ -215,7 +218,7 @@ def test_policy_alerts_reach_the_policy_recipient_group(
         Series(
             "edgepolicy_finops_daily_gpu_hours",
             budget_labels,
-            [(now - 600 + 15 * step, 18) for step in range(40)],
+            [(now - 1200 + 15 * step, 18) for step in range(81)],
         ),
         *_history(
             "FinOpsPolicyIdleShutdown", idle_labels, "edgepolicy_finops_idle_shutdown", 1, now
