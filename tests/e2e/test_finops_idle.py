@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,8 +21,9 @@ from typing import Any
 
 import pytest
 import yaml
-from backfilled_prometheus import RunningPrometheus, Series, openmetrics, prometheus
+from backfilled_prometheus import RunningPrometheus, Series, free_port, openmetrics, prometheus
 from e2e_support import BIN, EDGEPOLICY, ROOT, Kubectl, deployment, token_kubeconfig
+from prometheus_client.parser import text_string_to_metric_families
 
 from edgepolicy.idle_shutdown import PREVIOUS_REPLICAS_ANNOTATION
 
@@ -27,6 +31,7 @@ pytestmark = pytest.mark.e2e
 
 NAMESPACE = "finops-idle"
 DRYRUN_NAMESPACE = "finops-idle-dryrun"
+LOOP_NAMESPACE = "finops-idle-loop"
 THRESHOLD = 30
 
 
@@ -48,6 +53,8 @@ def _series(namespace: str) -> list[Series]:
         series.append(
             Series("kube_pod_status_phase", {**pod, "phase": "Running"}, [(t, 1) for t in times])
         )
+        gpu = {**pod, "container": "server", "resource": "nvidia_com_gpu", "unit": "integer"}
+        series.append(Series("kube_pod_container_resource_limits", gpu, [(t, 1) for t in times]))
     idle_pod = {"namespace": namespace, "pod": "idle-0", "gpu": "0"}
     series.append(
         Series("DCGM_FI_DEV_GPU_UTIL", idle_pod, [(t, 50 if t < end - 3600 else 0) for t in times])
@@ -67,7 +74,7 @@ def _series(namespace: str) -> list[Series]:
 
 @pytest.fixture(scope="module")
 def telemetry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPrometheus]:
-    text = openmetrics([*_series(NAMESPACE), *_series(DRYRUN_NAMESPACE)])
+    text = openmetrics([*_series(NAMESPACE), *_series(DRYRUN_NAMESPACE), *_series(LOOP_NAMESPACE)])
     with prometheus(tmp_path_factory.mktemp("prometheus"), text) as running:
         yield running
 
@@ -81,8 +88,12 @@ def _policy(namespace: str) -> dict[str, Any]:
             "targetWorkloadSelector": {
                 "matchExpressions": [{"key": "app", "operator": "In", "values": ["idle", "busy"]}]
             },
+            "costLimits": {"dailyGPUHours": 1},
             "optimizationRules": {"idleShutdownThresholdMinutes": THRESHOLD},
-            "alerting": {"idleShutdown": {"severity": "info", "recipientGroup": "mlops-team"}},
+            "alerting": {
+                "idleShutdown": {"severity": "info", "recipientGroup": "mlops-team"},
+                "thresholdExceeded": {"severity": "critical", "recipientGroup": "finops-team-edge"},
+            },
         },
     }
 
@@ -216,3 +227,82 @@ def test_finops_idle_component_is_accepted_by_server_dry_run(kubectl: Kubectl) -
     assert set(containers) == {"audit", "opa", "finops-idle"}
     assert containers["finops-idle"]["args"][:2] == ["finops", "idle"]
     assert "--opa-url=http://127.0.0.1:8181" in containers["finops-idle"]["args"]
+
+
+def test_interval_mode_publishes_the_alert_metrics(
+    kubectl: Kubectl, telemetry: RunningPrometheus, tmp_path: Path
+) -> None:
+    _store(kubectl, LOOP_NAMESPACE)
+    config = _service_account(kubectl, tmp_path)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env["EDGEPOLICY_OPA"] = str(BIN / "opa")
+    log = tmp_path / "idle.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [
+                str(EDGEPOLICY),
+                "finops",
+                "idle",
+                "--prometheus",
+                telemetry.url,
+                "--kubeconfig",
+                str(config),
+                "-n",
+                LOOP_NAMESPACE,
+                "--interval",
+                "2s",
+                "--metrics-host",
+                "127.0.0.1",
+                "--metrics-port",
+                str(port),
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    try:
+        metrics = _eventually_metrics(port, "edgepolicy_finops_idle_shutdown{", log)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        code = process.wait(timeout=30)
+    assert code == 0, log.read_text()
+    families = {f.name: f for f in text_string_to_metric_families(metrics)}
+    idle = [s.labels for s in families["edgepolicy_finops_idle_shutdown"].samples]
+    assert idle == [
+        {
+            "policy": f"{LOOP_NAMESPACE}/serving",
+            "namespace": LOOP_NAMESPACE,
+            "workload_kind": "Deployment",
+            "workload": "idle",
+            "severity": "info",
+            "recipient_group": "mlops-team",
+            "enforcement_action": "deny",
+        }
+    ]
+    route = {
+        "policy": f"{LOOP_NAMESPACE}/serving",
+        "severity": "critical",
+        "recipient_group": "finops-team-edge",
+    }
+    used = families["edgepolicy_finops_gpu_hours_last_24h"].samples
+    budget = families["edgepolicy_finops_daily_gpu_hours"].samples
+    assert [(s.labels, s.value) for s in budget] == [(route, 1.0)]
+    # Two pods with one GPU each for the two hours of series: about 4 GPU-hours, over budget.
+    assert [s.labels for s in used] == [route] and 3.5 <= used[0].value <= 4.5
+    assert "scaled" in log.read_text() and "Traceback" not in log.read_text()
+
+
+def _eventually_metrics(port: int, expected: str, log: Path) -> str:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
+                text = answer.read().decode()
+            if expected in text:
+                return text
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"no {expected} on /metrics:\n{log.read_text()[-3000:]}")
