@@ -88,6 +88,12 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--opa-url", metavar="URL", help="ask this OPA instead of starting one")
     parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only report, as if finops.idle-shutdown were dryrun (with --interval: the "
+        "GPU-budget metrics without any shutdown)",
+    )
+    parser.add_argument(
         "--output", "-o", choices=("text", "json"), default="text", help="report format (once)"
     )
     parser.add_argument(
@@ -163,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
                 activity_query=args.activity_query,
                 instance=os.environ.get("POD_NAME") or socket.gethostname(),
                 timeout=args.timeout,
+                dry_run=args.dry_run,
             )
             idle = _Idle(args, api, shutdown)
             if interval is not None:

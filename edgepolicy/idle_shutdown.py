@@ -153,7 +153,8 @@ def idle_minutes(
 
 class IdleShutdown:
     """Idle shutdowns in one cluster: ``api`` (the one Kubernetes client), ``prometheus``,
-    and ``query`` (an :meth:`OpaClient.query`) deciding; Events name ``instance``."""
+    and ``query`` (an :meth:`OpaClient.query`) deciding; Events name ``instance``. With
+    ``dry_run`` every shutdown is only reported, whatever its enforcement action."""
 
     def __init__(
         self,
@@ -164,8 +165,10 @@ class IdleShutdown:
         activity_query: str = DEFAULT_ACTIVITY_QUERY,
         instance: str = "edgepolicy-finops-idle",
         timeout: float = 30.0,
+        dry_run: bool = False,
     ) -> None:
         self._api = api
+        self._dry_run = dry_run
         self._prometheus = prometheus
         self._query = query
         self._activity = activity_query
@@ -257,7 +260,7 @@ class IdleShutdown:
         judged = self._decide({**document, "idle": {"minutes": idle}})
         if judged is None or not judged.get("shutdown"):
             return outcome("active", idle)
-        action = str(judged["action"])
+        action = "dryrun" if self._dry_run else str(judged["action"])
         if action == "dryrun":
             return outcome("reported", idle, action)
         result = outcome("alerted", idle, action)

@@ -208,6 +208,12 @@ def test_dryrun_only_reports(
     assert PREVIOUS_REPLICAS_ANNOTATION not in (stored["metadata"].get("annotations") or {})
     assert _events(kubectl, DRYRUN_NAMESPACE) == []
 
+    # --dry-run reports whatever the rule's action (deny by default).
+    forced = _idle(kubectl, telemetry.url, DRYRUN_NAMESPACE, "--dry-run")
+    assert (forced["idle"]["result"], forced["idle"]["action"]) == ("reported", "dryrun")
+    assert kubectl.get("deployment", "idle", DRYRUN_NAMESPACE)["spec"]["replicas"] == 2  # type: ignore[index]
+    assert _events(kubectl, DRYRUN_NAMESPACE) == []
+
 
 def test_finops_idle_component_is_accepted_by_server_dry_run(kubectl: Kubectl) -> None:
     kubectl.run("apply", "-f", str(ROOT / "deploy/base/namespace.yaml"), check=True)
