@@ -226,3 +226,26 @@ def test_replace_numbers_keeps_everything_but_the_number() -> None:
 
     assert edited == POLICIES.replace("maxCPUCores: 8 ", "maxCPUCores: 5 ")
     assert policy.selector == {"matchLabels": {"app": "inference"}}
+
+
+def test_two_policies_of_one_file_make_two_commits(
+    repo: Path, prometheus: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(ANSWERS, ("quantile_over_time", "label_tier"), "1.0")
+
+    code = main(
+        ["finops", "suggest", "--prometheus", prometheus, "--repo", str(repo), "--branch", "b"]
+    )
+
+    assert code == 0
+    subjects = _git(repo, "log", "--format=%s", "main..b").splitlines()
+    assert subjects == [
+        "FinOpsPolicy ai/batch: right-size from observed use",
+        "FinOpsPolicy ai/inference: right-size from observed use",
+    ]
+    # The second edit lands on the text the first one changed (offsets read again).
+    final = _git(repo, "show", "b:finops/policies.yaml")
+    assert "maxCPUCores: 1.3   # already tight" in final
+    assert "maxCPUCores: 4.9        # cores over all replicas" in final
+    first = _git(repo, "show", "b~1:finops/policies.yaml")
+    assert "maxCPUCores: 2   # already tight" in first
