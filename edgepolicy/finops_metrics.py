@@ -6,7 +6,8 @@ the alerts of deploy/monitoring's ``edgepolicy-finops`` group:
   or that would be (``warn``, ``dryrun``), in the last run; ``severity`` and
   ``recipient_group`` are the policy's ``spec.alerting.idleShutdown``;
 - ``edgepolicy_finops_gpu_hours_last_24h{policy,severity,recipient_group}``: GPU-hours held by
-  the Running pods a policy selects over the last 24 hours (computed in PromQL);
+  the Running pods a policy selects over the last 24 hours (GPUs held summed at each minute in
+  PromQL, divided by 60 exactly);
 - ``edgepolicy_finops_daily_gpu_hours{policy,severity,recipient_group}``: the policy's
   ``dailyGPUHours``, with the same labels, so ``used > budget`` matches one to one;
   ``severity`` and ``recipient_group`` are ``spec.alerting.thresholdExceeded``;
@@ -79,18 +80,14 @@ def budget_uses(
         where = f"FinOpsPolicy {namespace}/{name}"
         pods = finops_queries.selected_pods(namespace, selector, where)
         held = finops_queries.gpus_held(namespace, pods)
-        query = (
-            f"sum_over_time(({held})[24h:{finops_queries.STEP}]) "
-            f"* {finops_queries.STEP_SECONDS} / 3600"
-        )
-        used = finops_queries.one_value(prometheus, query, at)
+        steps = finops_queries.one_value(prometheus, finops_queries.gpu_steps(held, "24h"), at)
         route = audit_records.alert_route(policy)
         uses.append(
             BudgetUse(
                 f"{namespace}/{name}",
                 route.severity,
                 route.recipient_group,
-                Decimal(0) if used is None else used,
+                Decimal(0) if steps is None else steps / finops_queries.GPU_STEPS_PER_HOUR,
                 Decimal(str(budget)),
             )
         )

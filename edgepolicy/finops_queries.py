@@ -20,9 +20,12 @@ from typing import Any
 from edgepolicy.errors import InputError
 from edgepolicy.prometheus_api import PrometheusClient, value_of
 
-# The subquery resolution of the window aggregations (the rate of CPU use spans 5m too).
+# The subquery resolution of the CPU and memory aggregations (the rate of CPU use spans 5m too).
 STEP = "5m"
-STEP_SECONDS = 300
+# GPU-hours are counted as GPUs held at each minute (integers, summed by Prometheus), as `finops
+# report` counts them; hours are the count divided by GPU_STEPS_PER_HOUR, in exact decimals.
+GPU_STEP = "60s"
+GPU_STEPS_PER_HOUR = 60
 _LABEL_CHARACTER = re.compile(r"[^a-zA-Z0-9_]")
 
 
@@ -116,11 +119,16 @@ def peak_over(expression: str, window: str) -> str:
     return f"max_over_time(({expression})[{window}:{STEP}])"
 
 
-def peak_daily_hours(expression: str, window: str) -> str:
-    """The largest daily sum of ``expression`` (e.g. GPUs held) in hours, over the complete UTC
-    days of ``window`` (1d subquery steps fall on UTC midnights)."""
-    per_day = f"sum_over_time(({expression})[1d:{STEP}]) * {STEP_SECONDS} / 3600"
-    return f"max_over_time(({per_day})[{window}:1d])"
+def gpu_steps(expression: str, span: str) -> str:
+    """The GPUs of ``expression`` (e.g. :func:`gpus_held`) summed at each minute of ``span``
+    before the evaluation time: GPU-hours times :data:`GPU_STEPS_PER_HOUR`."""
+    return f"sum_over_time(({expression})[{span}:{GPU_STEP}])"
+
+
+def peak_daily_gpu_steps(expression: str, window: str) -> str:
+    """The largest :func:`gpu_steps` of one complete UTC day of ``window`` (1d subquery steps
+    fall on UTC midnights)."""
+    return f"max_over_time(({gpu_steps(expression, '1d')})[{window}:1d])"
 
 
 def one_value(prometheus: PrometheusClient, promql: str, at: datetime) -> Decimal | None:

@@ -3,10 +3,10 @@
 For each limit the policy sets, Prometheus answers one aggregated query over the window
 (:mod:`edgepolicy.finops_queries`): the 99th percentile of the selected pods' summed CPU use
 (``maxCPUCores``), the peak of their summed working-set memory (``maxMemoryGB``, GiB) and the
-largest daily GPU-hours held while Running (``dailyGPUHours``). The suggestion is that use plus
-the headroom, rounded **up** to the field's step (CPU 0.1 core, memory 0.25 GiB, GPU-hours 0.5
-hour; never below one step). Only decreases are suggested: a workload held at its limit shows
-the limit, not its need, so telemetry cannot justify a raise.
+largest daily GPU-hours held while Running, counted each minute (``dailyGPUHours``). The
+suggestion is that use plus the headroom, rounded **up** to the field's step (CPU 0.1 core,
+memory 0.25 GiB, GPU-hours 0.5 hour; never below one step). Only decreases are suggested: a
+workload held at its limit shows the limit, not its need, so telemetry cannot justify a raise.
 """
 
 from __future__ import annotations
@@ -59,10 +59,10 @@ MEASURES = (
     ),
     Measure(
         ("costLimits", "dailyGPUHours"),
-        lambda ns, pods, window: finops_queries.peak_daily_hours(
+        lambda ns, pods, window: finops_queries.peak_daily_gpu_steps(
             finops_queries.gpus_held(ns, pods), window
         ),
-        Decimal(1),
+        Decimal(finops_queries.GPU_STEPS_PER_HOUR),
         Decimal("0.5"),
         "peak daily use",
         "GPU-hours",

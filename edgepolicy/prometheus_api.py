@@ -213,4 +213,3 @@ def _snippet(body: bytes, limit: int = 200) -> str:
 def _reason(error: Exception) -> str:
     reason = getattr(error, "reason", None)
     return str(reason or error)
-

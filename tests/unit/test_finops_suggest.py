@@ -52,7 +52,7 @@ spec:
 ANSWERS = {
     ("quantile_over_time", "label_app"): "3.9",
     ("container_memory_working_set_bytes", "label_app"): str(10 * 2**30),
-    ("nvidia_com_gpu", "label_app"): "20",
+    ("nvidia_com_gpu", "label_app"): "1200",  # GPU-minutes: 20 GPU-hours
     ("quantile_over_time", "label_tier"): "1.9",
 }
 
