@@ -21,7 +21,7 @@ tools:
 	scripts/install-tools.sh opa helm registry
 
 tools-e2e:
-	scripts/install-tools.sh opa helm registry k8s etcd
+	scripts/install-tools.sh opa helm registry k8s etcd prometheus alertmanager
 
 tools-all:
 	scripts/install-tools.sh all

@@ -312,6 +312,29 @@ class KubeApi:
         """
         return self.replace_object(path.rstrip("/") + "/status", body, timeout=timeout)
 
+    def read_scale(self, path: str, *, timeout: float) -> dict[str, Any] | None:
+        """Read the ``autoscaling/v1`` Scale of the workload at ``path`` (GET ``path/scale``),
+        or None when the workload no longer exists.
+
+        Raises:
+            KubernetesApiError: as :meth:`get_object`.
+        """
+        return self.get_object(path.rstrip("/") + "/scale", timeout=timeout)
+
+    def replace_scale(
+        self, path: str, scale: Mapping[str, Any], *, timeout: float
+    ) -> dict[str, Any] | None:
+        """Write ``scale`` (a Scale read by :meth:`read_scale`, with its resourceVersion)
+        through the scale subresource of the workload at ``path`` and return the stored Scale,
+        or None when the workload no longer exists. Only ``spec.replicas`` is written: the
+        API server keeps the rest of the workload.
+
+        Raises:
+            ConflictError: the workload changed since ``scale`` was read (409).
+            KubernetesApiError: as :meth:`replace_object`.
+        """
+        return self.replace_object(path.rstrip("/") + "/scale", scale, timeout=timeout)
+
     def _new_pool(self, cert_pem: bytes | None, key_pem: bytes | None) -> urllib3.PoolManager:
         options: dict[str, Any] = {
             "maxsize": self._maxsize,

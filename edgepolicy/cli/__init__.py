@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         bundle_command,
         check_command,
         completion_command,
+        finops_command,
         model_command,
         serve_command,
         verify_command,
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     check_command.add_parser(subparsers)
     verify_command.add_parser(subparsers)
     audit_command.add_parser(subparsers)
+    finops_command.add_parser(subparsers)
     serve_command.add_parser(subparsers)
     bundle_command.add_parser(subparsers)
     model_command.add_parser(subparsers)

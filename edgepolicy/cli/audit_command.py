@@ -230,7 +230,7 @@ def connect(kubeconfig: str | None, context: str | None = None) -> kube.KubeApi:
     return api
 
 
-def _file_policies(paths: Sequence[str]) -> list[dict[str, Any]]:
+def file_policies(paths: Sequence[str]) -> list[dict[str, Any]]:
     """The FinOpsPolicy objects under ``--policies``.
 
     Raises:
@@ -244,7 +244,7 @@ def _file_policies(paths: Sequence[str]) -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def _opa(args: argparse.Namespace) -> Iterator[OpaClient]:
+def policy_opa(args: argparse.Namespace) -> Iterator[OpaClient]:
     """The OPA to ask: the one at ``--opa-url``, else a local one with the policy and data.
 
     Raises:
@@ -277,7 +277,7 @@ class _Audit:
         self._args = args
         self._api = api
         self._opa = opa
-        self._file_policies = _file_policies(args.policies)
+        self._file_policies = file_policies(args.policies)
 
     def run(self) -> tuple[CheckReport, list[dict[str, Any]], dict[str, Mapping[str, Any]]]:
         """List and decide once; return the report, the cluster's FinOpsPolicies and every
@@ -329,7 +329,7 @@ def run(args: argparse.Namespace) -> int:
     refresh = parse_interval(args.event_refresh, "--event-refresh")
     api = connect(args.kubeconfig, args.context)
     try:
-        with _opa(args) as opa:
+        with policy_opa(args) as opa:
             audit = _Audit(args, api, opa)
             if interval is not None:
                 return _run_forever(args, audit, api, interval, refresh)

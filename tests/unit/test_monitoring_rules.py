@@ -42,3 +42,23 @@ def test_policy_alert_keeps_the_policy_severity_and_recipient_group() -> None:
     for name, rule in rules.items():
         assert rule.get("for"), name
         assert {"summary", "description", "runbook_url"} <= set(rule["annotations"]), name
+
+
+def test_finops_alerts_keep_the_policy_routing_labels() -> None:
+    rules = {
+        rule["alert"]: rule
+        for group in _load("edgepolicy-alerts.rules.yaml")["groups"]
+        for rule in group["rules"]
+    }
+    budget = rules["FinOpsPolicyBudgetExceeded"]
+    idle = rules["FinOpsPolicyIdleShutdown"]
+
+    # One-to-one comparison of two series with the same labels (policy, severity,
+    # recipient_group): no aggregation or `on (...)` that would drop the routing labels.
+    assert budget["expr"] == (
+        "edgepolicy_finops_gpu_hours_last_24h > edgepolicy_finops_daily_gpu_hours"
+    )
+    assert "edgepolicy_finops_idle_shutdown" in idle["expr"]
+    assert 'enforcement_action!="dryrun"' in idle["expr"]
+    for rule in (budget, idle):
+        assert not {"severity", "recipient_group"} & set(rule.get("labels") or {})
