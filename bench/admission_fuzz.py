@@ -277,6 +277,8 @@ def strict_json(body: bytes) -> tuple[bool, Any]:
     the webhook reads before refusing it; else (True, the document)."""
     from webhook.reviews import MAX_OBJECT_DEPTH
 
+    if _bracket_depth(body) > _DEEP:  # Python's parser would recurse to its limit (and a
+        return False, None  # garbage collection there once overflowed the C stack)
     try:
         document = json.loads(body, parse_constant=_no_constant, parse_float=_strict_float)
     except (ValueError, RecursionError):
@@ -286,12 +288,34 @@ def strict_json(body: bytes) -> tuple[bool, Any]:
     return True, document
 
 
+_DEEP = 500  # far above what the webhook reads, far below Python's recursion limit
+_BRACKETS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]', re.DOTALL)
+
+
+def _bracket_depth(body: bytes) -> int:
+    """The deepest nesting of brackets outside strings (a guess for a body that is no JSON)."""
+    if body.count(b"[") + body.count(b"{") <= _DEEP:
+        return 0
+    depth = deepest = 0
+    for match in _BRACKETS.finditer(body):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return deepest
+
+
+def _uid_of(document: Any) -> Any:
+    request = document.get("request") if isinstance(document, dict) else None
+    return request.get("uid") if isinstance(request, dict) else None
+
+
 def sent_uid(body: bytes) -> Any:
     """The ``request.uid`` of the body read as strict JSON (None when it has none or the body
     is not strict JSON, see :func:`strict_json`)."""
-    _, document = strict_json(body)
-    request = document.get("request") if isinstance(document, dict) else None
-    return request.get("uid") if isinstance(request, dict) else None
+    return _uid_of(strict_json(body)[1])
 
 
 def problems(case: FuzzCase, status: int, answer: Any, seed_allowed: bool | None) -> list[str]:
@@ -305,8 +329,8 @@ def problems(case: FuzzCase, status: int, answer: Any, seed_allowed: bool | None
         return [f"unexpected HTTP {status}"]
     if not isinstance(answer, dict):
         return [f"HTTP {status} without a JSON object"]
-    readable, _ = strict_json(case.body)
-    uid = sent_uid(case.body)
+    readable, document = strict_json(case.body)
+    uid = _uid_of(document)
     if status != 200:
         given = isinstance(uid, str) and 0 < len(uid) <= 100
         if status == 400 and given and answer.get("uid") != uid:
