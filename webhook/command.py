@@ -143,6 +143,7 @@ def _serve(args: argparse.Namespace) -> int:
     from webhook import lookups
     from webhook.config import WebhookConfig
     from webhook.local_opa import SupervisedOpa, local_data
+    from webhook.prefork import load_shared
     from webhook.server import ServerOptions, WebhookServer, gunicorn_settings
 
     options = ServerOptions(
@@ -192,6 +193,7 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+        load_shared()  # in gunicorn's master: the workers share these pages
         WebhookServer(gunicorn_settings(options, tls), config).run()
     finally:
         if local_opa is not None:

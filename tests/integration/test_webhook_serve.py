@@ -804,3 +804,10 @@ def test_metrics_are_exact_totals_over_all_workers_and_survive_a_dead_one(
             assert _sample(page, CPU_SERIES) == sent
     finally:
         server.stop()
+
+
+def test_the_master_loads_the_signature_libraries_before_forking(serve: ServeProcess) -> None:
+    # model-signing's native hashing module in gunicorn's master: it was imported before the
+    # fork, so the workers share its pages (and the frozen modules') instead of each importing
+    # its own copy (bench/webhook_memory.py measures what that saves).
+    assert "/blake3" in Path(f"/proc/{serve.process.pid}/maps").read_text()
