@@ -10,6 +10,7 @@ is measured, and the service's resident memory (gunicorn's arbiter and worker) b
 they wait. Prints numbers; asserts nothing.
 
     .venv/bin/python bench/bundles_fleet.py [--sidecars 20] [--clients 1000] [--rounds 5]
+                                            [--long-polling-only] [--sidecar-nice 10]
 """
 
 from __future__ import annotations
