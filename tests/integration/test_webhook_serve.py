@@ -567,7 +567,9 @@ def test_a_rotated_certificate_is_served_without_dropping_requests(
         while _served_serial(test_ca, server.port) != rotated.serial_number:
             assert time.monotonic() < deadline, "the rotated certificate was never served"
             time.sleep(0.2)
-        # Every worker serves it (each reloads on its own): ask a few new connections.
+        # Every worker serves it (each reloads on its own, within its 1 s check interval of the
+        # first one): ask a few new connections.
+        time.sleep(1.5)
         serials = {_served_serial(test_ca, server.port) for _ in range(8)}
         assert serials == {rotated.serial_number}
         time.sleep(0.5)
