@@ -10,11 +10,15 @@ nesting, truncation, flipped bytes, invalid UTF-8, UTF-16). Every answer must ho
 - the uid echoed, as a string, wherever the request gave one (a 200's ``response.uid``; a 400's
   ``uid`` when the uid was a short string);
 - a mutation that keeps the object's meaning (unknown fields, the envelope, limits that are no
-  quantity, UTF-16) never turns a /validate denial of the unmutated review into an allowed answer.
+  quantity, UTF-16) never turns a /validate denial of the unmutated review into an allowed answer;
+- a body that is not strict JSON (huge numbers, NaN, too deep, invalid UTF-8, truncated) is never
+  answered 200 (never decided on a guess of what it meant), and no bug hides behind the failure
+  mode (a 200 denial saying "internal error");
+- no gunicorn worker dies or is replaced (bench run only).
 
 The unit suite runs these strategies against the Flask app (tests/unit/webhook/
 test_webhook_fuzz.py); this script runs many more against a real `edgepolicy serve` (gunicorn,
-TLS, real OPA) and prints the 5xx count, worker restarts and uid echo failures:
+TLS, real OPA) and prints the count of each property's failures, and exits 1 on any:
 
     .venv/bin/python bench/admission_fuzz.py [--cases 100000] [--clients 4] [--workers 2]
 """
@@ -267,20 +271,51 @@ def _nesting(document: Any) -> int:
     return depth
 
 
-def sent_uid(body: bytes) -> Any:
-    """The ``request.uid`` of the body read as strict JSON (None when it is not JSON, holds
-    NaN or Infinity, an integer beyond Python's digit limit or a number beyond a float's, or
-    nests deeper than the webhook reads before refusing it)."""
+def strict_json(body: bytes) -> tuple[bool, Any]:
+    """Read the body as strict JSON: (False, None) when it is not JSON, holds NaN or Infinity,
+    an integer beyond Python's digit limit or a number beyond a float's, or nests deeper than
+    the webhook reads before refusing it; else (True, the document)."""
     from edgepolicy.webhook.review_codec import MAX_OBJECT_DEPTH
 
+    if _bracket_depth(body) > _DEEP:  # Python's parser would recurse to its limit (and a
+        return False, None  # garbage collection there once overflowed the C stack)
     try:
         document = json.loads(body, parse_constant=_no_constant, parse_float=_strict_float)
     except (ValueError, RecursionError):
-        return None
+        return False, None
     if _nesting(document) > MAX_OBJECT_DEPTH + 2:
-        return None
+        return False, None
+    return True, document
+
+
+_DEEP = 500  # far above what the webhook reads, far below Python's recursion limit
+_BRACKETS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]', re.DOTALL)
+
+
+def _bracket_depth(body: bytes) -> int:
+    """The deepest nesting of brackets outside strings (a guess for a body that is no JSON)."""
+    if body.count(b"[") + body.count(b"{") <= _DEEP:
+        return 0
+    depth = deepest = 0
+    for match in _BRACKETS.finditer(body):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return deepest
+
+
+def _uid_of(document: Any) -> Any:
     request = document.get("request") if isinstance(document, dict) else None
     return request.get("uid") if isinstance(request, dict) else None
+
+
+def sent_uid(body: bytes) -> Any:
+    """The ``request.uid`` of the body read as strict JSON (None when it has none or the body
+    is not strict JSON, see :func:`strict_json`)."""
+    return _uid_of(strict_json(body)[1])
 
 
 def problems(case: FuzzCase, status: int, answer: Any, seed_allowed: bool | None) -> list[str]:
@@ -294,7 +329,8 @@ def problems(case: FuzzCase, status: int, answer: Any, seed_allowed: bool | None
         return [f"unexpected HTTP {status}"]
     if not isinstance(answer, dict):
         return [f"HTTP {status} without a JSON object"]
-    uid = sent_uid(case.body)
+    readable, document = strict_json(case.body)
+    uid = _uid_of(document)
     if status != 200:
         given = isinstance(uid, str) and 0 < len(uid) <= 100
         if status == 400 and given and answer.get("uid") != uid:
@@ -304,12 +340,30 @@ def problems(case: FuzzCase, status: int, answer: Any, seed_allowed: bool | None
     if not isinstance(response, dict) or not isinstance(response.get("allowed"), bool):
         return ["200 without an AdmissionResponse"]
     found = []
+    if not readable:  # what JSON cannot carry was read as something: a decision on a guess
+        found.append(f"200 to a {case.mutation} body that is not JSON")
     if not isinstance(response.get("uid"), str) or response["uid"] != uid:
         found.append("uid not echoed")
-    denied_before = seed_allowed is False and case.endpoint == "validate"
-    if denied_before and case.keeps_meaning and response["allowed"]:
+    status_field = response.get("status")
+    message = str(status_field.get("message", "")) if isinstance(status_field, dict) else ""
+    if "internal error" in message:  # a bug answered by the failure mode: a 5xx in disguise
+        found.append("internal error answered by the failure mode")
+    if must_stay_denied(case, seed_allowed) and response["allowed"]:
         found.append(f"allowed after a {case.mutation} mutation of a denied review")
     return found
+
+
+def must_stay_denied(case: FuzzCase, seed_allowed: bool | None) -> bool:
+    """Whether ``case`` must be denied: /validate denied its unmutated seed and the mutation
+    keeps the object's meaning (/mutate never denies: denying is /validate's job)."""
+    return seed_allowed is False and case.endpoint == "validate" and case.keeps_meaning
+
+
+def _undecided(answer: Any) -> bool:
+    response = answer.get("response") if isinstance(answer, dict) else None
+    annotations = response.get("auditAnnotations") if isinstance(response, dict) else None
+    decision = annotations.get("decision") if isinstance(annotations, dict) else None
+    return decision in ("fail-closed", "fail-open")
 
 
 # ---- the run against a real `edgepolicy serve` --------------------------------------------------
@@ -322,6 +376,8 @@ class Tally:
     sent: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
     problems: Counter[str] = field(default_factory=Counter)
+    denials_kept: int = 0  # cases whose answer must be a denial: checked by `problems`
+    undecided: int = 0  # 200s given by the failure mode (no decision within the deadline)
     examples: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -404,6 +460,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 found = problems(case, status, document, verdicts[case.seed])
                 with tally.lock:
                     tally.sent += 1
+                    tally.denials_kept += must_stay_denied(case, verdicts[case.seed])
+                    tally.undecided += status == 200 and _undecided(document)
                     tally.statuses[status] += 1
                     for problem in found:
                         tally.problems[problem] += 1
@@ -431,7 +489,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"worker restarts: {restarts} (pids replaced); worker deaths logged: {worker_errors}")
     print(f"uid echo failures: {sum(v for k, v in tally.problems.items() if 'uid' in k)}")
     print(f"denied reviews allowed after a meaning-keeping mutation: "
-          f"{sum(v for k, v in tally.problems.items() if k.startswith('allowed'))}")  # fmt: skip
+          f"{sum(v for k, v in tally.problems.items() if k.startswith('allowed'))} "
+          f"of {tally.denials_kept} such cases")  # fmt: skip
+    print(f"bodies that are not JSON answered 200: "
+          f"{sum(v for k, v in tally.problems.items() if 'not JSON' in k)}")  # fmt: skip
+    print(f"internal errors answered by the failure mode: "
+          f"{sum(v for k, v in tally.problems.items() if 'internal error' in k)}")  # fmt: skip
+    print(f"answered by the failure mode (no decision in time): {tally.undecided}")
+    print(f"seeds: {len(verdicts)}, denied unmutated by /validate: {verdicts.count(False)}")
     for problem, count in sorted(tally.problems.items()):
         print(f"  {problem}: {count}")
     for example in tally.examples:

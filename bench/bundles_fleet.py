@@ -10,6 +10,7 @@ is measured, and the service's resident memory (gunicorn's arbiter and worker) b
 they wait. Prints numbers; asserts nothing.
 
     .venv/bin/python bench/bundles_fleet.py [--sidecars 20] [--clients 1000] [--rounds 5]
+                                            [--long-polling-only] [--sidecar-nice 10]
 """
 
 from __future__ import annotations
@@ -57,7 +58,13 @@ class Results:
 
 
 def _run_mode(
-    tmp: Path, long_polling: bool, sidecars: int, clients: int, rounds: int, key: SigningKey
+    tmp: Path,
+    long_polling: bool,
+    sidecars: int,
+    clients: int,
+    rounds: int,
+    key: SigningKey,
+    sidecar_nice: int = 0,
 ) -> Results:
     """Publish ``rounds`` times; return the delays to the sidecars and simulated clients."""
     opa = find_opa()
@@ -76,6 +83,7 @@ def _run_mode(
             sidecar = Sidecar(
                 opa, tmp / f"opa-{index}", service.url, key.public_pem(),
                 long_polling=long_polling, long_polling_timeout=LONG_POLLING_TIMEOUT, **POLLING,
+                nice=sidecar_nice,
             )  # fmt: skip
             fleet.append(sidecar.start())
             time.sleep(0.05)
@@ -135,7 +143,7 @@ def _summary(label: str, values: list[float]) -> str:
     return (
         f"{label:<36} p50 {statistics.median(values) * 1000:8.0f} ms   "
         f"max {max(values) * 1000:8.0f} ms   min {min(values) * 1000:8.0f} ms   "
-        f"(n={len(values)})"
+        f"(n={len(values)}: {', '.join(f'{value * 1000:.0f}' for value in values)})"
     )
 
 
@@ -148,9 +156,19 @@ def main() -> int:
     parser.add_argument(
         "--long-polling-only", action="store_true", help="skip the plain polling run"
     )
+    parser.add_argument(
+        "--sidecar-nice",
+        type=int,
+        default=0,
+        help="run the sidecars at this niceness (10: as if on other machines, their compiling "
+        "does not take the service's and the simulated clients' CPU)",
+    )
     args = parser.parse_args()
     key = SigningKey(ec.generate_private_key(ec.SECP256R1()), KEY_ID)
-    print(f"bundle delivery to {args.sidecars} OPA sidecars, {args.rounds} publishes per mode")
+    print(
+        f"bundle delivery to {args.sidecars} OPA sidecars (niceness +{args.sidecar_nice}), "
+        f"{args.rounds} publishes per mode"
+    )
     print(
         f"polling: min_delay_seconds={POLLING['min_delay']} "
         f"max_delay_seconds={POLLING['max_delay']}; "
@@ -159,8 +177,9 @@ def main() -> int:
     for long_polling in (True,) if args.long_polling_only else (True, False):
         with tempfile.TemporaryDirectory(prefix="edgepolicy-bench-") as tmp:
             results = _run_mode(
-                Path(tmp), long_polling, args.sidecars, args.clients, args.rounds, key
-            )
+                Path(tmp), long_polling, args.sidecars, args.clients, args.rounds, key,
+                args.sidecar_nice,
+            )  # fmt: skip
         label = "long polling" if long_polling else "polling"
         if results.first_active:
             print(_summary(f"publish -> first activation, {label}", results.first_active))

@@ -146,11 +146,13 @@ class Sidecar:
         long_polling_timeout: int = 30,
         service_type: str | None = None,
         resource: str = RESOURCE,
+        nice: int = 0,
     ) -> None:
         self.opa = opa
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.nice = nice  # added to OPA's scheduling niceness (lower CPU priority)
         self.config_file = workdir / "opa-config.yaml"
         polling: dict[str, int] = {"min_delay_seconds": min_delay, "max_delay_seconds": max_delay}
         if long_polling:
@@ -195,7 +197,13 @@ class Sidecar:
         ]
         env = {**os.environ, "GOMAXPROCS": "1"}
         with open(self.workdir / "opa.log", "ab") as log:
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            self._process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                preexec_fn=(lambda: os.nice(self.nice)) if self.nice else None,  # noqa: PLW1509
+            )
         wait_until(lambda: _get_json(f"{self.url}/health") is not None, 30, f"OPA on {self.url}")
         return self
 

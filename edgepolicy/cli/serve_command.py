@@ -144,6 +144,7 @@ def _serve(args: argparse.Namespace) -> int:
     from edgepolicy.webhook.config import WebhookConfig
     from edgepolicy.webhook.gunicorn_server import ServerOptions, WebhookServer, gunicorn_settings
     from edgepolicy.webhook.opa_supervisor import OpaSupervisor, local_data
+    from edgepolicy.webhook.prefork import load_shared
 
     options = ServerOptions(
         cert_file=Path(args.tls_cert),
@@ -192,6 +193,7 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+        load_shared()  # in gunicorn's master: the workers share these pages
         WebhookServer(gunicorn_settings(options, tls), config).run()
     finally:
         if local_opa is not None:

@@ -568,7 +568,9 @@ def test_a_rotated_certificate_is_served_without_dropping_requests(
         while _served_serial(test_ca, server.port) != rotated.serial_number:
             assert time.monotonic() < deadline, "the rotated certificate was never served"
             time.sleep(0.2)
-        # Every worker serves it (each reloads on its own): ask a few new connections.
+        # Every worker serves it (each reloads on its own, within its 1 s check interval of the
+        # first one): ask a few new connections.
+        time.sleep(1.5)
         serials = {_served_serial(test_ca, server.port) for _ in range(8)}
         assert serials == {rotated.serial_number}
         time.sleep(0.5)
@@ -805,3 +807,10 @@ def test_metrics_are_exact_totals_over_all_workers_and_survive_a_dead_one(
             assert _sample(page, CPU_SERIES) == sent
     finally:
         server.stop()
+
+
+def test_the_master_loads_the_signature_libraries_before_forking(serve: ServeProcess) -> None:
+    # model-signing's native hashing module in gunicorn's master: it was imported before the
+    # fork, so the workers share its pages (and the frozen modules') instead of each importing
+    # its own copy (bench/webhook_memory.py measures what that saves).
+    assert "/blake3" in Path(f"/proc/{serve.process.pid}/maps").read_text()

@@ -303,6 +303,8 @@ def test_a_bad_or_too_large_content_length_is_refused_and_the_connection_closed(
     request = b"PUT /big.tar.gz HTTP/1.1\r\nHost: t\r\n" + AUTH + b"Content-Length: " + length
     received = raw(service, request + b"\r\n\r\n" + b"x" * 1000)
     assert responses(received) == [status], received[:300]
+    # Said (the client does not send the body on the same connection) and done.
+    assert b"\r\nconnection: close\r\n" in received.lower()
     assert received.endswith(b"<EOF>")
     assert not (directory / "big.tar.gz").exists()
 
