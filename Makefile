@@ -19,7 +19,7 @@ tools:
 	scripts/install-tools.sh opa
 
 tools-e2e:
-	scripts/install-tools.sh opa k8s etcd
+	scripts/install-tools.sh opa k8s etcd prometheus
 
 tools-all:
 	scripts/install-tools.sh all

@@ -71,3 +71,8 @@ class ModelInputError(InputError):
 
     The message names the file and, for CSV and YAML, the line.
     """
+
+
+class PrometheusError(EdgepolicyError):
+    """A Prometheus-compatible query API was unreachable or refused a query (names the URL and
+    the query)."""

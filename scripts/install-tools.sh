@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Build the pinned real tools (OPA, kube-apiserver, kubectl, etcd, vegeta) from the Go module proxy
+# Build the pinned real tools (OPA, kube-apiserver, kubectl, etcd, vegeta, prometheus + promtool) from the Go module proxy
 # into .tools/bin. Each build is cached per version under $EDGEPOLICY_TOOLS_CACHE (default
 # ~/.cache/edgepolicy/tools), so a second run, or a fresh clone on the same machine, only copies.
-# Usage: scripts/install-tools.sh [opa|k8s|etcd|vegeta|all]...
+# Usage: scripts/install-tools.sh [opa|k8s|etcd|vegeta|prometheus|all]...
 set -euo pipefail
 
 OPA_VERSION=v1.22.3
 K8S_VERSION=v1.37.2        # pinned in scripts/tools/k8s/go.mod
 ETCD_VERSION=v3.7.3        # pinned in scripts/tools/etcd/go.mod
 VEGETA_VERSION=v12.13.0
+# Prometheus v3.x is published to the Go module proxy as v0.3xx.y (v0.316.0 is Prometheus 3.16.0).
+PROMETHEUS_VERSION=v0.316.0
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="$ROOT/.tools/bin"
@@ -84,6 +86,20 @@ tool_etcd() {
 
 tool_vegeta() { go_install vegeta "$VEGETA_VERSION" github.com/tsenart/vegeta/v12; }
 
+# prometheus and promtool, one `go install` (one module download, one build cache). Built this
+# way Prometheus has no web UI assets; the HTTP API, all the tests need, works.
+tool_prometheus() {
+  local dir="$CACHE/prometheus-$PROMETHEUS_VERSION" module=github.com/prometheus/prometheus
+  if [[ ! -x "$dir/prometheus" || ! -x "$dir/promtool" ]]; then
+    need_go prometheus; log "building prometheus and promtool $PROMETHEUS_VERSION (first time only, ~5 min)"
+    mkdir -p "$dir"
+    GOBIN="$dir" go install \
+      "$module/cmd/prometheus@$PROMETHEUS_VERSION" "$module/cmd/promtool@$PROMETHEUS_VERSION"
+  fi
+  install_from_cache prometheus "prometheus-$PROMETHEUS_VERSION"
+  install_from_cache promtool "prometheus-$PROMETHEUS_VERSION"
+}
+
 [[ $# -eq 0 ]] && set -- opa
 for tool in "$@"; do
   case "$tool" in
@@ -91,7 +107,8 @@ for tool in "$@"; do
     k8s) tool_k8s ;;
     etcd) tool_etcd ;;
     vegeta) tool_vegeta ;;
-    all) tool_opa; tool_k8s; tool_etcd; tool_vegeta ;;
-    *) log "unknown tool '$tool' (expected opa, k8s, etcd, vegeta or all)"; exit 2 ;;
+    prometheus) tool_prometheus ;;
+    all) tool_opa; tool_k8s; tool_etcd; tool_vegeta; tool_prometheus ;;
+    *) log "unknown tool '$tool' (expected opa, k8s, etcd, vegeta, prometheus or all)"; exit 2 ;;
   esac
 done

@@ -7,9 +7,19 @@ etcd, which `make setup` does not install) is also marked ``e2e``, as the marker
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from prometheus_support import (
+    MISSING_HINT,
+    PROMETHEUS,
+    PROMTOOL,
+    OpenMetricsWriter,
+    PrometheusServer,
+    backfill,
+)
 from webhook_support import ServerCert, TestCA
 
 from edgepolicy.opa_binary import find_opa
@@ -44,3 +54,36 @@ def server_cert(test_ca: TestCA, tmp_path: Path) -> ServerCert:
 def opa_binary() -> Path:
     """The real OPA binary (built by `make setup`)."""
     return find_opa()
+
+
+# Writes the series a test wants into the (backfilled) TSDB.
+SeriesWriter = Callable[[OpenMetricsWriter], None]
+
+
+@pytest.fixture(scope="session")
+def prometheus_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[SeriesWriter], PrometheusServer]]:
+    """Start a real Prometheus on series of known shape: ``prometheus_factory(write)`` has
+    ``write`` generate OpenMetrics text, backfills it with ``promtool tsdb create-blocks-from
+    openmetrics``, starts Prometheus on that TSDB (loopback, free port, the rules of
+    deploy/monitoring loaded) and returns it ready; every server stops at the end of the session.
+    The samples must be in the past: query them with explicit evaluation times."""
+    missing = [path.name for path in (PROMETHEUS, PROMTOOL) if not path.exists()]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} missing from {PROMETHEUS.parent}: {MISSING_HINT}")
+    with ExitStack() as servers:
+
+        def start(write: SeriesWriter) -> PrometheusServer:
+            workdir = tmp_path_factory.mktemp("prometheus")
+            text = workdir / "series.om.txt"
+            with text.open("w") as out:
+                writer = OpenMetricsWriter(out)
+                write(writer)
+                writer.close()
+            tsdb = workdir / "tsdb"
+            backfill(text, tsdb)
+            text.unlink()
+            return servers.enter_context(PrometheusServer(tsdb, workdir))
+
+        yield start
