@@ -12,7 +12,7 @@ setup: $(STAMP) tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,models]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,models,finops]'
 	touch $(STAMP)
 
 tools:

@@ -24,6 +24,7 @@ EXAMPLES = """\
 Examples:
   edgepolicy check deploy/                       # a CI gate: exit 1 when something is denied
   edgepolicy audit --namespace ai-workloads      # what is running, against today's policies
+  edgepolicy finops report --prometheus http://prometheus:9090 --window 7d
   helm template charts/inference | edgepolicy check -
   edgepolicy serve --tls-cert tls.crt --tls-key tls.key --policies policies/
   edgepolicy bundle build --out bundle.tar.gz
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         audit_command,
         check_command,
         completion_command,
+        finops_command,
         model_command,
         verify_command,
     )
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     check_command.add_parser(subparsers)
     verify_command.add_parser(subparsers)
     audit_command.add_parser(subparsers)
+    finops_command.add_parser(subparsers)
     serve_command.add_parser(subparsers)
     bundle_command.add_parser(subparsers)
     model_command.add_parser(subparsers)
