@@ -91,7 +91,7 @@ tool_vegeta() { go_install vegeta "$VEGETA_VERSION" github.com/tsenart/vegeta/v1
 tool_prometheus() {
   local dir="$CACHE/prometheus-$PROMETHEUS_VERSION" module=github.com/prometheus/prometheus
   if [[ ! -x "$dir/prometheus" || ! -x "$dir/promtool" ]]; then
-    need_go prometheus; log "building prometheus and promtool $PROMETHEUS_VERSION (first time only, ~5 min)"
+    need_go prometheus; log "building prometheus and promtool $PROMETHEUS_VERSION (first time only, ~10 min)"
     mkdir -p "$dir"
     GOBIN="$dir" go install \
       "$module/cmd/prometheus@$PROMETHEUS_VERSION" "$module/cmd/promtool@$PROMETHEUS_VERSION"
