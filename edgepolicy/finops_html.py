@@ -6,7 +6,7 @@ GPU-hours and CPU cores with the forecast band and the anomalies, as inline SVG 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
@@ -54,9 +54,10 @@ class _Frame:
         ticks = 6
         for i in range(ticks + 1):
             t = self.x0 + (self.x1 - self.x0) * i / ticks
-            label = datetime.fromtimestamp(t).strftime("%m-%d %H:%M")
+            label = datetime.fromtimestamp(t, UTC).strftime("%m-%d %H:%M")
+            anchor = "end" if i == ticks else "start" if i == 0 else "middle"
             parts.append(
-                f'<text x="{self.x(t):.1f}" y="{HEIGHT - BOTTOM + 14}" text-anchor="middle">'
+                f'<text x="{self.x(t):.1f}" y="{HEIGHT - BOTTOM + 14}" text-anchor="{anchor}">'
                 f"{label}</text>"
             )
         parts.append(f'<text x="{LEFT}" y="{HEIGHT - 4}">{escape(unit)} (times UTC)</text>')
