@@ -17,7 +17,7 @@ size; asserts nothing.
     .venv/bin/python bench/finops_report.py [--pods 1000] [--days 7] [--scrape 30] [--window 24h]
 
 The contract's size (1,000 pods, 7 days at 30 s: 161 M samples, ~15 GB of OpenMetrics text)
-takes far longer to generate and backfill than the report takes; see docs/finops.md.
+takes far longer to generate and backfill than the report takes; see docs/finops-report.md.
 """
 
 from __future__ import annotations
@@ -184,9 +184,6 @@ def main() -> None:
             )
             return sum(len(s["values"]) for s in series)
 
-        baseline, pulled = _measure("baseline: raw CPU samples into Python", raw)
-        print(f"  {pulled:,} samples pulled")
-
         def report() -> dict[str, Any]:
             out = io.StringIO()
             with contextlib.redirect_stdout(out):
@@ -202,6 +199,11 @@ def main() -> None:
         seconds, document = _measure(f"report: {args.pods} pods, window {window}", report)
         pods = sum(len(p["pods"]) for p in document["policies"])
         print(f"  {len(document['policies'])} policies, {pods} pods reported")
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"  this process peak resident after the report: {rss:.0f} MiB")
+        baseline, pulled = _measure("baseline: raw CPU samples into Python", raw)
+        print(f"  {pulled:,} samples pulled")
+
         print(f"  report / baseline: {seconds / baseline:.2f}")
         client.close()
         print(f"Prometheus peak resident: {_prometheus_peak_rss(server)}")

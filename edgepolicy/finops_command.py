@@ -9,7 +9,7 @@ from typing import Any
 DESCRIPTION = """\
 Measure what the workloads of each FinOpsPolicy really use, from the standard exporters'
 series in a Prometheus-compatible API (Prometheus, Thanos, Mimir, VictoriaMetrics). See
-docs/finops.md."""
+docs/finops-report.md."""
 EXAMPLES = """\
 Examples:
   edgepolicy finops report --prometheus http://prometheus:9090

@@ -28,7 +28,8 @@ p50/p95/max CPU and memory use against the pods' limits and the policy's maxima,
 utilisation, and periods a pod held GPUs at 0% utilisation longer than
 idleShutdownThresholdMinutes; then a 7-day forecast of GPU-hours and CPU (daily and weekly
 seasonality), the hours outside the model's prediction interval (anomalies) and the day the
-budget will be exceeded if the trend holds. All aggregation runs in PromQL. See docs/finops.md."""
+budget will be exceeded if the trend holds. All aggregation runs in PromQL. See
+docs/finops-report.md."""
 EXAMPLES = """\
 Examples:
   edgepolicy finops report --prometheus http://prometheus.monitoring:9090
