@@ -174,15 +174,21 @@ def main() -> None:
         window = args.window
 
         def raw() -> int:
-            step = args.scrape
-            seconds = int(cli_window_seconds(window))
-            series = client.query_range(
-                "container_cpu_usage_seconds_total",
-                at_time - timedelta(seconds=seconds),
-                at_time,
-                step,
-            )
-            return sum(len(s["values"]) for s in series)
+            # Prometheus answers at most 11,000 points a series: one day at a time.
+            left = int(cli_window_seconds(window))
+            chunk_end, pulled = at_time, 0
+            while left > 0:
+                span = min(left, 86400)
+                series = client.query_range(
+                    "container_cpu_usage_seconds_total",
+                    chunk_end - timedelta(seconds=span - args.scrape),
+                    chunk_end,
+                    args.scrape,
+                )
+                pulled += sum(len(s["values"]) for s in series)
+                chunk_end -= timedelta(seconds=span)
+                left -= span
+            return pulled
 
         def report() -> dict[str, Any]:
             out = io.StringIO()
