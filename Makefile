@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 OPA := .tools/bin/opa
 STAMP := $(VENV)/.installed
 
-.PHONY: setup tools tools-e2e tools-all run test test-rego test-python test-e2e lint lint-python fmt clean bench bench-rego bench-admission bench-bundles bench-models
+.PHONY: setup tools tools-e2e tools-all run test test-rego test-python test-e2e lint lint-python fmt clean bench bench-rego bench-admission bench-bundles bench-models bench-finops
 
 setup: $(STAMP) tools
 
@@ -51,7 +51,7 @@ fmt: $(STAMP) tools
 	$(BIN)/ruff format edgepolicy webhook bundles tests bench
 
 # Every benchmark; each prints its numbers (docs/performance.md records them).
-bench: bench-rego bench-admission bench-bundles bench-models
+bench: bench-rego bench-admission bench-bundles bench-models bench-finops
 
 bench-rego: setup
 	$(BIN)/python bench/rego_decision.py
@@ -67,6 +67,11 @@ bench-bundles: setup
 # model sign hashing vs sha256sum (500 MB), cached vs uncached admission verification.
 bench-models: setup
 	$(BIN)/python bench/model_signing.py
+
+# finops report over a fleet's series in a real Prometheus (generated and backfilled once, cached
+# under .cache/finops-bench/); docs/finops-report.md records the results.
+bench-finops: setup tools-e2e
+	nice $(BIN)/python bench/finops_report.py --pods 1000 --days 1 --scrape 30 --window 24h
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache build *.egg-info
