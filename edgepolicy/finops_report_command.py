@@ -12,6 +12,7 @@ import argparse
 import json
 import re
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ Examples:
 """
 OUTPUTS = ("text", "json", "html")
 _DURATION = re.compile(r"(\d+)(w|d|h|m|s)")
+_PARALLEL_POLICIES = 4  # policies measured at once (the client pools 4 connections)
 _UNIT = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
@@ -69,7 +71,10 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--context", metavar="NAME", help="kubeconfig context to use")
     parser.add_argument(
-        "--window", default="24h", metavar="DURATION", help="span reported (default: 24h; e.g. 7d)"
+        "--window",
+        default="24h",
+        metavar="DURATION",
+        help="span reported, whole minutes (default: 24h; e.g. 7d, 1d12h, 90m)",
     )
     parser.add_argument(
         "--at", metavar="RFC3339", help="end of the window (default: now, to the minute)"
@@ -106,7 +111,7 @@ def add_parser(subparsers: Any) -> None:
 
 def parse_window(text: str, flag: str) -> timedelta:
     """A Prometheus-style duration (``24h``, ``7d``, ``1d12h``, ``90m``, ``2w``) of whole
-    minutes, at least one hour.
+    minutes (GPU-hours and idle periods are counted minute by minute).
 
     Raises:
         UsageError: not such a duration (``flag`` names the option).
@@ -114,8 +119,8 @@ def parse_window(text: str, flag: str) -> timedelta:
     if not text or _DURATION.sub("", text):
         raise UsageError(f"{flag} {text!r}: expected a duration such as 24h, 7d or 1d12h")
     seconds = sum(int(n) * _UNIT[unit] for n, unit in _DURATION.findall(text))
-    if seconds < 3600 or seconds % RESOLUTION:
-        raise UsageError(f"{flag} {text!r}: must be whole minutes and at least 1h")
+    if seconds == 0 or seconds % RESOLUTION:
+        raise UsageError(f"{flag} {text!r}: must be a positive number of whole minutes")
     return timedelta(seconds=seconds)
 
 
@@ -208,7 +213,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         targets, invalid = _policies(args)
         reader = UsageReader(client, end=end, window=window, history=history)
-        uses = [reader.measure(target) for target in targets]
+        with ThreadPoolExecutor(max_workers=_PARALLEL_POLICIES) as pool:
+            uses = list(pool.map(reader.measure, targets))
     finally:
         client.close()
     document = report_document(

@@ -331,7 +331,7 @@ def test_html_report_is_one_self_contained_file(
     ("args", "message"),
     [
         (["--window", "3x"], "--window '3x': expected a duration"),
-        (["--window", "10m"], "at least 1h"),
+        (["--window", "90s"], "--window '90s': must be a positive number of whole minutes"),
         (["--at", "yesterday"], "--at 'yesterday': expected an RFC 3339 time"),
         (["--at", "2026-12-01T00:00:00"], "give the time zone"),
     ],
