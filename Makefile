@@ -6,13 +6,13 @@ BIN := $(VENV)/bin
 OPA := .tools/bin/opa
 STAMP := $(VENV)/.installed
 
-.PHONY: setup tools tools-e2e tools-all run test test-rego test-python test-e2e lint lint-python fmt clean bench bench-rego bench-admission bench-bundles bench-models
+.PHONY: setup tools tools-e2e tools-all run test test-rego test-python test-e2e lint lint-python fmt clean bench bench-rego bench-admission bench-bundles bench-models bench-finops
 
 setup: $(STAMP) tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,models]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,models,finops]'
 	touch $(STAMP)
 
 # The tools the tests need: helm (tests/integration/test_helm_chart.py renders charts/edgepolicy)
@@ -53,7 +53,7 @@ fmt: $(STAMP) tools
 	$(BIN)/ruff format edgepolicy webhook bundles tests bench
 
 # Every benchmark; each prints its numbers (docs/performance.md records them).
-bench: bench-rego bench-admission bench-bundles bench-models
+bench: bench-rego bench-admission bench-bundles bench-models bench-finops
 
 bench-rego: setup
 	$(BIN)/python bench/rego_decision.py
@@ -69,6 +69,11 @@ bench-bundles: setup
 # model sign hashing vs sha256sum (500 MB), cached vs uncached admission verification.
 bench-models: setup
 	$(BIN)/python bench/model_signing.py
+
+# finops report over a fleet's series in a real Prometheus (generated and backfilled once, cached
+# under .cache/finops-bench/); docs/finops-report.md records the results.
+bench-finops: setup tools-e2e
+	nice $(BIN)/python bench/finops_report.py --pods 1000 --days 1 --scrape 30 --window 24h
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache build *.egg-info

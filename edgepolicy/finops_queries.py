@@ -11,14 +11,13 @@ Every expression aggregates in PromQL: one instant query returns one number per 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from edgepolicy.errors import InputError
 from edgepolicy.prometheus_api import PrometheusClient, value_of
+from edgepolicy.promql_selectors import quote, selector_matchers
 
 # The subquery resolution of the CPU and memory aggregations (the rate of CPU use spans 5m too).
 STEP = "5m"
@@ -26,67 +25,26 @@ STEP = "5m"
 # report` counts them; hours are the count divided by GPU_STEPS_PER_HOUR, in exact decimals.
 GPU_STEP = "60s"
 GPU_STEPS_PER_HOUR = 60
-_LABEL_CHARACTER = re.compile(r"[^a-zA-Z0-9_]")
-
-
-def label_name(key: str) -> str:
-    """kube-state-metrics' label name of the pod label ``key`` (``app.kubernetes.io/name`` is
-    ``label_app_kubernetes_io_name``)."""
-    return "label_" + _LABEL_CHARACTER.sub("_", key)
-
-
-def quoted(value: str) -> str:
-    """``value`` as a PromQL double-quoted string."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
-def pod_matchers(namespace: str, selector: Mapping[str, Any], where: str) -> str:
-    """The label matchers of ``kube_pod_labels`` selecting the pods ``selector`` (a
-    ``targetWorkloadSelector``) selects in ``namespace``.
-
-    Raises:
-        InputError: the selector has an operator other than In, NotIn, Exists and
-            DoesNotExist (``where`` names the policy).
-    """
-    matchers = [f"namespace={quoted(namespace)}"]
-    labels = selector.get("matchLabels") or {}
-    for key, value in sorted(labels.items()):
-        matchers.append(f"{label_name(str(key))}={quoted(str(value))}")
-    for expression in selector.get("matchExpressions") or []:
-        name = label_name(str(expression.get("key")))
-        operator = expression.get("operator")
-        values = "|".join(re.escape(str(value)) for value in expression.get("values") or [])
-        if operator == "In":
-            matchers.append(f"{name}=~{quoted(values)}")
-        elif operator == "NotIn":
-            matchers.append(f"{name}!~{quoted(values)}")
-        elif operator == "Exists":
-            matchers.append(f'{name}!=""')
-        elif operator == "DoesNotExist":
-            matchers.append(f'{name}=""')
-        else:
-            raise InputError(
-                f"{where}: targetWorkloadSelector has the unknown operator {operator!r}"
-            )
-    return ", ".join(matchers)
 
 
 def selected_pods(namespace: str, selector: Mapping[str, Any], where: str) -> str:
-    """One series per selected pod (``namespace``, ``pod``), value 1.
+    """One series per selected pod (``namespace``, ``pod``), value 1; none when the selector
+    can select no pod (the matchers are :func:`edgepolicy.promql_selectors.selector_matchers`').
 
     Raises:
-        InputError: as :func:`pod_matchers`.
+        InputError: a selector requirement is malformed (``where`` names the policy).
     """
-    return (
-        f"max by (namespace, pod) (kube_pod_labels{{{pod_matchers(namespace, selector, where)}}})"
-    )
+    matchers = selector_matchers(selector, namespace, where)
+    if matchers is None:  # every kube_pod_labels series names its pod: this matches none
+        matchers = [f"namespace={quote(namespace)}", 'pod=""']
+    return f"max by (namespace, pod) (kube_pod_labels{{{', '.join(matchers)}}})"
 
 
 def cpu_cores(namespace: str, pods: str) -> str:
     """CPU cores used by the pods of ``pods`` (a :func:`selected_pods` expression), summed."""
     return (
         "sum(sum by (namespace, pod) (rate(container_cpu_usage_seconds_total"
-        f'{{container!="", namespace={quoted(namespace)}}}[{STEP}])) * on (namespace, pod) {pods})'
+        f'{{container!="", namespace={quote(namespace)}}}[{STEP}])) * on (namespace, pod) {pods})'
     )
 
 
@@ -94,13 +52,13 @@ def memory_bytes(namespace: str, pods: str) -> str:
     """Working-set memory of the pods of ``pods``, summed (bytes)."""
     return (
         "sum(sum by (namespace, pod) (container_memory_working_set_bytes"
-        f'{{container!="", namespace={quoted(namespace)}}}) * on (namespace, pod) {pods})'
+        f'{{container!="", namespace={quote(namespace)}}}) * on (namespace, pod) {pods})'
     )
 
 
 def gpus_held(namespace: str, pods: str) -> str:
     """GPUs (``nvidia_com_gpu`` limits) held by the Running pods of ``pods``, summed."""
-    ns = quoted(namespace)
+    ns = quote(namespace)
     return (
         "sum(sum by (namespace, pod) (kube_pod_container_resource_limits"
         f'{{resource="nvidia_com_gpu", namespace={ns}}}) * on (namespace, pod) '

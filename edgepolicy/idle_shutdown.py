@@ -34,6 +34,7 @@ from edgepolicy.cluster_inventory import stored_path
 from edgepolicy.errors import OpaError
 from edgepolicy.kube import ConflictError, KubeApi, KubernetesApiError
 from edgepolicy.prometheus_api import PrometheusClient
+from edgepolicy.promql_selectors import quote as promql_string
 from edgepolicy.validated_policies import NO_POLICIES, validate_policies
 
 PREVIOUS_REPLICAS_ANNOTATION = "finops.apexlogic.com/idle-shutdown-replicas"
@@ -115,7 +116,7 @@ def idle_expressions(
     active = f"(({gpu}) > 0) or (({requests}) > 0)"
     running = (
         "max(max by (namespace, pod) (kube_pod_status_phase"
-        f'{{phase="Running", namespace={finops_queries.quoted(namespace)}}} == 1) '
+        f'{{phase="Running", namespace={promql_string(namespace)}}} == 1) '
         f"* on (namespace, pod) {pods})"
     )
     last_active = f"max_over_time(timestamp({active})[{lookback}:1m])"

@@ -24,6 +24,7 @@ EXAMPLES = """\
 Examples:
   edgepolicy check deploy/                       # a CI gate: exit 1 when something is denied
   edgepolicy audit --namespace ai-workloads      # what is running, against today's policies
+  edgepolicy finops report --prometheus http://prometheus:9090 --window 7d
   helm template charts/inference | edgepolicy check -
   edgepolicy serve --tls-cert tls.crt --tls-key tls.key --policies policies/
   edgepolicy bundle build --out bundle.tar.gz

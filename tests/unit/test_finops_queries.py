@@ -1,14 +1,14 @@
-"""PromQL built for a policy's selector."""
+"""PromQL built for a policy's selector: the pods come from the one selector translation."""
 
 from __future__ import annotations
 
 import pytest
 
 from edgepolicy.errors import InputError
-from edgepolicy.finops_queries import pod_matchers
+from edgepolicy.finops_queries import gpus_held, selected_pods
 
 
-def test_selector_becomes_kube_pod_labels_matchers() -> None:
+def test_selected_pods_use_the_selector_translation() -> None:
     selector = {
         "matchLabels": {"app.kubernetes.io/name": 'in"ference'},
         "matchExpressions": [
@@ -19,16 +19,33 @@ def test_selector_becomes_kube_pod_labels_matchers() -> None:
         ],
     }
 
-    assert pod_matchers("ai", selector, "p") == (
-        'namespace="ai", label_app_kubernetes_io_name="in\\"ference", '
-        'label_tier=~"gpu\\\\.large|gpu", label_env!~"dev", label_team!="", label_legacy=""'
+    assert selected_pods("ai", selector, "p") == (
+        'max by (namespace, pod) (kube_pod_labels{namespace="ai", '
+        'label_app_kubernetes_io_name="in\\"ference", label_tier=~"gpu\\\\.large|gpu", '
+        'label_env!~"dev", label_team!="", label_legacy=""})'
     )
 
 
-def test_unknown_operator_names_the_policy() -> None:
-    with pytest.raises(InputError, match="p.yaml: FinOpsPolicy ai/x: .*'Near'"):
-        pod_matchers(
-            "ai",
-            {"matchExpressions": [{"key": "a", "operator": "Near"}]},
-            "p.yaml: FinOpsPolicy ai/x",
-        )
+@pytest.mark.parametrize(
+    "selector",
+    [
+        None,
+        {"matchExpressions": [{"key": "a", "operator": "In", "values": []}]},
+        {"matchExpressions": [{"key": "a", "operator": "Near"}]},
+    ],
+)
+def test_a_selector_that_selects_nothing_matches_no_series(selector: object) -> None:
+    assert selected_pods("ai", selector, "p") == (  # type: ignore[arg-type]
+        'max by (namespace, pod) (kube_pod_labels{namespace="ai", pod=""})'
+    )
+
+
+def test_a_malformed_requirement_names_the_policy() -> None:
+    with pytest.raises(InputError, match="p.yaml: FinOpsPolicy ai/x: .*matchExpressions\\[0\\]"):
+        selected_pods("ai", {"matchExpressions": [{"operator": "In"}]}, "p.yaml: FinOpsPolicy ai/x")
+
+
+def test_gpus_held_counts_running_pods_only() -> None:
+    held = gpus_held("ai", "PODS")
+    assert 'kube_pod_status_phase{phase="Running", namespace="ai"} == 1' in held
+    assert held.endswith("* on (namespace, pod) PODS)")
