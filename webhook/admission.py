@@ -12,6 +12,7 @@ default) or admit with a warning (fail open).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -95,6 +96,9 @@ class AdmissionService:
         self._data_policies = TtlCache(config.kube_cache_seconds)
         self._clock = clock
         self._opa_timeout = config.opa_timeout(kube is not None)
+        # Decision slots: under overload requests wait here, where their deadline is known,
+        # not in OPA's queue (a gevent semaphore in a worker: gevent patches threading first).
+        self._slots = threading.BoundedSemaphore(config.concurrent_decisions)
 
     def answer(
         self, endpoint: str, review: Mapping[str, Any], *, arrived: float | None = None
@@ -103,9 +107,9 @@ class AdmissionService:
         :func:`webhook.reviews.parse_review`) at ``endpoint`` (``validate`` or ``mutate``).
 
         ``arrived`` is when the request arrived (on the service's clock); the deadline counts
-        from then, so a request that waited too long for a thread is answered at once by the
-        failure mode. Never raises for OPA or Kubernetes API failures: those become the
-        failure-mode answer.
+        from then, so a request that waited too long (for the worker, for a decision slot) is
+        answered at once by the failure mode, without asking OPA. Never raises for OPA or
+        Kubernetes API failures: those become the failure-mode answer.
         """
         now = self._clock()
         started = min(arrived, now) if arrived is not None else now
@@ -157,11 +161,18 @@ class AdmissionService:
     def _decide(self, review: Mapping[str, Any], deadline: float) -> Decision:
         # OPA must be asked early enough for its whole timeout to fit before the deadline.
         last_call = deadline - RESPONSE_MARGIN_SECONDS - self._opa_timeout
-        if self._clock() > last_call:
+        wait = last_call - self._clock()
+        if wait < 0 or not self._slots.acquire(timeout=wait):
             raise _NoDecision(
-                f"the webhook is overloaded: the request waited too long for a free thread to "
-                f"be decided within the {self._config.timeout:g}s deadline"
+                f"the webhook is overloaded: the request waited too long for a decision slot "
+                f"to be decided within the {self._config.timeout:g}s deadline"
             )
+        try:
+            return self._decide_in_slot(review, last_call)
+        finally:
+            self._slots.release()
+
+    def _decide_in_slot(self, review: Mapping[str, Any], last_call: float) -> Decision:
         request = review["request"]
         policies, workloads, configmaps = self._context(request, last_call)
         policies = policies.replaced_by(_admitted_policy(request))
