@@ -163,14 +163,19 @@ class AdmissionService:
         last_call = deadline - RESPONSE_MARGIN_SECONDS - self._opa_timeout
         wait = last_call - self._clock()
         if wait < 0 or not self._slots.acquire(timeout=wait):
-            raise _NoDecision(
-                f"the webhook is overloaded: the request waited too long for a decision slot "
-                f"to be decided within the {self._config.timeout:g}s deadline"
-            )
+            raise self._overloaded()
         try:
+            if self._clock() > last_call:  # the slot came, but too late
+                raise self._overloaded()
             return self._decide_in_slot(review, last_call)
         finally:
             self._slots.release()
+
+    def _overloaded(self) -> _NoDecision:
+        return _NoDecision(
+            f"the webhook is overloaded: the request waited too long for a decision slot "
+            f"to be decided within the {self._config.timeout:g}s deadline"
+        )
 
     def _decide_in_slot(self, review: Mapping[str, Any], last_call: float) -> Decision:
         request = review["request"]
