@@ -12,7 +12,6 @@ default) or admit with a warning (fail open).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -32,6 +31,7 @@ from edgepolicy.review import decision_input
 from edgepolicy.validated_policies import NO_POLICIES, ValidatedPolicies, validate_policies
 from webhook import decision_log, metrics, reviews
 from webhook.config import RESPONSE_MARGIN_SECONDS, WebhookConfig
+from webhook.decision_slots import DecisionSlots
 from webhook.lookups import SCALABLE_KINDS, TtlCache
 
 _LOG = logging.getLogger("edgepolicy.webhook")
@@ -96,9 +96,7 @@ class AdmissionService:
         self._data_policies = TtlCache(config.kube_cache_seconds)
         self._clock = clock
         self._opa_timeout = config.opa_timeout(kube is not None)
-        # Decision slots: under overload requests wait here, where their deadline is known,
-        # not in OPA's queue (a gevent semaphore in a worker: gevent patches threading first).
-        self._slots = threading.BoundedSemaphore(config.concurrent_decisions)
+        self._slots = DecisionSlots(config.concurrent_decisions)
 
     def answer(
         self, endpoint: str, review: Mapping[str, Any], *, arrived: float | None = None
@@ -161,15 +159,15 @@ class AdmissionService:
     def _decide(self, review: Mapping[str, Any], deadline: float) -> Decision:
         # OPA must be asked early enough for its whole timeout to fit before the deadline.
         last_call = deadline - RESPONSE_MARGIN_SECONDS - self._opa_timeout
-        wait = last_call - self._clock()
-        if wait < 0 or not self._slots.acquire(timeout=wait):
+        taken_at = self._slots.acquire(last_call - self._clock())
+        if taken_at is None:
             raise self._overloaded()
         try:
             if self._clock() > last_call:  # the slot came, but too late
                 raise self._overloaded()
             return self._decide_in_slot(review, last_call)
         finally:
-            self._slots.release()
+            self._slots.release(taken_at)
 
     def _overloaded(self) -> _NoDecision:
         return _NoDecision(
