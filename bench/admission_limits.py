@@ -11,6 +11,9 @@ Not a test: it prints numbers (see docs/performance.md for what was measured and
 - capacity: vegeta in a closed loop (``-rate=0``, 64 connections) for ``--duration`` seconds;
   capacity is correct answers per second (for the webhook: the decision each request gets
   unloaded, not a failure-mode answer; for OPA: HTTP 200 with a result);
+  the CPU the servers (gunicorn master and workers, OPA) and vegeta spend per correct answer is
+  printed too, with the capacity it would give on idle cores: on a machine shared with other
+  work the measured capacities follow the other work more than the code;
 - overload: vegeta at fixed rates of 2x and 5x the webhook's capacity (open model);
   p99.9 of the latency of every answered request, goodput = correct decisions per second;
 - stalled connections: the p99 of vegeta at ``--probe-rate`` without, then with ``--stalled``
@@ -29,6 +32,7 @@ import asyncio
 import base64
 import json
 import multiprocessing
+import os
 import resource
 import ssl
 import subprocess
@@ -45,6 +49,8 @@ from admission import (
     EXAMPLES,
     SETTINGS,
     VEGETA,
+    _children,
+    cpu_seconds,
     request_mix,
     webhook_server,
     write_targets,
@@ -73,6 +79,12 @@ class Run:
     p99_ms: float
     p999_ms: float
     max_ms: float
+    cpu_ms: float = 0.0  # CPU of the servers and of vegeta per correct answer
+
+    @property
+    def cpu_capacity(self) -> float:
+        """Correct answers per second the machine's cores would give at this CPU cost."""
+        return (os.cpu_count() or 1) * 1000 / self.cpu_ms if self.cpu_ms else float("nan")
 
     @property
     def goodput(self) -> float:
@@ -95,8 +107,10 @@ def vegeta(
     duration: float,
     ca: Path | None,
     is_correct: Any,
+    pids: Sequence[int] = (),
 ) -> Run:
-    """Run vegeta (``rate`` 0: closed loop) and judge every answer with ``is_correct``."""
+    """Run vegeta (``rate`` 0: closed loop) and judge every answer with ``is_correct``; the CPU
+    of ``pids`` (the servers) and of vegeta is counted per correct answer."""
     command = [
         str(VEGETA), "attack", "-format=json", f"-targets={targets}", f"-duration={duration}s",
         "-keepalive=true", "-http2=false", "-timeout=10s",
@@ -108,7 +122,9 @@ def vegeta(
         command += [f"-max-workers={CLOSED_LOOP_CONNECTIONS}"]
     if ca is not None:
         command.append(f"-root-certs={ca}")
+    cpu_before = cpu_seconds(pids) + _children_cpu()
     attacked = subprocess.run(command, capture_output=True, check=True)
+    cpu = cpu_seconds(pids) + _children_cpu() - cpu_before
     encoded = subprocess.run(
         [str(VEGETA), "encode", "--to", "json"],
         input=attacked.stdout,
@@ -138,7 +154,13 @@ def vegeta(
         p99_ms=round(_percentile(latencies, 0.99), 2),
         p999_ms=round(_percentile(latencies, 0.999), 2),
         max_ms=round(latencies[-1] if latencies else float("nan"), 2),
+        cpu_ms=round(cpu * 1000 / correct, 3) if correct else 0.0,
     )
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _show(run: Run) -> None:
@@ -146,7 +168,7 @@ def _show(run: Run) -> None:
     print(
         f"  {run.label:<22} {rate:>7}  sent {run.sent:>6}  answered {run.answered:>6}  "
         f"correct/s {run.goodput:>7.1f}  p50 {run.p50_ms:>8.2f}  p99 {run.p99_ms:>8.2f}  "
-        f"p99.9 {run.p999_ms:>8.2f}  max {run.max_ms:>8.2f} ms",
+        f"p99.9 {run.p999_ms:>8.2f}  max {run.max_ms:>8.2f} ms  cpu {run.cpu_ms:.2f} ms/correct",
         flush=True,
     )
 
@@ -263,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         webhook_server(Path(tmp), opa.url, workers=args.workers, threads=args.threads) as (
             url,
             ca,
-            _process,
+            process,
         ),
     ):
         targets = Path(tmp) / "targets.json"
@@ -271,9 +293,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         judge = webhook_judge(expected_answers(url, ca, mix))
         duration = args.duration
 
+        assert opa.pid is not None
+        servers = [process.pid, *_children(process.pid), opa.pid]
+
         def webhook(label: str, rate: int, seconds: float = duration) -> Run:
             runs[label] = vegeta(
-                targets, label=label, rate=rate, duration=seconds, ca=ca, is_correct=judge
+                targets,
+                label=label,
+                rate=rate,
+                duration=seconds,
+                ca=ca,
+                is_correct=judge,
+                pids=servers,
             )
             _show(runs[label])
             return runs[label]
@@ -296,20 +327,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         opa_capacity = direct("OPA capacity", 0).goodput
         at_200 = webhook("webhook 200/s", 200)
         opa_at_200 = direct("OPA 200/s", 200)
-        overloads = [webhook(f"webhook {n}x capacity", round(n * capacity)) for n in (2, 5)]
         unloaded = webhook("probe unloaded", args.probe_rate, 2 * duration)
+        port = int(url.rsplit(":", 1)[1])
         stall = multiprocessing.Process(
-            target=_stall,
-            args=("127.0.0.1", int(url.rsplit(":", 1)[1]), args.stalled, 4 * duration),
+            target=_stall, args=("127.0.0.1", port, args.stalled, 4 * duration)
         )
         stall.start()
         time.sleep(duration)  # the stalled connections open and settle
         stalled = webhook(f"probe {args.stalled} stalled", args.probe_rate, 2 * duration)
         stall.join()
+        overloads = [webhook(f"webhook {n}x capacity", round(n * capacity)) for n in (2, 5)]
 
     print("\nratios (same run):")
     print(f"  capacity webhook / OPA direct: {capacity:.0f} / {opa_capacity:.0f} = "
           f"{capacity / opa_capacity:.2f} (target >= 0.8)")  # fmt: skip
+    hook, direct_run = runs["webhook capacity"], runs["OPA capacity"]
+    print(f"  CPU per correct answer (servers + vegeta) webhook / OPA direct: {hook.cpu_ms:.2f} / "
+          f"{direct_run.cpu_ms:.2f} ms: capacity on {os.cpu_count()} idle cores "
+          f"{hook.cpu_capacity:.0f} / {direct_run.cpu_capacity:.0f} = "
+          f"{hook.cpu_capacity / direct_run.cpu_capacity:.2f}")  # fmt: skip
     print(f"  p99 at 200/s webhook / OPA direct: {at_200.p99_ms:.1f} / {opa_at_200.p99_ms:.1f} ms"
           f" = {at_200.p99_ms / opa_at_200.p99_ms:.2f} (target <= 1.5)")  # fmt: skip
     for factor, run in zip((2, 5), overloads, strict=True):
