@@ -317,6 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 duration=duration,
                 ca=None,
                 is_correct=opa_judge,
+                pids=[opa.pid],  # type: ignore[list-item]
             )
             _show(runs[label])
             return runs[label]
