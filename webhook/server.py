@@ -197,10 +197,14 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
         answer (the application refuses it with 413)."""
         if req.body is None:
             return
+        limit: int = self.app.app_config.max_body_bytes
+        declared = next((value for name, value in req.headers if name == "CONTENT-LENGTH"), "")
+        if declared.isdigit() and int(declared) > limit:
+            req.force_close()  # refused unread by the application; nothing to wait for
+            return
         if req._expected_100_continue:  # the client waits for this before sending the body
             client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
             req._expected_100_continue = False
-        limit: int = self.app.app_config.max_body_bytes
         data = req.body.read(limit + 1)
         if len(data) > limit:
             req.force_close()

@@ -748,6 +748,27 @@ def test_stalled_handshakes_headers_and_bodies_are_closed_after_their_timeouts(
         server.stop()
 
 
+def test_a_body_declared_too_large_is_refused_without_waiting_for_it(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: LocalOpa
+) -> None:
+    server = start_serve(tmp_path, test_ca, server_cert, "--opa-url", own_opa.url)
+    context = ssl.create_default_context(cafile=str(test_ca.cert_file))
+    connection = context.wrap_socket(
+        socket.create_connection(("127.0.0.1", server.port), timeout=5),
+        server_hostname="127.0.0.1",
+    )
+    try:  # 9 MB announced (the limit is 8 MiB), none of it sent
+        connection.sendall(
+            b"POST /validate HTTP/1.1\r\nHost: webhook\r\nContent-Length: 9000000\r\n\r\n"
+        )
+        elapsed, received = _closed_after(connection, 4.0)
+        assert received.startswith(b"HTTP/1.1 413 "), received
+        assert elapsed < 2.0  # answered and closed at once, not after the body timeout
+    finally:
+        connection.close()
+        server.stop()
+
+
 def test_a_slow_body_counts_the_deadline_from_the_request_s_first_byte(
     tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: LocalOpa
 ) -> None:

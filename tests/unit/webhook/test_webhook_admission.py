@@ -182,7 +182,7 @@ def test_hpa_targets_the_policies_do_not_understand_are_no_context(
 
 
 def test_lookups_share_one_budget() -> None:
-    ticks = iter([0.0, 0.0, 0.0, 0.0, 1.5, 1.5])  # the HPA lookup would start after the budget
+    ticks = iter([0.0] * 5 + [1.5, 1.5])  # the HPA lookup would start after the budget
     kube = FakeKube()
     opa = FakeOpa(decision())
     answer = AdmissionService(CONFIG, opa, kube, clock=lambda: next(ticks)).answer(
@@ -319,7 +319,7 @@ def test_a_request_gets_a_decision_slot_freed_within_its_deadline() -> None:
 
 
 def test_slow_lookups_leave_no_time_to_ask_opa() -> None:
-    ticks = iter([0.0, 0.0, 0.0, 0.0, 0.0, 2.5, 2.5])  # the policy lookups return at 2.5 s
+    ticks = iter([0.0] * 6 + [2.5, 2.5])  # the policy lookups return at 2.5 s
     opa = FakeOpa(decision())
     service = AdmissionService(CONFIG, opa, FakeKube(), clock=lambda: next(ticks))
     answer = service.answer("validate", review(kind="Pod"))
