@@ -47,6 +47,7 @@ from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 from gunicorn.sock import ssl_context as gunicorn_ssl_context  # type: ignore[import-untyped]
 from gunicorn.workers.ggevent import GeventWorker  # type: ignore[import-untyped]
 
+from edgepolicy.model_context import preload_verification
 from edgepolicy.server_tls import ReloadingContext, switching_context
 from webhook import metrics
 from webhook.app import ARRIVAL_KEY, create_app
@@ -213,10 +214,14 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
     def load_wsgi(self) -> None:
         """Load the application and pass each request's arrival time in its environ.
 
-        What exists once the application is loaded lives as long as the worker: it is moved
-        out of the garbage collector's generations (``gc.freeze``), so the collector's rare
-        full passes only walk what requests allocate.
+        The model-signature libraries are imported first, before the worker accepts
+        connections: imported later in a greenlet (as the application does in the background),
+        their 1.5 s of imports would hold the whole worker. What exists once the application is
+        loaded lives as long as the worker: it is moved out of the garbage collector's
+        generations (``gc.freeze``), so the collector's rare full passes only walk what
+        requests allocate.
         """
+        preload_verification()
         super().load_wsgi()
         gc.collect()
         gc.freeze()
