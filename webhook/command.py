@@ -20,8 +20,8 @@ from edgepolicy.errors import EdgepolicyError, UsageError
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DESCRIPTION = """\
 The validating (/validate) and mutating (/mutate) admission webhook over TLS, served by
-gunicorn (evented workers: idle and slow connections hold no thread; handshake, header
-and body timeouts). With --opa-url it asks that OPA (the sidecar fed by bundles); without it, it
+gunicorn's evented workers (idle and slow connections hold no thread; handshake, header and
+body timeouts). With --opa-url it asks that OPA (the sidecar fed by bundles); without it, it
 starts and supervises a local OPA with the shipped Rego library, the policy objects under
 --policies and the --data files. See docs/webhook.md."""
 EXAMPLES = """\
