@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import datetime
 import json
 import multiprocessing
 import os
@@ -39,7 +40,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -88,7 +90,8 @@ class Run:
 
     @property
     def goodput(self) -> float:
-        """Correct answers per second."""
+        """Correct answers per second (over the time from the first request to the last
+        answer)."""
         return self.correct / self.seconds
 
 
@@ -133,11 +136,15 @@ def vegeta(
     )
     latencies: list[float] = []
     sent = correct = 0
+    first_sent, last_answer = float("inf"), float("-inf")
     for line in encoded.stdout.splitlines():
         result = json.loads(line)
         sent += 1
+        sent_at = _seconds(result["timestamp"])
+        first_sent = min(first_sent, sent_at)
         if not result.get("code"):
             continue  # no answer (client timeout, connection refused)
+        last_answer = max(last_answer, sent_at + result["latency"] / 1e9)
         latencies.append(result["latency"] / 1e6)
         body = base64.b64decode(result.get("body") or "")
         if result["code"] == 200 and is_correct(result.get("url", ""), body):
@@ -146,7 +153,7 @@ def vegeta(
     return Run(
         label=label,
         rate=rate,
-        seconds=duration,
+        seconds=max(duration, last_answer - first_sent),  # answers may come after the end
         sent=sent,
         answered=len(latencies),
         correct=correct,
@@ -156,6 +163,13 @@ def vegeta(
         max_ms=round(latencies[-1] if latencies else float("nan"), 2),
         cpu_ms=round(cpu * 1000 / correct, 3) if correct else 0.0,
     )
+
+
+def _seconds(timestamp: str) -> float:
+    """Seconds since the epoch of a vegeta timestamp (RFC 3339 with nanoseconds, UTC)."""
+    whole, _, fraction = timestamp.rstrip("Z").partition(".")
+    moment = datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.UTC)
+    return moment.timestamp() + float(f"0.{fraction or 0}")
 
 
 def _children_cpu() -> float:
@@ -262,6 +276,36 @@ def _stall(host: str, port: int, count: int, seconds: float) -> None:
     asyncio.run(main())
 
 
+@dataclass(frozen=True)
+class Bench:
+    """OPA and `edgepolicy serve` in front of it, with the mix's vegeta targets for both."""
+
+    url: str
+    ca: Path
+    process: subprocess.Popen[bytes]
+    opa: LocalOpa
+    targets: Path
+    opa_targets: Path
+    judge: Any
+
+
+@contextmanager
+def bench_servers(*, workers: int, threads: int, prefix: str) -> Iterator[Bench]:
+    """Start OPA (the shipped library, the example policies) and the webhook in front of it."""
+    mix = request_mix()
+    data = local_data([EXAMPLES / "policies"], [])
+    data["edgepolicy"].update(SETTINGS["edgepolicy"])
+    with (
+        tempfile.TemporaryDirectory(prefix=prefix) as tmp,
+        LocalOpa(find_opa(), paths=[library_path()], data=data) as opa,
+        webhook_server(Path(tmp), opa.url, workers=workers, threads=threads) as (url, ca, process),
+    ):
+        targets = Path(tmp) / "targets.json"
+        opa_targets = write_targets(targets, mix, webhook=url, opa=opa.url)
+        judge = webhook_judge(expected_answers(url, ca, mix))
+        yield Bench(url, ca, process, opa, targets, opa_targets, judge)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every measurement and print the ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -275,26 +319,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not VEGETA.is_file():
         print("vegeta not found: run scripts/install-tools.sh vegeta", file=sys.stderr)
         return 2
-    mix = request_mix()
-    data = local_data([EXAMPLES / "policies"], [])
-    data["edgepolicy"].update(SETTINGS["edgepolicy"])
     runs: dict[str, Run] = {}
-    with (
-        tempfile.TemporaryDirectory(prefix="edgepolicy-bench-") as tmp,
-        LocalOpa(find_opa(), paths=[library_path()], data=data) as opa,
-        webhook_server(Path(tmp), opa.url, workers=args.workers, threads=args.threads) as (
-            url,
-            ca,
-            process,
-        ),
-    ):
-        targets = Path(tmp) / "targets.json"
-        opa_targets = write_targets(targets, mix, webhook=url, opa=opa.url)
-        judge = webhook_judge(expected_answers(url, ca, mix))
+    with bench_servers(
+        workers=args.workers, threads=args.threads, prefix="edgepolicy-bench-"
+    ) as bench:
+        url, ca, opa = bench.url, bench.ca, bench.opa
+        targets, opa_targets, judge = bench.targets, bench.opa_targets, bench.judge
         duration = args.duration
 
         assert opa.pid is not None
-        servers = [process.pid, *_children(process.pid), opa.pid]
+        servers = [bench.process.pid, *_children(bench.process.pid), opa.pid]
 
         def webhook(label: str, rate: int, seconds: float = duration) -> Run:
             runs[label] = vegeta(

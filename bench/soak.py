@@ -22,27 +22,13 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from admission import (
-    EXAMPLES,
-    SETTINGS,
-    VEGETA,
-    _children,
-    request_mix,
-    webhook_server,
-    write_targets,
-)
-from admission_limits import expected_answers, vegeta, webhook_judge
-
-from edgepolicy.library import library_path
-from edgepolicy.opa_binary import find_opa
-from edgepolicy.opa_server import LocalOpa
-from webhook.local_opa import local_data
+from admission import VEGETA, _children
+from admission_limits import bench_servers, vegeta
 
 
 def rss_mb(pid: int) -> float:
@@ -71,22 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not VEGETA.is_file():
         print("vegeta not found: run scripts/install-tools.sh vegeta", file=sys.stderr)
         return 2
-    mix = request_mix()
-    data = local_data([EXAMPLES / "policies"], [])
-    data["edgepolicy"].update(SETTINGS["edgepolicy"])
     samples: list[tuple[float, dict[str, float]]] = []
-    with (
-        tempfile.TemporaryDirectory(prefix="edgepolicy-soak-") as tmp,
-        LocalOpa(find_opa(), paths=[library_path()], data=data) as opa,
-        webhook_server(Path(tmp), opa.url, workers=args.workers, threads=args.threads) as (
-            url,
-            ca,
-            process,
-        ),
-    ):
-        targets = Path(tmp) / "targets.json"
-        write_targets(targets, mix, webhook=url, opa=opa.url)
-        judge = webhook_judge(expected_answers(url, ca, mix))
+    with bench_servers(
+        workers=args.workers, threads=args.threads, prefix="edgepolicy-soak-"
+    ) as bench:
+        ca, process, opa = bench.ca, bench.process, bench.opa
+        targets, judge = bench.targets, bench.judge
         rate = args.rate
         if rate is None:
             capacity = vegeta(
