@@ -369,7 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         stall.start()
         time.sleep(duration)  # the stalled connections open and settle
+        assert stall.pid is not None
+        stall_cpu = cpu_seconds([stall.pid])
         stalled = webhook(f"probe {args.stalled} stalled", args.probe_rate, 2 * duration)
+        stall_cpu = cpu_seconds([stall.pid]) - stall_cpu
         stall.join()
         overloads = [webhook(f"webhook {n}x capacity", round(n * capacity)) for n in (2, 5)]
 
@@ -390,7 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{run.sent - run.answered} unanswered")  # fmt: skip
     print(f"  p99 with {args.stalled} stalled connections / without: {stalled.p99_ms:.1f} / "
           f"{unloaded.p99_ms:.1f} ms = {stalled.p99_ms / unloaded.p99_ms:.2f} (target < 2), "
-          f"correct {stalled.correct}/{stalled.sent}")  # fmt: skip
+          f"correct {stalled.correct}/{stalled.sent}; the stalling process (reopening what the "
+          f"timeouts close) used {stall_cpu / stalled.seconds:.2f} cores meanwhile")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps({k: asdict(v) for k, v in runs.items()}, indent=2))
     return 0

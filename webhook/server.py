@@ -120,7 +120,7 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
         servers = []
         for listener in self.sockets:
             listener.setblocking(1)
-            pool = Pool(options.max_connections)
+            pool = Pool(self.worker_connections)  # gunicorn's worker_connections: --max-connections
             server = StreamServer(listener, handle=partial(self.handle, listener), spawn=pool)
             if self.cfg.workers > 1:
                 server.max_accept = 1  # spread new connections over the workers
