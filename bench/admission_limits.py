@@ -19,7 +19,7 @@ Not a test: it prints numbers (see docs/performance.md for what was measured and
 - stalled connections: the p99 of vegeta at ``--probe-rate`` without, then with ``--stalled``
   connections held open by a separate process (a third each: the first 3 bytes of a TLS
   hello; TLS done, then a header byte every 2 s; headers done, then a body byte every 2 s),
-  each reopened as soon as the webhook closes it.
+  opened evenly over 5 s and each reopened as soon as the webhook closes it.
 
 Needs the pinned OPA and vegeta (`scripts/install-tools.sh opa vegeta`). Everything listens on
 127.0.0.1 and is stopped at the end.
@@ -65,6 +65,7 @@ from webhook.local_opa import local_data
 
 DEADLINE_SECONDS = 3.0  # serve's default --timeout
 CLOSED_LOOP_CONNECTIONS = 64
+SPREAD_SECONDS = 5.0  # stalled connections are opened over this time (serve's timeouts: 5 s)
 
 
 @dataclass(frozen=True)
@@ -228,8 +229,12 @@ def opa_judge(_url: str, body: bytes) -> bool:
 # ---- stalled connections -----------------------------------------------------------------------
 
 
-async def _hold(kind: str, host: str, port: int, tls: ssl.SSLContext, stop: float) -> None:
-    """Keep one stalled connection of ``kind`` open until ``stop``, reopening it when closed."""
+async def _hold(
+    kind: str, host: str, port: int, tls: ssl.SSLContext, start: float, stop: float
+) -> None:
+    """Keep one stalled connection of ``kind`` open from ``start`` until ``stop``, reopening it
+    when closed."""
+    await asyncio.sleep(max(0.0, start - time.monotonic()))
     while time.monotonic() < stop:
         writer = None
         try:
@@ -260,18 +265,27 @@ async def _hold(kind: str, host: str, port: int, tls: ssl.SSLContext, stop: floa
                 writer.close()
 
 
-def _stall(host: str, port: int, count: int, seconds: float) -> None:
-    """Hold ``count`` stalled connections (a third of each kind) for ``seconds``."""
+def _stall(host: str, port: int, count: int, spread: float, seconds: float) -> None:
+    """Hold ``count`` stalled connections (a third of each kind) for ``seconds``, opened evenly
+    over the first ``spread`` seconds (as connections held for a while are: all opened at once,
+    they would also all be closed at once by the timeouts, a flood of new connections every
+    few seconds rather than stalled ones)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, count * 2 + 256)), hard))
     tls = ssl.create_default_context()
     tls.check_hostname = False
     tls.verify_mode = ssl.CERT_NONE
-    stop = time.monotonic() + seconds
+    began = time.monotonic()
+    stop = began + seconds
 
     async def main() -> None:
         kinds = ("hello", "headers", "body")
-        await asyncio.gather(*(_hold(kinds[i % 3], host, port, tls, stop) for i in range(count)))
+        await asyncio.gather(
+            *(
+                _hold(kinds[i % 3], host, port, tls, began + i * spread / count, stop)
+                for i in range(count)
+            )
+        )
 
     asyncio.run(main())
 
@@ -364,11 +378,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         opa_at_200 = direct("OPA 200/s", 200)
         unloaded = webhook("probe unloaded", args.probe_rate, 2 * duration)
         port = int(url.rsplit(":", 1)[1])
+        settle = max(duration, SPREAD_SECONDS)  # the stalled connections open and settle
         stall = multiprocessing.Process(
-            target=_stall, args=("127.0.0.1", port, args.stalled, 4 * duration)
+            target=_stall,
+            args=("127.0.0.1", port, args.stalled, SPREAD_SECONDS, settle + 2 * duration + 1),
         )
         stall.start()
-        time.sleep(duration)  # the stalled connections open and settle
+        time.sleep(settle)
         assert stall.pid is not None
         stall_cpu = cpu_seconds([stall.pid])
         stalled = webhook(f"probe {args.stalled} stalled", args.probe_rate, 2 * duration)
