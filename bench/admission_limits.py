@@ -112,15 +112,18 @@ def vegeta(
     ca: Path | None,
     is_correct: Any,
     pids: Sequence[int] = (),
+    connections: int = 5000,
 ) -> Run:
     """Run vegeta (``rate`` 0: closed loop) and judge every answer with ``is_correct``; the CPU
-    of ``pids`` (the servers) and of vegeta is counted per correct answer."""
+    of ``pids`` (the servers) and of vegeta is counted per correct answer. At a fixed rate
+    vegeta opens up to ``connections`` connections (more when answers are slow)."""
     command = [
         str(VEGETA), "attack", "-format=json", f"-targets={targets}", f"-duration={duration}s",
         "-keepalive=true", "-http2=false", "-timeout=10s",
     ]  # fmt: skip
     if rate:
-        command += [f"-rate={rate}/s", "-workers=64", "-max-workers=5000"]
+        command += [f"-rate={rate}/s", f"-workers={min(64, connections)}"]
+        command += [f"-max-workers={connections}"]
     else:
         command += ["-rate=0", f"-workers={CLOSED_LOOP_CONNECTIONS}"]
         command += [f"-max-workers={CLOSED_LOOP_CONNECTIONS}"]

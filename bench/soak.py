@@ -10,6 +10,10 @@ Capacity is measured first as in bench/admission_limits.py (vegeta in a closed l
 answers per second) unless ``--rate`` is given; then vegeta runs at ``--share`` of it with the
 bench/admission.py mix over TLS and keep-alive. An error is any request not answered with the
 decision the unloaded webhook gives it (transport error, HTTP error, failure-mode answer).
+vegeta keeps to ``--connections`` connections, as the API server keeps a bounded pool: a worker's
+memory grows with its open connections (about 30 kB each, TLS buffers included), and an
+unbounded load generator opens hundreds more whenever the shared machine stalls for a moment,
+which a soak would then report as growth.
 Growth compares the median of the last minute's samples with the median of the first minute's
 after ``--warm-up`` minutes, per process and in total (medians: OPA's Go heap rises and falls
 with each garbage collection). A worker that was replaced (a new pid) is reported: that is
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import threading
@@ -42,6 +47,14 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _open_files(pid: int) -> int:
+    """Open file descriptors of ``pid`` (a worker's connections and a few more)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except FileNotFoundError:
+        return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the soak and print the samples, the growth and the errors."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -52,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sample", type=float, default=10.0, help="seconds between samples")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="serve --threads")
+    parser.add_argument(
+        "--connections", type=int, default=64, help="vegeta's connections at most (64)"
+    )
     parser.add_argument("--json", type=Path, help="also write the samples to this file")
     args = parser.parse_args(argv)
     if not VEGETA.is_file():
@@ -86,13 +102,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 samples.append((time.monotonic() - started, sizes))
                 minute = samples[-1][0] / 60
                 shown = "  ".join(f"{name} {size:.1f}" for name, size in sizes.items())
-                print(f"  {minute:6.1f} min  RSS MB: {shown}", flush=True)
+                files = sum(_open_files(pid) for pid in _children(process.pid))
+                print(f"  {minute:6.1f} min  RSS MB: {shown}  (open files {files})", flush=True)
                 done.wait(args.sample)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         run = vegeta(
-            targets, label="soak", rate=rate, duration=args.minutes * 60, ca=ca, is_correct=judge
+            targets,
+            label="soak",
+            rate=rate,
+            duration=args.minutes * 60,
+            ca=ca,
+            is_correct=judge,
+            connections=args.connections,
         )
         done.set()
         sampler.join()
