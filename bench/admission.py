@@ -406,7 +406,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rates", default="100,200,300,1000", help="comma-separated req/s")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per rate")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=4, help="threads per worker")
+    parser.add_argument(
+        "--threads", type=int, default=4, help="serve --threads: decisions at once per worker"
+    )
     parser.add_argument(
         "--no-large", action="store_true", help="leave the large (30-container) object out"
     )
@@ -428,7 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for item in mix:
         size = len(json.dumps(item.review))
         print(f"  {item.weight:>2} x /{item.endpoint:<8} {item.label} ({size} bytes)")
-    print(f"gunicorn: {args.workers} workers x {args.threads} threads (gthread), TLS, keep-alive")
+    print(f"gunicorn: {args.workers} gevent workers, --threads {args.threads}, TLS, keep-alive")
     results: list[Result] = []
     rss: dict[str, list[float]] = {}
     data = local_data([EXAMPLES / "policies"], [])

@@ -41,7 +41,7 @@ from gunicorn.asgi.protocol import ASGIProtocol  # type: ignore[import-untyped]
 from gunicorn.workers.gasgi import ASGIWorker  # type: ignore[import-untyped]
 
 from edgepolicy.errors import BundleError, UsageError
-from edgepolicy.server_tls import ReloadingContext, server_context
+from edgepolicy.server_tls import ReloadingContext, server_context, switching_context
 
 HEADER_SECONDS = 10
 FIELD_LINE_BYTES = 4096
@@ -163,22 +163,13 @@ class _Hosting(BaseApplication):  # type: ignore[misc]
 
 
 def reloading_tls(cert_file: Path, key_file: Path) -> ssl.SSLContext:
-    """Return a server SSL context that switches each handshake to the current certificate.
-
-    Its ``sni_callback`` (run for every handshake, with or without SNI) hands the connection
-    the context of a :class:`ReloadingContext`, which reloads the files when they change.
+    """Return a server SSL context that switches each handshake to the current certificate
+    (that of a :class:`ReloadingContext`, which reloads the files when they change).
 
     Raises:
         UsageError: the certificate or key cannot be loaded.
     """
-    reloading = ReloadingContext(cert_file, key_file)
-    front = server_context(cert_file, key_file)
-
-    def switch(connection: Any, _name: str | None, _context: ssl.SSLContext) -> None:
-        connection.context = reloading.context()
-
-    front.sni_callback = switch
-    return front
+    return switching_context(cert_file, key_file, ReloadingContext(cert_file, key_file).context)
 
 
 def _listen(host: str, port: int, backlog: int) -> socket.socket:

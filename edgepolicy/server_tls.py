@@ -16,7 +16,9 @@ import os
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from edgepolicy.errors import UsageError
 
@@ -103,3 +105,24 @@ class ReloadingContext:
         self._context = context
         self._identities = identities
         _LOG.info("TLS certificate reloaded from %s", self._cert_file)
+
+
+def switching_context(
+    cert_file: Path, key_file: Path, current: Callable[[], ssl.SSLContext]
+) -> ssl.SSLContext:
+    """Return a server SSL context that switches each handshake to the context ``current()``.
+
+    Its ``sni_callback`` (run for every handshake, with or without SNI) hands the connection
+    ``current()``, e.g. :meth:`ReloadingContext.context`, so an evented server that must build
+    its listening context itself (asyncio, gevent) still follows certificate rotation.
+
+    Raises:
+        UsageError: the certificate or key cannot be loaded.
+    """
+    front = server_context(cert_file, key_file)
+
+    def switch(connection: Any, _name: str | None, _context: ssl.SSLContext) -> None:
+        connection.context = current()
+
+    front.sni_callback = switch
+    return front

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from edgepolicy.webhook import decision_log, metrics, review_codec
 from edgepolicy.webhook.config import RESPONSE_MARGIN_SECONDS, WebhookConfig
+from edgepolicy.webhook.decision_slots import DecisionSlots
 from edgepolicy.webhook.lookups import SCALABLE_KINDS, TtlCache
 
 from edgepolicy.decision import Decision
@@ -96,6 +97,7 @@ class AdmissionService:
         self._data_policies = TtlCache(config.kube_cache_seconds)
         self._clock = clock
         self._opa_timeout = config.opa_timeout(kube is not None)
+        self._slots = DecisionSlots(config.concurrent_decisions)
 
     def answer(
         self, endpoint: str, review: Mapping[str, Any], *, arrived: float | None = None
@@ -105,9 +107,9 @@ class AdmissionService:
         ``mutate``).
 
         ``arrived`` is when the request arrived (on the service's clock); the deadline counts
-        from then, so a request that waited too long for a thread is answered at once by the
-        failure mode. Never raises for OPA or Kubernetes API failures: those become the
-        failure-mode answer.
+        from then, so a request that waited too long (for the worker, for a decision slot) is
+        answered at once by the failure mode, without asking OPA. Never raises for OPA or
+        Kubernetes API failures: those become the failure-mode answer.
         """
         now = self._clock()
         started = min(arrived, now) if arrived is not None else now
@@ -159,11 +161,23 @@ class AdmissionService:
     def _decide(self, review: Mapping[str, Any], deadline: float) -> Decision:
         # OPA must be asked early enough for its whole timeout to fit before the deadline.
         last_call = deadline - RESPONSE_MARGIN_SECONDS - self._opa_timeout
-        if self._clock() > last_call:
-            raise _NoDecision(
-                f"the webhook is overloaded: the request waited too long for a free thread to "
-                f"be decided within the {self._config.timeout:g}s deadline"
-            )
+        taken_at = self._slots.acquire(last_call - self._clock())
+        if taken_at is None:
+            raise self._overloaded()
+        try:
+            if self._clock() > last_call:  # the slot came, but too late
+                raise self._overloaded()
+            return self._decide_in_slot(review, last_call)
+        finally:
+            self._slots.release(taken_at)
+
+    def _overloaded(self) -> _NoDecision:
+        return _NoDecision(
+            f"the webhook is overloaded: the request waited too long for a decision slot "
+            f"to be decided within the {self._config.timeout:g}s deadline"
+        )
+
+    def _decide_in_slot(self, review: Mapping[str, Any], last_call: float) -> Decision:
         request = review["request"]
         policies, workloads, configmaps = self._context(request, last_call)
         policies = policies.replaced_by(_admitted_policy(request))

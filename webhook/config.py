@@ -21,6 +21,8 @@ class WebhookConfig:
     ``timeout`` is the deadline (seconds) for answering one AdmissionReview, counted from its
     arrival; it must stay below the webhook configuration's ``timeoutSeconds``. ``bundles`` says
     OPA is fed by bundles, so readiness also requires every bundle to be activated.
+    ``concurrent_decisions`` bounds the requests of one worker being decided at once; the others
+    wait for a slot, within their deadline.
     """
 
     opa_url: str
@@ -31,13 +33,14 @@ class WebhookConfig:
     bundles: bool = False
     kube_cache_seconds: float = 5.0
     max_body_bytes: int = 8 * 1024 * 1024
+    concurrent_decisions: int = 4
 
     def __post_init__(self) -> None:
         """Check the values.
 
         Raises:
-            UsageError: the deadline leaves no time to ask OPA, or a size or cache time is
-                negative.
+            UsageError: the deadline leaves no time to ask OPA, a size or cache time is
+                negative, or no decision may run at once.
         """
         if self.timeout <= RESPONSE_MARGIN_SECONDS * 2:
             raise UsageError(
@@ -46,6 +49,10 @@ class WebhookConfig:
             )
         if self.kube_cache_seconds < 0 or self.max_body_bytes <= 0:
             raise UsageError("cache time and body size limits must be positive")
+        if self.concurrent_decisions < 1:
+            raise UsageError(
+                f"concurrent decisions must be at least 1, got {self.concurrent_decisions}"
+            )
 
     @property
     def kube_timeout(self) -> float:
@@ -54,7 +61,7 @@ class WebhookConfig:
 
     def opa_timeout(self, with_kube: bool) -> float:
         """Seconds OPA may take: half of what the lookups and the response margin leave, so a
-        request that waited up to as long again for a free thread is still answered in time."""
+        request that waited up to as long again for a decision slot is still answered in time."""
         budget = self.timeout - RESPONSE_MARGIN_SECONDS
         if with_kube:
             budget -= self.kube_timeout

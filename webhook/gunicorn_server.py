@@ -1,115 +1,236 @@
 """Serve the webhook with gunicorn over TLS (TLS 1.2 minimum, certificate reloaded on rotation).
 
 gunicorn runs in-process through :class:`WebhookServer`, a ``BaseApplication`` whose settings
-come from :class:`ServerOptions`. Workers are ``gthread`` workers (a few threads each, so a slow
-OPA answer does not block other requests, with HTTP keep-alive for the API server's reused
-connections), extended by :class:`ArrivalStampingWorker` so the deadline counts from when a
-request arrived, not from when a thread got to it. Each worker builds its own app (and its own
-pooled OPA client) after the fork.
+come from :class:`ServerOptions`. Workers are :class:`EventedWorker`: gunicorn's gevent worker,
+so an idle, slow or stalled connection is a parked greenlet, not a thread (a few kilobytes each;
+1,000 of them cost the other clients nothing measurable), with what gunicorn leaves open:
+
+- the TLS handshake, the request headers (from their first byte) and the request body each
+  must complete within their own timeout (``ServerOptions.handshake_seconds``,
+  ``header_seconds``, ``body_seconds``); a connection idle between requests is closed after
+  the keep-alive timeout, and a worker holds at most ``max_connections`` connections;
+- each request is stamped with the time its first bytes could be read, and the application sees
+  the stamp as ``environ["edgepolicy.arrived"]``, so the deadline counts from arrival: a request
+  that waited past it for a decision slot is answered by the failure mode (see
+  :class:`edgepolicy.webhook.admission.AdmissionService`).
+
+Each worker builds its own app (and its own pooled OPA client) after the fork, after gevent has
+patched the standard library, so OPA and Kubernetes calls yield to other connections. It
+overrides parts of gunicorn's gevent worker that are not public API (pinned gunicorn and gevent
+versions; tests/integration/test_webhook_serve.py exercises each through a real process).
 """
 
 from __future__ import annotations
 
+import errno
 import gc
-import select
+import io
 import ssl
-import threading
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import gevent  # type: ignore[import-untyped]
 from edgepolicy.webhook import metrics
 from edgepolicy.webhook.app import ARRIVAL_KEY, create_app
 from edgepolicy.webhook.config import WebhookConfig
 from flask import Flask
+from gevent.local import local  # type: ignore[import-untyped]
+from gevent.monkey import MonkeyPatchWarning  # type: ignore[import-untyped]
+from gevent.pool import Pool  # type: ignore[import-untyped]
+from gevent.server import StreamServer  # type: ignore[import-untyped]
+from gevent.socket import wait_read  # type: ignore[import-untyped]
+from gunicorn import http, util  # type: ignore[import-untyped]
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
-from gunicorn.workers import gthread  # type: ignore[import-untyped]
-from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
+from gunicorn.sock import ssl_context as gunicorn_ssl_context  # type: ignore[import-untyped]
+from gunicorn.workers.ggevent import GeventWorker  # type: ignore[import-untyped]
 
-from edgepolicy.server_tls import ReloadingContext
+from edgepolicy.model_context import preload_verification
+from edgepolicy.server_tls import ReloadingContext, switching_context
 
 # Seconds a worker may stay silent before gunicorn replaces it: far above any request's deadline.
 WORKER_SILENCE_SECONDS = 30
-# How long a thread waits for the first request on a new connection after the TLS handshake.
-FIRST_REQUEST_SECONDS = 0.1
-_arrival = threading.local()
+# What a client whose headers or body did not arrive in time is told before the connection closes.
+_TIMEOUT_BODY = b'{"error":"the request did not arrive in time"}'
+_TIMED_OUT = (
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
+    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
+)
 
 
-def _request_waiting(sock: Any, timeout: float) -> bool:
-    """Tell whether request bytes arrive on ``sock`` (TLS-decrypted or raw) within ``timeout``."""
-    pending = getattr(sock, "pending", None)
-    if pending is not None and pending() > 0:
-        return True
-    poller = select.poll()  # not select.select: descriptors may be numbered above 1024
-    poller.register(sock, select.POLLIN)
-    return bool(poller.poll(timeout * 1000))
+class _Expired(Exception):
+    """A connection did not complete a step (handshake, headers, body) within its timeout."""
 
 
-class ArrivalStampingWorker(ThreadWorker):  # type: ignore[misc]
-    """A gthread worker that stamps each request with the time it arrived.
+@contextmanager
+def _within(seconds: float, step: str) -> Iterator[None]:
+    """Interrupt the block (in this greenlet) after ``seconds``.
 
-    A connection is queued for a thread when it is accepted or becomes readable again (keep-
-    alive); under load it can wait there. The stamp reaches the application as
-    ``environ["edgepolicy.arrived"]``, so a request that waited past its deadline is answered at
-    once (by the failure mode) instead of being decided for a caller that already gave up.
+    Raises:
+        _Expired: the block did not finish in time (raised here, outside gunicorn's parser,
+            which must not see it as one of its own errors).
     """
+    timer = gevent.Timeout(seconds)
+    timer.start()
+    try:
+        yield
+    except gevent.Timeout as expired:
+        if expired is not timer:
+            raise
+        raise _Expired(f"{step} not complete within {seconds:g}s") from None
+    finally:
+        timer.close()
 
-    def enqueue_req(self, conn: Any) -> None:
-        """Stamp the connection, then queue it for a thread."""
-        conn.edgepolicy_arrived = time.monotonic()
-        super().enqueue_req(conn)
 
-    def handle(self, conn: Any) -> Any:
-        """Serve a connection; a new one only while it has a request to serve.
+def _has_buffered_request(client: Any, parser: Any) -> bool:
+    """Tell whether request bytes are already read (TLS-decrypted or by the parser)."""
+    return bool(client.pending()) or parser.unreader.buf.tell() > 0
 
-        gthread handshakes a new connection and then blocks its thread reading the first
-        request, however long that takes. Clients such as Go's HTTP transport (the API
-        server's) open spare connections and leave them idle after the handshake; each would
-        hold one of the few threads, and requests queued behind them went unanswered for
-        seconds. Here a new connection whose first request does not follow the handshake
-        within ``FIRST_REQUEST_SECONDS`` goes back to the worker's poller (gthread's pending
-        connections, closed after the keep-alive timeout) and comes back, newly stamped, when
-        its request arrives.
+
+class EventedWorker(GeventWorker):  # type: ignore[misc]
+    """gunicorn's gevent worker with handshake, header and body timeouts, a connection cap and
+    arrival stamps (see the module's description)."""
+
+    _front: ssl.SSLContext
+    _arrival: Any
+
+    def patch(self) -> None:
+        """Patch the standard library for gevent (gunicorn's), without its warning about ``ssl``
+        imported first: the modules it names (urllib3's) only receive SSL contexts, which each
+        worker builds after the patch (the OPA and Kubernetes clients are created then)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MonkeyPatchWarning)
+            super().patch()
+
+    def run(self) -> None:
+        """Accept connections on every listener until the worker is told to stop.
+
+        The TLS handshake happens in the connection's greenlet (:meth:`handle`), under its
+        timeout, with a context that switches to the reloading one (certificate rotation).
         """
-        if not conn.initialized:
-            if not (conn.data_ready or conn.wait_for_data(gthread.DEFAULT_WORKER_DATA_TIMEOUT)):
-                return gthread._DEFER
-            try:
-                conn.sock.setblocking(True)
-                conn.init()  # the TLS handshake
-            except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
-                self.log.debug("TLS handshake failed: %s", error)
-                conn.sock.close()
-                return False
-            if not _request_waiting(conn.sock, FIRST_REQUEST_SECONDS):
-                return gthread._DEFER
-        return super().handle(conn)
+        options: ServerOptions = self.app.options
+        self._front = switching_context(
+            options.cert_file, options.key_file, lambda: gunicorn_ssl_context(self.cfg)
+        )
+        servers = []
+        for listener in self.sockets:
+            listener.setblocking(1)
+            pool = Pool(self.worker_connections)  # gunicorn's worker_connections: --max-connections
+            server = StreamServer(listener, handle=partial(self.handle, listener), spawn=pool)
+            if self.cfg.workers > 1:
+                server.max_accept = 1  # spread new connections over the workers
+            server.start()
+            servers.append(server)
+        while self.alive:
+            self.notify()
+            gevent.sleep(1.0)
+        for server in servers:
+            server.close()  # no new connections; the open ones finish below
+        ends = time.monotonic() + self.cfg.graceful_timeout
+        while time.monotonic() < ends and any(s.pool.free_count() != s.pool.size for s in servers):
+            self.notify()
+            gevent.sleep(0.1)
+        for server in servers:
+            server.stop(timeout=1)
 
-    def handle_request(self, req: Any, conn: Any) -> Any:
-        """Handle one request with its arrival time visible to the application."""
-        _arrival.value = getattr(conn, "edgepolicy_arrived", None)
+    def handle(self, listener: Any, client: Any, addr: Any) -> None:
+        """Serve one connection: the TLS handshake, then its requests (keep-alive)."""
+        options: ServerOptions = self.app.options
+        client.setblocking(1)
         try:
-            return super().handle_request(req, conn)
+            client = self._front.wrap_socket(
+                client, server_side=True, do_handshake_on_connect=False
+            )
+            with _within(options.handshake_seconds, "TLS handshake"):
+                client.do_handshake()
+        except (_Expired, OSError, ValueError) as error:  # ssl.SSLError is an OSError
+            self.log.debug("TLS handshake from %s failed: %s", addr, error)
+            util.close(client)
+            return
+        try:
+            self._serve_requests(listener.getsockname(), client, addr, options)
         finally:
-            _arrival.value = None
+            util.close(client)
+
+    def _serve_requests(
+        self, listener_name: Any, client: Any, addr: Any, options: ServerOptions
+    ) -> None:
+        parser = http.get_parser(self.cfg, client, addr)
+        req = None
+        try:
+            while self.alive:
+                req = None
+                if not _has_buffered_request(client, parser):
+                    try:  # idle between requests: costs a parked greenlet, nothing more
+                        wait_read(client.fileno(), timeout=self.cfg.keepalive)
+                    except TimeoutError:
+                        return
+                arrived = time.monotonic()
+                with _within(options.header_seconds, "request headers"):
+                    req = next(parser)
+                with _within(options.body_seconds, "request body"):
+                    self._read_body(req, client)
+                self._arrival.value = arrived
+                try:
+                    self.handle_request(listener_name, req, client, addr)
+                finally:
+                    self._arrival.value = None
+        except _Expired as expired:
+            self.log.debug("closing the connection from %s: %s", addr, expired)
+            with gevent.Timeout(1, False):
+                client.sendall(_TIMED_OUT)
+        except (StopIteration, http.errors.NoMoreData):
+            return  # the client closed, or the request said so
+        except OSError as error:  # ssl.SSLError too: the connection is gone
+            if error.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, None):
+                self.log.debug("connection from %s failed: %s", addr, error)
+        except Exception as error:  # a malformed request: gunicorn answers 400 and closes
+            self.handle_error(req, client, addr, error)
+
+    def _read_body(self, req: Any, client: Any) -> None:
+        """Read the request body now (under the body timeout), at most one byte more than the
+        application accepts; a longer body is left unread and its connection closed after the
+        answer (the application refuses it with 413)."""
+        if req.body is None:
+            return
+        limit: int = self.app.app_config.max_body_bytes
+        declared = next((value for name, value in req.headers if name == "CONTENT-LENGTH"), "")
+        if declared.isdigit() and int(declared) > limit:
+            req.force_close()  # refused unread by the application; nothing to wait for
+            return
+        if req._expected_100_continue:  # the client waits for this before sending the body
+            client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            req._expected_100_continue = False
+        data = req.body.read(limit + 1)
+        if len(data) > limit:
+            req.force_close()
+        req.body = io.BytesIO(data)
 
     def load_wsgi(self) -> None:
         """Load the application and pass each request's arrival time in its environ.
 
-        What exists once the application is loaded lives as long as the worker: it is moved
-        out of the garbage collector's generations (``gc.freeze``), so the collector's rare
-        full passes only walk what requests allocate instead of stopping every thread of the
-        worker for milliseconds.
+        The model-signature libraries are imported first, before the worker accepts
+        connections: imported later in a greenlet (as the application does in the background),
+        their 1.5 s of imports would hold the whole worker. What exists once the application is
+        loaded lives as long as the worker: it is moved out of the garbage collector's
+        generations (``gc.freeze``), so the collector's rare full passes only walk what
+        requests allocate.
         """
+        preload_verification()
         super().load_wsgi()
         gc.collect()
         gc.freeze()
+        self._arrival = local()  # per greenlet: each connection has its own
+        arrival = self._arrival
         application: Any = getattr(self, "wsgi")  # noqa: B009 - set by gunicorn
 
         def with_arrival(environ: dict[str, Any], start_response: Any) -> Any:
-            environ[ARRIVAL_KEY] = getattr(_arrival, "value", None)
+            environ[ARRIVAL_KEY] = getattr(arrival, "value", None)
             return application(environ, start_response)
 
         self.wsgi = with_arrival
@@ -117,15 +238,24 @@ class ArrivalStampingWorker(ThreadWorker):  # type: ignore[misc]
 
 @dataclass(frozen=True)
 class ServerOptions:
-    """Where and how gunicorn listens."""
+    """Where and how gunicorn listens, and how long a connection may take for each step.
+
+    ``handshake_seconds`` bounds a new connection's TLS handshake, ``header_seconds`` a
+    request's line and headers from their first byte, ``body_seconds`` its body from the end of
+    its headers; ``keepalive_seconds`` closes a connection idle between requests;
+    ``max_connections`` is per worker (more wait in the listen backlog).
+    """
 
     cert_file: Path
     key_file: Path
     host: str = "0.0.0.0"
     port: int = 8443
     workers: int = 2
-    threads: int = 4
     keepalive_seconds: int = 75
+    handshake_seconds: float = 5.0
+    header_seconds: float = 5.0
+    body_seconds: float = 5.0
+    max_connections: int = 4096
     log_level: str = "info"
     access_log: bool = False
 
@@ -156,8 +286,9 @@ def gunicorn_settings(options: ServerOptions, tls: ReloadingContext) -> dict[str
     settings: dict[str, Any] = {
         "bind": [options.address],
         "workers": options.workers,
-        "worker_class": f"{__name__}.ArrivalStampingWorker",
-        "threads": options.threads,
+        "worker_class": f"{__name__}.EventedWorker",
+        "worker_connections": options.max_connections,
+        "backlog": 2048,
         "keepalive": options.keepalive_seconds,
         "timeout": WORKER_SILENCE_SECONDS,
         "graceful_timeout": 10,
@@ -178,11 +309,15 @@ def gunicorn_settings(options: ServerOptions, tls: ReloadingContext) -> dict[str
 
 
 class WebhookServer(BaseApplication):  # type: ignore[misc]
-    """gunicorn serving :func:`edgepolicy.webhook.app.create_app` with the given settings."""
+    """gunicorn serving :func:`edgepolicy.webhook.app.create_app` for ``options`` (read by the
+    workers)."""
 
-    def __init__(self, settings: dict[str, Any], app_config: WebhookConfig) -> None:
-        self._settings = settings
-        self._app_config = app_config
+    def __init__(
+        self, options: ServerOptions, tls: ReloadingContext, app_config: WebhookConfig
+    ) -> None:
+        self.options = options
+        self.app_config = app_config
+        self._settings = gunicorn_settings(options, tls)
         super().__init__()
 
     def load_config(self) -> None:
@@ -192,4 +327,4 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Flask:
         """Build the application (called in each worker after the fork)."""
-        return create_app(self._app_config)
+        return create_app(self.app_config)

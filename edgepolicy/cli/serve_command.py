@@ -20,7 +20,8 @@ from edgepolicy.errors import EdgepolicyError, UsageError
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DESCRIPTION = """\
 The validating (/validate) and mutating (/mutate) admission webhook over TLS, served by
-gunicorn. With --opa-url it asks that OPA (the sidecar fed by bundles); without it, it
+gunicorn's evented workers (idle and slow connections hold no thread; handshake, header and
+body timeouts). With --opa-url it asks that OPA (the sidecar fed by bundles); without it, it
 starts and supervises a local OPA with the shipped Rego library, the policy objects under
 --policies and the --data files. See docs/webhook.md."""
 EXAMPLES = """\
@@ -29,6 +30,8 @@ Examples:
   edgepolicy serve --tls-cert tls.crt --tls-key tls.key --opa-url http://127.0.0.1:8181
   edgepolicy serve --tls-cert tls.crt --tls-key tls.key --policies policies/ \\
       --data settings.yaml --kubeconfig ~/.kube/config --fail-open --timeout 2
+  edgepolicy serve --tls-cert tls.crt --tls-key tls.key --opa-url http://127.0.0.1:8181 \\
+      --handshake-timeout 2 --header-timeout 2 --body-timeout 2 --max-connections 8192
 """
 
 
@@ -54,7 +57,40 @@ def add_parser(subparsers: Any) -> None:
         "--workers", type=int, default=2, metavar="N", help="gunicorn worker processes (default 2)"
     )
     parser.add_argument(
-        "--threads", type=int, default=4, metavar="N", help="threads per worker (default 4)"
+        "--threads",
+        type=int,
+        default=4,
+        metavar="N",
+        help="decisions asked of OPA at once per worker (default 4); more requests wait, "
+        "within their deadline, for a free slot",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=4096,
+        metavar="N",
+        help="open connections per worker (default 4096); more wait in the listen backlog",
+    )
+    parser.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="time a new connection has for its TLS handshake (default 5)",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="time a request has for its line and headers, from their first byte (default 5)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="time a request has for its body, after its headers (default 5)",
     )
     parser.add_argument(
         "--fail-open",
@@ -111,8 +147,16 @@ def add_parser(subparsers: Any) -> None:
 def _check_args(args: argparse.Namespace) -> None:
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
-    if args.workers < 1 or args.threads < 1:
-        raise UsageError("--workers and --threads must be at least 1")
+    for flag in ("workers", "threads", "max_connections"):
+        if getattr(args, flag) < 1:
+            raise UsageError(
+                f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}"
+            )
+    for flag in ("handshake_timeout", "header_timeout", "body_timeout"):
+        if not getattr(args, flag) > 0:
+            raise UsageError(
+                f"--{flag.replace('_', '-')} must be more than 0, got {getattr(args, flag)}"
+            )
     if args.opa_url and (args.policies or args.data or args.opa):
         raise UsageError(
             "--policies, --data and --opa configure the local OPA; with --opa-url the policies "
@@ -142,9 +186,8 @@ def _serve(args: argparse.Namespace) -> int:
     from edgepolicy.server_tls import ReloadingContext
     from edgepolicy.webhook import lookups
     from edgepolicy.webhook.config import WebhookConfig
-    from edgepolicy.webhook.gunicorn_server import ServerOptions, WebhookServer, gunicorn_settings
+    from edgepolicy.webhook.gunicorn_server import ServerOptions, WebhookServer
     from edgepolicy.webhook.opa_supervisor import OpaSupervisor, local_data
-    from edgepolicy.webhook.prefork import load_shared
 
     options = ServerOptions(
         cert_file=Path(args.tls_cert),
@@ -152,7 +195,10 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        threads=args.threads,
+        handshake_seconds=args.handshake_timeout,
+        header_seconds=args.header_timeout,
+        body_seconds=args.body_timeout,
+        max_connections=args.max_connections,
         log_level=args.log_level,
         access_log=args.access_log,
     )
@@ -181,6 +227,7 @@ def _serve(args: argparse.Namespace) -> int:
         kubeconfig=kubeconfig,
         kube_context=args.context,
         bundles=local_opa is None,
+        concurrent_decisions=args.threads,
     )
     OpaClient(opa_url).close()  # a malformed URL fails here, not in every worker
     if local_opa is not None:
@@ -193,8 +240,7 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        load_shared()  # in gunicorn's master: the workers share these pages
-        WebhookServer(gunicorn_settings(options, tls), config).run()
+        WebhookServer(options, tls, config).run()
     finally:
         if local_opa is not None:
             local_opa.stop()

@@ -463,7 +463,7 @@ def test_a_stalled_opa_is_answered_within_the_deadline(
 def test_requests_queued_behind_a_stalled_opa_are_still_answered_in_time(
     tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
 ) -> None:
-    # One thread: requests queue behind each other while OPA never answers.
+    # One decision slot: requests queue behind each other while OPA never answers.
     server = start_serve(
         tmp_path,
         test_ca,
@@ -675,11 +675,11 @@ def test_the_local_opa_dies_with_a_killed_serve(
         server.stop()
 
 
-def test_idle_tls_connections_do_not_hold_the_threads(
+def test_idle_tls_connections_do_not_hold_the_workers(
     tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
 ) -> None:
     # Clients such as Go's HTTP transport (the API server's) keep spare connections open after
-    # the TLS handshake without sending a request on them; they must not occupy the threads.
+    # the TLS handshake without sending a request on them; they must not delay other clients.
     flags = ["--opa-url", own_opa.url, "--workers", "1", "--threads", "2"]
     server = start_serve(tmp_path, test_ca, server_cert, *flags)
     context = ssl.create_default_context(cafile=str(test_ca.cert_file))
@@ -696,6 +696,114 @@ def test_idle_tls_connections_do_not_hold_the_threads(
     finally:
         for connection in idle:
             connection.close()
+        server.stop()
+
+
+def _closed_after(connection: socket.socket | ssl.SSLSocket, limit: float) -> tuple[float, bytes]:
+    """Wait (at most ``limit`` s) for the server to close ``connection``; return how long it
+    took and what it sent meanwhile."""
+    connection.settimeout(limit)
+    started = time.monotonic()
+    received = b""
+    try:
+        while chunk := connection.recv(4096):
+            received += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return time.monotonic() - started, received
+
+
+def test_stalled_handshakes_headers_and_bodies_are_closed_after_their_timeouts(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
+) -> None:
+    timeouts = ("--handshake-timeout", "0.5", "--header-timeout", "0.7", "--body-timeout", "0.9")
+    flags = ["--opa-url", own_opa.url, "--workers", "1", *timeouts]
+    server = start_serve(tmp_path, test_ca, server_cert, *flags)
+    context = ssl.create_default_context(cafile=str(test_ca.cert_file))
+    try:
+        hello = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        hello.sendall(b"\x16\x03\x01")  # the first bytes of a TLS hello, then nothing
+        headers = context.wrap_socket(
+            socket.create_connection(("127.0.0.1", server.port), timeout=5),
+            server_hostname="127.0.0.1",
+        )
+        headers.sendall(b"POST /validate HTTP/1.1\r\nHost: webhook\r\n")  # no end of headers
+        body = context.wrap_socket(
+            socket.create_connection(("127.0.0.1", server.port), timeout=5),
+            server_hostname="127.0.0.1",
+        )
+        body.sendall(b"POST /validate HTTP/1.1\r\nHost: webhook\r\nContent-Length: 100\r\n\r\n{")
+        # Meanwhile, other clients are served at once by the same (only) worker.
+        started = time.monotonic()
+        response = validate(https_pool(test_ca), server, admission_review(deployment("beside")))
+        assert response["allowed"] is True and time.monotonic() - started < 1.0
+        closed = {
+            name: _closed_after(connection, 5.0)
+            for name, connection in (("hello", hello), ("headers", headers), ("body", body))
+        }
+        # each closed after its own timeout (measured from about now, so less than it)
+        assert closed["hello"][0] < 0.5 + 0.5 and closed["hello"][1] == b""
+        for name, limit in (("headers", 0.7), ("body", 0.9)):
+            elapsed, received = closed[name]
+            assert elapsed < limit + 0.5, f"{name} closed after {elapsed:.2f}s"
+            assert received.startswith(b"HTTP/1.1 408 Request Timeout"), received
+    finally:
+        server.stop()
+
+
+def test_a_body_declared_too_large_is_refused_without_waiting_for_it(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
+) -> None:
+    server = start_serve(tmp_path, test_ca, server_cert, "--opa-url", own_opa.url)
+    context = ssl.create_default_context(cafile=str(test_ca.cert_file))
+    connection = context.wrap_socket(
+        socket.create_connection(("127.0.0.1", server.port), timeout=5),
+        server_hostname="127.0.0.1",
+    )
+    try:  # 9 MB announced (the limit is 8 MiB), none of it sent
+        connection.sendall(
+            b"POST /validate HTTP/1.1\r\nHost: webhook\r\nContent-Length: 9000000\r\n\r\n"
+        )
+        elapsed, received = _closed_after(connection, 4.0)
+        assert received.startswith(b"HTTP/1.1 413 "), received
+        assert elapsed < 2.0  # answered and closed at once, not after the body timeout
+    finally:
+        connection.close()
+        server.stop()
+
+
+def test_a_slow_body_counts_the_deadline_from_the_request_s_first_byte(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
+) -> None:
+    # With --timeout 1, OPA must be asked within 0.45 s of the request's first byte; a body
+    # that takes 0.6 s leaves no time: the failure mode answers at once, OPA is never asked
+    # (it is stopped, so asking it would answer "unavailable" only after 0.45 s more).
+    flags = ["--opa-url", own_opa.url, "--timeout", "1", "--workers", "1"]
+    server = start_serve(tmp_path, test_ca, server_cert, *flags)
+    context = ssl.create_default_context(cafile=str(test_ca.cert_file))
+    body = json.dumps(admission_review(deployment("slow-body"))).encode()
+    assert own_opa.pid is not None
+    connection = context.wrap_socket(
+        socket.create_connection(("127.0.0.1", server.port), timeout=5),
+        server_hostname="127.0.0.1",
+    )
+    try:
+        os.kill(own_opa.pid, signal.SIGSTOP)
+        connection.sendall(
+            b"POST /validate HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body[:10])
+        )
+        time.sleep(0.6)
+        connection.sendall(body[10:])
+        sent = time.monotonic()
+        answer = http.client.HTTPResponse(connection)  # type: ignore[arg-type]
+        answer.begin()
+        response = json.loads(answer.read())["response"]
+        assert time.monotonic() - sent < 0.3
+        assert response["allowed"] is False and "overloaded" in response["status"]["message"]
+    finally:
+        os.kill(own_opa.pid, signal.SIGCONT)
+        connection.close()
         server.stop()
 
 
@@ -807,10 +915,3 @@ def test_metrics_are_exact_totals_over_all_workers_and_survive_a_dead_one(
             assert _sample(page, CPU_SERIES) == sent
     finally:
         server.stop()
-
-
-def test_the_master_loads_the_signature_libraries_before_forking(serve: ServeProcess) -> None:
-    # model-signing's native hashing module in gunicorn's master: it was imported before the
-    # fork, so the workers share its pages (and the frozen modules') instead of each importing
-    # its own copy (bench/webhook_memory.py measures what that saves).
-    assert "/blake3" in Path(f"/proc/{serve.process.pid}/maps").read_text()

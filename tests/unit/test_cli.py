@@ -54,3 +54,20 @@ def test_building_the_parser_loads_no_metrics_library() -> None:
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
     assert completed.returncode == 0, completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--handshake-timeout", "0", "--handshake-timeout must be more than 0, got 0.0"),
+        ("--header-timeout", "-1", "--header-timeout must be more than 0, got -1.0"),
+        ("--body-timeout", "nan", "--body-timeout must be more than 0, got nan"),
+        ("--max-connections", "0", "--max-connections must be at least 1, got 0"),
+        ("--threads", "0", "--threads must be at least 1, got 0"),
+    ],
+)
+def test_serve_refuses_limits_that_serve_nothing(
+    flag: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["serve", "--tls-cert", "c", "--tls-key", "k", flag, value]) == 2
+    assert message in capsys.readouterr().err

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -180,7 +182,7 @@ def test_hpa_targets_the_policies_do_not_understand_are_no_context(
 
 
 def test_lookups_share_one_budget() -> None:
-    ticks = iter([0.0, 0.0, 0.0, 0.0, 1.5, 1.5])  # the HPA lookup would start after the budget
+    ticks = iter([0.0] * 5 + [1.5, 1.5])  # the HPA lookup would start after the budget
     kube = FakeKube()
     opa = FakeOpa(decision())
     answer = AdmissionService(CONFIG, opa, kube, clock=lambda: next(ticks)).answer(
@@ -265,8 +267,59 @@ def test_a_request_that_waited_past_its_deadline_is_answered_at_once() -> None:
     assert service.answer("validate", review(), arrived=99.9)["response"]["allowed"] is True
 
 
+class _HeldOpa(FakeOpa):
+    """An OPA whose first decision waits until ``release`` is set (it holds its slot)."""
+
+    def __init__(self) -> None:
+        super().__init__(decision())
+        self.asked = threading.Event()
+        self.release = threading.Event()
+
+    def decide(self, input_doc: Mapping[str, Any]) -> Decision:
+        if not self.asked.is_set():
+            self.asked.set()
+            self.release.wait(10)
+        return super().decide(input_doc)
+
+
+def _hold_the_slot(service: AdmissionService, opa: _HeldOpa) -> threading.Thread:
+    holder = threading.Thread(target=service.answer, args=("validate", review()))
+    holder.start()
+    assert opa.asked.wait(5)
+    return holder
+
+
+def test_a_request_waits_for_a_decision_slot_only_within_its_deadline() -> None:
+    config = WebhookConfig(opa_url="http://127.0.0.1:1", timeout=0.6, concurrent_decisions=1)
+    opa = _HeldOpa()
+    service = AdmissionService(config, opa)
+    holder = _hold_the_slot(service, opa)
+    started = time.monotonic()
+    answer = service.answer("validate", review(), arrived=started)
+    waited = time.monotonic() - started
+    opa.release.set()
+    holder.join()
+    assert answer["response"]["allowed"] is False
+    assert "overloaded" in answer["response"]["status"]["message"]
+    assert len(opa.inputs) == 1  # only the holder's decision reached OPA
+    # it waited until OPA's whole timeout would no longer fit: 0.6 - 0.1 - 0.25 s
+    assert 0.2 <= waited < 0.5
+
+
+def test_a_request_gets_a_decision_slot_freed_within_its_deadline() -> None:
+    config = WebhookConfig(opa_url="http://127.0.0.1:1", timeout=2.0, concurrent_decisions=1)
+    opa = _HeldOpa()
+    service = AdmissionService(config, opa)
+    holder = _hold_the_slot(service, opa)
+    threading.Timer(0.1, opa.release.set).start()
+    answer = service.answer("validate", review(), arrived=time.monotonic())
+    holder.join()
+    assert answer["response"]["allowed"] is True
+    assert len(opa.inputs) == 2
+
+
 def test_slow_lookups_leave_no_time_to_ask_opa() -> None:
-    ticks = iter([0.0, 0.0, 0.0, 0.0, 0.0, 2.5, 2.5])  # the policy lookups return at 2.5 s
+    ticks = iter([0.0] * 6 + [2.5, 2.5])  # the policy lookups return at 2.5 s
     opa = FakeOpa(decision())
     service = AdmissionService(CONFIG, opa, FakeKube(), clock=lambda: next(ticks))
     answer = service.answer("validate", review(kind="Pod"))

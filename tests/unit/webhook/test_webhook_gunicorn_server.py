@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import gc
 import ssl
-import time
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from edgepolicy.webhook.app import ARRIVAL_KEY
-from edgepolicy.webhook.gunicorn_server import (
-    ArrivalStampingWorker,
-    ServerOptions,
-    gunicorn_settings,
-)
+from edgepolicy.webhook.gunicorn_server import EventedWorker, ServerOptions, gunicorn_settings
 from edgepolicy.webhook.opa_supervisor import local_data
-from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
+from gunicorn.workers.ggevent import GeventWorker  # type: ignore[import-untyped]
 
 from edgepolicy.errors import InputError, UsageError
 from edgepolicy.server_tls import ReloadingContext
@@ -49,7 +43,8 @@ def test_settings_serve_tls_through_the_reloading_context(
     settings = gunicorn_settings(options, tls)
     assert settings["bind"] == ["0.0.0.0:8443"]
     assert settings["certfile"] == str(tmp_path / "tls.crt")
-    assert settings["worker_class"] == "edgepolicy.webhook.gunicorn_server.ArrivalStampingWorker"
+    assert settings["worker_class"] == "edgepolicy.webhook.gunicorn_server.EventedWorker"
+    assert settings["worker_connections"] == options.max_connections
     assert settings["control_socket_disable"] is True
     context = settings["ssl_context"](None, lambda: ssl.create_default_context())
     assert context is tls.context()
@@ -110,7 +105,7 @@ def test_unreadable_policies_name_the_file(tmp_path: Path) -> None:
         local_data([tmp_path / "bad.yaml"], [])
 
 
-def test_a_worker_freezes_its_loaded_application_and_stamps_arrivals(
+def test_a_worker_freezes_its_loaded_application_and_passes_arrival_stamps(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seen: list[Any] = []
@@ -119,8 +114,8 @@ def test_a_worker_freezes_its_loaded_application_and_stamps_arrivals(
         seen.append(environ[ARRIVAL_KEY])
         return []
 
-    monkeypatch.setattr(ThreadWorker, "load_wsgi", lambda self: setattr(self, "wsgi", application))
-    worker = ArrivalStampingWorker.__new__(ArrivalStampingWorker)
+    monkeypatch.setattr(GeventWorker, "load_wsgi", lambda self: setattr(self, "wsgi", application))
+    worker = EventedWorker.__new__(EventedWorker)
     gc.unfreeze()
     try:
         worker.load_wsgi()
@@ -128,36 +123,6 @@ def test_a_worker_freezes_its_loaded_application_and_stamps_arrivals(
     finally:
         gc.unfreeze()
     worker.wsgi({}, None)
-    assert seen == [None]  # outside a request no arrival time is known
-
-
-def test_a_request_sees_the_arrival_stamped_when_its_connection_was_queued(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    seen: list[Any] = []
-
-    def application(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        seen.append(environ[ARRIVAL_KEY])
-        return []
-
-    def handle_request(self: Any, req: Any, conn: Any) -> bool:  # gunicorn calls the app here
-        self.wsgi({}, None)
-        return True
-
-    monkeypatch.setattr(ThreadWorker, "load_wsgi", lambda self: setattr(self, "wsgi", application))
-    monkeypatch.setattr(ThreadWorker, "enqueue_req", lambda self, conn: None)
-    monkeypatch.setattr(ThreadWorker, "handle_request", handle_request)
-    worker = ArrivalStampingWorker.__new__(ArrivalStampingWorker)
-    try:
-        worker.load_wsgi()
-    finally:
-        gc.unfreeze()
-    conn = SimpleNamespace()
-    before = time.monotonic()
-    worker.enqueue_req(conn)  # accepted, or readable again after keep-alive
-    after = time.monotonic()
-    assert before <= conn.edgepolicy_arrived <= after
-    time.sleep(0.01)  # the request waits for a thread
-    assert worker.handle_request(object(), conn) is True
-    worker.wsgi({}, None)  # after the request: no arrival time leaks into the next call
-    assert seen == [conn.edgepolicy_arrived, None]
+    worker._arrival.value = 12.5  # set by the connection loop when the request's bytes came
+    worker.wsgi({}, None)
+    assert seen == [None, 12.5]  # outside a request no arrival time is known

@@ -1,0 +1,423 @@
+"""Benchmark the webhook's limits against OPA direct, all ratios taken in one run: capacity,
+p99 at 200/s, overload at 2x and 5x capacity (p99.9 of answered latency, goodput), and normal
+requests' p99 while 1,000 stalled connections (partial TLS hello, slow headers, slow body) are
+held open.
+
+Not a test: it prints numbers (see docs/performance.md for what was measured and the targets).
+
+    .venv/bin/python bench/admission_limits.py [--duration 5] [--stalled 1000]
+                                               [--workers 2] [--threads 4] [--json FILE]
+
+- capacity: vegeta in a closed loop (``-rate=0``, 64 connections) for ``--duration`` seconds;
+  capacity is correct answers per second (for the webhook: the decision each request gets
+  unloaded, not a failure-mode answer; for OPA: HTTP 200 with a result);
+  the CPU the servers (gunicorn master and workers, OPA) and vegeta spend per correct answer is
+  printed too, with the capacity it would give on idle cores: on a machine shared with other
+  work the measured capacities follow the other work more than the code;
+- overload: vegeta at fixed rates of 2x and 5x the webhook's capacity (open model);
+  p99.9 of the latency of every answered request, goodput = correct decisions per second;
+- stalled connections: the p99 of vegeta at ``--probe-rate`` without, then with ``--stalled``
+  connections held open by a separate process (a third each: the first 3 bytes of a TLS
+  hello; TLS done, then a header byte every 2 s; headers done, then a body byte every 2 s),
+  opened evenly over 5 s and each reopened as soon as the webhook closes it.
+
+Needs the pinned OPA and vegeta (`scripts/install-tools.sh opa vegeta`). Everything listens on
+127.0.0.1 and is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import datetime
+import json
+import multiprocessing
+import os
+import resource
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from admission import (
+    EXAMPLES,
+    SETTINGS,
+    VEGETA,
+    _children,
+    cpu_seconds,
+    request_mix,
+    webhook_server,
+    write_targets,
+)
+from edgepolicy.webhook.opa_supervisor import local_data
+
+from edgepolicy.library import library_path
+from edgepolicy.opa_binary import find_opa
+from edgepolicy.opa_process import OpaProcess
+
+DEADLINE_SECONDS = 3.0  # serve's default --timeout
+CLOSED_LOOP_CONNECTIONS = 64
+SPREAD_SECONDS = 5.0  # stalled connections are opened over this time (serve's timeouts: 5 s)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One vegeta run: what was offered and what came back."""
+
+    label: str
+    rate: int  # 0: closed loop
+    seconds: float
+    sent: int
+    answered: int
+    correct: int
+    p50_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+    cpu_ms: float = 0.0  # CPU of the servers and of vegeta per correct answer
+
+    @property
+    def cpu_capacity(self) -> float:
+        """Correct answers per second the machine's cores would give at this CPU cost."""
+        return (os.cpu_count() or 1) * 1000 / self.cpu_ms if self.cpu_ms else float("nan")
+
+    @property
+    def goodput(self) -> float:
+        """Correct answers per second (over the time from the first request to the last
+        answer)."""
+        return self.correct / self.seconds
+
+
+def _percentile(sorted_values: Sequence[float], share: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, int(share * len(sorted_values)))
+    return sorted_values[index]
+
+
+def vegeta(
+    targets: Path,
+    *,
+    label: str,
+    rate: int,
+    duration: float,
+    ca: Path | None,
+    is_correct: Any,
+    pids: Sequence[int] = (),
+    connections: int = 5000,
+) -> Run:
+    """Run vegeta (``rate`` 0: closed loop) and judge every answer with ``is_correct``; the CPU
+    of ``pids`` (the servers) and of vegeta is counted per correct answer. At a fixed rate
+    vegeta opens up to ``connections`` connections (more when answers are slow)."""
+    command = [
+        str(VEGETA), "attack", "-format=json", f"-targets={targets}", f"-duration={duration}s",
+        "-keepalive=true", "-http2=false", "-timeout=10s",
+    ]  # fmt: skip
+    if rate:
+        command += [f"-rate={rate}/s", f"-workers={min(64, connections)}"]
+        command += [f"-max-workers={connections}"]
+    else:
+        command += ["-rate=0", f"-workers={CLOSED_LOOP_CONNECTIONS}"]
+        command += [f"-max-workers={CLOSED_LOOP_CONNECTIONS}"]
+    if ca is not None:
+        command.append(f"-root-certs={ca}")
+    cpu_before = cpu_seconds(pids) + _children_cpu()
+    attacked = subprocess.run(command, capture_output=True, check=True)
+    cpu = cpu_seconds(pids) + _children_cpu() - cpu_before
+    encoded = subprocess.run(
+        [str(VEGETA), "encode", "--to", "json"],
+        input=attacked.stdout,
+        capture_output=True,
+        check=True,
+    )
+    latencies: list[float] = []
+    sent = correct = 0
+    first_sent, last_answer = float("inf"), float("-inf")
+    for line in encoded.stdout.splitlines():
+        result = json.loads(line)
+        sent += 1
+        sent_at = _seconds(result["timestamp"])
+        first_sent = min(first_sent, sent_at)
+        if not result.get("code"):
+            continue  # no answer (client timeout, connection refused)
+        last_answer = max(last_answer, sent_at + result["latency"] / 1e9)
+        latencies.append(result["latency"] / 1e6)
+        body = base64.b64decode(result.get("body") or "")
+        if result["code"] == 200 and is_correct(result.get("url", ""), body):
+            correct += 1
+    latencies.sort()
+    return Run(
+        label=label,
+        rate=rate,
+        seconds=max(duration, last_answer - first_sent),  # answers may come after the end
+        sent=sent,
+        answered=len(latencies),
+        correct=correct,
+        p50_ms=round(_percentile(latencies, 0.5), 2),
+        p99_ms=round(_percentile(latencies, 0.99), 2),
+        p999_ms=round(_percentile(latencies, 0.999), 2),
+        max_ms=round(latencies[-1] if latencies else float("nan"), 2),
+        cpu_ms=round(cpu * 1000 / correct, 3) if correct else 0.0,
+    )
+
+
+def _seconds(timestamp: str) -> float:
+    """Seconds since the epoch of a vegeta timestamp (RFC 3339 with nanoseconds, UTC)."""
+    whole, _, fraction = timestamp.rstrip("Z").partition(".")
+    moment = datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.UTC)
+    return moment.timestamp() + float(f"0.{fraction or 0}")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _show(run: Run) -> None:
+    rate = f"{run.rate}/s" if run.rate else "closed"
+    print(
+        f"  {run.label:<22} {rate:>7}  sent {run.sent:>6}  answered {run.answered:>6}  "
+        f"correct/s {run.goodput:>7.1f}  p50 {run.p50_ms:>8.2f}  p99 {run.p99_ms:>8.2f}  "
+        f"p99.9 {run.p999_ms:>8.2f}  max {run.max_ms:>8.2f} ms  cpu {run.cpu_ms:.2f} ms/correct",
+        flush=True,
+    )
+
+
+def expected_answers(url: str, ca: Path, mix: Sequence[Any]) -> dict[tuple[str, str], Any]:
+    """Each mix item's answer from the unloaded webhook: (endpoint, uid) -> (allowed, code)."""
+    client = urllib3.PoolManager(ca_certs=str(ca), retries=False)
+    expected: dict[tuple[str, str], Any] = {}
+    for item in mix:
+        body = json.dumps(item.review).encode()
+        answer = client.request("POST", f"{url}/{item.endpoint}", body=body, timeout=10)
+        response = json.loads(answer.data)["response"]
+        if (response.get("status") or {}).get("code") == 503:
+            raise SystemExit(f"the unloaded webhook could not decide {item.label}: {response}")
+        key = (item.endpoint, response["uid"])
+        expected[key] = (response["allowed"], (response.get("status") or {}).get("code"))
+    return expected
+
+
+def webhook_judge(expected: dict[tuple[str, str], Any]) -> Any:
+    """A judge of webhook answers: the unloaded answer, not a failure-mode one."""
+
+    def is_correct(url: str, body: bytes) -> bool:
+        try:
+            response = json.loads(body)["response"]
+        except (ValueError, KeyError, TypeError):
+            return False
+        key = (url.rsplit("/", 1)[-1], response.get("uid"))
+        got = (response.get("allowed"), (response.get("status") or {}).get("code"))
+        return expected.get(key) == got
+
+    return is_correct
+
+
+def opa_judge(_url: str, body: bytes) -> bool:
+    """A judge of OPA answers: a decision document."""
+    try:
+        return "result" in json.loads(body)
+    except ValueError:
+        return False
+
+
+# ---- stalled connections -----------------------------------------------------------------------
+
+
+async def _hold(
+    kind: str, host: str, port: int, tls: ssl.SSLContext, start: float, stop: float
+) -> None:
+    """Keep one stalled connection of ``kind`` open from ``start`` until ``stop``, reopening it
+    when closed."""
+    await asyncio.sleep(max(0.0, start - time.monotonic()))
+    while time.monotonic() < stop:
+        writer = None
+        try:
+            if kind == "hello":
+                reader, writer = await asyncio.open_connection(host, port)
+                writer.write(b"\x16\x03\x01")
+                trickle = b""
+            else:
+                reader, writer = await asyncio.open_connection(host, port, ssl=tls)
+                writer.write(b"POST /validate HTTP/1.1\r\nHost: bench\r\n")
+                if kind == "body":
+                    writer.write(b"Content-Type: application/json\r\nContent-Length: 4096\r\n\r\n")
+                trickle = b"{" if kind == "body" else b"X"
+            while time.monotonic() < stop:
+                if trickle:
+                    writer.write(trickle)
+                    await writer.drain()
+                try:
+                    if await asyncio.wait_for(reader.read(1024), 2.0) == b"":
+                        break  # closed by the webhook: open another
+                except TimeoutError:
+                    continue
+                break
+        except (OSError, ssl.SSLError, TimeoutError):
+            await asyncio.sleep(0.1)
+        finally:
+            if writer is not None:
+                writer.close()
+
+
+def _stall(host: str, port: int, count: int, spread: float, seconds: float) -> None:
+    """Hold ``count`` stalled connections (a third of each kind) for ``seconds``, opened evenly
+    over the first ``spread`` seconds (as connections held for a while are: all opened at once,
+    they would also all be closed at once by the timeouts, a flood of new connections every
+    few seconds rather than stalled ones)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, count * 2 + 256)), hard))
+    tls = ssl.create_default_context()
+    tls.check_hostname = False
+    tls.verify_mode = ssl.CERT_NONE
+    began = time.monotonic()
+    stop = began + seconds
+
+    async def main() -> None:
+        kinds = ("hello", "headers", "body")
+        await asyncio.gather(
+            *(
+                _hold(kinds[i % 3], host, port, tls, began + i * spread / count, stop)
+                for i in range(count)
+            )
+        )
+
+    asyncio.run(main())
+
+
+@dataclass(frozen=True)
+class Bench:
+    """OPA and `edgepolicy serve` in front of it, with the mix's vegeta targets for both."""
+
+    url: str
+    ca: Path
+    process: subprocess.Popen[bytes]
+    opa: OpaProcess
+    targets: Path
+    opa_targets: Path
+    judge: Any
+
+
+@contextmanager
+def bench_servers(*, workers: int, threads: int, prefix: str) -> Iterator[Bench]:
+    """Start OPA (the shipped library, the example policies) and the webhook in front of it."""
+    mix = request_mix()
+    data = local_data([EXAMPLES / "policies"], [])
+    data["edgepolicy"].update(SETTINGS["edgepolicy"])
+    with (
+        tempfile.TemporaryDirectory(prefix=prefix) as tmp,
+        OpaProcess(find_opa(), paths=[library_path()], data=data) as opa,
+        webhook_server(Path(tmp), opa.url, workers=workers, threads=threads) as (url, ca, process),
+    ):
+        targets = Path(tmp) / "targets.json"
+        opa_targets = write_targets(targets, mix, webhook=url, opa=opa.url)
+        judge = webhook_judge(expected_answers(url, ca, mix))
+        yield Bench(url, ca, process, opa, targets, opa_targets, judge)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run every measurement and print the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per vegeta run")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=4, help="serve --threads")
+    parser.add_argument("--stalled", type=int, default=1000, help="stalled connections")
+    parser.add_argument("--probe-rate", type=int, default=100, help="req/s beside the stalls")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    args = parser.parse_args(argv)
+    if not VEGETA.is_file():
+        print("vegeta not found: run scripts/install-tools.sh vegeta", file=sys.stderr)
+        return 2
+    runs: dict[str, Run] = {}
+    with bench_servers(
+        workers=args.workers, threads=args.threads, prefix="edgepolicy-bench-"
+    ) as bench:
+        url, ca, opa = bench.url, bench.ca, bench.opa
+        targets, opa_targets, judge = bench.targets, bench.opa_targets, bench.judge
+        duration = args.duration
+
+        assert opa.pid is not None
+        servers = [bench.process.pid, *_children(bench.process.pid), opa.pid]
+
+        def webhook(label: str, rate: int, seconds: float = duration) -> Run:
+            runs[label] = vegeta(
+                targets,
+                label=label,
+                rate=rate,
+                duration=seconds,
+                ca=ca,
+                is_correct=judge,
+                pids=servers,
+            )
+            _show(runs[label])
+            return runs[label]
+
+        def direct(label: str, rate: int) -> Run:
+            runs[label] = vegeta(
+                opa_targets,
+                label=label,
+                rate=rate,
+                duration=duration,
+                ca=None,
+                is_correct=opa_judge,
+                pids=[opa.pid],  # type: ignore[list-item]
+            )
+            _show(runs[label])
+            return runs[label]
+
+        print(f"webhook {url} ({args.workers} workers, --threads {args.threads}), OPA {opa.url}")
+        webhook("warm-up", 50, 2)
+        capacity = webhook("webhook capacity", 0).goodput
+        opa_capacity = direct("OPA capacity", 0).goodput
+        at_200 = webhook("webhook 200/s", 200)
+        opa_at_200 = direct("OPA 200/s", 200)
+        unloaded = webhook("probe unloaded", args.probe_rate, 2 * duration)
+        port = int(url.rsplit(":", 1)[1])
+        settle = max(duration, SPREAD_SECONDS)  # the stalled connections open and settle
+        stall = multiprocessing.Process(
+            target=_stall,
+            args=("127.0.0.1", port, args.stalled, SPREAD_SECONDS, settle + 2 * duration + 1),
+        )
+        stall.start()
+        time.sleep(settle)
+        assert stall.pid is not None
+        stall_cpu = cpu_seconds([stall.pid])
+        stalled = webhook(f"probe {args.stalled} stalled", args.probe_rate, 2 * duration)
+        stall_cpu = cpu_seconds([stall.pid]) - stall_cpu
+        stall.join()
+        overloads = [webhook(f"webhook {n}x capacity", round(n * capacity)) for n in (2, 5)]
+
+    print("\nratios (same run):")
+    print(f"  capacity webhook / OPA direct: {capacity:.0f} / {opa_capacity:.0f} = "
+          f"{capacity / opa_capacity:.2f} (target >= 0.8)")  # fmt: skip
+    hook, direct_run = runs["webhook capacity"], runs["OPA capacity"]
+    print(f"  CPU per correct answer (servers + vegeta) webhook / OPA direct: {hook.cpu_ms:.2f} / "
+          f"{direct_run.cpu_ms:.2f} ms: capacity on {os.cpu_count()} idle cores "
+          f"{hook.cpu_capacity:.0f} / {direct_run.cpu_capacity:.0f} = "
+          f"{hook.cpu_capacity / direct_run.cpu_capacity:.2f}")  # fmt: skip
+    print(f"  p99 at 200/s webhook / OPA direct: {at_200.p99_ms:.1f} / {opa_at_200.p99_ms:.1f} ms"
+          f" = {at_200.p99_ms / opa_at_200.p99_ms:.2f} (target <= 1.5)")  # fmt: skip
+    for factor, run in zip((2, 5), overloads, strict=True):
+        print(f"  {factor}x capacity ({run.rate}/s): p99.9 {run.p999_ms / 1000:.2f} s "
+              f"(deadline {DEADLINE_SECONDS:g} s), goodput {run.goodput:.0f}/s = "
+              f"{run.goodput / capacity:.2f} of capacity (target >= 0.9), "
+              f"{run.sent - run.answered} unanswered")  # fmt: skip
+    print(f"  p99 with {args.stalled} stalled connections / without: {stalled.p99_ms:.1f} / "
+          f"{unloaded.p99_ms:.1f} ms = {stalled.p99_ms / unloaded.p99_ms:.2f} (target < 2), "
+          f"correct {stalled.correct}/{stalled.sent}; the stalling process (reopening what the "
+          f"timeouts close) used {stall_cpu / stalled.seconds:.2f} cores meanwhile")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps({k: asdict(v) for k, v in runs.items()}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
