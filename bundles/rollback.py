@@ -35,10 +35,10 @@ from edgepolicy.bundles.layout import MANIFEST, TIME_FORMAT
 from edgepolicy.bundle_format import read_tar_gz
 from edgepolicy.errors import BundleError, RollbackError
 
-_OVERRIDE = "publish a git revert instead, or allow the rollback explicitly (--allow-rollback)"
+_OVERRIDE = "publish a git revert instead, or allow the rollback explicitly"
 SERVICE_OVERRIDE = (
-    "publish a git revert instead (this service refuses rollbacks: an uploader's "
-    "--allow-rollback does not apply here; bundle serve --allow-rollback accepts them)"
+    "publish a git revert instead (this service refuses rollbacks from every uploader; "
+    "only its operator can allow them)"
 )
 
 

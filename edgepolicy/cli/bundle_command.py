@@ -33,7 +33,7 @@ from edgepolicy.bundles.signing import SigningKey, load_signing_key
 from edgepolicy.bundles.watch import WatchConfig, watch
 from edgepolicy.cli import trust_flags
 from edgepolicy.cli.flag_errors import from_flag
-from edgepolicy.errors import RegistryError, UsageError
+from edgepolicy.errors import RegistryError, RollbackError, UsageError
 from edgepolicy.kubeconfig import KubeconfigError
 from edgepolicy.opa_binary import find_opa
 
@@ -357,6 +357,9 @@ def _publish(args: argparse.Namespace) -> int:
         given = (("--kubeconfig", args.kubeconfig), ("--context", args.context))
         flags = " ".join(flag for flag, value in given if value)
         raise UsageError(f"{flags}: {error}" if flags else str(error)) from error
+    except RollbackError as error:
+        # The library says "allow the rollback explicitly"; the command line says how.
+        raise RollbackError(f"{error} (--allow-rollback)") from error
     print(f"published {where}")
     return 0
 
