@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from edgepolicy.cli.flag_errors import from_flag
 from edgepolicy.errors import EdgepolicyError, UsageError
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -174,14 +175,15 @@ def _serve(args: argparse.Namespace) -> int:
             data=local_data([Path(path) for path in args.policies], [Path(d) for d in args.data]),
         )
         opa_url = local_opa.url
-    config = WebhookConfig(
-        opa_url=opa_url,
-        timeout=args.timeout,
-        fail_open=args.fail_open,
-        kubeconfig=kubeconfig,
-        kube_context=args.context,
-        bundles=local_opa is None,
-    )
+    with from_flag("--timeout"):
+        config = WebhookConfig(
+            opa_url=opa_url,
+            timeout=args.timeout,
+            fail_open=args.fail_open,
+            kubeconfig=kubeconfig,
+            kube_context=args.context,
+            bundles=local_opa is None,
+        )
     OpaClient(opa_url).close()  # a malformed URL fails here, not in every worker
     if local_opa is not None:
         local_opa.start()
