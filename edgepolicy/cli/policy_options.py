@@ -9,6 +9,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgepolicy.bundle_format import is_signed
 from edgepolicy.checking import PolicySource
 from edgepolicy.cli.flag_errors import from_flag
 from edgepolicy.errors import UsageError
@@ -72,4 +73,10 @@ def read_policy_options(args: argparse.Namespace) -> PolicyOptions:
     if args.verification_key:
         with from_flag("--verification-key"):
             key = load_verification_key(args.verification_key, args.verification_key_id)
+    elif policy.is_bundle and is_signed(policy.path):
+        raise UsageError(
+            f"--policy {policy.path}: the bundle is signed: give the public key that verifies "
+            "it (--verification-key PEM, and --verification-key-id ID if its key id is not "
+            "'default')"
+        )
     return PolicyOptions(opa_binary=opa_binary, policy=policy, verification_key=key)

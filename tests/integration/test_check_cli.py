@@ -561,7 +561,10 @@ def test_signed_bundle_is_verified_before_use(tmp_path: Path, algorithm: str) ->
 
     unverified = run_check("--policy", bundle, workloads)
     assert unverified.returncode == 2
-    assert "is signed: give the public key that verifies it" in unverified.stderr
+    assert f"--policy {bundle}: the bundle is signed: give the public key that verifies it " in (
+        unverified.stderr
+    )
+    assert "(--verification-key PEM, and --verification-key-id ID" in unverified.stderr
 
     wrong_id = run_check("--policy", bundle, "--verification-key", public, workloads)
     assert wrong_id.returncode == 2
