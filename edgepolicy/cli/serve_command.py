@@ -137,8 +137,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from edgepolicy.cli.policy_options import opa_binary
     from edgepolicy.library import library_path
-    from edgepolicy.opa_binary import find_opa
     from edgepolicy.opa_client import OpaClient
     from edgepolicy.server_tls import ReloadingContext
     from edgepolicy.webhook import lookups
@@ -170,7 +170,7 @@ def _serve(args: argparse.Namespace) -> int:
     opa_url: str = args.opa_url or ""
     if not opa_url:
         local_opa = OpaSupervisor(
-            find_opa(args.opa),
+            opa_binary(args),
             paths=[library_path()],
             data=local_data([Path(path) for path in args.policies], [Path(d) for d in args.data]),
         )

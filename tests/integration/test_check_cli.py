@@ -331,7 +331,7 @@ def test_unreadable_input_exits_2_naming_file_and_line(
         (["--policy", "no-such-policy", "examples"], "--policy no-such-policy: no such file"),
         (["--policy", "README.md", "examples"], "expected a directory of Rego files or a bundle"),
         (["--data", "no-such.yaml", "examples"], "--data no-such.yaml: no such data file"),
-        (["--opa", "/nonexistent/opa", "examples"], "OPA binary named by --opa not found"),
+        (["--opa", "/nonexistent/opa", "examples"], "--opa /nonexistent/opa: OPA binary not found"),
         (["--output", "xml", "examples"], "invalid choice: 'xml'"),
         ([], "the following arguments are required: PATH"),
     ],
