@@ -22,10 +22,10 @@ from edgepolicy.bundles.gitrepo import (
     resolve_commit,
 )
 from edgepolicy.bundles.settings import SETTINGS_FILE, parse_settings
-from edgepolicy.bundles.signing import SIGNATURES_FILE, SigningKey, signatures_document
+from edgepolicy.bundles.signing import SigningKey, signatures_document
 from edgepolicy.bundles.validation import check_names, validate_bundle, validate_policies
 
-from edgepolicy.bundle_format import tar_gz
+from edgepolicy.bundle_format import MANIFEST, SIGNATURES, tar_gz
 from edgepolicy.errors import InputError
 from edgepolicy.library import library_path
 from edgepolicy.manifests import MANIFEST_SUFFIXES, Manifest, is_policy_object, load_text
@@ -93,7 +93,7 @@ def bundle_files(
         files[layout.SETTINGS_DATA] = layout.data_json(
             parse_settings(snapshot.files[SETTINGS_FILE])
         )
-    files[layout.MANIFEST] = layout.manifest_json(
+    files[MANIFEST] = layout.manifest_json(
         snapshot.commit,
         snapshot.author_time,
         redact_url(source),
@@ -166,7 +166,7 @@ def build_bundle(
         unsigned.write_bytes(tar_gz(files))
         validate_bundle(opa, unsigned, policies, validated)
     if signing_key is not None:
-        files[SIGNATURES_FILE] = signatures_document(files, signing_key)
+        files[SIGNATURES] = signatures_document(files, signing_key)
     return Bundle(
         revision=snapshot.commit,
         archive=tar_gz(files, mtime=snapshot.commit_time),

@@ -35,7 +35,7 @@ from typing import Any
 from edgepolicy.bundles.rollback import SERVICE_OVERRIDE, replace_bundle_file
 from edgepolicy.bundles.store import BundleFile, BundleStore, shown
 
-from edgepolicy.bundle_format import read_tar_gz
+from edgepolicy.bundle_format import MANIFEST, read_tar_gz
 from edgepolicy.errors import BundleError, RollbackError
 
 CONTENT_TYPE = "application/vnd.openpolicyagent.bundles"
@@ -186,7 +186,7 @@ def _store(target: Path, body: bytes, path: str, allow_rollback: bool) -> None:
         RollbackError: it would roll the bundle at ``path`` back.
         BundleError: it is not a bundle with a ``.manifest``, or cannot be written.
     """
-    if ".manifest" not in read_tar_gz(body, source=path):
+    if MANIFEST not in read_tar_gz(body, source=path):
         raise BundleError(f"{shown(path)}: bundle has no .manifest")
     replace_bundle_file(
         target, body, allow_rollback=allow_rollback, where=path, override=SERVICE_OVERRIDE

@@ -14,7 +14,9 @@ import json
 import posixpath
 from typing import Any
 
-_STRUCTURED_NAMES = frozenset({"data.json", "data.yaml", "data.yml", ".manifest"})
+from edgepolicy.bundle_format import MANIFEST
+
+_STRUCTURED_NAMES = frozenset({"data.json", "data.yaml", "data.yml", MANIFEST})
 _SHORT_ESCAPES = {
     '"': '\\"',
     "\\": "\\\\",

@@ -319,7 +319,9 @@ def _import_keyring(home: Path, keyring: Path) -> None:
         BundleError: GPG is not installed.
     """
     if shutil.which("gpg") is None:
-        raise BundleError("gpg is not installed or not on PATH (needed for --gpg-keyring)")
+        raise BundleError(
+            f"gpg is not installed or not on PATH (needed to check commits against {keyring})"
+        )
     gpg = ["gpg", "--batch", "--no-tty", "--homedir", str(home)]
     try:
         _run([*gpg, "--import", str(keyring)])

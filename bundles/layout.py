@@ -18,16 +18,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from edgepolicy.bundle_format import MANIFEST, SIGNATURES
 from edgepolicy.errors import BundleError
 from edgepolicy.library import TEST_MODULE_SUFFIX, runtime_files
 
 ROOTS = ("edgepolicy",)
-MANIFEST = ".manifest"
 POLICIES_DATA = "edgepolicy/policies/data.json"
 SETTINGS_DATA = "edgepolicy/settings/data.json"
 REPO_PREFIX = "repo/"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-_RESERVED = frozenset({MANIFEST, ".signatures.json", POLICIES_DATA, SETTINGS_DATA})
+_RESERVED = frozenset({MANIFEST, SIGNATURES, POLICIES_DATA, SETTINGS_DATA})
 
 
 def is_rego(path: str) -> bool:

@@ -147,7 +147,7 @@ def current_bundle(client: RegistryClient) -> bytes | None:
     if layer is None:
         raise RollbackError(
             f"{client.ref} holds {digest}, an artifact without a bundle layer ({LAYER_TYPE}); "
-            "refusing to replace it; allow it explicitly (--allow-rollback)"
+            "refusing to replace it; allow the rollback explicitly"
         )
     return client.get_blob(*_checked_descriptor(client, layer))
 

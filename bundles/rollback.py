@@ -20,7 +20,6 @@ records no time at all (not built by edgepolicy) gives nothing to compare and is
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,15 +29,15 @@ from pathlib import Path
 
 from edgepolicy.bundles.atomic_write import write_atomically
 from edgepolicy.bundles.gitrepo import is_ancestor
-from edgepolicy.bundles.layout import MANIFEST, TIME_FORMAT
+from edgepolicy.bundles.layout import TIME_FORMAT
 
-from edgepolicy.bundle_format import read_tar_gz
+from edgepolicy.bundle_format import MANIFEST, parse_manifest, read_tar_gz
 from edgepolicy.errors import BundleError, RollbackError
 
-_OVERRIDE = "publish a git revert instead, or allow the rollback explicitly (--allow-rollback)"
+_OVERRIDE = "publish a git revert instead, or allow the rollback explicitly"
 SERVICE_OVERRIDE = (
-    "publish a git revert instead (this service refuses rollbacks: an uploader's "
-    "--allow-rollback does not apply here; bundle serve --allow-rollback accepts them)"
+    "publish a git revert instead (this service refuses rollbacks from every uploader; "
+    "only its operator can allow them)"
 )
 
 
@@ -69,10 +68,12 @@ def read_revision(archive: bytes, source: str) -> BundleRevision:
     """
     files = read_tar_gz(archive, source=source)
     try:
-        manifest = json.loads(files[MANIFEST])
-        revision = manifest["revision"]
-    except (KeyError, ValueError, TypeError) as error:
+        manifest = parse_manifest(files.get(MANIFEST), source=source)
+    except BundleError as error:
         raise BundleError(f"{source}: bundle has no .manifest with a revision") from error
+    if manifest is None or "revision" not in manifest:
+        raise BundleError(f"{source}: bundle has no .manifest with a revision")
+    revision = manifest["revision"]
     if not isinstance(revision, str):
         raise BundleError(f"{source}: .manifest revision must be a string")
     metadata = manifest.get("metadata")

@@ -23,7 +23,6 @@ from edgepolicy.bundles.canonical import file_digest
 
 from edgepolicy.errors import BundleError, UsageError
 
-SIGNATURES_FILE = ".signatures.json"
 HASH_ALGORITHM = "SHA-256"
 _MIN_RSA_BITS = 2048
 

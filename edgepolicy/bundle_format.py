@@ -3,8 +3,10 @@
 Writing: reproducible ``.tar.gz`` archives (the same files always give the same bytes: regular
 files only, sorted by name, fixed modification time, mode 0644, uid/gid 0, no owner names, and a
 gzip header with no file name and a zero timestamp). Reading: a bundle's files, its ``.manifest``
-roots, whether it is signed and by which key ids (``.signatures.json``), and whether given data
-would collide with the roots it owns. Cryptographic verification stays OPA's.
+(parsed here for every reader: its roots, the revision :mod:`edgepolicy.bundles.rollback` compares),
+whether it is signed and by which key ids (``.signatures.json``), and whether given data would
+collide with the roots it owns. The reserved file names are defined here only. Cryptographic
+verification stays OPA's.
 """
 
 from __future__ import annotations
@@ -139,6 +141,24 @@ def _jwt_part(part: str) -> dict[str, Any]:
     return decoded
 
 
+def parse_manifest(raw: bytes | None, *, source: str) -> dict[str, Any] | None:
+    """Return the ``.manifest`` whose content is ``raw`` as a JSON object, or None when the
+    bundle has none (``raw`` None or empty).
+
+    Raises:
+        BundleError: it is not JSON, or not a JSON object (``source`` names the bundle).
+    """
+    if not raw:
+        return None
+    try:
+        manifest = json.loads(raw)
+    except ValueError as error:
+        raise BundleError(f"{source}: cannot read the bundle's .manifest: {error}") from error
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{source}: the bundle's .manifest is not a JSON object")
+    return manifest
+
+
 def bundle_roots(bundle: Path) -> list[str]:
     """Return the roots a bundle tarball declares in its ``.manifest``.
 
@@ -147,12 +167,8 @@ def bundle_roots(bundle: Path) -> list[str]:
     Raises:
         BundleError: the bundle or its manifest cannot be read.
     """
-    raw = _member_from_tarball(bundle, MANIFEST)
-    try:
-        manifest = json.loads(raw) if raw else {}
-    except ValueError as error:
-        raise BundleError(f"{bundle}: cannot read the bundle's .manifest: {error}") from error
-    roots = manifest.get("roots", [""]) if isinstance(manifest, dict) else [""]
+    manifest = parse_manifest(_member_from_tarball(bundle, MANIFEST), source=str(bundle)) or {}
+    roots = manifest.get("roots", [""])
     if not isinstance(roots, list) or not all(isinstance(root, str) for root in roots):
         raise BundleError(f"{bundle}: .manifest roots must be a list of strings, got {roots!r}")
     return roots

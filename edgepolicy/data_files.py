@@ -36,9 +36,9 @@ def load_data_files(paths: Sequence[str | Path]) -> dict[str, Any]:
             raise UsageError(f"{path}: data.edgepolicy must be a mapping")
         if "policies" in section:
             raise UsageError(
-                f"{path}: data files must not set data.edgepolicy.policies: give "
-                "policy objects (FinOpsPolicy, ModelPolicy) as inputs or with --policies, so "
-                "they are validated against their CRD"
+                f"{path}: data files must not set data.edgepolicy.policies: give the "
+                "policy objects (FinOpsPolicy, ModelPolicy) themselves, so they are validated "
+                "against their CRD"
             )
         _merge(merged, document, (), str(path), origins)
     return merged

@@ -1,7 +1,8 @@
 """Locate the OPA binary edgepolicy runs.
 
-Search order: an explicit path (``--opa``), ``$EDGEPOLICY_OPA``, ``.tools/bin/opa`` of the
-project checkout (or of the current directory), then ``opa`` on ``PATH``.
+Search order: an explicit path (the command line's ``--opa``), ``$EDGEPOLICY_OPA``,
+``.tools/bin/opa`` of the project checkout (or of the current directory), then ``opa`` on
+``PATH``. Messages name the path, not the flag: the command line adds it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def _candidates(explicit: str | None) -> list[tuple[str, Path | None]]:
     found_on_path = shutil.which("opa")
     return [
-        ("--opa", Path(explicit) if explicit else None),
+        ("explicit", Path(explicit) if explicit else None),
         (f"${ENV_VAR}", Path(os.environ[ENV_VAR]) if os.environ.get(ENV_VAR) else None),
         (".tools/bin/opa", _PROJECT_ROOT / ".tools" / "bin" / "opa"),
         (".tools/bin/opa", Path.cwd() / ".tools" / "bin" / "opa"),
@@ -38,11 +39,13 @@ def find_opa(explicit: str | None = None) -> Path:
             continue
         if path.is_file() and os.access(path, os.X_OK):
             return path
-        if source in ("--opa", f"${ENV_VAR}"):
+        if source == "explicit":
+            raise OpaNotFoundError(f"{path}: OPA binary not found or not executable")
+        if source == f"${ENV_VAR}":
             raise OpaNotFoundError(
                 f"OPA binary named by {source} not found or not executable: {path}"
             )
     raise OpaNotFoundError(
-        "no OPA binary found: pass --opa PATH, set $EDGEPOLICY_OPA, run `make setup` "
+        "no OPA binary found: set $EDGEPOLICY_OPA, run `make setup` "
         "(builds the pinned OPA into .tools/bin/opa), or put `opa` on PATH"
     )

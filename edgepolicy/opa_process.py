@@ -96,7 +96,7 @@ class OpaProcess:
             if verification_key is None and is_signed(bundle):
                 raise UsageError(
                     f"bundle {bundle} is signed: give the public key that verifies it "
-                    "(--verification-key PEM and --verification-key-id ID)"
+                    "(and the key id its signature names)"
                 )
             if verification_key is not None:
                 check_signature_key_ids(bundle, verification_key.key_id)

@@ -102,9 +102,7 @@ class PolicyRepository:
             capture_output=True,
         )
         if found.returncode == 0:
-            raise GitError(
-                f"{self._path}: branch {branch!r} exists already; choose another --branch"
-            )
+            raise GitError(f"{self._path}: branch {branch!r} exists already")
 
     def create_branch(self, branch: str, commit: str) -> None:
         """Create ``branch`` at ``commit`` (refused if it exists meanwhile).

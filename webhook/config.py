@@ -44,8 +44,8 @@ class WebhookConfig:
         """
         if self.timeout <= RESPONSE_MARGIN_SECONDS * 2:
             raise UsageError(
-                f"--timeout must be more than {RESPONSE_MARGIN_SECONDS * 2} seconds, "
-                f"got {self.timeout}"
+                f"{self.timeout:g}: the deadline for answering an AdmissionReview must be more "
+                f"than {RESPONSE_MARGIN_SECONDS * 2:g} seconds"
             )
         if self.kube_cache_seconds < 0 or self.max_body_bytes <= 0:
             raise UsageError("cache time and body size limits must be positive")

@@ -36,11 +36,15 @@ from edgepolicy.audit_recorder import AuditRecorder
 from edgepolicy.auditing import audit_objects
 from edgepolicy.checking import CheckReport, CheckSession
 from edgepolicy.cli.flag_errors import from_flag
-from edgepolicy.cli.policy_options import add_policy_options, policy_path, read_policy_options
+from edgepolicy.cli.policy_options import (
+    add_policy_options,
+    opa_binary,
+    policy_path,
+    read_policy_options,
+)
 from edgepolicy.data_files import load_data_files
 from edgepolicy.errors import EdgepolicyError, OpaError, UsageError
 from edgepolicy.manifests import is_policy_object, load_paths
-from edgepolicy.opa_binary import find_opa
 from edgepolicy.opa_client import OpaClient
 from edgepolicy.output import FORMATS, render
 from edgepolicy.policy_data import policies_to_data, policy_key
@@ -338,7 +342,7 @@ def run(args: argparse.Namespace) -> int:
         api.close()
     if args.output == "sarif":
         report = dataclasses.replace(
-            report, rules=load_rule_catalogue(find_opa(args.opa), policy_path(args))
+            report, rules=load_rule_catalogue(opa_binary(args), policy_path(args))
         )
     sys.stdout.write(render(report, args.output))
     return report.exit_code()

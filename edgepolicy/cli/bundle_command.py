@@ -33,9 +33,9 @@ from edgepolicy.bundles.signing import SigningKey, load_signing_key
 from edgepolicy.bundles.watch import WatchConfig, watch
 from edgepolicy.cli import trust_flags
 from edgepolicy.cli.flag_errors import from_flag
-from edgepolicy.errors import RegistryError, UsageError
+from edgepolicy.cli.policy_options import opa_binary
+from edgepolicy.errors import RegistryError, RollbackError, UsageError
 from edgepolicy.kubeconfig import KubeconfigError
-from edgepolicy.opa_binary import find_opa
 
 DEFAULT_PORT = 8282
 DEFAULT_WORKDIR = Path.home() / ".cache" / "edgepolicy" / "watch"
@@ -308,7 +308,7 @@ def _build(args: argparse.Namespace) -> int:
         bundle = build_bundle(
             Path(args.repo),
             args.rev,
-            opa=find_opa(args.opa),
+            opa=opa_binary(args),
             signing_key=key,
             source=_source(args),
             verifier=verifier,
@@ -357,6 +357,9 @@ def _publish(args: argparse.Namespace) -> int:
         given = (("--kubeconfig", args.kubeconfig), ("--context", args.context))
         flags = " ".join(flag for flag, value in given if value)
         raise UsageError(f"{flags}: {error}" if flags else str(error)) from error
+    except RollbackError as error:
+        # The library says "allow the rollback explicitly"; the command line says how.
+        raise RollbackError(f"{error} (--allow-rollback)") from error
     print(f"published {where}")
     return 0
 
@@ -421,7 +424,7 @@ def _watch(args: argparse.Namespace) -> int:
         source=args.repo,
         branch=args.branch,
         targets=targets,
-        opa=find_opa(args.opa),
+        opa=opa_binary(args),
         workdir=Path(args.workdir),
         signing_key=_signing_key(args),
         bundle_name=args.name,

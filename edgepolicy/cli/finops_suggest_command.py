@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgepolicy.errors import InputError, UsageError
-from edgepolicy.policy_git import PolicyRepository
+from edgepolicy.policy_git import GitError, PolicyRepository
 from edgepolicy.policy_suggestions import commit_message, policy_changes
 from edgepolicy.policy_yaml_edits import finops_policies, replace_numbers
 from edgepolicy.prometheus_api import PrometheusClient
@@ -125,7 +125,10 @@ def run(args: argparse.Namespace) -> int:
     at = parse_time(args.at) or datetime.now(UTC)
     branch = args.branch or f"finops-suggestions-{at:%Y%m%d}"
     repository = PolicyRepository(Path(args.repo), args.base)
-    repository.check_branch_name(branch)
+    try:
+        repository.check_branch_name(branch)
+    except GitError as error:
+        raise GitError(f"{error}; choose another --branch") from error
     prometheus = PrometheusClient(args.prometheus)
     texts: dict[str, str] = {}
     tip, commits = repository.base, 0

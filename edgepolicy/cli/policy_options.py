@@ -9,9 +9,10 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgepolicy.bundle_format import is_signed
 from edgepolicy.checking import PolicySource
 from edgepolicy.cli.flag_errors import from_flag
-from edgepolicy.errors import UsageError
+from edgepolicy.errors import OpaNotFoundError, UsageError
 from edgepolicy.library import library_path
 from edgepolicy.opa_binary import find_opa
 from edgepolicy.verification_keys import VerificationKey, load_verification_key
@@ -50,6 +51,20 @@ def add_policy_options(
     parser.add_argument("--opa", metavar="PATH", help="OPA binary to run")
 
 
+def opa_binary(args: argparse.Namespace) -> Path:
+    """The OPA binary ``--opa`` names, else the one :func:`find_opa` finds.
+
+    Raises:
+        OpaNotFoundError: as :func:`find_opa`, the message naming ``--opa``.
+    """
+    try:
+        return find_opa(args.opa)
+    except OpaNotFoundError as error:
+        if args.opa:
+            raise OpaNotFoundError(f"--opa {error}") from error
+        raise OpaNotFoundError(f"{error}, or pass --opa PATH") from error
+
+
 def policy_path(args: argparse.Namespace) -> Path:
     """The ``--policy`` path, else the library shipped with edgepolicy."""
     return Path(args.policy) if args.policy else library_path()
@@ -63,7 +78,7 @@ def read_policy_options(args: argparse.Namespace) -> PolicyOptions:
         OpaNotFoundError: ``--opa`` is missing, or no OPA was found at all.
         UsageError: ``--policy`` is neither a directory nor a bundle, or the key is unusable.
     """
-    opa_binary = find_opa(args.opa)
+    opa = opa_binary(args)
     with from_flag("--policy"):
         policy = PolicySource.from_path(policy_path(args))
     key = None
@@ -72,4 +87,10 @@ def read_policy_options(args: argparse.Namespace) -> PolicyOptions:
     if args.verification_key:
         with from_flag("--verification-key"):
             key = load_verification_key(args.verification_key, args.verification_key_id)
-    return PolicyOptions(opa_binary=opa_binary, policy=policy, verification_key=key)
+    elif policy.is_bundle and is_signed(policy.path):
+        raise UsageError(
+            f"--policy {policy.path}: the bundle is signed: give the public key that verifies "
+            "it (--verification-key PEM, and --verification-key-id ID if its key id is not "
+            "'default')"
+        )
+    return PolicyOptions(opa_binary=opa, policy=policy, verification_key=key)

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from edgepolicy.cli.flag_errors import from_flag
 from edgepolicy.errors import EdgepolicyError, UsageError
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -180,8 +181,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from edgepolicy.cli.policy_options import opa_binary
     from edgepolicy.library import library_path
-    from edgepolicy.opa_binary import find_opa
     from edgepolicy.opa_client import OpaClient
     from edgepolicy.server_tls import ReloadingContext
     from edgepolicy.webhook import lookups
@@ -215,20 +216,21 @@ def _serve(args: argparse.Namespace) -> int:
     opa_url: str = args.opa_url or ""
     if not opa_url:
         local_opa = OpaSupervisor(
-            find_opa(args.opa),
+            opa_binary(args),
             paths=[library_path()],
             data=local_data([Path(path) for path in args.policies], [Path(d) for d in args.data]),
         )
         opa_url = local_opa.url
-    config = WebhookConfig(
-        opa_url=opa_url,
-        timeout=args.timeout,
-        fail_open=args.fail_open,
-        kubeconfig=kubeconfig,
-        kube_context=args.context,
-        bundles=local_opa is None,
-        concurrent_decisions=args.threads,
-    )
+    with from_flag("--timeout"):
+        config = WebhookConfig(
+            opa_url=opa_url,
+            timeout=args.timeout,
+            fail_open=args.fail_open,
+            kubeconfig=kubeconfig,
+            kube_context=args.context,
+            bundles=local_opa is None,
+            concurrent_decisions=args.threads,
+        )
     OpaClient(opa_url).close()  # a malformed URL fails here, not in every worker
     if local_opa is not None:
         local_opa.start()

@@ -331,7 +331,7 @@ def test_unreadable_input_exits_2_naming_file_and_line(
         (["--policy", "no-such-policy", "examples"], "--policy no-such-policy: no such file"),
         (["--policy", "README.md", "examples"], "expected a directory of Rego files or a bundle"),
         (["--data", "no-such.yaml", "examples"], "--data no-such.yaml: no such data file"),
-        (["--opa", "/nonexistent/opa", "examples"], "OPA binary named by --opa not found"),
+        (["--opa", "/nonexistent/opa", "examples"], "--opa /nonexistent/opa: OPA binary not found"),
         (["--output", "xml", "examples"], "invalid choice: 'xml'"),
         ([], "the following arguments are required: PATH"),
     ],
@@ -561,7 +561,10 @@ def test_signed_bundle_is_verified_before_use(tmp_path: Path, algorithm: str) ->
 
     unverified = run_check("--policy", bundle, workloads)
     assert unverified.returncode == 2
-    assert "is signed: give the public key that verifies it" in unverified.stderr
+    assert f"--policy {bundle}: the bundle is signed: give the public key that verifies it " in (
+        unverified.stderr
+    )
+    assert "(--verification-key PEM, and --verification-key-id ID" in unverified.stderr
 
     wrong_id = run_check("--policy", bundle, "--verification-key", public, workloads)
     assert wrong_id.returncode == 2

@@ -210,8 +210,8 @@ def test_bearer_token_secret_is_mounted_and_used_for_oci() -> None:
     objects = render(*OCI_VALUES, "bundle.bearerTokenSecret=registry-token")
     config = opa_config(objects)
     assert config["services"]["bundles"]["credentials"] == {
-        "bearer": {"scheme": "Bearer", "token_path": "/etc/opa/credentials/token"}
-    }
+        "bearer": {"scheme": "Basic", "token_path": "/etc/opa/credentials/token"}
+    }  # OPA base64-encodes an oci token itself: user:password (test_helm_chart_sidecar.py)
     opa = containers(objects)["opa"]
     assert {
         "name": "bundle-credentials",

@@ -22,6 +22,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "unit" / "bundles")]
 
 from edgepolicy.bundles.signing import SigningKey  # noqa: E402
 from policyrepo import PolicyRepo, finops_policy, write_key  # noqa: E402
+from registry_support import Registry, TokenService  # noqa: E402
 
 from bench.bundles_sidecars import BundleService, free_port, wait_until  # noqa: E402
 from edgepolicy.opa_binary import find_opa  # noqa: E402
@@ -36,7 +37,10 @@ KEY_ID = "site-key"
 class ChartSidecar:
     """The chart's `opa` container for given values, as a local process."""
 
-    def __init__(self, workdir: Path, values: list[str], public_key: Path) -> None:
+    def __init__(
+        self, workdir: Path, values: list[str], public_key: Path, token: str | None = None
+    ) -> None:
+        """``token`` is the content of the bearer token Secret (bundle.bearerTokenSecret)."""
         if not HELM.exists():
             pytest.fail(
                 f"{HELM} missing: build it with `make tools` (scripts/install-tools.sh helm)"
@@ -54,8 +58,11 @@ class ChartSidecar:
         [opa] = [c for c in pod["containers"] if c["name"] == "opa"]
         self.readiness = opa["readinessProbe"]["httpGet"]["path"]
 
-        for directory, name, content in (("config", "config.yaml", config),
-                                         ("keys", "bundle-verification.pem", key)):  # fmt: skip
+        files = [("config", "config.yaml", config.replace("/etc/opa/", f"{workdir}/")),
+                 ("keys", "bundle-verification.pem", key)]  # fmt: skip
+        if token is not None:
+            files.append(("credentials", "token", token))
+        for directory, name, content in files:
             (workdir / directory).mkdir(parents=True)
             (workdir / directory / name).write_text(content)
         self.diagnostic = f"http://127.0.0.1:{free_port()}"
@@ -178,3 +185,48 @@ def test_the_rendered_oci_configuration_is_accepted_by_opa(tmp_path: Path) -> No
         assert not sidecar.ready()
     finally:
         sidecar.stop()
+
+
+def test_the_rendered_oci_sidecar_pulls_with_the_credentials_secret(tmp_path: Path) -> None:
+    # The Secret holds user:password; OPA's `type: oci` service base64-encodes the token itself,
+    # so only `scheme: Basic` makes a valid Authorization header (docs/bundles.md).
+    tokens = TokenService("site", "s3cret-pull-pass").start()
+    (tmp_path / "registry").mkdir()
+    registry = Registry(tmp_path / "registry", tokens).start()
+    try:
+        repo = PolicyRepo(tmp_path / "policies")
+        repo.write("teams/ai/cost.yaml", finops_policy())
+        repo.commit("a policy")
+        key = SigningKey(ec.generate_private_key(ec.SECP256R1()), KEY_ID)
+        key_file = write_key(tmp_path / "signing.pem", key.key)
+        bundle = tmp_path / "edgepolicy.tar.gz"
+        (tmp_path / "password").write_text("s3cret-pull-pass\n")
+        reference = f"{registry.host}/platform/edgepolicy-bundle:1.0.0"
+        for command in (
+            ["build", "--repo", str(repo.path), "--out", str(bundle),
+             "--signing-key", str(key_file), "--key-id", KEY_ID],
+            ["publish", str(bundle), "--to", f"oci://{reference}", "--username", "site",
+             "--password-file", str(tmp_path / "password")],
+        ):  # fmt: skip
+            subprocess.run([sys.executable, "-m", "edgepolicy", "bundle", *command],
+                           check=True, capture_output=True, timeout=120)  # fmt: skip
+        values = [
+            "bundle.source=oci",
+            f"bundle.oci.registry={registry.url}",
+            f"bundle.oci.reference={reference}",
+            "bundle.bearerTokenSecret=registry-credentials",
+            f"signing.keyId={KEY_ID}",
+            f"signing.configMapName={KEY_ID}",
+            "bundle.polling.minDelaySeconds=1",
+            "bundle.polling.maxDelaySeconds=2",
+        ]
+        public_key = _public_key_file(tmp_path / "bundle-signing.pub", key)
+        sidecar = ChartSidecar(tmp_path / "opa", values, public_key, token="site:s3cret-pull-pass")
+        try:
+            wait_until(sidecar.ready, 30, "the sidecar's readiness probe")
+        finally:
+            sidecar.stop()
+        assert tokens.requests[-1]["authorized"] is True
+    finally:
+        registry.stop()
+        tokens.stop()

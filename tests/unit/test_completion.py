@@ -87,7 +87,7 @@ def bash_complete(script_path: Path, cwd: Path, line: list[str]) -> list[str]:
         (["edgepolicy", "check", "--namespace", ""], []),  # a name: nothing to offer
         (["edgepolicy", "serve", "--log-level", "w"], ["warning"]),
         (["edgepolicy", "serve", "--port", ""], []),
-        (["edgepolicy", "bundle", ""], ["build", "publish", "serve", "watch"]),
+        (["edgepolicy", "bundle", ""], ["build", "publish", "pull", "serve", "watch"]),
         (["edgepolicy", "bundle", "build", "--o"], ["--out", "--opa"]),
         (["edgepolicy", "bundle", "publish", "pol"], ["policy.tar.gz"]),
         (["edgepolicy", "completion", ""], ["bash", "zsh", "fish"]),
@@ -139,7 +139,7 @@ def fish_complete(script_path: Path, cwd: Path, line: str) -> list[str]:
         ("edgepolicy check --output=j", ["--output=json", "--output=junit"]),
         ("edgepolicy check -o json --st", ["--strict"]),
         ("edgepolicy check -o json manifest", ["manifest-a.yaml", "manifests/"]),
-        ("edgepolicy bundle ", ["build", "publish", "serve", "watch"]),
+        ("edgepolicy bundle ", ["build", "publish", "pull", "serve", "watch"]),
         ("edgepolicy bundle build --ou", ["--out"]),
         ("edgepolicy completion ", ["bash", "fish", "zsh"]),
     ],
@@ -187,7 +187,7 @@ def zsh_complete(script_path: Path, line: list[str]) -> list[str]:
         (["edgepolicy", "check", "--output=j"], ["compset -P *=", "compadd text json junit sarif"]),
         (["edgepolicy", "check", "-o", "json", ""], ["_files"]),
         (["edgepolicy", "check", "--policy", ""], ["_files"]),
-        (["edgepolicy", "bundle", ""], ["compadd build publish serve watch"]),
+        (["edgepolicy", "bundle", ""], ["compadd build publish pull serve watch"]),
         (["edgepolicy", "completion", ""], ["compadd bash zsh fish"]),
         (["edgepolicy", "serve", "--port", ""], []),
     ],
@@ -221,7 +221,7 @@ print -r -- "$screen"
     ("line", "listed"),
     [
         ("edgepolicy check --output ", "json*junit*sarif*text"),
-        ("edgepolicy bundle ", "build*publish*serve*watch"),
+        ("edgepolicy bundle ", "build*publish*pull*serve*watch"),
         ("edgepolicy completion ", "bash*fish*zsh"),
     ],
 )
@@ -265,6 +265,7 @@ def test_the_tree_follows_the_parser() -> None:
     assert [name for name, _ in tree["bundle"].subcommands] == [
         "build",
         "publish",
+        "pull",
         "serve",
         "watch",
     ]

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from edgepolicy.cli import main
+from edgepolicy.policy_git import GitError, PolicyRepository
 from edgepolicy.policy_suggestions import suggested_value
 from edgepolicy.policy_yaml_edits import finops_policies, replace_numbers
 
@@ -189,7 +190,10 @@ def test_suggest_refuses_an_existing_branch(
     )
 
     assert code == 2
-    assert "branch 'taken' exists already" in capsys.readouterr().err
+    assert "branch 'taken' exists already; choose another --branch" in capsys.readouterr().err
+    with pytest.raises(GitError) as refused:  # the library names no flag: the command adds it
+        PolicyRepository(repo, "HEAD").check_branch_name("taken")
+    assert str(refused.value) == f"{repo}: branch 'taken' exists already"
 
 
 def test_suggest_refuses_a_bad_headroom(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
 
 from edgepolicy.cli.flag_errors import from_flag
+from edgepolicy.cli.policy_options import opa_binary
 from edgepolicy.data_files import load_data_files
-from edgepolicy.errors import InputError, UsageError
+from edgepolicy.errors import InputError, OpaNotFoundError, UsageError
+from edgepolicy.opa_binary import find_opa
 
 
 def test_the_flag_prefixes_the_library_message(tmp_path: Path) -> None:
@@ -32,3 +35,13 @@ def test_other_exceptions_pass_unchanged() -> None:
     with pytest.raises(KeyError) as raised, from_flag("--data"):
         raise KeyError("x")
     assert raised.value.args == ("x",)
+
+
+def test_a_missing_opa_is_named_by_path_and_the_cli_adds_the_flag(tmp_path: Path) -> None:
+    missing = tmp_path / "opa"
+    with pytest.raises(OpaNotFoundError) as plain:
+        find_opa(str(missing))
+    assert str(plain.value) == f"{missing}: OPA binary not found or not executable"
+    with pytest.raises(OpaNotFoundError) as flagged:
+        opa_binary(argparse.Namespace(opa=str(missing)))
+    assert str(flagged.value) == f"--opa {missing}: OPA binary not found or not executable"

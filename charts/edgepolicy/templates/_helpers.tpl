@@ -56,7 +56,9 @@ http://edgepolicy-bundles.{{ .Release.Namespace }}.svc:8080
 {{- end -}}
 {{- end -}}
 {{- if and $bundle.bearerTokenSecret (ne $bundle.source "configmap") -}}
-{{- $_ := set $service "credentials" (dict "bearer" (dict "scheme" "Bearer" "token_path" "/etc/opa/credentials/token")) -}}
+{{- /* For type: oci OPA base64-encodes the token itself: the Secret holds user:password, sent as Basic (answers token challenges too). */ -}}
+{{- $scheme := ternary "Basic" "Bearer" (eq $bundle.source "oci") -}}
+{{- $_ := set $service "credentials" (dict "bearer" (dict "scheme" $scheme "token_path" "/etc/opa/credentials/token")) -}}
 {{- end -}}
 {{- $config := dict
   "services" (dict "bundles" $service)

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from edgepolicy.bundles.builder import Bundle, build_bundle
 from edgepolicy.bundles.canonical import file_digest
-from edgepolicy.bundles.commit_trust import CommitVerifier, TrustPolicy
+from edgepolicy.bundles.commit_trust import CommitVerifier, TrustPolicy, commit_verifier
 from edgepolicy.bundles.signing import load_signing_key
 from policyrepo import PolicyRepo, allowed_signer, finops_policy, ssh_fingerprint, ssh_key
 
 from edgepolicy.bundle_format import read_tar_gz
 from edgepolicy.cli import main
-from edgepolicy.errors import UntrustedCommitError, UsageError
+from edgepolicy.errors import BundleError, UntrustedCommitError, UsageError
 
 pytestmark = pytest.mark.usefixtures("stand_in_library")
 
@@ -388,3 +388,16 @@ def test_contradicting_trust_flags_are_usage_errors(
     assert main(["bundle", "build", "--repo", str(repo.path), "--out", str(out), *filled]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_keyring_without_gpg_is_an_error_naming_the_keyring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keyring = tmp_path / "keys.asc"
+    keyring.write_text("")
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    with pytest.raises(BundleError) as refused, commit_verifier(TrustPolicy(gpg_keyring=keyring)):
+        pass
+    assert str(refused.value) == (
+        f"gpg is not installed or not on PATH (needed to check commits against {keyring})"
+    )  # the library names the file, not the flag

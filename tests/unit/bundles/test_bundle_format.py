@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import tarfile
 from pathlib import Path
 
 import pytest
 from edgepolicy.bundles.atomic_write import write_atomically
 
-from edgepolicy.bundle_format import read_tar_gz, tar_gz
+from edgepolicy.bundle_format import parse_manifest, read_tar_gz, tar_gz
 from edgepolicy.errors import BundleError
 
 FILES = {"b/data.json": b"{}", ".manifest": b'{"revision":"r"}', "a.rego": b"package a\n"}
@@ -55,3 +56,32 @@ def test_write_failure_is_a_bundle_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(BundleError, match="cannot write"):
         write_atomically(blocker / "bundle.tar.gz", b"x")
+
+
+def test_the_manifest_is_parsed_in_one_place() -> None:
+    assert parse_manifest(b'{"revision":"r"}', source="x") == {"revision": "r"}
+    assert parse_manifest(None, source="x") is None
+    assert parse_manifest(b"", source="x") is None
+    with pytest.raises(BundleError, match=r"^b.tar.gz: the bundle's .manifest is not a JSON"):
+        parse_manifest(b"[1]", source="b.tar.gz")
+    with pytest.raises(BundleError, match=r"^b.tar.gz: cannot read the bundle's .manifest"):
+        parse_manifest(b"{", source="b.tar.gz")
+
+
+ROOT = Path(__file__).resolve().parents[3]
+FORMAT_MODULE = ROOT / "edgepolicy" / "bundle_format.py"
+
+
+def test_no_other_module_knows_the_archive_or_its_reserved_file_names() -> None:
+    # The tarball and the names `.manifest` / `.signatures.json` are the format's own: other
+    # modules go through edgepolicy.bundle_format (docstrings and comments may name them).
+    pattern = re.compile(r"""["'](\.manifest|\.signatures\.json)["']|^\s*import (tarfile|gzip)""")
+    sources = [*ROOT.glob("edgepolicy/**/*.py"), *ROOT.glob("bundles/*.py")]
+    offenders = []
+    for path in [*sources, *ROOT.glob("webhook/*.py")]:
+        if path == FORMAT_MODULE:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if pattern.search(line.split("#")[0]):
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert offenders == []
