@@ -251,16 +251,19 @@ def test_policy_alerts_reach_the_policy_recipient_group(
     assert threshold["status"] == "firing"
     labels = threshold["alerts"][0]["labels"]
     assert (labels["severity"], labels["recipient_group"]) == ("critical", "finops-team-edge")
+    assert labels["recipientGroup"] == "finops-team-edge"
     assert (labels["policy"], labels["rule"]) == ("ai/inference", "finops.cpu")
 
     budget_path, budget_payload = deliveries["FinOpsPolicyBudgetExceeded"]
     assert budget_path == "/finops-team-edge"
     assert budget_payload["alerts"][0]["labels"]["severity"] == "critical"
+    assert budget_payload["alerts"][0]["labels"]["recipientGroup"] == "finops-team-edge"
 
     idle_path, idle_payload = deliveries["FinOpsPolicyIdleShutdown"]
     assert idle_path == "/mlops-team"
     idle_alert = idle_payload["alerts"][0]["labels"]
     assert (idle_alert["severity"], idle_alert["recipient_group"]) == ("info", "mlops-team")
+    assert idle_alert["recipientGroup"] == "mlops-team"
     assert idle_alert["workload"] == "idle"
 
 
