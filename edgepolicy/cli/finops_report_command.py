@@ -121,7 +121,10 @@ def parse_window(text: str, flag: str) -> timedelta:
     seconds = sum(int(n) * _UNIT[unit] for n, unit in _DURATION.findall(text))
     if seconds == 0 or seconds % RESOLUTION:
         raise UsageError(f"{flag} {text!r}: must be a positive number of whole minutes")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError as error:
+        raise UsageError(f"{flag} {text!r}: too long") from error
 
 
 def parse_at(text: str | None) -> datetime:
@@ -207,6 +210,11 @@ def run(args: argparse.Namespace) -> int:
     window = parse_window(args.window, "--window")
     history = parse_window(args.history, "--history")
     end = parse_at(args.at)
+    for flag, span in (("--window", window), ("--history", history)):
+        try:
+            end - span
+        except OverflowError as error:
+            raise UsageError(f"{flag} {getattr(args, flag[2:])!r}: too long") from error
     if args.timeout <= 0:
         raise UsageError(f"--timeout must be positive, got {args.timeout}")
     client = PrometheusClient(args.prometheus, auth=_auth(args), timeout=args.timeout)

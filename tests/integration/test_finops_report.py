@@ -332,6 +332,9 @@ def test_html_report_is_one_self_contained_file(
     [
         (["--window", "3x"], "--window '3x': expected a duration"),
         (["--window", "90s"], "--window '90s': must be a positive number of whole minutes"),
+        (["--window", "99999999999999w"], "--window '99999999999999w': too long"),
+        (["--window", "600000w"], "--window '600000w': too long"),
+        (["--history", "600000w"], "--history '600000w': too long"),
         (["--at", "yesterday"], "--at 'yesterday': expected an RFC 3339 time"),
         (["--at", "2026-12-01T00:00:00"], "give the time zone"),
     ],
