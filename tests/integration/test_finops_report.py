@@ -355,6 +355,20 @@ def test_bad_input_is_one_clear_line(
     assert "Traceback" not in err
 
 
+def test_a_policy_given_twice_is_refused(
+    capsys: pytest.CaptureFixture[str], policies: Path, tmp_path: Path
+) -> None:
+    again = tmp_path / "again.yaml"
+    again.write_text(policies.read_text())
+    code = cli.main(
+        ["finops", "report", "--prometheus", "http://127.0.0.1:9", "--policies", str(policies),
+         str(again)]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "duplicate FinOpsPolicy ai/" in err and "Traceback" not in err
+
+
 def test_prometheus_errors_name_the_url_and_query(
     capsys: pytest.CaptureFixture[str], prometheus: PrometheusServer, policies: Path
 ) -> None:
