@@ -126,13 +126,13 @@ def _history(
     alert: str, labels: Mapping[str, str], metric: str, value: float, now: float
 ) -> list[Series]:
     """Twenty minutes of ``metric`` and of the alert's `for` state (active since then: longer
-    than the longest `for`, 15m)."""
+    than the longest `for`, 15m). The state carries the alert's labels: the series' and the
+    rule's (``recipientGroup``), else Prometheus does not restore it."""
     times = [now - 1200 + 15 * step for step in range(81)]
+    alert_labels = {**labels, "recipientGroup": labels["recipient_group"], "alertname": alert}
     return [
         Series(metric, labels, [(t, value) for t in times]),
-        Series(
-            "ALERTS_FOR_STATE", {**labels, "alertname": alert}, [(t, now - 1200) for t in times]
-        ),
+        Series("ALERTS_FOR_STATE", alert_labels, [(t, now - 1200) for t in times]),
     ]
 
 
