@@ -171,9 +171,11 @@ def _policies(args: argparse.Namespace) -> tuple[list[PolicyTarget], list[dict[s
     """The targets of the valid FinOpsPolicies, and the invalid ones with their errors.
 
     Raises:
-        EdgepolicyError: files unreadable, the cluster unreachable.
+        EdgepolicyError: files unreadable, a policy without a name or twice, the cluster
+            unreachable.
     """
     from edgepolicy.manifests import is_policy_object, load_paths
+    from edgepolicy.policy_data import policies_to_data
     from edgepolicy.validated_policies import validate_policies
 
     if args.policies:
@@ -188,6 +190,7 @@ def _policies(args: argparse.Namespace) -> tuple[list[PolicyTarget], list[dict[s
         finally:
             api.close()
     validated = validate_policies(o for o in objects if o.get("kind") == "FinOpsPolicy")
+    policies_to_data(validated)  # refuses nameless and duplicate policies, as check does
     targets = sorted((policy_target(obj) for obj in validated.valid), key=lambda t: t.id)
     invalid = [
         {
