@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+from edgepolicy.finops_report import shown
+
 WIDTH, HEIGHT = 760, 220
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 24, 36
 _STYLE = """
@@ -93,7 +95,7 @@ def _days_chart(policy: Mapping[str, Any]) -> str:
         parts.append(
             f'<rect x="{x0 + 1:.1f}" y="{y:.1f}" width="{max(x1 - x0 - 2, 1):.1f}" '
             f'height="{HEIGHT - BOTTOM - y:.1f}" fill="{colour}">'
-            f"<title>{escape(day['end'])}: {day['gpuHours']} GPU-h</title></rect>"
+            f"<title>{escape(day['end'])}: {shown(day['gpuHours'])} GPU-h</title></rect>"
         )
     previous = _time(days[-1]["end"])
     for day in ahead:
@@ -149,10 +151,15 @@ def _hourly_chart(policy: Mapping[str, Any], name: str, title: str, unit: str) -
             parts.append(
                 f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="none" stroke="#b00020" '
                 f'stroke-width="2"><title>anomaly {escape(anomaly["hourEnding"])}: '
-                f"{anomaly['observed']} outside [{anomaly['lower']}, {anomaly['upper']}]"
+                f"{shown(anomaly['observed'])} outside [{shown(anomaly['lower'])}, "
+                f"{shown(anomaly['upper'])}]"
                 "</title></circle>"
             )
     return _svg(parts, f"{title} of {policy['policy']}")
+
+
+def _triple(stats: Mapping[str, Any]) -> str:
+    return " / ".join(shown(stats[key]) for key in ("p50", "p95", "max"))
 
 
 def _summary(policy: Mapping[str, Any]) -> str:
@@ -164,12 +171,12 @@ def _summary(policy: Mapping[str, Any]) -> str:
     crossing = policy["forecast"].get("gpuHours", {}).get("budgetExceededOn")
     rows = [
         ("pods", len(policy["pods"])),
-        ("GPU-hours", policy["gpuHours"]),
-        ("GPU-hours per day", policy["gpuHoursPerDay"]),
-        ("dailyGPUHours", policy["dailyGPUHours"]),
-        ("CPU cores p50 / p95 / max", "{p50} / {p95} / {max}".format(**policy["cpuCores"])),
-        ("memory GiB p50 / p95 / max", "{p50} / {p95} / {max}".format(**policy["memoryGiB"])),
-        ("GPU utilisation %", policy["gpuUtilizationPercent"]),
+        ("GPU-hours", shown(policy["gpuHours"])),
+        ("GPU-hours per day", shown(policy["gpuHoursPerDay"])),
+        ("dailyGPUHours", shown(policy["dailyGPUHours"])),
+        ("CPU cores p50 / p95 / max", _triple(policy["cpuCores"])),
+        ("memory GiB p50 / p95 / max", _triple(policy["memoryGiB"])),
+        ("GPU utilisation %", shown(policy["gpuUtilizationPercent"])),
         ("idle periods", len(policy["idlePeriods"])),
         ("anomalies", len(policy["anomalies"])),
         ("budget exceeded on (forecast)", crossing or "-"),

@@ -44,7 +44,8 @@ def cpu_cores(namespace: str, pods: str) -> str:
     """CPU cores used by the pods of ``pods`` (a :func:`selected_pods` expression), summed."""
     return (
         "sum(sum by (namespace, pod) (rate(container_cpu_usage_seconds_total"
-        f'{{container!="", namespace={quote(namespace)}}}[{STEP}])) * on (namespace, pod) {pods})'
+        f'{{container!="", container!="POD", namespace={quote(namespace)}}}[{STEP}]))'
+        f" * on (namespace, pod) {pods})"
     )
 
 
@@ -52,7 +53,8 @@ def memory_bytes(namespace: str, pods: str) -> str:
     """Working-set memory of the pods of ``pods``, summed (bytes)."""
     return (
         "sum(sum by (namespace, pod) (container_memory_working_set_bytes"
-        f'{{container!="", namespace={quote(namespace)}}}) * on (namespace, pod) {pods})'
+        f'{{container!="", container!="POD", namespace={quote(namespace)}}})'
+        f" * on (namespace, pod) {pods})"
     )
 
 

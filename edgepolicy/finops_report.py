@@ -1,8 +1,11 @@
 """The `finops report` document: each policy's measured use (:mod:`edgepolicy.finops_usage`)
 and forecast (:mod:`edgepolicy.finops_forecast`) as one JSON-ready dict, and its text form.
 
-Numbers are written as JSON numbers: integral values as integers, others rounded (GPU-hours
-and cores to 4 places, GiB to 3); the verdicts (``budgetExceeded``) were decided exactly before.
+Numbers are written as JSON numbers: integral values as integers, others as the nearest float
+(GPU-hours, exact decimals, unrounded: 172 over 7 days is 24.571428571428573 per day; values
+measured by Prometheus rounded to 9 places, which drops float noise such as
+1.4999999999999998); the verdicts (``budgetExceeded``) were decided exactly before. The text
+form shows them to 4 places (:func:`shown`).
 """
 
 from __future__ import annotations
@@ -15,15 +18,28 @@ from typing import Any
 from edgepolicy.finops_forecast import ForecastUnavailable, SeriesForecast, forecast_series
 from edgepolicy.finops_usage import PolicyUse, Stats
 
+_MEASURED = Decimal("1E-9")  # what Prometheus measured (floats) is rounded to 9 places
 
-def number(value: Decimal | None, places: str = "0.0001") -> int | float | None:
-    """``value`` as a JSON number (None stays None)."""
+
+def number(value: Decimal | None, *, exact: bool = False) -> int | float | None:
+    """``value`` as a JSON number (None stays None): an integer when integral, else the nearest
+    float, of ``value`` itself when ``exact`` (GPU-hours counted exactly), else of ``value``
+    rounded to 9 places (a Prometheus float with its noise)."""
     if value is None:
         return None
-    rounded = value.quantize(Decimal(places))
+    rounded = value if exact else value.quantize(_MEASURED)
     if rounded == rounded.to_integral_value():
         return int(rounded)
     return float(rounded)
+
+
+def shown(value: Any) -> str:
+    """A document value for people: a float to 4 places at most, None as ``-``."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}".rstrip("0").rstrip(".")
+    return str(value)
 
 
 def stamp(at: datetime) -> str:
@@ -32,16 +48,16 @@ def stamp(at: datetime) -> str:
 
 
 def _stats(
-    stats: Stats, places: str, maximum: Decimal | None = None, *, with_max: bool = False
+    stats: Stats, maximum: Decimal | None = None, *, with_max: bool = False
 ) -> dict[str, Any]:
     found: dict[str, Any] = {
-        "p50": number(stats.p50, places),
-        "p95": number(stats.p95, places),
-        "max": number(stats.max, places),
-        "limit": number(stats.limit, places),
+        "p50": number(stats.p50),
+        "p95": number(stats.p95),
+        "max": number(stats.max),
+        "limit": number(stats.limit),
     }
     if with_max:
-        found["policyMax"] = number(maximum, places)
+        found["policyMax"] = number(maximum, exact=True)
         found["exceedsPolicyMax"] = (
             maximum is not None and stats.max is not None and stats.max > maximum
         )
@@ -89,22 +105,22 @@ def policy_document(use: PolicyUse, *, forecast: bool = True) -> dict[str, Any]:
     document: dict[str, Any] = {
         "policy": target.id,
         "selectsPods": target.matchers is not None,
-        "gpuHours": number(use.gpu_hours),
-        "gpuHoursPerDay": number(use.gpu_hours_per_day),
-        "dailyGPUHours": number(target.daily_gpu_hours),
+        "gpuHours": number(use.gpu_hours, exact=True),
+        "gpuHoursPerDay": number(use.gpu_hours_per_day, exact=True),
+        "dailyGPUHours": number(target.daily_gpu_hours, exact=True),
         "budgetExceeded": use.budget_exceeded,
         "days": [
             {
                 "start": stamp(day.start),
                 "end": stamp(day.end),
-                "gpuHours": number(day.gpu_hours),
+                "gpuHours": number(day.gpu_hours, exact=True),
                 "budgetExceeded": day.budget_exceeded,
             }
             for day in use.days
         ],
-        "cpuCores": _stats(use.cpu_cores, "0.0001", target.max_cpu_cores, with_max=True),
-        "memoryGiB": _stats(use.memory_gib, "0.001", target.max_memory_gib, with_max=True),
-        "gpuUtilizationPercent": number(use.gpu_utilization, "0.01"),
+        "cpuCores": _stats(use.cpu_cores, target.max_cpu_cores, with_max=True),
+        "memoryGiB": _stats(use.memory_gib, target.max_memory_gib, with_max=True),
+        "gpuUtilizationPercent": number(use.gpu_utilization),
         "idleShutdownThresholdMinutes": target.idle_threshold_minutes,
         "idlePeriods": [
             {
@@ -112,7 +128,7 @@ def policy_document(use: PolicyUse, *, forecast: bool = True) -> dict[str, Any]:
                 "pod": p.pod,
                 "start": stamp(p.start),
                 "end": stamp(p.end),
-                "minutes": number(p.minutes, "0.01"),
+                "minutes": number(p.minutes, exact=True),
                 "ongoing": p.ongoing,
             }
             for p in use.idle_periods
@@ -121,15 +137,15 @@ def policy_document(use: PolicyUse, *, forecast: bool = True) -> dict[str, Any]:
             {
                 "namespace": pod.namespace,
                 "pod": pod.pod,
-                "gpuHours": number(pod.gpu_hours),
-                "cpuCores": _stats(pod.cpu_cores, "0.0001"),
-                "memoryGiB": _stats(pod.memory_gib, "0.001"),
-                "gpuUtilizationPercent": number(pod.gpu_utilization, "0.01"),
+                "gpuHours": number(pod.gpu_hours, exact=True),
+                "cpuCores": _stats(pod.cpu_cores),
+                "memoryGiB": _stats(pod.memory_gib),
+                "gpuUtilizationPercent": number(pod.gpu_utilization),
             }
             for pod in use.pods
         ],
         "hourly": {
-            "gpuHours": [[stamp(at), number(v)] for at, v in use.hourly_gpu_hours],
+            "gpuHours": [[stamp(at), number(v, exact=True)] for at, v in use.hourly_gpu_hours],
             "cpuCores": [[stamp(at), number(v)] for at, v in use.hourly_cpu_cores],
         },
     }
@@ -174,10 +190,6 @@ def report_document(
     }
 
 
-def _cell(value: Any) -> str:
-    return "-" if value is None else str(value)
-
-
 def render_text(document: Mapping[str, Any]) -> str:
     """The report for a terminal."""
     lines = [f"FinOps report {document['start']} .. {document['end']} ({document['window']})"]
@@ -186,20 +198,20 @@ def render_text(document: Mapping[str, Any]) -> str:
         lines.append("")
         lines.append(f"{policy['policy']}: {len(policy['pods'])} pod(s), {verdict}")
         lines.append(
-            f"  GPU-hours {policy['gpuHours']} ({policy['gpuHoursPerDay']}/day, "
-            f"budget {_cell(policy['dailyGPUHours'])}/day)"
+            f"  GPU-hours {shown(policy['gpuHours'])} ({shown(policy['gpuHoursPerDay'])}/day, "
+            f"budget {shown(policy['dailyGPUHours'])}/day)"
         )
         for day in policy["days"]:
             mark = "  OVER" if day["budgetExceeded"] else ""
-            lines.append(f"    {day['start']} .. {day['end']}: {day['gpuHours']}{mark}")
+            lines.append(f"    {day['start']} .. {day['end']}: {shown(day['gpuHours'])}{mark}")
         for key, unit in (("cpuCores", "cores"), ("memoryGiB", "GiB")):
             s = policy[key]
             over = "  ABOVE POLICY MAX" if s["exceedsPolicyMax"] else ""
             lines.append(
-                f"  {key}: p50 {_cell(s['p50'])} p95 {_cell(s['p95'])} max {_cell(s['max'])} "
-                f"{unit}; limits {_cell(s['limit'])}, policy max {_cell(s['policyMax'])}{over}"
+                f"  {key}: p50 {shown(s['p50'])} p95 {shown(s['p95'])} max {shown(s['max'])} "
+                f"{unit}; limits {shown(s['limit'])}, policy max {shown(s['policyMax'])}{over}"
             )
-        lines.append(f"  GPU utilisation: {_cell(policy['gpuUtilizationPercent'])}%")
+        lines.append(f"  GPU utilisation: {shown(policy['gpuUtilizationPercent'])}%")
         threshold = policy["idleShutdownThresholdMinutes"]
         if threshold is not None:
             lines.append(f"  idle > {threshold} min: {len(policy['idlePeriods'])} period(s)")
@@ -207,21 +219,21 @@ def render_text(document: Mapping[str, Any]) -> str:
                 ongoing = " (ongoing)" if p["ongoing"] else ""
                 lines.append(
                     f"    {p['namespace']}/{p['pod']}: {p['start']} .. {p['end']} "
-                    f"({p['minutes']} min){ongoing}"
+                    f"({shown(p['minutes'])} min){ongoing}"
                 )
         for name, forecast in policy["forecast"].items():
             if "unavailable" in forecast:
                 lines.append(f"  forecast {name}: unavailable: {forecast['unavailable']}")
                 continue
-            days = ", ".join(str(d["mean"]) for d in forecast["days"])
+            days = ", ".join(shown(d["mean"]) for d in forecast["days"])
             lines.append(f"  forecast {name} next days: {days or '-'}")
             if "budgetExceededOn" in forecast:
                 crossing = forecast["budgetExceededOn"] or "not within 7 days"
                 lines.append(f"  budget exceeded on: {crossing}")
         for a in policy["anomalies"]:
             lines.append(
-                f"  anomaly {a['series']} hour ending {a['hourEnding']}: {a['observed']} "
-                f"outside [{a['lower']}, {a['upper']}]"
+                f"  anomaly {a['series']} hour ending {a['hourEnding']}: {shown(a['observed'])} "
+                f"outside [{shown(a['lower'])}, {shown(a['upper'])}]"
             )
     for invalid in document["invalidPolicies"]:
         lines.append("")

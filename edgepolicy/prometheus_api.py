@@ -71,13 +71,17 @@ class PrometheusClient:
     ``http://prometheus:9090`` or ``https://mimir/prometheus``). Safe to share between threads.
 
     Raises (constructor):
-        UsageError: the URL is not http(s), or the CA file cannot be read.
+        UsageError: the URL is malformed or not http(s), or the CA file cannot be read.
     """
 
     def __init__(
         self, url: str, *, auth: PrometheusAuth | None = None, timeout: float = 120.0
     ) -> None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - the port is parsed (ValueError: out of range, not a number)
+        except ValueError as error:
+            raise UsageError(f"Prometheus URL {url!r}: {error}") from error
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError(
                 f"Prometheus URL {url!r}: expected http://HOST[:PORT][/PATH] or https://..."

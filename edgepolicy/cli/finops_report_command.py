@@ -121,7 +121,10 @@ def parse_window(text: str, flag: str) -> timedelta:
     seconds = sum(int(n) * _UNIT[unit] for n, unit in _DURATION.findall(text))
     if seconds == 0 or seconds % RESOLUTION:
         raise UsageError(f"{flag} {text!r}: must be a positive number of whole minutes")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError as error:
+        raise UsageError(f"{flag} {text!r}: too long") from error
 
 
 def parse_at(text: str | None) -> datetime:
@@ -168,9 +171,11 @@ def _policies(args: argparse.Namespace) -> tuple[list[PolicyTarget], list[dict[s
     """The targets of the valid FinOpsPolicies, and the invalid ones with their errors.
 
     Raises:
-        EdgepolicyError: files unreadable, the cluster unreachable.
+        EdgepolicyError: files unreadable, a policy without a name or twice, the cluster
+            unreachable.
     """
     from edgepolicy.manifests import is_policy_object, load_paths
+    from edgepolicy.policy_data import policies_to_data
     from edgepolicy.validated_policies import validate_policies
 
     if args.policies:
@@ -185,6 +190,7 @@ def _policies(args: argparse.Namespace) -> tuple[list[PolicyTarget], list[dict[s
         finally:
             api.close()
     validated = validate_policies(o for o in objects if o.get("kind") == "FinOpsPolicy")
+    policies_to_data(validated)  # refuses nameless and duplicate policies, as check does
     targets = sorted((policy_target(obj) for obj in validated.valid), key=lambda t: t.id)
     invalid = [
         {
@@ -207,6 +213,11 @@ def run(args: argparse.Namespace) -> int:
     window = parse_window(args.window, "--window")
     history = parse_window(args.history, "--history")
     end = parse_at(args.at)
+    for flag, span in (("--window", window), ("--history", history)):
+        try:
+            end - span
+        except OverflowError as error:
+            raise UsageError(f"{flag} {getattr(args, flag[2:])!r}: too long") from error
     if args.timeout <= 0:
         raise UsageError(f"--timeout must be positive, got {args.timeout}")
     client = PrometheusClient(args.prometheus, auth=_auth(args), timeout=args.timeout)

@@ -126,13 +126,13 @@ def _history(
     alert: str, labels: Mapping[str, str], metric: str, value: float, now: float
 ) -> list[Series]:
     """Twenty minutes of ``metric`` and of the alert's `for` state (active since then: longer
-    than the longest `for`, 15m)."""
+    than the longest `for`, 15m). The state carries the alert's labels: the series' and the
+    rule's (``recipientGroup``), else Prometheus does not restore it."""
     times = [now - 1200 + 15 * step for step in range(81)]
+    alert_labels = {**labels, "recipientGroup": labels["recipient_group"], "alertname": alert}
     return [
         Series(metric, labels, [(t, value) for t in times]),
-        Series(
-            "ALERTS_FOR_STATE", {**labels, "alertname": alert}, [(t, now - 1200) for t in times]
-        ),
+        Series("ALERTS_FOR_STATE", alert_labels, [(t, now - 1200) for t in times]),
     ]
 
 
@@ -251,16 +251,19 @@ def test_policy_alerts_reach_the_policy_recipient_group(
     assert threshold["status"] == "firing"
     labels = threshold["alerts"][0]["labels"]
     assert (labels["severity"], labels["recipient_group"]) == ("critical", "finops-team-edge")
+    assert labels["recipientGroup"] == "finops-team-edge"
     assert (labels["policy"], labels["rule"]) == ("ai/inference", "finops.cpu")
 
     budget_path, budget_payload = deliveries["FinOpsPolicyBudgetExceeded"]
     assert budget_path == "/finops-team-edge"
     assert budget_payload["alerts"][0]["labels"]["severity"] == "critical"
+    assert budget_payload["alerts"][0]["labels"]["recipientGroup"] == "finops-team-edge"
 
     idle_path, idle_payload = deliveries["FinOpsPolicyIdleShutdown"]
     assert idle_path == "/mlops-team"
     idle_alert = idle_payload["alerts"][0]["labels"]
     assert (idle_alert["severity"], idle_alert["recipient_group"]) == ("info", "mlops-team")
+    assert idle_alert["recipientGroup"] == "mlops-team"
     assert idle_alert["workload"] == "idle"
 
 

@@ -227,7 +227,7 @@ def test_gpu_hours_are_exact_per_day_and_in_total(week: dict[str, Any]) -> None:
     assert training["gpuHours"] == 7 * 24 + 4
     assert [day["gpuHours"] for day in training["days"]] == [24, 24, 24, 24, 28, 24, 24]
     assert training["dailyGPUHours"] == 20
-    assert training["gpuHoursPerDay"] == pytest.approx(172 / 7, abs=1e-4)
+    assert training["gpuHoursPerDay"] == 172 / 7  # a JSON number as exact as a float gets
     assert training["budgetExceeded"] is True
     assert {pod["pod"]: pod["gpuHours"] for pod in training["pods"]} == {
         "train-a": 84,
@@ -332,6 +332,9 @@ def test_html_report_is_one_self_contained_file(
     [
         (["--window", "3x"], "--window '3x': expected a duration"),
         (["--window", "90s"], "--window '90s': must be a positive number of whole minutes"),
+        (["--window", "99999999999999w"], "--window '99999999999999w': too long"),
+        (["--window", "600000w"], "--window '600000w': too long"),
+        (["--history", "600000w"], "--history '600000w': too long"),
         (["--at", "yesterday"], "--at 'yesterday': expected an RFC 3339 time"),
         (["--at", "2026-12-01T00:00:00"], "give the time zone"),
     ],
@@ -350,6 +353,20 @@ def test_bad_input_is_one_clear_line(
     assert code == 2
     assert message in err
     assert "Traceback" not in err
+
+
+def test_a_policy_given_twice_is_refused(
+    capsys: pytest.CaptureFixture[str], policies: Path, tmp_path: Path
+) -> None:
+    again = tmp_path / "again.yaml"
+    again.write_text(policies.read_text())
+    code = cli.main(
+        ["finops", "report", "--prometheus", "http://127.0.0.1:9", "--policies", str(policies),
+         str(again)]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "duplicate FinOpsPolicy ai/" in err and "Traceback" not in err
 
 
 def test_prometheus_errors_name_the_url_and_query(

@@ -3,7 +3,8 @@ planted use, writing to a real Git repository.
 
 Pods inference-a and inference-b use 1.5 and 2 cores all the time (p99 of the sum: 3.5), 3 GiB
 each with one hour at 5 GiB on inference-a (peak of the sum: 8 GiB), and hold one GPU each while
-Running: both all of day one (48 GPU-hours), inference-b only half of day two (36).
+Running: both all of day one (48 GPU-hours), inference-b only half of day two (36). The pause
+container (cAdvisor's ``container="POD"`` under dockershim) is not the workload's use.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def _write(writer: OpenMetricsWriter) -> None:
     for pod, cores in PODS:
         labels = {"namespace": "ai", "pod": pod, "container": "server"}
         writer.series(labels, ((t, cores * (t - start)) for t in times))
+        pause = {"namespace": "ai", "pod": pod, "container": "POD"}
+        writer.series(pause, ((t, t - start) for t in times))
     writer.family("container_memory_working_set_bytes")
     for pod, _ in PODS:
         peak = pod == "inference-a"
@@ -61,6 +64,8 @@ def _write(writer: OpenMetricsWriter) -> None:
             labels,
             ((t, (5 if peak and start + 3600 <= t < start + 7200 else 3) * GIB) for t in times),
         )
+        pause = {"namespace": "ai", "pod": pod, "container": "POD"}
+        writer.series(pause, ((t, GIB) for t in times))
     writer.family("kube_pod_container_resource_limits")
     for pod, _ in PODS:
         labels = {

@@ -62,3 +62,20 @@ def test_finops_alerts_keep_the_policy_routing_labels() -> None:
     assert 'enforcement_action!="dryrun"' in idle["expr"]
     for rule in (budget, idle):
         assert not {"severity", "recipient_group"} & set(rule.get("labels") or {})
+
+
+def test_policy_alerts_carry_the_recipient_group_under_the_policy_field_name() -> None:
+    # The issue's contract: alerts "labelled with the policy's `severity` and `recipientGroup`"
+    # (spec.alerting's field names); the series carry Prometheus' snake_case recipient_group.
+    rules = {
+        rule["alert"]: rule
+        for group in _load("edgepolicy-alerts.rules.yaml")["groups"]
+        for rule in group["rules"]
+    }
+    for name in (
+        "FinOpsPolicyThresholdExceeded",
+        "FinOpsPolicyBudgetExceeded",
+        "FinOpsPolicyIdleShutdown",
+    ):
+        labels = rules[name].get("labels") or {}
+        assert labels.get("recipientGroup") == "{{ $labels.recipient_group }}", name

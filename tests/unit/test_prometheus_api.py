@@ -89,7 +89,18 @@ def test_a_range_answer_to_an_instant_query_is_refused(server: str) -> None:
         PrometheusClient(server).query("up[5m]", AT)
 
 
-@pytest.mark.parametrize("url", ["prometheus:9090", "ftp://host", "http://host/?q=1", "http://"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "prometheus:9090",
+        "ftp://host",
+        "http://host/?q=1",
+        "http://",
+        "http://[::1",
+        "http://host:99999",
+        "http://host:port",
+    ],
+)
 def test_bad_urls(url: str) -> None:
     with pytest.raises(UsageError, match="Prometheus URL"):
         PrometheusClient(url)
