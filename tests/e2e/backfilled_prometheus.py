@@ -35,7 +35,7 @@ def openmetrics(series: Iterable[Series]) -> str:
     for entry in sorted(series, key=lambda s: s.name):
         labels = ",".join(f'{k}="{v}"' for k, v in sorted(entry.labels.items()))
         for timestamp, value in entry.samples:
-            lines.append(f"{entry.name}{{{labels}}} {value:g} {timestamp:.3f}")
+            lines.append(f"{entry.name}{{{labels}}} {value:.17g} {timestamp:.3f}")
     return "\n".join(lines) + "\n# EOF\n"
 
 
