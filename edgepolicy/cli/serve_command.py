@@ -178,6 +178,7 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if os.getpid() == owner:  # gunicorn workers leave through here too
             shutil.rmtree(metrics_dir, ignore_errors=True)
+            os.environ.pop(MULTIPROC_ENV, None)  # nothing outlives the server (a caller in-process)
 
 
 def _serve(args: argparse.Namespace) -> int:

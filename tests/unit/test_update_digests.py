@@ -114,6 +114,7 @@ def test_every_shipped_image_reference_is_found() -> None:
         ("deploy/components/audit/deployment.yaml", *edgepolicy),
         ("deploy/components/audit/deployment.yaml", *opa),
         ("deploy/components/bundle-service/deployment.yaml", *edgepolicy),
+        ("deploy/components/finops-idle/deployment-patch.yaml", *edgepolicy),
         ("charts/edgepolicy/values.yaml", *edgepolicy),
         ("charts/edgepolicy/values.yaml", *opa),
         ("Dockerfile", "python", "3.11.14-slim-bookworm"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,3 +48,4 @@ def test_serve_names_the_flag_of_a_too_short_deadline(
         "edgepolicy: error: --timeout 0.1: the deadline for answering an AdmissionReview must be "
         "more than 0.2 seconds\n"
     )
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ  # later metrics in this process stay plain

@@ -95,7 +95,7 @@ def test_local_data_validates_the_policies_once_and_keeps_the_invalid_ones_apart
 
 def test_data_files_cannot_smuggle_policies(tmp_path: Path) -> None:
     (tmp_path / "data.yaml").write_text("edgepolicy: {policies: {finops: {}}}")
-    with pytest.raises(UsageError, match="--policies"):
+    with pytest.raises(UsageError, match="data files must not set data.edgepolicy.policies"):
         local_data([], [tmp_path / "data.yaml"])
 
 
