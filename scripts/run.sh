@@ -45,13 +45,13 @@ from pathlib import Path
 from edgepolicy.library import library_path
 from edgepolicy.manifests import load_paths
 from edgepolicy.opa_client import OpaClient
-from edgepolicy.opa_process import LocalOpa
+from edgepolicy.opa_process import OpaProcess
 from edgepolicy.input_builder import admission_review, decision_input
 from edgepolicy.webhook.opa_supervisor import local_data
 
 opa_binary, log, policies, workload = sys.argv[1:]
 data = local_data([Path(policies)], [])
-with LocalOpa(Path(opa_binary), paths=[library_path()], data=data, log_path=Path(log)) as opa:
+with OpaProcess(Path(opa_binary), paths=[library_path()], data=data, log_path=Path(log)) as opa:
     print(f"OPA is serving at {opa.url} (log: {log})")
     client = OpaClient(opa.url)
     finops = client.query("edgepolicy/policies/finops")
