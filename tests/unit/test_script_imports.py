@@ -1,4 +1,4 @@
-"""The Python that shell scripts run inline (scripts/run.sh: `make run`) imports names that exist."""
+"""The Python that shell scripts run inline (scripts/run.sh: `make run`) imports real names."""
 
 from __future__ import annotations
 
