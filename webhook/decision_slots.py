@@ -6,8 +6,9 @@ microseconds instead of after waiting for nothing, and the connection is free ag
 
 - the expected wait (the requests already waiting, times the average time a slot is held, over
   the slots) exceeds what the request's deadline allows; or
-- the queue stands: no request has got its slot within :data:`QUEUE_TARGET_SECONDS` for
-  :data:`QUEUE_INTERVAL_SECONDS` (CoDel's test, RFC 8289). A burst is absorbed by waiting; a
+- the queue stands: no request has got its slot within a tenth of the deadline for a third of
+  the deadline (:data:`QUEUE_TARGET_SHARE`, :data:`QUEUE_INTERVAL_SHARE`: CoDel's test, RFC 8289,
+  scaled to a deadline of seconds). A burst is absorbed by waiting; a
   load above capacity that lasts would only make every answer late, and every waiting request
   keeps a connection (the client opens more, each with its handshake), so newcomers are turned
   away until the queue has drained.
@@ -23,18 +24,22 @@ from collections.abc import Callable
 
 # Weight of the newest holding time in the average.
 _SMOOTHING = 0.1
-# A wait for a slot at most this long is no queue.
-QUEUE_TARGET_SECONDS = 0.05
-# Waits longer than the target for this long: the queue stands, newcomers are turned away.
-QUEUE_INTERVAL_SECONDS = 0.5
+# A wait for a slot at most this share of the deadline is no queue.
+QUEUE_TARGET_SHARE = 0.1
+# Waits longer than the target for this share of the deadline: the queue stands.
+QUEUE_INTERVAL_SHARE = 1 / 3
 
 
 class DecisionSlots:
     """At most ``count`` holders at once; a request waits only while it can get a slot in time
     and the queue does not stand."""
 
-    def __init__(self, count: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, count: int, deadline: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._count = count
+        self._queue_target = QUEUE_TARGET_SHARE * deadline
+        self._queue_interval = QUEUE_INTERVAL_SHARE * deadline
         self._semaphore = threading.BoundedSemaphore(count)
         self._lock = threading.Lock()
         self._clock = clock
@@ -53,7 +58,7 @@ class DecisionSlots:
             if self._waiting == 0 and self._semaphore.acquire(blocking=False):
                 self._short_wait_at = now
                 return now
-            if now - self._short_wait_at > QUEUE_INTERVAL_SECONDS:
+            if now - self._short_wait_at > self._queue_interval:
                 return None  # a standing queue
             expected = self._waiting * self._holding_seconds / self._count
             if expected > wait:
@@ -67,7 +72,7 @@ class DecisionSlots:
         if not taken:
             return None
         taken_at = self._clock()
-        if taken_at - now <= QUEUE_TARGET_SECONDS:
+        if taken_at - now <= self._queue_target:
             self._short_wait_at = taken_at
         return taken_at
 
