@@ -6,8 +6,9 @@ The kernel stamps each received packet (``SO_TIMESTAMPNS``); :meth:`ArrivalStamp
 reads the stamp of the connection's first unread bytes with ``MSG_PEEK`` (leaving them for
 TLS to read) and returns it on :func:`time.monotonic`'s clock.
 
-Bytes already read (TLS-decrypted and buffered, a pipelined request) carry no stamp: their
-caller uses the time it noticed them. A stamp that cannot be right (later than now, or more
+Bytes already read (TLS-decrypted and buffered, a pipelined request) carry no stamp, nor do
+packets received in the moment after the first socket of the machine asked for stamps (the
+kernel turns them on shortly after): their caller uses the time it noticed them. A stamp that cannot be right (later than now, or more
 than :data:`MAX_WAIT_SECONDS` ago: the wall clock was stepped) is replaced by now.
 """
 
