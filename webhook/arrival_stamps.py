@@ -8,8 +8,9 @@ TLS to read) and returns it on :func:`time.monotonic`'s clock.
 
 Bytes already read (TLS-decrypted and buffered, a pipelined request) carry no stamp, nor do
 packets received in the moment after the first socket of the machine asked for stamps (the
-kernel turns them on shortly after): their caller uses the time it noticed them. A stamp that cannot be right (later than now, or more
-than :data:`MAX_WAIT_SECONDS` ago: the wall clock was stepped) is replaced by now.
+kernel turns them on shortly after): their caller uses the time it noticed them. A stamp that
+cannot be right (later than now, or more than :data:`MAX_WAIT_SECONDS` ago: the wall clock was
+stepped) is replaced by now.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class ArrivalStamps:
         for level, kind, data in ancillary:
             if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
                 seconds, nanoseconds = _TIMESPEC.unpack_from(data)
-                waited = time.time() - (seconds + nanoseconds / 1e9)
+                waited: float = time.time() - (seconds + nanoseconds / 1e9)
                 if 0.0 <= waited <= MAX_WAIT_SECONDS:
                     return now - waited
         return now

@@ -16,7 +16,7 @@ so an idle, slow or stalled connection is a parked greenlet, not a thread (a few
   slot, is answered by the failure mode (see
   :class:`edgepolicy.webhook.admission.AdmissionService`);
 - what gunicorn writes for one answer (status line, headers, body) is sent at once, one TLS
-  record and one system call (:class:`_ResponseBuffer`).
+  record and one system call (:class:`ResponseBuffer`).
 
 Each worker builds its own app (and its own pooled OPA client) after the fork, after gevent has
 patched the standard library, so OPA and Kubernetes calls yield to other connections. It
@@ -97,7 +97,7 @@ def _has_buffered_request(client: Any, parser: Any) -> bool:
     return bool(client.pending()) or parser.unreader.buf.tell() > 0
 
 
-class _ResponseBuffer:
+class ResponseBuffer:
     """The connection as gunicorn's request handling writes to it: what it writes (status and
     headers, then the body) is gathered and sent at once by :meth:`flush`, one TLS record and
     one system call per answer instead of two. Everything else goes to the connection."""
@@ -220,7 +220,7 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
                 with _within(options.body_seconds, "request body"):
                     self._read_body(req, client)
                 self._arrival.value = arrived
-                answer = _ResponseBuffer(client)
+                answer = ResponseBuffer(client)
                 try:
                     self.handle_request(listener_name, req, answer, addr)
                 finally:

@@ -114,7 +114,7 @@ def test_chunked_body_with_extensions_and_trailers(server: _RawServer) -> None:
 
 
 def test_http10_body_ends_with_the_connection(server: _RawServer) -> None:
-    server.script(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"a\": 1}", close=True)
+    server.script(b'HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{"a": 1}', close=True)
     server.script(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
     pool = _pool(server)
     assert pool.request("POST", "/", b"x", 5).body == b'{"a": 1}'
@@ -132,7 +132,9 @@ def test_connection_close_is_not_reused(server: _RawServer) -> None:
 
 
 def test_interim_answer_is_skipped(server: _RawServer) -> None:
-    server.script(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 1\r\n\r\nn")
+    server.script(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 1\r\n\r\nn"
+    )
     answer = _pool(server).request("POST", "/", b"x", 5)
     assert (answer.status, answer.reason, answer.body) == (404, "Not Found", b"n")
 
@@ -173,9 +175,7 @@ def test_answer_cut_short_is_refused(server: _RawServer) -> None:
         _pool(server).request("POST", "/", b"x", 5)
 
 
-def test_oversized_answers_are_refused(
-    server: _RawServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_oversized_answers_are_refused(server: _RawServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(http_connections, "MAX_BODY_BYTES", 8)
     monkeypatch.setattr(http_connections, "MAX_HEAD_BYTES", 64)
     pool = _pool(server)
@@ -183,7 +183,8 @@ def test_oversized_answers_are_refused(
     with pytest.raises(MalformedAnswerError, match="body longer than 8 bytes"):
         pool.request("POST", "/", b"x", 5)
     server.script(
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n12345\r\n5\r\n67890\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\n12345\r\n5\r\n67890\r\n0\r\n\r\n",
         close=True,
     )
     with pytest.raises(MalformedAnswerError, match="body longer than 8 bytes"):
