@@ -6,9 +6,9 @@ microseconds instead of after waiting for nothing, and the connection is free ag
 
 - the expected wait (the requests already waiting, times the average time a slot is held, over
   the slots) exceeds what the request's deadline allows; or
-- the queue stands: no request has got its slot within a tenth of the deadline for a third of
-  the deadline (:data:`QUEUE_TARGET_SHARE`, :data:`QUEUE_INTERVAL_SHARE`: CoDel's test, RFC 8289,
-  scaled to a deadline of seconds). A burst is absorbed by waiting; a
+- the queue stands: no request has got its slot within a thirtieth of the deadline for a sixth
+  of it (0.1 s for 0.5 s of a 3 s deadline; :data:`QUEUE_TARGET_SHARE`,
+  :data:`QUEUE_INTERVAL_SHARE`: CoDel's test, RFC 8289, scaled to a deadline of seconds). A burst is absorbed by waiting; a
   load above capacity that lasts would only make every answer late, and every waiting request
   keeps a connection (the client opens more, each with its handshake), so newcomers are turned
   away until the queue has drained.
@@ -24,10 +24,10 @@ from collections.abc import Callable
 
 # Weight of the newest holding time in the average.
 _SMOOTHING = 0.1
-# A wait for a slot at most this share of the deadline is no queue.
-QUEUE_TARGET_SHARE = 0.1
-# Waits longer than the target for this share of the deadline: the queue stands.
-QUEUE_INTERVAL_SHARE = 1 / 3
+# A wait for a slot at most this share of the deadline is no queue (0.1 s of 3 s).
+QUEUE_TARGET_SHARE = 1 / 30
+# Waits longer than the target for this share of the deadline: the queue stands (0.5 s of 3 s).
+QUEUE_INTERVAL_SHARE = 1 / 6
 
 
 class DecisionSlots:

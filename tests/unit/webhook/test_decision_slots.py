@@ -48,8 +48,8 @@ def test_a_request_that_cannot_get_a_slot_in_time_is_turned_away_at_once() -> No
 
 
 def test_a_standing_queue_turns_newcomers_away_until_it_has_drained() -> None:
-    # Deadline 0.3 s: a wait over 0.03 s is queueing; 0.1 s of it and the queue stands.
-    slots = DecisionSlots(1, 0.3)
+    # Deadline 0.6 s: a wait over 0.02 s is queueing; 0.1 s of it and the queue stands.
+    slots = DecisionSlots(1, 0.6)
     holder = threading.Thread(target=_hold, args=(slots, 0.5))
     holder.start()  # takes the free slot at once
     time.sleep(0.01)
