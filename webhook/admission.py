@@ -97,7 +97,7 @@ class AdmissionService:
         self._data_policies = TtlCache(config.kube_cache_seconds)
         self._clock = clock
         self._opa_timeout = config.opa_timeout(kube is not None)
-        self._slots = DecisionSlots(config.concurrent_decisions, config.timeout)
+        self._slots = DecisionSlots(config.concurrent_decisions)
 
     def answer(
         self, endpoint: str, review: Mapping[str, Any], *, arrived: float | None = None
