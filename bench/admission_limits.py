@@ -8,10 +8,10 @@ Not a test: it prints numbers (see docs/performance.md for what was measured and
     .venv/bin/python bench/admission_limits.py [--duration 5] [--stalled 1000]
                                                [--workers 2] [--threads 4] [--json FILE]
 
-- capacity: vegeta in a closed loop (``-rate=0``, 64 connections) for ``--duration`` seconds;
-  capacity is correct answers per second (for the webhook: the decision each request gets
-  unloaded, not a failure-mode answer; for OPA: HTTP 200 with a result);
-  the CPU the servers (gunicorn master and workers, OPA) and vegeta spend per correct answer is
+- capacity: vegeta in a closed loop (``-rate=0``) for ``--duration`` seconds at each of 8, 16,
+  32 and 64 outstanding requests; capacity is the most correct answers per second of those runs
+  (for the webhook: the decision each request gets unloaded, not a failure-mode answer; for OPA:
+  HTTP 200 with a result); the CPU the servers (gunicorn master and workers, OPA) and vegeta spend per correct answer is
   printed too, with the capacity it would give on idle cores: on a machine shared with other
   work the measured capacities follow the other work more than the code;
 - overload: vegeta at fixed rates of 2x and 5x the webhook's capacity (open model);
@@ -39,6 +39,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -64,7 +65,8 @@ from edgepolicy.opa_binary import find_opa
 from edgepolicy.opa_process import OpaProcess
 
 DEADLINE_SECONDS = 3.0  # serve's default --timeout
-CLOSED_LOOP_CONNECTIONS = 64
+# Capacity is the most correct answers per second over these closed-loop concurrencies.
+CLOSED_LOOP_CONNECTIONS = (8, 16, 32, 64)
 SPREAD_SECONDS = 5.0  # stalled connections are opened over this time (serve's timeouts: 5 s)
 
 
@@ -83,6 +85,7 @@ class Run:
     p999_ms: float
     max_ms: float
     cpu_ms: float = 0.0  # CPU of the servers and of vegeta per correct answer
+    peak_connections: int = 0  # connections open to the server at once, at most (sampled)
 
     @property
     def cpu_capacity(self) -> float:
@@ -113,10 +116,13 @@ def vegeta(
     is_correct: Any,
     pids: Sequence[int] = (),
     connections: int = 5000,
+    port: int | None = None,
 ) -> Run:
     """Run vegeta (``rate`` 0: closed loop) and judge every answer with ``is_correct``; the CPU
     of ``pids`` (the servers) and of vegeta is counted per correct answer. At a fixed rate
-    vegeta opens up to ``connections`` connections (more when answers are slow)."""
+    vegeta opens up to ``connections`` connections (more when answers are slow); with ``port``,
+    the connections open to it are sampled every 0.2 s (the most at once is reported). In a
+    closed loop vegeta keeps ``connections`` requests outstanding."""
     command = [
         str(VEGETA), "attack", "-format=json", f"-targets={targets}", f"-duration={duration}s",
         "-keepalive=true", "-http2=false", "-timeout=10s",
@@ -125,12 +131,12 @@ def vegeta(
         command += [f"-rate={rate}/s", f"-workers={min(64, connections)}"]
         command += [f"-max-workers={connections}"]
     else:
-        command += ["-rate=0", f"-workers={CLOSED_LOOP_CONNECTIONS}"]
-        command += [f"-max-workers={CLOSED_LOOP_CONNECTIONS}"]
+        command += ["-rate=0", f"-workers={connections}", f"-max-workers={connections}"]
     if ca is not None:
         command.append(f"-root-certs={ca}")
     cpu_before = cpu_seconds(pids) + _children_cpu()
-    attacked = subprocess.run(command, capture_output=True, check=True)
+    with _connection_sampler(port) as peak:
+        attacked = subprocess.run(command, capture_output=True, check=True)
     cpu = cpu_seconds(pids) + _children_cpu() - cpu_before
     encoded = subprocess.run(
         [str(VEGETA), "encode", "--to", "json"],
@@ -166,7 +172,41 @@ def vegeta(
         p999_ms=round(_percentile(latencies, 0.999), 2),
         max_ms=round(latencies[-1] if latencies else float("nan"), 2),
         cpu_ms=round(cpu * 1000 / correct, 3) if correct else 0.0,
+        peak_connections=max(peak, default=0),
     )
+
+
+def established_connections(port: int) -> int:
+    """Connections established to local ``port`` (IPv4, Linux /proc)."""
+    local = f":{port:04X} "
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split(None, 4)
+        if fields[1].endswith(local.rstrip()) and fields[3] == "01":
+            count += 1
+    return count
+
+
+@contextmanager
+def _connection_sampler(port: int | None) -> Iterator[list[int]]:
+    """Sample the connections established to ``port`` every 0.2 s while the block runs."""
+    samples: list[int] = []
+    if port is None:
+        yield samples
+        return
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.2):
+            samples.append(established_connections(port))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield samples
+    finally:
+        stop.set()
+        sampler.join()
 
 
 def _seconds(timestamp: str) -> float:
@@ -186,7 +226,8 @@ def _show(run: Run) -> None:
     print(
         f"  {run.label:<22} {rate:>7}  sent {run.sent:>6}  answered {run.answered:>6}  "
         f"correct/s {run.goodput:>7.1f}  p50 {run.p50_ms:>8.2f}  p99 {run.p99_ms:>8.2f}  "
-        f"p99.9 {run.p999_ms:>8.2f}  max {run.max_ms:>8.2f} ms  cpu {run.cpu_ms:.2f} ms/correct",
+        f"p99.9 {run.p999_ms:>8.2f}  max {run.max_ms:>8.2f} ms  cpu {run.cpu_ms:.2f} ms/correct"
+        + (f"  connections <= {run.peak_connections}" if run.peak_connections else ""),
         flush=True,
     )
 
@@ -346,8 +387,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         assert opa.pid is not None
         servers = [bench.process.pid, *_children(bench.process.pid), opa.pid]
+        port = int(url.rsplit(":", 1)[1])
 
-        def webhook(label: str, rate: int, seconds: float = duration) -> Run:
+        def webhook(
+            label: str, rate: int, seconds: float = duration, connections: int = 5000
+        ) -> Run:
             runs[label] = vegeta(
                 targets,
                 label=label,
@@ -356,11 +400,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ca=ca,
                 is_correct=judge,
                 pids=servers,
+                connections=connections,
+                port=port,
             )
             _show(runs[label])
             return runs[label]
 
-        def direct(label: str, rate: int) -> Run:
+        def direct(label: str, rate: int, connections: int = 5000) -> Run:
             runs[label] = vegeta(
                 opa_targets,
                 label=label,
@@ -369,18 +415,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ca=None,
                 is_correct=opa_judge,
                 pids=[opa.pid],  # type: ignore[list-item]
+                connections=connections,
             )
             _show(runs[label])
             return runs[label]
 
+        def best(measure: Any, label: str) -> Run:
+            """The closed-loop run with the most correct answers per second."""
+            tried = [measure(f"{label} x{n}", 0, connections=n) for n in CLOSED_LOOP_CONNECTIONS]
+            runs[label] = max(tried, key=lambda run: run.goodput)
+            return runs[label]
+
         print(f"webhook {url} ({args.workers} workers, --threads {args.threads}), OPA {opa.url}")
         webhook("warm-up", 50, 2)
-        capacity = webhook("webhook capacity", 0).goodput
-        opa_capacity = direct("OPA capacity", 0).goodput
+        capacity = best(webhook, "webhook capacity").goodput
+        opa_capacity = best(direct, "OPA capacity").goodput
         at_200 = webhook("webhook 200/s", 200)
         opa_at_200 = direct("OPA 200/s", 200)
         unloaded = webhook("probe unloaded", args.probe_rate, 2 * duration)
-        port = int(url.rsplit(":", 1)[1])
         settle = max(duration, SPREAD_SECONDS)  # the stalled connections open and settle
         stall = multiprocessing.Process(
             target=_stall,
@@ -409,7 +461,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {factor}x capacity ({run.rate}/s): p99.9 {run.p999_ms / 1000:.2f} s "
               f"(deadline {DEADLINE_SECONDS:g} s), goodput {run.goodput:.0f}/s = "
               f"{run.goodput / capacity:.2f} of capacity (target >= 0.9), "
-              f"{run.sent - run.answered} unanswered")  # fmt: skip
+              f"{run.sent - run.answered} unanswered, up to {run.peak_connections} "
+              f"connections open")  # fmt: skip
     print(f"  p99 with {args.stalled} stalled connections / without: {stalled.p99_ms:.1f} / "
           f"{unloaded.p99_ms:.1f} ms = {stalled.p99_ms / unloaded.p99_ms:.2f} (target < 2), "
           f"correct {stalled.correct}/{stalled.sent}; the stalling process (reopening what the "

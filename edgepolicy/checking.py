@@ -183,9 +183,7 @@ class PolicySource:
         if path.is_file() and path.name.endswith(BUNDLE_SUFFIXES):
             return cls(path, is_bundle=True)
         if path.exists():
-            raise UsageError(
-                f"{path}: expected a directory of Rego files or a bundle .tar.gz"
-            )
+            raise UsageError(f"{path}: expected a directory of Rego files or a bundle .tar.gz")
         raise UsageError(f"{path}: no such file or directory")
 
 

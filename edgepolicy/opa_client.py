@@ -1,18 +1,15 @@
 """The one module that talks to OPA's REST API, over pooled keep-alive HTTP connections.
 
-Connections are plain :mod:`http.client` connections kept in a small pool (a decision is on the
-webhook's hot path, and urllib3's layers cost more CPU than the decision's own JSON). Queries
-have no side effects, so a request that fails on a reused connection the server has meanwhile
-closed is sent once more on a fresh one; nothing else is retried (the caller owns its deadline).
+Connections are :mod:`edgepolicy.http_connections`' lean ones (a decision is on the webhook's
+hot path, where :mod:`http.client` and urllib3 cost more CPU than the decision's own JSON).
+Queries have no side effects, so a request that fails on a reused connection the server has
+meanwhile closed is sent once more on a fresh one; nothing else is retried (the caller owns its
+deadline).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
-import socket
-import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,106 +17,9 @@ from urllib.parse import urlsplit
 from edgepolicy import json_codec
 from edgepolicy.decision import Decision
 from edgepolicy.errors import OpaError, OpaUnavailableError
+from edgepolicy.http_connections import ConnectionPool, MalformedAnswerError
 
 DECISION_PATH = "edgepolicy/admission/decision"
-_JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
-# What a reused keep-alive connection raises when the server closed it while it was idle.
-_STALE_CONNECTION_ERRORS = (
-    http.client.RemoteDisconnected,
-    http.client.BadStatusLine,
-    ConnectionResetError,
-    BrokenPipeError,
-    ConnectionAbortedError,
-)
-
-
-class _Answer:
-    """An HTTP answer: status, reason and body."""
-
-    __slots__ = ("status", "reason", "body")
-
-    def __init__(self, status: int, reason: str, body: bytes) -> None:
-        self.status = status
-        self.reason = reason
-        self.body = body
-
-
-class _ConnectionPool:
-    """Keep-alive connections to one server: at most ``maxsize`` idle ones are kept; more are
-    opened when all are busy and closed after use. Safe to share between threads."""
-
-    def __init__(self, scheme: str, host: str, port: int | None, maxsize: int) -> None:
-        self._factory: type[http.client.HTTPConnection] = (
-            http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-        )
-        self._host = host
-        self._port = port
-        self._maxsize = maxsize
-        self._idle: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
-
-    def request(self, method: str, path: str, body: bytes | None, timeout: float) -> _Answer:
-        """Send one request and return the answer, all within about ``timeout`` seconds.
-
-        Raises:
-            OSError, http.client.HTTPException: the server is unreachable, too slow or broken.
-        """
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            connection = self._idle.pop() if self._idle else None
-        if connection is not None:
-            try:
-                return self._exchange(connection, method, path, body, deadline)
-            except _STALE_CONNECTION_ERRORS:
-                pass  # closed by the server while idle: try once on a fresh connection
-        connection = self._factory(self._host, self._port, timeout=timeout)
-        return self._exchange(connection, method, path, body, deadline)
-
-    def _exchange(
-        self,
-        connection: http.client.HTTPConnection,
-        method: str,
-        path: str,
-        body: bytes | None,
-        deadline: float,
-    ) -> _Answer:
-        try:
-            self._set_timeout(connection, deadline)
-            connection.request(method, path, body=body, headers=_JSON_HEADERS)
-            response = connection.getresponse()
-            self._set_timeout(connection, deadline)
-            answer = _Answer(response.status, response.reason, response.read())
-        except BaseException:
-            connection.close()
-            raise
-        if response.will_close:
-            connection.close()
-        else:
-            self._release(connection)
-        return answer
-
-    @staticmethod
-    def _set_timeout(connection: http.client.HTTPConnection, deadline: float) -> None:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("timed out")
-        connection.timeout = left
-        if connection.sock is not None:
-            connection.sock.settimeout(left)
-
-    def _release(self, connection: http.client.HTTPConnection) -> None:
-        with self._lock:
-            if len(self._idle) < self._maxsize:
-                self._idle.append(connection)
-                return
-        connection.close()
-
-    def clear(self) -> None:
-        """Close every idle connection."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for connection in idle:
-            connection.close()
 
 
 class OpaClient:
@@ -147,7 +47,7 @@ class OpaClient:
         self.base_url = base_url.rstrip("/")
         self._prefix = parts.path.rstrip("/")
         self._timeout = timeout
-        self._pool = _ConnectionPool(parts.scheme, parts.hostname, port, maxsize)
+        self._pool = ConnectionPool(parts.scheme, parts.hostname, port, maxsize)
 
     def decide(self, input_doc: Mapping[str, Any]) -> Decision:
         """Return the admission decision for ``input_doc`` (see docs/decision-contract.md).
@@ -188,7 +88,7 @@ class OpaClient:
         path = f"{self._prefix}/health" + ("?bundles" if bundles else "")
         try:
             answer = self._pool.request("GET", path, None, self._timeout)
-        except (OSError, http.client.HTTPException):
+        except (OSError, MalformedAnswerError):
             return False
         return answer.status == 200
 
@@ -199,8 +99,8 @@ class OpaClient:
     def _request(self, method: str, path: str, body: bytes | None) -> Any:
         try:
             answer = self._pool.request(method, path, body, self._timeout)
-        except (OSError, http.client.HTTPException) as error:
-            reason = "timed out" if isinstance(error, socket.timeout) else error
+        except (OSError, MalformedAnswerError) as error:
+            reason = "timed out" if isinstance(error, TimeoutError) else error
             raise OpaUnavailableError(f"OPA at {self.base_url} is unavailable: {reason}") from error
         try:
             payload = json.loads(answer.body) if answer.body else None

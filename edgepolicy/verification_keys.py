@@ -38,8 +38,7 @@ def load_verification_key(path: str | Path, key_id: str = "default") -> Verifica
         raise UsageError(f"{file}: cannot read: {error.strerror}") from error
     if b"PRIVATE KEY" in pem:
         raise UsageError(
-            f"{file}: this is a private key; pass the public key "
-            "(openssl pkey -in KEY -pubout)"
+            f"{file}: this is a private key; pass the public key (openssl pkey -in KEY -pubout)"
         )
     try:
         key = serialization.load_pem_public_key(pem)
@@ -50,9 +49,7 @@ def load_verification_key(path: str | Path, key_id: str = "default") -> Verifica
     elif isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in _EC_ALGORITHMS:
         algorithm = _EC_ALGORITHMS[key.curve.name]
     else:
-        raise UsageError(
-            f"{file}: expected an RSA or EC (P-256, P-384, P-521) public key"
-        )
+        raise UsageError(f"{file}: expected an RSA or EC (P-256, P-384, P-521) public key")
     canonical = key.public_bytes(  # just the key, whatever text surrounds its PEM block
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )

@@ -9,10 +9,14 @@ so an idle, slow or stalled connection is a parked greenlet, not a thread (a few
   must complete within their own timeout (``ServerOptions.handshake_seconds``,
   ``header_seconds``, ``body_seconds``); a connection idle between requests is closed after
   the keep-alive timeout, and a worker holds at most ``max_connections`` connections;
-- each request is stamped with the time its first bytes could be read, and the application sees
-  the stamp as ``environ["edgepolicy.arrived"]``, so the deadline counts from arrival: a request
-  that waited past it for a decision slot is answered by the failure mode (see
-  :class:`edgepolicy.webhook.admission.AdmissionService`).
+- each request is stamped with the time its first bytes reached the machine (the kernel's
+  receive timestamp, :mod:`edgepolicy.webhook.arrival_stamps`: a busy worker notices bytes
+  late), and the application sees the stamp as ``environ["edgepolicy.arrived"]``, so the
+  deadline counts from arrival: a request that waited past it, for the worker or for a decision
+  slot, is answered by the failure mode (see
+  :class:`edgepolicy.webhook.admission.AdmissionService`);
+- what gunicorn writes for one answer (status line, headers, body) is sent at once, one TLS
+  record and one system call (:class:`ResponseBuffer`).
 
 Each worker builds its own app (and its own pooled OPA client) after the fork, after gevent has
 patched the standard library, so OPA and Kubernetes calls yield to other connections. It
@@ -38,6 +42,7 @@ from typing import Any
 import gevent  # type: ignore[import-untyped]
 from edgepolicy.webhook import metrics
 from edgepolicy.webhook.app import ARRIVAL_KEY, create_app
+from edgepolicy.webhook.arrival_stamps import ArrivalStamps
 from edgepolicy.webhook.config import WebhookConfig
 from flask import Flask
 from gevent.local import local  # type: ignore[import-untyped]
@@ -90,6 +95,36 @@ def _within(seconds: float, step: str) -> Iterator[None]:
 def _has_buffered_request(client: Any, parser: Any) -> bool:
     """Tell whether request bytes are already read (TLS-decrypted or by the parser)."""
     return bool(client.pending()) or parser.unreader.buf.tell() > 0
+
+
+class ResponseBuffer:
+    """The connection as gunicorn's request handling writes to it: what it writes (status and
+    headers, then the body) is gathered and sent at once by :meth:`flush`, one TLS record and
+    one system call per answer instead of two. Everything else goes to the connection."""
+
+    __slots__ = ("_connection", "_parts")
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+        self._parts: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        """Gather ``data``."""
+        self._parts.append(data)
+
+    def send(self, data: bytes) -> int:
+        """Gather ``data``: all of it is taken."""
+        self._parts.append(data)
+        return len(data)
+
+    def flush(self) -> None:
+        """Send what was gathered."""
+        if self._parts:
+            data, self._parts = b"".join(self._parts), []
+            self._connection.sendall(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
 
 
 class EventedWorker(GeventWorker):  # type: ignore[misc]
@@ -152,34 +187,45 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
             self.log.debug("TLS handshake from %s failed: %s", addr, error)
             util.close(client)
             return
+        stamps = ArrivalStamps(client.fileno())
         try:
-            self._serve_requests(listener.getsockname(), client, addr, options)
+            self._serve_requests(listener.getsockname(), client, addr, options, stamps)
         finally:
+            stamps.close()
             util.close(client)
 
     def _serve_requests(
-        self, listener_name: Any, client: Any, addr: Any, options: ServerOptions
+        self,
+        listener_name: Any,
+        client: Any,
+        addr: Any,
+        options: ServerOptions,
+        stamps: ArrivalStamps,
     ) -> None:
         parser = http.get_parser(self.cfg, client, addr)
         req = None
         try:
             while self.alive:
                 req = None
-                if not _has_buffered_request(client, parser):
+                if _has_buffered_request(client, parser):
+                    arrived = time.monotonic()  # read with the previous request: no stamp
+                else:
                     try:  # idle between requests: costs a parked greenlet, nothing more
                         wait_read(client.fileno(), timeout=self.cfg.keepalive)
                     except TimeoutError:
                         return
-                arrived = time.monotonic()
+                    arrived = stamps.arrived()  # when the bytes came, not when noticed
                 with _within(options.header_seconds, "request headers"):
                     req = next(parser)
                 with _within(options.body_seconds, "request body"):
                     self._read_body(req, client)
                 self._arrival.value = arrived
+                answer = ResponseBuffer(client)
                 try:
-                    self.handle_request(listener_name, req, client, addr)
+                    self.handle_request(listener_name, req, answer, addr)
                 finally:
                     self._arrival.value = None
+                    answer.flush()
         except _Expired as expired:
             self.log.debug("closing the connection from %s: %s", addr, expired)
             with gevent.Timeout(1, False):

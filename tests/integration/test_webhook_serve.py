@@ -807,6 +807,47 @@ def test_a_slow_body_counts_the_deadline_from_the_request_s_first_byte(
         server.stop()
 
 
+def test_the_deadline_counts_from_when_the_bytes_arrived_not_when_the_worker_noticed(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
+) -> None:
+    # The only worker is stopped while a whole request arrives: when it runs again, 0.6 s
+    # have passed of the 1 s deadline, more than OPA may still take (0.45 s): the failure mode
+    # answers at once. Stamped when noticed, the request would be decided (OPA runs).
+    flags = ["--opa-url", own_opa.url, "--timeout", "1", "--workers", "1"]
+    server = start_serve(tmp_path, test_ca, server_cert, *flags)
+    context = ssl.create_default_context(cafile=str(test_ca.cert_file))
+    body = json.dumps(admission_review(deployment("waited"))).encode()
+    connection = context.wrap_socket(
+        socket.create_connection(("127.0.0.1", server.port), timeout=5),
+        server_hostname="127.0.0.1",
+    )
+    request = (
+        b"POST /validate HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    (worker,) = _children(server.process.pid)  # OPA is not serve's own here
+
+    def answer() -> dict[str, Any]:
+        response = http.client.HTTPResponse(connection)  # type: ignore[arg-type]
+        response.begin()
+        return json.loads(response.read())["response"]  # type: ignore[no-any-return]
+
+    try:
+        connection.sendall(request)
+        assert (answer().get("status") or {}).get("code") != 503  # decided: all is well
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            connection.sendall(request)
+            time.sleep(0.6)
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        response = answer()
+        assert response["allowed"] is False and "overloaded" in response["status"]["message"]
+    finally:
+        connection.close()
+        server.stop()
+
+
 # ---- metrics across gunicorn workers ------------------------------------------------------------
 
 DENIED_SERIES = (

@@ -10,7 +10,12 @@ from typing import Any
 
 import pytest
 from edgepolicy.webhook.app import ARRIVAL_KEY
-from edgepolicy.webhook.gunicorn_server import EventedWorker, ServerOptions, gunicorn_settings
+from edgepolicy.webhook.gunicorn_server import (
+    EventedWorker,
+    ResponseBuffer,
+    ServerOptions,
+    gunicorn_settings,
+)
 from edgepolicy.webhook.opa_supervisor import local_data
 from gunicorn.workers.ggevent import GeventWorker  # type: ignore[import-untyped]
 
@@ -126,3 +131,27 @@ def test_a_worker_freezes_its_loaded_application_and_passes_arrival_stamps(
     worker._arrival.value = 12.5  # set by the connection loop when the request's bytes came
     worker.wsgi({}, None)
     assert seen == [None, 12.5]  # outside a request no arrival time is known
+
+
+class _RecordingConnection:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def fileno(self) -> int:
+        return 7
+
+
+def test_an_answer_is_sent_in_one_write() -> None:
+    connection = _RecordingConnection()
+    answer = ResponseBuffer(connection)
+    answer.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+    assert answer.send(b"{}") == 2
+    assert connection.writes == []  # gathered, not sent
+    assert answer.fileno() == 7  # everything else is the connection's
+    answer.flush()
+    assert connection.writes == [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"]
+    answer.flush()  # nothing more gathered: nothing sent
+    assert len(connection.writes) == 1
