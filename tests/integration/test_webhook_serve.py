@@ -957,3 +957,37 @@ def test_a_fresh_worker_verifies_its_first_signed_model_within_the_deadline(
         assert "MonkeyPatchWarning" not in log  # patched before anything imported ssl
     finally:
         server.stop()
+
+
+def _workers_become(server: ServeProcess, check: Any, what: str) -> list[int]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        workers = _children(server.process.pid)
+        if check(workers):
+            return workers
+        time.sleep(0.05)
+    pytest.fail(f"{what}:\n{server.log()}")
+
+
+def test_the_patched_master_reloads_on_hup_and_stops_gracefully_on_term(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
+) -> None:
+    # gunicorn's signals reach the master through gevent's loop now: HUP starts new workers and
+    # stops the old ones, TERM stops everything with exit status 0.
+    server = start_serve(tmp_path, test_ca, server_cert, "--opa-url", own_opa.url)
+    try:
+        old = _workers_become(server, lambda found: len(found) == 2, "two workers never ran")
+        os.kill(server.process.pid, signal.SIGHUP)
+        _workers_become(
+            server,
+            lambda found: len(found) == 2 and not set(found) & set(old),
+            "HUP did not replace the workers",
+        )
+        client = https_pool(test_ca)
+        response = validate(client, server, admission_review(deployment("after-hup", cpu="64")))
+        assert response["allowed"] is False  # decided by the policy, by a new worker
+        client.clear()  # no kept-alive connection for the workers to wait for
+        os.kill(server.process.pid, signal.SIGTERM)
+        assert server.process.wait(30) == 0
+    finally:
+        server.stop()
