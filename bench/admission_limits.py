@@ -11,9 +11,10 @@ Not a test: it prints numbers (see docs/performance.md for what was measured and
 - capacity: vegeta in a closed loop (``-rate=0``) for ``--duration`` seconds at each of 8, 16,
   32 and 64 outstanding requests; capacity is the most correct answers per second of those runs
   (for the webhook: the decision each request gets unloaded, not a failure-mode answer; for OPA:
-  HTTP 200 with a result); the CPU the servers (gunicorn master and workers, OPA) and vegeta spend per correct answer is
-  printed too, with the capacity it would give on idle cores: on a machine shared with other
-  work the measured capacities follow the other work more than the code;
+  HTTP 200 with a result); the CPU the servers (gunicorn master and workers, OPA) and vegeta
+  spend per correct answer is printed too, with the capacity it would give on idle cores: on a
+  machine shared with other work the measured capacities follow the other work more than the
+  code;
 - overload: vegeta at fixed rates of 2x and 5x the webhook's capacity (open model);
   p99.9 of the latency of every answered request, goodput = correct decisions per second;
 - stalled connections: the p99 of vegeta at ``--probe-rate`` without, then with ``--stalled``

@@ -1,8 +1,9 @@
 """Measure the webhook workers' memory: resident (RSS), proportional (PSS) and unique (USS).
 
 Starts `edgepolicy serve` (gunicorn, TLS) against a local OPA with the examples' policies, waits
-until every worker has imported the model-signature libraries, sends each example workload to
-/validate and /mutate a few times, then reads each process's ``/proc/PID/smaps_rollup``:
+until every worker has started (and 3 s more: older versions imported the model-signature
+libraries in each worker, after it answered), sends each example workload to /validate and
+/mutate a few times, then reads each process's ``/proc/PID/smaps_rollup``:
 
 - RSS counts every page a worker maps, shared with the master or not;
 - PSS splits each shared page between the processes sharing it (the sum over processes is what
@@ -72,7 +73,10 @@ def main() -> int:
         url, ca, process = served
         started = time.monotonic()
         workers = _children(process.pid)
-        time.sleep(3)  # the workers' background import of the signature libraries, if any
+        while len(workers) < args.workers and time.monotonic() < started + 30:
+            time.sleep(0.1)  # /readyz answered from the first worker: wait for the others
+            workers = _children(process.pid)
+        time.sleep(3)  # a worker's own import of the signature libraries (older versions)
         idle = {pid: memory(pid) for pid in workers}
         pool = urllib3.PoolManager(ca_certs=str(ca), retries=False)
         for _ in range(args.requests):

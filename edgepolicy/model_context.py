@@ -54,9 +54,11 @@ class ModelAnnotations:
 
 
 def preload_verification() -> None:
-    """Import what verifying a signature needs (model-signing, sigstore: about 1.5 s), so the
-    first model of a webhook worker is verified within its admission deadline. Never raises:
-    without the ``models`` extra every verification fails closed with the reason."""
+    """Import what verifying a signature needs (model-signing, sigstore: about 1.5 s). The
+    webhook's gunicorn master calls it before it forks (``edgepolicy.webhook.prefork``), so a
+    worker's first model is verified within its admission deadline and the workers share the
+    modules. Never raises: without the ``models`` extra every verification fails closed with
+    the reason."""
     import importlib
 
     for module in (

@@ -13,7 +13,6 @@ cost as much CPU as the rest of an admission. Everything else is a Flask view.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -24,7 +23,6 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from edgepolicy import json_codec
-from edgepolicy.model_context import preload_verification
 from edgepolicy.opa_client import OpaClient
 
 _LOG = logging.getLogger("edgepolicy.webhook")
@@ -48,8 +46,9 @@ def create_app(config: WebhookConfig, *, service: AdmissionService | None = None
     """Return the webhook application.
 
     Without ``service``, one is built from ``config``: a pooled OPA client and, when a kubeconfig
-    is given or the process runs in a cluster, a Kubernetes client for decision context; the
-    model-signature libraries are then imported in the background.
+    is given or the process runs in a cluster, a Kubernetes client for decision context. (The
+    model-signature libraries are imported by gunicorn's master before it forks the workers:
+    :mod:`edgepolicy.webhook.prefork`.)
 
     Raises:
         UsageError: the kubeconfig or service-account credentials cannot be used.
@@ -61,8 +60,6 @@ def create_app(config: WebhookConfig, *, service: AdmissionService | None = None
         )
         opa = OpaClient(config.opa_url, timeout=config.opa_timeout(kube_client is not None))
         service = AdmissionService(config, opa, kube_client)
-        # In the background: the worker answers at once, its first model signature in time.
-        threading.Thread(target=preload_verification, name="preload", daemon=True).start()
     decision_log.configure()
     app = Flask("webhook")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes

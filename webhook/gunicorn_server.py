@@ -18,10 +18,13 @@ so an idle, slow or stalled connection is a parked greenlet, not a thread (a few
 - what gunicorn writes for one answer (status line, headers, body) is sent at once, one TLS
   record and one system call (:class:`ResponseBuffer`).
 
-Each worker builds its own app (and its own pooled OPA client) after the fork, after gevent has
-patched the standard library, so OPA and Kubernetes calls yield to other connections. It
-overrides parts of gunicorn's gevent worker that are not public API (pinned gunicorn and gevent
-versions; tests/integration/test_webhook_serve.py exercises each through a real process).
+gevent patches the standard library in gunicorn's master, before anything imports ``ssl``, and
+the master imports the model-signature libraries and freezes them before each fork, so the
+workers share those pages (:mod:`edgepolicy.webhook.prefork`). Each worker builds its own app
+(and its own pooled OPA client) after the fork, so OPA and Kubernetes calls yield to other
+connections. It overrides parts of gunicorn's gevent worker that are not public API (pinned
+gunicorn and gevent versions; tests/integration/test_webhook_serve.py exercises each through a
+real process).
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ from __future__ import annotations
 import errno
 import gc
 import io
+import os
 import ssl
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,18 +47,19 @@ from edgepolicy.webhook import metrics
 from edgepolicy.webhook.app import ARRIVAL_KEY, create_app
 from edgepolicy.webhook.arrival_stamps import ArrivalStamps
 from edgepolicy.webhook.config import WebhookConfig
+from edgepolicy.webhook.prefork import freeze_before_fork
 from flask import Flask
 from gevent.local import local  # type: ignore[import-untyped]
-from gevent.monkey import MonkeyPatchWarning  # type: ignore[import-untyped]
 from gevent.pool import Pool  # type: ignore[import-untyped]
 from gevent.server import StreamServer  # type: ignore[import-untyped]
 from gevent.socket import wait_read  # type: ignore[import-untyped]
 from gunicorn import http, util  # type: ignore[import-untyped]
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+from gunicorn.arbiter import Arbiter  # type: ignore[import-untyped]
 from gunicorn.sock import ssl_context as gunicorn_ssl_context  # type: ignore[import-untyped]
 from gunicorn.workers.ggevent import GeventWorker  # type: ignore[import-untyped]
 
-from edgepolicy.model_context import preload_verification
+from edgepolicy.errors import UsageError
 from edgepolicy.server_tls import ReloadingContext, switching_context
 
 # Seconds a worker may stay silent before gunicorn replaces it: far above any request's deadline.
@@ -133,14 +137,6 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
 
     _front: ssl.SSLContext
     _arrival: Any
-
-    def patch(self) -> None:
-        """Patch the standard library for gevent (gunicorn's), without its warning about ``ssl``
-        imported first: the modules it names (urllib3's) only receive SSL contexts, which each
-        worker builds after the patch (the OPA and Kubernetes clients are created then)."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", MonkeyPatchWarning)
-            super().patch()
 
     def run(self) -> None:
         """Accept connections on every listener until the worker is told to stop.
@@ -260,14 +256,10 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
     def load_wsgi(self) -> None:
         """Load the application and pass each request's arrival time in its environ.
 
-        The model-signature libraries are imported first, before the worker accepts
-        connections: imported later in a greenlet (as the application does in the background),
-        their 1.5 s of imports would hold the whole worker. What exists once the application is
-        loaded lives as long as the worker: it is moved out of the garbage collector's
-        generations (``gc.freeze``), so the collector's rare full passes only walk what
-        requests allocate.
+        What exists once the application is loaded lives as long as the worker: it is moved out
+        of the garbage collector's generations (``gc.freeze``), as the master's modules were
+        before the fork, so the collector's rare full passes only walk what requests allocate.
         """
-        preload_verification()
         super().load_wsgi()
         gc.collect()
         gc.freeze()
@@ -326,6 +318,9 @@ def gunicorn_settings(options: ServerOptions, tls: ReloadingContext) -> dict[str
     def post_worker_init(_worker: Any) -> None:
         metrics.mark_worker_alive()
 
+    def pre_fork(_arbiter: Any, _worker: Any) -> None:
+        freeze_before_fork()  # the worker shares what the master holds (prefork.py)
+
     def child_exit(_arbiter: Any, worker: Any) -> None:
         metrics.mark_worker_dead(worker.pid)
 
@@ -341,6 +336,7 @@ def gunicorn_settings(options: ServerOptions, tls: ReloadingContext) -> dict[str
         "certfile": str(options.cert_file),
         "keyfile": str(options.key_file),
         "ssl_context": ssl_context,
+        "pre_fork": pre_fork,
         "post_worker_init": post_worker_init,
         "child_exit": child_exit,
         "errorlog": "-",
@@ -352,6 +348,37 @@ def gunicorn_settings(options: ServerOptions, tls: ReloadingContext) -> dict[str
     if Path("/dev/shm").is_dir():
         settings["worker_tmp_dir"] = "/dev/shm"
     return settings
+
+
+class _Arbiter(Arbiter):  # type: ignore[misc]
+    """gunicorn's master, reaping only its own children.
+
+    gunicorn reaps with ``os.waitpid(-1, WNOHANG)``, which takes any child that has ended. In
+    the master, patched by gevent, that may be the local OPA before gevent's SIGCHLD handling
+    has seen it end: gevent's ``subprocess`` then never learns it did, and the supervisor's wait
+    for the OPA it replaces never returns. Here that call asks for each worker by its pid.
+    """
+
+    def reap_workers(self) -> None:
+        """Reap the workers that ended (gunicorn's, with :meth:`_waitpid`)."""
+        waitpid = os.waitpid
+        os.waitpid = partial(self._waitpid, waitpid)  # nothing else runs meanwhile: no yield
+        try:
+            super().reap_workers()
+        finally:
+            os.waitpid = waitpid
+
+    def _waitpid(
+        self, waitpid: Callable[[int, int], tuple[int, int]], pid: int, options: int
+    ) -> tuple[int, int]:
+        if pid != -1:
+            return waitpid(pid, options)
+        for child in (*self.WORKERS, self.reexec_pid, self.dirty_arbiter_pid):
+            if child:
+                ended = waitpid(child, options)
+                if ended[0]:
+                    return ended
+        return 0, 0
 
 
 class WebhookServer(BaseApplication):  # type: ignore[misc]
@@ -374,3 +401,14 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Flask:
         """Build the application (called in each worker after the fork)."""
         return create_app(self.app_config)
+
+    def run(self) -> None:
+        """Run gunicorn's master (:class:`_Arbiter`) until it stops.
+
+        Raises:
+            UsageError: gunicorn refused its settings (e.g. an unwritable worker directory).
+        """
+        try:
+            _Arbiter(self).run()
+        except RuntimeError as error:
+            raise UsageError(f"gunicorn: {error}") from error

@@ -10,6 +10,7 @@ without waiting for health checks to time out.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import logging
 import os
@@ -75,8 +76,17 @@ class OpaSupervisor:
     replaced is killed without a grace period (it could not use one).
 
     ``start`` and ``stop`` belong to the process that called ``start``: a forked child (a
-    gunicorn worker) inheriting this object never stops or restarts OPA.
+    gunicorn worker) inheriting this object never stops or restarts OPA. In a process patched
+    by gevent (``edgepolicy serve``'s master) the watchdog is a greenlet, and fork copies
+    greenlets into the child: there the copy ends at its next wake-up, and a fork first waits
+    for a replacement in progress to finish, so that no copy is left in the middle of one. The
+    watchdog's event and lock are made by ``start``, so they are gevent's once the process is
+    patched (a thread's would block every greenlet of the process).
     """
+
+    _stopping: threading.Event
+    _stopped: threading.Event
+    _lock: threading.Lock
 
     def __init__(
         self,
@@ -97,9 +107,7 @@ class OpaSupervisor:
         self._address = _free_address()
         self._owner_pid = 0
         self._opa: OpaProcess | None = None
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._watchdog: threading.Thread | None = None
+        self._watchdog: int | None = None  # the watchdog's thread (or greenlet) identifier
         self.restarts = 0
 
     @property
@@ -114,9 +122,14 @@ class OpaSupervisor:
             OpaError: OPA did not start (with its log's tail).
         """
         self._owner_pid = os.getpid()
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
         self._opa = self._launch()
-        self._watchdog = threading.Thread(target=self._watch, name="opa-watchdog", daemon=True)
-        self._watchdog.start()
+        os.register_at_fork(before=self._before_fork)
+        # A bare thread, not a threading.Thread: threading's record of a thread is dropped in a
+        # forked child, where a greenlet copy ending would fail on it (a KeyError per worker).
+        self._watchdog = _thread.start_new_thread(self._watch, ())
 
     def _launch(self) -> OpaProcess:
         opa = OpaProcess(self._opa_binary, paths=self._paths, data=self._data, addr=self._address)
@@ -129,9 +142,17 @@ class OpaSupervisor:
         return opa.pid if opa is not None else None
 
     def _watch(self) -> None:
+        try:
+            self._watch_until_stopped()
+        finally:
+            self._stopped.set()
+
+    def _watch_until_stopped(self) -> None:
         client = OpaClient(self.url, timeout=self._health_timeout, maxsize=1)
         answered = time.monotonic()
         while not self._stopping.wait(self._check_interval):
+            if not self._owned():
+                return  # a greenlet copied into a forked child (see the class)
             why = self._cannot_run()
             if why is None:
                 if client.health():
@@ -168,7 +189,7 @@ class OpaSupervisor:
 
     def _restart(self, why: str) -> None:
         with self._lock:
-            if self._stopping.is_set():
+            if self._stopping.is_set() or not self._owned():
                 return
             _LOG.warning("local OPA at %s cannot answer (%s); replacing it", self.url, why)
             if self._opa is not None:
@@ -190,9 +211,19 @@ class OpaSupervisor:
                 os.kill(opa.pid, signal.SIGKILL)
         opa.stop()  # reaps the process: it is already dying, so this does not wait long
 
+    def _before_fork(self) -> None:
+        """Wait until no replacement is in progress (unless the watchdog itself forks: OPA)."""
+        if _thread.get_ident() != self._watchdog:
+            with self._lock:
+                pass
+
+    def _owned(self) -> bool:
+        """Tell whether this process started OPA (and so alone may replace or stop it)."""
+        return os.getpid() == self._owner_pid
+
     def stop(self) -> None:
         """Stop the watchdog and OPA; does nothing in a process that did not start them."""
-        if os.getpid() != self._owner_pid:
+        if not self._owned():
             return
         self._stopping.set()
         with self._lock:  # before the watchdog ends: an OPA it restarted dies with it
@@ -200,4 +231,4 @@ class OpaSupervisor:
                 self._opa.stop()
                 self._opa = None
         if self._watchdog is not None:
-            self._watchdog.join()
+            self._stopped.wait()

@@ -68,7 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return its exit code."""
+    """Run the CLI and return its exit code.
+
+    For ``edgepolicy serve`` run as a command (``argv`` None: the process's own arguments),
+    gevent patches the standard library first, before the subcommands' imports reach ``ssl``
+    (see :mod:`edgepolicy.webhook.prefork`).
+    """
+    if argv is None and sys.argv[1:2] == ["serve"]:
+        from edgepolicy.webhook.prefork import patch_standard_library
+
+        patch_standard_library()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

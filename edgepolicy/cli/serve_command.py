@@ -190,6 +190,7 @@ def _serve(args: argparse.Namespace) -> int:
     from edgepolicy.webhook.config import WebhookConfig
     from edgepolicy.webhook.gunicorn_server import ServerOptions, WebhookServer
     from edgepolicy.webhook.opa_supervisor import OpaSupervisor, local_data
+    from edgepolicy.webhook.prefork import load_shared
 
     options = ServerOptions(
         cert_file=Path(args.tls_cert),
@@ -233,6 +234,9 @@ def _serve(args: argparse.Namespace) -> int:
             concurrent_decisions=args.threads,
         )
     OpaClient(opa_url).close()  # a malformed URL fails here, not in every worker
+    # gunicorn's master imports what its workers share (patched for gevent first), before the
+    # local OPA starts: a greenlet watchdog could not run during these imports.
+    load_shared()
     if local_opa is not None:
         local_opa.start()
     try:

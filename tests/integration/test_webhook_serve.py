@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import urllib3
+import yaml
 from webhook_support import (
     ServeProcess,
     ServerCert,
@@ -954,5 +955,80 @@ def test_metrics_are_exact_totals_over_all_workers_and_survive_a_dead_one(
             assert _sample(page, WORKERS_SERIES) == 3
             assert _sample(page, DENIED_SERIES) == sent
             assert _sample(page, CPU_SERIES) == sent
+    finally:
+        server.stop()
+
+
+# ---- gunicorn's master: patched for gevent, holding what the workers share --------------------
+
+MODEL_SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "model-trust" / "input"
+
+
+def test_the_master_holds_the_signature_libraries_its_workers_share(serve: ServeProcess) -> None:
+    # The native modules of model-signing (blake3) and of sigstore (rfc3161-client) are mapped
+    # in gunicorn's master: it imported both before forking, so the workers share those pages,
+    # and those of the Python modules around them, instead of each importing its own copy
+    # (bench/webhook_memory.py measures what that saves).
+    maps = Path(f"/proc/{serve.process.pid}/maps").read_text()
+    assert "/blake3/" in maps
+    assert "/rfc3161_client/" in maps
+
+
+def test_a_fresh_worker_verifies_its_first_signed_model_within_the_deadline(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, opa_binary: Path
+) -> None:
+    # The first request a new serve gets names a signed model: verified by a worker forked
+    # from the patched master that imported the libraries, and admitted (a verification that
+    # missed the deadline would be answered by the failure mode: denied).
+    policies = MODEL_SAMPLE / "policies.yaml"
+    server = start_serve(
+        tmp_path, test_ca, server_cert, "--opa", str(opa_binary), "--policies", str(policies)
+    )
+    try:
+        (workload,) = [
+            document
+            for document in yaml.safe_load_all((MODEL_SAMPLE / "workloads.yaml").read_text())
+            if document["metadata"]["name"] == "signed-int8"
+        ]
+        response = validate(https_pool(test_ca), server, admission_review(workload))
+        assert response["allowed"] is True, response
+        time.sleep(0.5)  # each worker's copy of the OPA watchdog has woken up and ended
+        log = server.log()
+        assert "Traceback" not in log
+        assert "MonkeyPatchWarning" not in log  # patched before anything imported ssl
+    finally:
+        server.stop()
+
+
+def _workers_become(server: ServeProcess, check: Any, what: str) -> list[int]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        workers = _children(server.process.pid)
+        if check(workers):
+            return workers
+        time.sleep(0.05)
+    pytest.fail(f"{what}:\n{server.log()}")
+
+
+def test_the_patched_master_reloads_on_hup_and_stops_gracefully_on_term(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
+) -> None:
+    # gunicorn's signals reach the master through gevent's loop now: HUP starts new workers and
+    # stops the old ones, TERM stops everything with exit status 0.
+    server = start_serve(tmp_path, test_ca, server_cert, "--opa-url", own_opa.url)
+    try:
+        old = _workers_become(server, lambda found: len(found) == 2, "two workers never ran")
+        os.kill(server.process.pid, signal.SIGHUP)
+        _workers_become(
+            server,
+            lambda found: len(found) == 2 and not set(found) & set(old),
+            "HUP did not replace the workers",
+        )
+        client = https_pool(test_ca)
+        response = validate(client, server, admission_review(deployment("after-hup", cpu="64")))
+        assert response["allowed"] is False  # decided by the policy, by a new worker
+        client.clear()  # no kept-alive connection for the workers to wait for
+        os.kill(server.process.pid, signal.SIGTERM)
+        assert server.process.wait(30) == 0
     finally:
         server.stop()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import ssl
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -155,3 +157,50 @@ def test_an_answer_is_sent_in_one_write() -> None:
     assert connection.writes == [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"]
     answer.flush()  # nothing more gathered: nothing sent
     assert len(connection.writes) == 1
+
+
+def test_the_master_freezes_what_it_holds_before_each_fork(
+    tmp_path: Path, tls: ReloadingContext
+) -> None:
+    settings = gunicorn_settings(ServerOptions(tmp_path / "tls.crt", tmp_path / "tls.key"), tls)
+    gc.unfreeze()
+    try:
+        settings["pre_fork"](None, None)  # gunicorn calls it with the arbiter and the worker
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
+# In gunicorn's patched master: a child that is not a worker (the local OPA, run by gevent's
+# subprocess) has just been killed, and gevent's loop has not run since (no yield).
+REAP_PROBE = """
+from gevent import monkey
+monkey.patch_all()
+import os, signal, subprocess
+from edgepolicy.webhook.gunicorn_server import _Arbiter
+opa = subprocess.Popen(["sleep", "30"])
+arbiter = _Arbiter.__new__(_Arbiter)
+arbiter.WORKERS, arbiter.reexec_pid, arbiter.dirty_arbiter_pid = {}, 0, 0
+class Log:  # gunicorn logs an unknown child it reaped
+    lines = []
+    def debug(self, *args, **kwargs):
+        self.lines.append(args)
+arbiter.log = Log()
+os.kill(opa.pid, signal.SIGKILL)
+monkey.get_original("time", "sleep")(0.5)
+arbiter.reap_workers()
+try:
+    status = opa.wait(5)
+except subprocess.TimeoutExpired:
+    status = "never"
+print(len(arbiter.log.lines), status)
+"""
+
+
+def test_the_master_reaps_only_its_workers_so_gevent_sees_opa_end() -> None:
+    # gunicorn's waitpid(-1) took the status first: gevent's subprocess never learnt that OPA
+    # ended and the supervisor waited forever for the OPA it was replacing.
+    result = subprocess.run(
+        [sys.executable, "-c", REAP_PROBE], capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.split() == ["0", "-9"], result.stderr

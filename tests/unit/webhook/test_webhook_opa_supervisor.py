@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -155,3 +156,47 @@ def test_without_proc_only_health_checks_tell(
         if not _gone(old):
             os.kill(old, signal.SIGCONT)
     assert supervisor.restarts == 1
+
+
+# gunicorn's master patched by gevent (serve): the watchdog is a greenlet, and fork copies it
+# into the child. The child forked while an OPA is being replaced runs its loop for a while.
+FORK_PROBE = """
+from gevent import monkey
+monkey.patch_all()
+import os, signal, sys, time
+from pathlib import Path
+from edgepolicy.webhook.opa_supervisor import OpaSupervisor
+supervisor = OpaSupervisor(Path(sys.argv[1]), paths=[], data={}, check_interval=0.05,
+                           health_timeout=0.1, unanswered_seconds=0.3)
+supervisor.start()
+first = supervisor.pid
+os.kill(first, signal.SIGKILL)
+time.sleep(0.1)  # the watchdog has seen it and is starting the replacement
+child = os.fork()
+if child == 0:
+    time.sleep(1.0)
+    print("child", supervisor.restarts, supervisor._stopped.is_set(), flush=True)
+    os._exit(0)
+os.waitpid(child, 0)
+print("parent", supervisor.restarts, supervisor.pid not in (None, first), flush=True)
+supervisor.stop()
+"""
+
+
+def test_a_watchdog_forked_into_a_gevent_child_does_nothing_there(
+    tmp_path: Path, silent_flag: Path
+) -> None:
+    binary = tmp_path / "opa"
+    binary.write_text(FAKE_OPA)
+    binary.chmod(0o755)
+    result = subprocess.run(
+        [sys.executable, "-c", FORK_PROBE, str(binary)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # The fork waited for the replacement: the child holds its outcome and starts none itself;
+    # its copy of the watchdog has ended, quietly (threading's record of a thread is gone there).
+    assert sorted(result.stdout.splitlines()) == ["child 1 True", "parent 1 True"], result.stderr
+    assert result.stderr.count("local OPA restarted") == 1, result.stderr
+    assert "Traceback" not in result.stderr
