@@ -18,6 +18,7 @@ import signal
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,7 @@ class OpaSupervisor:
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._opa = self._launch()
-        os.register_at_fork(before=self._before_fork)
+        _STARTED.add(self)
         # A bare thread, not a threading.Thread: threading's record of a thread is dropped in a
         # forked child, where a greenlet copy ending would fail on it (a KeyError per worker).
         self._watchdog = _thread.start_new_thread(self._watch, ())
@@ -211,12 +212,6 @@ class OpaSupervisor:
                 os.kill(opa.pid, signal.SIGKILL)
         opa.stop()  # reaps the process: it is already dying, so this does not wait long
 
-    def _before_fork(self) -> None:
-        """Wait until no replacement is in progress (unless the watchdog itself forks: OPA)."""
-        if _thread.get_ident() != self._watchdog:
-            with self._lock:
-                pass
-
     def _owned(self) -> bool:
         """Tell whether this process started OPA (and so alone may replace or stop it)."""
         return os.getpid() == self._owner_pid
@@ -232,3 +227,21 @@ class OpaSupervisor:
                 self._opa = None
         if self._watchdog is not None:
             self._stopped.wait()
+
+
+# Every supervisor started in this process, for the fork hook below.
+_STARTED: weakref.WeakSet[OpaSupervisor] = weakref.WeakSet()
+
+
+def _before_fork() -> None:
+    """Before this process forks, wait until no supervisor is replacing its OPA (see
+    :class:`OpaSupervisor`); a watchdog that forks (to start OPA) waits for none."""
+    supervisors = list(_STARTED)
+    if any(supervisor._watchdog == _thread.get_ident() for supervisor in supervisors):
+        return
+    for supervisor in supervisors:
+        with supervisor._lock:
+            pass
+
+
+os.register_at_fork(before=_before_fork)
