@@ -63,22 +63,26 @@ class _Connection:
         self._settimeout(deadline)
         self.sock.sendall(request)
         status, reason, headers, version = self._read_head(deadline)
-        while 100 <= status < 200:  # interim answers (100 Continue) precede the real one
+        while 100 <= status < 200 and status != 101:  # interim answers (100 Continue)
             status, reason, headers, version = self._read_head(deadline)
+        if status == 101:
+            raise MalformedAnswerError("the server switched protocols (101)")
         keep = version == b"HTTP/1.1" and b"close" not in _tokens(headers.get(b"connection"))
         coding = _tokens(headers.get(b"transfer-encoding"))
         if status in (204, 304):
             body = b""
         elif coding:
-            if coding[-1] != b"chunked":
+            if coding != [b"chunked"]:
                 raise MalformedAnswerError(f"unsupported Transfer-Encoding {coding!r}")
+            keep = keep and b"content-length" not in headers  # both: a smuggling attempt
             body = self._read_chunked(deadline)
         elif b"content-length" in headers:
             body = self._take(_content_length(headers[b"content-length"]), deadline)
         else:  # HTTP/1.0 style: the body ends with the connection
             body = self._read_to_end(deadline)
             keep = False
-        return Answer(status, reason, body), keep
+        # Bytes after the answer belong to no request of ours: the connection is not reused.
+        return Answer(status, reason, body), keep and not self._buffer
 
     def _settimeout(self, deadline: float) -> None:
         left = deadline - time.monotonic()
@@ -174,6 +178,18 @@ class _Connection:
         return data
 
 
+def _request_token(value: str, what: str) -> bytes:
+    """``value`` as it goes into the request line: printable ASCII without spaces (a CR, LF or
+    space would end the line or the token and let the rest pass as another request).
+
+    Raises:
+        ValueError: ``value`` holds anything else.
+    """
+    if not value or not value.isascii() or not value.isprintable() or " " in value:
+        raise ValueError(f"request {what} must be printable ASCII without spaces: {value[:80]!r}")
+    return value.encode("ascii")
+
+
 def _tokens(value: bytes | None) -> list[bytes]:
     """The comma-separated, case-insensitive tokens of a header value."""
     if not value:
@@ -184,7 +200,7 @@ def _tokens(value: bytes | None) -> list[bytes]:
 def _content_length(value: bytes) -> int:
     """The one length a Content-Length header gives (repeated identical values allowed)."""
     values = {part.strip() for part in value.split(b",")}
-    if len(values) != 1 or not (length := values.pop()).isdigit():
+    if len(values) != 1 or not (length := values.pop()).isdigit() or len(length) > 18:
         raise MalformedAnswerError(f"malformed Content-Length {value[:40]!r}")
     return int(length)
 
@@ -199,6 +215,8 @@ class ConnectionPool:
 
     def __init__(self, scheme: str, host: str, port: int | None, maxsize: int) -> None:
         self._tls = ssl.create_default_context() if scheme == "https" else None
+        if self._tls is not None:
+            self._tls.set_alpn_protocols(["http/1.1"])
         self._host = host
         self._port = port if port is not None else (443 if scheme == "https" else 80)
         authority = f"[{host}]" if ":" in host else host
@@ -221,13 +239,14 @@ class ConnectionPool:
         """Send one request and return the answer, all within about ``timeout`` seconds.
 
         Raises:
+            ValueError: ``method`` or ``path`` is not printable ASCII without spaces.
             OSError: the server is unreachable, too slow, or closed the connection.
             MalformedAnswerError: the answer is not HTTP this client can read.
         """
         deadline = time.monotonic() + timeout
         head = b"%s %s HTTP/1.1\r\nHost: %s\r\nAccept: application/json\r\n" % (
-            method.encode("ascii"),
-            path.encode("ascii"),
+            _request_token(method, "method"),
+            _request_token(path, "path"),
             self._host_header,
         )
         if body is not None:
@@ -253,6 +272,7 @@ class ConnectionPool:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._tls is not None:
+                sock.settimeout(max(deadline - time.monotonic(), 0.001))  # the handshake too
                 sock = self._tls.wrap_socket(sock, server_hostname=self._host)
         except BaseException:
             sock.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from edgepolicy.errors import ModelTrustError, OpaError, OpaUnavailableError
 from edgepolicy.models.trust import ModelTrust
@@ -186,7 +187,7 @@ def data_model_policies(opa: DataSource, namespace: str | None = None) -> list[d
     Raises:
         OpaUnavailableError: OPA refused the connection or did not answer in time.
     """
-    path = "edgepolicy/policies/model" + (f"/{namespace}" if namespace else "")
+    path = "edgepolicy/policies/model" + (f"/{quote(namespace, safe='')}" if namespace else "")
     try:
         found = opa.query(path)
     except OpaUnavailableError:

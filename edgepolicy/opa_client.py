@@ -88,7 +88,7 @@ class OpaClient:
         path = f"{self._prefix}/health" + ("?bundles" if bundles else "")
         try:
             answer = self._pool.request("GET", path, None, self._timeout)
-        except (OSError, MalformedAnswerError):
+        except (OSError, MalformedAnswerError, ValueError):
             return False
         return answer.status == 200
 
@@ -99,6 +99,8 @@ class OpaClient:
     def _request(self, method: str, path: str, body: bytes | None) -> Any:
         try:
             answer = self._pool.request(method, path, body, self._timeout)
+        except ValueError as error:  # a path no HTTP request line can carry
+            raise OpaError(f"cannot ask OPA at {self.base_url}: {error}") from error
         except (OSError, MalformedAnswerError) as error:
             reason = "timed out" if isinstance(error, TimeoutError) else error
             raise OpaUnavailableError(f"OPA at {self.base_url} is unavailable: {reason}") from error

@@ -25,7 +25,7 @@ import time
 SO_TIMESTAMPNS: int = getattr(socket, "SO_TIMESTAMPNS", 35)
 # A longer wait than any deadline: a stamp this old is a stepped wall clock.
 MAX_WAIT_SECONDS = 60.0
-_TIMESPEC = struct.Struct("@qq")
+_TIMESPEC = struct.Struct("@ll")  # struct timespec: native longs
 _ANCILLARY_BYTES = socket.CMSG_SPACE(_TIMESPEC.size)
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
 

@@ -127,6 +127,16 @@ class ResponseBuffer:
             data, self._parts = b"".join(self._parts), []
             self._connection.sendall(data)
 
+    def shutdown(self, how: int) -> None:
+        """Drop what was gathered and shut the connection down (gunicorn aborts an answer so)."""
+        self._parts = []
+        self._connection.shutdown(how)
+
+    def close(self) -> None:
+        """Drop what was gathered and close the connection."""
+        self._parts = []
+        self._connection.close()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._connection, name)
 
@@ -183,11 +193,13 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
             self.log.debug("TLS handshake from %s failed: %s", addr, error)
             util.close(client)
             return
-        stamps = ArrivalStamps(client.fileno())
+        stamps = None
         try:
+            stamps = ArrivalStamps(client.fileno())
             self._serve_requests(listener.getsockname(), client, addr, options, stamps)
         finally:
-            stamps.close()
+            if stamps is not None:
+                stamps.close()
             util.close(client)
 
     def _serve_requests(

@@ -202,3 +202,48 @@ def test_a_silent_server_times_out() -> None:
             pool.request("POST", "/", b"x", 0.2)
     finally:
         listener.close()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/data/a HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/data/b", "/a\nb", "/a b", "/é", ""],
+)
+def test_a_path_that_could_end_the_request_line_is_refused(server: _RawServer, path: str) -> None:
+    with pytest.raises(ValueError, match="printable ASCII"):
+        _pool(server).request("GET", path, None, 5)
+    assert server.requests == []  # nothing sent
+
+
+def test_bytes_after_an_answer_close_the_connection(server: _RawServer) -> None:
+    server.script(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 200 OK\r\n\r\n")
+    server.script(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
+    pool = _pool(server)
+    assert pool.request("POST", "/", b"x", 5).body == b"a"
+    assert pool.request("POST", "/", b"x", 5).body == b"b"  # not the stray bytes
+    assert [number for number, _ in server.requests] == [1, 2]
+
+
+def test_chunked_with_a_length_is_read_chunked_and_not_reused(server: _RawServer) -> None:
+    server.script(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 99\r\n\r\n"
+        b"2\r\nok\r\n0\r\n\r\n"
+    )
+    server.script(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
+    pool = _pool(server)
+    assert pool.request("POST", "/", b"x", 5).body == b"ok"
+    assert pool.request("POST", "/", b"x", 5).body == b"b"
+    assert [number for number, _ in server.requests] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: " + b"1" * 5000 + b"\r\n\r\n", "Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", "Transfer"),
+        (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n", "switched protocols"),
+    ],
+)
+def test_more_unreadable_answers_are_refused(server: _RawServer, raw: bytes, problem: str) -> None:
+    server.script(raw, close=True)
+    with pytest.raises(MalformedAnswerError, match=problem):
+        _pool(server).request("POST", "/", b"x", 5)

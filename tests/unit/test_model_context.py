@@ -253,3 +253,10 @@ def test_outcomes_are_json(signed_model: Any) -> None:
         _deployment(_annotations(signed_model)), [_trusting("p", signed_model.public_key)]
     )
     assert json.loads(json.dumps(context)) == context
+
+
+def test_the_namespace_is_one_quoted_path_segment() -> None:
+    # A namespace comes from the admitted review: it must not reach OPA as request syntax.
+    source = _Data({})
+    model_context.data_model_policies(source, "a/b HTTP/1.1\r\n\r\nGET /x")
+    assert source.paths == ["edgepolicy/policies/model/a%2Fb%20HTTP%2F1.1%0D%0A%0D%0AGET%20%2Fx"]

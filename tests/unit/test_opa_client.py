@@ -186,3 +186,14 @@ def test_a_connection_the_server_closed_while_idle_is_replaced(
     threading.Event().wait(0.1)
     assert client.decide({}).allowed is True  # sent again on a fresh connection
     assert len(ports) == 2 and ports[0] != ports[1]
+
+
+def test_a_path_no_request_line_can_carry_is_an_error_and_unhealthy_never_raises(
+    fake_opa: tuple[str, _Script],
+) -> None:
+    url, script = fake_opa
+    client = OpaClient(url)
+    with pytest.raises(OpaError, match="printable ASCII"):
+        client.query("edgepolicy/policies/model/a HTTP/1.1\r\n\r\nGET /v1/data/x")
+    assert script.requests == []
+    assert OpaClient(url + "/a b").health() is False

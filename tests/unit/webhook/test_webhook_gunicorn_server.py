@@ -204,3 +204,16 @@ def test_the_master_reaps_only_its_workers_so_gevent_sees_opa_end() -> None:
         [sys.executable, "-c", REAP_PROBE], capture_output=True, text=True, timeout=60
     )
     assert result.stdout.split() == ["0", "-9"], result.stderr
+
+
+def test_an_aborted_answer_is_dropped_not_sent_after_the_close() -> None:
+    connection = _RecordingConnection()
+    closed: list[str] = []
+    connection.shutdown = lambda how: closed.append("shutdown")  # type: ignore[attr-defined]
+    connection.close = lambda: closed.append("close")  # type: ignore[attr-defined]
+    answer = ResponseBuffer(connection)
+    answer.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
+    answer.shutdown(2)  # gunicorn aborts an answer whose application failed late
+    answer.close()
+    answer.flush()
+    assert closed == ["shutdown", "close"] and connection.writes == []
