@@ -26,7 +26,15 @@ def test_unread_bytes_are_stamped_when_they_arrived_not_when_asked(
 ) -> None:
     client, server = connection
     stamps = ArrivalStamps(server.fileno())
-    time.sleep(0.05)  # the kernel turns stamping on shortly after the first socket asks for it
+    # The kernel turns stamping on shortly after the first socket of the machine asks for it:
+    # wait until a probe byte is stamped (a broken stamp never is, and fails below).
+    for _ in range(50):
+        client.sendall(b".")
+        time.sleep(0.02)
+        stamped = stamps.arrived() < time.monotonic() - 0.01
+        server.recv(1)
+        if stamped:
+            break
     before = time.monotonic()
     client.sendall(b"POST /validate HTTP/1.1\r\n")
     sent = time.monotonic()
