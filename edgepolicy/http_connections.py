@@ -233,8 +233,6 @@ class ConnectionPool:
         path: str,
         body: bytes | None,
         timeout: float,
-        *,
-        content_type: str = "application/json",
     ) -> Answer:
         """Send one request and return the answer, all within about ``timeout`` seconds.
 
@@ -250,10 +248,7 @@ class ConnectionPool:
             self._host_header,
         )
         if body is not None:
-            head += b"Content-Type: %s\r\nContent-Length: %d\r\n" % (
-                content_type.encode("ascii"),
-                len(body),
-            )
+            head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
         request = head + b"\r\n" + (body or b"")
         with self._lock:
             connection = self._idle.pop() if self._idle else None

@@ -756,11 +756,7 @@ def test_a_body_declared_too_large_is_refused_without_waiting_for_it(
     tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
 ) -> None:
     server = start_serve(tmp_path, test_ca, server_cert, "--opa-url", own_opa.url)
-    context = ssl.create_default_context(cafile=str(test_ca.cert_file))
-    connection = context.wrap_socket(
-        socket.create_connection(("127.0.0.1", server.port), timeout=5),
-        server_hostname="127.0.0.1",
-    )
+    connection = _tls_connection(server, test_ca)
     try:  # 9 MB announced (the limit is 8 MiB), none of it sent
         connection.sendall(
             b"POST /validate HTTP/1.1\r\nHost: webhook\r\nContent-Length: 9000000\r\n\r\n"
@@ -773,6 +769,22 @@ def test_a_body_declared_too_large_is_refused_without_waiting_for_it(
         server.stop()
 
 
+def _tls_connection(server: ServeProcess, ca: TestCA) -> ssl.SSLSocket:
+    """A raw TLS connection to ``server`` (for requests the HTTP clients would not send)."""
+    context = ssl.create_default_context(cafile=str(ca.cert_file))
+    return context.wrap_socket(
+        socket.create_connection(("127.0.0.1", server.port), timeout=5),
+        server_hostname="127.0.0.1",
+    )
+
+
+def _review_answer(connection: ssl.SSLSocket) -> dict[str, Any]:
+    """Read one HTTP answer from ``connection``: the AdmissionReview's response."""
+    answer = http.client.HTTPResponse(connection)  # type: ignore[arg-type]
+    answer.begin()
+    return json.loads(answer.read())["response"]  # type: ignore[no-any-return]
+
+
 def test_a_slow_body_counts_the_deadline_from_the_request_s_first_byte(
     tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
 ) -> None:
@@ -781,13 +793,9 @@ def test_a_slow_body_counts_the_deadline_from_the_request_s_first_byte(
     # (it is stopped, so asking it would answer "unavailable" only after 0.45 s more).
     flags = ["--opa-url", own_opa.url, "--timeout", "1", "--workers", "1"]
     server = start_serve(tmp_path, test_ca, server_cert, *flags)
-    context = ssl.create_default_context(cafile=str(test_ca.cert_file))
     body = json.dumps(admission_review(deployment("slow-body"))).encode()
     assert own_opa.pid is not None
-    connection = context.wrap_socket(
-        socket.create_connection(("127.0.0.1", server.port), timeout=5),
-        server_hostname="127.0.0.1",
-    )
+    connection = _tls_connection(server, test_ca)
     try:
         os.kill(own_opa.pid, signal.SIGSTOP)
         connection.sendall(
@@ -797,9 +805,7 @@ def test_a_slow_body_counts_the_deadline_from_the_request_s_first_byte(
         time.sleep(0.6)
         connection.sendall(body[10:])
         sent = time.monotonic()
-        answer = http.client.HTTPResponse(connection)  # type: ignore[arg-type]
-        answer.begin()
-        response = json.loads(answer.read())["response"]
+        response = _review_answer(connection)
         assert time.monotonic() - sent < 0.3
         assert response["allowed"] is False and "overloaded" in response["status"]["message"]
     finally:
@@ -816,33 +822,24 @@ def test_the_deadline_counts_from_when_the_bytes_arrived_not_when_the_worker_not
     # answers at once. Stamped when noticed, the request would be decided (OPA runs).
     flags = ["--opa-url", own_opa.url, "--timeout", "1", "--workers", "1"]
     server = start_serve(tmp_path, test_ca, server_cert, *flags)
-    context = ssl.create_default_context(cafile=str(test_ca.cert_file))
     body = json.dumps(admission_review(deployment("waited"))).encode()
-    connection = context.wrap_socket(
-        socket.create_connection(("127.0.0.1", server.port), timeout=5),
-        server_hostname="127.0.0.1",
-    )
+    connection = _tls_connection(server, test_ca)
     request = (
         b"POST /validate HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\n"
         b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
     )
     (worker,) = _children(server.process.pid)  # OPA is not serve's own here
 
-    def answer() -> dict[str, Any]:
-        response = http.client.HTTPResponse(connection)  # type: ignore[arg-type]
-        response.begin()
-        return json.loads(response.read())["response"]  # type: ignore[no-any-return]
-
     try:
         connection.sendall(request)
-        assert (answer().get("status") or {}).get("code") != 503  # decided: all is well
+        assert (_review_answer(connection).get("status") or {}).get("code") != 503  # decided
         os.kill(worker, signal.SIGSTOP)
         try:
             connection.sendall(request)
             time.sleep(0.6)
         finally:
             os.kill(worker, signal.SIGCONT)
-        response = answer()
+        response = _review_answer(connection)
         assert response["allowed"] is False and "overloaded" in response["status"]["message"]
     finally:
         connection.close()
