@@ -158,6 +158,10 @@ class AdmissionService:
         )
         return response
 
+    def queue_wait(self) -> float:
+        """Seconds the oldest request waiting for a decision slot has waited (0: none waits)."""
+        return self._slots.queue_wait()
+
     def _decide(self, review: Mapping[str, Any], deadline: float) -> Decision:
         # OPA must be asked early enough for its whole timeout to fit before the deadline.
         last_call = deadline - RESPONSE_MARGIN_SECONDS - self._opa_timeout

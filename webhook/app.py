@@ -28,6 +28,8 @@ from edgepolicy.opa_client import OpaClient
 _LOG = logging.getLogger("edgepolicy.webhook")
 # Set by edgepolicy.webhook.gunicorn_server's worker: when the request arrived (time.monotonic()).
 ARRIVAL_KEY = "edgepolicy.arrived"
+# The application's AdmissionService, in ``Flask.extensions`` (the worker asks it how loaded it is).
+SERVICE_KEY = "edgepolicy.admission"
 ADMISSION_PATHS = {"/validate": "validate", "/mutate": "mutate"}
 INTERNAL_ERROR = "internal error: the webhook could not answer this request"
 
@@ -63,6 +65,7 @@ def create_app(config: WebhookConfig, *, service: AdmissionService | None = None
     decision_log.configure()
     app = Flask("webhook")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.extensions[SERVICE_KEY] = service
     _register_views(app, service)
     _register_error_handlers(app)
     app.wsgi_app = AdmissionEndpoints(  # type: ignore[method-assign]

@@ -14,7 +14,16 @@ so an idle, slow or stalled connection is a parked greenlet, not a thread (a few
   late), and the application sees the stamp as ``environ["edgepolicy.arrived"]``, so the
   deadline counts from arrival: a request that waited past it, for the worker or for a decision
   slot, is answered by the failure mode (see
-  :class:`edgepolicy.webhook.admission.AdmissionService`);
+  :class:`edgepolicy.webhook.admission.AdmissionService`). A connection's first request also
+  counts the time its connection waited to be accepted and for its TLS handshake;
+- an overloaded worker refuses new connections: one that waited in the listen queue longer
+  than ``WebhookConfig.connection_wait``, or arrives while a request has waited that long for a
+  decision slot, is reset at once, before its TLS handshake (:class:`_Door`). Under overload a
+  client such as vegeta or the API server opens a new connection for each request its busy
+  ones cannot take; a handshake costs about as much CPU as a decision, so serving them all left
+  no CPU for decisions. A reset costs microseconds, and the API server applies the webhook's
+  ``failurePolicy`` at once (it does not retry a POST); the connections already open are
+  served;
 - what gunicorn writes for one answer (status line, headers, body) is sent at once, one TLS
   record and one system call (:class:`ResponseBuffer`).
 
@@ -33,10 +42,12 @@ import errno
 import gc
 import io
 import os
+import socket
 import ssl
+import struct
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -44,8 +55,8 @@ from typing import Any
 
 import gevent  # type: ignore[import-untyped]
 from edgepolicy.webhook import metrics
-from edgepolicy.webhook.app import ARRIVAL_KEY, create_app
-from edgepolicy.webhook.arrival_stamps import ArrivalStamps
+from edgepolicy.webhook.app import ARRIVAL_KEY, SERVICE_KEY, create_app
+from edgepolicy.webhook.arrival_stamps import SO_TIMESTAMPNS, ArrivalStamps
 from edgepolicy.webhook.config import WebhookConfig
 from edgepolicy.webhook.prefork import freeze_before_fork
 from flask import Flask
@@ -141,12 +152,41 @@ class ResponseBuffer:
         return getattr(self._connection, name)
 
 
+# SO_LINGER with a zero timeout: close() resets the connection instead of a graceful close.
+_RESET = struct.pack("ii", 1, 0)
+
+
+class _Door(StreamServer):  # type: ignore[misc]
+    """gevent's ``StreamServer`` that asks ``admits`` (given when the connection's first bytes
+    arrived, ``time.monotonic()``) before serving a new connection; a refused one is reset at
+    once, with no TLS handshake. The arrival time is passed on to the handler."""
+
+    def __init__(self, listener: Any, *, admits: Callable[[float], bool], **kwargs: Any) -> None:
+        super().__init__(listener, **kwargs)
+        self._admits = admits
+
+    def do_handle(self, client: Any, address: Any) -> None:
+        """Serve ``client``, or reset it when the worker cannot take it in time."""
+        stamps = ArrivalStamps(client.fileno())
+        try:
+            arrived = stamps.arrived()  # of the TLS hello, when the client has sent it
+        finally:
+            stamps.close()
+        if self._admits(arrived):
+            super().do_handle(client, address, arrived)
+            return
+        with suppress(OSError):  # already gone
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+        client.close()
+
+
 class EventedWorker(GeventWorker):  # type: ignore[misc]
     """gunicorn's gevent worker with handshake, header and body timeouts, a connection cap and
     arrival stamps (see the module's description)."""
 
     _front: ssl.SSLContext
     _arrival: Any
+    _queue_wait: Callable[[], float]
 
     def run(self) -> None:
         """Accept connections on every listener until the worker is told to stop.
@@ -161,8 +201,12 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
         servers = []
         for listener in self.sockets:
             listener.setblocking(1)
+            # Accepted connections inherit it: their TLS hello is stamped from its first byte.
+            listener.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             pool = Pool(self.worker_connections)  # gunicorn's worker_connections: --max-connections
-            server = StreamServer(listener, handle=partial(self.handle, listener), spawn=pool)
+            server = _Door(
+                listener, handle=partial(self.handle, listener), spawn=pool, admits=self._admits
+            )
             if self.cfg.workers > 1:
                 server.max_accept = 1  # spread new connections over the workers
             server.start()
@@ -179,8 +223,19 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
         for server in servers:
             server.stop(timeout=1)
 
-    def handle(self, listener: Any, client: Any, addr: Any) -> None:
-        """Serve one connection: the TLS handshake, then its requests (keep-alive)."""
+    def _admits(self, arrived: float) -> bool:
+        """Tell whether a new connection whose first bytes arrived at ``arrived`` is served:
+        not when it waited longer than the connection wait for this worker to accept it, nor
+        while a request has waited that long for a decision slot (then it is counted)."""
+        limit = self.app.app_config.connection_wait
+        if time.monotonic() - arrived <= limit and self._queue_wait() <= limit:
+            return True
+        metrics.REFUSED_CONNECTIONS.inc()
+        return False
+
+    def handle(self, listener: Any, client: Any, addr: Any, arrived: float) -> None:
+        """Serve one connection, whose first bytes arrived at ``arrived``: the TLS handshake,
+        then its requests (keep-alive)."""
         options: ServerOptions = self.app.options
         client.setblocking(1)
         try:
@@ -196,7 +251,8 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
         stamps = None
         try:
             stamps = ArrivalStamps(client.fileno())
-            self._serve_requests(listener.getsockname(), client, addr, options, stamps)
+            waited = time.monotonic() - arrived  # to be accepted, and for the handshake
+            self._serve_requests(listener.getsockname(), client, addr, options, stamps, waited)
         finally:
             if stamps is not None:
                 stamps.close()
@@ -209,7 +265,10 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
         addr: Any,
         options: ServerOptions,
         stamps: ArrivalStamps,
+        waited: float,
     ) -> None:
+        """Serve the requests of a connection that ``waited`` seconds for this worker before
+        its first request could be read (counted into that request's wait)."""
         parser = http.get_parser(self.cfg, client, addr)
         req = None
         try:
@@ -223,6 +282,7 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
                     except TimeoutError:
                         return
                     arrived = stamps.arrived()  # when the bytes came, not when noticed
+                arrived, waited = arrived - waited, 0.0
                 with _within(options.header_seconds, "request headers"):
                     req = next(parser)
                 with _within(options.body_seconds, "request body"):
@@ -278,6 +338,7 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
         self._arrival = local()  # per greenlet: each connection has its own
         arrival = self._arrival
         application: Any = getattr(self, "wsgi")  # noqa: B009 - set by gunicorn
+        self._queue_wait = application.extensions[SERVICE_KEY].queue_wait
 
         def with_arrival(environ: dict[str, Any], start_response: Any) -> Any:
             environ[ARRIVAL_KEY] = getattr(arrival, "value", None)

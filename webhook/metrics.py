@@ -64,6 +64,10 @@ REJECTED = Counter(
     ["reason"],
 )
 REJECTED_REASONS = (*MALFORMED_REASONS, "too-large", "method-not-allowed")
+REFUSED_CONNECTIONS = Counter(
+    "edgepolicy_webhook_refused_connections",
+    "New connections reset before their TLS handshake because the worker was overloaded.",
+)
 WORKERS = Gauge(
     "edgepolicy_webhook_workers",
     "Worker processes serving the webhook now (a dead worker's sample is dropped).",

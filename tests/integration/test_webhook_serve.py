@@ -846,6 +846,130 @@ def test_the_deadline_counts_from_when_the_bytes_arrived_not_when_the_worker_not
         server.stop()
 
 
+# ---- refusing new connections under overload ---------------------------------------------------
+
+REFUSED_SERIES = "edgepolicy_webhook_refused_connections_total"
+
+
+def _validate_request(name: str) -> bytes:
+    body = json.dumps(admission_review(deployment(name))).encode()
+    return (
+        b"POST /validate HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+
+
+def _handshake_error(server: ServeProcess, ca: TestCA) -> Exception | None:
+    """Open a TLS connection; return what stopped its handshake (None: it completed)."""
+    try:
+        _tls_connection(server, ca).close()
+    except OSError as error:  # ssl.SSLError too
+        return error
+    return None
+
+
+def test_a_connection_that_waited_too_long_to_be_accepted_is_reset_before_its_handshake(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
+) -> None:
+    # The only worker is stopped for 0.4 s while a client connects and sends its TLS hello:
+    # more than the 0.1 s a connection may wait (a thirtieth of the 3 s deadline), so the
+    # worker resets it without a handshake when it runs again, and counts it.
+    server = start_serve(tmp_path, test_ca, server_cert, "--opa-url", own_opa.url, "--workers", "1")
+    client = https_pool(test_ca)
+    (worker,) = _children(server.process.pid)
+    try:
+        before = _sample(_metrics(client, server), REFUSED_SERIES)
+        outcome: list[Exception | None] = []
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            waiting = threading.Thread(
+                target=lambda: outcome.append(_handshake_error(server, test_ca))
+            )
+            waiting.start()
+            time.sleep(0.4)
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        waiting.join(timeout=10)
+        assert isinstance(outcome[0], ConnectionResetError), outcome
+        assert _sample(_metrics(client, server), REFUSED_SERIES) == before + 1
+        assert _handshake_error(server, test_ca) is None  # not stopped: served
+    finally:
+        server.stop()
+
+
+def test_new_connections_are_reset_while_a_request_waits_too_long_for_a_decision_slot(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
+) -> None:
+    # One decision slot; OPA is stopped, so the first request holds the slot and the second
+    # waits for it. Once it has waited more than 0.1 s, a new connection is reset before its
+    # handshake; the connections already open are still answered.
+    flags = ["--opa-url", own_opa.url, "--workers", "1", "--threads", "1"]
+    server = start_serve(tmp_path, test_ca, server_cert, *flags)
+    assert own_opa.pid is not None
+    holding, waiting = _tls_connection(server, test_ca), _tls_connection(server, test_ca)
+    try:
+        assert _handshake_error(server, test_ca) is None  # nobody waits: served
+        os.kill(own_opa.pid, signal.SIGSTOP)
+        try:
+            holding.sendall(_validate_request("holding"))
+            time.sleep(0.05)
+            waiting.sendall(_validate_request("waiting"))
+            time.sleep(0.3)
+            assert isinstance(_handshake_error(server, test_ca), ConnectionResetError)
+        finally:
+            os.kill(own_opa.pid, signal.SIGCONT)
+        for connection in (holding, waiting):  # answered (decided or by the failure mode)
+            assert _review_answer(connection)["uid"]
+        assert _handshake_error(server, test_ca) is None  # nobody waits any more
+    finally:
+        holding.close()
+        waiting.close()
+        server.stop()
+
+
+def test_a_connection_s_first_request_counts_the_time_its_tls_handshake_took(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
+) -> None:
+    # With --timeout 1, OPA must be asked within 0.45 s. The client finishes its handshake
+    # 0.6 s after its hello and sends its request with its last handshake bytes: counted from
+    # the hello (as the API server counts its timeout, from before it connects), the request is
+    # too late and the failure mode answers at once. Counted from its own bytes it would be
+    # decided, as the same request on a connection made without delay is.
+    flags = ["--opa-url", own_opa.url, "--timeout", "1", "--workers", "1"]
+    server = start_serve(tmp_path, test_ca, server_cert, *flags)
+    request = _validate_request("slow-handshake")
+    prompt = _tls_connection(server, test_ca)
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    context = ssl.create_default_context(cafile=str(test_ca.cert_file))
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    try:
+        prompt.sendall(request)
+        assert (_review_answer(prompt).get("status") or {}).get("code") != 503  # decided
+        while True:  # the handshake, up to the client's last flight (kept back)
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                raw.sendall(outgoing.read())
+                incoming.write(raw.recv(65536))
+        time.sleep(0.6)
+        tls.write(request)
+        raw.sendall(outgoing.read())
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            try:
+                answer += tls.read(65536)
+            except ssl.SSLWantReadError:
+                incoming.write(raw.recv(65536))
+        response = json.loads(answer.split(b"\r\n\r\n", 1)[1])["response"]
+        assert response["allowed"] is False and "overloaded" in response["status"]["message"]
+    finally:
+        prompt.close()
+        raw.close()
+        server.stop()
+
+
 # ---- metrics across gunicorn workers ------------------------------------------------------------
 
 DENIED_SERIES = (

@@ -44,3 +44,21 @@ def test_a_request_that_cannot_get_a_slot_in_time_is_turned_away_at_once() -> No
     taken = slots.acquire(0.01)  # nobody waits any more: a free slot is taken
     assert taken is not None
     slots.release(taken)
+
+
+def test_the_queue_wait_is_how_long_the_oldest_waiting_request_has_waited() -> None:
+    slots = DecisionSlots(1)
+    assert slots.queue_wait() == 0.0  # nobody waits
+    holder = threading.Thread(target=_hold, args=(slots, 0.4))
+    holder.start()
+    time.sleep(0.05)
+    first = threading.Thread(target=_hold, args=(slots, 0.0))
+    first.start()  # waits for the holder's slot
+    time.sleep(0.2)
+    second = threading.Thread(target=_hold, args=(slots, 0.0))
+    second.start()  # waits too, 0.2 s after the first
+    time.sleep(0.05)
+    assert 0.2 <= slots.queue_wait() < 0.4  # the first's wait, not the second's 0.05 s
+    for thread in (holder, first, second):
+        thread.join()
+    assert slots.queue_wait() == 0.0

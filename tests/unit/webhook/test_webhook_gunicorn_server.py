@@ -8,10 +8,11 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from edgepolicy.webhook.app import ARRIVAL_KEY
+from edgepolicy.webhook.app import ARRIVAL_KEY, SERVICE_KEY
 from edgepolicy.webhook.gunicorn_server import (
     EventedWorker,
     ResponseBuffer,
@@ -117,11 +118,16 @@ def test_a_worker_freezes_its_loaded_application_and_passes_arrival_stamps(
 ) -> None:
     seen: list[Any] = []
 
-    def application(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        seen.append(environ[ARRIVAL_KEY])
-        return []
+    class Application:  # what the worker uses of the Flask application
+        extensions = {SERVICE_KEY: SimpleNamespace(queue_wait=lambda: 0.25)}
 
-    monkeypatch.setattr(GeventWorker, "load_wsgi", lambda self: setattr(self, "wsgi", application))
+        def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            seen.append(environ[ARRIVAL_KEY])
+            return []
+
+    monkeypatch.setattr(
+        GeventWorker, "load_wsgi", lambda self: setattr(self, "wsgi", Application())
+    )
     worker = EventedWorker.__new__(EventedWorker)
     gc.unfreeze()
     try:
@@ -133,6 +139,7 @@ def test_a_worker_freezes_its_loaded_application_and_passes_arrival_stamps(
     worker._arrival.value = 12.5  # set by the connection loop when the request's bytes came
     worker.wsgi({}, None)
     assert seen == [None, 12.5]  # outside a request no arrival time is known
+    assert worker._queue_wait() == 0.25  # the application's, for refusing new connections
 
 
 class _RecordingConnection:
