@@ -16,7 +16,9 @@ Not a test: it prints numbers (see docs/performance.md for what was measured and
   machine shared with other work the measured capacities follow the other work more than the
   code;
 - overload: vegeta at fixed rates of 2x and 5x the webhook's capacity (open model);
-  p99.9 of the latency of every answered request, goodput = correct decisions per second;
+  p99.9 of the latency of every answered request, goodput = correct decisions per second, and
+  how many requests got no answer because the webhook reset their new connection (an
+  overloaded worker does; the API server then applies the failure policy at once);
 - stalled connections: the p99 of vegeta at ``--probe-rate`` without, then with ``--stalled``
   connections held open by a separate process (a third each: the first 3 bytes of a TLS
   hello; TLS done, then a header byte every 2 s; headers done, then a body byte every 2 s),
@@ -248,6 +250,16 @@ def expected_answers(url: str, ca: Path, mix: Sequence[Any]) -> dict[tuple[str, 
     return expected
 
 
+def refused_connections(url: str, ca: Path) -> int:
+    """New connections the webhook reset unserved so far (its workers' total)."""
+    client = urllib3.PoolManager(ca_certs=str(ca), retries=False)
+    text = client.request("GET", f"{url}/metrics", timeout=10).data.decode()
+    for line in text.splitlines():
+        if line.startswith("edgepolicy_webhook_refused_connections_total "):
+            return int(float(line.split()[1]))
+    raise SystemExit("the webhook's /metrics has no edgepolicy_webhook_refused_connections_total")
+
+
 def webhook_judge(expected: dict[tuple[str, str], Any]) -> Any:
     """A judge of webhook answers: the unloaded answer, not a failure-mode one."""
 
@@ -446,7 +458,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         stalled = webhook(f"probe {args.stalled} stalled", args.probe_rate, 2 * duration)
         stall_cpu = cpu_seconds([stall.pid]) - stall_cpu
         stall.join()
-        overloads = [webhook(f"webhook {n}x capacity", round(n * capacity)) for n in (2, 5)]
+        overloads, refused = [], []
+        for factor in (2, 5):
+            before = refused_connections(url, ca)
+            overloads.append(webhook(f"webhook {factor}x capacity", round(factor * capacity)))
+            refused.append(refused_connections(url, ca) - before)
 
     print("\nratios (same run):")
     print(f"  capacity webhook / OPA direct: {capacity:.0f} / {opa_capacity:.0f} = "
@@ -458,12 +474,12 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{hook.cpu_capacity / direct_run.cpu_capacity:.2f}")  # fmt: skip
     print(f"  p99 at 200/s webhook / OPA direct: {at_200.p99_ms:.1f} / {opa_at_200.p99_ms:.1f} ms"
           f" = {at_200.p99_ms / opa_at_200.p99_ms:.2f} (target <= 1.5)")  # fmt: skip
-    for factor, run in zip((2, 5), overloads, strict=True):
+    for factor, run, reset in zip((2, 5), overloads, refused, strict=True):
         print(f"  {factor}x capacity ({run.rate}/s): p99.9 {run.p999_ms / 1000:.2f} s "
               f"(deadline {DEADLINE_SECONDS:g} s), goodput {run.goodput:.0f}/s = "
               f"{run.goodput / capacity:.2f} of capacity (target >= 0.9), "
-              f"{run.sent - run.answered} unanswered, up to {run.peak_connections} "
-              f"connections open")  # fmt: skip
+              f"{run.sent - run.answered} unanswered ({reset} new connections reset unserved), "
+              f"up to {run.peak_connections} connections open")  # fmt: skip
     print(f"  p99 with {args.stalled} stalled connections / without: {stalled.p99_ms:.1f} / "
           f"{unloaded.p99_ms:.1f} ms = {stalled.p99_ms / unloaded.p99_ms:.2f} (target < 2), "
           f"correct {stalled.correct}/{stalled.sent}; the stalling process (reopening what the "
