@@ -5,10 +5,12 @@ come from :class:`ServerOptions`. Workers are :class:`EventedWorker`: gunicorn's
 so an idle, slow or stalled connection is a parked greenlet, not a thread (a few kilobytes each;
 1,000 of them cost the other clients nothing measurable), with what gunicorn leaves open:
 
-- the TLS handshake, the request headers (from their first byte) and the request body each
-  must complete within their own timeout (``ServerOptions.handshake_seconds``,
-  ``header_seconds``, ``body_seconds``); a connection idle between requests is closed after
-  the keep-alive timeout, and a worker holds at most ``max_connections`` connections;
+- the TLS handshake, the request headers (from their first byte), the request body and the
+  sending of the answer each must complete within their own timeout
+  (``ServerOptions.handshake_seconds``, ``header_seconds``, ``body_seconds``,
+  ``write_seconds``); a connection idle between requests is closed after the keep-alive
+  timeout, and at once when the worker stops; a worker holds at most ``max_connections``
+  connections;
 - each request is stamped with the time its first bytes reached the machine (the kernel's
   receive timestamp, :mod:`edgepolicy.webhook.arrival_stamps`: a busy worker notices bytes
   late), and the application sees the stamp as ``environ["edgepolicy.arrived"]``, so the
@@ -82,9 +84,17 @@ _TIMED_OUT = (
     b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
 )
 
+# The step of sending an answer (a client that does not read it is closed, not written to).
+_ANSWER = "sending the answer"
+
 
 class _Expired(Exception):
-    """A connection did not complete a step (handshake, headers, body) within its timeout."""
+    """A connection did not complete a step (handshake, headers, body, answer) within its
+    timeout."""
+
+    def __init__(self, step: str, seconds: float) -> None:
+        super().__init__(f"{step} not complete within {seconds:g}s")
+        self.step = step
 
 
 @contextmanager
@@ -102,7 +112,7 @@ def _within(seconds: float, step: str) -> Iterator[None]:
     except gevent.Timeout as expired:
         if expired is not timer:
             raise
-        raise _Expired(f"{step} not complete within {seconds:g}s") from None
+        raise _Expired(step, seconds) from None
     finally:
         timer.close()
 
@@ -187,6 +197,7 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
     _front: ssl.SSLContext
     _arrival: Any
     _queue_wait: Callable[[], float]
+    _idle: set[Any]  # the greenlets of connections waiting for their next request
 
     def run(self) -> None:
         """Accept connections on every listener until the worker is told to stop.
@@ -199,6 +210,7 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
             options.cert_file, options.key_file, lambda: gunicorn_ssl_context(self.cfg)
         )
         servers = []
+        self._idle = set()
         for listener in self.sockets:
             listener.setblocking(1)
             # Accepted connections inherit it: their TLS hello is stamped from its first byte.
@@ -216,6 +228,8 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
             gevent.sleep(1.0)
         for server in servers:
             server.close()  # no new connections; the open ones finish below
+        for waiting in list(self._idle):  # kept alive, between requests: closed now
+            waiting.kill(block=False)
         ends = time.monotonic() + self.cfg.graceful_timeout
         while time.monotonic() < ends and any(s.pool.free_count() != s.pool.size for s in servers):
             self.notify()
@@ -277,10 +291,14 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
                 if _has_buffered_request(client, parser):
                     arrived = time.monotonic()  # read with the previous request: no stamp
                 else:
+                    waiting = gevent.getcurrent()
+                    self._idle.add(waiting)  # killed when the worker stops: nothing to finish
                     try:  # idle between requests: costs a parked greenlet, nothing more
                         wait_read(client.fileno(), timeout=self.cfg.keepalive)
                     except TimeoutError:
                         return
+                    finally:
+                        self._idle.discard(waiting)
                     arrived = stamps.arrived()  # when the bytes came, not when noticed
                 arrived, waited = arrived - waited, 0.0
                 with _within(options.header_seconds, "request headers"):
@@ -293,11 +311,13 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
                     self.handle_request(listener_name, req, answer, addr)
                 finally:
                     self._arrival.value = None
-                    answer.flush()
+                    with _within(options.write_seconds, _ANSWER):
+                        answer.flush()
         except _Expired as expired:
             self.log.debug("closing the connection from %s: %s", addr, expired)
-            with gevent.Timeout(1, False):
-                client.sendall(_TIMED_OUT)
+            if expired.step != _ANSWER:  # a client that does not read is not written to
+                with gevent.Timeout(1, False):
+                    client.sendall(_TIMED_OUT)
         except (StopIteration, http.errors.NoMoreData):
             return  # the client closed, or the request said so
         except OSError as error:  # ssl.SSLError too: the connection is gone
@@ -353,7 +373,8 @@ class ServerOptions:
 
     ``handshake_seconds`` bounds a new connection's TLS handshake, ``header_seconds`` a
     request's line and headers from their first byte, ``body_seconds`` its body from the end of
-    its headers; ``keepalive_seconds`` closes a connection idle between requests;
+    its headers, ``write_seconds`` the sending of an answer (a client that does not read it is
+    closed); ``keepalive_seconds`` closes a connection idle between requests;
     ``max_connections`` is per worker (more wait in the listen backlog).
     """
 
@@ -366,6 +387,7 @@ class ServerOptions:
     handshake_seconds: float = 5.0
     header_seconds: float = 5.0
     body_seconds: float = 5.0
+    write_seconds: float = 5.0
     max_connections: int = 4096
     log_level: str = "info"
     access_log: bool = False

@@ -21,10 +21,10 @@ from edgepolicy.errors import EdgepolicyError, UsageError
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DESCRIPTION = """\
 The validating (/validate) and mutating (/mutate) admission webhook over TLS, served by
-gunicorn's evented workers (idle and slow connections hold no thread; handshake, header and
-body timeouts). With --opa-url it asks that OPA (the sidecar fed by bundles); without it, it
-starts and supervises a local OPA with the shipped Rego library, the policy objects under
---policies and the --data files. See docs/webhook.md."""
+gunicorn's evented workers (idle and slow connections hold no thread; handshake, header,
+body and write timeouts). With --opa-url it asks that OPA (the sidecar fed by bundles);
+without it, it starts and supervises a local OPA with the shipped Rego library, the policy
+objects under --policies and the --data files. See docs/webhook.md."""
 EXAMPLES = """\
 Examples:
   edgepolicy serve --tls-cert tls.crt --tls-key tls.key --policies examples/policies/
@@ -32,7 +32,8 @@ Examples:
   edgepolicy serve --tls-cert tls.crt --tls-key tls.key --policies policies/ \\
       --data settings.yaml --kubeconfig ~/.kube/config --fail-open --timeout 2
   edgepolicy serve --tls-cert tls.crt --tls-key tls.key --opa-url http://127.0.0.1:8181 \\
-      --handshake-timeout 2 --header-timeout 2 --body-timeout 2 --max-connections 8192
+      --handshake-timeout 2 --header-timeout 2 --body-timeout 2 --write-timeout 2 \\
+      --max-connections 8192
 """
 
 
@@ -94,6 +95,13 @@ def add_parser(subparsers: Any) -> None:
         help="time a request has for its body, after its headers (default 5)",
     )
     parser.add_argument(
+        "--write-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="time an answer has to be sent; a client that does not read it is closed (default 5)",
+    )
+    parser.add_argument(
         "--fail-open",
         action="store_true",
         help="admit objects (with a warning) when no decision can be made in time; "
@@ -153,7 +161,7 @@ def _check_args(args: argparse.Namespace) -> None:
             raise UsageError(
                 f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}"
             )
-    for flag in ("handshake_timeout", "header_timeout", "body_timeout"):
+    for flag in ("handshake_timeout", "header_timeout", "body_timeout", "write_timeout"):
         if not getattr(args, flag) > 0:
             raise UsageError(
                 f"--{flag.replace('_', '-')} must be more than 0, got {getattr(args, flag)}"
@@ -201,6 +209,7 @@ def _serve(args: argparse.Namespace) -> int:
         handshake_seconds=args.handshake_timeout,
         header_seconds=args.header_timeout,
         body_seconds=args.body_timeout,
+        write_seconds=args.write_timeout,
         max_connections=args.max_connections,
         log_level=args.log_level,
         access_log=args.access_log,

@@ -846,6 +846,62 @@ def test_the_deadline_counts_from_when_the_bytes_arrived_not_when_the_worker_not
         server.stop()
 
 
+def test_a_client_that_does_not_read_its_answers_is_closed_after_the_write_timeout(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
+) -> None:
+    # The client asks for /metrics 3,000 times in a row (6 MB of answers, more than the socket
+    # buffers hold) and reads nothing: the worker cannot send, and after --write-timeout 1 it
+    # closes the connection. The client, reading late, gets part of the answers and then the
+    # end. Without the timeout every answer would come and the connection stay open, idle.
+    flags = ["--opa-url", own_opa.url, "--workers", "1", "--write-timeout", "1"]
+    server = start_serve(tmp_path, test_ca, server_cert, *flags)
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: small window
+    raw.settimeout(5)
+    raw.connect(("127.0.0.1", server.port))
+    context = ssl.create_default_context(cafile=str(test_ca.cert_file))
+    connection = context.wrap_socket(raw, server_hostname="127.0.0.1")
+    asked = 3000
+    try:
+        connection.sendall(b"GET /metrics HTTP/1.1\r\nHost: webhook\r\n\r\n" * asked)
+        time.sleep(3)
+        received, ended = b"", False
+        try:
+            while chunk := connection.recv(1 << 16):
+                received += chunk
+            ended = True
+        except ConnectionResetError:
+            ended = True
+        except TimeoutError:
+            pass  # still open after 5 s of silence: nobody closed it
+        answered = received.count(b"HTTP/1.1 200 ")
+        assert ended, f"the connection stayed open after {answered} answers"
+        assert 0 < answered < asked
+    finally:
+        connection.close()
+        server.stop()
+
+
+def test_a_stopping_worker_closes_idle_kept_alive_connections_at_once(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
+) -> None:
+    # A kept-alive connection waiting for its next request has nothing to finish: on TERM
+    # it is closed at once and serve exits in about a second, not after the 10 s grace.
+    server = start_serve(tmp_path, test_ca, server_cert, "--opa-url", own_opa.url, "--workers", "1")
+    connection = _tls_connection(server, test_ca)
+    try:
+        connection.sendall(_validate_request("kept-alive"))
+        assert _review_answer(connection)["uid"]
+        stopped = time.monotonic()
+        os.kill(server.process.pid, signal.SIGTERM)
+        assert connection.recv(1) == b""  # closed by the worker (the socket's timeout is 5 s)
+        assert server.process.wait(30) == 0
+        assert time.monotonic() - stopped < 5  # the grace period is 10 s
+    finally:
+        connection.close()
+        server.stop()
+
+
 # ---- refusing new connections under overload ---------------------------------------------------
 
 REFUSED_SERIES = "edgepolicy_webhook_refused_connections_total"
