@@ -10,8 +10,10 @@ from edgepolicy.errors import UsageError
 # Time kept back from the deadline for building and sending the response.
 RESPONSE_MARGIN_SECONDS = 0.1
 # The share of the deadline a new connection may wait for a worker before it is refused (0.1 s
-# of the default 3 s): more lets in connections an overloaded worker cannot serve.
+# of the default 3 s, and never less): more lets in connections an overloaded worker cannot
+# serve, less would refuse connections while one large review is parsed.
 CONNECTION_WAIT_SHARE = 1 / 30
+CONNECTION_WAIT_MIN_SECONDS = 0.1
 # The share of the deadline Kubernetes lookups may use (at most one second).
 KUBE_SHARE = 1 / 3
 KUBE_MAX_SECONDS = 1.0
@@ -65,8 +67,9 @@ class WebhookConfig:
     @property
     def connection_wait(self) -> float:
         """Seconds a new connection may wait for a worker: one that waited longer in the listen
-        queue, or arrives while a request has waited longer for a decision slot, is refused."""
-        return self.timeout * CONNECTION_WAIT_SHARE
+        backlog is refused, and while a request has waited longer for a decision slot new
+        connections are taken sparingly."""
+        return max(CONNECTION_WAIT_MIN_SECONDS, self.timeout * CONNECTION_WAIT_SHARE)
 
     def opa_timeout(self, with_kube: bool) -> float:
         """Seconds OPA may take: half of what the lookups and the response margin leave, so a

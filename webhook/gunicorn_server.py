@@ -16,16 +16,18 @@ so an idle, slow or stalled connection is a parked greenlet, not a thread (a few
   late), and the application sees the stamp as ``environ["edgepolicy.arrived"]``, so the
   deadline counts from arrival: a request that waited past it, for the worker or for a decision
   slot, is answered by the failure mode (see
-  :class:`edgepolicy.webhook.admission.AdmissionService`). A connection's first request also
-  counts the time its connection waited to be accepted and for its TLS handshake;
-- an overloaded worker refuses new connections: one that waited in the listen queue longer
-  than ``WebhookConfig.connection_wait``, or arrives while a request has waited that long for a
-  decision slot, is reset at once, before its TLS handshake (:class:`_Door`). Under overload a
-  client such as vegeta or the API server opens a new connection for each request its busy
-  ones cannot take; a handshake costs about as much CPU as a decision, so serving them all left
-  no CPU for decisions. A reset costs microseconds, and the API server applies the webhook's
-  ``failurePolicy`` at once (it does not retry a POST); the connections already open are
-  served;
+  :class:`edgepolicy.webhook.admission.AdmissionService`). A connection's first request, sent
+  with or right after the TLS handshake, counts from the arrival of the connection's TLS hello
+  (its wait to be accepted and the handshake count too);
+- an overloaded worker refuses new connections (:class:`_Door`): one that waited in the listen
+  backlog longer than ``WebhookConfig.connection_wait`` (the worker is too busy to accept) is
+  reset at once, before its TLS handshake; while a request has waited that long for a decision
+  slot, the worker takes a new connection only every half of that time, leaving the others to
+  another worker or to the backlog. Under overload a client such as vegeta or the API server
+  opens a new connection for each request its busy ones cannot take; a handshake costs about as
+  much CPU as a decision, so serving them all left no CPU for decisions. A reset costs
+  microseconds, and the API server applies the webhook's ``failurePolicy`` at once (it does not
+  retry a POST); the connections already open are served;
 - what gunicorn writes for one answer (status line, headers, body) is sent at once, one TLS
   record and one system call (:class:`ResponseBuffer`).
 
@@ -167,27 +169,47 @@ _RESET = struct.pack("ii", 1, 0)
 
 
 class _Door(StreamServer):  # type: ignore[misc]
-    """gevent's ``StreamServer`` that asks ``admits`` (given when the connection's first bytes
-    arrived, ``time.monotonic()``) before serving a new connection; a refused one is reset at
-    once, with no TLS handshake. The arrival time is passed on to the handler."""
+    """gevent's ``StreamServer`` in front of an overloaded worker.
 
-    def __init__(self, listener: Any, *, admits: Callable[[float], bool], **kwargs: Any) -> None:
+    A new connection whose first bytes arrived (``time.monotonic()``) longer than ``wait``
+    seconds ago is reset at once, with no TLS handshake, and counted. While ``busy()`` (neither
+    may block: they run in the event loop), the server serves the connection it took and then
+    accepts nothing for half of ``wait``, so that another worker or the backlog takes the next
+    ones. The arrival time is passed on to the handler.
+    """
+
+    def __init__(
+        self, listener: Any, *, wait: float, busy: Callable[[], bool], **kwargs: Any
+    ) -> None:
         super().__init__(listener, **kwargs)
-        self._admits = admits
+        self._wait = wait
+        self._busy = busy
 
     def do_handle(self, client: Any, address: Any) -> None:
-        """Serve ``client``, or reset it when the worker cannot take it in time."""
-        stamps = ArrivalStamps(client.fileno())
+        """Serve ``client``, or reset it when it waited too long for this worker."""
         try:
-            arrived = stamps.arrived()  # of the TLS hello, when the client has sent it
-        finally:
-            stamps.close()
-        if self._admits(arrived):
-            super().do_handle(client, address, arrived)
-            return
-        with suppress(OSError):  # already gone
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
-        client.close()
+            stamps = ArrivalStamps(client.fileno())
+            try:
+                arrived = stamps.arrived()  # of the TLS hello, when the client has sent it
+            finally:
+                stamps.close()
+            if time.monotonic() - arrived > self._wait:
+                metrics.REFUSED_CONNECTIONS.inc()
+                with suppress(OSError):  # already gone
+                    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+                client.close()
+                return
+            if self._busy():
+                self.stop_accepting()
+                gevent.spawn_later(self._wait / 2, self._resume)
+        except BaseException:
+            client.close()
+            raise
+        super().do_handle(client, address, arrived)
+
+    def _resume(self) -> None:
+        if not self.closed:
+            self.start_accepting()
 
 
 class EventedWorker(GeventWorker):  # type: ignore[misc]
@@ -217,10 +239,15 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
             listener.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             pool = Pool(self.worker_connections)  # gunicorn's worker_connections: --max-connections
             server = _Door(
-                listener, handle=partial(self.handle, listener), spawn=pool, admits=self._admits
+                listener,
+                handle=partial(self.handle, listener),
+                spawn=pool,
+                wait=self.app.app_config.connection_wait,
+                busy=self._busy,
             )
-            if self.cfg.workers > 1:
-                server.max_accept = 1  # spread new connections over the workers
+            # One connection per wake-up: spread over the workers, and none taken beyond the
+            # first while the door has stopped accepting.
+            server.max_accept = 1
             server.start()
             servers.append(server)
         while self.alive:
@@ -237,15 +264,11 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
         for server in servers:
             server.stop(timeout=1)
 
-    def _admits(self, arrived: float) -> bool:
-        """Tell whether a new connection whose first bytes arrived at ``arrived`` is served:
-        not when it waited longer than the connection wait for this worker to accept it, nor
-        while a request has waited that long for a decision slot (then it is counted)."""
-        limit = self.app.app_config.connection_wait
-        if time.monotonic() - arrived <= limit and self._queue_wait() <= limit:
-            return True
-        metrics.REFUSED_CONNECTIONS.inc()
-        return False
+    def _busy(self) -> bool:
+        """Tell whether a request has waited longer than the connection wait for a decision
+        slot (the worker then takes new connections sparingly)."""
+        limit: float = self.app.app_config.connection_wait
+        return self._queue_wait() > limit
 
     def handle(self, listener: Any, client: Any, addr: Any, arrived: float) -> None:
         """Serve one connection, whose first bytes arrived at ``arrived``: the TLS handshake,
@@ -265,8 +288,8 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
         stamps = None
         try:
             stamps = ArrivalStamps(client.fileno())
-            waited = time.monotonic() - arrived  # to be accepted, and for the handshake
-            self._serve_requests(listener.getsockname(), client, addr, options, stamps, waited)
+            first = (arrived, time.monotonic())  # the hello's arrival, the handshake's end
+            self._serve_requests(listener.getsockname(), client, addr, options, stamps, first)
         finally:
             if stamps is not None:
                 stamps.close()
@@ -279,10 +302,11 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
         addr: Any,
         options: ServerOptions,
         stamps: ArrivalStamps,
-        waited: float,
+        first: tuple[float, float] | None,
     ) -> None:
-        """Serve the requests of a connection that ``waited`` seconds for this worker before
-        its first request could be read (counted into that request's wait)."""
+        """Serve the requests of a connection; ``first`` is when its TLS hello arrived and when
+        its handshake ended: a first request sent with or right after the handshake (within
+        the connection wait) counts from the hello, one sent later from its own arrival."""
         parser = http.get_parser(self.cfg, client, addr)
         req = None
         try:
@@ -300,7 +324,11 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
                     finally:
                         self._idle.discard(waiting)
                     arrived = stamps.arrived()  # when the bytes came, not when noticed
-                arrived, waited = arrived - waited, 0.0
+                if first is not None:
+                    hello, handshaken = first
+                    if arrived <= handshaken + self.app.app_config.connection_wait:
+                        arrived = hello
+                    first = None
                 with _within(options.header_seconds, "request headers"):
                     req = next(parser)
                 with _within(options.body_seconds, "request body"):

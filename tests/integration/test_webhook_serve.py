@@ -15,6 +15,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -953,27 +954,31 @@ def test_a_connection_that_waited_too_long_to_be_accepted_is_reset_before_its_ha
         server.stop()
 
 
-def test_new_connections_are_reset_while_a_request_waits_too_long_for_a_decision_slot(
+def test_new_connections_are_taken_sparingly_while_a_request_waits_long_for_a_decision_slot(
     tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
 ) -> None:
     # One decision slot; OPA is stopped, so the first request holds the slot and the second
-    # waits for it. Once it has waited more than 0.1 s, a new connection is reset before its
-    # handshake; the connections already open are still answered.
+    # waits for it. Once it has waited more than 0.1 s, the worker takes one new connection
+    # every 0.05 s: of ten opened at once, the first ones are served and those left waiting in
+    # the backlog more than 0.1 s are reset. The connections already open are still answered.
     flags = ["--opa-url", own_opa.url, "--workers", "1", "--threads", "1"]
     server = start_serve(tmp_path, test_ca, server_cert, *flags)
     assert own_opa.pid is not None
     holding, waiting = _tls_connection(server, test_ca), _tls_connection(server, test_ca)
     try:
-        assert _handshake_error(server, test_ca) is None  # nobody waits: served
         os.kill(own_opa.pid, signal.SIGSTOP)
         try:
             holding.sendall(_validate_request("holding"))
             time.sleep(0.05)
             waiting.sendall(_validate_request("waiting"))
             time.sleep(0.3)
-            assert isinstance(_handshake_error(server, test_ca), ConnectionResetError)
+            with ThreadPoolExecutor(10) as pool:
+                outcomes = list(pool.map(lambda _: _handshake_error(server, test_ca), range(10)))
         finally:
             os.kill(own_opa.pid, signal.SIGCONT)
+        reset = [o for o in outcomes if isinstance(o, ConnectionResetError)]
+        assert None in outcomes and len(reset) >= 5, outcomes
+        assert len(reset) + outcomes.count(None) == 10, outcomes
         for connection in (holding, waiting):  # answered (decided or by the failure mode)
             assert _review_answer(connection)["uid"]
         assert _handshake_error(server, test_ca) is None  # nobody waits any more
@@ -981,6 +986,34 @@ def test_new_connections_are_reset_while_a_request_waits_too_long_for_a_decision
         holding.close()
         waiting.close()
         server.stop()
+
+
+def _client_handshake(
+    raw: socket.socket, ca: TestCA
+) -> tuple[ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO]:
+    """Run a TLS client handshake over ``raw`` up to the client's last flight, which is kept
+    back in the returned outgoing buffer (not sent)."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    context = ssl.create_default_context(cafile=str(ca.cert_file))
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    while True:
+        try:
+            tls.do_handshake()
+            return tls, incoming, outgoing
+        except ssl.SSLWantReadError:
+            raw.sendall(outgoing.read())
+            incoming.write(raw.recv(65536))
+
+
+def _bio_answer(raw: socket.socket, tls: ssl.SSLObject, incoming: ssl.MemoryBIO) -> dict[str, Any]:
+    """Read one AdmissionReview answer through ``tls`` (memory buffers over ``raw``)."""
+    answer = b""
+    while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+        try:
+            answer += tls.read(65536)
+        except ssl.SSLWantReadError:
+            incoming.write(raw.recv(65536))
+    return json.loads(answer.split(b"\r\n\r\n", 1)[1])["response"]  # type: ignore[no-any-return]
 
 
 def test_a_connection_s_first_request_counts_the_time_its_tls_handshake_took(
@@ -996,32 +1029,66 @@ def test_a_connection_s_first_request_counts_the_time_its_tls_handshake_took(
     request = _validate_request("slow-handshake")
     prompt = _tls_connection(server, test_ca)
     raw = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    context = ssl.create_default_context(cafile=str(test_ca.cert_file))
-    tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
     try:
         prompt.sendall(request)
         assert (_review_answer(prompt).get("status") or {}).get("code") != 503  # decided
-        while True:  # the handshake, up to the client's last flight (kept back)
-            try:
-                tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                raw.sendall(outgoing.read())
-                incoming.write(raw.recv(65536))
+        tls, incoming, outgoing = _client_handshake(raw, test_ca)
         time.sleep(0.6)
         tls.write(request)
         raw.sendall(outgoing.read())
-        answer = b""
-        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
-            try:
-                answer += tls.read(65536)
-            except ssl.SSLWantReadError:
-                incoming.write(raw.recv(65536))
-        response = json.loads(answer.split(b"\r\n\r\n", 1)[1])["response"]
+        response = _bio_answer(raw, tls, incoming)
         assert response["allowed"] is False and "overloaded" in response["status"]["message"]
     finally:
         prompt.close()
+        raw.close()
+        server.stop()
+
+
+def test_a_first_request_sent_with_the_handshake_counts_its_wait_once(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
+) -> None:
+    # Default --timeout 3: OPA must be asked within 1.45 s of the hello. A TLS 1.3 client sends
+    # its last handshake bytes and its request together while the only worker is stopped for
+    # 0.9 s: 0.9 s have passed since the hello, so it is decided (counting the worker's delay
+    # both as the handshake's and as the request's would make 1.8 s, and the failure mode).
+    server = start_serve(tmp_path, test_ca, server_cert, "--opa-url", own_opa.url, "--workers", "1")
+    (worker,) = _children(server.process.pid)
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    try:
+        tls, incoming, outgoing = _client_handshake(raw, test_ca)
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            tls.write(_validate_request("sent-with-finished"))
+            raw.sendall(outgoing.read())
+            time.sleep(0.9)
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        response = _bio_answer(raw, tls, incoming)
+        assert (response.get("status") or {}).get("code") != 503, response  # decided
+    finally:
+        raw.close()
+        server.stop()
+
+
+def test_a_first_request_sent_long_after_the_handshake_counts_from_its_own_arrival(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
+) -> None:
+    # A connection whose handshake took 1.6 s, then left idle for 1 s (Go's HTTP client keeps
+    # a connection it dialed for a request that another connection took), sends a request to
+    # an idle webhook: the request waited for nothing and is decided; counted from the hello,
+    # 2.6 s of its 3 s would be gone.
+    server = start_serve(tmp_path, test_ca, server_cert, "--opa-url", own_opa.url, "--workers", "1")
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    try:
+        tls, incoming, outgoing = _client_handshake(raw, test_ca)
+        time.sleep(1.6)
+        raw.sendall(outgoing.read())  # the handshake ends 1.6 s after the hello
+        time.sleep(1.0)
+        tls.write(_validate_request("idle-after-handshake"))
+        raw.sendall(outgoing.read())
+        response = _bio_answer(raw, tls, incoming)
+        assert (response.get("status") or {}).get("code") != 503, response  # decided
+    finally:
         raw.close()
         server.stop()
 
