@@ -30,6 +30,8 @@ _LOG = logging.getLogger("edgepolicy.webhook")
 ARRIVAL_KEY = "edgepolicy.arrived"
 # The application's AdmissionService, in ``Flask.extensions`` (the worker asks it how loaded it is).
 SERVICE_KEY = "edgepolicy.admission"
+# The application without /validate and /mutate (/healthz, /readyz, /metrics), in ``extensions``.
+PROBES_KEY = "edgepolicy.probes"
 ADMISSION_PATHS = {"/validate": "validate", "/mutate": "mutate"}
 INTERNAL_ERROR = "internal error: the webhook could not answer this request"
 
@@ -68,6 +70,7 @@ def create_app(config: WebhookConfig, *, service: AdmissionService | None = None
     app.extensions[SERVICE_KEY] = service
     _register_views(app, service)
     _register_error_handlers(app)
+    app.extensions[PROBES_KEY] = app.wsgi_app  # Flask's own: the views, no admission endpoints
     app.wsgi_app = AdmissionEndpoints(  # type: ignore[method-assign]
         service, app.wsgi_app, max_body_bytes=config.max_body_bytes
     )

@@ -29,7 +29,10 @@ so an idle, slow or stalled connection is a parked greenlet, not a thread (a few
   microseconds, and the API server applies the webhook's ``failurePolicy`` at once (it does not
   retry a POST); the connections already open are served;
 - what gunicorn writes for one answer (status line, headers, body) is sent at once, one TLS
-  record and one system call (:class:`ResponseBuffer`).
+  record and one system call (:class:`ResponseBuffer`);
+- with ``ServerOptions.probe_port`` the workers also serve ``/healthz``, ``/readyz`` and
+  ``/metrics`` (nothing else) in plain HTTP on that port, never refused: the kubelet's probes
+  and Prometheus's scrapes then do not depend on an overloaded worker taking new connections.
 
 gevent patches the standard library in gunicorn's master, before anything imports ``ssl``, and
 the master imports the model-signature libraries and freezes them before each fork, so the
@@ -59,7 +62,7 @@ from typing import Any
 
 import gevent  # type: ignore[import-untyped]
 from edgepolicy.webhook import metrics
-from edgepolicy.webhook.app import ARRIVAL_KEY, SERVICE_KEY, create_app
+from edgepolicy.webhook.app import ARRIVAL_KEY, PROBES_KEY, SERVICE_KEY, create_app
 from edgepolicy.webhook.arrival_stamps import SO_TIMESTAMPNS, ArrivalStamps
 from edgepolicy.webhook.config import WebhookConfig
 from edgepolicy.webhook.prefork import freeze_before_fork
@@ -120,8 +123,10 @@ def _within(seconds: float, step: str) -> Iterator[None]:
 
 
 def _has_buffered_request(client: Any, parser: Any) -> bool:
-    """Tell whether request bytes are already read (TLS-decrypted or by the parser)."""
-    return bool(client.pending()) or parser.unreader.buf.tell() > 0
+    """Tell whether request bytes are already read (TLS-decrypted or by the parser; a plain
+    connection buffers nothing itself)."""
+    pending = getattr(client, "pending", None)
+    return bool(pending is not None and pending()) or parser.unreader.buf.tell() > 0
 
 
 class ResponseBuffer:
@@ -217,7 +222,7 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
     arrival stamps (see the module's description)."""
 
     _front: ssl.SSLContext
-    _arrival: Any
+    _request: Any  # per greenlet: when its request arrived, whether it came to the probe port
     _queue_wait: Callable[[], float]
     _idle: set[Any]  # the greenlets of connections waiting for their next request
 
@@ -238,13 +243,17 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
             # Accepted connections inherit it: their TLS hello is stamped from its first byte.
             listener.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             pool = Pool(self.worker_connections)  # gunicorn's worker_connections: --max-connections
-            server = _Door(
-                listener,
-                handle=partial(self.handle, listener),
-                spawn=pool,
-                wait=self.app.app_config.connection_wait,
-                busy=self._busy,
-            )
+            if listener.getsockname()[1] == options.probe_port:
+                server = StreamServer(listener, handle=partial(self.handle_probe, listener))
+                server.set_spawn(pool)
+            else:
+                server = _Door(
+                    listener,
+                    handle=partial(self.handle, listener),
+                    spawn=pool,
+                    wait=self.app.app_config.connection_wait,
+                    busy=self._busy,
+                )
             # One connection per wake-up: spread over the workers, and none taken beyond the
             # first while the door has stopped accepting.
             server.max_accept = 1
@@ -295,6 +304,18 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
                 stamps.close()
             util.close(client)
 
+    def handle_probe(self, listener: Any, client: Any, addr: Any) -> None:
+        """Serve one connection to the probe port: plain HTTP, the probe views only."""
+        client.setblocking(1)
+        self._request.probe = True
+        stamps = ArrivalStamps(client.fileno())
+        try:
+            options: ServerOptions = self.app.options
+            self._serve_requests(listener.getsockname(), client, addr, options, stamps, None)
+        finally:
+            stamps.close()
+            util.close(client)
+
     def _serve_requests(
         self,
         listener_name: Any,
@@ -333,12 +354,12 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
                     req = next(parser)
                 with _within(options.body_seconds, "request body"):
                     self._read_body(req, client)
-                self._arrival.value = arrived
+                self._request.arrived = arrived
                 answer = ResponseBuffer(client)
                 try:
                     self.handle_request(listener_name, req, answer, addr)
                 finally:
-                    self._arrival.value = None
+                    self._request.arrived = None
                     with _within(options.write_seconds, _ANSWER):
                         answer.flush()
         except _Expired as expired:
@@ -374,7 +395,8 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
         req.body = io.BytesIO(data)
 
     def load_wsgi(self) -> None:
-        """Load the application and pass each request's arrival time in its environ.
+        """Load the application and pass each request's arrival time in its environ; a request
+        to the probe port goes to the application's probe views.
 
         What exists once the application is loaded lives as long as the worker: it is moved out
         of the garbage collector's generations (``gc.freeze``), as the master's modules were
@@ -383,13 +405,16 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
         super().load_wsgi()
         gc.collect()
         gc.freeze()
-        self._arrival = local()  # per greenlet: each connection has its own
-        arrival = self._arrival
+        self._request = local()  # per greenlet: each connection has its own
+        request = self._request
         application: Any = getattr(self, "wsgi")  # noqa: B009 - set by gunicorn
         self._queue_wait = application.extensions[SERVICE_KEY].queue_wait
+        probes = application.extensions[PROBES_KEY]
 
         def with_arrival(environ: dict[str, Any], start_response: Any) -> Any:
-            environ[ARRIVAL_KEY] = getattr(arrival, "value", None)
+            if getattr(request, "probe", False):
+                return probes(environ, start_response)
+            environ[ARRIVAL_KEY] = getattr(request, "arrived", None)
             return application(environ, start_response)
 
         self.wsgi = with_arrival
@@ -403,7 +428,8 @@ class ServerOptions:
     request's line and headers from their first byte, ``body_seconds`` its body from the end of
     its headers, ``write_seconds`` the sending of an answer (a client that does not read it is
     closed); ``keepalive_seconds`` closes a connection idle between requests;
-    ``max_connections`` is per worker (more wait in the listen backlog).
+    ``max_connections`` is per worker (more wait in the listen backlog); ``probe_port``, when
+    given, serves the probe views in plain HTTP.
     """
 
     cert_file: Path
@@ -417,6 +443,7 @@ class ServerOptions:
     body_seconds: float = 5.0
     write_seconds: float = 5.0
     max_connections: int = 4096
+    probe_port: int | None = None
     log_level: str = "info"
     access_log: bool = False
 
@@ -425,6 +452,13 @@ class ServerOptions:
         """``host:port``, an IPv6 host in brackets (``[::1]:8443``)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+    @property
+    def addresses(self) -> list[str]:
+        """Every ``host:port`` listened on: the webhook's, then the probe port's."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        probes = [] if self.probe_port is None else [f"{host}:{self.probe_port}"]
+        return [self.address, *probes]
 
     @property
     def url(self) -> str:
@@ -448,7 +482,7 @@ def gunicorn_settings(options: ServerOptions, tls: ReloadingContext) -> dict[str
         metrics.mark_worker_dead(worker.pid)
 
     settings: dict[str, Any] = {
-        "bind": [options.address],
+        "bind": options.addresses,
         "workers": options.workers,
         "worker_class": f"{__name__}.EventedWorker",
         "worker_connections": options.max_connections,

@@ -51,6 +51,13 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     parser.add_argument("--port", type=int, default=8443, help="port to listen on (default 8443)")
     parser.add_argument(
+        "--probe-port",
+        type=int,
+        metavar="PORT",
+        help="also serve /healthz, /readyz and /metrics (only those) in plain HTTP on this port, "
+        "never refused under overload: for the kubelet's probes and Prometheus (default: none)",
+    )
+    parser.add_argument(
         "--opa-url",
         metavar="URL",
         help="OPA to ask (e.g. http://127.0.0.1:8181, the sidecar); default: start a local OPA",
@@ -156,6 +163,10 @@ def add_parser(subparsers: Any) -> None:
 def _check_args(args: argparse.Namespace) -> None:
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
+    if args.probe_port is not None and not 0 < args.probe_port < 65536:
+        raise UsageError(f"--probe-port must be between 1 and 65535, got {args.probe_port}")
+    if args.probe_port == args.port:
+        raise UsageError(f"--probe-port must differ from --port (both {args.port})")
     for flag in ("workers", "threads", "max_connections"):
         if getattr(args, flag) < 1:
             raise UsageError(
@@ -211,6 +222,7 @@ def _serve(args: argparse.Namespace) -> int:
         body_seconds=args.body_timeout,
         write_seconds=args.write_timeout,
         max_connections=args.max_connections,
+        probe_port=args.probe_port,
         log_level=args.log_level,
         access_log=args.access_log,
     )

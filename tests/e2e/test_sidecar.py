@@ -234,6 +234,7 @@ def deployed_webhook(
         {
             "--host": "127.0.0.1",
             "--port": str(port),
+            "--probe-port": str(controlplane.free_port()),
             "--tls-cert": str(webhook_tls.cert_file),
             "--tls-key": str(webhook_tls.key_file),
             "--opa-url": sidecar.url,
@@ -254,6 +255,15 @@ def deployed_webhook(
 
 def test_container_command_is_edgepolicy() -> None:
     assert container("webhook")["command"] == ["edgepolicy"]
+
+
+def test_the_webhook_s_probes_ask_the_probe_port_in_plain_http() -> None:
+    webhook = container("webhook")
+    ports = {port["name"]: port["containerPort"] for port in webhook["ports"]}
+    assert f"--probe-port={ports['probes']}" in webhook["args"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert webhook[probe]["httpGet"]["port"] == "probes"
+        assert webhook[probe]["httpGet"]["scheme"] == "HTTP"
     assert container("opa")["args"][:2] == ["run", "--server"]
 
 

@@ -988,6 +988,53 @@ def test_new_connections_are_taken_sparingly_while_a_request_waits_long_for_a_de
         server.stop()
 
 
+def test_the_probe_port_answers_probes_in_plain_http_while_new_connections_are_taken_sparingly(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
+) -> None:
+    # As above, a request waits long for the only decision slot; ten /healthz probes opened
+    # at once on --probe-port are all answered (none reset), /readyz and /metrics too, in
+    # plain HTTP. The probe port serves nothing else: /validate there is not found.
+    probe_port = free_port()
+    flags = ["--opa-url", own_opa.url, "--workers", "1", "--threads", "1"]
+    server = start_serve(tmp_path, test_ca, server_cert, *flags, "--probe-port", str(probe_port))
+    probes = urllib3.PoolManager(retries=False, timeout=5)
+    base = f"http://127.0.0.1:{probe_port}"
+    assert own_opa.pid is not None
+    holding, waiting = _tls_connection(server, test_ca), _tls_connection(server, test_ca)
+    try:
+        assert probes.request("GET", base + "/readyz").status == 200
+        metrics_page = probes.request("GET", base + "/metrics")
+        assert metrics_page.status == 200 and REFUSED_SERIES in metrics_page.data.decode()
+        review = json.dumps(admission_review(deployment("on-the-probe-port"))).encode()
+        assert probes.request("POST", base + "/validate", body=review).status == 404
+        os.kill(own_opa.pid, signal.SIGSTOP)
+        try:
+            holding.sendall(_validate_request("holding"))
+            time.sleep(0.05)
+            waiting.sendall(_validate_request("waiting"))
+            time.sleep(0.3)
+
+            def probe(_: int) -> int:
+                connection = http.client.HTTPConnection("127.0.0.1", probe_port, timeout=5)
+                try:
+                    connection.request("GET", "/healthz")
+                    return connection.getresponse().status
+                finally:
+                    connection.close()
+
+            with ThreadPoolExecutor(10) as pool:
+                statuses = list(pool.map(probe, range(10)))
+        finally:
+            os.kill(own_opa.pid, signal.SIGCONT)
+        assert statuses == [200] * 10
+        for connection in (holding, waiting):
+            assert _review_answer(connection)["uid"]
+    finally:
+        holding.close()
+        waiting.close()
+        server.stop()
+
+
 def _client_handshake(
     raw: socket.socket, ca: TestCA
 ) -> tuple[ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO]:

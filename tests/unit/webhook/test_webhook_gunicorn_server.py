@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from edgepolicy.webhook.app import ARRIVAL_KEY, SERVICE_KEY
+from edgepolicy.webhook.app import ARRIVAL_KEY, PROBES_KEY, SERVICE_KEY
 from edgepolicy.webhook.gunicorn_server import (
     EventedWorker,
     ResponseBuffer,
@@ -118,8 +118,12 @@ def test_a_worker_freezes_its_loaded_application_and_passes_arrival_stamps(
 ) -> None:
     seen: list[Any] = []
 
+    def probes(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.append("probes")
+        return []
+
     class Application:  # what the worker uses of the Flask application
-        extensions = {SERVICE_KEY: SimpleNamespace(queue_wait=lambda: 0.25)}
+        extensions = {SERVICE_KEY: SimpleNamespace(queue_wait=lambda: 0.25), PROBES_KEY: probes}
 
         def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
             seen.append(environ[ARRIVAL_KEY])
@@ -136,9 +140,11 @@ def test_a_worker_freezes_its_loaded_application_and_passes_arrival_stamps(
     finally:
         gc.unfreeze()
     worker.wsgi({}, None)
-    worker._arrival.value = 12.5  # set by the connection loop when the request's bytes came
+    worker._request.arrived = 12.5  # set by the connection loop when the request's bytes came
     worker.wsgi({}, None)
-    assert seen == [None, 12.5]  # outside a request no arrival time is known
+    worker._request.probe = True  # a connection to the probe port: the probe views only
+    worker.wsgi({}, None)
+    assert seen == [None, 12.5, "probes"]  # outside a request no arrival time is known
     assert worker._queue_wait() == 0.25  # the application's, for refusing new connections
 
 
