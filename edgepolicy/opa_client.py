@@ -10,6 +10,7 @@ deadline).
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -99,11 +100,12 @@ class OpaClient:
     def _request(self, method: str, path: str, body: bytes | None) -> Any:
         try:
             answer = self._pool.request(method, path, body, self._timeout)
+        except (OSError, MalformedAnswerError) as error:  # first: a certificate error is both
+            raise OpaUnavailableError(
+                f"OPA at {self.base_url} is unavailable: {_failure(error)}"
+            ) from error
         except ValueError as error:  # a path no HTTP request line can carry
             raise OpaError(f"cannot ask OPA at {self.base_url}: {error}") from error
-        except (OSError, MalformedAnswerError) as error:
-            reason = "timed out" if isinstance(error, TimeoutError) else error
-            raise OpaUnavailableError(f"OPA at {self.base_url} is unavailable: {reason}") from error
         try:
             payload = json.loads(answer.body) if answer.body else None
         except ValueError as error:
@@ -117,3 +119,12 @@ class OpaClient:
                 f"{message or answer.reason or 'no message'}"
             )
         return payload
+
+
+def _failure(error: OSError | MalformedAnswerError) -> str:
+    """Why a request found no answer, in words (without OpenSSL's source locations)."""
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"its TLS certificate failed verification: {error.verify_message}"
+    return str(error)

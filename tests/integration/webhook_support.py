@@ -50,15 +50,15 @@ class TestCA:
 
     __test__ = False  # not a test class
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, name: str = "edgepolicy test CA") -> None:
         self.directory = directory
         self._key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "edgepolicy test CA")])
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         now = datetime.datetime.now(datetime.UTC)
         self._cert = (
             x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
+            .subject_name(subject)
+            .issuer_name(subject)
             .public_key(self._key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
