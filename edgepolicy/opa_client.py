@@ -110,7 +110,8 @@ class OpaClient:
             payload = json.loads(answer.body) if answer.body else None
         except ValueError as error:
             raise OpaError(
-                f"OPA at {self.base_url} answered HTTP {answer.status} with invalid JSON"
+                f"OPA at {self.base_url} answered HTTP {answer.status} with invalid JSON: "
+                f"{_excerpt(answer.body)!r}"
             ) from error
         if answer.status != 200:
             message = payload.get("message") if isinstance(payload, dict) else None
@@ -127,4 +128,14 @@ def _failure(error: OSError | MalformedAnswerError) -> str:
         return "timed out"
     if isinstance(error, ssl.SSLCertVerificationError):
         return f"its TLS certificate failed verification: {error.verify_message}"
+    if isinstance(error, ssl.SSLError):
+        # "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)": the words only
+        words = str(error.strerror or error).partition("] ")[2].rpartition(" (_ssl.c")[0]
+        hint = " (is it serving plain http?)" if error.reason == "WRONG_VERSION_NUMBER" else ""
+        return f"TLS failed: {words or error}{hint}"
     return str(error)
+
+
+def _excerpt(body: bytes) -> str:
+    """The start of an answer that is not JSON (e.g. an HTTPS server's words to plain HTTP)."""
+    return body[:100].decode("utf-8", "replace").strip()

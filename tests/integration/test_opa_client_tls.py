@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 from webhook_support import ServerCert, TestCA, free_port
 
-from edgepolicy.errors import OpaUnavailableError
+from edgepolicy.errors import OpaError, OpaUnavailableError
 from edgepolicy.http_connections import ConnectionPool
 from edgepolicy.opa_client import OpaClient
+from edgepolicy.opa_process import OpaProcess
 
 pytestmark = pytest.mark.integration
 
@@ -128,6 +129,27 @@ def test_queries_to_a_real_tls_opa_reuse_one_connection(tls_opa: int) -> None:
         client.close()
         relay.close()
     assert relay.accepted == 1
+
+
+def test_a_wrong_scheme_is_named(tls_opa: int, opa_binary: Path, trust_test_ca: TestCA) -> None:
+    plain = OpaClient(f"http://127.0.0.1:{tls_opa}", timeout=5.0)
+    with pytest.raises(OpaError) as caught:
+        plain.query("tlsprobe/ready")
+    plain.close()
+    assert str(caught.value) == (
+        f"OPA at http://127.0.0.1:{tls_opa} answered HTTP 400 with invalid JSON: "
+        "'Client sent an HTTP request to an HTTPS server.'"
+    )
+    with OpaProcess(opa_binary) as plain_opa:
+        url = plain_opa.url.replace("http://", "https://")
+        secure = OpaClient(url, timeout=5.0)
+        with pytest.raises(OpaUnavailableError) as unavailable:
+            secure.query("tlsprobe/ready")
+        secure.close()
+    assert str(unavailable.value) == (
+        f"OPA at {url} is unavailable: TLS failed: wrong version number "
+        "(is it serving plain http?)"
+    )
 
 
 class _TlsServer:
