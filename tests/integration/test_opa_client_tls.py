@@ -11,6 +11,7 @@ import json
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -42,12 +43,14 @@ def trust_test_ca(test_ca: TestCA, monkeypatch: pytest.MonkeyPatch) -> TestCA:
     return test_ca
 
 
-class _TcpCounter:
+class _TcpRelay:
     """A TCP relay in front of a server that counts the connections it accepts (TLS passes
-    through it end to end)."""
+    through it end to end). With ``slow_after`` set, the server's bytes that arrive that many
+    seconds or more into a connection are passed on one every 20 ms."""
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, *, slow_after: float | None = None) -> None:
         self._upstream = upstream_port
+        self._slow_after = slow_after
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self.accepted = 0
@@ -61,19 +64,66 @@ class _TcpCounter:
                 return
             self.accepted += 1
             upstream = socket.create_connection(("127.0.0.1", self._upstream))
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+            for source, sink, slow_after in (
+                (client, upstream, None),
+                (upstream, client, self._slow_after),
+            ):
+                threading.Thread(
+                    target=self._pump, args=(source, sink, slow_after), daemon=True
+                ).start()
 
     @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(source: socket.socket, sink: socket.socket, slow_after: float | None) -> None:
+        start = time.monotonic()
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
-                sink.sendall(data)
+                if slow_after is None or time.monotonic() - start < slow_after:
+                    sink.sendall(data)
+                    continue
+                for index in range(len(data)):
+                    sink.sendall(data[index : index + 1])
+                    time.sleep(0.02)
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:
         self._listener.close()
+
+
+# The client in a process of its own, as the webhook runs it (gevent's ssl) or with threads.
+_CLIENT = """
+import json, sys, time
+if sys.argv[1] == "gevent":
+    from gevent import monkey
+    monkey.patch_all()
+from edgepolicy.errors import OpaError
+from edgepolicy.opa_client import OpaClient
+client = OpaClient(sys.argv[2], timeout=float(sys.argv[3]))
+input_doc = {"n": 1, "pad": "x" * int(sys.argv[5])}
+start = time.monotonic()
+try:
+    outcome = {"result": client.query(sys.argv[4], input_doc)}
+except OpaError as error:
+    outcome = {"error": str(error)}
+print(json.dumps([outcome, time.monotonic() - start]))
+"""
+
+
+def _ask_from(
+    runtime: str, url: str, timeout: float, path: str, pad: int = 0
+) -> tuple[object, float]:
+    """What a client in a new process running ``runtime`` got for one query (``{"result":
+    ...}`` or ``{"error": message}``) and the seconds it took. Raises
+    subprocess.TimeoutExpired when the process takes over 15 s."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CLIENT, runtime, url, str(timeout), path, str(pad)],
+        capture_output=True,
+        text=True,
+        timeout=15,
+        check=True,
+    )
+    outcome, seconds = json.loads(done.stdout)
+    return outcome, seconds
 
 
 @pytest.fixture
@@ -118,7 +168,7 @@ def tls_opa(
 
 
 def test_queries_to_a_real_tls_opa_reuse_one_connection(tls_opa: int) -> None:
-    relay = _TcpCounter(tls_opa)
+    relay = _TcpRelay(tls_opa)
     # The certificate names 127.0.0.1 and localhost: the relay's address is checked against it.
     client = OpaClient(f"https://localhost:{relay.port}", timeout=5.0, maxsize=1)
     try:
@@ -147,8 +197,7 @@ def test_a_wrong_scheme_is_named(tls_opa: int, opa_binary: Path, trust_test_ca: 
             secure.query("tlsprobe/ready")
         secure.close()
     assert str(unavailable.value) == (
-        f"OPA at {url} is unavailable: TLS failed: wrong version number "
-        "(is it serving plain http?)"
+        f"OPA at {url} is unavailable: TLS failed: wrong version number (is it serving plain http?)"
     )
 
 
@@ -158,14 +207,25 @@ class _TlsServer:
     handshake selected (it prefers ``h2``, as Go's servers do, so only a client offering
     nothing but ``http/1.1`` gets that). ``close`` ends the connection after each answer,
     without saying so in a header: ``"notify"`` with a TLS close_notify, ``"abrupt"`` without.
-    ``handshake=False`` accepts the TCP connection and never answers the client's hello."""
+    ``handshake=False`` accepts the TCP connection and never answers the client's hello;
+    ``delay`` seconds pass before each answer, whose body ``pad`` spaces lengthen."""
 
-    def __init__(self, cert: ServerCert, *, close: str = "", handshake: bool = True) -> None:
+    def __init__(
+        self,
+        cert: ServerCert,
+        *,
+        close: str = "",
+        handshake: bool = True,
+        delay: float = 0.0,
+        pad: int = 0,
+    ) -> None:
         self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._context.load_cert_chain(cert.cert_file, cert.key_file)
         self._context.set_alpn_protocols(["h2", "http/1.1"])
         self._close = close
         self._handshake = handshake
+        self._delay = delay
+        self._pad = pad
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self.accepted = 0
@@ -213,7 +273,8 @@ class _TlsServer:
                     buffer += tls.recv(65536)
                 buffer = buffer[length:]
                 self.requests += 1
-                body = json.dumps({"result": self.requests}).encode()
+                time.sleep(self._delay)
+                body = json.dumps({"result": self.requests}).encode() + b" " * self._pad
                 tls.sendall(
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
@@ -353,3 +414,31 @@ def test_a_handshake_never_answered_fails_within_the_timeout(
     assert len(outcome) == 1 and isinstance(outcome[0], OpaUnavailableError)
     assert str(outcome[0]) == f"OPA at https://127.0.0.1:{server.port} is unavailable: timed out"
     assert server.accepted == 2
+
+
+@pytest.mark.parametrize("runtime", ["threads", "gevent"])
+def test_a_large_input_goes_to_a_real_tls_opa(tls_opa: int, runtime: str) -> None:
+    url = f"https://127.0.0.1:{tls_opa}"
+    assert _ask_from(runtime, url, 10.0, "tlsprobe/answer", pad=4_000_000)[0] == {"result": 2}
+
+
+@pytest.mark.parametrize("runtime", ["threads", "gevent"])
+@pytest.mark.parametrize("slow", ["handshake", "answer"])
+def test_a_server_sending_slowly_fails_the_request_within_its_timeout(
+    server_cert: ServerCert, trust_test_ca: TestCA, runtime: str, slow: str
+) -> None:
+    # Slow from the first byte (the handshake), or from 0.5 s on, after a quick handshake,
+    # while the server waits 0.7 s before its answer. A byte per 20 ms, the handshake takes over
+    # 20 s and the answer 60 s: a client that waits anew for each piece of a TLS record (with
+    # the time left when the call began) takes about that long.
+    server = _TlsServer(server_cert, delay=0.7, pad=3000)
+    relay = _TcpRelay(server.port, slow_after=0.0 if slow == "handshake" else 0.5)
+    url = f"https://127.0.0.1:{relay.port}"
+    try:
+        outcome, seconds = _ask_from(runtime, url, 2.0, "any/path")
+    finally:
+        relay.close()
+        server.close()
+    assert outcome == {"error": f"OPA at {url} is unavailable: timed out"}
+    assert seconds < 2.0 + 3.0  # the deadline, with room for a loaded machine
+    assert server.requests == (0 if slow == "handshake" else 1)
