@@ -9,6 +9,10 @@ connection (HTTP/1.0). :mod:`http.client` spends about four times the CPU on the
 An answer this client cannot read (a status line or header that is not HTTP/1.x, a framing it
 does not know, more than :data:`MAX_HEAD_BYTES` of headers or :data:`MAX_BODY_BYTES` of body)
 raises :class:`MalformedAnswerError`, and the connection is closed.
+
+Over https the server's certificate is checked against OpenSSL's default CAs (``SSL_CERT_FILE``
+and ``SSL_CERT_DIR`` name others) and the host name, ALPN offers only ``http/1.1``, and every
+step, the handshake included, ends by the request's deadline.
 """
 
 from __future__ import annotations
