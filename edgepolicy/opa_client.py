@@ -54,7 +54,8 @@ class OpaClient:
         """Return the admission decision for ``input_doc`` (see docs/decision-contract.md).
 
         Raises:
-            OpaUnavailableError: OPA refused the connection or did not answer in time.
+            OpaUnavailableError: OPA refused the connection, failed TLS (e.g. its certificate
+                is not trusted) or did not answer in time.
             OpaError: the decision is undefined (policy not loaded), not of the contract's
                 shape, or OPA answered with an error.
         """
@@ -68,7 +69,8 @@ class OpaClient:
         as is (GET).
 
         Raises:
-            OpaUnavailableError: OPA refused the connection or did not answer in time.
+            OpaUnavailableError: OPA refused the connection, failed TLS (e.g. its certificate
+                is not trusted) or did not answer in time.
             OpaError: the document is undefined, or OPA answered with an error or bad JSON.
         """
         url = f"{self._prefix}/v1/data/{path.strip('/')}"
