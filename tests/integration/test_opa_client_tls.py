@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from webhook_support import ServerCert, TestCA, free_port
+from webhook_support import ServerCert, TestCA, tls_opa
 
 from edgepolicy.errors import OpaError, OpaUnavailableError
 from edgepolicy.http_connections import ConnectionPool
@@ -127,48 +127,19 @@ def _ask_from(
 
 
 @pytest.fixture
-def tls_opa(
+def probe_opa(
     opa_binary: Path, server_cert: ServerCert, trust_test_ca: TestCA, tmp_path: Path
 ) -> Iterator[int]:
     """A real OPA serving only https on 127.0.0.1 (certificate from the test CA); its port."""
     (tmp_path / "probe.rego").write_text(POLICY, encoding="utf-8")
-    port = free_port()
-    log = (tmp_path / "opa.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(opa_binary),
-            "run",
-            "--server",
-            "--skip-version-check",
-            "--addr",
-            f"127.0.0.1:{port}",
-            "--tls-cert-file",
-            str(server_cert.cert_file),
-            "--tls-private-key-file",
-            str(server_cert.key_file),
-            str(tmp_path / "probe.rego"),
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    client = OpaClient(f"https://127.0.0.1:{port}", timeout=1.0)
-    try:
-        deadline = time.monotonic() + 30
-        while not client.health():
-            assert process.poll() is None, (tmp_path / "opa.log").read_text()
-            assert time.monotonic() < deadline, (tmp_path / "opa.log").read_text()
-            time.sleep(0.05)
+    with tls_opa(
+        opa_binary, server_cert, [str(tmp_path / "probe.rego")], tmp_path / "opa.log"
+    ) as port:
         yield port
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(10)
-        log.close()
 
 
-def test_queries_to_a_real_tls_opa_reuse_one_connection(tls_opa: int) -> None:
-    relay = _TcpRelay(tls_opa)
+def test_queries_to_a_real_tls_opa_reuse_one_connection(probe_opa: int) -> None:
+    relay = _TcpRelay(probe_opa)
     # The certificate names 127.0.0.1 and localhost: the relay's address is checked against it.
     client = OpaClient(f"https://localhost:{relay.port}", timeout=5.0, maxsize=1)
     try:
@@ -181,13 +152,13 @@ def test_queries_to_a_real_tls_opa_reuse_one_connection(tls_opa: int) -> None:
     assert relay.accepted == 1
 
 
-def test_a_wrong_scheme_is_named(tls_opa: int, opa_binary: Path, trust_test_ca: TestCA) -> None:
-    plain = OpaClient(f"http://127.0.0.1:{tls_opa}", timeout=5.0)
+def test_a_wrong_scheme_is_named(probe_opa: int, opa_binary: Path, trust_test_ca: TestCA) -> None:
+    plain = OpaClient(f"http://127.0.0.1:{probe_opa}", timeout=5.0)
     with pytest.raises(OpaError) as caught:
         plain.query("tlsprobe/ready")
     plain.close()
     assert str(caught.value) == (
-        f"OPA at http://127.0.0.1:{tls_opa} answered HTTP 400 with invalid JSON: "
+        f"OPA at http://127.0.0.1:{probe_opa} answered HTTP 400 with invalid JSON: "
         "'Client sent an HTTP request to an HTTPS server.'"
     )
     with OpaProcess(opa_binary) as plain_opa:
@@ -417,8 +388,8 @@ def test_a_handshake_never_answered_fails_within_the_timeout(
 
 
 @pytest.mark.parametrize("runtime", ["threads", "gevent"])
-def test_a_large_input_goes_to_a_real_tls_opa(tls_opa: int, runtime: str) -> None:
-    url = f"https://127.0.0.1:{tls_opa}"
+def test_a_large_input_goes_to_a_real_tls_opa(probe_opa: int, runtime: str) -> None:
+    url = f"https://127.0.0.1:{probe_opa}"
     assert _ask_from(runtime, url, 10.0, "tlsprobe/answer", pad=4_000_000)[0] == {"result": 2}
 
 
