@@ -37,7 +37,7 @@ ready := true
 
 @pytest.fixture
 def trust_test_ca(test_ca: TestCA, monkeypatch: pytest.MonkeyPatch) -> TestCA:
-    """Trust the test CA (and only it) for connections made from now on, as a user would."""
+    """Trust the test CA for connections made from now on, as a user would (SSL_CERT_FILE)."""
     monkeypatch.setenv("SSL_CERT_FILE", str(test_ca.cert_file))
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     return test_ca
