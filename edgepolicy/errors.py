@@ -39,7 +39,7 @@ class OpaError(EdgepolicyError):
 
 
 class OpaUnavailableError(OpaError):
-    """OPA did not answer in time or refused the connection."""
+    """OPA did not answer in time, refused the connection or failed TLS."""
 
 
 class BundleError(EdgepolicyError):

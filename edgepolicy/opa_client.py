@@ -10,6 +10,7 @@ deadline).
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,7 +54,8 @@ class OpaClient:
         """Return the admission decision for ``input_doc`` (see docs/decision-contract.md).
 
         Raises:
-            OpaUnavailableError: OPA refused the connection or did not answer in time.
+            OpaUnavailableError: OPA refused the connection, failed TLS (e.g. its certificate
+                is not trusted) or did not answer in time.
             OpaError: the decision is undefined (policy not loaded), not of the contract's
                 shape, or OPA answered with an error.
         """
@@ -67,7 +69,8 @@ class OpaClient:
         as is (GET).
 
         Raises:
-            OpaUnavailableError: OPA refused the connection or did not answer in time.
+            OpaUnavailableError: OPA refused the connection, failed TLS (e.g. its certificate
+                is not trusted) or did not answer in time.
             OpaError: the document is undefined, or OPA answered with an error or bad JSON.
         """
         url = f"{self._prefix}/v1/data/{path.strip('/')}"
@@ -99,16 +102,18 @@ class OpaClient:
     def _request(self, method: str, path: str, body: bytes | None) -> Any:
         try:
             answer = self._pool.request(method, path, body, self._timeout)
+        except (OSError, MalformedAnswerError) as error:  # first: a certificate error is both
+            raise OpaUnavailableError(
+                f"OPA at {self.base_url} is unavailable: {_failure(error)}"
+            ) from error
         except ValueError as error:  # a path no HTTP request line can carry
             raise OpaError(f"cannot ask OPA at {self.base_url}: {error}") from error
-        except (OSError, MalformedAnswerError) as error:
-            reason = "timed out" if isinstance(error, TimeoutError) else error
-            raise OpaUnavailableError(f"OPA at {self.base_url} is unavailable: {reason}") from error
         try:
             payload = json.loads(answer.body) if answer.body else None
         except ValueError as error:
             raise OpaError(
-                f"OPA at {self.base_url} answered HTTP {answer.status} with invalid JSON"
+                f"OPA at {self.base_url} answered HTTP {answer.status} with invalid JSON: "
+                f"{_excerpt(answer.body)!r}"
             ) from error
         if answer.status != 200:
             message = payload.get("message") if isinstance(payload, dict) else None
@@ -117,3 +122,22 @@ class OpaClient:
                 f"{message or answer.reason or 'no message'}"
             )
         return payload
+
+
+def _failure(error: OSError | MalformedAnswerError) -> str:
+    """Why a request found no answer, in words (without OpenSSL's source locations)."""
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"its TLS certificate failed verification: {error.verify_message}"
+    if isinstance(error, ssl.SSLError):
+        # "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)": the words only
+        words = str(error.strerror or error).partition("] ")[2].rpartition(" (_ssl.c")[0]
+        hint = " (is it serving plain http?)" if error.reason == "WRONG_VERSION_NUMBER" else ""
+        return f"TLS failed: {words or error}{hint}"
+    return str(error)
+
+
+def _excerpt(body: bytes) -> str:
+    """The start of an answer that is not JSON (e.g. an HTTPS server's words to plain HTTP)."""
+    return body[:100].decode("utf-8", "replace").strip()

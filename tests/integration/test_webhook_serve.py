@@ -30,6 +30,7 @@ from webhook_support import (
     free_port,
     https_pool,
     post_review,
+    tls_opa,
 )
 
 from edgepolicy.input_builder import admission_review
@@ -408,6 +409,47 @@ def own_opa(opa_binary: Path) -> Iterator[OpaProcess]:
     data = local_data([ASSETS / "policies"], [])
     with OpaProcess(opa_binary, paths=[library_path()], data=data) as opa:
         yield opa
+
+
+def test_an_https_opa_with_a_private_ca_trusted_by_ssl_cert_file_decides(
+    tmp_path: Path,
+    test_ca: TestCA,
+    server_cert: ServerCert,
+    opa_binary: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from edgepolicy.webhook.opa_supervisor import local_data
+
+    from edgepolicy.library import library_path, opa_arguments
+
+    data_file = tmp_path / "data.json"
+    data_file.write_text(json.dumps(local_data([ASSETS / "policies"], [])), encoding="utf-8")
+    arguments = [*opa_arguments(library_path()), str(data_file)]
+    monkeypatch.setenv("SSL_CERT_FILE", str(test_ca.cert_file))
+    with tls_opa(opa_binary, server_cert, arguments, tmp_path / "opa.log") as port:
+        flags = ["--opa-url", f"https://localhost:{port}", "--workers", "1"]
+        client = https_pool(test_ca)
+        server = start_serve(tmp_path, test_ca, server_cert, *flags)
+        try:
+            assert client.request("GET", server.url + "/readyz").status == 200
+            small = validate(client, server, admission_review(deployment("small", replicas=2)))
+            assert small["allowed"] is True
+            big = deployment("big", cpu="4", memory="16Gi", replicas=3)
+            assert validate(client, server, admission_review(big))["status"]["code"] == 403
+        finally:
+            server.stop()
+        monkeypatch.delenv("SSL_CERT_FILE")  # the private CA is not trusted now
+        server = start_serve(tmp_path, test_ca, server_cert, *flags, name="untrusting")
+        try:
+            assert client.request("GET", server.url + "/readyz").status == 503
+            refused = validate(client, server, admission_review(deployment("small", replicas=2)))
+        finally:
+            server.stop()
+    assert refused["allowed"] is False and refused["status"]["code"] == 503
+    assert (
+        f"policy engine unavailable: OPA at https://localhost:{port} is unavailable: its TLS "
+        "certificate failed verification: unable to get local issuer certificate"
+    ) in refused["status"]["message"]
 
 
 @pytest.mark.parametrize("fail_open", [False, True])

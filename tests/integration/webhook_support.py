@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from edgepolicy.opa_client import OpaClient
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EDGEPOLICY = Path(sys.executable).parent / "edgepolicy"
@@ -50,15 +52,15 @@ class TestCA:
 
     __test__ = False  # not a test class
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, name: str = "edgepolicy test CA") -> None:
         self.directory = directory
         self._key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "edgepolicy test CA")])
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         now = datetime.datetime.now(datetime.UTC)
         self._cert = (
             x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
+            .subject_name(subject)
+            .issuer_name(subject)
             .public_key(self._key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -201,3 +203,38 @@ def post_review(
     body = raw if raw is not None else json.dumps(review).encode()
     response = client.request("POST", url, body=body, headers={"Content-Type": "application/json"})
     return response.status, json.loads(response.data)
+
+
+@contextlib.contextmanager
+def tls_opa(
+    opa_binary: Path, cert: ServerCert, arguments: Sequence[str], log_file: Path
+) -> Iterator[int]:
+    """Run a real OPA serving only https on 127.0.0.1 with ``cert``, loading ``arguments``
+    (files, directories), and yield its port once it answers. The caller trusts the CA
+    (``SSL_CERT_FILE``)."""
+    port = free_port()
+    with open(log_file, "wb") as log:
+        process = subprocess.Popen(
+            [
+                *(str(opa_binary), "run", "--server", "--skip-version-check"),
+                *("--addr", f"127.0.0.1:{port}"),
+                *("--tls-cert-file", str(cert.cert_file)),
+                *("--tls-private-key-file", str(cert.key_file)),
+                *arguments,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        client = OpaClient(f"https://127.0.0.1:{port}", timeout=1.0)
+        try:
+            deadline = time.monotonic() + 30
+            while not client.health():
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"OPA over TLS did not start:\n{log_file.read_text()}")
+                time.sleep(0.05)
+            yield port
+        finally:
+            client.close()
+            process.terminate()
+            process.wait(10)
