@@ -958,6 +958,20 @@ def _validate_request(name: str) -> bytes:
     )
 
 
+def _wait_for_unaccepted_bytes(port: int) -> None:
+    """Wait until a connection to local ``port`` holds bytes nobody has read (its receive queue
+    in /proc/net/tcp is not empty): a client's first bytes have arrived."""
+    local = f"0100007F:{port:04X}"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[1] == local and int(fields[4].split(":")[1], 16) > 0:
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"no bytes arrived for port {port}")
+
+
 def _handshake_error(server: ServeProcess, ca: TestCA) -> Exception | None:
     """Open a TLS connection; return what stopped its handshake (None: it completed)."""
     try:
@@ -985,7 +999,8 @@ def test_a_connection_that_waited_too_long_to_be_accepted_is_reset_before_its_ha
                 target=lambda: outcome.append(_handshake_error(server, test_ca))
             )
             waiting.start()
-            time.sleep(0.4)
+            _wait_for_unaccepted_bytes(server.port)  # the hello is in, not accepted yet
+            time.sleep(0.3)
         finally:
             os.kill(worker, signal.SIGCONT)
         waiting.join(timeout=10)
