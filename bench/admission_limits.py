@@ -455,8 +455,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         time.sleep(settle)
         assert stall.pid is not None
         stall_cpu = cpu_seconds([stall.pid])
+        reset_before = refused_connections(url, ca)
         stalled = webhook(f"probe {args.stalled} stalled", args.probe_rate, 2 * duration)
         stall_cpu = cpu_seconds([stall.pid]) - stall_cpu
+        stall_resets = refused_connections(url, ca) - reset_before
         stall.join()
         overloads, refused = [], []
         for factor in (2, 5):
@@ -483,7 +485,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  p99 with {args.stalled} stalled connections / without: {stalled.p99_ms:.1f} / "
           f"{unloaded.p99_ms:.1f} ms = {stalled.p99_ms / unloaded.p99_ms:.2f} (target < 2), "
           f"correct {stalled.correct}/{stalled.sent}; the stalling process (reopening what the "
-          f"timeouts close) used {stall_cpu / stalled.seconds:.2f} cores meanwhile")  # fmt: skip
+          f"timeouts close) used {stall_cpu / stalled.seconds:.2f} cores meanwhile; "
+          f"{stall_resets} new connections reset")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps({k: asdict(v) for k, v in runs.items()}, indent=2))
     return 0

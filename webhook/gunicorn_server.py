@@ -171,24 +171,43 @@ class ResponseBuffer:
 
 # SO_LINGER with a zero timeout: close() resets the connection instead of a graceful close.
 _RESET = struct.pack("ii", 1, 0)
+# A worker that resets connections says so at most once in this many seconds.
+_RESETS_LOGGED_EVERY_SECONDS = 10.0
 
 
 class _Door(StreamServer):  # type: ignore[misc]
     """gevent's ``StreamServer`` in front of an overloaded worker.
 
     A new connection whose first bytes arrived (``time.monotonic()``) longer than ``wait``
-    seconds ago is reset at once, with no TLS handshake, and counted. While ``busy()`` (neither
-    may block: they run in the event loop), the server serves the connection it took and then
-    accepts nothing for half of ``wait``, so that another worker or the backlog takes the next
-    ones. The arrival time is passed on to the handler.
+    seconds ago is reset at once, with no TLS handshake, counted, and logged as a warning (at
+    most every ten seconds, with the count). While ``busy()`` (it must not block: it runs in
+    the event loop), the server serves the connection it took and then accepts nothing for half
+    of ``wait``, so that another worker or the backlog takes the next ones. The arrival time is
+    passed on to the handler.
     """
 
     def __init__(
-        self, listener: Any, *, wait: float, busy: Callable[[], bool], **kwargs: Any
+        self, listener: Any, *, wait: float, busy: Callable[[], bool], log: Any, **kwargs: Any
     ) -> None:
         super().__init__(listener, **kwargs)
         self._wait = wait
         self._busy = busy
+        self._log = log
+        self._resets = 0  # since the last warning
+        self._warned = -_RESETS_LOGGED_EVERY_SECONDS
+
+    def _count_reset(self) -> None:
+        metrics.REFUSED_CONNECTIONS.inc()
+        self._resets += 1
+        now = time.monotonic()
+        if now - self._warned >= _RESETS_LOGGED_EVERY_SECONDS:
+            self._log.warning(
+                "overloaded: reset %d new connection(s) that waited more than %gs to be "
+                "accepted (edgepolicy_webhook_refused_connections_total)",
+                self._resets,
+                self._wait,
+            )
+            self._resets, self._warned = 0, now
 
     def do_handle(self, client: Any, address: Any) -> None:
         """Serve ``client``, or reset it when it waited too long for this worker."""
@@ -199,7 +218,7 @@ class _Door(StreamServer):  # type: ignore[misc]
             finally:
                 stamps.close()
             if time.monotonic() - arrived > self._wait:
-                metrics.REFUSED_CONNECTIONS.inc()
+                self._count_reset()
                 with suppress(OSError):  # already gone
                     client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
                 client.close()
@@ -253,6 +272,7 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
                     spawn=pool,
                     wait=self.app.app_config.connection_wait,
                     busy=self._busy,
+                    log=self.log,
                 )
             # One connection per wake-up: spread over the workers, and none taken beyond the
             # first while the door has stopped accepting.

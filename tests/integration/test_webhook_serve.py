@@ -1006,6 +1006,7 @@ def test_a_connection_that_waited_too_long_to_be_accepted_is_reset_before_its_ha
         waiting.join(timeout=10)
         assert isinstance(outcome[0], ConnectionResetError), outcome
         assert _sample(_metrics(client, server), REFUSED_SERIES) == before + 1
+        assert "overloaded: reset 1 new connection(s) that waited more than 0.1s" in server.log()
         assert _handshake_error(server, test_ca) is None  # not stopped: served
     finally:
         server.stop()
