@@ -4,6 +4,7 @@ HTTPS requests carrying AdmissionReviews."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import http.client
 import json
@@ -1012,37 +1013,50 @@ def test_a_connection_that_waited_too_long_to_be_accepted_is_reset_before_its_ha
         server.stop()
 
 
-def test_new_connections_are_taken_sparingly_while_a_request_waits_long_for_a_decision_slot(
-    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
-) -> None:
-    # One decision slot; OPA is stopped, so the first request holds the slot and the second
-    # waits for it. Once it has waited more than 0.1 s, the worker takes one new connection
-    # every 0.05 s: of ten opened at once, the first ones are served and those left waiting in
-    # the backlog more than 0.1 s are reset. The connections already open are still answered.
-    flags = ["--opa-url", own_opa.url, "--workers", "1", "--threads", "1"]
-    server = start_serve(tmp_path, test_ca, server_cert, *flags)
-    assert own_opa.pid is not None
-    holding, waiting = _tls_connection(server, test_ca), _tls_connection(server, test_ca)
+@contextlib.contextmanager
+def _a_request_waiting_for_the_slot(
+    server: ServeProcess, ca: TestCA, opa: OpaProcess
+) -> Iterator[None]:
+    """With one decision slot and ``opa`` stopped, one request holds the slot and another has
+    waited 0.3 s for it while the block runs; then OPA runs again and both are answered."""
+    assert opa.pid is not None
+    holding, waiting = _tls_connection(server, ca), _tls_connection(server, ca)
     try:
-        os.kill(own_opa.pid, signal.SIGSTOP)
+        os.kill(opa.pid, signal.SIGSTOP)
         try:
             holding.sendall(_validate_request("holding"))
             time.sleep(0.05)
             waiting.sendall(_validate_request("waiting"))
             time.sleep(0.3)
-            with ThreadPoolExecutor(10) as pool:
-                outcomes = list(pool.map(lambda _: _handshake_error(server, test_ca), range(10)))
+            yield
         finally:
-            os.kill(own_opa.pid, signal.SIGCONT)
-        reset = [o for o in outcomes if isinstance(o, ConnectionResetError)]
-        assert None in outcomes and len(reset) >= 5, outcomes
-        assert len(reset) + outcomes.count(None) == 10, outcomes
+            os.kill(opa.pid, signal.SIGCONT)
         for connection in (holding, waiting):  # answered (decided or by the failure mode)
             assert _review_answer(connection)["uid"]
-        assert _handshake_error(server, test_ca) is None  # nobody waits any more
     finally:
         holding.close()
         waiting.close()
+
+
+def test_new_connections_are_taken_sparingly_while_a_request_waits_long_for_a_decision_slot(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
+) -> None:
+    # Once a request has waited more than 0.1 s for the only decision slot, the worker takes
+    # one new connection every 0.05 s: of ten opened at once, the first ones are served and
+    # those left waiting in the backlog more than 0.1 s are reset.
+    flags = ["--opa-url", own_opa.url, "--workers", "1", "--threads", "1"]
+    server = start_serve(tmp_path, test_ca, server_cert, *flags)
+    try:
+        with (
+            _a_request_waiting_for_the_slot(server, test_ca, own_opa),
+            ThreadPoolExecutor(10) as pool,
+        ):
+            outcomes = list(pool.map(lambda _: _handshake_error(server, test_ca), range(10)))
+        reset = [o for o in outcomes if isinstance(o, ConnectionResetError)]
+        assert None in outcomes and len(reset) >= 5, outcomes
+        assert len(reset) + outcomes.count(None) == 10, outcomes
+        assert _handshake_error(server, test_ca) is None  # nobody waits any more
+    finally:
         server.stop()
 
 
@@ -1057,39 +1071,28 @@ def test_the_probe_port_answers_probes_in_plain_http_while_new_connections_are_t
     server = start_serve(tmp_path, test_ca, server_cert, *flags, "--probe-port", str(probe_port))
     probes = urllib3.PoolManager(retries=False, timeout=5)
     base = f"http://127.0.0.1:{probe_port}"
-    assert own_opa.pid is not None
-    holding, waiting = _tls_connection(server, test_ca), _tls_connection(server, test_ca)
+
+    def probe(_: int) -> int:
+        connection = http.client.HTTPConnection("127.0.0.1", probe_port, timeout=5)
+        try:
+            connection.request("GET", "/healthz")
+            return connection.getresponse().status
+        finally:
+            connection.close()
+
     try:
         assert probes.request("GET", base + "/readyz").status == 200
         metrics_page = probes.request("GET", base + "/metrics")
         assert metrics_page.status == 200 and REFUSED_SERIES in metrics_page.data.decode()
         review = json.dumps(admission_review(deployment("on-the-probe-port"))).encode()
         assert probes.request("POST", base + "/validate", body=review).status == 404
-        os.kill(own_opa.pid, signal.SIGSTOP)
-        try:
-            holding.sendall(_validate_request("holding"))
-            time.sleep(0.05)
-            waiting.sendall(_validate_request("waiting"))
-            time.sleep(0.3)
-
-            def probe(_: int) -> int:
-                connection = http.client.HTTPConnection("127.0.0.1", probe_port, timeout=5)
-                try:
-                    connection.request("GET", "/healthz")
-                    return connection.getresponse().status
-                finally:
-                    connection.close()
-
-            with ThreadPoolExecutor(10) as pool:
-                statuses = list(pool.map(probe, range(10)))
-        finally:
-            os.kill(own_opa.pid, signal.SIGCONT)
+        with (
+            _a_request_waiting_for_the_slot(server, test_ca, own_opa),
+            ThreadPoolExecutor(10) as pool,
+        ):
+            statuses = list(pool.map(probe, range(10)))
         assert statuses == [200] * 10
-        for connection in (holding, waiting):
-            assert _review_answer(connection)["uid"]
     finally:
-        holding.close()
-        waiting.close()
         server.stop()
 
 
