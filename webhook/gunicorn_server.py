@@ -263,8 +263,8 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
             listener.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             pool = Pool(self.worker_connections)  # gunicorn's worker_connections: --max-connections
             if listener.getsockname()[1] == options.probe_port:
-                server = StreamServer(listener, handle=partial(self.handle_probe, listener))
-                server.set_spawn(pool)
+                handle = partial(self.handle_probe, listener)
+                server = StreamServer(listener, handle=handle, spawn=pool)
             else:
                 server = _Door(
                     listener,
