@@ -6,10 +6,11 @@ Not a test: it prints numbers (see docs/performance.md). Run it niced on a share
     nice -n 10 .venv/bin/python bench/soak.py [--minutes 30] [--warm-up 2] [--rate N]
                                               [--share 0.5] [--sample 10] [--json FILE]
 
-Capacity is measured first as in bench/admission_limits.py (vegeta in a closed loop, correct
-answers per second) unless ``--rate`` is given; then vegeta runs at ``--share`` of it with the
-bench/admission.py mix over TLS and keep-alive. An error is any request not answered with the
-decision the unloaded webhook gives it (transport error, HTTP error, failure-mode answer).
+Capacity is measured first as in bench/admission_limits.py (vegeta in a closed loop with 16
+requests outstanding, correct answers per second) unless ``--rate`` is given; then vegeta runs
+at ``--share`` of it with the bench/admission.py mix over TLS and keep-alive. An error is any
+request not answered with the decision the unloaded webhook gives it (transport error, HTTP
+error, failure-mode answer); the new connections the webhook reset are counted too.
 vegeta keeps to ``--connections`` connections, as the API server keeps a bounded pool: a worker's
 memory grows with its open connections (about 30 kB each, TLS buffers included), and an
 unbounded load generator opens hundreds more whenever the shared machine stalls for a moment,
@@ -33,7 +34,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from admission import VEGETA, _children
-from admission_limits import bench_servers, vegeta
+from admission_limits import bench_servers, refused_connections, vegeta
+
+# Capacity is measured in a closed loop with this many requests outstanding (where the webhook
+# does best in bench/admission_limits.py; thousands would leave their connections' memory behind).
+CAPACITY_CONNECTIONS = 16
 
 
 def rss_mb(pid: int) -> float:
@@ -82,13 +87,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate = args.rate
         if rate is None:
             capacity = vegeta(
-                targets, label="capacity", rate=0, duration=10, ca=ca, is_correct=judge
+                targets,
+                label="capacity",
+                rate=0,
+                duration=10,
+                ca=ca,
+                is_correct=judge,
+                connections=CAPACITY_CONNECTIONS,
             )
             rate = max(1, round(capacity.goodput * args.share))
             print(f"capacity {capacity.goodput:.0f} correct answers/s; soak at {rate}/s")
         assert opa.pid is not None
         watched = {"master": process.pid, "opa": opa.pid}
         watched |= {f"worker {pid}": pid for pid in _children(process.pid)}
+        reset_before = refused_connections(bench.url, ca)
         started = time.monotonic()
         done = threading.Event()
 
@@ -119,12 +131,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         done.set()
         sampler.join()
+        resets = refused_connections(bench.url, ca) - reset_before
 
     warm = [sizes for at, sizes in samples if at >= args.warm_up * 60]
     print(
         f"\nsoak {args.minutes:g} min at {rate}/s: sent {run.sent}, answered {run.answered}, "
-        f"errors {run.sent - run.correct} (target 0), p99 {run.p99_ms:.1f} ms, "
-        f"max {run.max_ms:.1f} ms"
+        f"errors {run.sent - run.correct} (target 0; {resets} new connections reset), "
+        f"p99 {run.p99_ms:.1f} ms, max {run.max_ms:.1f} ms"
     )
     if len(warm) >= 2:
         window = max(1, min(len(warm) // 2, round(60 / args.sample)))

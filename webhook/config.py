@@ -9,11 +9,15 @@ from edgepolicy.errors import UsageError
 
 # Time kept back from the deadline for building and sending the response.
 RESPONSE_MARGIN_SECONDS = 0.1
-# The share of the deadline a new connection may wait for a worker before it is refused (0.1 s
-# of the default 3 s, and never less): more lets in connections an overloaded worker cannot
-# serve, less would refuse connections while one large review is parsed.
-CONNECTION_WAIT_SHARE = 1 / 30
-CONNECTION_WAIT_MIN_SECONDS = 0.1
+# The share of the deadline a new connection may wait in the listen backlog before it is reset
+# (0.5 s of the default 3 s, and never less): a worker that slow to accept is overloaded; a
+# shorter wait would also reset connections that a stall of the machine only delayed.
+CONNECTION_WAIT_SHARE = 1 / 6
+CONNECTION_WAIT_MIN_SECONDS = 0.5
+# The share of the deadline a request may wait for a decision slot before its worker takes new
+# connections sparingly (0.1 s of the default 3 s, and never less).
+SLOT_QUEUE_SHARE = 1 / 30
+SLOT_QUEUE_MIN_SECONDS = 0.1
 # The share of the deadline Kubernetes lookups may use (at most one second).
 KUBE_SHARE = 1 / 3
 KUBE_MAX_SECONDS = 1.0
@@ -66,10 +70,15 @@ class WebhookConfig:
 
     @property
     def connection_wait(self) -> float:
-        """Seconds a new connection may wait for a worker: one that waited longer in the listen
-        backlog is refused, and while a request has waited longer for a decision slot new
-        connections are taken sparingly."""
+        """Seconds a new connection may wait in the listen backlog: one that waited longer is
+        reset before its TLS handshake."""
         return max(CONNECTION_WAIT_MIN_SECONDS, self.timeout * CONNECTION_WAIT_SHARE)
+
+    @property
+    def slot_queue_limit(self) -> float:
+        """Seconds a request may wait for a decision slot before its worker takes new
+        connections only every half of this time."""
+        return max(SLOT_QUEUE_MIN_SECONDS, self.timeout * SLOT_QUEUE_SHARE)
 
     def opa_timeout(self, with_kube: bool) -> float:
         """Seconds OPA may take: half of what the lookups and the response margin leave, so a

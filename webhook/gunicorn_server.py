@@ -21,9 +21,10 @@ so an idle, slow or stalled connection is a parked greenlet, not a thread (a few
   (its wait to be accepted and the handshake count too);
 - an overloaded worker refuses new connections (:class:`_Door`): one that waited in the listen
   backlog longer than ``WebhookConfig.connection_wait`` (the worker is too busy to accept) is
-  reset at once, before its TLS handshake; while a request has waited that long for a decision
-  slot, the worker takes a new connection only every half of that time, leaving the others to
-  another worker or to the backlog. Under overload a client such as vegeta or the API server
+  reset at once, before its TLS handshake, and so are the others waiting that long behind it;
+  while a request has waited longer than ``WebhookConfig.slot_queue_limit`` for a decision slot,
+  the worker takes a new connection only every half of that time, leaving the others to another
+  worker or to the backlog. Under overload a client such as vegeta or the API server
   opens a new connection for each request its busy ones cannot take; a handshake costs about as
   much CPU as a decision, so serving them all left no CPU for decisions. A reset costs
   microseconds, and the API server applies the webhook's ``failurePolicy`` at once (it does not
@@ -171,6 +172,8 @@ class ResponseBuffer:
 
 # SO_LINGER with a zero timeout: close() resets the connection instead of a graceful close.
 _RESET = struct.pack("ii", 1, 0)
+# Connections accepted per wake-up while old ones are being reset (each costs microseconds).
+_DRAIN_ACCEPTS = 64
 # A worker that resets connections says so at most once in this many seconds.
 _RESETS_LOGGED_EVERY_SECONDS = 10.0
 
@@ -180,18 +183,29 @@ class _Door(StreamServer):  # type: ignore[misc]
 
     A new connection whose first bytes arrived (``time.monotonic()``) longer than ``wait``
     seconds ago is reset at once, with no TLS handshake, counted, and logged as a warning (at
-    most every ten seconds, with the count). While ``busy()`` (it must not block: it runs in
-    the event loop), the server serves the connection it took and then accepts nothing for half
-    of ``wait``, so that another worker or the backlog takes the next ones. The arrival time is
-    passed on to the handler.
+    most every ten seconds, with the count); the server then accepts up to
+    :data:`_DRAIN_ACCEPTS` connections per wake-up (the others waiting behind it are as old)
+    until it serves one again. While ``busy()`` (it must not block: it runs in the event loop),
+    the server serves the connection it took and then accepts nothing for ``pause`` seconds, so
+    that another worker or the backlog takes the next ones. The arrival time is passed on to
+    the handler.
     """
 
     def __init__(
-        self, listener: Any, *, wait: float, busy: Callable[[], bool], log: Any, **kwargs: Any
+        self,
+        listener: Any,
+        *,
+        wait: float,
+        busy: Callable[[], bool],
+        pause: float,
+        log: Any,
+        **kwargs: Any,
     ) -> None:
         super().__init__(listener, **kwargs)
+        self.max_accept = 1  # one per wake-up: spread over the workers, none during a pause
         self._wait = wait
         self._busy = busy
+        self._pause = pause
         self._log = log
         self._resets = 0  # since the last warning
         self._warned = -_RESETS_LOGGED_EVERY_SECONDS
@@ -219,13 +233,15 @@ class _Door(StreamServer):  # type: ignore[misc]
                 stamps.close()
             if time.monotonic() - arrived > self._wait:
                 self._count_reset()
+                self.max_accept = _DRAIN_ACCEPTS
                 with suppress(OSError):  # already gone
                     client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
                 client.close()
                 return
+            self.max_accept = 1
             if self._busy():
                 self.stop_accepting()
-                gevent.spawn_later(self._wait / 2, self._resume)
+                gevent.spawn_later(self._pause, self._resume)
         except BaseException:
             client.close()
             raise
@@ -272,11 +288,9 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
                     spawn=pool,
                     wait=self.app.app_config.connection_wait,
                     busy=self._busy,
+                    pause=self.app.app_config.slot_queue_limit / 2,
                     log=self.log,
                 )
-            # One connection per wake-up: spread over the workers, and none taken beyond the
-            # first while the door has stopped accepting.
-            server.max_accept = 1
             server.start()
             servers.append(server)
         while self.alive:
@@ -294,9 +308,9 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
             server.stop(timeout=1)
 
     def _busy(self) -> bool:
-        """Tell whether a request has waited longer than the connection wait for a decision
+        """Tell whether a request has waited longer than the slot queue limit for a decision
         slot (the worker then takes new connections sparingly)."""
-        limit: float = self.app.app_config.connection_wait
+        limit: float = self.app.app_config.slot_queue_limit
         return self._queue_wait() > limit
 
     def handle(self, listener: Any, client: Any, addr: Any, arrived: float) -> None:

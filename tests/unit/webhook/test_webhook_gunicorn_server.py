@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import gc
+import socket
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from edgepolicy.webhook import metrics
 from edgepolicy.webhook.app import ARRIVAL_KEY, PROBES_KEY, SERVICE_KEY
+from edgepolicy.webhook.arrival_stamps import SO_TIMESTAMPNS
 from edgepolicy.webhook.gunicorn_server import (
     EventedWorker,
     ResponseBuffer,
     ServerOptions,
+    _Door,
     gunicorn_settings,
 )
 from edgepolicy.webhook.opa_supervisor import local_data
@@ -230,3 +235,36 @@ def test_an_aborted_answer_is_dropped_not_sent_after_the_close() -> None:
     answer.close()
     answer.flush()
     assert closed == ["shutdown", "close"] and connection.writes == []
+
+
+def test_the_door_resets_a_connection_that_waited_too_long_and_drains_the_ones_behind_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)  # as the worker sets it
+    served: list[float] = []
+    log = SimpleNamespace(warning=lambda *args: None)
+    door = _Door(
+        listener,
+        handle=lambda client, address, arrived: served.append(arrived),
+        spawn=None,
+        wait=0.2,
+        busy=lambda: False,
+        pause=0.05,
+        log=log,
+    )
+    monkeypatch.setattr(metrics.REFUSED_CONNECTIONS, "inc", lambda: None)
+    old = socket.create_connection(listener.getsockname())
+    old.sendall(b"\x16\x03\x01")  # the start of a TLS hello
+    time.sleep(0.3)  # waits longer than 0.2 s to be accepted
+    door.do_handle(*listener.accept())
+    assert served == [] and door.max_accept > 1  # reset; the ones behind it are as old
+    with pytest.raises(ConnectionResetError):  # reset, not closed gracefully
+        old.recv(1)
+    fresh = socket.create_connection(listener.getsockname())
+    fresh.sendall(b"\x16\x03\x01")
+    time.sleep(0.05)
+    door.do_handle(*listener.accept())
+    assert len(served) == 1 and door.max_accept == 1  # served: one per wake-up again
+    for sock in (old, fresh, listener):
+        sock.close()
