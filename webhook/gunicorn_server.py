@@ -19,16 +19,18 @@ so an idle, slow or stalled connection is a parked greenlet, not a thread (a few
   :class:`edgepolicy.webhook.admission.AdmissionService`). A connection's first request, sent
   with or right after the TLS handshake, counts from the arrival of the connection's TLS hello
   (its wait to be accepted and the handshake count too);
-- an overloaded worker refuses new connections (:class:`_Door`): one that waited in the listen
-  backlog longer than ``WebhookConfig.connection_wait`` (the worker is too busy to accept) is
-  reset at once, before its TLS handshake, and so are the others waiting that long behind it;
-  while a request has waited longer than ``WebhookConfig.slot_queue_limit`` for a decision slot,
-  the worker takes a new connection only every half of that time, leaving the others to another
-  worker or to the backlog. Under overload a client such as vegeta or the API server
-  opens a new connection for each request its busy ones cannot take; a handshake costs about as
-  much CPU as a decision, so serving them all left no CPU for decisions. A reset costs
-  microseconds, and the API server applies the webhook's ``failurePolicy`` at once (it does not
-  retry a POST); the connections already open are served;
+- an overloaded worker refuses new connections (:class:`_Door`). While a request has waited
+  longer than ``WebhookConfig.slot_queue_limit`` for a decision slot (0.1 s), the worker takes a
+  new connection only every half of that time, leaving the others to another worker or to the
+  backlog, and resets, before its TLS handshake, one that waited longer than that limit to be
+  accepted; one that waited longer than ``WebhookConfig.connection_wait`` (0.5 s: the worker is
+  too busy even to accept) is reset whatever the queue. A stall of the machine that only
+  delayed connections to a worker with no queue resets nothing. Under overload a client such as
+  vegeta or the API server opens a new connection for each request its busy ones cannot take;
+  a handshake costs about as much CPU as a decision, so serving them all left no CPU for
+  decisions. A reset costs microseconds, and the API server applies the webhook's
+  ``failurePolicy`` at once (it does not retry a POST); the connections already open are
+  served;
 - what gunicorn writes for one answer (status line, headers, body) is sent at once, one TLS
   record and one system call (:class:`ResponseBuffer`);
 - with ``ServerOptions.probe_port`` the workers also serve ``/healthz``, ``/readyz`` and
@@ -182,13 +184,13 @@ class _Door(StreamServer):  # type: ignore[misc]
     """gevent's ``StreamServer`` in front of an overloaded worker.
 
     A new connection whose first bytes arrived (``time.monotonic()``) longer than ``wait``
-    seconds ago is reset at once, with no TLS handshake, counted, and logged as a warning (at
-    most every ten seconds, with the count); the server then accepts up to
-    :data:`_DRAIN_ACCEPTS` connections per wake-up (the others waiting behind it are as old)
-    until it serves one again. While ``busy()`` (it must not block: it runs in the event loop),
-    the server serves the connection it took and then accepts nothing for ``pause`` seconds, so
-    that another worker or the backlog takes the next ones. The arrival time is passed on to
-    the handler.
+    seconds ago, or longer than ``busy_wait`` while ``busy()``, or taken during a pause, is
+    reset at once, with no TLS handshake, counted, and logged as a warning (at most every ten
+    seconds, with the count); the server then accepts up to :data:`_DRAIN_ACCEPTS` connections
+    per wake-up (the others waiting behind it are as old) until it serves one again. While
+    ``busy()`` (it must not block: it runs in the event loop), the server serves the connection
+    it took and then pauses: it accepts nothing for ``pause`` seconds, so that another worker
+    or the backlog takes the next ones. The arrival time is passed on to the handler.
     """
 
     def __init__(
@@ -197,6 +199,7 @@ class _Door(StreamServer):  # type: ignore[misc]
         *,
         wait: float,
         busy: Callable[[], bool],
+        busy_wait: float,
         pause: float,
         log: Any,
         **kwargs: Any,
@@ -205,21 +208,23 @@ class _Door(StreamServer):  # type: ignore[misc]
         self.max_accept = 1  # one per wake-up: spread over the workers, none during a pause
         self._wait = wait
         self._busy = busy
+        self._busy_wait = busy_wait
         self._pause = pause
+        self._paused = False  # accepting stopped while busy (connections taken meanwhile: reset)
         self._log = log
         self._resets = 0  # since the last warning
         self._warned = -_RESETS_LOGGED_EVERY_SECONDS
 
-    def _count_reset(self) -> None:
+    def _count_reset(self, waited: float) -> None:
         metrics.REFUSED_CONNECTIONS.inc()
         self._resets += 1
         now = time.monotonic()
         if now - self._warned >= _RESETS_LOGGED_EVERY_SECONDS:
             self._log.warning(
-                "overloaded: reset %d new connection(s) that waited more than %gs to be "
+                "overloaded: reset %d new connection(s), the last after waiting %.2fs to be "
                 "accepted (edgepolicy_webhook_refused_connections_total)",
                 self._resets,
-                self._wait,
+                waited,
             )
             self._resets, self._warned = 0, now
 
@@ -231,15 +236,18 @@ class _Door(StreamServer):  # type: ignore[misc]
                 arrived = stamps.arrived()  # of the TLS hello, when the client has sent it
             finally:
                 stamps.close()
-            if time.monotonic() - arrived > self._wait:
-                self._count_reset()
+            waited = time.monotonic() - arrived
+            busy = self._busy()
+            if waited > self._wait or (busy and (waited > self._busy_wait or self._paused)):
+                self._count_reset(waited)
                 self.max_accept = _DRAIN_ACCEPTS
                 with suppress(OSError):  # already gone
                     client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
                 client.close()
                 return
             self.max_accept = 1
-            if self._busy():
+            if busy:
+                self._paused = True
                 self.stop_accepting()
                 gevent.spawn_later(self._pause, self._resume)
         except BaseException:
@@ -248,6 +256,7 @@ class _Door(StreamServer):  # type: ignore[misc]
         super().do_handle(client, address, arrived)
 
     def _resume(self) -> None:
+        self._paused = False
         if not self.closed:
             self.start_accepting()
 
@@ -288,6 +297,7 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
                     spawn=pool,
                     wait=self.app.app_config.connection_wait,
                     busy=self._busy,
+                    busy_wait=self.app.app_config.slot_queue_limit,
                     pause=self.app.app_config.slot_queue_limit / 2,
                     log=self.log,
                 )

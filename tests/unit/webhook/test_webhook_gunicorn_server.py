@@ -250,6 +250,7 @@ def test_the_door_resets_a_connection_that_waited_too_long_and_drains_the_ones_b
         spawn=None,
         wait=0.2,
         busy=lambda: False,
+        busy_wait=0.1,
         pause=0.05,
         log=log,
     )
