@@ -18,7 +18,10 @@ Not a test: it prints numbers (see docs/performance.md for what was measured and
 - overload: vegeta at fixed rates of 2x and 5x the webhook's capacity (open model);
   p99.9 of the latency of every answered request, goodput = correct decisions per second, and
   how many requests got no answer because the webhook reset their new connection (an
-  overloaded worker does; the API server then applies the failure policy at once);
+  overloaded worker does; the API server then applies the failure policy at once); and, since
+  vegeta runs on the same cores, the cores it used and the most goodput the rest would allow
+  were refusing the excess free for the servers (the servers' CPU per correct answer at
+  capacity), beside the goodput per core the servers got (against capacity's);
 - stalled connections: the p99 of vegeta at ``--probe-rate`` without, then with ``--stalled``
   connections held open by a separate process (a third each: the first 3 bytes of a TLS
   hello; TLS done, then a header byte every 2 s; headers done, then a body byte every 2 s),
@@ -89,6 +92,8 @@ class Run:
     max_ms: float
     cpu_ms: float = 0.0  # CPU of the servers and of vegeta per correct answer
     peak_connections: int = 0  # connections open to the server at once, at most (sampled)
+    server_cores: float = 0.0  # the servers' CPU seconds per second of the run
+    client_cores: float = 0.0  # vegeta's
 
     @property
     def cpu_capacity(self) -> float:
@@ -100,6 +105,19 @@ class Run:
         """Correct answers per second (over the time from the first request to the last
         answer)."""
         return self.correct / self.seconds
+
+    @property
+    def per_server_core(self) -> float:
+        """Correct answers per second of the servers' CPU."""
+        return self.correct / (self.server_cores * self.seconds) if self.server_cores else 0.0
+
+
+def goodput_ceiling(overload: Run, capacity: Run) -> float:
+    """The most goodput (as a share of ``capacity``'s) that the cores vegeta leaves at the
+    ``overload`` rate allow, were refusing the excess free for the servers: the cores not used
+    by vegeta, at the servers' CPU per correct answer at capacity (at most 1)."""
+    free = (os.cpu_count() or 1) - overload.client_cores
+    return min(1.0, free / capacity.server_cores) if capacity.server_cores else float("nan")
 
 
 def _percentile(sorted_values: Sequence[float], share: float) -> float:
@@ -137,10 +155,12 @@ def vegeta(
         command += ["-rate=0", f"-workers={connections}", f"-max-workers={connections}"]
     if ca is not None:
         command.append(f"-root-certs={ca}")
-    cpu_before = cpu_seconds(pids) + _children_cpu()
+    servers_before, client_before = cpu_seconds(pids), _children_cpu()
     with _connection_sampler(port) as peak:
         attacked = subprocess.run(command, capture_output=True, check=True)
-    cpu = cpu_seconds(pids) + _children_cpu() - cpu_before
+    server_cpu = cpu_seconds(pids) - servers_before
+    client_cpu = _children_cpu() - client_before
+    cpu = server_cpu + client_cpu
     encoded = subprocess.run(
         [str(VEGETA), "encode", "--to", "json"],
         input=attacked.stdout,
@@ -163,10 +183,11 @@ def vegeta(
         if result["code"] == 200 and is_correct(result.get("url", ""), body):
             correct += 1
     latencies.sort()
+    seconds = max(duration, last_answer - first_sent)  # answers may come after the end
     return Run(
         label=label,
         rate=rate,
-        seconds=max(duration, last_answer - first_sent),  # answers may come after the end
+        seconds=seconds,
         sent=sent,
         answered=len(latencies),
         correct=correct,
@@ -176,6 +197,8 @@ def vegeta(
         max_ms=round(latencies[-1] if latencies else float("nan"), 2),
         cpu_ms=round(cpu * 1000 / correct, 3) if correct else 0.0,
         peak_connections=max(peak, default=0),
+        server_cores=round(server_cpu / seconds, 3),
+        client_cores=round(client_cpu / seconds, 3),
     )
 
 
@@ -482,6 +505,11 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{run.goodput / capacity:.2f} of capacity (target >= 0.9), "
               f"{run.sent - run.answered} unanswered ({reset} new connections reset unserved), "
               f"up to {run.peak_connections} connections open")  # fmt: skip
+        print(f"    vegeta used {run.client_cores:.2f} cores ({hook.client_cores:.2f} at "
+              f"capacity), the servers {run.server_cores:.2f} ({hook.server_cores:.2f}): "
+              f"goodput per server core {run.per_server_core / hook.per_server_core:.2f} of "
+              f"that at capacity; were refusing free, the cores vegeta leaves would allow at "
+              f"most {goodput_ceiling(run, hook):.2f} of capacity")  # fmt: skip
     print(f"  p99 with {args.stalled} stalled connections / without: {stalled.p99_ms:.1f} / "
           f"{unloaded.p99_ms:.1f} ms = {stalled.p99_ms / unloaded.p99_ms:.2f} (target < 2), "
           f"correct {stalled.correct}/{stalled.sent}; the stalling process (reopening what the "
