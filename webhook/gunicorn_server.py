@@ -176,48 +176,94 @@ class ResponseBuffer:
 _RESET = struct.pack("ii", 1, 0)
 # Connections accepted per wake-up while old ones are being reset (each costs microseconds).
 _DRAIN_ACCEPTS = 64
+# struct tcp_info (linux/tcp.h): its size up to tcpi_unacked, and that field's offset.
+_TCP_INFO_SIZE = 32
+_TCP_INFO_UNACKED = 24
+# Connections waiting to be accepted, per listener.
+_BACKLOG = 2048
 # A worker that resets connections says so at most once in this many seconds.
 _RESETS_LOGGED_EVERY_SECONDS = 10.0
 
 
+def listener_factory(listener: Any) -> Callable[[], socket.socket]:
+    """A maker of new listeners on ``listener``'s address, as gunicorn makes each worker's own
+    (``reuse_port``: ``SO_REUSEPORT``, the kernel spreads new connections over the open
+    listeners of an address, and refuses them at once, the client's connect failing, when
+    none is open), and with the arrival stamps of :mod:`edgepolicy.webhook.arrival_stamps`."""
+    family, address = listener.family, listener.getsockname()
+    v6only = 0
+    if family == socket.AF_INET6:
+        v6only = listener.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+
+    def listen() -> socket.socket:
+        own = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                own.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+            own.bind(address)
+            own.listen(_BACKLOG)
+            own.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            own.setblocking(False)
+        except BaseException:
+            own.close()
+            raise
+        return own
+
+    return listen
+
+
 class _Door(StreamServer):  # type: ignore[misc]
-    """gevent's ``StreamServer`` in front of an overloaded worker.
+    """gevent's ``StreamServer`` on a listener of the worker's own, closed while the worker is
+    overloaded (``listen()`` makes a new one).
 
     A new connection whose first bytes arrived (``time.monotonic()``) longer than ``wait``
-    seconds ago, or longer than ``busy_wait`` while ``busy()``, or taken during a pause, is
-    reset at once, with no TLS handshake, counted, and logged as a warning (at most every ten
-    seconds, with the count); the server then accepts up to :data:`_DRAIN_ACCEPTS` connections
-    per wake-up (the others waiting behind it are as old) until it serves one again. While
-    ``busy()`` (it must not block: it runs in the event loop), the server serves the connection
-    it took and then pauses: it accepts nothing for ``pause`` seconds, so that another worker
-    or the backlog takes the next ones. The arrival time is passed on to the handler.
+    seconds ago, or longer than ``busy_wait`` while ``busy()``, is reset at once, with no TLS
+    handshake, counted, and logged as a warning (at most every ten seconds, with the count);
+    the server then accepts up to :data:`_DRAIN_ACCEPTS` connections per wake-up (the others
+    waiting behind it are as old) until it serves one again.
+
+    When the worker is strained (``busy()``, which must not block: it runs in the event loop,
+    or the connection just taken waited longer than ``busy_wait``), the server serves the
+    connection it took and closes its listener: the kernel gives new connections to the other
+    workers' listeners, or refuses them when none is open (the client's connect fails at once:
+    no handshake, no CPU on either side). Those waiting in the closed listener are reset by the
+    kernel, and counted. Every ``pause`` seconds it looks again, and opens a new listener once
+    the worker has not been busy for ``calm`` seconds. The arrival time is passed on to the
+    handler.
     """
 
     def __init__(
         self,
         listener: Any,
         *,
+        listen: Callable[[], socket.socket],
         wait: float,
         busy: Callable[[], bool],
         busy_wait: float,
         pause: float,
+        calm: float,
         log: Any,
         **kwargs: Any,
     ) -> None:
         super().__init__(listener, **kwargs)
-        self.max_accept = 1  # one per wake-up: spread over the workers, none during a pause
+        self.max_accept = 1  # one per wake-up: spread over the workers
+        self._listen = listen
         self._wait = wait
         self._busy = busy
         self._busy_wait = busy_wait
         self._pause = pause
-        self._paused = False  # accepting stopped while busy (connections taken meanwhile: reset)
+        self._calm = calm
+        self._shut_at: float | None = None  # when the listener was closed (None: it is open)
+        self._busy_at = 0.0  # when the worker was last seen busy while the listener was closed
         self._log = log
         self._resets = 0  # since the last warning
         self._warned = -_RESETS_LOGGED_EVERY_SECONDS
 
-    def _count_reset(self, waited: float) -> None:
-        metrics.REFUSED_CONNECTIONS.inc()
-        self._resets += 1
+    def _count_resets(self, count: int, waited: float) -> None:
+        metrics.REFUSED_CONNECTIONS.inc(count)
+        self._resets += count
         now = time.monotonic()
         if now - self._warned >= _RESETS_LOGGED_EVERY_SECONDS:
             self._log.warning(
@@ -228,6 +274,15 @@ class _Door(StreamServer):  # type: ignore[misc]
             )
             self._resets, self._warned = 0, now
 
+    def do_read(self) -> Any:
+        """Accept a connection (none while the listener is closed)."""
+        return None if self._shut_at is not None else super().do_read()
+
+    def start_accepting(self) -> None:
+        """Accept connections again (when the listener is open)."""
+        if self._shut_at is None:
+            super().start_accepting()
+
     def do_handle(self, client: Any, address: Any) -> None:
         """Serve ``client``, or reset it when it waited too long for this worker."""
         try:
@@ -236,10 +291,11 @@ class _Door(StreamServer):  # type: ignore[misc]
                 arrived = stamps.arrived()  # of the TLS hello, when the client has sent it
             finally:
                 stamps.close()
-            waited = time.monotonic() - arrived
+            now = time.monotonic()
+            waited = now - arrived
             busy = self._busy()
-            if waited > self._wait or (busy and (waited > self._busy_wait or self._paused)):
-                self._count_reset(waited)
+            if waited > self._wait or (busy and waited > self._busy_wait):
+                self._count_resets(1, waited)
                 self.max_accept = _DRAIN_ACCEPTS
                 with suppress(OSError):  # already gone
                     client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
@@ -247,18 +303,53 @@ class _Door(StreamServer):  # type: ignore[misc]
                 return
             self.max_accept = 1
             if busy:
-                self._paused = True
-                self.stop_accepting()
-                gevent.spawn_later(self._pause, self._resume)
+                self._shut(waited)
         except BaseException:
             client.close()
             raise
         super().do_handle(client, address, arrived)
 
-    def _resume(self) -> None:
-        self._paused = False
-        if not self.closed:
-            self.start_accepting()
+    def _shut(self, waited: float) -> None:
+        """Close the listener until the worker has not been busy for ``calm`` seconds."""
+        self.stop_accepting()
+        self._shut_at = self._busy_at = time.monotonic()
+        waiting = _accept_queue_length(self.socket)
+        self.socket.close()  # the kernel resets the connections waiting in it
+        if waiting:
+            self._count_resets(waiting, waited)
+        gevent.spawn_later(self._pause, self._reopen)
+
+    def _reopen(self) -> None:
+        """Open the listener again if the worker has been calm long enough, or look again
+        after ``pause`` seconds."""
+        if self._shut_at is None or self.closed:  # the server was closed meanwhile
+            return
+        now = time.monotonic()
+        if self._busy():
+            self._busy_at = now
+        if now - self._busy_at < self._calm:
+            gevent.spawn_later(self._pause, self._reopen)
+            return
+        try:
+            self.socket = self._listen()
+        except OSError as error:  # the address is taken (by another process of this user)
+            self._log.error("cannot listen on %s again: %s", self.address, error)
+            gevent.spawn_later(self._pause, self._reopen)
+            return
+        self._make_socket_stdlib(False)  # gevent's unwrapping of a listener, as at start()
+        metrics.LISTENER_CLOSED_SECONDS.inc(time.monotonic() - self._shut_at)
+        self._shut_at = None
+        self.start_accepting()
+
+
+def _accept_queue_length(listener: socket.socket) -> int:
+    """Connections waiting in ``listener``'s accept queue (Linux: ``tcpi_unacked`` of a
+    listening socket's ``TCP_INFO``)."""
+    try:
+        info = listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
+    except OSError:
+        return 0
+    return int(struct.unpack_from("I", info, _TCP_INFO_UNACKED)[0])
 
 
 class EventedWorker(GeventWorker):  # type: ignore[misc]
@@ -269,6 +360,7 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
     _request: Any  # per greenlet: when its request arrived, whether it came to the probe port
     _queue_wait: Callable[[], float]
     _idle: set[Any]  # the greenlets of connections waiting for their next request
+    _listeners: list[tuple[Callable[[], socket.socket], Any]]  # how to listen, on which address
 
     def run(self) -> None:
         """Accept connections on every listener until the worker is told to stop.
@@ -282,23 +374,24 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
         )
         servers = []
         self._idle = set()
-        for listener in self.sockets:
-            listener.setblocking(1)
-            # Accepted connections inherit it: their TLS hello is stamped from its first byte.
-            listener.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        for listen, name in self._listeners:
+            # Accepted connections inherit SO_TIMESTAMPNS: their hello is stamped from its first
+            # byte.
             pool = Pool(self.worker_connections)  # gunicorn's worker_connections: --max-connections
-            if listener.getsockname()[1] == options.probe_port:
-                handle = partial(self.handle_probe, listener)
-                server = StreamServer(listener, handle=handle, spawn=pool)
+            if name[1] == options.probe_port:
+                handle = partial(self.handle_probe, name)
+                server = StreamServer(listen(), handle=handle, spawn=pool)
             else:
                 server = _Door(
-                    listener,
-                    handle=partial(self.handle, listener),
+                    listen(),
+                    listen=listen,
+                    handle=partial(self.handle, name),
                     spawn=pool,
                     wait=self.app.app_config.connection_wait,
                     busy=self._busy,
                     busy_wait=self.app.app_config.slot_queue_limit,
                     pause=self.app.app_config.slot_queue_limit / 2,
+                    calm=self.app.app_config.connection_wait,
                     log=self.log,
                 )
             server.start()
@@ -323,9 +416,9 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
         limit: float = self.app.app_config.slot_queue_limit
         return self._queue_wait() > limit
 
-    def handle(self, listener: Any, client: Any, addr: Any, arrived: float) -> None:
-        """Serve one connection, whose first bytes arrived at ``arrived``: the TLS handshake,
-        then its requests (keep-alive)."""
+    def handle(self, listener_name: Any, client: Any, addr: Any, arrived: float) -> None:
+        """Serve one connection to ``listener_name`` (the address listened on), whose first
+        bytes arrived at ``arrived``: the TLS handshake, then its requests (keep-alive)."""
         options: ServerOptions = self.app.options
         client.setblocking(1)
         try:
@@ -342,20 +435,21 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
         try:
             stamps = ArrivalStamps(client.fileno())
             first = (arrived, time.monotonic())  # the hello's arrival, the handshake's end
-            self._serve_requests(listener.getsockname(), client, addr, options, stamps, first)
+            self._serve_requests(listener_name, client, addr, options, stamps, first)
         finally:
             if stamps is not None:
                 stamps.close()
             util.close(client)
 
-    def handle_probe(self, listener: Any, client: Any, addr: Any) -> None:
-        """Serve one connection to the probe port: plain HTTP, the probe views only."""
+    def handle_probe(self, listener_name: Any, client: Any, addr: Any) -> None:
+        """Serve one connection to the probe port (``listener_name``): plain HTTP, the probe
+        views only."""
         client.setblocking(1)
         self._request.probe = True
         stamps = ArrivalStamps(client.fileno())
         try:
             options: ServerOptions = self.app.options
-            self._serve_requests(listener.getsockname(), client, addr, options, stamps, None)
+            self._serve_requests(listener_name, client, addr, options, stamps, None)
         finally:
             stamps.close()
             util.close(client)
@@ -445,7 +539,14 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
         What exists once the application is loaded lives as long as the worker: it is moved out
         of the garbage collector's generations (``gc.freeze``), as the master's modules were
         before the fork, so the collector's rare full passes only walk what requests allocate.
+
+        The listeners gunicorn made for this worker are closed first, and made again when it
+        runs (:meth:`run`): connections come to a worker only once it can take them, not while
+        it loads the application.
         """
+        self._listeners = [(listener_factory(s), s.getsockname()) for s in self.sockets]
+        for listener in self.sockets:
+            listener.close()
         super().load_wsgi()
         gc.collect()
         gc.freeze()
@@ -530,7 +631,8 @@ def gunicorn_settings(options: ServerOptions, tls: ReloadingContext) -> dict[str
         "workers": options.workers,
         "worker_class": f"{__name__}.EventedWorker",
         "worker_connections": options.max_connections,
-        "backlog": 2048,
+        "backlog": _BACKLOG,
+        "reuse_port": True,  # each worker binds listeners of its own (_Door closes them)
         "keepalive": options.keepalive_seconds,
         "timeout": WORKER_SILENCE_SECONDS,
         "graceful_timeout": 10,
@@ -549,6 +651,27 @@ def gunicorn_settings(options: ServerOptions, tls: ReloadingContext) -> dict[str
     if Path("/dev/shm").is_dir():
         settings["worker_tmp_dir"] = "/dev/shm"
     return settings
+
+
+def _check_free(address: str) -> None:
+    """Fail unless ``host:port`` can be listened on: each worker binds it with
+    ``SO_REUSEPORT``, which would share a port that another such listener holds.
+
+    Raises:
+        UsageError: the address is in use, or cannot be bound.
+    """
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    try:
+        family, kind, proto, _name, bound = socket.getaddrinfo(
+            host, int(port), type=socket.SOCK_STREAM
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(bound)
+    except OSError as error:
+        reason = "address in use" if error.errno == errno.EADDRINUSE else str(error)
+        raise UsageError(f"cannot listen on {address}: {reason}") from error
 
 
 class _Arbiter(Arbiter):  # type: ignore[misc]
@@ -607,8 +730,11 @@ class WebhookServer(BaseApplication):  # type: ignore[misc]
         """Run gunicorn's master (:class:`_Arbiter`) until it stops.
 
         Raises:
-            UsageError: gunicorn refused its settings (e.g. an unwritable worker directory).
+            UsageError: an address is in use (by another process, or another ``serve``), or
+                gunicorn refused its settings (e.g. an unwritable worker directory).
         """
+        for address in self.options.addresses:
+            _check_free(address)
         try:
             _Arbiter(self).run()
         except RuntimeError as error:

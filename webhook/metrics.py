@@ -68,6 +68,11 @@ REFUSED_CONNECTIONS = Counter(
     "edgepolicy_webhook_refused_connections",
     "New connections reset before their TLS handshake because the worker was overloaded.",
 )
+LISTENER_CLOSED_SECONDS = Counter(
+    "edgepolicy_webhook_listener_closed_seconds",
+    "Seconds a worker kept its listener closed because it was overloaded (new connections went "
+    "to other workers, or were refused when every listener was closed).",
+)
 WORKERS = Gauge(
     "edgepolicy_webhook_workers",
     "Worker processes serving the webhook now (a dead worker's sample is dropped).",

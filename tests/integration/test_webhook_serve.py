@@ -949,6 +949,7 @@ def test_a_stopping_worker_closes_idle_kept_alive_connections_at_once(
 # ---- refusing new connections under overload ---------------------------------------------------
 
 REFUSED_SERIES = "edgepolicy_webhook_refused_connections_total"
+CLOSED_SERIES = "edgepolicy_webhook_listener_closed_seconds_total"
 
 
 def _validate_request(name: str) -> bytes:
@@ -980,6 +981,54 @@ def _handshake_error(server: ServeProcess, ca: TestCA) -> Exception | None:
     except OSError as error:  # ssl.SSLError too
         return error
     return None
+
+
+def _listeners(port: int) -> dict[int, str]:
+    """The listening TCP sockets of local ``port`` (inode -> owner: a pid), from /proc."""
+    inodes = {
+        line.split()[9]
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+        if line.split()[1] == f"0100007F:{port:04X}" and line.split()[3] == "0A"  # LISTEN
+    }
+    owners: dict[int, str] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (proc / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:[") and target[8:-1] in inodes:
+                        owners[int(target[8:-1])] = proc.name
+    return owners
+
+
+def test_each_worker_listens_on_a_socket_of_its_own(
+    tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
+) -> None:
+    # Each worker has a listener of its own (SO_REUSEPORT; the master has none), so that an
+    # overloaded worker can close its own; the kernel spreads new connections over them.
+    server = start_serve(tmp_path, test_ca, server_cert, "--opa-url", own_opa.url, "--workers", "2")
+    try:
+        deadline = time.monotonic() + 10
+        while (
+            len(workers := set(_children(server.process.pid))) < 2
+            or len(owners := _listeners(server.port)) < 2
+        ):
+            assert time.monotonic() < deadline, "two workers did not start listening"
+            time.sleep(0.1)
+        assert sorted(map(int, owners.values())) == sorted(workers), (owners, workers)
+        served_by = set()
+        for _ in range(60):
+            status, _, worker = _ask_on_a_new_connection(server, test_ca, "GET", "/healthz")
+            assert status == 200
+            served_by.add(worker)
+            if served_by == workers:
+                break
+        assert served_by == workers
+        assert "Traceback" not in server.log()
+    finally:
+        server.stop()
 
 
 def test_a_connection_that_waited_too_long_to_be_accepted_is_reset_before_its_handshake(
@@ -1038,29 +1087,44 @@ def _a_request_waiting_for_the_slot(
         waiting.close()
 
 
-def test_new_connections_are_taken_sparingly_while_a_request_waits_long_for_a_decision_slot(
+def test_new_connections_are_refused_while_a_request_waits_long_for_a_decision_slot(
     tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
 ) -> None:
-    # Once a request has waited more than 0.1 s for the only decision slot, the worker takes
-    # one new connection every 0.05 s and resets those that waited more than 0.1 s: of 30
-    # opened at once, the first ones are served and most are reset.
+    # Once a request has waited more than 0.1 s for the only decision slot, the only worker
+    # serves the next connection it takes and closes its listener: the connections waiting
+    # behind that one are reset, later ones are refused at connect. 0.5 s after the worker is
+    # no longer busy it listens again.
     flags = ["--opa-url", own_opa.url, "--workers", "1", "--threads", "1"]
     server = start_serve(tmp_path, test_ca, server_cert, *flags)
+    client = https_pool(test_ca)
     try:
+        page = _metrics(client, server)
+        resets_before, closed_before = _sample(page, REFUSED_SERIES), _sample(page, CLOSED_SERIES)
         with (
             _a_request_waiting_for_the_slot(server, test_ca, own_opa),
             ThreadPoolExecutor(30) as pool,
         ):
             outcomes = list(pool.map(lambda _: _handshake_error(server, test_ca), range(30)))
+            later = _handshake_error(server, test_ca)
         reset = [o for o in outcomes if isinstance(o, ConnectionResetError)]
-        assert None in outcomes and len(reset) >= 10, outcomes
-        assert len(reset) + outcomes.count(None) == 30, outcomes
-        assert _handshake_error(server, test_ca) is None  # nobody waits any more
+        refused = [o for o in outcomes if isinstance(o, ConnectionRefusedError)]
+        assert None in outcomes and len(reset) + len(refused) >= 10, outcomes
+        assert outcomes.count(None) + len(reset) + len(refused) == 30, outcomes
+        assert isinstance(later, ConnectionRefusedError), later
+        time.sleep(0.5)  # OPA runs again and the queue is gone: calm for 0.5 s, then listening
+        deadline = time.monotonic() + 5
+        while _handshake_error(server, test_ca) is not None:
+            assert time.monotonic() < deadline, "the worker did not listen again"
+            time.sleep(0.05)
+        page = _metrics(client, server)
+        counted = _sample(page, REFUSED_SERIES) - resets_before
+        assert counted <= len(reset) and (counted > 0 or not reset), (counted, outcomes)
+        assert _sample(page, CLOSED_SERIES) - closed_before >= 0.5
     finally:
         server.stop()
 
 
-def test_the_probe_port_answers_probes_in_plain_http_while_new_connections_are_taken_sparingly(
+def test_the_probe_port_answers_probes_in_plain_http_while_new_connections_are_refused(
     tmp_path: Path, test_ca: TestCA, server_cert: ServerCert, own_opa: OpaProcess
 ) -> None:
     # As above, a request waits long for the only decision slot; ten /healthz probes opened
@@ -1288,14 +1352,18 @@ def test_metrics_are_exact_totals_over_all_workers_and_survive_a_dead_one(
             assert _sample(page, WORKERS_SERIES) == 3
 
         # A worker dies: gunicorn replaces it; child_exit drops the dead one from the live
-        # workers, while what it counted stays in the totals.
+        # workers, while what it counted stays in the totals. (A connection that reached the
+        # dying worker's own listener before its exit closed it is reset, never served.)
         dead = answered_by[0]
         os.kill(dead, signal.SIGKILL)
         replacement: int | None = None
         for _ in range(300):
-            status, _, worker = _ask_on_a_new_connection(
-                server, test_ca, "POST", "/validate", denied
-            )
+            try:
+                status, _, worker = _ask_on_a_new_connection(
+                    server, test_ca, "POST", "/validate", denied
+                )
+            except ConnectionResetError:
+                continue
             assert status == 200
             sent += 1
             if worker not in workers:

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import gevent  # type: ignore[import-untyped]
 import pytest
 from edgepolicy.webhook import metrics
 from edgepolicy.webhook.app import ARRIVAL_KEY, PROBES_KEY, SERVICE_KEY
@@ -21,8 +22,11 @@ from edgepolicy.webhook.gunicorn_server import (
     EventedWorker,
     ResponseBuffer,
     ServerOptions,
+    _accept_queue_length,
+    _check_free,
     _Door,
     gunicorn_settings,
+    listener_factory,
 )
 from edgepolicy.webhook.opa_supervisor import local_data
 from gunicorn.workers.ggevent import GeventWorker  # type: ignore[import-untyped]
@@ -138,12 +142,19 @@ def test_a_worker_freezes_its_loaded_application_and_passes_arrival_stamps(
         GeventWorker, "load_wsgi", lambda self: setattr(self, "wsgi", Application())
     )
     worker = EventedWorker.__new__(EventedWorker)
+    made = socket.create_server(("127.0.0.1", 0), reuse_port=True)  # as gunicorn makes it
+    address = made.getsockname()
+    worker.sockets = [made]
     gc.unfreeze()
     try:
         worker.load_wsgi()
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+    # Closed while the application loads (nothing waits in it), made again when the worker runs.
+    assert made.fileno() == -1 and [name for _, name in worker._listeners] == [address]
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(address)
     worker.wsgi({}, None)
     worker._request.arrived = 12.5  # set by the connection loop when the request's bytes came
     worker.wsgi({}, None)
@@ -246,15 +257,17 @@ def test_the_door_resets_a_connection_that_waited_too_long_and_drains_the_ones_b
     log = SimpleNamespace(warning=lambda *args: None)
     door = _Door(
         listener,
+        listen=lambda: listener,
         handle=lambda client, address, arrived: served.append(arrived),
         spawn=None,
         wait=0.2,
         busy=lambda: False,
         busy_wait=0.1,
         pause=0.05,
+        calm=0.5,
         log=log,
     )
-    monkeypatch.setattr(metrics.REFUSED_CONNECTIONS, "inc", lambda: None)
+    monkeypatch.setattr(metrics.REFUSED_CONNECTIONS, "inc", lambda count=1: None)
     old = socket.create_connection(listener.getsockname())
     old.sendall(b"\x16\x03\x01")  # the start of a TLS hello
     time.sleep(0.3)  # waits longer than 0.2 s to be accepted
@@ -268,4 +281,142 @@ def test_the_door_resets_a_connection_that_waited_too_long_and_drains_the_ones_b
     door.do_handle(*listener.accept())
     assert len(served) == 1 and door.max_accept == 1  # served: one per wake-up again
     for sock in (old, fresh, listener):
+        sock.close()
+
+
+def _hello(address: Any) -> socket.socket:
+    """A connection to ``address`` that sent the start of a TLS hello."""
+    client = socket.create_connection(address)
+    client.sendall(b"\x16\x03\x01")
+    return client
+
+
+def test_listeners_of_one_address_share_its_connections_and_refuse_them_when_all_are_closed() -> (
+    None
+):
+    first = socket.create_server(("127.0.0.1", 0), reuse_port=True)  # as gunicorn makes one
+    listen = listener_factory(first)
+    second = listen()
+    address = first.getsockname()
+    clients = [socket.create_connection(address) for _ in range(20)]
+    assert _accept_queue_length(first) + _accept_queue_length(second) == 20
+    first.close()  # the connections waiting in it are reset; new ones go to the second
+    clients += [socket.create_connection(address) for _ in range(5)]
+    assert _accept_queue_length(second) >= 5
+    second.close()
+    with pytest.raises(ConnectionRefusedError):  # no listener open: refused at connect
+        socket.create_connection(address)
+    reopened = listen()
+    clients.append(socket.create_connection(address))
+    assert _accept_queue_length(reopened) == 1
+    assert reopened.getsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS) == 1
+    for sock in (*clients, reopened):
+        sock.close()
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6")
+def test_a_new_listener_on_an_ipv6_address_keeps_its_v6only_setting() -> None:
+    first = socket.create_server(("::1", 0), family=socket.AF_INET6, reuse_port=True)
+    assert first.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1  # create_server's
+    listen = listener_factory(first)
+    first.close()
+    second = listen()
+    assert second.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+    client = socket.create_connection(second.getsockname()[:2])
+    assert _accept_queue_length(second) == 1
+    for sock in (client, second):
+        sock.close()
+
+
+def test_an_address_in_use_is_refused_before_gunicorn_starts() -> None:
+    held = socket.create_server(("127.0.0.1", 0))
+    port = held.getsockname()[1]
+    with pytest.raises(UsageError, match=rf"cannot listen on 127.0.0.1:{port}: address in use"):
+        _check_free(f"127.0.0.1:{port}")
+    held.close()
+    _check_free(f"127.0.0.1:{port}")  # free again
+
+
+def test_a_strained_door_closes_its_listener_until_the_worker_has_been_calm(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    listen = listener_factory(socket.create_server(("127.0.0.1", 0), reuse_port=True))
+    served: list[float] = []
+    reset: list[int] = []
+    closed: list[float] = []
+    busy = [True]
+    door = _Door(
+        listen(),
+        listen=listen,
+        handle=lambda client, address, arrived: served.append(arrived),
+        spawn=None,
+        wait=0.5,
+        busy=lambda: busy[0],
+        busy_wait=0.1,
+        pause=0.05,
+        calm=0.3,
+        log=SimpleNamespace(warning=lambda *args: None),
+    )
+    monkeypatch.setattr(metrics.REFUSED_CONNECTIONS, "inc", lambda count=1: reset.append(count))
+    monkeypatch.setattr(metrics.LISTENER_CLOSED_SECONDS, "inc", closed.append)
+    door.start()
+    address = door.socket.getsockname()
+    try:
+        taken, behind = _hello(address), _hello(address)
+        gevent.sleep(0.01)  # both are in the accept queue; the door takes the first
+        assert len(served) == 1 and reset == [1]  # the one behind it was reset with the listener
+        with pytest.raises(ConnectionResetError):
+            behind.recv(1)
+        gevent.sleep(0.2)  # still busy: closed, refused at connect
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(address)
+        busy[0] = False
+        gevent.sleep(0.15)  # calm for less than 0.3 s: still closed
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(address)
+        gevent.sleep(0.25)  # calm long enough: open again, connections taken as they come
+        assert len(closed) == 1 and 0.5 < closed[0] < 0.8
+        calm = [_hello(address) for _ in range(3)]
+        gevent.sleep(0.05)
+        assert len(served) == 4 and len(closed) == 1
+    finally:
+        door.close()
+    for sock in (taken, behind, *calm):
+        sock.close()
+
+
+def test_a_stalled_worker_that_is_not_busy_keeps_listening(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Not busy, but the worker did not run for 0.15 s while a connection waited (more than the
+    # 0.1 s busy wait, less than the 0.5 s that resets it): it is served, and the listener
+    # stays open: a stall alone refuses nothing.
+    listen = listener_factory(socket.create_server(("127.0.0.1", 0), reuse_port=True))
+    served: list[float] = []
+    door = _Door(
+        listen(),
+        listen=listen,
+        handle=lambda client, address, arrived: served.append(arrived),
+        spawn=None,
+        wait=0.5,
+        busy=lambda: False,
+        busy_wait=0.1,
+        pause=0.05,
+        calm=0.3,
+        log=SimpleNamespace(warning=lambda *args: None),
+    )
+    monkeypatch.setattr(metrics.LISTENER_CLOSED_SECONDS, "inc", lambda seconds: None)
+    door.start()
+    address = door.socket.getsockname()
+    try:
+        late = _hello(address)
+        time.sleep(0.15)  # the event loop does not run: the connection waits to be accepted
+        gevent.sleep(0.01)
+        assert len(served) == 1
+        after = _hello(address)  # not refused
+        gevent.sleep(0.01)
+        assert len(served) == 2
+    finally:
+        door.close()
+    for sock in (late, after):
         sock.close()
