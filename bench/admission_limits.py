@@ -59,6 +59,7 @@ from admission import (
     SETTINGS,
     VEGETA,
     _children,
+    _free_port,
     cpu_seconds,
     request_mix,
     webhook_server,
@@ -71,6 +72,7 @@ from edgepolicy.opa_binary import find_opa
 from edgepolicy.opa_process import OpaProcess
 
 DEADLINE_SECONDS = 3.0  # serve's default --timeout
+CLOSED_SERIES = "edgepolicy_webhook_listener_closed_seconds_total"
 # Capacity is the most correct answers per second over these closed-loop concurrencies.
 CLOSED_LOOP_CONNECTIONS = (8, 16, 32, 64)
 SPREAD_SECONDS = 5.0  # stalled connections are opened over this time (serve's timeouts: 5 s)
@@ -273,14 +275,19 @@ def expected_answers(url: str, ca: Path, mix: Sequence[Any]) -> dict[tuple[str, 
     return expected
 
 
-def refused_connections(url: str, ca: Path) -> int:
-    """New connections the webhook reset unserved so far (its workers' total)."""
-    client = urllib3.PoolManager(ca_certs=str(ca), retries=False)
-    text = client.request("GET", f"{url}/metrics", timeout=10).data.decode()
+def refused_connections(metrics_url: str) -> int:
+    """New connections the webhook reset unserved so far (its workers' total), from its
+    ``/metrics`` on the probe port (the webhook's own port may refuse connections then)."""
+    return int(webhook_metric(metrics_url, "edgepolicy_webhook_refused_connections_total"))
+
+
+def webhook_metric(metrics_url: str, series: str) -> float:
+    """The value of ``series`` at ``metrics_url``."""
+    text = urllib3.request("GET", metrics_url, timeout=10, retries=False).data.decode()
     for line in text.splitlines():
-        if line.startswith("edgepolicy_webhook_refused_connections_total "):
-            return int(float(line.split()[1]))
-    raise SystemExit("the webhook's /metrics has no edgepolicy_webhook_refused_connections_total")
+        if line.startswith(series + " "):
+            return float(line.split()[1])
+    raise SystemExit(f"the webhook's /metrics has no {series}")
 
 
 def webhook_judge(expected: dict[tuple[str, str], Any]) -> Any:
@@ -381,6 +388,7 @@ class Bench:
     targets: Path
     opa_targets: Path
     judge: Any
+    metrics_url: str  # the webhook's /metrics on its probe port
 
 
 @contextmanager
@@ -389,15 +397,19 @@ def bench_servers(*, workers: int, threads: int, prefix: str) -> Iterator[Bench]
     mix = request_mix()
     data = local_data([EXAMPLES / "policies"], [])
     data["edgepolicy"].update(SETTINGS["edgepolicy"])
+    probe_port = _free_port()
     with (
         tempfile.TemporaryDirectory(prefix=prefix) as tmp,
         OpaProcess(find_opa(), paths=[library_path()], data=data) as opa,
-        webhook_server(Path(tmp), opa.url, workers=workers, threads=threads) as (url, ca, process),
+        webhook_server(
+            Path(tmp), opa.url, workers=workers, threads=threads, probe_port=probe_port
+        ) as (url, ca, process),
     ):
         targets = Path(tmp) / "targets.json"
         opa_targets = write_targets(targets, mix, webhook=url, opa=opa.url)
         judge = webhook_judge(expected_answers(url, ca, mix))
-        yield Bench(url, ca, process, opa, targets, opa_targets, judge)
+        metrics_url = f"http://127.0.0.1:{probe_port}/metrics"
+        yield Bench(url, ca, process, opa, targets, opa_targets, judge, metrics_url)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -478,16 +490,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         time.sleep(settle)
         assert stall.pid is not None
         stall_cpu = cpu_seconds([stall.pid])
-        reset_before = refused_connections(url, ca)
+        reset_before = refused_connections(bench.metrics_url)
         stalled = webhook(f"probe {args.stalled} stalled", args.probe_rate, 2 * duration)
         stall_cpu = cpu_seconds([stall.pid]) - stall_cpu
-        stall_resets = refused_connections(url, ca) - reset_before
+        stall_resets = refused_connections(bench.metrics_url) - reset_before
         stall.join()
-        overloads, refused = [], []
+        overloads, refused, shut = [], [], []
         for factor in (2, 5):
-            before = refused_connections(url, ca)
+            before = refused_connections(bench.metrics_url)
+            closed = webhook_metric(bench.metrics_url, CLOSED_SERIES)
             overloads.append(webhook(f"webhook {factor}x capacity", round(factor * capacity)))
-            refused.append(refused_connections(url, ca) - before)
+            refused.append(refused_connections(bench.metrics_url) - before)
+            shut.append(webhook_metric(bench.metrics_url, CLOSED_SERIES) - closed)
 
     print("\nratios (same run):")
     print(f"  capacity webhook / OPA direct: {capacity:.0f} / {opa_capacity:.0f} = "
@@ -499,11 +513,12 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{hook.cpu_capacity / direct_run.cpu_capacity:.2f}")  # fmt: skip
     print(f"  p99 at 200/s webhook / OPA direct: {at_200.p99_ms:.1f} / {opa_at_200.p99_ms:.1f} ms"
           f" = {at_200.p99_ms / opa_at_200.p99_ms:.2f} (target <= 1.5)")  # fmt: skip
-    for factor, run, reset in zip((2, 5), overloads, refused, strict=True):
+    for factor, run, reset, closed in zip((2, 5), overloads, refused, shut, strict=True):
         print(f"  {factor}x capacity ({run.rate}/s): p99.9 {run.p999_ms / 1000:.2f} s "
               f"(deadline {DEADLINE_SECONDS:g} s), goodput {run.goodput:.0f}/s = "
               f"{run.goodput / capacity:.2f} of capacity (target >= 0.9), "
-              f"{run.sent - run.answered} unanswered ({reset} new connections reset unserved), "
+              f"{run.sent - run.answered} unanswered ({reset} new connections reset unserved; "
+              f"the workers' sockets closed {closed:.1f} s in all), "
               f"up to {run.peak_connections} connections open")  # fmt: skip
         print(f"    vegeta used {run.client_cores:.2f} cores ({hook.client_cores:.2f} at "
               f"capacity), the servers {run.server_cores:.2f} ({hook.server_cores:.2f}): "

@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         assert opa.pid is not None
         watched = {"master": process.pid, "opa": opa.pid}
         watched |= {f"worker {pid}": pid for pid in _children(process.pid)}
-        reset_before = refused_connections(bench.url, ca)
+        reset_before = refused_connections(bench.metrics_url)
         started = time.monotonic()
         done = threading.Event()
 
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         done.set()
         sampler.join()
-        resets = refused_connections(bench.url, ca) - reset_before
+        resets = refused_connections(bench.metrics_url) - reset_before
 
     warm = [sizes for at, sizes in samples if at >= args.warm_up * 60]
     print(

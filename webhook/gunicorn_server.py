@@ -19,16 +19,20 @@ so an idle, slow or stalled connection is a parked greenlet, not a thread (a few
   :class:`edgepolicy.webhook.admission.AdmissionService`). A connection's first request, sent
   with or right after the TLS handshake, counts from the arrival of the connection's TLS hello
   (its wait to be accepted and the handshake count too);
-- an overloaded worker refuses new connections (:class:`_Door`). While a request has waited
-  longer than ``WebhookConfig.slot_queue_limit`` for a decision slot (0.1 s), the worker takes a
-  new connection only every half of that time, leaving the others to another worker or to the
-  backlog, and resets, before its TLS handshake, one that waited longer than that limit to be
-  accepted; one that waited longer than ``WebhookConfig.connection_wait`` (0.5 s: the worker is
-  too busy even to accept) is reset whatever the queue. A stall of the machine that only
-  delayed connections to a worker with no queue resets nothing. Under overload a client such as
-  vegeta or the API server opens a new connection for each request its busy ones cannot take;
-  a handshake costs about as much CPU as a decision, so serving them all left no CPU for
-  decisions. A reset costs microseconds, and the API server applies the webhook's
+- an overloaded worker refuses new connections (:class:`_Door`). Each worker listens on a
+  socket of its own (gunicorn's ``reuse_port``: the kernel spreads new connections over the
+  workers' sockets), made once the application is loaded. When a request has waited longer than
+  ``WebhookConfig.slot_queue_limit`` for a decision slot (0.1 s), the worker closes its socket
+  until no request has waited that long for ``WebhookConfig.connection_wait`` (0.5 s): new
+  connections go to the other workers, or, when every socket is closed, the kernel refuses them
+  at connect, before any handshake (the connections waiting in the closed socket are reset). A
+  connection that waited longer than ``connection_wait`` to be accepted (the worker is too busy
+  even to accept) is reset before its TLS handshake whatever the queue. A stall of the machine
+  that only delayed connections to a worker with no queue closes and resets nothing. Under
+  overload a client such as vegeta or the API server opens a new connection for each request
+  its busy ones cannot take; a handshake costs about as much CPU as a decision, and even a
+  connection accepted only to be reset costs the client its TLS hello; a refused connect costs
+  neither side anything worth counting. The API server applies the webhook's
   ``failurePolicy`` at once (it does not retry a POST); the connections already open are
   served;
 - what gunicorn writes for one answer (status line, headers, body) is sent at once, one TLS
@@ -224,14 +228,13 @@ class _Door(StreamServer):  # type: ignore[misc]
     the server then accepts up to :data:`_DRAIN_ACCEPTS` connections per wake-up (the others
     waiting behind it are as old) until it serves one again.
 
-    When the worker is strained (``busy()``, which must not block: it runs in the event loop,
-    or the connection just taken waited longer than ``busy_wait``), the server serves the
-    connection it took and closes its listener: the kernel gives new connections to the other
-    workers' listeners, or refuses them when none is open (the client's connect fails at once:
-    no handshake, no CPU on either side). Those waiting in the closed listener are reset by the
-    kernel, and counted. Every ``pause`` seconds it looks again, and opens a new listener once
-    the worker has not been busy for ``calm`` seconds. The arrival time is passed on to the
-    handler.
+    When the worker is ``busy()`` (which must not block: it runs in the event loop), the server
+    serves the connection it took and closes its listener: the kernel gives new connections to
+    the other workers' listeners, or refuses them when none is open (the client's connect fails
+    at once: no handshake, no CPU on either side). Those waiting in the closed listener are
+    reset by the kernel, and counted. Every ``pause`` seconds it looks again, and opens a new
+    listener once the worker has not been busy for ``calm`` seconds. The arrival time is passed
+    on to the handler.
     """
 
     def __init__(
@@ -412,7 +415,7 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
 
     def _busy(self) -> bool:
         """Tell whether a request has waited longer than the slot queue limit for a decision
-        slot (the worker then takes new connections sparingly)."""
+        slot (the worker then closes its listener)."""
         limit: float = self.app.app_config.slot_queue_limit
         return self._queue_wait() > limit
 
