@@ -193,7 +193,8 @@ def listener_factory(listener: Any) -> Callable[[], socket.socket]:
     """A maker of new listeners on ``listener``'s address, as gunicorn makes each worker's own
     (``reuse_port``: ``SO_REUSEPORT``, the kernel spreads new connections over the open
     listeners of an address, and refuses them at once, the client's connect failing, when
-    none is open), and with the arrival stamps of :mod:`edgepolicy.webhook.arrival_stamps`."""
+    none is open), with ``TCP_NODELAY`` (accepted connections inherit it, as from gunicorn's) and
+    the arrival stamps of :mod:`edgepolicy.webhook.arrival_stamps`."""
     family, address = listener.family, listener.getsockname()
     v6only = 0
     if family == socket.AF_INET6:
@@ -206,6 +207,7 @@ def listener_factory(listener: Any) -> Callable[[], socket.socket]:
             own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 own.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+            own.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited, as gunicorn's
             own.bind(address)
             own.listen(_BACKLOG)
             own.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
@@ -259,7 +261,7 @@ class _Door(StreamServer):  # type: ignore[misc]
         self._pause = pause
         self._calm = calm
         self._shut_at: float | None = None  # when the listener was closed (None: it is open)
-        self._busy_at = 0.0  # when the worker was last seen busy while the listener was closed
+        self._busy_at = 0.0  # when the worker was last seen busy
         self._log = log
         self._resets = 0  # since the last warning
         self._warned = -_RESETS_LOGGED_EVERY_SECONDS
@@ -267,15 +269,29 @@ class _Door(StreamServer):  # type: ignore[misc]
     def _count_resets(self, count: int, waited: float) -> None:
         metrics.REFUSED_CONNECTIONS.inc(count)
         self._resets += count
-        now = time.monotonic()
-        if now - self._warned >= _RESETS_LOGGED_EVERY_SECONDS:
+        if self._may_warn():
             self._log.warning(
                 "overloaded: reset %d new connection(s), the last after waiting %.2fs to be "
                 "accepted (edgepolicy_webhook_refused_connections_total)",
                 self._resets,
                 waited,
             )
-            self._resets, self._warned = 0, now
+            self._resets = 0
+
+    def _may_warn(self) -> bool:
+        """Tell whether a warning may be logged now (at most one every ten seconds)."""
+        now = time.monotonic()
+        if now - self._warned < _RESETS_LOGGED_EVERY_SECONDS:
+            return False
+        self._warned = now
+        return True
+
+    def close(self) -> None:
+        """Stop for good (the time the listener was closed is counted)."""
+        if self._shut_at is not None:
+            metrics.LISTENER_CLOSED_SECONDS.inc(time.monotonic() - self._shut_at)
+            self._shut_at = None
+        super().close()
 
     def do_read(self) -> Any:
         """Accept a connection (none while the listener is closed)."""
@@ -306,43 +322,54 @@ class _Door(StreamServer):  # type: ignore[misc]
                 return
             self.max_accept = 1
             if busy:
-                self._shut(waited)
+                self._busy_at = now
+                self._shut()
         except BaseException:
             client.close()
             raise
         super().do_handle(client, address, arrived)
 
-    def _shut(self, waited: float) -> None:
+    def _shut(self) -> None:
         """Close the listener until the worker has not been busy for ``calm`` seconds."""
         self.stop_accepting()
-        self._shut_at = self._busy_at = time.monotonic()
+        self._shut_at = time.monotonic()
         waiting = _accept_queue_length(self.socket)
         self.socket.close()  # the kernel resets the connections waiting in it
         if waiting:
-            self._count_resets(waiting, waited)
+            metrics.REFUSED_CONNECTIONS.inc(waiting)
+        if self._may_warn():
+            self._log.warning(
+                "overloaded: stopped listening until no request waits %.2fs for a decision "
+                "slot for %.2fs; %d connection(s) waiting to be accepted were reset "
+                "(edgepolicy_webhook_listener_closed_seconds_total)",
+                self._busy_wait,
+                self._calm,
+                waiting,
+            )
         gevent.spawn_later(self._pause, self._reopen)
 
     def _reopen(self) -> None:
-        """Open the listener again if the worker has been calm long enough, or look again
-        after ``pause`` seconds."""
+        """Open the listener again if the worker has been calm long enough, else look again
+        after ``pause`` seconds (whatever fails meanwhile)."""
         if self._shut_at is None or self.closed:  # the server was closed meanwhile
             return
-        now = time.monotonic()
-        if self._busy():
-            self._busy_at = now
-        if now - self._busy_at < self._calm:
-            gevent.spawn_later(self._pause, self._reopen)
-            return
         try:
+            now = time.monotonic()
+            if self._busy():
+                self._busy_at = now
+            if now - self._busy_at < self._calm:
+                return
             self.socket = self._listen()
-        except OSError as error:  # the address is taken (by another process of this user)
-            self._log.error("cannot listen on %s again: %s", self.address, error)
-            gevent.spawn_later(self._pause, self._reopen)
-            return
-        self._make_socket_stdlib(False)  # gevent's unwrapping of a listener, as at start()
-        metrics.LISTENER_CLOSED_SECONDS.inc(time.monotonic() - self._shut_at)
-        self._shut_at = None
-        self.start_accepting()
+            self._make_socket_stdlib(False)  # gevent's unwrapping of a listener, as at start()
+            shut_at, self._shut_at = self._shut_at, None
+            self.start_accepting()
+            metrics.LISTENER_CLOSED_SECONDS.inc(time.monotonic() - shut_at)
+        except OSError as error:  # e.g. out of file descriptors, or the port taken meanwhile
+            if self._may_warn():
+                self._log.error("cannot listen on %s again: %s", self.address, error)
+        finally:
+            if self._shut_at is not None:
+                gevent.spawn_later(self._pause, self._reopen)
 
 
 def _accept_queue_length(listener: socket.socket) -> int:
@@ -364,6 +391,15 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
     _queue_wait: Callable[[], float]
     _idle: set[Any]  # the greenlets of connections waiting for their next request
     _listeners: list[tuple[Callable[[], socket.socket], Any]]  # how to listen, on which address
+
+    def set_aside_listeners(self) -> None:
+        """Close the listeners gunicorn made for this worker right after the fork (gunicorn's
+        ``post_fork``); :meth:`run` makes them again, so new connections come to a worker once it
+        can take them, not while it loads the application."""
+        self._listeners = [(listener_factory(s), s.getsockname()) for s in self.sockets]
+        for listener in self.sockets:
+            listener.close()
+        self.sockets = []
 
     def run(self) -> None:
         """Accept connections on every listener until the worker is told to stop.
@@ -543,13 +579,7 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
         of the garbage collector's generations (``gc.freeze``), as the master's modules were
         before the fork, so the collector's rare full passes only walk what requests allocate.
 
-        The listeners gunicorn made for this worker are closed first, and made again when it
-        runs (:meth:`run`): connections come to a worker only once it can take them, not while
-        it loads the application.
         """
-        self._listeners = [(listener_factory(s), s.getsockname()) for s in self.sockets]
-        for listener in self.sockets:
-            listener.close()
         super().load_wsgi()
         gc.collect()
         gc.freeze()
@@ -623,6 +653,9 @@ def gunicorn_settings(options: ServerOptions, tls: ReloadingContext) -> dict[str
     def post_worker_init(_worker: Any) -> None:
         metrics.mark_worker_alive()
 
+    def post_fork(_arbiter: Any, worker: Any) -> None:
+        worker.set_aside_listeners()
+
     def pre_fork(_arbiter: Any, _worker: Any) -> None:
         freeze_before_fork()  # the worker shares what the master holds (prefork.py)
 
@@ -643,6 +676,7 @@ def gunicorn_settings(options: ServerOptions, tls: ReloadingContext) -> dict[str
         "keyfile": str(options.key_file),
         "ssl_context": ssl_context,
         "pre_fork": pre_fork,
+        "post_fork": post_fork,
         "post_worker_init": post_worker_init,
         "child_exit": child_exit,
         "errorlog": "-",
@@ -665,9 +699,10 @@ def _check_free(address: str) -> None:
     """
     host, _, port = address.rpartition(":")
     host = host.strip("[]")
+    family = socket.AF_INET6 if util.is_ipv6(host) else socket.AF_INET  # as gunicorn binds it
     try:
         family, kind, proto, _name, bound = socket.getaddrinfo(
-            host, int(port), type=socket.SOCK_STREAM
+            host, int(port), family, socket.SOCK_STREAM
         )[0]
         with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

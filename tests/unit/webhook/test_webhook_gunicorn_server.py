@@ -18,11 +18,14 @@ import pytest
 from edgepolicy.webhook import metrics
 from edgepolicy.webhook.app import ARRIVAL_KEY, PROBES_KEY, SERVICE_KEY
 from edgepolicy.webhook.arrival_stamps import SO_TIMESTAMPNS
+from edgepolicy.webhook.config import WebhookConfig
 from edgepolicy.webhook.gunicorn_server import (
     EventedWorker,
     ResponseBuffer,
     ServerOptions,
+    WebhookServer,
     _accept_queue_length,
+    _Arbiter,
     _check_free,
     _Door,
     gunicorn_settings,
@@ -142,19 +145,12 @@ def test_a_worker_freezes_its_loaded_application_and_passes_arrival_stamps(
         GeventWorker, "load_wsgi", lambda self: setattr(self, "wsgi", Application())
     )
     worker = EventedWorker.__new__(EventedWorker)
-    made = socket.create_server(("127.0.0.1", 0), reuse_port=True)  # as gunicorn makes it
-    address = made.getsockname()
-    worker.sockets = [made]
     gc.unfreeze()
     try:
         worker.load_wsgi()
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
-    # Closed while the application loads (nothing waits in it), made again when the worker runs.
-    assert made.fileno() == -1 and [name for _, name in worker._listeners] == [address]
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(address)
     worker.wsgi({}, None)
     worker._request.arrived = 12.5  # set by the connection loop when the request's bytes came
     worker.wsgi({}, None)
@@ -162,6 +158,28 @@ def test_a_worker_freezes_its_loaded_application_and_passes_arrival_stamps(
     worker.wsgi({}, None)
     assert seen == [None, 12.5, "probes"]  # outside a request no arrival time is known
     assert worker._queue_wait() == 0.25  # the application's, for refusing new connections
+
+
+def test_a_forked_worker_sets_gunicorn_s_listeners_aside_until_it_runs(
+    tmp_path: Path, tls: ReloadingContext
+) -> None:
+    # gunicorn's post_fork: the worker's listeners are closed (nothing waits in them while the
+    # application loads) and made again, on the same address, when the worker runs.
+    options = ServerOptions(cert_file=tmp_path / "tls.crt", key_file=tmp_path / "tls.key")
+    post_fork = gunicorn_settings(options, tls)["post_fork"]
+    worker = EventedWorker.__new__(EventedWorker)
+    made = socket.create_server(("127.0.0.1", 0), reuse_port=True)  # as gunicorn makes it
+    address = made.getsockname()
+    worker.sockets = [made]
+    post_fork(None, worker)
+    assert made.fileno() == -1 and worker.sockets == []
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(address)
+    ((listen, name),) = worker._listeners
+    again = listen()
+    assert name == address and again.getsockname() == address
+    socket.create_connection(address).close()
+    again.close()
 
 
 class _RecordingConnection:
@@ -310,19 +328,30 @@ def test_listeners_of_one_address_share_its_connections_and_refuse_them_when_all
     clients.append(socket.create_connection(address))
     assert _accept_queue_length(reopened) == 1
     assert reopened.getsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS) == 1
+    accepted, _ = reopened.accept()  # inherits TCP_NODELAY, as from gunicorn's listeners
+    assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    clients.append(accepted)
     for sock in (*clients, reopened):
         sock.close()
 
 
 @pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6")
-def test_a_new_listener_on_an_ipv6_address_keeps_its_v6only_setting() -> None:
-    first = socket.create_server(("::1", 0), family=socket.AF_INET6, reuse_port=True)
-    assert first.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1  # create_server's
+@pytest.mark.parametrize("dual_stack", [False, True])
+def test_a_new_listener_on_an_ipv6_address_keeps_its_v6only_setting(dual_stack: bool) -> None:
+    first = socket.create_server(
+        ("::", 0), family=socket.AF_INET6, reuse_port=True, dualstack_ipv6=dual_stack
+    )
+    port = first.getsockname()[1]
     listen = listener_factory(first)
     first.close()
     second = listen()
-    assert second.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
-    client = socket.create_connection(second.getsockname()[:2])
+    assert second.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == (not dual_stack)
+    if dual_stack:  # IPv4 clients too
+        client = socket.create_connection(("127.0.0.1", port))
+    else:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port))
+        client = socket.create_connection(("::1", port))
     assert _accept_queue_length(second) == 1
     for sock in (client, second):
         sock.close()
@@ -335,6 +364,26 @@ def test_an_address_in_use_is_refused_before_gunicorn_starts() -> None:
         _check_free(f"127.0.0.1:{port}")
     held.close()
     _check_free(f"127.0.0.1:{port}")  # free again
+
+
+def test_serve_refuses_an_address_in_use_before_starting_gunicorn(
+    tmp_path: Path, tls: ReloadingContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def started(_arbiter: object) -> None:
+        raise AssertionError("gunicorn started")
+
+    monkeypatch.setattr(_Arbiter, "run", started)
+    held = socket.create_server(("127.0.0.1", 0))
+    port = held.getsockname()[1]
+    options = ServerOptions(
+        cert_file=tmp_path / "tls.crt", key_file=tmp_path / "tls.key", host="localhost", port=port
+    )
+    server = WebhookServer(options, tls, WebhookConfig(opa_url="http://127.0.0.1:1"))
+    try:
+        with pytest.raises(UsageError, match=rf"cannot listen on localhost:{port}: address in use"):
+            server.run()  # gunicorn binds localhost as IPv4: that is the address checked
+    finally:
+        held.close()
 
 
 def test_a_strained_door_closes_its_listener_until_the_worker_has_been_calm(
@@ -382,6 +431,52 @@ def test_a_strained_door_closes_its_listener_until_the_worker_has_been_calm(
     finally:
         door.close()
     for sock in (taken, behind, *calm):
+        sock.close()
+
+
+def test_a_door_that_shuts_while_draining_old_connections_listens_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A reset puts the door in drain mode (many accepts per wake-up); a fresh connection served
+    # in the same wake-up while busy closes the listener inside that loop: the loop must stop
+    # there (an accept on the closed socket would make gevent close the server for good), and
+    # the door must listen again once calm; nothing restarts accepting while it is closed.
+    listen = listener_factory(socket.create_server(("127.0.0.1", 0), reuse_port=True))
+    served: list[float] = []
+    busy = [True]
+    door = _Door(
+        listen(),
+        listen=listen,
+        handle=lambda client, address, arrived: served.append(arrived),
+        spawn=None,
+        wait=0.2,
+        busy=lambda: busy[0],
+        busy_wait=0.1,
+        pause=0.05,
+        calm=0.1,
+        log=SimpleNamespace(warning=lambda *args: None, error=lambda *args: None),
+    )
+    monkeypatch.setattr(metrics.REFUSED_CONNECTIONS, "inc", lambda count=1: None)
+    monkeypatch.setattr(metrics.LISTENER_CLOSED_SECONDS, "inc", lambda seconds: None)
+    door.start()
+    address = door.socket.getsockname()
+    try:
+        old = _hello(address)
+        time.sleep(0.3)  # older than the 0.2 s wait: reset, then drain mode
+        fresh = _hello(address)
+        gevent.sleep(0.02)
+        assert len(served) == 1 and not door.closed
+        door._start_accepting_if_started()  # as a freed pool slot or an error timer would
+        with pytest.raises(ConnectionRefusedError):  # still closed
+            socket.create_connection(address)
+        busy[0] = False
+        gevent.sleep(0.3)
+        _hello(address).close()  # listening again
+        gevent.sleep(0.02)
+        assert len(served) == 2
+    finally:
+        door.close()
+    for sock in (old, fresh):
         sock.close()
 
 
