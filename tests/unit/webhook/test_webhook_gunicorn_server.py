@@ -386,29 +386,36 @@ def test_serve_refuses_an_address_in_use_before_starting_gunicorn(
         held.close()
 
 
-def test_a_strained_door_closes_its_listener_until_the_worker_has_been_calm(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _door(served: list[float], *, busy: Callable[[], bool], wait: float, calm: float) -> _Door:
+    """A started door on a listener of its own (127.0.0.1, any port), recording what it
+    serves in ``served``; busy wait 0.1 s, pause 0.05 s."""
     listen = listener_factory(socket.create_server(("127.0.0.1", 0), reuse_port=True))
-    served: list[float] = []
-    reset: list[int] = []
-    closed: list[float] = []
-    busy = [True]
     door = _Door(
         listen(),
         listen=listen,
         handle=lambda client, address, arrived: served.append(arrived),
         spawn=None,
-        wait=0.5,
-        busy=lambda: busy[0],
+        wait=wait,
+        busy=busy,
         busy_wait=0.1,
         pause=0.05,
-        calm=0.3,
-        log=SimpleNamespace(warning=lambda *args: None),
+        calm=calm,
+        log=SimpleNamespace(warning=lambda *args: None, error=lambda *args: None),
     )
+    door.start()
+    return door
+
+
+def test_a_strained_door_closes_its_listener_until_the_worker_has_been_calm(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    served: list[float] = []
+    reset: list[int] = []
+    closed: list[float] = []
+    busy = [True]
+    door = _door(served, busy=lambda: busy[0], wait=0.5, calm=0.3)
     monkeypatch.setattr(metrics.REFUSED_CONNECTIONS, "inc", lambda count=1: reset.append(count))
     monkeypatch.setattr(metrics.LISTENER_CLOSED_SECONDS, "inc", closed.append)
-    door.start()
     address = door.socket.getsockname()
     try:
         taken, behind = _hello(address), _hello(address)
@@ -441,24 +448,11 @@ def test_a_door_that_shuts_while_draining_old_connections_listens_again(
     # in the same wake-up while busy closes the listener inside that loop: the loop must stop
     # there (an accept on the closed socket would make gevent close the server for good), and
     # the door must listen again once calm; nothing restarts accepting while it is closed.
-    listen = listener_factory(socket.create_server(("127.0.0.1", 0), reuse_port=True))
     served: list[float] = []
     busy = [True]
-    door = _Door(
-        listen(),
-        listen=listen,
-        handle=lambda client, address, arrived: served.append(arrived),
-        spawn=None,
-        wait=0.2,
-        busy=lambda: busy[0],
-        busy_wait=0.1,
-        pause=0.05,
-        calm=0.1,
-        log=SimpleNamespace(warning=lambda *args: None, error=lambda *args: None),
-    )
+    door = _door(served, busy=lambda: busy[0], wait=0.2, calm=0.1)
     monkeypatch.setattr(metrics.REFUSED_CONNECTIONS, "inc", lambda count=1: None)
     monkeypatch.setattr(metrics.LISTENER_CLOSED_SECONDS, "inc", lambda seconds: None)
-    door.start()
     address = door.socket.getsockname()
     try:
         old = _hello(address)
@@ -486,22 +480,9 @@ def test_a_stalled_worker_that_is_not_busy_keeps_listening(
     # Not busy, but the worker did not run for 0.15 s while a connection waited (more than the
     # 0.1 s busy wait, less than the 0.5 s that resets it): it is served, and the listener
     # stays open: a stall alone refuses nothing.
-    listen = listener_factory(socket.create_server(("127.0.0.1", 0), reuse_port=True))
     served: list[float] = []
-    door = _Door(
-        listen(),
-        listen=listen,
-        handle=lambda client, address, arrived: served.append(arrived),
-        spawn=None,
-        wait=0.5,
-        busy=lambda: False,
-        busy_wait=0.1,
-        pause=0.05,
-        calm=0.3,
-        log=SimpleNamespace(warning=lambda *args: None),
-    )
+    door = _door(served, busy=lambda: False, wait=0.5, calm=0.3)
     monkeypatch.setattr(metrics.LISTENER_CLOSED_SECONDS, "inc", lambda seconds: None)
-    door.start()
     address = door.socket.getsockname()
     try:
         late = _hello(address)
