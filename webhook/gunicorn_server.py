@@ -264,12 +264,12 @@ class _Door(StreamServer):  # type: ignore[misc]
         self._busy_at = 0.0  # when the worker was last seen busy
         self._log = log
         self._resets = 0  # since the last warning
-        self._warned = -_RESETS_LOGGED_EVERY_SECONDS
+        self._warned: dict[str, float] = {}  # when each kind of warning was last logged
 
     def _count_resets(self, count: int, waited: float) -> None:
         metrics.REFUSED_CONNECTIONS.inc(count)
         self._resets += count
-        if self._may_warn():
+        if self._may_warn("reset"):
             self._log.warning(
                 "overloaded: reset %d new connection(s), the last after waiting %.2fs to be "
                 "accepted (edgepolicy_webhook_refused_connections_total)",
@@ -278,12 +278,14 @@ class _Door(StreamServer):  # type: ignore[misc]
             )
             self._resets = 0
 
-    def _may_warn(self) -> bool:
-        """Tell whether a warning may be logged now (at most one every ten seconds)."""
+    def _may_warn(self, kind: str) -> bool:
+        """Tell whether a warning of ``kind`` may be logged now (one every ten seconds)."""
         now = time.monotonic()
-        if now - self._warned < _RESETS_LOGGED_EVERY_SECONDS:
+        if now - self._warned.get(kind, -_RESETS_LOGGED_EVERY_SECONDS) < (
+            _RESETS_LOGGED_EVERY_SECONDS
+        ):
             return False
-        self._warned = now
+        self._warned[kind] = now
         return True
 
     def close(self) -> None:
@@ -337,7 +339,7 @@ class _Door(StreamServer):  # type: ignore[misc]
         self.socket.close()  # the kernel resets the connections waiting in it
         if waiting:
             metrics.REFUSED_CONNECTIONS.inc(waiting)
-        if self._may_warn():
+        if self._may_warn("shut"):
             self._log.warning(
                 "overloaded: stopped listening until no request waits %.2fs for a decision "
                 "slot for %.2fs; %d connection(s) waiting to be accepted were reset "
@@ -361,11 +363,11 @@ class _Door(StreamServer):  # type: ignore[misc]
                 return
             self.socket = self._listen()
             self._make_socket_stdlib(False)  # gevent's unwrapping of a listener, as at start()
+            super().start_accepting()
             shut_at, self._shut_at = self._shut_at, None
-            self.start_accepting()
             metrics.LISTENER_CLOSED_SECONDS.inc(time.monotonic() - shut_at)
-        except OSError as error:  # e.g. out of file descriptors, or the port taken meanwhile
-            if self._may_warn():
+        except Exception as error:  # e.g. out of file descriptors, or the port taken meanwhile
+            if self._may_warn("reopen"):
                 self._log.error("cannot listen on %s again: %s", self.address, error)
         finally:
             if self._shut_at is not None:

@@ -474,6 +474,55 @@ def test_a_door_that_shuts_while_draining_old_connections_listens_again(
         sock.close()
 
 
+def test_a_door_that_cannot_listen_again_keeps_trying_and_counts_its_closed_time_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Reopening fails twice (out of file descriptors, say): the door logs it, tries again every
+    # pause and listens once it can. Closed again and then stopped for good, it counts that
+    # closed time once (stop() closes twice) and never listens after.
+    closed: list[float] = []
+    errors: list[tuple[Any, ...]] = []
+    failures = [OSError(24, "Too many open files")] * 2
+    listen = listener_factory(socket.create_server(("127.0.0.1", 0), reuse_port=True))
+
+    def flaky() -> socket.socket:
+        if failures:
+            raise failures.pop()
+        return listen()
+
+    busy = [True]
+    door = _Door(
+        listen(),
+        listen=flaky,
+        handle=lambda client, address, arrived: None,
+        spawn=None,
+        wait=0.5,
+        busy=lambda: busy[0],
+        busy_wait=0.1,
+        pause=0.05,
+        calm=0.05,
+        log=SimpleNamespace(warning=lambda *args: None, error=lambda *args: errors.append(args)),
+    )
+    monkeypatch.setattr(metrics.REFUSED_CONNECTIONS, "inc", lambda count=1: None)
+    monkeypatch.setattr(metrics.LISTENER_CLOSED_SECONDS, "inc", closed.append)
+    door.start()
+    address = door.socket.getsockname()
+    _hello(address).close()
+    gevent.sleep(0.02)  # taken while busy: closed
+    busy[0] = False
+    gevent.sleep(0.4)  # two failed tries (one logged), then listening
+    assert not failures and len(errors) == 1 and "Too many open files" in str(errors[0])
+    assert len(closed) == 1
+    busy[0] = True
+    _hello(address).close()
+    gevent.sleep(0.02)  # closed again
+    door.stop()
+    assert len(closed) == 2
+    gevent.sleep(0.2)
+    with pytest.raises(ConnectionRefusedError):  # stopped: never listens again
+        socket.create_connection(address)
+
+
 def test_a_stalled_worker_that_is_not_busy_keeps_listening(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
