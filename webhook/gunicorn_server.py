@@ -393,6 +393,7 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
     _queue_wait: Callable[[], float]
     _idle: set[Any]  # the greenlets of connections waiting for their next request
     _listeners: list[tuple[Callable[[], socket.socket], Any]]  # how to listen, on which address
+    sockets: list[Any]  # gunicorn's listeners for this worker (set aside after the fork)
 
     def set_aside_listeners(self) -> None:
         """Close the listeners gunicorn made for this worker right after the fork (gunicorn's
