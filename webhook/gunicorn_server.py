@@ -185,8 +185,8 @@ _TCP_INFO_SIZE = 32
 _TCP_INFO_UNACKED = 24
 # Connections waiting to be accepted, per listener.
 _BACKLOG = 2048
-# A worker that resets connections says so at most once in this many seconds.
-_RESETS_LOGGED_EVERY_SECONDS = 10.0
+# A worker logs each kind of overload warning (resets, closing, reopening) at most this often.
+_WARNING_EVERY_SECONDS = 10.0
 
 
 def listener_factory(listener: Any) -> Callable[[], socket.socket]:
@@ -281,9 +281,7 @@ class _Door(StreamServer):  # type: ignore[misc]
     def _may_warn(self, kind: str) -> bool:
         """Tell whether a warning of ``kind`` may be logged now (one every ten seconds)."""
         now = time.monotonic()
-        if now - self._warned.get(kind, -_RESETS_LOGGED_EVERY_SECONDS) < (
-            _RESETS_LOGGED_EVERY_SECONDS
-        ):
+        if now - self._warned.get(kind, -_WARNING_EVERY_SECONDS) < _WARNING_EVERY_SECONDS:
             return False
         self._warned[kind] = now
         return True
