@@ -214,17 +214,23 @@ def _free_port() -> int:
 
 @contextmanager
 def webhook_server(
-    directory: Path, opa_url: str, *, workers: int, threads: int, probe_port: int | None = None
+    directory: Path,
+    opa_url: str,
+    *,
+    workers: int,
+    threads: int,
+    probe_port: int | None = None,
+    launcher: Sequence[str] = (str(EDGEPOLICY),),
 ) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
-    """Run `edgepolicy serve` against ``opa_url`` (with ``--probe-port``, when given); yields
-    (base URL, CA file, process)."""
+    """Run `edgepolicy serve` (``launcher`` then ``serve``) against ``opa_url`` (with
+    ``--probe-port``, when given); yields (base URL, CA file, process)."""
     ca, cert, key = _write_tls(directory)
     port = _free_port()
     log = open(directory / "serve.log", "wb")  # noqa: SIM115 - closed below
     probes = [] if probe_port is None else ["--probe-port", str(probe_port)]
     process = subprocess.Popen(
         [
-            str(EDGEPOLICY), "serve", "--tls-cert", str(cert), "--tls-key", str(key),
+            *launcher, "serve", "--tls-cert", str(cert), "--tls-key", str(key),
             "--host", "127.0.0.1", "--port", str(port), "--opa-url", opa_url,
             "--workers", str(workers), "--threads", str(threads), "--log-level", "warning",
             *probes,
