@@ -511,6 +511,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"denied reviews allowed after a meaning-keeping mutation: "
           f"{sum(v for k, v in tally.problems.items() if k.startswith('allowed'))} "
           f"of {tally.denials_kept} such cases")  # fmt: skip
+    undecided = sum(v for k, v in tally.problems.items() if k.endswith("(no decision)"))
+    print(f"meaning-keeping mutations answered with an HTTP error (no decision): {undecided}")
     print(f"bodies that are not JSON answered 200: "
           f"{sum(v for k, v in tally.problems.items() if 'not JSON' in k)}")  # fmt: skip
     print(f"internal errors answered by the failure mode: "
