@@ -119,7 +119,7 @@ def parse_review(body: bytes) -> dict[str, Any]:
 def _checked_review(document: Any) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise MalformedReviewError(
-            f"request body must be a JSON object, got {type(document).__name__}",
+            f"request body must be a JSON object, got {_json_type(document)}",
             reason=NOT_ADMISSION_REVIEW,
         )
     if document.get("apiVersion") != API_VERSION or document.get("kind") != KIND:
@@ -135,6 +135,19 @@ def _checked_review(document: Any) -> dict[str, Any]:
         )
     _check_request(request)
     return {"apiVersion": API_VERSION, "kind": KIND, "request": request}
+
+
+def _json_type(value: Any) -> str:
+    """Name the JSON type of a parsed value, as a message to the sender says it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
 
 
 def _echoable_uid(document: Any) -> str | None:

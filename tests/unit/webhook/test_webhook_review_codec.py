@@ -29,7 +29,9 @@ def test_parse_keeps_the_request_and_drops_a_forged_context() -> None:
     [
         (b"{not json", "not valid JSON"),
         (b"\xff\xfe", "not valid JSON"),
-        (b"[1, 2]", "must be a JSON object, got list"),
+        (b"[1, 2]", "must be a JSON object, got an array"),
+        (b"null", "must be a JSON object, got null"),
+        (b'"review"', "must be a JSON object, got a string"),
         (b'{"apiVersion": NaN}', "NaN is not a JSON value"),
         (b'{"a": [-Infinity]}', "-Infinity is not a JSON value"),
         (_body({**review(), "apiVersion": "admission.k8s.io/v1beta1"}), "admission.k8s.io/v1beta1"),
