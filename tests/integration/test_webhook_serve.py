@@ -818,7 +818,6 @@ def test_a_body_declared_too_large_is_refused_without_waiting_for_it(
     [
         "SCRIPT_NAME: /elsewhere",  # gunicorn answered 500 (a "configuration problem")
         "SCRIPT_NAME: /valid",  # /validate would have become "ate": 404
-        "PATH_INFO: /healthz",
         "X-Forwarded-Proto: http\r\nX-Forwarded-SSL: on",  # gunicorn answered 400
     ],
 )
