@@ -8,9 +8,10 @@ nesting, truncation, flipped bytes, invalid UTF-8, UTF-16). Every answer must ho
 
 - never an HTTP 5xx: a 200 with an AdmissionReview, or a 400 (a 413 for an oversized body);
 - the uid echoed, as a string, wherever the request gave one (a 200's ``response.uid``; a 400's
-  ``uid`` when the uid was a short string);
+  ``uid`` when the uid was a short string, also in a body refused for a number out of range);
 - a mutation that keeps the object's meaning (unknown fields, the envelope, limits that are no
-  quantity, UTF-16) never turns a /validate denial of the unmutated review into an allowed answer;
+  quantity, UTF-16) is decided (a 200: an HTTP error leaves it to the failure policy) and never
+  turns a /validate denial of the unmutated review into an allowed answer;
 - a body that is not strict JSON (huge numbers, NaN, too deep, invalid UTF-8, truncated) is never
   answered 200 (never decided on a guess of what it meant), and no bug hides behind the failure
   mode (a 200 denial saying "internal error");
@@ -313,9 +314,22 @@ def _uid_of(document: Any) -> Any:
 
 
 def sent_uid(body: bytes) -> Any:
-    """The ``request.uid`` of the body read as strict JSON (None when it has none or the body
-    is not strict JSON, see :func:`strict_json`)."""
-    return _uid_of(strict_json(body)[1])
+    """The ``request.uid`` the body gives: read as JSON with its numbers left unconverted (a
+    number no Python value holds is still JSON), None when it has none or the body is not
+    JSON (NaN, invalid UTF-8, truncated, nesting deeper than Python reads)."""
+    if _bracket_depth(body) > _DEEP:
+        return None
+    try:
+        document = json.loads(
+            body, parse_int=_ignored, parse_float=_ignored, parse_constant=_no_constant
+        )
+    except (ValueError, RecursionError):
+        return None
+    return _uid_of(document)
+
+
+def _ignored(text: str) -> None:
+    return None
 
 
 def problems(case: FuzzCase, status: int, answer: Any, seed_allowed: bool | None) -> list[str]:
@@ -332,10 +346,16 @@ def problems(case: FuzzCase, status: int, answer: Any, seed_allowed: bool | None
     readable, document = strict_json(case.body)
     uid = _uid_of(document)
     if status != 200:
-        given = isinstance(uid, str) and 0 < len(uid) <= 100
-        if status == 400 and given and answer.get("uid") != uid:
-            return ["400 without the request's uid"]
-        return []
+        given = sent_uid(case.body)
+        echoable = isinstance(given, str) and 0 < len(given) <= 100
+        found = []
+        if status == 400 and echoable and answer.get("uid") != given:
+            found.append("400 without the request's uid")
+        # The API server takes an HTTP error for no answer: its failure policy decides (and
+        # with Ignore admits), so a review whose meaning was kept must get a decision.
+        if case.keeps_meaning:
+            found.append(f"HTTP {status} to a {case.mutation} mutation (no decision)")
+        return found
     response = answer.get("response")
     if not isinstance(response, dict) or not isinstance(response.get("allowed"), bool):
         return ["200 without an AdmissionResponse"]
@@ -491,6 +511,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"denied reviews allowed after a meaning-keeping mutation: "
           f"{sum(v for k, v in tally.problems.items() if k.startswith('allowed'))} "
           f"of {tally.denials_kept} such cases")  # fmt: skip
+    undecided = sum(v for k, v in tally.problems.items() if k.endswith("(no decision)"))
+    print(f"meaning-keeping mutations answered with an HTTP error (no decision): {undecided}")
     print(f"bodies that are not JSON answered 200: "
           f"{sum(v for k, v in tally.problems.items() if 'not JSON' in k)}")  # fmt: skip
     print(f"internal errors answered by the failure mode: "

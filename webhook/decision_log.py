@@ -1,8 +1,9 @@
 """One structured JSON log line per admission decision, and per request refused as malformed.
 
-The line names the request (uid, kind, namespace/name, operation, user) and the outcome (allowed,
-rule ids by action, duration). It never contains the object, the old object or any field value
-of them: Secrets and environment variables pass through admission. A refused request's line
+The line names the request (uid, kind, namespace/name, operation, user; each cut to
+:data:`MAX_NAME_CHARS`) and the outcome (allowed, rule ids by action, duration). It never
+contains the object, the old object or any field value of them: Secrets and environment
+variables pass through admission. A refused request's line
 carries the reason and the error message (whose quoted values are cut short), never the body.
 """
 
@@ -18,6 +19,10 @@ from edgepolicy.decision import Decision
 
 LOGGER_NAME = "edgepolicy.webhook.decisions"
 _LOG = logging.getLogger(LOGGER_NAME)
+# The longest uid, kind, namespace, name or user a line quotes whole: longer than any the API
+# server sends (a name has at most 253 characters, a service account's user 339), so only a
+# crafted request is cut, and a line stays short (log shippers split lines beyond 16 KiB).
+MAX_NAME_CHARS = 512
 
 
 def configure(level: int = logging.INFO) -> None:
@@ -48,12 +53,12 @@ def record(
     entry: dict[str, Any] = {
         "event": "admission",
         "endpoint": endpoint,
-        "uid": request.get("uid"),
-        "kind": kind.get("kind") if isinstance(kind, Mapping) else None,
-        "namespace": request.get("namespace"),
-        "name": request.get("name") or _generated_name(request),
+        "uid": _cut(request.get("uid")),
+        "kind": _cut(kind.get("kind") if isinstance(kind, Mapping) else None),
+        "namespace": _cut(request.get("namespace")),
+        "name": _cut(request.get("name") or _generated_name(request)),
         "operation": request.get("operation"),
-        "user": user,
+        "user": _cut(user),
         "dryRun": bool(request.get("dryRun")),
         "allowed": allowed,
         "duration_ms": round(duration_ms, 3),
@@ -94,6 +99,14 @@ def rejection(
     if size is not None:
         entry["bytes"] = size
     return entry
+
+
+def _cut(value: Any) -> Any:
+    """``value``, or a string longer than :data:`MAX_NAME_CHARS` cut to it (an ellipsis and
+    the length mark the cut)."""
+    if isinstance(value, str) and len(value) > MAX_NAME_CHARS:
+        return f"{value[:MAX_NAME_CHARS]}… ({len(value)} characters)"
+    return value
 
 
 def _generated_name(request: Mapping[str, Any]) -> str | None:

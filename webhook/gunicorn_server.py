@@ -685,6 +685,10 @@ def gunicorn_settings(options: ServerOptions, tls: ReloadingContext) -> dict[str
         "accesslog": "-" if options.access_log else None,
         "proc_name": "edgepolicy-webhook",
         "control_socket_disable": True,
+        # No proxy stands in front (the webhook terminates TLS itself): no peer, loopback
+        # included, may set SCRIPT_NAME, PATH_INFO or X-Forwarded-* (gunicorn trusts loopback by
+        # default, and answered a SCRIPT_NAME the path did not start with by HTTP 500).
+        "forwarded_allow_ips": "",
     }
     if Path("/dev/shm").is_dir():
         settings["worker_tmp_dir"] = "/dev/shm"

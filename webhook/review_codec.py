@@ -95,11 +95,16 @@ def parse_review(body: bytes) -> dict[str, Any]:
         raise MalformedReviewError(
             f"request body is not valid JSON: {error}", reason=NOT_JSON
         ) from error
+    except MalformedReviewError as error:  # a float beyond range (see _finite_float)
+        error.uid = _uid_despite_numbers(body)
+        raise
     except ValueError as error:  # what remains: an integer longer than Python converts
-        raise MalformedReviewError(
+        refused = MalformedReviewError(
             f"request body holds an integer of more than {sys.get_int_max_str_digits()} digits",
             reason=NUMBER_OUT_OF_RANGE,
-        ) from error
+        )
+        refused.uid = _uid_despite_numbers(body)
+        raise refused from error
     except RecursionError as error:
         raise MalformedReviewError(_TOO_DEEP_BODY, reason=TOO_DEEP) from error
     try:
@@ -114,7 +119,7 @@ def parse_review(body: bytes) -> dict[str, Any]:
 def _checked_review(document: Any) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise MalformedReviewError(
-            f"request body must be a JSON object, got {type(document).__name__}",
+            f"request body must be a JSON object, got {_json_type(document)}",
             reason=NOT_ADMISSION_REVIEW,
         )
     if document.get("apiVersion") != API_VERSION or document.get("kind") != KIND:
@@ -132,11 +137,41 @@ def _checked_review(document: Any) -> dict[str, Any]:
     return {"apiVersion": API_VERSION, "kind": KIND, "request": request}
 
 
+def _json_type(value: Any) -> str:
+    """Name the JSON type of a parsed value, as a message to the sender says it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
 def _echoable_uid(document: Any) -> str | None:
     """The ``request.uid`` of a refused body when it is a string short enough to echo."""
     request = document.get("request") if isinstance(document, dict) else None
     uid = request.get("uid") if isinstance(request, dict) else None
     return uid if isinstance(uid, str) and 0 < len(uid) <= MAX_QUOTED_CHARS else None
+
+
+def _uid_despite_numbers(body: bytes) -> str | None:
+    """The echoable uid of a body refused for a number out of range: the body is JSON (only
+    Python cannot hold the number), so it is read again with every number left unconverted."""
+    try:
+        document = json.loads(
+            body, parse_int=_unconverted, parse_float=_unconverted, parse_constant=_reject_constant
+        )
+    except (ValueError, RecursionError):
+        return None
+    return _echoable_uid(document)
+
+
+def _unconverted(text: str) -> None:
+    """Read a JSON number as nothing (see :func:`_uid_despite_numbers`)."""
+    return None
 
 
 def _finite_float(text: str) -> float:

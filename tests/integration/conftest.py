@@ -1,9 +1,10 @@
 """Shared fixtures for integration tests: a test CA and server certificates (see
 webhook_support.py for the helpers behind them) and the real OPA binary.
 
-A test here that starts a real control plane (the ``kubeconfig`` fixture: kube-apiserver and
-etcd, which `make setup` does not install) is also marked ``e2e``, as the marker defines, so
-``pytest -m "not e2e"`` after `make setup` leaves it out instead of erroring."""
+A test here that needs a tool only `make tools-e2e` installs (the ``kubeconfig`` fixture: a real
+control plane, kube-apiserver and etcd; ``prometheus_factory`` and ``promtool``: Prometheus and
+promtool) is also marked ``e2e``, as the marker defines, so ``pytest -m "not e2e"`` after
+`make setup` leaves it out instead of erroring."""
 
 from __future__ import annotations
 
@@ -24,15 +25,15 @@ from webhook_support import ServerCert, TestCA
 
 from edgepolicy.opa_binary import find_opa
 
-# Fixtures that start a real kube-apiserver and etcd.
-CONTROL_PLANE_FIXTURES = frozenset({"kubeconfig"})
+# Fixtures that need the tools of `make tools-e2e` (not installed by `make setup`).
+E2E_TOOL_FIXTURES = frozenset({"kubeconfig", "prometheus_factory", "promtool"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark ``e2e`` every integration test that needs a real control plane."""
+    """Mark ``e2e`` every integration test that needs a tool of `make tools-e2e`."""
     for item in items:
         in_here = item.path.parent == Path(__file__).parent
-        if in_here and CONTROL_PLANE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if in_here and E2E_TOOL_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
 
 
@@ -58,6 +59,14 @@ def opa_binary() -> Path:
 
 # Writes the series a test wants into the (backfilled) TSDB.
 SeriesWriter = Callable[[OpenMetricsWriter], None]
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Path:
+    """The real promtool (built by `make tools-e2e`)."""
+    if not PROMTOOL.exists():
+        pytest.fail(f"promtool missing from {PROMTOOL.parent}: {MISSING_HINT}")
+    return PROMTOOL
 
 
 @pytest.fixture(scope="session")

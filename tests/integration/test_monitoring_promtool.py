@@ -6,36 +6,34 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-PROMTOOL = ROOT / ".tools" / "bin" / "promtool"
 MONITORING = ROOT / "deploy" / "monitoring"
 
 
-def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    if not PROMTOOL.exists():
-        pytest.fail(f"no promtool at {PROMTOOL}: run `scripts/install-tools.sh prometheus`")
+def _run(promtool: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(PROMTOOL), *args], capture_output=True, text=True, timeout=120, check=False
+        [str(promtool), *args], capture_output=True, text=True, timeout=120, check=False
     )
 
 
-def test_rules_file_and_prometheusrule_pass_promtool_check(tmp_path: Path) -> None:
+def test_rules_file_and_prometheusrule_pass_promtool_check(tmp_path: Path, promtool: Path) -> None:
     resource = yaml.safe_load((MONITORING / "prometheusrule.yaml").read_text())
     extracted = tmp_path / "prometheusrule.rules.yaml"
     extracted.write_text(yaml.safe_dump(resource["spec"]))
 
-    checked = _promtool(
-        "check", "rules", str(MONITORING / "edgepolicy-alerts.rules.yaml"), str(extracted)
+    checked = _run(
+        promtool, "check", "rules", str(MONITORING / "edgepolicy-alerts.rules.yaml"), str(extracted)
     )
 
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_rule_unit_tests_pass() -> None:
-    tested = _promtool("test", "rules", str(ROOT / "tests/monitoring/edgepolicy-alerts.test.yaml"))
+def test_rule_unit_tests_pass(promtool: Path) -> None:
+    tested = _run(
+        promtool, "test", "rules", str(ROOT / "tests/monitoring/edgepolicy-alerts.test.yaml")
+    )
 
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "SUCCESS" in tested.stdout

@@ -813,6 +813,33 @@ def test_a_body_declared_too_large_is_refused_without_waiting_for_it(
         server.stop()
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        "SCRIPT_NAME: /elsewhere",  # gunicorn answered 500 (a "configuration problem")
+        "SCRIPT_NAME: /valid",  # /validate would have become "ate": 404
+        "X-Forwarded-Proto: http\r\nX-Forwarded-SSL: on",  # gunicorn answered 400
+    ],
+)
+def test_forwarding_headers_are_ignored_even_from_loopback(
+    serve: ServeProcess, test_ca: TestCA, header: str
+) -> None:
+    # No proxy stands in front of the webhook (it terminates TLS itself), so no client is
+    # trusted to set them: not even one on loopback (a sidecar proxy passing on what it got).
+    review = json.dumps(admission_review(deployment("forwarded", cpu="64"), uid="fwd-uid"))
+    connection = _tls_connection(serve, test_ca)
+    try:
+        connection.sendall(
+            f"POST /validate HTTP/1.1\r\nHost: webhook\r\n{header}\r\n"
+            f"Content-Length: {len(review)}\r\n\r\n{review}".encode()
+        )
+        response = _review_answer(connection)
+    finally:
+        connection.close()
+    assert response["uid"] == "fwd-uid"
+    assert response["allowed"] is False and "- finops.cpu: " in response["status"]["message"]
+
+
 def _tls_connection(server: ServeProcess, ca: TestCA) -> ssl.SSLSocket:
     """A raw TLS connection to ``server`` (for requests the HTTP clients would not send)."""
     context = ssl.create_default_context(cafile=str(ca.cert_file))

@@ -7,6 +7,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -15,7 +16,7 @@ from gunicorn import sock as gunicorn_sock  # type: ignore[import-untyped]
 from gunicorn.config import Config  # type: ignore[import-untyped]
 
 from edgepolicy.errors import UsageError
-from edgepolicy.server_tls import ReloadingContext, server_context
+from edgepolicy.server_tls import ReloadingContext, server_context, switching_context
 
 KeyPairWriter = Callable[[Path, Path, str], x509.Certificate]
 
@@ -88,6 +89,60 @@ def test_rotation_is_served_and_a_half_rotated_pair_is_ignored(
     assert second is not first
     assert second.minimum_version == ssl.TLSVersion.TLSv1_2
     assert _served_serial(cfg) == second_cert.serial_number
+
+
+def _serial_through(front: ssl.SSLContext, server_hostname: str | None) -> tuple[int, list[Any]]:
+    """Complete one handshake with a server socket of ``front`` (as the webhook's evented worker
+    and the bundle service wrap their connections); return the serial of the certificate the
+    client was shown and the server names the handshake carried (SNI)."""
+    names: list[Any] = []
+    switch = front.sni_callback
+    assert switch is not None
+
+    def recording(connection: Any, name: str | None, context: ssl.SSLContext) -> None:
+        names.append(name)
+        switch(connection, name, context)
+
+    front.sni_callback = recording
+    client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_context.check_hostname = False
+    client_context.verify_mode = ssl.CERT_NONE
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def accept_one() -> None:
+            connection, _ = listener.accept()
+            with front.wrap_socket(connection, server_side=True) as server_side:
+                server_side.recv(1)  # until the client closes
+
+        server = threading.Thread(target=accept_one)
+        server.start()
+        with (
+            socket.create_connection(listener.getsockname(), timeout=5) as raw,
+            client_context.wrap_socket(raw, server_hostname=server_hostname) as client,
+        ):
+            der = client.getpeercert(binary_form=True)
+        server.join(5)
+    front.sni_callback = switch
+    assert der is not None
+    return int(x509.load_der_x509_certificate(der).serial_number), names
+
+
+# The API server names the webhook's Service (SNI); a client dialling an address sends no name.
+@pytest.mark.parametrize("server_hostname", ["edgepolicy-webhook.edgepolicy.svc", None])
+def test_a_switching_context_serves_the_rotated_certificate_with_and_without_sni(
+    tmp_path: Path, write_key_pair: KeyPairWriter, server_hostname: str | None
+) -> None:
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    first_cert = write_key_pair(cert, key, "first")
+    tls = ReloadingContext(cert, key, check_interval=0)
+    front = switching_context(cert, key, tls.context)
+    assert _serial_through(front, server_hostname) == (first_cert.serial_number, [server_hostname])
+
+    second_cert = write_key_pair(tmp_path / "next.crt", tmp_path / "next.key", "second")
+    (tmp_path / "next.crt").replace(cert)
+    (tmp_path / "next.key").replace(key)
+    # The front context still holds the first pair: only the switch serves the second.
+    assert _serial_through(front, server_hostname)[0] == second_cert.serial_number
 
 
 def test_files_are_checked_at_most_once_per_interval(

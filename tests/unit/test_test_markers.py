@@ -1,9 +1,10 @@
 """The suite's own markers: `make setup` then ``pytest -m "not e2e"`` needs no e2e tools.
 
-`make setup` installs OPA only; kube-apiserver, etcd and kubectl come with `make tools-e2e`.
-A test that starts a control plane must therefore be marked ``e2e`` wherever it lives (the
-integration conftest marks those using its ``kubeconfig`` fixture), or the ``not e2e`` run
-errors on a fresh machine.
+`make setup` installs OPA, helm and the OCI registry only; kube-apiserver, etcd, kubectl,
+Prometheus and promtool come with `make tools-e2e`. A test that needs one of those must
+therefore be marked ``e2e`` wherever it lives (the integration conftest marks those using its
+``kubeconfig``, ``prometheus_factory`` or ``promtool`` fixture), or the ``not e2e`` run errors
+on a fresh machine.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# Fixtures that start kube-apiserver and etcd (tests/integration/conftest.py).
-CONTROL_PLANE_FIXTURES = {"kubeconfig"}
+# Fixtures that need the tools of `make tools-e2e` (tests/integration/conftest.py).
+E2E_TOOL_FIXTURES = {"kubeconfig", "prometheus_factory", "promtool"}
 
 _PLUGIN = """
 import json, os
@@ -47,10 +48,11 @@ def _collected(tmp_path: Path, marker: str) -> dict[str, list[str]]:
     return found
 
 
-def test_no_test_outside_e2e_starts_a_control_plane(tmp_path: Path) -> None:
+def test_no_test_outside_e2e_needs_an_e2e_tool(tmp_path: Path) -> None:
     not_e2e = _collected(tmp_path, "not e2e")
-    needing = [node for node, names in not_e2e.items() if CONTROL_PLANE_FIXTURES & set(names)]
+    needing = [node for node, names in not_e2e.items() if E2E_TOOL_FIXTURES & set(names)]
     assert needing == []
     e2e = _collected(tmp_path, "e2e")
-    # The integration tests that do start one are there, under e2e (else this proves nothing).
-    assert [node for node, names in e2e.items() if CONTROL_PLANE_FIXTURES & set(names)]
+    # The integration tests that do need each are there, under e2e (else this proves nothing).
+    for fixture in E2E_TOOL_FIXTURES:
+        assert [node for node, names in e2e.items() if fixture in names], fixture

@@ -388,6 +388,32 @@ def test_one_json_log_line_per_decision_without_the_object(decision_lines: list[
     assert "aHVudGVyMg==" not in line
 
 
+def test_a_decision_line_stays_short_whatever_the_request_names(
+    decision_lines: list[str],
+) -> None:
+    # The API server sends names of at most 253 characters, but anyone reaching the port can
+    # send more: the line (one JSON document per line, which log shippers split beyond 16 KiB)
+    # quotes each name cut short, with its length. The answer still echoes the uid whole.
+    sent = review()
+    request = sent["request"]
+    for field in ("uid", "namespace", "name"):
+        request[field] = field[0] * 2_000_000
+    request["kind"]["kind"] = "k" * 2_000_000
+    request["userInfo"]["username"] = "u" * 2_000_000
+    answer = AdmissionService(CONFIG, FakeOpa(decision())).answer("validate", sent)
+    assert answer["response"]["uid"] == request["uid"]
+    (line,) = decision_lines
+    assert len(line) < 4_000
+    entry = json.loads(line)
+    for field, value in (("uid", "u"), ("namespace", "n"), ("name", "n"), ("kind", "k")):
+        assert entry[field] == value * decision_log.MAX_NAME_CHARS + "… (2000000 characters)"
+    assert entry["user"] == "u" * decision_log.MAX_NAME_CHARS + "… (2000000 characters)"
+    request.update(uid="u" * 253, name="n" * 253)  # as long as the API server sends: whole
+    AdmissionService(CONFIG, FakeOpa(decision())).answer("validate", sent)
+    entry = json.loads(decision_lines[1])
+    assert (entry["uid"], entry["name"]) == ("u" * 253, "n" * 253)
+
+
 def test_ready_needs_opa_health_and_a_defined_decision() -> None:
     assert AdmissionService(CONFIG, FakeOpa(decision())).ready() == (True, "ready")
     assert AdmissionService(CONFIG, FakeOpa(decision(), healthy=False)).ready()[0] is False

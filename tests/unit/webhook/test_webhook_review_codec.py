@@ -29,7 +29,9 @@ def test_parse_keeps_the_request_and_drops_a_forged_context() -> None:
     [
         (b"{not json", "not valid JSON"),
         (b"\xff\xfe", "not valid JSON"),
-        (b"[1, 2]", "must be a JSON object, got list"),
+        (b"[1, 2]", "must be a JSON object, got an array"),
+        (b"null", "must be a JSON object, got null"),
+        (b'"review"', "must be a JSON object, got a string"),
         (b'{"apiVersion": NaN}', "NaN is not a JSON value"),
         (b'{"a": [-Infinity]}', "-Infinity is not a JSON value"),
         (_body({**review(), "apiVersion": "admission.k8s.io/v1beta1"}), "admission.k8s.io/v1beta1"),
@@ -218,6 +220,17 @@ def test_numbers_python_cannot_carry_are_malformed(number: bytes, expected: str)
         review_codec.parse_review(body)
     assert raised.value.reason == review_codec.NUMBER_OUT_OF_RANGE
     assert len(str(raised.value)) < 200
+    # The body is JSON (only Python cannot hold the number): the answer still echoes the uid.
+    assert raised.value.uid == "3f1c-uid"
+
+
+@pytest.mark.parametrize("number", [b"9" * 4_301, b"1e309"])
+def test_a_number_out_of_range_as_the_uid_is_not_echoed(number: bytes) -> None:
+    body = _body(review()).replace(b'"3f1c-uid"', number, 1)
+    with pytest.raises(review_codec.MalformedReviewError) as raised:
+        review_codec.parse_review(body)
+    assert raised.value.reason == review_codec.NUMBER_OUT_OF_RANGE
+    assert raised.value.uid is None
 
 
 def test_the_largest_readable_numbers_are_kept() -> None:
