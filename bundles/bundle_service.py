@@ -168,7 +168,9 @@ class BundleService:
         body = await _read_body(headers, receive)
         try:
             async with self._upload_lock:  # one upload unpacked and written at a time
-                await asyncio.to_thread(_store, target, body, path, self.allow_rollback)
+                await asyncio.to_thread(
+                    _store, self.store.root, target, body, path, self.allow_rollback
+                )
         except RollbackError as error:
             _LOG.warning("refused %s: %s", shown(path), error)
             raise _Refused(HTTPStatus.CONFLICT, str(error)) from error
@@ -179,17 +181,24 @@ class BundleService:
         await _respond(send, HTTPStatus.CREATED, b"stored\n")
 
 
-def _store(target: Path, body: bytes, path: str, allow_rollback: bool) -> None:
-    """Check that ``body`` is a bundle and write it to ``target`` (off the event loop).
+def _store(root: Path, target: Path, body: bytes, path: str, allow_rollback: bool) -> None:
+    """Check that ``body`` is a bundle and write it to ``target`` (off the event loop), never
+    outside ``root``, even through a symbolic link made since ``target`` was located.
 
     Raises:
         RollbackError: it would roll the bundle at ``path`` back.
-        BundleError: it is not a bundle with a ``.manifest``, or cannot be written.
+        BundleError: it is not a bundle with a ``.manifest``, or cannot be written (also when a
+            folder on the way has become a symbolic link).
     """
     if MANIFEST not in read_tar_gz(body, source=path):
         raise BundleError(f"{shown(path)}: bundle has no .manifest")
     replace_bundle_file(
-        target, body, allow_rollback=allow_rollback, where=path, override=SERVICE_OVERRIDE
+        target,
+        body,
+        allow_rollback=allow_rollback,
+        where=path,
+        override=SERVICE_OVERRIDE,
+        inside=root,
     )
 
 

@@ -239,6 +239,30 @@ def test_upload_to_a_hidden_or_escaping_path_is_refused(
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.parametrize("swapped", ["top", "top/inner"])
+def test_a_folder_swapped_for_a_link_out_after_the_check_is_not_written_through(
+    served: tuple[Service, Path], root: Path, swapped: str
+) -> None:
+    service, directory = served
+    team = f"swap-{swapped.replace('/', '-')}"
+    (directory / team / "top" / "inner").mkdir(parents=True)
+    body = _bundle("x")
+    with service.connect() as connection:
+        # The service checks the path, then asks for the body with 100 Continue: the check
+        # has happened when the answer comes. Only then does a folder on the way become a
+        # symbolic link to a folder outside.
+        continued = exchange(connection, b"PUT /" + team.encode() + b"/top/inner/swap.tar.gz"
+                             b" HTTP/1.1\r\nHost: t\r\n" + AUTH + b"Expect: 100-continue\r\n"
+                             b"Content-Length: %d\r\n\r\n" % len(body))  # fmt: skip
+        assert continued.startswith(b"HTTP/1.1 100 "), continued
+        (directory / team / swapped).rename(directory / team / "moved")
+        (directory / team / swapped).symlink_to(root / "outside", target_is_directory=True)
+        received = exchange(connection, body)
+    assert not list((root / "outside").rglob("swap.tar.gz"))
+    assert responses(received) == [400], received[:300]
+    assert "Traceback" not in service.log.read_text()
+
+
 def test_upload_of_something_that_is_not_a_bundle_is_refused(
     served: tuple[Service, Path],
 ) -> None:
