@@ -223,6 +223,8 @@ def test_upload_needs_the_token(served: tuple[Service, Path]) -> None:
         b"/elsewhere/escape.tar.gz",  # through a symbolic link to a folder outside
         b"/linked.tar.gz",  # a symbolic link to a file outside
         b"/escape.tar.gz%00",
+        b"/team%5cescape.tar.gz",  # a backslash, which a proxy may read as a separator
+        b"/team\\escape.tar.gz",
         b"/",
     ],
 )
