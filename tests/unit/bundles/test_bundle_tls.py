@@ -89,6 +89,31 @@ def test_a_stalled_tls_handshake_is_dropped(tmp_path: Path, write_key_pair: KeyP
         assert 8 < time.monotonic() - started < 20
 
 
+def test_connections_still_shaking_hands_count_toward_the_cap(
+    tmp_path: Path, write_key_pair: KeyPairWriter
+) -> None:
+    directory = tmp_path / "bundles"
+    directory.mkdir()
+    write_atomically(directory / "edgepolicy.tar.gz", tar_gz({".manifest": b"{}"}))
+    cert_file, key_file = tmp_path / "tls.crt", tmp_path / "tls.key"
+    write_key_pair(cert_file, key_file, "service")
+    flags = ("--tls-cert", str(cert_file), "--tls-key", str(key_file), "--max-connections", "3")
+    with bundle_service(directory, *flags) as service:
+        time.sleep(0.5)  # the connection that saw it start is closed
+        stalled = [service.connect(timeout=30) for _ in range(3)]
+        for connection in stalled:
+            connection.sendall(b"\x16\x03\x01")  # the first bytes of a TLS hello, then nothing
+        time.sleep(0.5)
+        started = time.monotonic()
+        with pytest.raises(OSError):  # ssl.SSLError is one: closed before any handshake
+            _handshake(service.port, None, None)
+        assert time.monotonic() - started < 5  # refused at once, not after the stalled ones
+        for connection in stalled:
+            connection.close()
+        time.sleep(0.5)
+        assert responses(_handshake(service.port, None, None)[1]) == [200]
+
+
 def test_tls_flags_are_checked_before_serving(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
