@@ -310,6 +310,54 @@ def test_a_body_sent_slowly_is_never_read_as_the_next_request(
 
 
 @pytest.mark.parametrize(
+    ("request_line", "headers", "status"),
+    [
+        (b"PUT /x.tar.gz", b"", 401),
+        (b"DELETE /x.tar.gz", b"", 405),
+        (b"PUT /.x.tar.gz", AUTH, 400),
+        (b"GET /missing.tar.gz", b"", 404),
+    ],
+)
+def test_a_body_held_back_for_100_continue_is_never_read_as_the_next_request(
+    served: tuple[Service, Path], request_line: bytes, headers: bytes, status: int
+) -> None:
+    service, _ = served
+    head = (request_line + b" HTTP/1.1\r\nHost: t\r\n" + headers
+            + b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(SMUGGLED))  # fmt: skip
+    with service.connect() as connection:
+        first = exchange(connection, head)  # answered without 100 Continue
+        try:
+            later = exchange(connection, SMUGGLED)  # the client sends its body anyway
+        except OSError:  # the service closed the connection (reset on our late write)
+            later = b"<EOF>"
+    assert responses(first) == [status], first
+    assert responses(later) == [], later
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+        b"Transfer-Encoding: chunked, identity\r\n",
+        b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+        b"Transfer-Encoding : chunked\r\n",
+        b"Content-Length: 0x10\r\n",
+        b"Content-Length: 1_0\r\n",
+        b"Content-Length: 5, 5\r\n",
+    ],
+)
+def test_ambiguous_framing_is_refused_and_the_connection_closed(
+    served: tuple[Service, Path], framing: bytes
+) -> None:
+    service, _ = served
+    request = b"PUT /x.tar.gz HTTP/1.1\r\nHost: t\r\n" + AUTH + framing + b"\r\n0\r\n\r\n"
+    received = raw(service, request + SMUGGLED)
+    assert responses(received) == [400], received[:300]
+    assert received.endswith(b"<EOF>")
+
+
+@pytest.mark.parametrize(
     ("length", "status"),
     [
         (b"-1", 400),
