@@ -16,9 +16,10 @@ With an upload token configured, ``PUT /<path>`` with ``Authorization: Bearer <t
 a bundle (this is what ``edgepolicy bundle publish --to http://...`` talks to). An upload older
 than the bundle it would replace (by recorded commit time, :mod:`edgepolicy.bundles.rollback`) is
 refused with ``409 Conflict`` unless the server allows rollbacks. A body over 64 MB is refused
-with 413 before it is read, one that does not arrive within ``UPLOAD_SECONDS`` with 408; a request
-answered before its body was read ends its connection (gunicorn closes a connection whose
-request body was not read to its end, so the body is never taken for a next request).
+with 413 before it is read, one that does not arrive within ``UPLOAD_SECONDS`` with 408, an
+archive that expands to over ``MAX_EXPANDED_BYTES`` uncompressed with 400 (before it is held);
+a request answered before its body was read ends its connection (gunicorn closes a connection
+whose request body was not read to its end, so the body is never taken for a next request).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from edgepolicy.errors import BundleError, RollbackError
 CONTENT_TYPE = "application/vnd.openpolicyagent.bundles"
 MAX_WAIT_SECONDS = 300
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+MAX_EXPANDED_BYTES = 4 * MAX_UPLOAD_BYTES  # an upload's archive, once uncompressed
 UPLOAD_SECONDS = 60  # a whole upload body must arrive within this
 RETRY_AFTER_SECONDS = 5
 _WAIT = re.compile(r"(?:^|[;,\s])wait=(\d+)")
@@ -190,7 +192,7 @@ def _store(root: Path, target: Path, body: bytes, path: str, allow_rollback: boo
         BundleError: it is not a bundle with a ``.manifest``, or cannot be written (also when a
             folder on the way has become a symbolic link).
     """
-    if MANIFEST not in read_tar_gz(body, source=path):
+    if MANIFEST not in read_tar_gz(body, source=path, bound=MAX_EXPANDED_BYTES):
         raise BundleError(f"{shown(path)}: bundle has no .manifest")
     replace_bundle_file(
         target,

@@ -6,8 +6,10 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tarfile
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,13 @@ import pytest
 import urllib3
 from bundleservice import Service, bundle_service, exchange, raw, responses
 from edgepolicy.bundles.atomic_write import write_atomically
-from edgepolicy.bundles.bundle_service import CONTENT_TYPE, parse_etags, parse_wait
+from edgepolicy.bundles.bundle_service import (
+    CONTENT_TYPE,
+    MAX_EXPANDED_BYTES,
+    MAX_UPLOAD_BYTES,
+    parse_etags,
+    parse_wait,
+)
 from edgepolicy.bundles.hosting import RESERVED_CONNECTIONS
 
 from edgepolicy.bundle_format import tar_gz
@@ -263,6 +271,32 @@ def test_a_folder_swapped_for_a_link_out_after_the_check_is_not_written_through(
     assert not list((root / "outside").rglob("swap.tar.gz"))
     assert responses(received) == [400], received[:300]
     assert "Traceback" not in service.log.read_text()
+
+
+def _expanding_bundle(size: int) -> bytes:
+    """A bundle with a .manifest and a file of ``size`` zero bytes, compressed as it is made."""
+    header = tarfile.TarInfo("zeros.json")
+    header.size = size
+    manifest = tarfile.TarInfo(".manifest")
+    manifest.size = 2
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    parts = [compressor.compress(manifest.tobuf() + b"{}".ljust(512, b"\0") + header.tobuf())]
+    zeros = bytes(1024 * 1024)
+    for _ in range(size // len(zeros)):
+        parts.append(compressor.compress(zeros))
+    parts.append(compressor.compress(bytes(1024 * 10)) + compressor.flush())  # end of archive
+    return b"".join(parts)
+
+
+def test_an_upload_that_expands_past_the_bound_is_refused(served: tuple[Service, Path]) -> None:
+    service, directory = served
+    body = _expanding_bundle(MAX_EXPANDED_BYTES + 1024 * 1024)
+    assert len(body) < MAX_UPLOAD_BYTES // 64  # small on the wire
+    request = b"PUT /bomb.tar.gz HTTP/1.1\r\nHost: t\r\n" + AUTH
+    received = raw(service, request + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    assert responses(received) == [400], received[:300]
+    assert b"expands to over" in received
+    assert not (directory / "bomb.tar.gz").exists()
 
 
 def test_upload_of_something_that_is_not_a_bundle_is_refused(
