@@ -192,7 +192,7 @@ def _store(root: Path, target: Path, body: bytes, path: str, allow_rollback: boo
         BundleError: it is not a bundle with a ``.manifest``, or cannot be written (also when a
             folder on the way has become a symbolic link).
     """
-    if MANIFEST not in read_tar_gz(body, source=path, bound=MAX_EXPANDED_BYTES):
+    if MANIFEST not in read_tar_gz(body, source=shown(path), bound=MAX_EXPANDED_BYTES):
         raise BundleError(f"{shown(path)}: bundle has no .manifest")
     replace_bundle_file(
         target,

@@ -299,6 +299,16 @@ def test_an_upload_that_expands_past_the_bound_is_refused(served: tuple[Service,
     assert not (directory / "bomb.tar.gz").exists()
 
 
+def test_a_refused_upload_quotes_its_path_cut_short(served: tuple[Service, Path]) -> None:
+    service, _ = served
+    path = b"/" + b"a/" * 1500 + b"x.tar.gz"
+    request = b"PUT " + path + b" HTTP/1.1\r\nHost: t\r\n" + AUTH + b"Content-Length: 7\r\n\r\n"
+    received = raw(service, request + b"garbage")
+    assert responses(received) == [400], received[:300]
+    answer = received.split(b"\r\n\r\n", 1)[1]
+    assert b"not a gzipped tar bundle" in answer and len(answer) < 300, answer[:400]
+
+
 def test_upload_of_something_that_is_not_a_bundle_is_refused(
     served: tuple[Service, Path],
 ) -> None:
