@@ -395,6 +395,8 @@ def _serve(args: argparse.Namespace) -> int:
         _check_tls_files(Path(args.tls_cert), Path(args.tls_key))
     if args.max_connections < 1:
         raise UsageError(f"--max-connections must be at least 1, got {args.max_connections}")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be 0 to 65535, got {args.port}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     options = ServiceOptions(
         Path(args.dir),

@@ -122,6 +122,9 @@ def test_tls_flags_are_checked_before_serving(
     assert "--tls-cert and --tls-key go together" in capsys.readouterr().err
     assert main([*serve, "--max-connections", "0"]) == 2
     assert "--max-connections must be at least 1, got 0" in capsys.readouterr().err
+    for port in ("65536", "-1"):
+        assert main([*serve, "--port", port]) == 2
+        assert f"--port must be 0 to 65535, got {port}" in capsys.readouterr().err
 
 
 def _encrypted_key(key_file: Path) -> bytes:
