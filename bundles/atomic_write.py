@@ -1,9 +1,9 @@
 """Replace a file all at once: readers see the old content or the new, never a partial write.
 
-The bundle service also writes without leaving its folder: :func:`open_folder_inside` opens the
-folder a file goes into one name at a time from the served root, never through a symbolic link,
-and the write then happens relative to that open folder, so a link put on the way after the
-path was checked cannot lead the write outside.
+The bundle service also writes (and reads) without leaving its folder: :func:`open_folder_inside`
+opens the folder of a file one name at a time from the served root, never through a symbolic
+link, and the file is then written (or read) relative to that open folder, so a link put on the
+way after the path was checked cannot lead outside.
 """
 
 from __future__ import annotations
@@ -63,16 +63,16 @@ def write_in_folder(folder: int, name: str, data: bytes, *, shown: Path) -> None
         raise BundleError(f"cannot write {shown}: {error.strerror or error}") from error
 
 
-def open_folder_inside(root: Path, folder: Path) -> int:
+def open_folder_inside(root: Path, folder: Path, *, make: bool = True) -> int:
     """Open ``folder`` (under the directory ``root``) and return its descriptor.
 
-    Each name on the way from ``root`` is opened without following a symbolic link, and made
-    when missing, so the folder returned is inside ``root`` whatever changed since ``folder``
-    was checked.
+    Each name on the way from ``root`` is opened without following a symbolic link (and, with
+    ``make``, made when missing), so the folder returned is inside ``root`` whatever changed
+    since ``folder`` was checked.
 
     Raises:
         BundleError: ``folder`` is not under ``root``, a name on the way is a symbolic link or
-            not a folder, or a folder cannot be made or opened.
+            not a folder (or missing, without ``make``), or a folder cannot be made or opened.
     """
     try:
         names = folder.relative_to(root).parts
@@ -84,8 +84,9 @@ def open_folder_inside(root: Path, folder: Path) -> int:
         raise BundleError(f"cannot open {root}: {error.strerror or error}") from error
     try:
         for name in names:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(name, 0o755, dir_fd=current)
+            if make:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(name, 0o755, dir_fd=current)
             following = os.open(name, _FOLDER | os.O_NOFOLLOW, dir_fd=current)
             os.close(current)
             current = following
