@@ -116,7 +116,11 @@ class BundleService:
             elif method == "PUT":
                 await self._put(scope["path"], headers, receive, send)
             else:
-                raise _Refused(HTTPStatus.METHOD_NOT_ALLOWED, f"method {method} not allowed")
+                raise _Refused(
+                    HTTPStatus.METHOD_NOT_ALLOWED,
+                    f"method {method} not allowed",
+                    close=_declares_body(headers),
+                )
         except _Refused as refused:
             allowed = b"GET, HEAD, PUT" if self.upload_token else b"GET, HEAD"
             extra = [(b"allow", allowed)] if refused.status == 405 else []
@@ -129,7 +133,11 @@ class BundleService:
     async def _get(self, path: str, headers: dict[str, str], method: str, send: Send) -> None:
         current = self.store.get(path)
         if current is None:
-            raise _Refused(HTTPStatus.NOT_FOUND, f"no bundle at {shown(path)}")
+            raise _Refused(
+                HTTPStatus.NOT_FOUND,
+                f"no bundle at {shown(path)}",
+                close=_declares_body(headers),
+            )
         known = parse_etags(headers.get("if-none-match"))
         if "*" in known:  # RFC 9110 13.1.2: any current representation matches, new ones too
             await _respond(send, HTTPStatus.NOT_MODIFIED, b"", etag=current.etag)
@@ -158,15 +166,16 @@ class BundleService:
 
     async def _put(self, path: str, headers: dict[str, str], receive: Receive, send: Send) -> None:
         token = self.upload_token
+        unread = _declares_body(headers)  # refused before reading it: the connection ends
         if token is None:
-            raise _Refused(HTTPStatus.METHOD_NOT_ALLOWED, "uploads are not enabled")
+            raise _Refused(HTTPStatus.METHOD_NOT_ALLOWED, "uploads are not enabled", close=unread)
         supplied = headers.get("authorization", "")
         if not hmac.compare_digest(supplied.encode(), f"Bearer {token}".encode()):
-            raise _Refused(HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token")
+            raise _Refused(HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token", close=unread)
         try:
             target = self.store.locate(path)
         except BundleError as error:
-            raise _Refused(HTTPStatus.BAD_REQUEST, str(error)) from error
+            raise _Refused(HTTPStatus.BAD_REQUEST, str(error), close=unread) from error
         body = await _read_body(headers, receive)
         try:
             async with self._upload_lock:  # one upload unpacked and written at a time
@@ -202,6 +211,11 @@ def _store(root: Path, target: Path, body: bytes, path: str, allow_rollback: boo
         override=SERVICE_OVERRIDE,
         inside=root,
     )
+
+
+def _declares_body(headers: dict[str, str]) -> bool:
+    """Tell whether a request has a body (which an answer given before reading it leaves)."""
+    return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
