@@ -186,6 +186,23 @@ def test_raw_requests_never_read_outside_the_folder_or_a_hidden_file(
     assert responses(received) == [404], received[:200]
 
 
+def test_an_absolute_path_names_a_file_inside_the_folder(
+    served: tuple[Service, Path], root: Path
+) -> None:
+    service, directory = served
+    absolute = b"/" + str(root / "outside" / "secret.tar.gz").encode()  # "//tmp/.../secret..."
+    received = raw(service, b"GET " + absolute + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert SECRET not in received
+    assert responses(received) == [404], received[:200]
+    body = _bundle("x")
+    head = b"PUT " + absolute.replace(b"secret", b"absolute") + b" HTTP/1.1\r\nHost: t\r\n" + AUTH
+    stored = raw(service, head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    assert responses(stored) == [201], stored[:300]
+    assert not (root / "outside" / "absolute.tar.gz").exists()
+    inside = directory / str(root / "outside" / "absolute.tar.gz").lstrip("/")
+    assert inside.read_bytes() == body
+
+
 def test_a_symbolic_link_that_stays_inside_is_served(served: tuple[Service, Path]) -> None:
     service, _ = served
     assert _get(f"{service.url}/alias.tar.gz").data == _bundle("one")
