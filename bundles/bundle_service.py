@@ -16,9 +16,10 @@ With an upload token configured, ``PUT /<path>`` with ``Authorization: Bearer <t
 a bundle (this is what ``edgepolicy bundle publish --to http://...`` talks to). An upload older
 than the bundle it would replace (by recorded commit time, :mod:`edgepolicy.bundles.rollback`) is
 refused with ``409 Conflict`` unless the server allows rollbacks. A body over 64 MB is refused
-with 413 before it is read, one that does not arrive within ``UPLOAD_SECONDS`` with 408; a request
-answered before its body was read ends its connection (gunicorn closes a connection whose
-request body was not read to its end, so the body is never taken for a next request).
+with 413 before it is read, one that does not arrive within ``UPLOAD_SECONDS`` with 408, an
+archive that expands to over ``MAX_EXPANDED_BYTES`` uncompressed with 400 (before it is held);
+a request answered before its body was read ends its connection (gunicorn closes a connection
+whose request body was not read to its end, so the body is never taken for a next request).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from edgepolicy.errors import BundleError, RollbackError
 CONTENT_TYPE = "application/vnd.openpolicyagent.bundles"
 MAX_WAIT_SECONDS = 300
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+MAX_EXPANDED_BYTES = 4 * MAX_UPLOAD_BYTES  # an upload's archive, once uncompressed
 UPLOAD_SECONDS = 60  # a whole upload body must arrive within this
 RETRY_AFTER_SECONDS = 5
 _WAIT = re.compile(r"(?:^|[;,\s])wait=(\d+)")
@@ -114,7 +116,11 @@ class BundleService:
             elif method == "PUT":
                 await self._put(scope["path"], headers, receive, send)
             else:
-                raise _Refused(HTTPStatus.METHOD_NOT_ALLOWED, f"method {method} not allowed")
+                raise _Refused(
+                    HTTPStatus.METHOD_NOT_ALLOWED,
+                    f"method {method} not allowed",
+                    close=_declares_body(headers),
+                )
         except _Refused as refused:
             allowed = b"GET, HEAD, PUT" if self.upload_token else b"GET, HEAD"
             extra = [(b"allow", allowed)] if refused.status == 405 else []
@@ -127,7 +133,11 @@ class BundleService:
     async def _get(self, path: str, headers: dict[str, str], method: str, send: Send) -> None:
         current = self.store.get(path)
         if current is None:
-            raise _Refused(HTTPStatus.NOT_FOUND, f"no bundle at {shown(path)}")
+            raise _Refused(
+                HTTPStatus.NOT_FOUND,
+                f"no bundle at {shown(path)}",
+                close=_declares_body(headers),
+            )
         known = parse_etags(headers.get("if-none-match"))
         if "*" in known:  # RFC 9110 13.1.2: any current representation matches, new ones too
             await _respond(send, HTTPStatus.NOT_MODIFIED, b"", etag=current.etag)
@@ -156,19 +166,22 @@ class BundleService:
 
     async def _put(self, path: str, headers: dict[str, str], receive: Receive, send: Send) -> None:
         token = self.upload_token
+        unread = _declares_body(headers)  # refused before reading it: the connection ends
         if token is None:
-            raise _Refused(HTTPStatus.METHOD_NOT_ALLOWED, "uploads are not enabled")
+            raise _Refused(HTTPStatus.METHOD_NOT_ALLOWED, "uploads are not enabled", close=unread)
         supplied = headers.get("authorization", "")
         if not hmac.compare_digest(supplied.encode(), f"Bearer {token}".encode()):
-            raise _Refused(HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token")
+            raise _Refused(HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token", close=unread)
         try:
             target = self.store.locate(path)
         except BundleError as error:
-            raise _Refused(HTTPStatus.BAD_REQUEST, str(error)) from error
+            raise _Refused(HTTPStatus.BAD_REQUEST, str(error), close=unread) from error
         body = await _read_body(headers, receive)
         try:
             async with self._upload_lock:  # one upload unpacked and written at a time
-                await asyncio.to_thread(_store, target, body, path, self.allow_rollback)
+                await asyncio.to_thread(
+                    _store, self.store.root, target, body, path, self.allow_rollback
+                )
         except RollbackError as error:
             _LOG.warning("refused %s: %s", shown(path), error)
             raise _Refused(HTTPStatus.CONFLICT, str(error)) from error
@@ -179,18 +192,30 @@ class BundleService:
         await _respond(send, HTTPStatus.CREATED, b"stored\n")
 
 
-def _store(target: Path, body: bytes, path: str, allow_rollback: bool) -> None:
-    """Check that ``body`` is a bundle and write it to ``target`` (off the event loop).
+def _store(root: Path, target: Path, body: bytes, path: str, allow_rollback: bool) -> None:
+    """Check that ``body`` is a bundle and write it to ``target`` (off the event loop), never
+    outside ``root``, even through a symbolic link made since ``target`` was located.
 
     Raises:
         RollbackError: it would roll the bundle at ``path`` back.
-        BundleError: it is not a bundle with a ``.manifest``, or cannot be written.
+        BundleError: it is not a bundle with a ``.manifest``, or cannot be written (also when a
+            folder on the way has become a symbolic link).
     """
-    if MANIFEST not in read_tar_gz(body, source=path):
+    if MANIFEST not in read_tar_gz(body, source=shown(path), bound=MAX_EXPANDED_BYTES):
         raise BundleError(f"{shown(path)}: bundle has no .manifest")
     replace_bundle_file(
-        target, body, allow_rollback=allow_rollback, where=path, override=SERVICE_OVERRIDE
+        target,
+        body,
+        allow_rollback=allow_rollback,
+        where=path,
+        override=SERVICE_OVERRIDE,
+        inside=root,
     )
+
+
+def _declares_body(headers: dict[str, str]) -> bool:
+    """Tell whether a request has a body (which an answer given before reading it leaves)."""
+    return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

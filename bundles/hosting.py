@@ -6,9 +6,10 @@ event loop, not 1,000 threads (see docs/bundles.md for the measured memory). One
 all waiters, so a publish wakes every one of them from one directory watch, and the caps below
 are exact. :class:`BundleWorker` adds what gunicorn's ASGI worker leaves open:
 
-- at most ``max_connections`` open connections; one more is answered ``503`` with
-  ``Retry-After`` and closed (long polls are capped a little lower, in the application, so
-  uploads still get through);
+- at most ``max_connections`` open connections, counted from the accept (connections still in
+  their TLS handshake count); one more is answered ``503`` with ``Retry-After`` and closed
+  (over TLS closed unanswered, as no answer could be read before a handshake); long polls are
+  capped a little lower, in the application, so uploads still get through;
 - a new connection must complete its TLS handshake and then its request headers within
   ``HEADER_SECONDS`` each; a connection idle between requests is closed after
   ``KEEPALIVE_SECONDS``; an upload body must arrive within
@@ -26,6 +27,7 @@ gunicorn version; the tests in tests/unit/bundles exercise each of them through 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import ssl
@@ -77,21 +79,47 @@ class ServiceOptions:
         return max(1, self.max_connections - RESERVED_CONNECTIONS)
 
 
+class _CappedListener(socket.socket):
+    """The listening socket as asyncio accepts from it: at most ``cap`` accepted connections
+    open at once, counted from the accept (so connections still in their TLS handshake count
+    too). One more is sent ``busy`` (none over TLS, where it could not be read) and closed.
+    """
+
+    def __init__(self, listener: socket.socket, cap: int, busy: bytes | None) -> None:
+        super().__init__(listener.family, listener.type, listener.proto, os.dup(listener.fileno()))
+        self.cap = cap
+        self.busy = busy
+        self.accepted: list[socket.socket] = []
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        """Return the next connection under the cap; refuse those over it.
+
+        Raises:
+            BlockingIOError: no connection waits (as :meth:`socket.socket.accept`).
+        """
+        while True:
+            connection, address = super().accept()
+            if len(self.accepted) >= self.cap:  # forget the closed ones only when it matters
+                self.accepted = [kept for kept in self.accepted if kept.fileno() != -1]
+            if len(self.accepted) < self.cap:
+                self.accepted.append(connection)
+                return connection, address
+            with contextlib.suppress(OSError):
+                connection.setblocking(False)
+                if self.busy is not None:
+                    connection.send(self.busy)
+            connection.close()
+
+
 class _BoundedProtocol(ASGIProtocol):  # type: ignore[misc]
-    """gunicorn's ASGI connection with a connection cap and a first-request header timeout."""
+    """gunicorn's ASGI connection with a first-request header timeout."""
 
     _header_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Take the connection, or answer 503 and close it when the worker is full."""
-        worker: BundleWorker = self.worker
-        if worker.nr_conns >= worker.max_connections:
-            self._conn_lost_handled = True  # never counted, so never uncounted
-            transport.write(_BUSY)  # type: ignore[attr-defined]
-            transport.close()
-            return
+        """Take the connection and start its header timeout."""
         super().connection_made(transport)
-        self._header_timer = worker.loop.call_later(HEADER_SECONDS, self._keepalive_timeout)
+        self._header_timer = self.worker.loop.call_later(HEADER_SECONDS, self._keepalive_timeout)
 
     def _on_headers_complete(self) -> Any:
         if self._header_timer is not None:
@@ -110,20 +138,18 @@ class _BoundedProtocol(ASGIProtocol):  # type: ignore[misc]
 class BundleWorker(ASGIWorker):  # type: ignore[misc]
     """gunicorn's ASGI worker serving the bundle service with the bounds described above."""
 
-    max_connections = 0
-
     async def _serve(self) -> None:
         options: ServiceOptions = self.app.options
         service: BundleService = self.asgi
-        self.max_connections = options.max_connections
         watcher = self.loop.create_task(service.store.watch())
         tls = None
         if options.cert_file is not None and options.key_file is not None:
             tls = reloading_tls(options.cert_file, options.key_file)
+        busy = None if tls else _BUSY
         for listener in self.sockets:
             server = await self.loop.create_server(
                 lambda: _BoundedProtocol(self),
-                sock=listener.sock,
+                sock=_CappedListener(listener.sock, options.max_connections, busy),
                 ssl=tls,
                 ssl_handshake_timeout=HEADER_SECONDS if tls else None,
                 backlog=options.backlog,

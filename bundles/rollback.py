@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from edgepolicy.bundles.atomic_write import write_atomically
+from edgepolicy.bundles.atomic_write import open_folder_inside, write_in_folder
 from edgepolicy.bundles.gitrepo import is_ancestor
 from edgepolicy.bundles.layout import TIME_FORMAT
 
@@ -148,18 +149,38 @@ def check_replacement(
 
 
 @contextmanager
-def _directory_lock(directory: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``directory`` (publishers of one directory take turns)."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError as error:
-        raise BundleError(f"cannot open {directory}: {error.strerror or error}") from error
+def _directory_lock(directory: Path, inside: Path | None) -> Iterator[int]:
+    """Hold an exclusive lock on ``directory`` (publishers of one directory take turns) and
+    yield its descriptor; with ``inside``, it is opened without leaving that folder."""
+    if inside is not None:
+        fd = open_folder_inside(inside, directory)
+    else:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(directory, os.O_RDONLY)
+        except OSError as error:
+            raise BundleError(f"cannot open {directory}: {error.strerror or error}") from error
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        yield fd
     finally:
         os.close(fd)  # releases the lock
+
+
+def _current(folder: int, path: Path, *, follow: bool) -> bytes | None:
+    """Return the file ``path`` in the open folder ``folder``, or None if it is not a file.
+
+    Raises:
+        BundleError: it cannot be read (or, unless ``follow``, it is a symbolic link).
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    try:
+        with open(os.open(path.name, flags, dir_fd=folder), "rb") as current:
+            return current.read() if stat.S_ISREG(os.fstat(current.fileno()).st_mode) else None
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise BundleError(f"cannot read {path}: {error.strerror or error}") from error
 
 
 def replace_bundle_file(
@@ -170,24 +191,25 @@ def replace_bundle_file(
     allow_rollback: bool = False,
     where: str | None = None,
     override: str = _OVERRIDE,
+    inside: Path | None = None,
 ) -> None:
     """Write ``archive`` to ``path`` atomically unless that would roll back the bundle there.
 
     The check and the write happen under a lock on the directory, so two publishers (or a
     publisher and the bundle service) cannot interleave them. ``where`` names the place in
     messages (default: ``path``); ``override`` ends a refusal (see :func:`check_replacement`).
+    With ``inside`` (a resolved directory holding ``path``), the folders on the way are opened
+    without following symbolic links (:func:`open_folder_inside`), and a link at ``path`` is
+    neither read nor written through, so nothing outside ``inside`` is touched.
 
     Raises:
         RollbackError: see :func:`check_replacement` (nothing is written).
         BundleError: the file cannot be read or written.
     """
-    with _directory_lock(path.parent):
+    with _directory_lock(path.parent, inside) as folder:
         if not allow_rollback:
-            try:
-                current = path.read_bytes() if path.is_file() else None
-            except OSError as error:
-                raise BundleError(f"cannot read {path}: {error.strerror or error}") from error
+            current = _current(folder, path, follow=inside is None)
             check_replacement(
                 current, archive, where=where or str(path), repo=repo, override=override
             )
-        write_atomically(path, archive)
+        write_in_folder(folder, path.name, archive, shown=path)

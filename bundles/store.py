@@ -17,12 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from edgepolicy.bundles.atomic_write import open_folder_inside
 
 from edgepolicy.errors import BundleError, UsageError
 
 POLL_SECONDS = 0.05
+_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO must not block
 _SHOWN_PATH_CHARS = 100  # a refused path is quoted cut to this many characters
 
 
@@ -88,18 +93,27 @@ class BundleStore:
     def get(self, url_path: str) -> BundleFile | None:
         """Return the bundle at ``url_path``, or None if there is none (or the path is refused).
 
-        The file is looked at on every call (it is read again only when its metadata changed).
+        The file is looked at on every call (it is read again only when its metadata changed),
+        opened through :func:`open_folder_inside`, so never outside the root.
         """
         try:
             path = self.locate(url_path)
-            stat = path.stat()
-            identity = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-            cached = self._files.get(path)
-            if cached is not None and cached[0] == identity:
-                return cached[1]
-            if not path.is_file():
-                return None
-            content = path.read_bytes()
+            # Opened from the root without following links: the file checked, not one a link
+            # made since then leads to (the located path has none left to follow).
+            folder = open_folder_inside(self.root, path.parent, make=False)
+            try:
+                fd = os.open(path.name, _FILE, dir_fd=folder)
+            finally:
+                os.close(folder)
+            with open(fd, "rb") as file:
+                found = os.fstat(file.fileno())
+                if not stat.S_ISREG(found.st_mode):
+                    return None
+                identity = (found.st_mtime_ns, found.st_size, found.st_ino)
+                cached = self._files.get(path)
+                if cached is not None and cached[0] == identity:
+                    return cached[1]
+                content = file.read()
         except (BundleError, OSError):
             return None
         bundle = BundleFile(content, f'"{hashlib.sha256(content).hexdigest()[:32]}"')
@@ -160,9 +174,9 @@ class BundleStore:
         found = set()
         for path in self.root.rglob("*"):
             try:
-                stat = path.stat()
+                status = path.stat()
             except OSError:
                 continue
             if path.is_file():
-                found.add((str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino))
+                found.add((str(path), status.st_mtime_ns, status.st_size, status.st_ino))
         return frozenset(found)

@@ -49,22 +49,54 @@ def tar_gz(files: Mapping[str, bytes], *, mtime: int = 0) -> bytes:
     return out.getvalue()
 
 
-def read_tar_gz(data: bytes, *, source: str) -> dict[str, bytes]:
+class _Expanded(Exception):
+    """The archive expands past its bound."""
+
+
+class _BoundedGzip(gzip.GzipFile):
+    """A gzip stream that refuses to expand past ``bound`` bytes, before it holds them."""
+
+    bound = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        room = self.bound - self.tell()
+        if size is None or size < 0 or size > room:
+            data = super().read(room + 1)
+            if len(data) > room:
+                raise _Expanded
+            return data
+        return super().read(size)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET and offset > self.bound:
+            raise _Expanded
+        return super().seek(offset, whence)
+
+
+def read_tar_gz(data: bytes, *, source: str, bound: int | None = None) -> dict[str, bytes]:
     """Return the regular files of the bundle archive ``data`` (path without leading ``/``).
 
+    With ``bound``, an archive that expands to more than ``bound`` bytes (its tar stream,
+    headers included) is refused before that much is held.
+
     Raises:
-        BundleError: ``data`` is not a readable gzipped tar archive (``source`` names it).
+        BundleError: ``data`` is not a readable gzipped tar archive, or expands past ``bound``
+            (``source`` names it).
     """
     files: dict[str, bytes] = {}
+    stream = _BoundedGzip(fileobj=io.BytesIO(data), mode="rb")
+    stream.bound = bound if bound is not None else 2**63
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        with stream, tarfile.open(fileobj=stream, mode="r:") as tar:
             for member in tar:
                 if not member.isfile():
                     continue
                 extracted = tar.extractfile(member)
                 if extracted is not None:
                     files[member.name.lstrip("/")] = extracted.read()
-    except (tarfile.TarError, OSError, EOFError) as error:
+    except _Expanded:
+        raise BundleError(f"{source}: bundle expands to over {bound} bytes") from None
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
         raise BundleError(f"{source}: not a gzipped tar bundle: {error}") from error
     return files
 

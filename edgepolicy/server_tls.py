@@ -20,6 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+
 from edgepolicy.errors import UsageError
 
 _LOG = logging.getLogger("edgepolicy.tls")
@@ -40,12 +44,52 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.verify_mode = ssl.CERT_NONE
     try:
-        context.load_cert_chain(certfile=str(cert_file), keyfile=str(key_file))
+        # A password (empty) so that an encrypted key fails here instead of OpenSSL asking
+        # for a passphrase on the terminal, which would stall a server starting or rotating.
+        context.load_cert_chain(certfile=str(cert_file), keyfile=str(key_file), password=b"")
     except (ssl.SSLError, OSError) as error:
         raise UsageError(
             f"cannot load TLS certificate {cert_file} with key {key_file}: {error}"
         ) from error
     return context
+
+
+def check_certificate_file(cert_file: Path) -> None:
+    """Check that ``cert_file`` holds a PEM certificate (chain), alone of its key.
+
+    Raises:
+        UsageError: the file is missing or unreadable, or holds no PEM certificate.
+    """
+    try:
+        x509.load_pem_x509_certificates(_tls_file(cert_file))
+    except ValueError:
+        raise UsageError(f"TLS certificate {cert_file} holds no PEM certificate") from None
+
+
+def check_key_file(key_file: Path) -> None:
+    """Check that ``key_file`` holds a PEM private key without a passphrase.
+
+    Raises:
+        UsageError: the file is missing or unreadable, holds no PEM private key, or holds an
+            encrypted one (no passphrase is ever asked for).
+    """
+    try:
+        serialization.load_pem_private_key(_tls_file(key_file), password=None)
+    except TypeError:
+        raise UsageError(
+            f"TLS key {key_file} is encrypted; give the key without a passphrase"
+        ) from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise UsageError(f"TLS key {key_file} holds no PEM private key") from None
+
+
+def _tls_file(path: Path) -> bytes:
+    if not path.is_file():
+        raise UsageError(f"TLS file not found: {path}")
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise UsageError(f"cannot read TLS file {path}: {error.strerror or error}") from error
 
 
 def _identity(path: Path) -> FileIdentity:

@@ -36,6 +36,7 @@ from edgepolicy.cli.flag_errors import from_flag
 from edgepolicy.cli.policy_options import opa_binary
 from edgepolicy.errors import RegistryError, RollbackError, UsageError
 from edgepolicy.kubeconfig import KubeconfigError
+from edgepolicy.server_tls import check_certificate_file, check_key_file, server_context
 
 DEFAULT_PORT = 8282
 DEFAULT_WORKDIR = Path.home() / ".cache" / "edgepolicy" / "watch"
@@ -390,8 +391,12 @@ def _serve(args: argparse.Namespace) -> int:
             raise UsageError(f"upload token file {args.upload_token_file} is empty")
     if (args.tls_cert is None) != (args.tls_key is None):
         raise UsageError("--tls-cert and --tls-key go together")
+    if args.tls_cert is not None:
+        _check_tls_files(Path(args.tls_cert), Path(args.tls_key))
     if args.max_connections < 1:
         raise UsageError(f"--max-connections must be at least 1, got {args.max_connections}")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be 0 to 65535, got {args.port}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     options = ServiceOptions(
         Path(args.dir),
@@ -405,6 +410,16 @@ def _serve(args: argparse.Namespace) -> int:
     )
     serve(options, lambda url: print(f"serving bundles from {args.dir} at {url}/", flush=True))
     return 0
+
+
+def _check_tls_files(cert_file: Path, key_file: Path) -> None:
+    """Name the flag of a TLS file that cannot serve, before anything is served."""
+    with from_flag("--tls-cert"):
+        check_certificate_file(cert_file)
+    with from_flag("--tls-key"):
+        check_key_file(key_file)
+    with from_flag("--tls-cert/--tls-key"):
+        server_context(cert_file, key_file)  # e.g. a key that is not the certificate's
 
 
 def _report(line: str) -> None:

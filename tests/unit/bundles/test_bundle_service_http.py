@@ -6,8 +6,10 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tarfile
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,13 @@ import pytest
 import urllib3
 from bundleservice import Service, bundle_service, exchange, raw, responses
 from edgepolicy.bundles.atomic_write import write_atomically
-from edgepolicy.bundles.bundle_service import CONTENT_TYPE, parse_etags, parse_wait
+from edgepolicy.bundles.bundle_service import (
+    CONTENT_TYPE,
+    MAX_EXPANDED_BYTES,
+    MAX_UPLOAD_BYTES,
+    parse_etags,
+    parse_wait,
+)
 from edgepolicy.bundles.hosting import RESERVED_CONNECTIONS
 
 from edgepolicy.bundle_format import tar_gz
@@ -178,6 +186,23 @@ def test_raw_requests_never_read_outside_the_folder_or_a_hidden_file(
     assert responses(received) == [404], received[:200]
 
 
+def test_an_absolute_path_names_a_file_inside_the_folder(
+    served: tuple[Service, Path], root: Path
+) -> None:
+    service, directory = served
+    absolute = b"/" + str(root / "outside" / "secret.tar.gz").encode()  # "//tmp/.../secret..."
+    received = raw(service, b"GET " + absolute + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert SECRET not in received
+    assert responses(received) == [404], received[:200]
+    body = _bundle("x")
+    head = b"PUT " + absolute.replace(b"secret", b"absolute") + b" HTTP/1.1\r\nHost: t\r\n" + AUTH
+    stored = raw(service, head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    assert responses(stored) == [201], stored[:300]
+    assert not (root / "outside" / "absolute.tar.gz").exists()
+    inside = directory / str(root / "outside" / "absolute.tar.gz").lstrip("/")
+    assert inside.read_bytes() == body
+
+
 def test_a_symbolic_link_that_stays_inside_is_served(served: tuple[Service, Path]) -> None:
     service, _ = served
     assert _get(f"{service.url}/alias.tar.gz").data == _bundle("one")
@@ -223,6 +248,8 @@ def test_upload_needs_the_token(served: tuple[Service, Path]) -> None:
         b"/elsewhere/escape.tar.gz",  # through a symbolic link to a folder outside
         b"/linked.tar.gz",  # a symbolic link to a file outside
         b"/escape.tar.gz%00",
+        b"/team%5cescape.tar.gz",  # a backslash, which a proxy may read as a separator
+        b"/team\\escape.tar.gz",
         b"/",
     ],
 )
@@ -237,6 +264,66 @@ def test_upload_to_a_hidden_or_escaping_path_is_refused(
     assert responses(received) == [400], received[:300]
     assert b"not a bundle path" in received
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("swapped", ["top", "top/inner"])
+def test_a_folder_swapped_for_a_link_out_after_the_check_is_not_written_through(
+    served: tuple[Service, Path], root: Path, swapped: str
+) -> None:
+    service, directory = served
+    team = f"swap-{swapped.replace('/', '-')}"
+    (directory / team / "top" / "inner").mkdir(parents=True)
+    body = _bundle("x")
+    with service.connect() as connection:
+        # The service checks the path, then asks for the body with 100 Continue: the check
+        # has happened when the answer comes. Only then does a folder on the way become a
+        # symbolic link to a folder outside.
+        continued = exchange(connection, b"PUT /" + team.encode() + b"/top/inner/swap.tar.gz"
+                             b" HTTP/1.1\r\nHost: t\r\n" + AUTH + b"Expect: 100-continue\r\n"
+                             b"Content-Length: %d\r\n\r\n" % len(body))  # fmt: skip
+        assert continued.startswith(b"HTTP/1.1 100 "), continued
+        (directory / team / swapped).rename(directory / team / "moved")
+        (directory / team / swapped).symlink_to(root / "outside", target_is_directory=True)
+        received = exchange(connection, body)
+    assert not list((root / "outside").rglob("swap.tar.gz"))
+    assert responses(received) == [400], received[:300]
+    assert "Traceback" not in service.log.read_text()
+
+
+def _expanding_bundle(size: int) -> bytes:
+    """A bundle with a .manifest and a file of ``size`` zero bytes, compressed as it is made."""
+    header = tarfile.TarInfo("zeros.json")
+    header.size = size
+    manifest = tarfile.TarInfo(".manifest")
+    manifest.size = 2
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    parts = [compressor.compress(manifest.tobuf() + b"{}".ljust(512, b"\0") + header.tobuf())]
+    zeros = bytes(1024 * 1024)
+    for _ in range(size // len(zeros)):
+        parts.append(compressor.compress(zeros))
+    parts.append(compressor.compress(bytes(1024 * 10)) + compressor.flush())  # end of archive
+    return b"".join(parts)
+
+
+def test_an_upload_that_expands_past_the_bound_is_refused(served: tuple[Service, Path]) -> None:
+    service, directory = served
+    body = _expanding_bundle(MAX_EXPANDED_BYTES + 1024 * 1024)
+    assert len(body) < MAX_UPLOAD_BYTES // 64  # small on the wire
+    request = b"PUT /bomb.tar.gz HTTP/1.1\r\nHost: t\r\n" + AUTH
+    received = raw(service, request + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    assert responses(received) == [400], received[:300]
+    assert b"expands to over" in received
+    assert not (directory / "bomb.tar.gz").exists()
+
+
+def test_a_refused_upload_quotes_its_path_cut_short(served: tuple[Service, Path]) -> None:
+    service, _ = served
+    path = b"/" + b"a/" * 1500 + b"x.tar.gz"
+    request = b"PUT " + path + b" HTTP/1.1\r\nHost: t\r\n" + AUTH + b"Content-Length: 7\r\n\r\n"
+    received = raw(service, request + b"garbage")
+    assert responses(received) == [400], received[:300]
+    answer = received.split(b"\r\n\r\n", 1)[1]
+    assert b"not a gzipped tar bundle" in answer and len(answer) < 300, answer[:400]
 
 
 def test_upload_of_something_that_is_not_a_bundle_is_refused(
@@ -266,6 +353,8 @@ def test_a_body_is_never_read_as_the_next_request(
     request = b"PUT /x.tar.gz HTTP/1.1\r\nHost: t\r\n" + headers
     received = raw(service, request + b"Content-Length: %d\r\n\r\n" % len(SMUGGLED) + SMUGGLED)
     assert responses(received) == [status], received
+    if status == 401:  # answered before the body was read: said, so a proxy does not reuse it
+        assert b"\r\nconnection: close\r\n" in received.lower()
 
 
 def test_a_body_sent_slowly_is_never_read_as_the_next_request(
@@ -281,6 +370,55 @@ def test_a_body_sent_slowly_is_never_read_as_the_next_request(
             later = b"<EOF>"
     assert responses(first) == [401]
     assert responses(later) == [], later
+
+
+@pytest.mark.parametrize(
+    ("request_line", "headers", "status"),
+    [
+        (b"PUT /x.tar.gz", b"", 401),
+        (b"DELETE /x.tar.gz", b"", 405),
+        (b"PUT /.x.tar.gz", AUTH, 400),
+        (b"GET /missing.tar.gz", b"", 404),
+    ],
+)
+def test_a_body_held_back_for_100_continue_is_never_read_as_the_next_request(
+    served: tuple[Service, Path], request_line: bytes, headers: bytes, status: int
+) -> None:
+    service, _ = served
+    head = (request_line + b" HTTP/1.1\r\nHost: t\r\n" + headers
+            + b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(SMUGGLED))  # fmt: skip
+    with service.connect() as connection:
+        first = exchange(connection, head)  # answered without 100 Continue
+        try:
+            later = exchange(connection, SMUGGLED)  # the client sends its body anyway
+        except OSError:  # the service closed the connection (reset on our late write)
+            later = b"<EOF>"
+    assert responses(first) == [status], first
+    assert b"\r\nconnection: close\r\n" in first.lower()  # said before it is done
+    assert responses(later) == [], later
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+        b"Transfer-Encoding: chunked, identity\r\n",
+        b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+        b"Transfer-Encoding : chunked\r\n",
+        b"Content-Length: 0x10\r\n",
+        b"Content-Length: 1_0\r\n",
+        b"Content-Length: 5, 5\r\n",
+    ],
+)
+def test_ambiguous_framing_is_refused_and_the_connection_closed(
+    served: tuple[Service, Path], framing: bytes
+) -> None:
+    service, _ = served
+    request = b"PUT /x.tar.gz HTTP/1.1\r\nHost: t\r\n" + AUTH + framing + b"\r\n0\r\n\r\n"
+    received = raw(service, request + SMUGGLED)
+    assert responses(received) == [400], received[:300]
+    assert received.endswith(b"<EOF>")
 
 
 @pytest.mark.parametrize(
@@ -356,6 +494,7 @@ def test_connections_over_the_cap_get_503_with_retry_after(tmp_path: Path) -> No
     directory.mkdir()
     write_atomically(directory / "edgepolicy.tar.gz", _bundle("one"))
     with bundle_service(directory, "--max-connections", "3") as service:
+        time.sleep(0.5)  # the connection that saw it start is closed (counted until then)
         held = [service.connect() for _ in range(3)]
         try:
             time.sleep(0.5)  # all three accepted

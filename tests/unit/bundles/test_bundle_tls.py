@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from bundleservice import bundle_service, exchange, responses
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import Encoding
 from edgepolicy.bundles.atomic_write import write_atomically
 
@@ -88,14 +89,81 @@ def test_a_stalled_tls_handshake_is_dropped(tmp_path: Path, write_key_pair: KeyP
         assert 8 < time.monotonic() - started < 20
 
 
+def test_connections_still_shaking_hands_count_toward_the_cap(
+    tmp_path: Path, write_key_pair: KeyPairWriter
+) -> None:
+    directory = tmp_path / "bundles"
+    directory.mkdir()
+    write_atomically(directory / "edgepolicy.tar.gz", tar_gz({".manifest": b"{}"}))
+    cert_file, key_file = tmp_path / "tls.crt", tmp_path / "tls.key"
+    write_key_pair(cert_file, key_file, "service")
+    flags = ("--tls-cert", str(cert_file), "--tls-key", str(key_file), "--max-connections", "3")
+    with bundle_service(directory, *flags) as service:
+        time.sleep(0.5)  # the connection that saw it start is closed
+        stalled = [service.connect(timeout=30) for _ in range(3)]
+        for connection in stalled:
+            connection.sendall(b"\x16\x03\x01")  # the first bytes of a TLS hello, then nothing
+        time.sleep(0.5)
+        started = time.monotonic()
+        with pytest.raises(OSError):  # ssl.SSLError is one: closed before any handshake
+            _handshake(service.port, None, None)
+        assert time.monotonic() - started < 5  # refused at once, not after the stalled ones
+        for connection in stalled:
+            connection.close()
+        time.sleep(0.5)
+        assert responses(_handshake(service.port, None, None)[1]) == [200]
+
+
 def test_tls_flags_are_checked_before_serving(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     serve = ["bundle", "serve", "--dir", str(tmp_path), "--port", "0"]
     assert main([*serve, "--tls-cert", str(tmp_path / "c.pem")]) == 2
     assert "--tls-cert and --tls-key go together" in capsys.readouterr().err
-    missing = ["--tls-cert", str(tmp_path / "c.pem"), "--tls-key", str(tmp_path / "k.pem")]
-    assert main([*serve, *missing]) == 2
-    assert f"TLS file not found: {tmp_path / 'c.pem'}" in capsys.readouterr().err
     assert main([*serve, "--max-connections", "0"]) == 2
     assert "--max-connections must be at least 1, got 0" in capsys.readouterr().err
+    for port in ("65536", "-1"):
+        assert main([*serve, "--port", port]) == 2
+        assert f"--port must be 0 to 65535, got {port}" in capsys.readouterr().err
+
+
+def _encrypted_key(key_file: Path) -> bytes:
+    key = serialization.load_pem_private_key(key_file.read_bytes(), None)
+    encrypted = serialization.BestAvailableEncryption(b"passphrase")
+    return key.private_bytes(Encoding.PEM, serialization.PrivateFormat.PKCS8, encrypted)
+
+
+@pytest.mark.parametrize(
+    ("cert", "key", "flag", "named", "problem"),
+    [
+        ("missing.pem", "tls.key", "--tls-cert", "missing.pem", "not found"),
+        ("tls.crt", "missing.key", "--tls-key", "missing.key", "not found"),
+        ("tls.key", "tls.key", "--tls-cert", "tls.key", "no PEM certificate"),
+        ("junk", "tls.key", "--tls-cert", "junk", "no PEM certificate"),
+        ("tls.crt", "tls.crt", "--tls-key", "tls.crt", "no PEM private key"),
+        ("tls.crt", "junk", "--tls-key", "junk", "no PEM private key"),
+        ("tls.crt", "encrypted.key", "--tls-key", "encrypted.key", "encrypted"),
+        ("tls.crt", ".", "--tls-key", ".", "not found"),
+        ("tls.crt", "other.key", "--tls-cert/--tls-key", "other.key", "key values mismatch"),
+    ],
+)
+def test_a_bad_tls_file_is_named_with_its_flag(
+    tmp_path: Path,
+    write_key_pair: KeyPairWriter,
+    capsys: pytest.CaptureFixture[str],
+    cert: str,
+    key: str,
+    flag: str,
+    named: str,
+    problem: str,
+) -> None:
+    write_key_pair(tmp_path / "tls.crt", tmp_path / "tls.key", "service")
+    write_key_pair(tmp_path / "other.crt", tmp_path / "other.key", "other")
+    (tmp_path / "encrypted.key").write_bytes(_encrypted_key(tmp_path / "tls.key"))
+    (tmp_path / "junk").write_text("not PEM\n")
+    serve = ["bundle", "serve", "--dir", str(tmp_path), "--port", "0"]
+    files = ["--tls-cert", str(tmp_path / cert), "--tls-key", str(tmp_path / key)]
+    assert main([*serve, *files]) == 2  # never a passphrase prompt, never serving
+    error = capsys.readouterr().err
+    assert f"error: {flag} " in error, error
+    assert str(tmp_path / named) in error and problem in error, error
