@@ -34,9 +34,9 @@ from edgepolicy.bundles.watch import WatchConfig, watch
 from edgepolicy.cli import trust_flags
 from edgepolicy.cli.flag_errors import from_flag
 from edgepolicy.cli.policy_options import opa_binary
+from edgepolicy.cli.tls_flags import check_tls_flags
 from edgepolicy.errors import RegistryError, RollbackError, UsageError
 from edgepolicy.kubeconfig import KubeconfigError
-from edgepolicy.server_tls import check_certificate_file, check_key_file, server_context
 
 DEFAULT_PORT = 8282
 DEFAULT_WORKDIR = Path.home() / ".cache" / "edgepolicy" / "watch"
@@ -392,7 +392,7 @@ def _serve(args: argparse.Namespace) -> int:
     if (args.tls_cert is None) != (args.tls_key is None):
         raise UsageError("--tls-cert and --tls-key go together")
     if args.tls_cert is not None:
-        _check_tls_files(Path(args.tls_cert), Path(args.tls_key))
+        check_tls_flags(Path(args.tls_cert), Path(args.tls_key))
     if args.max_connections < 1:
         raise UsageError(f"--max-connections must be at least 1, got {args.max_connections}")
     if not 0 <= args.port <= 65535:
@@ -410,16 +410,6 @@ def _serve(args: argparse.Namespace) -> int:
     )
     serve(options, lambda url: print(f"serving bundles from {args.dir} at {url}/", flush=True))
     return 0
-
-
-def _check_tls_files(cert_file: Path, key_file: Path) -> None:
-    """Name the flag of a TLS file that cannot serve, before anything is served."""
-    with from_flag("--tls-cert"):
-        check_certificate_file(cert_file)
-    with from_flag("--tls-key"):
-        check_key_file(key_file)
-    with from_flag("--tls-cert/--tls-key"):
-        server_context(cert_file, key_file)  # e.g. a key that is not the certificate's
 
 
 def _report(line: str) -> None:

@@ -161,6 +161,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    from edgepolicy.cli.tls_flags import check_tls_flags
+
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
     if args.probe_port is not None and not 0 < args.probe_port < 65536:
@@ -184,6 +186,7 @@ def _check_args(args: argparse.Namespace) -> None:
         )
     if args.kubeconfig is not None and not Path(args.kubeconfig).is_file():
         raise UsageError(f"--kubeconfig {args.kubeconfig}: no such file")
+    check_tls_flags(Path(args.tls_cert), Path(args.tls_key))
 
 
 def _run(args: argparse.Namespace) -> int:
