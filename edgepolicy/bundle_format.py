@@ -26,6 +26,7 @@ from edgepolicy.errors import BundleError
 MANIFEST = ".manifest"
 SIGNATURES = ".signatures.json"
 _GZIP_LEVEL = 9
+_DRAIN_BYTES = 65536
 
 
 def tar_gz(files: Mapping[str, bytes], *, mtime: int = 0) -> bytes:
@@ -80,8 +81,8 @@ def read_tar_gz(data: bytes, *, source: str, bound: int | None = None) -> dict[s
     headers included) is refused before that much is held.
 
     Raises:
-        BundleError: ``data`` is not a readable gzipped tar archive, or expands past ``bound``
-            (``source`` names it).
+        BundleError: ``data`` is not a readable gzipped tar archive (its gzip checksum
+            included, as OPA checks it), or expands past ``bound`` (``source`` names it).
     """
     files: dict[str, bytes] = {}
     stream = _BoundedGzip(fileobj=io.BytesIO(data), mode="rb")
@@ -94,6 +95,8 @@ def read_tar_gz(data: bytes, *, source: str, bound: int | None = None) -> dict[s
                 extracted = tar.extractfile(member)
                 if extracted is not None:
                     files[member.name.lstrip("/")] = extracted.read()
+            while stream.read(_DRAIN_BYTES):  # to the gzip trailer: its CRC and length checked
+                pass
     except _Expanded:
         raise BundleError(f"{source}: bundle expands to over {bound} bytes") from None
     except (tarfile.TarError, OSError, EOFError, zlib.error) as error:

@@ -316,6 +316,16 @@ def test_an_upload_that_expands_past_the_bound_is_refused(served: tuple[Service,
     assert not (directory / "bomb.tar.gz").exists()
 
 
+def test_an_upload_with_a_bad_gzip_checksum_is_refused(served: tuple[Service, Path]) -> None:
+    service, directory = served
+    body = bytearray(_bundle("r1"))
+    body[-8] ^= 0xFF  # the gzip trailer's CRC-32: the archive inside still reads
+    response = _put(f"{service.url}/crc.tar.gz", bytes(body))
+    assert response.status == 400, response.data
+    assert b"CRC check failed" in response.data
+    assert not (directory / "crc.tar.gz").exists()
+
+
 def test_a_refused_upload_quotes_its_path_cut_short(served: tuple[Service, Path]) -> None:
     service, _ = served
     path = b"/" + b"a/" * 1500 + b"x.tar.gz"
