@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -242,21 +242,34 @@ def webhook_server(
     url = f"https://127.0.0.1:{port}"
     client = urllib3.PoolManager(ca_certs=str(ca), retries=False)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"edgepolicy serve did not start: see {directory}/serve.log")
-            try:
-                if client.request("GET", url + "/readyz", timeout=1.0).status == 200:
-                    break
-            except urllib3.exceptions.HTTPError:
-                pass
-            time.sleep(0.2)
+        wait_until_serving(
+            process,
+            lambda: client.request("GET", url + "/readyz", timeout=1.0).status == 200,
+            f"edgepolicy serve did not start: see {directory}/serve.log",
+            60,
+        )
         yield url, ca, process
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(30)
         log.close()
+
+
+def wait_until_serving(
+    process: subprocess.Popen[bytes], ready: Callable[[], bool], failure: str, seconds: float
+) -> None:
+    """Wait until ``ready()`` is true (an HTTP error counts as not yet); exit with ``failure``
+    when ``process`` ends or ``seconds`` pass first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(failure)
+        try:
+            if ready():
+                return
+        except urllib3.exceptions.HTTPError:
+            pass
+        time.sleep(0.2)
 
 
 def _children(pid: int) -> list[int]:

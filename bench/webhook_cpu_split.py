@@ -28,7 +28,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +42,7 @@ from admission import (
     _write_tls,
     cpu_seconds,
     request_mix,
+    wait_until_serving,
     webhook_server,
     write_targets,
 )
@@ -97,15 +97,12 @@ def null_server(directory: Path, *, workers: int) -> Iterator[tuple[str, Path, i
     url = f"https://127.0.0.1:{port}"
     client = urllib3.PoolManager(ca_certs=str(ca), retries=False)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("gunicorn with the null application did not start")
-            try:
-                client.request("POST", url, body=b"{}", timeout=1.0)
-                break
-            except urllib3.exceptions.HTTPError:
-                time.sleep(0.2)
+        wait_until_serving(
+            process,
+            lambda: client.request("POST", url, body=b"{}", timeout=1.0).status == 200,
+            "gunicorn with the null application did not start",
+            30,
+        )
         yield url, ca, process.pid
     finally:
         os.killpg(process.pid, signal.SIGTERM)
