@@ -551,6 +551,10 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
             if error.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, None):
                 self.log.debug("connection from %s failed: %s", addr, error)
         except Exception as error:  # a malformed request: gunicorn answers 400 and closes
+            if isinstance(error, http.errors.ParseException) and not isinstance(
+                error, http.errors.InvalidResponseHeader | http.errors.InvalidResponseHeaderName
+            ):  # the client's HTTP, not an answer of ours: logged by gunicorn, counted here
+                metrics.REJECTED.labels(reason=metrics.MALFORMED_HTTP).inc()
             self.handle_error(req, client, addr, error)
 
     def _read_body(self, req: Any, client: Any) -> None:

@@ -56,14 +56,17 @@ FAILURE_MODE = Counter(
     "AdmissionReviews answered without a decision, by mode (fail-open, fail-closed).",
     ["mode"],
 )
+# Requests whose HTTP itself gunicorn refused (bad request line, header, framing).
+MALFORMED_HTTP = "malformed-http"
 REJECTED = Counter(
     "edgepolicy_rejected_requests",
-    "Requests to /validate or /mutate answered with an HTTP error instead of a decision, by "
-    "reason: 400 (not-json, number-out-of-range, too-deep, not-admission-review, "
-    "invalid-request), 413 (too-large), 405 (method-not-allowed).",
+    "Requests answered with an HTTP error instead of a decision, by reason: 400 (not-json, "
+    "number-out-of-range, too-deep, not-admission-review, invalid-request), 413 (too-large), "
+    "405 (method-not-allowed), and HTTP that could not be read at all (malformed-http: 400, "
+    "414, 431, 501).",
     ["reason"],
 )
-REJECTED_REASONS = (*MALFORMED_REASONS, "too-large", "method-not-allowed")
+REJECTED_REASONS = (*MALFORMED_REASONS, "too-large", "method-not-allowed", MALFORMED_HTTP)
 REFUSED_CONNECTIONS = Counter(
     "edgepolicy_webhook_refused_connections",
     "New connections reset before their TLS handshake because the worker was overloaded.",

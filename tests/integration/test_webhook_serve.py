@@ -840,6 +840,30 @@ def test_forwarding_headers_are_ignored_even_from_loopback(
     assert response["allowed"] is False and "- finops.cpu: " in response["status"]["message"]
 
 
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        "POST /validate HTTP/1.1\r\nHost: webhook\r\nno colon here\r\n",  # 400
+        "POST /validate HTTP/1.1\r\nHost: webhook\r\nContent-Length: 1_0\r\n",  # 400
+        f"POST /{'v' * 10_000} HTTP/1.1\r\nHost: webhook\r\n",  # 414
+    ],
+)
+def test_http_gunicorn_cannot_read_is_logged_and_counted(
+    serve: ServeProcess, client: urllib3.PoolManager, test_ca: TestCA, request_head: str
+) -> None:
+    series = 'edgepolicy_rejected_requests_total{reason="malformed-http"}'
+    before = _sample(_metrics(client, serve), series)
+    connection = _tls_connection(serve, test_ca)
+    try:
+        connection.sendall(f"{request_head}\r\n".encode())
+        answer = connection.recv(4096)
+    finally:
+        connection.close()
+    assert answer.split(b" ", 2)[1] in (b"400", b"414"), answer[:200]
+    assert _sample(_metrics(client, serve), series) == before + 1
+    assert "Invalid request from ip=" in serve.log()
+
+
 def _tls_connection(server: ServeProcess, ca: TestCA) -> ssl.SSLSocket:
     """A raw TLS connection to ``server`` (for requests the HTTP clients would not send)."""
     context = ssl.create_default_context(cafile=str(ca.cert_file))
