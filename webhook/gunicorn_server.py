@@ -583,7 +583,6 @@ class EventedWorker(GeventWorker):  # type: ignore[misc]
         What exists once the application is loaded lives as long as the worker: it is moved out
         of the garbage collector's generations (``gc.freeze``), as the master's modules were
         before the fork, so the collector's rare full passes only walk what requests allocate.
-
         """
         super().load_wsgi()
         gc.collect()
